@@ -1,0 +1,28 @@
+# Two commands a user needs: `make app` (serve the web app) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 5006
+PYTEST_ARGS ?=
+
+.PHONY: setup app test lint format assets bench clean-venv
+
+setup:
+	@VENV=$(VENV) bash scripts/setup_env.sh
+
+app: setup
+	$(VENV)/bin/scifm serve --address $(HOST) --port $(PORT)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,29 @@
+"""Pieces the three ideas share: devices, configs, checkpoints, the training loop."""
+
+from scifm.core.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
+from scifm.core.config import ConfigMixin, parse_overrides
+from scifm.core.devices import autocast, numpy_rng, pick_device, torch_generator
+from scifm.core.train import BatchSource, DatasetBatches, TrainConfig, TrainResult, train
+
+__all__ = [
+    "BatchSource",
+    "CheckpointError",
+    "ConfigMixin",
+    "DatasetBatches",
+    "TrainConfig",
+    "TrainResult",
+    "autocast",
+    "load_checkpoint",
+    "load_model",
+    "numpy_rng",
+    "parse_overrides",
+    "pick_device",
+    "save_checkpoint",
+    "torch_generator",
+    "train",
+]

@@ -1,0 +1,65 @@
+"""Device choice, local random generators and mixed precision.
+
+Nothing in scifm calls ``.cuda()``: callers pass a ``torch.device`` chosen here.
+Randomness always flows through local generators (never global seeding), so two
+pieces of code cannot perturb each other's streams.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+_VALID = ("cuda", "mps", "cpu")
+
+
+def pick_device(prefer: str | torch.device | None = None) -> torch.device:
+    """Return the device to run on: ``prefer`` if given, else CUDA, then MPS, then CPU.
+
+    ``SCIFM_DEVICE`` in the environment overrides the automatic choice.
+    """
+    choice = prefer if prefer is not None else os.environ.get("SCIFM_DEVICE")
+    if choice is not None:
+        dev = torch.device(choice)
+        if dev.type not in _VALID:
+            raise ValueError(f"device {choice!r}: expected one of {_VALID} (e.g. 'cuda:0')")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {choice!r} requested but CUDA is not available here")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device {choice!r} requested but MPS is not available here")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A fresh torch generator seeded with ``seed`` (local: global RNG untouched)."""
+    g = torch.Generator(device=torch.device(device))
+    g.manual_seed(int(seed))
+    return g
+
+
+def numpy_rng(seed: int | np.random.SeedSequence | list[int]) -> np.random.Generator:
+    """A fresh numpy ``Generator``; a list seeds a ``SeedSequence`` (e.g. ``[seed, object_id]``)."""
+    return np.random.default_rng(seed)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, enabled: bool = True) -> Iterator[None]:
+    """bf16 autocast on CUDA when ``enabled``; a no-op on CPU/MPS (fp32 there)."""
+    if enabled and bf16_supported(device):
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            yield
+    else:
+        yield
