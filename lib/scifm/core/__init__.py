@@ -1,5 +1,6 @@
 """Pieces the three ideas share: devices, configs, checkpoints, the training loop."""
 
+from scifm.core.batches import BatchSource, DatasetBatches
 from scifm.core.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -8,7 +9,7 @@ from scifm.core.checkpoint import (
 )
 from scifm.core.config import ConfigMixin, parse_overrides
 from scifm.core.devices import autocast, numpy_rng, pick_device, torch_generator
-from scifm.core.train import BatchSource, DatasetBatches, TrainConfig, TrainResult, train
+from scifm.core.train import TrainConfig, TrainResult, train, unwrap
 
 __all__ = [
     "BatchSource",
@@ -26,4 +27,5 @@ __all__ = [
     "save_checkpoint",
     "torch_generator",
     "train",
+    "unwrap",
 ]

@@ -1,0 +1,269 @@
+"""The training loop the three ideas share.
+
+AdamW with decoupled weight decay (none on biases and norms), linear warmup then
+cosine decay, gradient clipping, gradient accumulation, bf16 autocast on CUDA,
+optional ``torch.compile``, a tqdm bar with loss and throughput, a JSON-lines
+metrics log, periodic atomic checkpoints and exact resume (model, optimizer,
+step, RNG states; the data position is the step, see ``batches.py``). Launched
+with ``torchrun`` it trains data-parallel with no code change.
+
+Usage::
+
+    result = train(model, loss_fn, batches, TrainConfig(steps=500), device=dev,
+                   out_dir="runs/x", model_config=cfg)
+
+``loss_fn(model, batch) -> (loss, {"metric": float})`` receives the model as the loop
+runs it (maybe wrapped by DDP or compile): call it through ``forward`` only, or use
+``unwrap(model)`` for attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from scifm.core.batches import BatchSource, DatasetBatches, batch_len, to_device
+from scifm.core.checkpoint import load_checkpoint, save_checkpoint
+from scifm.core.config import ConfigMixin
+from scifm.core.devices import autocast, pick_device
+from scifm.core.distributed import (
+    all_reduce_mean,
+    barrier,
+    device_for_rank,
+    init_distributed,
+)
+from scifm.core.schedule import warmup_cosine
+
+__all__ = ["BatchSource", "DatasetBatches", "TrainConfig", "TrainResult", "train", "unwrap"]
+
+LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
+CHECKPOINT_DIR = "checkpoint"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig(ConfigMixin):
+    steps: int = 1000  # optimizer steps in the whole run (resume continues to this)
+    lr: float = 3e-4  # peak learning rate after warmup
+    warmup_steps: int = 100  # linear warmup from lr/warmup to lr
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at the last step
+    weight_decay: float = 0.01  # AdamW decay on matrices only (not biases, norms, embeddings' 1-D)
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW moments
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    accum_steps: int = 1  # micro-batches per optimizer step (bigger batches on small memory)
+    bf16: bool = True  # bf16 autocast, used only where the device supports it (CUDA)
+    compile: bool = False  # torch.compile the model (worth it on GPU for long runs)
+    log_every: int = 10  # steps between metric records (and progress-bar updates)
+    ckpt_every: int = 0  # steps between resumable checkpoints; 0 = only at the end
+    seed: int = 0  # seeds the global torch RNG once at the start (dropout, DropPath)
+    progress: bool = True  # show a tqdm progress bar on rank 0
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"steps": 20, "warmup_steps": 2, "log_every": 5},
+        "small": {"steps": 500, "warmup_steps": 50, "log_every": 25, "ckpt_every": 100},
+        "paper": {"steps": 200_000, "warmup_steps": 1000, "log_every": 100, "ckpt_every": 5000},
+    }
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "accum_steps", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be >= 1")
+        if self.lr <= 0 or not math.isfinite(self.lr):
+            raise ValueError(f"TrainConfig.lr={self.lr}: must be a positive finite number")
+        if self.warmup_steps < 0 or self.ckpt_every < 0 or self.grad_clip < 0:
+            raise ValueError("TrainConfig: warmup_steps, ckpt_every and grad_clip must be >= 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"TrainConfig.min_lr_ratio={self.min_lr_ratio}: expected [0, 1]")
+
+
+@dataclass
+class TrainResult:
+    step: int  # optimizer steps completed
+    history: list[dict[str, float]] = field(default_factory=list)  # records of this process
+    checkpoint: Path | None = None  # resumable checkpoint directory (loadable by load_model)
+    resumed_from: int = 0  # step the run resumed at (0 for a fresh run)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under DDP and ``torch.compile`` wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _trainer_state(
+    opt: torch.optim.Optimizer, step: int
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Flatten optimizer state + RNG into safetensors-able tensors and JSON."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {"rng.torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors["rng.torch_cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"opt.{idx}.{k}"] = v
+            else:
+                scalars.setdefault(str(idx), {})[k] = v
+    return tensors, {"step": step, "param_groups": sd["param_groups"], "opt_scalars": scalars}
+
+
+def _restore_trainer(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], state: dict[str, Any]
+) -> int:
+    per_param: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, idx, name = key.split(".", 2)
+            per_param.setdefault(int(idx), {})[name] = v
+    for idx, extra in state.get("opt_scalars", {}).items():
+        per_param.setdefault(int(idx), {}).update(extra)
+    opt.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch_cpu"])
+    if "rng.torch_cuda" in tensors and torch.cuda.is_available():
+        states = list(tensors["rng.torch_cuda"])
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
+    return int(state["step"])
+
+
+def _truncate_log(path: Path, upto_step: int) -> None:
+    """Drop records past the resume point so the log has each step once."""
+    if not path.exists():
+        return
+    keep = [
+        ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= upto_step
+    ]
+    path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    batches: BatchSource,
+    cfg: TrainConfig,
+    *,
+    device: str | torch.device | None = None,
+    out_dir: str | Path | None = None,
+    model_config: Any = None,
+    extra: dict[str, Any] | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train ``model`` for ``cfg.steps`` optimizer steps; see the module docstring."""
+    device = pick_device(device)
+    dist = init_distributed(device)
+    device = device_for_rank(device, dist)
+    model_config = model_config if model_config is not None else getattr(model, "config", None)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and model_config is None:
+        raise ValueError("train(out_dir=...) needs model_config (or model.config) to checkpoint")
+    ckpt_dir = out / CHECKPOINT_DIR if out is not None else None
+    log_path = out / METRICS_FILE if out is not None else None
+
+    torch.manual_seed(cfg.seed)
+    model.to(device)
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+    start = 0
+    if resume and ckpt_dir is not None and (ckpt_dir / "config.json").exists():
+        ck = load_checkpoint(ckpt_dir)
+        model.load_state_dict(ck["model"])
+        if "trainer_tensors" in ck:
+            start = _restore_trainer(opt, ck["trainer_tensors"], ck["trainer_state"])
+    if log_path is not None and dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _truncate_log(log_path, start)
+
+    run_model: torch.nn.Module = model
+    if dist.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        run_model = DistributedDataParallel(model, device_ids=ids)
+    if cfg.compile:
+        run_model = torch.compile(run_model)
+
+    def checkpoint(step: int) -> None:
+        if ckpt_dir is not None and dist.is_main:
+            tensors, state = _trainer_state(opt, step)
+            save_checkpoint(
+                ckpt_dir, model, model_config, extra=extra,
+                trainer_tensors=tensors, trainer_state=state,
+            )  # fmt: skip
+        barrier(dist)
+
+    result = TrainResult(step=start, checkpoint=ckpt_dir, resumed_from=start)
+    bar = tqdm(
+        total=cfg.steps, initial=start, disable=not (cfg.progress and dist.is_main),
+        desc="train", dynamic_ncols=True,
+    )  # fmt: skip
+    model.train()
+    t_last, samples = time.perf_counter(), 0
+    for step in range(start, cfg.steps):
+        lr = cfg.lr * warmup_cosine(
+            step, total=cfg.steps, warmup=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss_sum, metrics = 0.0, {}
+        for micro in range(cfg.accum_steps):
+            batch = to_device(batches.get(step, micro, dist.rank, dist.world_size), device)
+            samples += batch_len(batch) * dist.world_size
+            sync = micro == cfg.accum_steps - 1 or not dist.enabled
+            with nullcontext() if sync else run_model.no_sync(), autocast(device, cfg.bf16):
+                loss, metrics = loss_fn(run_model, batch)
+                (loss / cfg.accum_steps).backward()
+            loss_sum += float(loss.detach()) / cfg.accum_steps
+        if not math.isfinite(loss_sum):
+            raise FloatingPointError(f"training loss is {loss_sum} at step {step}; stopping")
+        grad_norm = (
+            float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+            if cfg.grad_clip > 0
+            else float("nan")
+        )
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        done = step + 1
+        result.step = done
+        bar.update(1)
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            now = time.perf_counter()
+            record = {
+                "step": done,
+                "loss": all_reduce_mean(loss_sum, dist, device),
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "samples_per_s": samples / max(now - t_last, 1e-9),
+                **{k: float(v) for k, v in metrics.items()},
+            }
+            t_last, samples = now, 0
+            result.history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.4g}", sps=f"{record['samples_per_s']:.0f}")
+            if log_path is not None and dist.is_main:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+        if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
+            checkpoint(done)
+    bar.close()
+    if result.step > start or not (ckpt_dir and ckpt_dir.exists()):
+        checkpoint(result.step)
+    model.eval()
+    return result
