@@ -1,5 +1,6 @@
 """The shared training loop: overfitting, exact resume after SIGKILL, DDP equivalence."""
 
+import itertools
 import json
 import os
 import shutil
@@ -135,5 +136,5 @@ def test_dataset_batches_deterministic_and_sharded():
 def test_schedule_warmup_then_cosine_to_floor():
     f = [warmup_cosine(s, total=100, warmup=10, min_ratio=0.1) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(f[10:]))
     assert f[-1] == pytest.approx(0.1, abs=1e-3)
