@@ -1,0 +1,24 @@
+"""MPP: Multiple Physics Pretraining (McCabe et al., arXiv:2310.02994) with the AViT surrogate.
+
+The PDE data engine lives in ``scifm.mpp.pde`` and is not imported here.
+"""
+
+from scifm.mpp.config import AViTConfig
+from scifm.mpp.data import BalancedBatches, WindowSet
+from scifm.mpp.metrics import nmse, nmse_per_field, nrmse
+from scifm.mpp.model import AViT, Model
+from scifm.mpp.rollout import model_step, persistence_step, rollout
+
+__all__ = [
+    "AViT",
+    "AViTConfig",
+    "BalancedBatches",
+    "Model",
+    "WindowSet",
+    "model_step",
+    "nmse",
+    "nmse_per_field",
+    "nrmse",
+    "persistence_step",
+    "rollout",
+]

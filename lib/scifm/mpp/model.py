@@ -1,0 +1,130 @@
+"""The AViT surrogate of Multiple Physics Pretraining (McCabe et al., arXiv:2310.02994).
+
+Given a window of T past frames of one system, ``x`` of shape (B, T, C, H, W), and the
+indices of its C fields in the shared field table, the model predicts frame T+1
+(B, C, H, W):
+
+    RevIN normalise  ->  field embedding (C -> D/4, only the system's columns)
+    -> hMLP stem per frame (D/4 -> D, stride p)  ->  n_layers x [time attn, axial attn, MLP]
+    -> hMLP decoder on the last frame (D -> C)  ->  RevIN de-normalise
+
+The batch leads here (the reference puts time first); every sample of a batch comes from
+one system, so ``field_index`` and ``periodic`` are shared by the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import nn
+
+from scifm.mpp.blocks import SpaceTimeBlock
+from scifm.mpp.config import AViTConfig
+from scifm.mpp.stem import FieldEmbedding, HMLPDecoder, HMLPStem
+
+REVIN_EPS = 1e-7  # added to the std of each (sample, field) window, as in the reference
+
+
+def as_field_index(field_index: Sequence[int] | torch.Tensor, n_states: int, n_channels: int,
+                   device: torch.device) -> torch.Tensor:  # fmt: skip
+    """Check and convert the field indices of a batch to a 1-D long tensor on ``device``."""
+    idx = torch.as_tensor(field_index, dtype=torch.long, device=device)
+    if idx.ndim == 2:  # a collated batch (B, C): all rows must agree
+        if not bool((idx == idx[:1]).all()):
+            raise ValueError("field_index: samples of one batch come from different systems")
+        idx = idx[0]
+    if idx.ndim != 1 or idx.numel() != n_channels:
+        raise ValueError(
+            f"field_index has shape {tuple(idx.shape)}: expected ({n_channels},), one slot per "
+            "channel of x"
+        )
+    if int(idx.min()) < 0 or int(idx.max()) >= n_states:
+        raise ValueError(
+            f"field_index {idx.tolist()}: slots must lie in [0, {n_states}); "
+            "use AViT.add_fields() to make room for new fields"
+        )
+    return idx
+
+
+def as_periodic(periodic: bool | Sequence[bool] | torch.Tensor) -> tuple[bool, bool]:
+    """(periodic along y, periodic along x) from a bool, a pair, or a collated tensor."""
+    if isinstance(periodic, torch.Tensor):
+        p = periodic.reshape(-1, periodic.shape[-1] if periodic.ndim > 1 else 1)[0].tolist()
+    elif isinstance(periodic, bool | np.bool_):
+        p = [bool(periodic)]
+    else:
+        p = [bool(v) for v in periodic]
+    if len(p) == 1:
+        p = p * 2
+    return bool(p[0]), bool(p[1])
+
+
+class AViT(nn.Module):
+    """Axial ViT surrogate built from an :class:`AViTConfig` alone."""
+
+    def __init__(self, config: AViTConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.embed = FieldEmbedding(c.n_states, c.d_embed)
+        self.stem = HMLPStem(c.d_model, c.stem_kernels)
+        rates = np.linspace(0, c.drop_path, c.n_layers)
+        self.blocks = nn.ModuleList(SpaceTimeBlock(c, float(r)) for r in rates)
+        self.decoder = HMLPDecoder(c.d_model, c.n_states, c.stem_kernels)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        field_index: Sequence[int] | torch.Tensor,
+        periodic: bool | Sequence[bool] | torch.Tensor = False,
+    ) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"x has shape {tuple(x.shape)}: expected (B, T, C, H, W)")
+        B, _, C, H, W = x.shape
+        p = self.config.patch_size
+        if H % p or W % p:
+            raise ValueError(f"x has grid {H}x{W}: both sides must be multiples of patch {p}")
+        idx = as_field_index(field_index, self.config.n_states, C, x.device)
+        per = as_periodic(periodic)
+        with torch.no_grad():  # reversible instance norm over (T, H, W) per sample and field
+            std, mean = torch.std_mean(x, dim=(1, 3, 4), keepdim=True)  # (B, 1, C, 1, 1)
+            std = std + REVIN_EPS
+        x = (x - mean) / std
+        x = self.embed(rearrange(x, "b t c h w -> b t h w c"), idx)  # (B, T, H, W, D/4)
+        x = self.stem(rearrange(x, "b t h w e -> (b t) e h w"))  # ((B T), D, h, w)
+        x = rearrange(x, "(b t) d h w -> b t d h w", b=B)
+        for block in self.blocks:
+            x = block(x, per)
+        y = self.decoder(x[:, -1], idx)  # (B, C, H, W): only the last frame is predicted
+        return y * std[:, 0] + mean[:, 0]
+
+    @torch.no_grad()
+    def add_fields(self, n_new: int) -> list[int]:
+        """Append ``n_new`` field slots (new physics for fine-tuning); returns their indices.
+
+        New embedding columns start at the mean of the existing columns and new decoder
+        outputs at zero bias, so the model stays a sensible starting point.
+        """
+        if n_new < 1:
+            raise ValueError(f"n_new={n_new}: expected at least one new field")
+        old = self.config.n_states
+        lin = self.embed.linear
+        w_new = lin.weight.mean(dim=1, keepdim=True).expand(-1, n_new)
+        lin.weight = nn.Parameter(torch.cat([lin.weight, w_new], dim=1))
+        lin.in_features = old + n_new
+        self.embed.n_states = old + n_new
+        dec = self.decoder
+        k_new = dec.out_weight.mean(dim=1, keepdim=True).expand(-1, n_new, -1, -1)
+        dec.out_weight = nn.Parameter(torch.cat([dec.out_weight, k_new], dim=1))
+        dec.out_bias = nn.Parameter(torch.cat([dec.out_bias, dec.out_bias.new_zeros(n_new)]))
+        self.config = self.config.replace(n_states=old + n_new)
+        return list(range(old, old + n_new))
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+Model = AViT

@@ -1,0 +1,98 @@
+"""Input and output of the AViT: field embedding, hMLP stem and its mirrored decoder.
+
+McCabe et al. (arXiv:2310.02994), section 3: every physical field ever seen owns one column
+of a shared embedding matrix; a system uses only its fields' columns, rescaled by
+sqrt(n_states / n_fields) so activations have the same scale whatever the number of fields.
+The hMLP stem (Touvron et al., 2022) patchifies each frame with non-overlapping
+convolutions (k4/s4, k2/s2, k2/s2 for patch 16) separated by RMS instance norms.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RMSInstanceNorm2d(nn.Module):
+    """Divide each (sample, channel) map by its std over (H, W); learned per-channel gain.
+
+    The bias parameter is kept (unused) for weight compatibility with the reference.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
+        std = x.std(dim=(-2, -1), keepdim=True)
+        return x / (std + self.eps) * self.weight[None, :, None, None]
+
+
+class FieldEmbedding(nn.Module):
+    """Shared linear map from the n_states field slots to D/4, used column-sparsely."""
+
+    def __init__(self, n_states: int, d_out: int) -> None:
+        super().__init__()
+        self.n_states = n_states
+        self.linear = nn.Linear(n_states, d_out)
+
+    def forward(self, x: torch.Tensor, field_index: torch.Tensor) -> torch.Tensor:
+        # x (..., C) with C = len(field_index) -> (..., d_out)
+        scale = (self.n_states / field_index.numel()) ** 0.5
+        return scale * F.linear(x, self.linear.weight[:, field_index], self.linear.bias)
+
+
+class HMLPStem(nn.Module):
+    """(N, D/4, H, W) -> (N, D, H/p, W/p) with three patchifying convolutions."""
+
+    def __init__(self, d_model: int, kernels: tuple[int, int, int]) -> None:
+        super().__init__()
+        d4 = d_model // 4
+        k1, k2, k3 = kernels
+        self.net = nn.Sequential(
+            nn.Conv2d(d4, d4, kernel_size=k1, stride=k1, bias=False),
+            RMSInstanceNorm2d(d4),
+            nn.GELU(),
+            nn.Conv2d(d4, d4, kernel_size=k2, stride=k2, bias=False),
+            RMSInstanceNorm2d(d4),
+            nn.GELU(),
+            nn.Conv2d(d4, d_model, kernel_size=k3, stride=k3, bias=False),
+            RMSInstanceNorm2d(d_model),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class HMLPDecoder(nn.Module):
+    """Mirror of the stem: (N, D, h, w) -> (N, C, h*p, w*p) for the system's C fields.
+
+    The last transposed convolution has one output channel per field slot and uses only
+    the slots in ``field_index``, like the embedding.
+    """
+
+    def __init__(self, d_model: int, n_states: int, kernels: tuple[int, int, int]) -> None:
+        super().__init__()
+        d4 = d_model // 4
+        k1, k2, k3 = kernels
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(d_model, d4, kernel_size=k3, stride=k3, bias=False),
+            RMSInstanceNorm2d(d4),
+            nn.GELU(),
+            nn.ConvTranspose2d(d4, d4, kernel_size=k2, stride=k2, bias=False),
+            RMSInstanceNorm2d(d4),
+            nn.GELU(),
+        )
+        head = nn.ConvTranspose2d(d4, n_states, kernel_size=k1, stride=k1)
+        self.stride = k1
+        self.out_weight = nn.Parameter(head.weight.detach().clone())  # (d4, n_states, k, k)
+        self.out_bias = nn.Parameter(head.bias.detach().clone())  # (n_states,)
+
+    def forward(self, x: torch.Tensor, field_index: torch.Tensor) -> torch.Tensor:
+        x = self.net(x)
+        return F.conv_transpose2d(
+            x, self.out_weight[:, field_index], self.out_bias[field_index], stride=self.stride
+        )
