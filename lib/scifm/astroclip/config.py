@@ -1,0 +1,149 @@
+"""Configs of the three AstroCLIP stages (Parker et al. 2024, arXiv:2310.03024).
+
+``ImageEncoderConfig``: a small ResNet image encoder pretrained with MoCo-v2 (the
+workshop AstroCLIP / Stein et al. 2021 recipe). ``SpecFormerConfig``: the SpecFormer
+spectrum transformer pretrained by masked modelling. ``AstroClipConfig``: the two
+frozen encoders plus cross-attention alignment heads trained with InfoNCE.
+
+CPU presets crop and downsample the inputs (``tiny``/``small``); ``paper`` is the
+MNRAS size and wants a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from scifm.core import ConfigMixin
+
+N_SPECTRUM_BINS = 7781  # DESI coadd grid: lambda_i = 3600 + 0.8 i Angstrom
+IMAGE_SIZE = 152  # survey cutouts are 152 x 152 x 3 (g, r, z)
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig(ConfigMixin):
+    crop: int = 64  # centre crop of the 152 x 152 cutout (pixels); the galaxy sits in the middle
+    downsample: int = 2  # average-pool factor after cropping (CPU cost falls as its square)
+    widths: tuple[int, ...] = (32, 64, 128)  # ResNet stage widths; each stage halves H and W
+    blocks_per_stage: int = 1  # residual blocks per stage
+    d_model: int = 128  # width of the output tokens the alignment head attends over
+    proj_dim: int = 64  # MoCo projection size (contrastive space, thrown away after)
+    queue_size: int = 4096  # MoCo-v2 negatives kept from earlier batches
+    momentum: float = 0.99  # EMA factor of the key encoder
+    temperature: float = 0.2  # MoCo softmax temperature
+    noise_sigma: float = 0.005  # augmentation: extra Gaussian noise in nanomaggies
+    gain_jitter: float = 0.05  # augmentation: per-band multiplicative jitter (keeps colours)
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"crop": 32, "downsample": 2, "widths": (8, 16), "d_model": 16, "proj_dim": 8,
+                 "queue_size": 64},
+        "small": {},
+        "paper": {"crop": 144, "downsample": 1, "widths": (64, 128, 256, 512),
+                  "blocks_per_stage": 2, "d_model": 512, "proj_dim": 128,
+                  "queue_size": 65536, "momentum": 0.999},
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.crop <= IMAGE_SIZE:
+            raise ValueError(f"ImageEncoderConfig.crop={self.crop}: expected 8..{IMAGE_SIZE}")
+        if self.downsample < 1 or self.crop % self.downsample:
+            raise ValueError(
+                f"ImageEncoderConfig.downsample={self.downsample}: must be >= 1 and divide "
+                f"crop={self.crop}"
+            )
+        if not self.widths or min(self.widths) < 1:
+            raise ValueError(f"ImageEncoderConfig.widths={self.widths}: expected positive ints")
+        if self.input_size % (2 ** len(self.widths)):
+            raise ValueError(
+                f"ImageEncoderConfig: input size {self.input_size} is not divisible by "
+                f"2**len(widths)={2 ** len(self.widths)}"
+            )
+        if not 0 <= self.momentum < 1 or self.temperature <= 0:
+            raise ValueError("ImageEncoderConfig: momentum must be in [0, 1), temperature > 0")
+
+    @property
+    def input_size(self) -> int:
+        """Side of the image the network sees, after crop and downsampling."""
+        return self.crop // self.downsample
+
+    @property
+    def n_tokens(self) -> int:
+        """Number of spatial tokens (positions of the last feature map)."""
+        return (self.input_size // 2 ** len(self.widths)) ** 2
+
+
+@dataclass(frozen=True)
+class SpecFormerConfig(ConfigMixin):
+    downsample: int = 4  # average adjacent bins first (7781 -> 1945 at 4): CPU cost
+    window: int = 20  # bins per token (paper: 20)
+    stride: int = 10  # bins between token starts (paper: 10, so windows overlap by half)
+    d_model: int = 128  # token width (paper: 768)
+    n_heads: int = 4  # attention heads
+    n_layers: int = 4  # pre-LN transformer layers (paper: 6)
+    mlp_ratio: int = 4  # hidden width of each MLP / d_model
+    dropout: float = 0.0  # dropout inside the transformer
+    std_floor: float = 0.2  # per-object std is clipped below at this (paper: 0.2)
+    n_mask_chunks: int = 3  # contiguous chunks of tokens zeroed in masked modelling (paper: 6)
+    mask_chunk: int = 15  # tokens per masked chunk (paper: 50)
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"downsample": 16, "d_model": 16, "n_heads": 2, "n_layers": 1,
+                 "n_mask_chunks": 2, "mask_chunk": 4},
+        "small": {},
+        "paper": {"downsample": 1, "d_model": 768, "n_heads": 6, "n_layers": 6,
+                  "dropout": 0.1, "n_mask_chunks": 6, "mask_chunk": 50},
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.downsample < 1 or self.window < 1 or not 1 <= self.stride <= self.window:
+            raise ValueError(
+                f"SpecFormerConfig: need downsample >= 1 and 1 <= stride <= window, got "
+                f"downsample={self.downsample}, window={self.window}, stride={self.stride}"
+            )
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"SpecFormerConfig.d_model={self.d_model} is not divisible by "
+                f"n_heads={self.n_heads}"
+            )
+        if self.n_mask_chunks * self.mask_chunk >= self.n_tokens:
+            raise ValueError(
+                f"SpecFormerConfig: masking {self.n_mask_chunks} x {self.mask_chunk} tokens "
+                f"leaves nothing of the {self.n_tokens} tokens"
+            )
+
+    @property
+    def n_bins(self) -> int:
+        """Length of the spectrum the model sees after downsampling."""
+        return N_SPECTRUM_BINS // self.downsample
+
+    @property
+    def n_tokens(self) -> int:
+        """Window tokens (the mean/std token comes on top)."""
+        return (self.n_bins - self.window) // self.stride + 1
+
+
+@dataclass(frozen=True)
+class AstroClipConfig(ConfigMixin):
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)  # frozen image encoder
+    spectrum: SpecFormerConfig = field(default_factory=SpecFormerConfig)  # frozen SpecFormer
+    embed_dim: int = 128  # shared embedding size (workshop: 128, MNRAS: 1024)
+    head_heads: int = 4  # attention heads of each cross-attention head (paper: 4)
+    head_mlp_ratio: int = 4  # MLP hidden width / embed_dim in each head
+    logit_scale: float = 15.5  # fixed InfoNCE scale s (paper: 15.5)
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"image": ImageEncoderConfig.PRESETS["tiny"],
+                 "spectrum": SpecFormerConfig.PRESETS["tiny"], "embed_dim": 16, "head_heads": 2},
+        "small": {},
+        "paper": {"image": ImageEncoderConfig.PRESETS["paper"],
+                  "spectrum": SpecFormerConfig.PRESETS["paper"], "embed_dim": 1024},
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.embed_dim % self.head_heads:
+            raise ValueError(
+                f"AstroClipConfig.embed_dim={self.embed_dim} is not divisible by "
+                f"head_heads={self.head_heads}"
+            )
+        if self.logit_scale <= 0:
+            raise ValueError(f"AstroClipConfig.logit_scale={self.logit_scale}: must be > 0")

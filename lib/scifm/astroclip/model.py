@@ -1,0 +1,92 @@
+"""The AstroCLIP model: frozen image and spectrum encoders plus alignment heads.
+
+Parker et al. (2024), section 3.3: each frozen encoder's tokens go through a
+cross-attention head (one learned query, multi-head attention over the tokens) and an
+MLP to a shared embedding space, trained with the symmetric InfoNCE loss. The
+encoders' pretrained weights are copied in by ``scifm.astroclip.train.align``, never
+read here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scifm.astroclip.config import AstroClipConfig
+from scifm.astroclip.image_encoder import ImageEncoder
+from scifm.astroclip.losses import clip_loss, pair_accuracy
+from scifm.astroclip.specformer import SpecFormer
+
+
+class CrossAttentionHead(nn.Module):
+    """Tokens (B, T, d_in) -> embedding (B, embed_dim) via one learned query, then an MLP."""
+
+    def __init__(self, *, d_in: int, embed_dim: int, n_heads: int, mlp_ratio: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(0.02 * torch.randn(1, 1, embed_dim))
+        self.norm_kv = nn.LayerNorm(d_in)
+        self.attn = nn.MultiheadAttention(
+            embed_dim, n_heads, kdim=d_in, vdim=d_in, batch_first=True
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(embed_dim, mlp_ratio * embed_dim),
+            nn.GELU(),
+            nn.Linear(mlp_ratio * embed_dim, embed_dim),
+        )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        kv = self.norm_kv(tokens)
+        q = self.query.expand(len(tokens), -1, -1)  # (B, 1, E)
+        x = self.attn(q, kv, kv, need_weights=False)[0]  # (B, 1, E)
+        x = x + self.mlp(self.norm(x))
+        return x[:, 0]
+
+
+class AstroClip(nn.Module):
+    """Image (B, 3, s, s) and spectrum (B, n_bins) -> embeddings (B, embed_dim) each."""
+
+    def __init__(self, config: AstroClipConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.image_encoder = ImageEncoder(c.image)
+        self.spectrum_encoder = SpecFormer(c.spectrum)
+        kw = {"embed_dim": c.embed_dim, "n_heads": c.head_heads, "mlp_ratio": c.head_mlp_ratio}
+        self.image_head = CrossAttentionHead(d_in=c.image.d_model, **kw)
+        self.spectrum_head = CrossAttentionHead(d_in=c.spectrum.d_model, **kw)
+        self.freeze_encoders()
+
+    def freeze_encoders(self) -> None:
+        """Encoders stay fixed during alignment (and in eval mode: BatchNorm statistics)."""
+        for enc in (self.image_encoder, self.spectrum_encoder):
+            enc.requires_grad_(False)
+            enc.eval()
+
+    def train(self, mode: bool = True) -> AstroClip:
+        super().train(mode)
+        self.image_encoder.eval()
+        self.spectrum_encoder.eval()
+        return self
+
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            tokens = self.image_encoder(images)
+        return self.image_head(tokens)
+
+    def embed_spectra(self, spectra: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            tokens = self.spectrum_encoder(spectra)
+        return self.spectrum_head(tokens)
+
+    def forward(self, images: torch.Tensor, spectra: torch.Tensor) -> dict[str, torch.Tensor]:
+        """InfoNCE loss of a batch of pairs plus the in-batch pair-retrieval accuracy."""
+        a, b = self.embed_images(images), self.embed_spectra(spectra)
+        loss = clip_loss(a, b, self.config.logit_scale)
+        return {"loss": loss, "accuracy": torch.tensor(pair_accuracy(a.detach(), b.detach()))}
+
+
+def normalized(x: torch.Tensor) -> torch.Tensor:
+    """L2-normalize rows (cosine similarity becomes an inner product)."""
+    return F.normalize(x.float(), dim=-1)

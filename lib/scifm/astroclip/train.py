@@ -1,0 +1,182 @@
+"""The three AstroCLIP training stages on the shared loop ``scifm.core.train``.
+
+1. ``pretrain_image``: MoCo-v2 on augmented image views (Stein et al. 2021).
+2. ``pretrain_spectrum``: SpecFormer masked modelling (Parker et al. 2024, 3.2).
+3. ``align``: frozen encoders + cross-attention heads with symmetric InfoNCE (3.3).
+
+Each stage's batches are a pure function of ``(seed, step, micro)`` (indices from
+``DatasetBatches``, augmentations and masks from generators seeded with the same),
+so the loop's resume restarts at the exact data position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scifm.astroclip.config import AstroClipConfig, ImageEncoderConfig, SpecFormerConfig
+from scifm.astroclip.image_encoder import ImageSSL, augment_images
+from scifm.astroclip.model import AstroClip
+from scifm.astroclip.specformer import SpecFormer, chunk_mask
+from scifm.core import (
+    DatasetBatches,
+    TrainConfig,
+    TrainResult,
+    load_model,
+    torch_generator,
+    unwrap,
+)
+from scifm.core import train as core_train
+
+
+class IndexBatches:
+    """Batch source: shuffled indices (``DatasetBatches``) mapped through ``make(idx, gen)``."""
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        make: Callable[[np.ndarray, torch.Generator], dict[str, torch.Tensor]],
+        *,
+        accum_steps: int = 1,
+    ) -> None:
+        self.index = DatasetBatches(range(n), batch_size, seed, accum_steps=accum_steps)
+        self.seed = seed
+        self.make = make
+
+    def get(self, step: int, micro: int, rank: int, world_size: int) -> dict[str, torch.Tensor]:
+        idx = self.index.indices(step, micro, rank, world_size)
+        state = np.random.SeedSequence([self.seed, step, micro, rank]).generate_state(1)
+        gen = torch_generator(int(state[0]))
+        return self.make(idx, gen)
+
+
+def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    out = model(**batch)
+    return out["loss"], {"accuracy": float(out["accuracy"])} if "accuracy" in out else {}
+
+
+def _check_rows(name: str, x: torch.Tensor, batch_size: int) -> None:
+    if len(x) < batch_size:
+        raise ValueError(f"{name} has {len(x)} rows, fewer than batch_size={batch_size}")
+
+
+def pretrain_image(
+    images: torch.Tensor,
+    cfg: ImageEncoderConfig,
+    train_cfg: TrainConfig,
+    *,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+) -> tuple[ImageSSL, TrainResult]:
+    """MoCo-v2 pretraining on prepared images (N, 3, s, s); returns the model and history."""
+    _check_rows("images", images, batch_size)
+    torch.manual_seed(seed)  # weight init of this stage (the loop reseeds for training)
+    model = ImageSSL(cfg)
+
+    def make(idx: np.ndarray, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        x = images[torch.from_numpy(idx)]
+        return {"view1": augment_images(x, cfg, gen), "view2": augment_images(x, cfg, gen)}
+
+    batches = IndexBatches(len(images), batch_size, seed, make, accum_steps=train_cfg.accum_steps)
+    result = core_train(
+        model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg
+    )
+    return model, result
+
+
+def pretrain_spectrum(
+    spectra: torch.Tensor,
+    cfg: SpecFormerConfig,
+    train_cfg: TrainConfig,
+    *,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+) -> tuple[SpecFormer, TrainResult]:
+    """Masked-modelling pretraining on prepared spectra (N, n_bins)."""
+    _check_rows("spectra", spectra, batch_size)
+    torch.manual_seed(seed)
+    model = SpecFormer(cfg)
+
+    def make(idx: np.ndarray, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"spectra": spectra[torch.from_numpy(idx)], "mask": chunk_mask(cfg, len(idx), gen)}
+
+    def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        return unwrap(m).masked_loss(batch["spectra"], batch["mask"]), {}
+
+    batches = IndexBatches(len(spectra), batch_size, seed, make, accum_steps=train_cfg.accum_steps)
+    result = core_train(
+        model, loss_fn, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg
+    )
+    return model, result
+
+
+def build_aligned_model(
+    cfg: AstroClipConfig, image_ssl: ImageSSL, specformer: SpecFormer
+) -> AstroClip:
+    """A fresh AstroCLIP with the pretrained encoders' weights copied in (and frozen)."""
+    if image_ssl.config != cfg.image:
+        raise ValueError(
+            f"image encoder config {image_ssl.config} does not match AstroClipConfig.image "
+            f"{cfg.image}"
+        )
+    if specformer.config != cfg.spectrum:
+        raise ValueError(
+            f"SpecFormer config {specformer.config} does not match AstroClipConfig.spectrum "
+            f"{cfg.spectrum}"
+        )
+    model = AstroClip(cfg)
+    model.image_encoder.load_state_dict(image_ssl.encoder.state_dict())
+    model.spectrum_encoder.load_state_dict(specformer.state_dict())
+    model.freeze_encoders()
+    return model
+
+
+def load_encoders(image_path: str | Path, spectrum_path: str | Path) -> tuple[ImageSSL, SpecFormer]:
+    """Pretrained encoders from their checkpoint directories (CPU)."""
+    _, ssl = load_model(image_path, "cpu", expect_config=ImageEncoderConfig)
+    _, spec = load_model(spectrum_path, "cpu", expect_config=SpecFormerConfig)
+    return ssl, spec  # type: ignore[return-value]
+
+
+def align(
+    images: torch.Tensor,
+    spectra: torch.Tensor,
+    cfg: AstroClipConfig,
+    image_ssl: ImageSSL,
+    specformer: SpecFormer,
+    train_cfg: TrainConfig,
+    *,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> tuple[AstroClip, TrainResult]:
+    """Train the alignment heads on pairs (images[i], spectra[i]) with frozen encoders."""
+    if len(images) != len(spectra):
+        raise ValueError(f"{len(images)} images but {len(spectra)} spectra; expected pairs")
+    _check_rows("pairs", images, batch_size)
+    torch.manual_seed(seed)
+    model = build_aligned_model(cfg, image_ssl, specformer)
+    no_noise = cfg.image.replace(noise_sigma=0.0, gain_jitter=0.0)
+
+    def make(idx: np.ndarray, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        t = torch.from_numpy(idx)
+        return {"images": augment_images(images[t], no_noise, gen), "spectra": spectra[t]}
+
+    batches = IndexBatches(len(images), batch_size, seed, make, accum_steps=train_cfg.accum_steps)
+    result = core_train(
+        model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
+        extra=extra,
+    )  # fmt: skip
+    return model, result
