@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+
 from scifm.core import CheckpointError, load_model, save_checkpoint
 from scifm.core import checkpoint as ckmod
 from scifm.core.testing import TinyConfig, TinyMLP

@@ -1,6 +1,7 @@
 """Config helpers: JSON round trip, presets, command-line overrides, validation."""
 
 import pytest
+
 from scifm.core import TrainConfig
 from scifm.core.testing import TinyConfig
 

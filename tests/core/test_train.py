@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+
 from scifm.core import DatasetBatches, TrainConfig, load_model, train
 from scifm.core.schedule import warmup_cosine
 from scifm.core.testing import TinyConfig, TinyMLP, mse_loss, regression_data

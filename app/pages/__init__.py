@@ -1,0 +1,1 @@
+"""One module per page; ``app.serve`` discovers them (SLUG, TITLE, DESCRIPTION, ORDER, page)."""

@@ -1,0 +1,3 @@
+from scifm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""Shared fixtures: the served app on a free port, and a headless Debian chromium.
+
+Browser tests never download a browser: they drive /usr/bin/chromium through
+Playwright. Without chromium they skip locally and FAIL under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "test-output"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+BLOCKED_HOSTS = ("fonts.googleapis.com", "fonts.gstatic.com")
+
+
+def _chromium() -> str | None:
+    return os.environ.get("SCIFM_CHROMIUM") or shutil.which("chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    path = OUTPUT / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def app_url() -> Iterator[str]:
+    """The whole app served in-process on a free loopback port."""
+    from app.serve import start_server
+
+    port = _free_port()
+    server = start_server(port=port)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/liveness", timeout=5):
+                break
+        except OSError:
+            try:
+                with urllib.request.urlopen(url + "/", timeout=30):
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _browser():
+    exe = _chromium()
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing under CI=true: .ci/run must install it")
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(_browser):
+    """A fresh page; web fonts blocked; ``page.console_errors`` collects other errors."""
+    context = _browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+
+    def on_console(msg) -> None:
+        if msg.type == "error":
+            where = (msg.location or {}).get("url", "")
+            if not any(h in where or h in msg.text for h in BLOCKED_HOSTS):
+                errors.append(msg.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.route(lambda url: any(h in url for h in BLOCKED_HOSTS), lambda route: route.abort())
+    page.console_errors = errors
+    yield page
+    context.close()
