@@ -120,7 +120,7 @@ def split_indices(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[np
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction={test_fraction}: expected a fraction in (0, 1)")
     perm = numpy_rng([seed, 7]).permutation(n)
-    n_test = max(1, int(round(n * test_fraction)))
+    n_test = max(1, round(n * test_fraction))
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 

@@ -1,0 +1,101 @@
+"""Make the shipped AstroCLIP demo: ``python -m scifm.astroclip.assets``.
+
+Prepares the simulated survey, trains the three stages on its 80 % training split,
+embeds every galaxy, computes the joint UMAP, and writes to ``--out``:
+``model/`` (the AstroCLIP checkpoint, both frozen encoders included),
+``catalog.h5`` (see ``catalog.py``) and ``MANIFEST.json`` (command, presets,
+seeds, steps, final losses, file sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scifm.astroclip.config import AstroClipConfig
+from scifm.astroclip.pipeline import (
+    Prepared,
+    StagePlan,
+    default_split,
+    make_catalog,
+    prepare,
+    run_pipeline,
+    survey_fetcher,
+)
+from scifm.core import pick_device, save_checkpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m scifm.astroclip.assets", description=__doc__)
+    p.add_argument("--survey", default="/work/data/survey_12k.h5",
+                   help="survey HDF5 file, or toy:N for the toy survey")  # fmt: skip
+    p.add_argument("--out", default="assets/astroclip", help="output folder")
+    p.add_argument("--work", default="runs/astroclip", help="checkpoints and caches (resumable)")
+    p.add_argument("--preset", default="small", help="AstroClipConfig preset")
+    p.add_argument("--n", type=int, default=None, help="use the first N galaxies only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    for f in ("image_steps", "spectrum_steps", "align_steps", "image_batch", "spectrum_batch",
+              "align_batch"):  # fmt: skip
+        p.add_argument("--" + f.replace("_", "-"), type=int, default=getattr(StagePlan, f))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.time()
+    cfg = AstroClipConfig.preset(args.preset)
+    plan = StagePlan(**{f: getattr(args, f) for f in (
+        "image_steps", "spectrum_steps", "align_steps", "image_batch", "spectrum_batch",
+        "align_batch")})  # fmt: skip
+    work, out = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    fetch, n = survey_fetcher(args.survey)
+    n = min(n, args.n or n)
+    cache = work / f"prepared_{args.preset}_{n}.npz"
+    if cache.exists():
+        data = Prepared.load(cache)
+    else:
+        data = prepare(fetch, n, cfg)
+        data.save(cache)
+    train_idx, test_idx = default_split(len(data), args.seed)
+    device = pick_device(args.device)
+    model, history = run_pipeline(data, cfg, plan, work, train_idx=train_idx, device=device,
+                                  seed=args.seed)  # fmt: skip
+    model = model.cpu()
+    record = {
+        "command": "python -m scifm.astroclip.assets " + " ".join(argv or sys.argv[1:]),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "survey": str(args.survey), "n_galaxies": n, "preset": args.preset, "seed": args.seed,
+        "split": {"train": len(train_idx), "test": len(test_idx), "seed": args.seed,
+                  "how": "scifm.astroclip.pipeline.default_split (80/20)"},
+        "plan": asdict(plan), "device": str(device),
+        "final": {k: v[-1] if v else None for k, v in history.items()},
+    }  # fmt: skip
+    save_checkpoint(out / "model", model, cfg, extra={"manifest": record})
+    catalog = make_catalog(model, data, test_idx=test_idx, seed=args.seed,
+                           attrs={"survey": str(args.survey), "preset": args.preset})  # fmt: skip
+    catalog.save(out / "catalog.h5")
+    np.save(work / "test_idx.npy", test_idx)
+    record["seconds"] = round(time.time() - t0, 1)
+    record["files"] = {
+        str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()
+    }
+    record["total_mb"] = round(sum(record["files"].values()) / 2**20, 2)
+    (out / "MANIFEST.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps({"out": str(out), "total_mb": record["total_mb"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""Batch inference: embed galaxies with a trained AstroCLIP model, in memory or to a file.
+
+``embed_file`` reads a survey file chunk by chunk (the 152 x 152 cutouts of a big
+survey do not fit in memory), writes both modalities' embeddings to an HDF5 file
+as it goes and records how far it got, so an interrupted run resumes where it
+stopped. Embeddings are L2-normalized: cosine similarity is an inner product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from scifm.astroclip.data import Galaxies, prepare_images, prepare_spectra
+from scifm.astroclip.model import AstroClip, normalized
+from scifm.core import autocast
+
+
+@torch.no_grad()
+def embed_arrays(
+    model: AstroClip,
+    images: torch.Tensor | None,
+    spectra: torch.Tensor | None,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> dict[str, np.ndarray]:
+    """Normalized embeddings (N, E) float32 of prepared images and/or spectra."""
+    model.eval().to(device)
+    out: dict[str, np.ndarray] = {}
+    for name, x, fn in (
+        ("image", images, model.embed_images),
+        ("spectrum", spectra, model.embed_spectra),
+    ):
+        if x is None:
+            continue
+        parts = []
+        for i in range(0, len(x), batch_size):
+            with autocast(torch.device(device)):
+                parts.append(normalized(fn(x[i : i + batch_size].to(device))).cpu())
+        out[name] = torch.cat(parts).numpy() if parts else np.zeros((0, model.config.embed_dim))
+    return out
+
+
+@torch.no_grad()
+def encoder_features(
+    model: AstroClip, images: torch.Tensor, spectra: torch.Tensor, *, batch_size: int = 256
+) -> dict[str, np.ndarray]:
+    """Mean-pooled frozen-encoder features (the 'encoder alone' baselines), float32."""
+    model.eval()
+    dev = next(model.parameters()).device
+    img = [model.image_encoder.embed(images[i : i + batch_size].to(dev)).cpu()
+           for i in range(0, len(images), batch_size)]  # fmt: skip
+    spec = [model.spectrum_encoder.embed(spectra[i : i + batch_size].to(dev)).cpu()
+            for i in range(0, len(spectra), batch_size)]  # fmt: skip
+    return {"image": torch.cat(img).numpy(), "spectrum": torch.cat(spec).numpy()}
+
+
+def embed_file(
+    model: AstroClip,
+    fetch: Callable[[int, int], Galaxies],
+    n: int,
+    out_path: str | Path,
+    *,
+    chunk: int = 512,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Embed galaxies ``fetch(start, stop)`` for 0..n into ``out_path`` (HDF5), resumably.
+
+    The file holds ``image`` and ``spectrum`` (N, E) float32, ``targetid`` (N,) and the
+    attribute ``n_done``; a rerun with the same ``n`` continues from ``n_done``.
+    """
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    e = model.config.embed_dim
+    with h5py.File(out_path, "a") as f:
+        if "image" in f and (f["image"].shape != (n, e) or f.attrs.get("n", -1) != n):
+            raise ValueError(
+                f"{out_path}: holds embeddings of shape {f['image'].shape}, not ({n}, {e}); "
+                "delete it or choose another output path"
+            )
+        for name in ("image", "spectrum"):
+            if name not in f:
+                f.create_dataset(name, (n, e), "f4", chunks=(min(chunk, max(n, 1)), e))
+        if "targetid" not in f:
+            f.create_dataset("targetid", (n,), "i8")
+            f.attrs["n"], f.attrs["n_done"] = n, 0
+        start = int(f.attrs["n_done"])
+        bar = tqdm(total=n, initial=start, disable=not progress, desc="embed", unit="gal")
+        for lo in range(start, n, chunk):
+            hi = min(n, lo + chunk)
+            g = fetch(lo, hi)
+            emb = embed_arrays(
+                model,
+                prepare_images(g.images, model.config.image),
+                prepare_spectra(g.spectra, model.config.spectrum),
+                device=device,
+            )
+            f["image"][lo:hi], f["spectrum"][lo:hi] = emb["image"], emb["spectrum"]
+            f["targetid"][lo:hi] = g.targetid
+            f.attrs["n_done"] = hi  # written last: a crash mid-chunk redoes the chunk
+            f.flush()
+            bar.update(hi - lo)
+        bar.close()
+    return out_path
+
+
+def read_embeddings(path: str | Path) -> dict[str, np.ndarray]:
+    """The finished embeddings of ``embed_file`` (raises if the run is incomplete)."""
+    with h5py.File(path, "r") as f:
+        n, done = int(f.attrs["n"]), int(f.attrs["n_done"])
+        if done < n:
+            raise ValueError(f"{path}: only {done} of {n} galaxies embedded; rerun to resume")
+        return {k: f[k][:] for k in ("image", "spectrum", "targetid")}
