@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from scifm.cli import GROUPS, build_parser, main
+from scifm.cli import GROUPS, _available, build_parser, main
 
 
 def test_info_json(capsys):
@@ -36,12 +36,10 @@ def test_help_lists_commands(capsys):
 
 def test_groups_are_all_registered():
     """Every idea's group is present once its module has landed."""
-    import importlib.util
-
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     for name, module in GROUPS.items():
-        if importlib.util.find_spec(module) is not None:
+        if _available(module):
             assert name in sub.choices
 
 

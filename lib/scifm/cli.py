@@ -22,6 +22,13 @@ GROUPS = {
 }
 
 
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package has not landed either
+        return False
+
+
 def _serve(args: argparse.Namespace) -> int:
     from scifm.core.paths import app_dir
 
@@ -51,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_info)
     for module in GROUPS.values():
-        if importlib.util.find_spec(module) is not None:  # groups land one by one
+        if _available(module):  # groups land one by one
             importlib.import_module(module).register(sub)
     return parser
 
