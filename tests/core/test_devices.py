@@ -19,8 +19,10 @@ def test_pick_device_defaults_and_override(monkeypatch):
 
 
 def test_pick_device_rejects_bad_names():
-    with pytest.raises((ValueError, RuntimeError)):
+    with pytest.raises(ValueError, match="'tpu'"):
         pick_device("tpu")
+    with pytest.raises(ValueError, match="'meta'"):
+        pick_device("meta")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             pick_device("cuda")

@@ -24,9 +24,13 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     """
     choice = prefer if prefer is not None else os.environ.get("SCIFM_DEVICE")
     if choice is not None:
-        dev = torch.device(choice)
+        bad = f"device {choice!r}: expected one of {_VALID} (e.g. 'cuda:0')"
+        try:
+            dev = torch.device(choice)
+        except RuntimeError as exc:
+            raise ValueError(bad) from exc
         if dev.type not in _VALID:
-            raise ValueError(f"device {choice!r}: expected one of {_VALID} (e.g. 'cuda:0')")
+            raise ValueError(bad)
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {choice!r} requested but CUDA is not available here")
         if dev.type == "mps" and not torch.backends.mps.is_available():
