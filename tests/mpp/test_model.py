@@ -1,0 +1,107 @@
+"""AViT: published sizes, shapes, RevIN and periodic-shift invariants, field expansion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scifm.core import load_model, save_checkpoint
+from scifm.mpp import AViT, AViTConfig
+from scifm.mpp.position import t5_bucket, wrap_offsets
+
+REFERENCE_PARAMS = {"Ti": 7.3e6, "S": 29e6, "B": 116e6, "L": 407e6}  # spec, n_states = 12
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_paper_presets_match_reference_parameter_counts(name):
+    with torch.device("meta"):
+        model = AViT(AViTConfig.preset(name))
+    assert model.config.n_states == 12
+    assert abs(model.n_params() / REFERENCE_PARAMS[name] - 1) < 0.02
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return AViT(AViTConfig.preset("tiny")).eval()
+
+
+@pytest.mark.parametrize(("t", "c", "res"), [(4, 2, 32), (2, 1, 16), (6, 4, 24)])
+def test_output_shape(tiny, t, c, res):
+    x = torch.randn(3, t, c, res, 2 * res)
+    y = tiny(x, list(range(c)), periodic=False)
+    assert y.shape == (3, c, res, 2 * res)
+    assert torch.isfinite(y).all()
+
+
+def test_patch16_stem_shapes():
+    cfg = AViTConfig.preset("tiny", patch_size=16)
+    model = AViT(cfg)
+    assert model(torch.randn(1, 2, 3, 32, 64), [6, 7, 8]).shape == (1, 3, 32, 64)
+
+
+def test_bad_inputs_name_the_problem(tiny):
+    with pytest.raises(ValueError, match="multiples of patch 8"):
+        tiny(torch.randn(1, 4, 2, 30, 32), [0, 1])
+    with pytest.raises(ValueError, match="one slot per"):
+        tiny(torch.randn(1, 4, 2, 32, 32), [0])
+    with pytest.raises(ValueError, match="add_fields"):
+        tiny(torch.randn(1, 4, 1, 32, 32), [12])
+    with pytest.raises(ValueError, match="n_heads"):
+        AViTConfig(d_model=32, n_heads=3)
+
+
+def test_revin_makes_prediction_equivariant_to_per_field_affine_maps():
+    torch.manual_seed(0)
+    model = AViT(AViTConfig.preset("tiny")).double().eval()  # float64 so rounding is negligible
+    x = torch.randn(2, 4, 2, 32, 32, dtype=torch.float64)
+    scale = torch.tensor([30.0, 0.5], dtype=torch.float64).view(1, 1, 2, 1, 1)
+    shift = torch.tensor([-5.0, 100.0], dtype=torch.float64).view(1, 1, 2, 1, 1)
+    with torch.no_grad():
+        y = model(x, [4, 5])
+        y2 = model(x * scale + shift, [4, 5])
+    # exact but for the 1e-7 added to each std: error ~ scale * 1e-7 / std
+    torch.testing.assert_close(y2, y * scale[:, 0] + shift[:, 0], rtol=1e-6, atol=1e-5)
+
+
+def test_periodic_model_commutes_with_shifts_by_whole_patches(tiny):
+    x = torch.randn(1, 4, 2, 32, 32)
+    shift = (8, 16)  # multiples of the patch (8): token grid rolls by (1, 2)
+    with torch.no_grad():
+        rolled_in = tiny(torch.roll(x, shift, dims=(-2, -1)), [4, 5], periodic=True)
+        rolled_out = torch.roll(tiny(x, [4, 5], periodic=True), shift, dims=(-2, -1))
+        open_in = tiny(torch.roll(x, shift, dims=(-2, -1)), [4, 5], periodic=False)
+    torch.testing.assert_close(rolled_in, rolled_out, rtol=1e-4, atol=1e-4)
+    # without wrapping the bias knows where the edges are (after training it would differ a
+    # lot; at init the bias is small but nonzero)
+    assert not torch.allclose(open_in, rolled_out, atol=1e-7)
+
+
+def test_wrap_and_buckets():
+    rel = torch.arange(-7, 8)
+    wrapped = wrap_offsets(rel, 8)
+    assert wrapped.min() >= -4 and wrapped.max() < 4
+    assert torch.equal(torch.remainder(wrapped - rel, 8), torch.zeros_like(rel))
+    b = t5_bucket(torch.arange(-200, 201), 32, 128)
+    assert b.min() >= 0 and b.max() < 32
+    assert t5_bucket(torch.tensor([3]), 32, 128) != t5_bucket(torch.tensor([-3]), 32, 128)
+
+
+def test_add_fields_keeps_old_predictions_and_round_trips(tmp_path):
+    torch.manual_seed(1)
+    model = AViT(AViTConfig.preset("tiny")).eval()
+    x = torch.randn(2, 4, 2, 32, 32)
+    with torch.no_grad():
+        before = model(x, [4, 5])
+    slots = model.add_fields(2)
+    assert slots == [12, 13] and model.config.n_states == 14
+    with torch.no_grad():
+        after = model(x, [4, 5])
+        new = model(x, slots)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    assert new.shape == x[:, 0].shape
+    save_checkpoint(tmp_path / "ck", model, model.config)
+    cfg, loaded = load_model(tmp_path / "ck")
+    assert cfg.n_states == 14
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, slots), new)
