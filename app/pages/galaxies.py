@@ -1,0 +1,334 @@
+"""The "galaxies" page: explore the AstroCLIP catalog (Parker et al. 2024).
+
+A datashaded UMAP of both modalities' embeddings; click it, search a target id or
+press "random galaxy" to see a galaxy's image, spectrum (emission lines marked at
+its redshift) and its top-k neighbours in one of four search modes, as an image
+grid and a CSV-downloadable table; upload a real DESI/SDSS spectrum to find its
+nearest simulated galaxies. All compute lives in ``scifm.astroclip.explore``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+import time
+from functools import lru_cache
+from io import StringIO
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from app.layout import make_template
+
+SLUG = "galaxies"
+TITLE = "Galaxies"
+DESCRIPTION = (
+    "AstroCLIP: galaxy images and spectra in one embedding space — a UMAP map, "
+    "cross-modal similarity search and real-spectrum upload."
+)
+ORDER = 3
+
+pn.extension("tabulator")
+hv.extension("bokeh")
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSETS = Path(os.environ.get("SCIFM_GALAXIES_ASSETS", ROOT / "assets" / "astroclip"))
+COLOR_BY = {  # label -> catalog property ("modality" is special)
+    "redshift": "redshift", "log stellar mass": "log_mstar", "log sSFR": "log_ssfr",
+    "modality (fraction of spectrum points)": "modality",
+}  # fmt: skip
+FILTERED = ("redshift", "log_mstar", "log_ssfr")
+MODES = ("image → image", "spectrum → spectrum", "image → spectrum", "spectrum → image")
+
+
+@lru_cache(maxsize=2)
+def load_explorer(path: str):
+    from scifm.astroclip.catalog import Catalog
+    from scifm.astroclip.explore import Explorer
+
+    return Explorer(Catalog.load(path))
+
+
+@lru_cache(maxsize=1)
+def load_astroclip(path: str):
+    from scifm.astroclip.config import AstroClipConfig
+    from scifm.core import load_model
+
+    return load_model(path, "cpu", expect_config=AstroClipConfig)[1]
+
+
+@lru_cache(maxsize=2)
+def map_frame(path: str):
+    """(2N rows) x, y, modality flag and properties of both modalities' UMAP points."""
+    import pandas as pd
+
+    cat = load_explorer(path).catalog
+    parts = []
+    for flag, m in enumerate(("image", "spectrum")):
+        df = pd.DataFrame({"x": cat.umap[m][:, 0], "y": cat.umap[m][:, 1]})
+        df["modality"] = float(flag)
+        for p in FILTERED:
+            if p in cat.props:
+                df[p] = cat.props[p].astype(np.float32)
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _grid_html(explorer, table, title: str) -> str:
+    from scifm.astroclip.display import data_url
+
+    cells = []
+    for rec in table.itertuples():
+        cells.append(
+            f"<figure class='gx'><img src='{data_url(explorer.thumbnail(rec.row))}' width=96 "
+            f"height=96 alt='{rec.targetid}'><figcaption>#{rec.rank} · {rec.score:.3f}<br>"
+            f"{rec.targetid}<br>z={rec.redshift:.3f}</figcaption></figure>"
+        )
+    style = ("<style>.gx{display:inline-block;margin:3px;font:11px monospace;text-align:center}"
+             ".gx img{image-rendering:auto;border:1px solid #ccc}</style>")  # fmt: skip
+    return f"{style}<div class='gx-grid'><b>{html.escape(title)}</b><br>{''.join(cells)}</div>"
+
+
+class GalaxiesPage(pn.viewable.Viewer):
+    """Map, selected galaxy, neighbours and spectrum upload over one catalog."""
+
+    color_by = param.Selector(objects=list(COLOR_BY), default="redshift")
+    mode = param.Selector(default="image → image", objects=list(MODES))
+    k = param.Integer(default=16, bounds=(4, 64), doc="neighbours shown")
+    row = param.Integer(default=None, allow_None=True, doc="selected catalog row")
+    neighbour_rows = param.List(default=[], doc="rows of the shown neighbours")
+
+    def __init__(self, assets: str | Path | None = None, **params) -> None:
+        super().__init__(**params)
+        self.assets = Path(assets) if assets is not None else ASSETS
+        self.catalog_path = str(self.assets / "catalog.h5")
+        self.message = pn.pane.Alert("", alert_type="info", visible=False)
+        self.hover = pn.pane.Markdown("Hover over the map to identify galaxies.", height=60)
+        self.galaxy = pn.Column()
+        self.grid = pn.pane.HTML("", sizing_mode="stretch_width", min_height=60)
+        self.timing = pn.pane.Markdown("")
+        self.id_input = pn.widgets.TextInput(name="Target id", placeholder="e.g. 396000...")
+        self.search_button = pn.widgets.Button(name="Show", button_type="primary")
+        self.random_button = pn.widgets.Button(name="Random galaxy", button_type="success")
+        self.upload = pn.widgets.FileInput(accept=".fits,.fit,.fits.gz")
+        self.upload_out = pn.Column()
+        self._rng = np.random.default_rng()
+        self.last_seconds: float | None = None
+        try:
+            self.explorer = load_explorer(self.catalog_path)
+        except (FileNotFoundError, OSError, KeyError) as exc:
+            self.explorer = None
+            self._say(f"The galaxy catalog could not be loaded: {exc}", "danger")
+            return
+        props = self.explorer.catalog.props
+        self.filters = {
+            p: pn.widgets.RangeSlider(
+                name=p, start=float(np.nanmin(props[p])), end=float(np.nanmax(props[p])),
+                value=(float(np.nanmin(props[p])), float(np.nanmax(props[p]))), step=0.01)
+            for p in FILTERED if p in props
+        }  # fmt: skip
+        self.table = pn.widgets.Tabulator(
+            self.explorer.describe(np.zeros(0, np.int64)), height=300, disabled=True,
+            sizing_mode="stretch_width", show_index=False, pagination=None,
+        )  # fmt: skip
+        self.download = pn.widgets.FileDownload(
+            callback=self._csv, filename="neighbours.csv", label="Download neighbours (CSV)",
+            button_type="light",
+        )  # fmt: skip
+        self.search_button.on_click(lambda e: self.select_id(self.id_input.value))
+        self.id_input.param.watch(lambda e: self.select_id(e.new), "enter_pressed")
+        self.random_button.on_click(lambda e: self.select_random())
+        self.upload.param.watch(self._on_upload, "value")
+        for w in self.filters.values():
+            w.param.watch(lambda e: self._refresh(), "value_throttled")
+
+    # ----- actions (also what the tests drive) -----
+    def _say(self, text: str, kind: str = "info") -> None:
+        self.message.object, self.message.alert_type = text, kind
+        self.message.visible = bool(text)
+
+    def select_row(self, row: int) -> None:
+        self._say("")
+        self.row = int(row)
+        self._refresh()
+
+    def select_id(self, text: str) -> None:
+        try:
+            self.select_row(self.explorer.row_of(text))
+        except ValueError as exc:
+            self._say(str(exc), "warning")
+
+    def select_random(self) -> None:
+        self.select_row(self.explorer.random_row(self._rng))
+
+    def select_xy(self, x: float | None, y: float | None) -> None:
+        if x is None or y is None:
+            return
+        self.select_row(self._nearest(x, y))
+
+    def _nearest(self, x: float, y: float) -> int:
+        rows = [self.explorer.nearest_row(x, y, m) for m in ("image", "spectrum")]
+        um = self.explorer.catalog.umap
+        d = [np.hypot(*(um[m][r] - (x, y))) for m, r in zip(("image", "spectrum"), rows)]
+        return rows[int(np.argmin(d))]
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """Property filters that actually restrict (full-range sliders are ignored)."""
+        out = {}
+        for p, w in self.filters.items():
+            if w.value[0] > w.start + 1e-9 or w.value[1] < w.end - 1e-9:
+                out[p] = tuple(w.value)
+        return out
+
+    @param.depends("mode", "k", watch=True)
+    def _refresh(self) -> None:
+        if self.explorer is None or self.row is None:
+            return
+        t0 = time.perf_counter()
+        ex = self.explorer
+        res = ex.neighbours(self.row, self.mode, self.k, self.ranges())
+        self.table.value = res.table
+        self.grid.object = _grid_html(ex, res.table, f"Top {len(res.table)} · {self.mode}")
+        self.galaxy.objects = self._galaxy_view(self.row)
+        self.neighbour_rows = [int(r) for r in res.table["row"]]
+        self.last_seconds = time.perf_counter() - t0
+        self.timing.object = (
+            f"search {1e3 * res.seconds:.1f} ms · server total "
+            f"{1e3 * self.last_seconds:.1f} ms · {len(ex.catalog):,} galaxies"
+        )
+        if len(res.table) == 0:
+            self._say("No galaxy passes the property filters; widen them.", "warning")
+
+    def _csv(self) -> StringIO:
+        return StringIO(self.table.value.to_csv(index=False))
+
+    # ----- views -----
+    def _galaxy_view(self, row: int) -> list:
+        from scifm.astroclip.display import EMISSION_LINES, data_url
+
+        ex = self.explorer
+        d = ex.describe(np.array([row])).to_dict("records")[0]
+        z = float(d["redshift"])
+        wave, flux = ex.spectrum(row)
+        curve = hv.Curve((wave, flux), "wavelength (Å)", "flux (1e-17 erg/s/cm²/Å)").opts(
+            color="black", line_width=1, responsive=True, height=260, tools=["hover"])  # fmt: skip
+        lines = [(n, w * (1 + z)) for n, w in EMISSION_LINES.items()
+                 if wave[0] < w * (1 + z) < wave[-1]]  # fmt: skip
+        top = float(np.nanmax(flux)) if np.isfinite(flux).any() else 1.0
+        overlay = curve * hv.VLines([w for _, w in lines]).opts(color="#d62728", alpha=0.5) * (
+            hv.Labels([(w, top, n) for n, w in lines]).opts(text_font_size="8pt", yoffset=0)
+        )  # fmt: skip
+        props = "  \n".join(f"**{k}**: {v}" for k, v in d.items() if k != "row")
+        img = pn.pane.HTML(f"<img src='{data_url(ex.thumbnail(row))}' width=192 height=192 "
+                           f"alt='galaxy {d['targetid']}'>", width=200)  # fmt: skip
+        return [pn.Row(img, pn.pane.Markdown(props, width=260),
+                       pn.pane.HoloViews(overlay.opts(title=f"z = {z:.3f}"),
+                                         sizing_mode="stretch_width"))]  # fmt: skip
+
+    def map_view(self):
+        import datashader as ds
+        from holoviews.operation.datashader import dynspread, rasterize
+
+        df = map_frame(self.catalog_path)
+
+        def points(color_by: str) -> hv.Points:
+            col = COLOR_BY[color_by]
+            return hv.Points(df.assign(value=df[col]), ["x", "y"], ["value"])
+
+        base = hv.DynamicMap(points, streams=[hv.streams.Params(self, ["color_by"])])
+        shaded = dynspread(rasterize(base, aggregator=ds.mean("value")), threshold=0.6).opts(
+            cmap="viridis", colorbar=True, tools=["hover", "tap"], responsive=True,
+            height=480, xaxis=None, yaxis=None, title="UMAP of image and spectrum embeddings",
+        )  # fmt: skip
+        tap = hv.streams.Tap(source=shaded)
+        tap.add_subscriber(lambda x, y: self.select_xy(x, y))
+        pointer = hv.streams.PointerXY(source=shaded)
+        pointer.add_subscriber(self._on_hover)
+        marks = hv.DynamicMap(self._marks, streams=[hv.streams.Params(self, ["neighbour_rows"])])
+        return shaded * marks
+
+    def _marks(self, neighbour_rows: list) -> object:
+        ex = self.explorer
+        rows = ([self.row] if self.row is not None else []) + list(neighbour_rows)
+        df = ex.describe(np.array(rows, np.int64))
+        df["x"], df["y"] = ex.catalog.umap["image"][rows].T if rows else ([], [])
+        df["kind"] = ["selected"] + ["neighbour"] * (len(rows) - 1) if rows else []
+        vd = ["targetid", "redshift", "kind"] + [c for c in ("log_mstar", "log_ssfr") if c in df]
+        return hv.Points(df, ["x", "y"], vd).opts(
+            color="kind", cmap={"selected": "red", "neighbour": "white"}, size=8,
+            line_color="black", tools=["hover"], show_legend=False,
+        )  # fmt: skip
+
+    def _on_hover(self, x: float | None, y: float | None) -> None:
+        if x is None or y is None or self.explorer is None:
+            return
+        d = self.explorer.describe(np.array([self._nearest(x, y)])).to_dict("records")[0]
+        self.hover.object = "Nearest galaxy: " + ", ".join(
+            f"**{k}** {v}" for k, v in d.items() if k != "row")  # fmt: skip
+
+    # ----- real spectrum upload -----
+    def _on_upload(self, event) -> None:
+        if event.new:
+            self.upload_out.objects = self.handle_upload(event.new, self.upload.filename or "")
+
+    def handle_upload(self, data: bytes, filename: str = "upload.fits") -> list:
+        """Nearest simulated galaxies and k-NN redshift of an uploaded spectrum file."""
+        from scifm.astroclip.realspec import embed_real_spectra, read_real_spectra
+
+        suffix = ".fits.gz" if filename.endswith(".gz") else ".fits"
+        with tempfile.NamedTemporaryFile(suffix=suffix) as f:
+            f.write(data)
+            f.flush()
+            try:
+                spectra = read_real_spectra(f.name)
+            except (ValueError, ImportError) as exc:
+                return [pn.pane.Alert(f"Could not read {html.escape(filename)}: {exc}",
+                                      alert_type="danger")]  # fmt: skip
+        model = load_astroclip(str(self.assets / "model"))
+        emb = embed_real_spectra(model, spectra)
+        out = []
+        from scifm.astroclip.explore import knn_redshift
+
+        for i in range(min(len(spectra), 3)):
+            res = self.explorer.search_embedding(emb[i], "spectrum", self.k)
+            zt = spectra.redshift[i]
+            ztxt = f"{zt:.4f}" if np.isfinite(zt) else "unknown"
+            out.append(pn.pane.Markdown(
+                f"**{html.escape(filename)}** object {spectra.targetid[i]}: k-NN redshift "
+                f"**{knn_redshift(res):.4f}**, pipeline redshift {ztxt}"))  # fmt: skip
+            out.append(pn.pane.HTML(_grid_html(self.explorer, res.table, "Nearest simulated")))
+        return out
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        if self.explorer is None:
+            return pn.Column(self.message)
+        controls = pn.Row(
+            pn.widgets.Select.from_param(self.param.color_by, name="Colour by", width=260),
+            pn.widgets.Select.from_param(self.param.mode, name="Search mode", width=200),
+            pn.widgets.IntSlider.from_param(self.param.k, name="Neighbours", width=200),
+        )  # fmt: skip
+        return pn.Column(
+            self.message, controls, pn.pane.HoloViews(self.map_view(), sizing_mode="stretch_width"),
+            self.hover, self.galaxy, self.timing, self.grid, self.download, self.table,
+            sizing_mode="stretch_width",
+        )  # fmt: skip
+
+    def sidebar(self) -> list:
+        if self.explorer is None:
+            return []
+        return [
+            pn.pane.Markdown("### Find a galaxy"), self.id_input, self.search_button,
+            self.random_button, pn.pane.Markdown("### Filter neighbours"),
+            *self.filters.values(),
+            pn.pane.Markdown("### Real spectrum (DESI coadd or SDSS spec FITS)"),
+            self.upload, self.upload_out,
+        ]  # fmt: skip
+
+
+def page() -> pn.template.BaseTemplate:
+    view = GalaxiesPage()
+    return make_template(TITLE, main=[view], sidebar=view.sidebar(), slug=SLUG)

@@ -1,0 +1,195 @@
+"""``scifm astroclip ...``: the three training stages, embedding, evaluation and search.
+
+    scifm astroclip pretrain-image    --survey S --out runs/img   [--preset small --steps N]
+    scifm astroclip pretrain-spectrum --survey S --out runs/spec
+    scifm astroclip align   --survey S --image runs/img --spectrum runs/spec --out runs/clip
+    scifm astroclip embed   --model runs/clip/checkpoint --survey S --out emb.h5
+    scifm astroclip evaluate --model runs/clip/checkpoint --survey S
+    scifm astroclip search  --catalog assets/astroclip/catalog.h5 --id TARGETID [--mode ...]
+
+``--survey`` is a simulated survey file (``scifm survey generate``) or ``toy:N``.
+Training uses the 80 % split of ``pipeline.default_split``; heavy imports stay in handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+MODES = ("image → image", "spectrum → spectrum", "image → spectrum", "spectrum → image")
+_MODE_ALIASES = {"i2i": MODES[0], "s2s": MODES[1], "i2s": MODES[2], "s2i": MODES[3]}
+
+
+def _common(p: argparse.ArgumentParser, *, survey: bool = True) -> None:
+    if survey:
+        p.add_argument("--survey", required=True, help="survey HDF5 file or toy:N")
+        p.add_argument("--n", type=int, default=None, help="first N galaxies only")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--out", required=True, help="run folder (resumable checkpoint inside)")
+    p.add_argument("--preset", default="small", help="AstroClipConfig preset: tiny/small/paper")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _load(args: argparse.Namespace, cfg=None):
+    from scifm.astroclip.config import AstroClipConfig
+    from scifm.astroclip.pipeline import default_split, prepare, survey_fetcher
+
+    cfg = cfg or AstroClipConfig.preset(getattr(args, "preset", "small"))
+    fetch, n = survey_fetcher(args.survey)
+    n = min(n, args.n or n)
+    data = prepare(fetch, n, cfg, progress=not args.quiet)
+    train_idx, test_idx = default_split(len(data), getattr(args, "seed", 0))
+    return cfg, data, train_idx, test_idx
+
+
+def _train_cfg(args: argparse.Namespace, stage: str):
+    from scifm.astroclip.pipeline import StagePlan
+
+    plan = StagePlan()
+    tc = plan.train_config(stage, progress=not args.quiet)
+    steps = args.steps or tc.steps
+    tc = tc.replace(steps=steps, warmup_steps=max(1, steps // 20), log_every=max(1, steps // 20),
+                    ckpt_every=max(1, steps // 4), lr=args.lr or tc.lr, seed=args.seed)  # fmt: skip
+    return tc, args.batch_size or getattr(plan, f"{stage}_batch")
+
+
+def _pretrain_image(args: argparse.Namespace) -> int:
+    import torch
+
+    from scifm.astroclip.train import pretrain_image
+
+    cfg, data, tr, _ = _load(args)
+    tc, bs = _train_cfg(args, "image")
+    _, res = pretrain_image(data.images[torch.from_numpy(tr)], cfg.image, tc, batch_size=bs,
+                            device=args.device, out_dir=args.out, seed=args.seed)  # fmt: skip
+    print(json.dumps({"checkpoint": str(res.checkpoint), "final": res.history[-1]}))
+    return 0
+
+
+def _pretrain_spectrum(args: argparse.Namespace) -> int:
+    import torch
+
+    from scifm.astroclip.train import pretrain_spectrum
+
+    cfg, data, tr, _ = _load(args)
+    tc, bs = _train_cfg(args, "spectrum")
+    _, res = pretrain_spectrum(data.spectra[torch.from_numpy(tr)], cfg.spectrum, tc,
+                               batch_size=bs, device=args.device, out_dir=args.out,
+                               seed=args.seed)  # fmt: skip
+    print(json.dumps({"checkpoint": str(res.checkpoint), "final": res.history[-1]}))
+    return 0
+
+
+def _ckpt(path: str) -> Path:
+    p = Path(path)
+    return p / "checkpoint" if (p / "checkpoint" / "config.json").exists() else p
+
+
+def _align(args: argparse.Namespace) -> int:
+    import torch
+
+    from scifm.astroclip.train import align, load_encoders
+
+    cfg, data, tr, _ = _load(args)
+    ssl, spec = load_encoders(_ckpt(args.image), _ckpt(args.spectrum))
+    cfg = cfg.replace(image=ssl.config, spectrum=spec.config)
+    tc, bs = _train_cfg(args, "align")
+    t = torch.from_numpy(tr)
+    _, res = align(data.images[t], data.spectra[t], cfg, ssl, spec, tc, batch_size=bs,
+                   device=args.device, out_dir=args.out, seed=args.seed)  # fmt: skip
+    print(json.dumps({"checkpoint": str(res.checkpoint), "final": res.history[-1]}))
+    return 0
+
+
+def _load_clip(path: str, device: str | None):
+    from scifm.astroclip.config import AstroClipConfig
+    from scifm.core import load_model, pick_device
+
+    return load_model(_ckpt(path), pick_device(device), expect_config=AstroClipConfig)[1]
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from scifm.astroclip.embed import embed_file
+    from scifm.astroclip.pipeline import survey_fetcher
+
+    model = _load_clip(args.model, args.device)
+    fetch, n = survey_fetcher(args.survey)
+    n = min(n, args.n or n)
+    out = embed_file(model, fetch, n, args.out, chunk=args.chunk,
+                     device=next(model.parameters()).device, progress=not args.quiet)  # fmt: skip
+    print(json.dumps({"embeddings": str(out), "n": n}))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from scifm.astroclip.embed import embed_arrays
+    from scifm.astroclip.evaluate import cross_modal_recall, knn_r2
+
+    model = _load_clip(args.model, args.device)
+    _, data, tr, te = _load(args, model.config)
+
+    emb = embed_arrays(model, data.images, data.spectra, device=next(model.parameters()).device)
+    props = {k: v for k, v in data.props.items() if k in args.props.split(",")}
+    out = {
+        f"knn_r2_{m}": knn_r2(emb[m][tr], emb[m][te], {k: v[tr] for k, v in props.items()},
+                              {k: v[te] for k, v in props.items()})
+        for m in ("image", "spectrum")
+    }  # fmt: skip
+    out["image_to_spectrum"] = cross_modal_recall(emb["image"][te], emb["spectrum"][te])
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from scifm.astroclip.catalog import Catalog
+    from scifm.astroclip.explore import Explorer
+
+    ex = Explorer(Catalog.load(args.catalog))
+    mode = _MODE_ALIASES.get(args.mode, args.mode)
+    res = ex.neighbours(ex.row_of(args.id), mode, args.k)
+    print(res.table.to_csv(index=False) if args.csv else res.table.to_string(index=False))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser("astroclip", help="AstroCLIP: train, embed, evaluate, search")
+    sub = group.add_subparsers(dest="astroclip_command", required=True)
+    p = sub.add_parser("pretrain-image", help="MoCo-v2 pretraining of the image encoder")
+    _train_args(p)
+    p.set_defaults(func=_pretrain_image)
+    p = sub.add_parser("pretrain-spectrum", help="masked-modelling pretraining of SpecFormer")
+    _train_args(p)
+    p.set_defaults(func=_pretrain_spectrum)
+    p = sub.add_parser("align", help="InfoNCE alignment heads on the frozen encoders")
+    _train_args(p)
+    p.add_argument("--image", required=True, help="pretrain-image run folder or checkpoint")
+    p.add_argument("--spectrum", required=True, help="pretrain-spectrum run folder or checkpoint")
+    p.set_defaults(func=_align)
+    p = sub.add_parser("embed", help="embed a survey to an HDF5 file (resumable)")
+    _common(p)
+    p.add_argument("--model", required=True, help="align run folder or checkpoint")
+    p.add_argument("--out", required=True, help="output .h5")
+    p.add_argument("--chunk", type=int, default=512)
+    p.set_defaults(func=_embed)
+    p = sub.add_parser("evaluate", help="zero-shot k-NN R^2 and cross-modal recall")
+    _common(p)
+    p.add_argument("--model", required=True)
+    p.add_argument("--props", default="redshift,log_mstar,log_ssfr,log_z,age")
+    p.set_defaults(func=_evaluate)
+    p = sub.add_parser("search", help="top-k neighbours of a target id in a catalog")
+    _common(p, survey=False)
+    p.add_argument("--catalog", default="assets/astroclip/catalog.h5")
+    p.add_argument("--id", required=True, help="target id")
+    p.add_argument("--mode", default="i2i", help="i2i, s2s, i2s, s2i (or the full mode name)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--csv", action="store_true", help="print CSV")
+    p.set_defaults(func=_search)

@@ -1,0 +1,152 @@
+"""Similarity search over a galaxy catalog, as the app uses it (no GUI code here).
+
+``Explorer`` answers what the "galaxies" page asks: the galaxy nearest a clicked
+UMAP position, a galaxy by target id, and the top-k neighbours of a galaxy in one of
+four modes (image->image, spectrum->spectrum, image->spectrum, spectrum->image;
+cosine similarity as in Parker et al. 2024) restricted by property filters. Search
+is exact (faiss flat inner product) up to ``exact_limit`` galaxies and HNSW above;
+filtered queries fall back to a masked brute-force scan.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from scifm.astroclip.catalog import MODALITIES, Catalog
+from scifm.astroclip.search import EmbeddingIndex, cosine_topk
+
+MODES = {  # mode -> (query modality, searched modality)
+    "image → image": ("image", "image"),
+    "spectrum → spectrum": ("spectrum", "spectrum"),
+    "image → spectrum": ("image", "spectrum"),
+    "spectrum → image": ("spectrum", "image"),
+}
+
+
+@dataclass
+class Neighbours:
+    table: pd.DataFrame  # rank, targetid, score, row, properties
+    seconds: float  # server time of the search
+
+
+class Explorer:
+    """Search and lookups over a ``Catalog`` (indexes built once, on first use)."""
+
+    def __init__(self, catalog: Catalog, *, exact_limit: int = 200_000) -> None:
+        self.catalog = catalog
+        self.exact_limit = exact_limit
+        self._index: dict[str, EmbeddingIndex] = {}
+        self._trees: dict[str, cKDTree] = {}
+
+    def index(self, modality: str) -> EmbeddingIndex:
+        if modality not in self._index:
+            kind = "exact" if len(self.catalog) <= self.exact_limit else "hnsw"
+            self._index[modality] = EmbeddingIndex.build(
+                self.catalog.embeddings[modality], kind, ef_search=128
+            )
+        return self._index[modality]
+
+    def nearest_row(self, x: float, y: float, modality: str = "image") -> int:
+        """Row of the galaxy whose UMAP point (of ``modality``) is nearest (x, y)."""
+        if modality not in MODALITIES:
+            raise ValueError(f"modality {modality!r}: expected one of {MODALITIES}")
+        if modality not in self._trees:
+            self._trees[modality] = cKDTree(self.catalog.umap[modality])
+        return int(self._trees[modality].query([x, y])[1])
+
+    def row_of(self, targetid: int | str) -> int:
+        """Row of a target id; ValueError with a clear message when it is not a known id."""
+        try:
+            tid = int(str(targetid).strip())
+        except ValueError:
+            raise ValueError(f"target id {targetid!r} is not an integer") from None
+        row = self.catalog.row_of(tid)
+        if row is None:
+            raise ValueError(f"target id {tid} is not in this catalog of {len(self.catalog)}")
+        return row
+
+    def random_row(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(len(self.catalog)))
+
+    def filter_mask(self, ranges: dict[str, tuple[float, float]] | None) -> np.ndarray | None:
+        """Boolean mask of galaxies inside every (lo, hi) property range (None: all)."""
+        if not ranges:
+            return None
+        mask = np.ones(len(self.catalog), bool)
+        for name, (lo, hi) in ranges.items():
+            if name not in self.catalog.props:
+                raise ValueError(f"filter on {name!r}: no such property; "
+                                 f"have {sorted(self.catalog.props)}")  # fmt: skip
+            v = self.catalog.props[name]
+            mask &= (v >= lo) & (v <= hi)
+        return mask
+
+    def neighbours(
+        self,
+        row: int,
+        mode: str = "image → image",
+        k: int = 16,
+        ranges: dict[str, tuple[float, float]] | None = None,
+    ) -> Neighbours:
+        """Top-k galaxies most similar to galaxy ``row`` (itself excluded)."""
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r}: expected one of {list(MODES)}")
+        t0 = time.perf_counter()
+        q_mod, t_mod = MODES[mode]
+        query = self.catalog.embeddings[q_mod][row]
+        mask = self.filter_mask(ranges)
+        if mask is None:
+            scores, ids = self.index(t_mod).search(query, k + 1)
+            scores, ids = scores[0], ids[0]
+        else:
+            mask = mask.copy()
+            mask[row] = False
+            scores, ids = cosine_topk(query, self.catalog.embeddings[t_mod], k, mask)
+        keep = (ids != row) & (ids >= 0)
+        scores, ids = scores[keep][:k], ids[keep][:k]
+        table = self.describe(ids)
+        table.insert(0, "score", np.round(scores.astype(float), 4))
+        table.insert(0, "rank", np.arange(1, len(ids) + 1))
+        return Neighbours(table=table, seconds=time.perf_counter() - t0)
+
+    def search_embedding(self, embedding: np.ndarray, modality: str, k: int = 16) -> Neighbours:
+        """Top-k galaxies of ``modality`` nearest an external unit embedding (E,)."""
+        t0 = time.perf_counter()
+        scores, ids = self.index(modality).search(embedding, k)
+        table = self.describe(ids[0])
+        table.insert(0, "score", np.round(scores[0].astype(float), 4))
+        table.insert(0, "rank", np.arange(1, len(ids[0]) + 1))
+        return Neighbours(table=table, seconds=time.perf_counter() - t0)
+
+    def describe(self, rows: np.ndarray) -> pd.DataFrame:
+        """Target ids and properties of catalog rows."""
+        rows = np.asarray(rows, np.int64)
+        cols = {"targetid": self.catalog.targetid[rows], "row": rows}
+        for k, v in self.catalog.props.items():
+            cols[k] = np.round(v[rows], 4)
+        return pd.DataFrame(cols)
+
+    def spectrum(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(wavelength, flux) of the galaxy's display spectrum."""
+        from scifm.astroclip.display import dequantize, display_wavelength
+
+        src = self.catalog.source[row]
+        flux = dequantize(
+            self.catalog.spectra_u8[src], self.catalog.spectra_offset[src],
+            self.catalog.spectra_scale[src],
+        )  # fmt: skip
+        return display_wavelength(int(self.catalog.attrs.get("display_bin", 16))), flux
+
+    def thumbnail(self, row: int) -> bytes:
+        return self.catalog.thumbnails[self.catalog.source[row]]
+
+
+def knn_redshift(neigh: Neighbours, redshift_col: str = "redshift") -> float:
+    """Similarity-weighted mean redshift of the neighbours (the k-NN redshift estimate)."""
+    w = np.clip(neigh.table["score"].to_numpy(float), 1e-6, None)
+    return float(np.sum(w * neigh.table[redshift_col].to_numpy(float)) / w.sum())
