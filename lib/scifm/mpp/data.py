@@ -52,8 +52,14 @@ class WindowSet:
     def from_trajectories(cls, traj, n_frames: int, stride: int = 1) -> WindowSet:
         """Build from a ``scifm.mpp.pde.Trajectories``."""
         spec = traj.spec
-        return cls(traj.system, traj.fields.float().cpu(), spec.field_index, spec.periodic,
-                   n_frames, stride)  # fmt: skip
+        return cls(
+            traj.system,
+            traj.fields.float().cpu(),
+            spec.field_index,
+            spec.periodic,
+            n_frames,
+            stride,
+        )
 
     @property
     def per_traj(self) -> int:
@@ -84,8 +90,9 @@ class BalancedBatches:
     rank draws the same system (the draw depends only on ``seed, step, micro``).
     """
 
-    def __init__(self, sets: Sequence[WindowSet], batch_size: int, seed: int = 0,
-                 *, accum_steps: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self, sets: Sequence[WindowSet], batch_size: int, seed: int = 0, *, accum_steps: int = 1
+    ) -> None:
         if not sets:
             raise ValueError("BalancedBatches: expected at least one WindowSet")
         if batch_size < 1:

@@ -28,8 +28,9 @@ from scifm.mpp.stem import FieldEmbedding, HMLPDecoder, HMLPStem
 REVIN_EPS = 1e-7  # added to the std of each (sample, field) window, as in the reference
 
 
-def as_field_index(field_index: Sequence[int] | torch.Tensor, n_states: int, n_channels: int,
-                   device: torch.device) -> torch.Tensor:  # fmt: skip
+def as_field_index(
+    field_index: Sequence[int] | torch.Tensor, n_states: int, n_channels: int, device: torch.device
+) -> torch.Tensor:
     """Check and convert the field indices of a batch to a 1-D long tensor on ``device``."""
     idx = torch.as_tensor(field_index, dtype=torch.long, device=device)
     if idx.ndim == 2:  # a collated batch (B, C): all rows must agree

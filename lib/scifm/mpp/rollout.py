@@ -52,8 +52,9 @@ def rollout(
     return torch.stack(preds, dim=1), err
 
 
-def model_step(model: torch.nn.Module, field_index: Sequence[int] | torch.Tensor,
-               periodic: bool = False) -> Predictor:  # fmt: skip
+def model_step(
+    model: torch.nn.Module, field_index: Sequence[int] | torch.Tensor, periodic: bool = False
+) -> Predictor:
     """Wrap an AViT as a one-step predictor for :func:`rollout`."""
     return lambda window: model(window, field_index, periodic)
 
