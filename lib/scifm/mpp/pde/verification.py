@@ -1,0 +1,114 @@
+"""Reference problems with known solutions, shared by the tests and the notebook.
+
+- Sod shock tube (Sod 1978) against the exact Riemann solution (``riemann``).
+- Isentropic vortex (Shu 1998, "Essentially non-oscillatory and weighted essentially
+  non-oscillatory schemes") advected on a periodic box: the exact solution is the
+  translated initial condition, which measures the order of convergence.
+- Taylor-Green vortex: exp(-2 nu k^2 t) decay of an exact Navier-Stokes solution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from scifm.mpp.pde.grid import Grid
+from scifm.mpp.pde.riemann import exact_riemann
+from scifm.mpp.pde.simulate import simulate
+
+SOD_LEFT = (1.0, 0.0, 1.0)  # (rho, u, p)
+SOD_RIGHT = (0.125, 0.0, 0.1)
+
+
+@dataclass
+class SodResult:
+    x: np.ndarray  # (n_cells,) cell centres along the tube
+    numeric: dict[str, np.ndarray]  # rho, u, p along the tube
+    exact: dict[str, np.ndarray]
+    l1: dict[str, float]  # relative L1 error: sum|num - exact| / sum|exact| (u: mean abs)
+
+
+def sod_shock_tube(
+    n_cells: int = 400,
+    axis: str = "x",
+    t_end: float = 0.2,
+    width: int = 4,
+    dtype: torch.dtype = torch.float64,
+) -> SodResult:
+    """Sod's tube along ``axis`` on a ``n_cells x width`` strip of [0, 1], outflow ends."""
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis {axis!r}: expected 'x' or 'y'")
+    dx = 1.0 / n_cells
+    x = (np.arange(n_cells) + 0.5) * dx
+    left = torch.as_tensor(x < 0.5)[:, None].expand(n_cells, width)
+    state = torch.zeros(1, 4, n_cells, width, dtype=torch.float64)
+    state[0, 2] = torch.where(left, SOD_LEFT[0], SOD_RIGHT[0])
+    state[0, 3] = torch.where(left, SOD_LEFT[2], SOD_RIGHT[2])
+    res, domain = (n_cells, width), (0.0, 1.0, 0.0, width * dx)
+    if axis == "y":
+        state = state[:, [1, 0, 2, 3]].transpose(2, 3)
+        res, domain = (width, n_cells), (0.0, width * dx, 0.0, 1.0)
+    traj = simulate(
+        "cns",
+        res=res,
+        domain=domain,
+        n_frames=2,
+        t_end=t_end,
+        dtype=dtype,
+        initial_state=state,
+        params={"eta": 0.0, "zeta": 0.0, "boundary": "outflow"},
+    )
+    last = traj.fields[0, -1].double()  # (4, X, Y)
+    if axis == "y":
+        last = last[[1, 0, 2, 3]].transpose(1, 2)
+    numeric = {"rho": last[2, :, 0].numpy(), "u": last[0, :, 0].numpy(), "p": last[3, :, 0].numpy()}
+    r, u, p = exact_riemann(SOD_LEFT, SOD_RIGHT, (x - 0.5) / t_end, gamma=5.0 / 3.0)
+    exact = {"rho": r, "u": u, "p": p}
+    l1 = {k: float(np.abs(numeric[k] - exact[k]).sum() / np.abs(exact[k]).sum()) for k in exact}
+    return SodResult(x, numeric, exact, l1)
+
+
+def isentropic_vortex_state(
+    grid: Grid, t: float, beta: float = 5.0, gamma: float = 5.0 / 3.0
+) -> torch.Tensor:
+    """Exact vortex at time t, (1, 4, X, Y) as (vx, vy, density, pressure), mean flow (1, 1)."""
+    xx, yy = grid.mesh()
+    lx, ly = grid.lx, grid.ly
+    cx, cy = grid.domain[0] + lx / 2 + t, grid.domain[2] + ly / 2 + t
+    # Nearest periodic image of the vortex centre.
+    dx = torch.remainder(xx - cx + lx / 2, lx) - lx / 2
+    dy = torch.remainder(yy - cy + ly / 2, ly) - ly / 2
+    r2 = dx**2 + dy**2
+    bump = beta / (2 * math.pi) * torch.exp(0.5 * (1 - r2))
+    temp = 1 - (gamma - 1) * beta**2 / (8 * gamma * math.pi**2) * torch.exp(1 - r2)
+    rho = temp ** (1 / (gamma - 1))
+    return torch.stack([1 - bump * dy, 1 + bump * dx, rho, rho**gamma])[None]
+
+
+def isentropic_vortex_error(res: int, t_end: float = 1.0) -> float:
+    """Density L1 error (mean abs) of the advected vortex on [-5, 5]^2 at ``res``^2 cells."""
+    grid = Grid.make(res, (-5.0, 5.0, -5.0, 5.0))
+    init = isentropic_vortex_state(grid, 0.0)
+    traj = simulate(
+        "cns",
+        res=res,
+        domain=grid.domain,
+        n_frames=2,
+        t_end=t_end,
+        dtype=torch.float64,
+        initial_state=init,
+        params={"eta": 0.0, "zeta": 0.0},
+    )
+    exact = isentropic_vortex_state(grid, t_end)
+    return float((traj.fields[0, -1, 2] - exact[0, 2]).abs().mean())
+
+
+def convergence_orders(resolutions: list[int], errors: list[float]) -> list[float]:
+    """Observed orders log(e_i / e_{i+1}) / log(n_{i+1} / n_i)."""
+    return [
+        math.log(errors[i] / errors[i + 1]) / math.log(resolutions[i + 1] / resolutions[i])
+        for i in range(len(errors) - 1)
+    ]
