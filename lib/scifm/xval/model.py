@@ -83,14 +83,18 @@ class Model(nn.Module):
         # a padding query may see nothing; let it see itself so softmax stays finite
         return allowed | torch.eye(t, dtype=torch.bool, device=ids.device)
 
-    def forward(self, ids: torch.Tensor, x_num: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # ids: (B, T) long; x_num: (B, T) float, scaled value at [NUM], 1 elsewhere
+    def embed(self, ids: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) input: token embedding times value, THEN plus position embedding."""
         t = ids.shape[1]
         if t > self.config.max_len:
             raise ValueError(f"sequence of {t} tokens: longer than max_len={self.config.max_len}")
         pos = torch.arange(t, device=ids.device)
         h = self.token_embedding(ids) * x_num.to(self.token_embedding.weight.dtype)[..., None]
-        h = h + self.position_embedding(pos)[None]  # (B, T, d): position AFTER the value
+        return h + self.position_embedding(pos)[None]
+
+    def forward(self, ids: torch.Tensor, x_num: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # ids: (B, T) long; x_num: (B, T) float, scaled value at [NUM], 1 elsewhere
+        h = self.embed(ids, x_num)
         allowed = self.attention_mask(ids)
         for block in self.blocks:
             h = block(h, allowed)
