@@ -1,0 +1,75 @@
+"""The tiny end-to-end pipeline: training histories, catalog, explorer, resumable embedding."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from scifm.astroclip.catalog import Catalog, replicate
+from scifm.astroclip.embed import embed_arrays, embed_file, read_embeddings
+from scifm.astroclip.explore import MODES, Explorer, knn_redshift
+from scifm.astroclip.pipeline import _toy_slice
+
+
+def test_stages_train_and_alignment_loss_falls(trained):
+    h = trained["history"]
+    assert set(h) == {"image", "spectrum", "align"}
+    assert h["align"][-1]["loss"] < h["align"][0]["loss"]
+    assert h["spectrum"][-1]["loss"] < h["spectrum"][0]["loss"]
+
+
+def test_catalog_round_trip_and_contents(trained):
+    cat = Catalog.load(trained["dir"] / "catalog.h5")
+    n = len(trained["data"])
+    assert len(cat) == n and len(cat.thumbnails) == n
+    assert cat.thumbnails[0][:2] == b"\xff\xd8"  # JPEG magic
+    for m in ("image", "spectrum"):
+        assert cat.umap[m].shape == (n, 2)
+        np.testing.assert_allclose(np.linalg.norm(cat.embeddings[m], axis=1), 1, atol=2e-3)
+    assert cat.props["is_test"].sum() == len(trained["test_idx"])
+    big = replicate(cat, 3 * n, seed=1)
+    assert len(big) == 3 * n and big.source.max() < n
+
+
+def test_explorer_modes_filters_and_errors(trained):
+    ex = Explorer(Catalog.load(trained["dir"] / "catalog.h5"))
+    for mode in MODES:
+        res = ex.neighbours(3, mode, k=5)
+        assert len(res.table) == 5 and 3 not in res.table["row"].to_list()
+        assert res.table["score"].is_monotonic_decreasing
+    zlo, zhi = 0.1, 0.3
+    res = ex.neighbours(3, "image → image", 8, {"redshift": (zlo, zhi)})
+    assert res.table["redshift"].between(zlo, zhi).all()
+    assert ex.row_of(str(ex.catalog.targetid[7])) == 7
+    with pytest.raises(ValueError, match="not an integer"):
+        ex.row_of("abc")
+    with pytest.raises(ValueError, match="not in this catalog"):
+        ex.row_of("12")
+    with pytest.raises(ValueError, match="mode"):
+        ex.neighbours(0, "image → sound")
+    x, y = ex.catalog.umap["spectrum"][11]
+    assert ex.nearest_row(float(x), float(y), "spectrum") == 11
+    assert 0.0 <= knn_redshift(ex.neighbours(3, "spectrum → spectrum", 8)) <= 1.0
+
+
+def test_embed_file_resumes_after_a_crash(trained, tmp_path):
+    model, n = trained["model"], 40
+    calls = []
+
+    def flaky(a, b):
+        calls.append(a)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return _toy_slice(192, a, b)
+
+    out = tmp_path / "emb.h5"
+    with pytest.raises(RuntimeError):
+        embed_file(model, flaky, n, out, chunk=16, progress=False)
+    with h5py.File(out) as f:
+        assert f.attrs["n_done"] == 16
+    embed_file(model, flaky, n, out, chunk=16, progress=False)
+    assert calls == [0, 16, 16, 32]
+    emb = read_embeddings(out)
+    ref = embed_arrays(model, trained["data"].images[:n], trained["data"].spectra[:n])
+    np.testing.assert_allclose(emb["spectrum"], ref["spectrum"], atol=1e-5)
