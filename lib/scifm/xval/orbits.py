@@ -15,10 +15,14 @@ the star, 3 significant digits); the last step's positions are predicted:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scifm.xval.numbers import format_number
+
+if TYPE_CHECKING:
+    from scifm.xval.tasks import Sample, TaskConfig
 
 
 @dataclass(frozen=True)
@@ -128,16 +132,20 @@ def _fmt(v: float) -> str:
     return format_number(float(f"{v:.3g}"))
 
 
-def orbit_samples(cfg, n: int, rng: np.random.Generator, split: str) -> list:
+def orbit_systems(cfg: TaskConfig, n: int, rng: np.random.Generator, split: str) -> Systems:
+    """The systems of the orbit task's ``split``: ood splits vary the outer ``a_max``."""
+    if split == "interp":
+        return sample_systems(n, rng, n_planets=cfg.n_planets, a_max_range=cfg.a_hole)
+    if split == "extrap":
+        return sample_systems(n, rng, n_planets=cfg.n_planets, a_max_range=(3.0, 3.5))
+    return sample_systems(n, rng, n_planets=cfg.n_planets, a_hole=cfg.a_hole)
+
+
+def orbit_samples(cfg: TaskConfig, n: int, rng: np.random.Generator, split: str) -> list[Sample]:
     """Orbit-task samples (see module docstring); ood splits vary ``a_max``."""
     from scifm.xval.tasks import Sample
 
-    if split == "interp":
-        sys = sample_systems(n, rng, n_planets=cfg.n_planets, a_max_range=cfg.a_hole)
-    elif split == "extrap":
-        sys = sample_systems(n, rng, n_planets=cfg.n_planets, a_max_range=(3.0, 3.5))
-    else:
-        sys = sample_systems(n, rng, n_planets=cfg.n_planets, a_hole=cfg.a_hole)
+    sys = orbit_systems(cfg, n, rng, split)
     times = np.arange(cfg.n_steps) * cfg.dt
     pos, _ = integrate(sys, times)
     rel = pos[:, :, 1:] - pos[:, :, :1]  # (S, steps, K, 2) relative to the star
