@@ -77,6 +77,11 @@ def parse_question(text: str) -> tuple[float, float] | str:
     if len(nums) != 2 or rest not in (["*"], ["x"], ["×"]) or segs[1].value is not None:
         return f"Expected a product of two numbers like 4.5*3.2; got {text!r}."
     a, b = float(nums[0].value), float(nums[1].value)
+    if max(abs(a), abs(b)) > 1e12:
+        return (
+            f"{text.strip()!r}: operands beyond 1e12 are absurd for models trained on [1, 10); "
+            "ask something like 4.5*3.2 or 12*3 (out of range, but sensible)."
+        )
     return a, b
 
 
