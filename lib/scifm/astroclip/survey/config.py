@@ -48,7 +48,7 @@ class SurveyConfig(ConfigMixin):
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # tests: small stamps are not allowed (the layout is fixed); presets differ in noise only
-        "tiny": {"chunk_size": 8},
+        "tiny": {"chunk_size": 4},
         "small": {"chunk_size": 32},
         "desi": {},
     }

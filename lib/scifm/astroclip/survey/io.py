@@ -23,7 +23,9 @@ are flushed, so an interrupted generation resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,7 +121,9 @@ def write_chunk(f: h5py.File, chunk: int, start: int, rows: dict) -> None:
     f.flush()
 
 
-def _open(path: str | Path) -> h5py.File:
+@contextlib.contextmanager
+def _open(path: str | Path) -> Iterator[h5py.File]:
+    """Open a survey file for reading; HDF5 failures inside become errors naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"survey file {path}: does not exist")
@@ -127,13 +131,16 @@ def _open(path: str | Path) -> h5py.File:
         f = h5py.File(path, "r")
     except OSError as e:
         raise ValueError(f"survey file {path}: not a readable HDF5 file ({e})") from e
-    if f.attrs.get("format") != FORMAT:
-        f.close()
-        raise ValueError(
-            f"survey file {path}: attribute format={f.attrs.get('format')!r}; expected {FORMAT!r} "
-            "(write one with `scifm survey generate`)"
-        )
-    return f
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(
+                f"survey file {path}: attribute format={f.attrs.get('format')!r}; expected "
+                f"{FORMAT!r} (write one with `scifm survey generate`)"
+            )
+        try:
+            yield f
+        except (KeyError, OSError, RuntimeError) as e:
+            raise ValueError(f"survey file {path}: corrupt or truncated ({e})") from e
 
 
 def survey_info(path: str | Path) -> dict:

@@ -1,0 +1,97 @@
+"""Survey files: layout, reading slices, resuming an interrupted generation, bad files."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from scifm.astroclip.survey import generate_survey, read_survey, survey_info, write_survey
+from scifm.astroclip.survey.generate import pending_chunks
+from scifm.astroclip.survey.io import create_survey_file, make_targetid
+
+
+def test_layout_and_reader(tiny_survey, tiny_spec):
+    n, seed = tiny_spec
+    d = read_survey(tiny_survey)
+    assert len(d) == n
+    assert d.images.shape == (n, 152, 152, 3) and d.images.dtype == np.float32
+    assert d.spectra.shape == d.ivar.shape == (n, 7781)
+    assert d.targetid.dtype == np.int64 and len(set(d.targetid)) == n
+    np.testing.assert_array_equal(d.targetid, make_targetid(seed, np.arange(n)))
+    for key in ("log_mstar", "log_ssfr", "log_z", "age"):
+        assert np.all(np.isfinite(d.props[key]))
+    np.testing.assert_allclose(d.redshift, d.params["redshift"], rtol=1e-6)
+    assert np.all(d.ivar > 0) and np.all(np.isfinite(d.images))
+    # Image photometry agrees with the spectrum's synthesized photometry within the sky noise.
+    flux = np.stack([d.props[f"flux_{b}"] for b in "grz"], axis=1)
+    sigma = np.stack([d.params[f"sky_sigma_{b}"] for b in "grz"], axis=1) * 152
+    assert np.all(np.abs(d.images.sum(axis=(1, 2)) - flux) < 5 * sigma + 0.03 * flux)
+    part = read_survey(tiny_survey, start=3, stop=7)
+    np.testing.assert_array_equal(part.spectra, d.spectra[3:7])
+    np.testing.assert_array_equal(d.subset(slice(3, 7)).images, part.images)
+    with pytest.raises(ValueError, match="rows 5:99"):
+        read_survey(tiny_survey, start=5, stop=99)
+
+
+def test_interrupted_generation_resumes_identically(tiny_survey, tiny_spec, tiny_config, tmp_path):
+    n, seed = tiny_spec
+    path = tmp_path / "resume.h5"
+    create_survey_file(path, tiny_config, n, seed)
+    assert len(pending_chunks(path)) == 3
+    info = survey_info(path)
+    assert info["n_done"] == 0 and not info["complete"]
+    with pytest.raises(ValueError, match="not all generated"):
+        read_survey(path)
+    # Finish the middle chunk only (as if the run died after it), then resume.
+    from scifm.astroclip.survey.io import write_chunk
+    from scifm.astroclip.survey.simulate import simulate_range
+
+    with h5py.File(path, "r+") as f:
+        write_chunk(f, 1, 4, simulate_range(tiny_config, seed, 4, 8))
+    assert [c for c, _, _ in pending_chunks(path)] == [0, 2]
+    np.testing.assert_array_equal(read_survey(path, start=4, stop=8).images,
+                                  read_survey(tiny_survey, start=4, stop=8).images)  # fmt: skip
+    generate_survey(path, n, config=tiny_config, seed=seed, progress=False)
+    a, b = read_survey(path), read_survey(tiny_survey)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.spectra, b.spectra)
+    with pytest.raises(ValueError, match="overwrite"):
+        generate_survey(path, n + 1, config=tiny_config, seed=seed, progress=False)
+
+
+def test_parallel_workers_give_the_same_file(tiny_survey, tiny_spec, tiny_config, tmp_path):
+    n, seed = tiny_spec
+    path = generate_survey(tmp_path / "par.h5", n, config=tiny_config, seed=seed,
+                           workers=2, progress=False)  # fmt: skip
+    np.testing.assert_array_equal(read_survey(path).spectra, read_survey(tiny_survey).spectra)
+
+
+def test_write_survey_round_trip(tiny_survey, tmp_path):
+    d = read_survey(tiny_survey).subset(np.array([0, 2, 9]))
+    out = write_survey(tmp_path / "sub.h5", d, compression="gzip")
+    e = read_survey(out)
+    np.testing.assert_array_equal(e.images, d.images)
+    assert e.props.keys() == d.props.keys() and list(e.targetid) == list(d.targetid)
+
+
+def test_bad_files_give_clear_errors(tiny_survey, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_survey(tmp_path / "missing.h5")
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"this is not hdf5")
+    with pytest.raises(ValueError, match="not a readable HDF5"):
+        read_survey(junk)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(ValueError, match="expected 'scifm-astroclip-survey'"):
+        read_survey(other)
+    truncated = tmp_path / "truncated.h5"
+    shutil.copy(tiny_survey, truncated)
+    with open(truncated, "r+b") as fh:
+        fh.truncate(4096)
+    with pytest.raises(ValueError, match="truncated.h5"):
+        read_survey(truncated)
