@@ -112,3 +112,80 @@ def convergence_orders(resolutions: list[int], errors: list[float]) -> list[floa
         math.log(errors[i] / errors[i + 1]) / math.log(resolutions[i + 1] / resolutions[i])
         for i in range(len(errors) - 1)
     ]
+
+
+def taylor_green_error(res: int = 32, t_end: float = 1.0, nu: float = 0.01) -> float:
+    """Max relative velocity error of the Taylor-Green vortex vs exp(-2 nu k^2 t) decay."""
+    grid = Grid.make(res, (0.0, 1.0, 0.0, 1.0))
+    xx, yy = grid.mesh()
+    k = 2 * math.pi
+    vx, vy = torch.sin(k * xx) * torch.cos(k * yy), -torch.cos(k * xx) * torch.sin(k * yy)
+    init = torch.stack([vx, vy, 0 * xx])[None]
+    traj = simulate(
+        "ins",
+        res=res,
+        n_frames=5,
+        t_end=t_end,
+        initial_state=init,
+        dtype=torch.float64,
+        params={"nu": nu, "forcing": torch.zeros(1, 2, res, res)},
+    )
+    decay = torch.exp(-2 * nu * k**2 * traj.t.double())[:, None, None, None]
+    expected = init[0, :2] * decay
+    return float((traj.fields[0, :, :2] - expected).abs().amax() / expected.abs().amax())
+
+
+def cosine_decay_error(res: int = 64, t_end: float = 2.0, d: float = 0.02) -> float:
+    """Relative error of a no-flux cosine mode's decay vs exp(-D k^2 t), reaction off."""
+    grid = Grid.make(res, (-1.0, 1.0, -1.0, 1.0))
+    xx, yy = grid.mesh()
+    mode = torch.cos(math.pi * (xx + 1)) * torch.cos(math.pi * (yy + 1) / 2)
+    traj = simulate(
+        "diffreact",
+        res=res,
+        n_frames=5,
+        t_end=t_end,
+        dtype=torch.float64,
+        initial_state=torch.stack([mode, mode])[None],
+        params={"reaction": 0.0, "Du": d, "Dv": d},
+    )
+    amp = (traj.fields[0, :, 0] * mode).sum((-1, -2)) / (mode * mode).sum()
+    exact = torch.exp(-d * math.pi**2 * 1.25 * traj.t.double())
+    return float(((amp - exact) / exact).abs().max())
+
+
+def cns_conservation_drift(res: int = 32, t_end: float = 0.02) -> float:
+    """Largest relative change of total mass, momentum or energy on the periodic box."""
+    from scifm.mpp.pde.cns import to_conserved
+
+    traj = simulate(
+        "cns",
+        2,
+        res=res,
+        n_frames=2,
+        t_end=t_end,
+        seed=5,
+        dtype=torch.float64,
+        params={"M": 1.0, "eta": 0.05, "zeta": 0.05},
+    )
+    q = traj.fields[:, :, [2, 0, 1, 3]]
+    gamma = torch.tensor(5 / 3, dtype=torch.float64)
+    cons = torch.stack([to_conserved(q[:, t], gamma) for t in range(q.shape[1])], 1)
+    totals, scale = cons.sum((-1, -2)), cons.abs().sum((-1, -2))[:, :1]
+    return float(((totals - totals[:, :1]) / scale).abs().max())
+
+
+def run_all(quick: bool = False) -> dict[str, float | list[float]]:
+    """Every reference figure, as reported by ``scifm pde verify``."""
+    n_sod = 200 if quick else 400
+    res = [16, 32] if quick else [16, 32, 64]
+    errors = [isentropic_vortex_error(n) for n in res]
+    out: dict[str, float | list[float]] = {}
+    for axis in ("x", "y"):
+        out[f"sod_{axis}_{n_sod}_density_L1_rel"] = sod_shock_tube(n_sod, axis).l1["rho"]
+    out[f"isentropic_vortex_density_L1_{res}"] = errors
+    out["isentropic_vortex_orders"] = convergence_orders(res, errors)
+    out["cns_conservation_max_rel_drift"] = cns_conservation_drift()
+    out["taylor_green_max_rel_error"] = taylor_green_error()
+    out["diffusion_cosine_decay_max_rel_error"] = cosine_decay_error()
+    return out

@@ -1,0 +1,124 @@
+"""`scifm pde generate`: chunked, atomic, resumable; no NaN frames ever written."""
+
+import json
+
+import pytest
+import torch
+
+import scifm.mpp.pde.generate as gen_module
+from scifm.cli import main
+from scifm.mpp.pde import SimulationError
+from scifm.mpp.pde.formats import read_any
+from scifm.mpp.pde.generate import GenerateRequest, generate
+
+
+class Killed(Exception):
+    """Stands in for a process killed mid-run."""
+
+
+ARGS = ["--res", "16", "--frames", "3", "--t-end", "0.05", "--chunk", "2", "--no-progress"]
+
+
+def test_cli_generates_pdebench_file(tmp_path, capsys):
+    out = tmp_path / "dr"
+    assert (
+        main(["pde", "generate", "--system", "diffreact", "--n", "3", "--out", str(out), *ARGS])
+        == 0
+    )
+    final = out / "2D_diff-react_NA_NA.h5"
+    assert str(final) in capsys.readouterr().out
+    traj = read_any(final)
+    assert traj.fields.shape == (3, 3, 2, 16, 16)
+    assert not (out / "chunks").exists()
+    assert json.loads((out / "generate.json").read_text())["n"] == 3
+    assert main(["pde", "info", str(final)]) == 0
+    assert "diffreact" in capsys.readouterr().out
+
+
+def test_cli_generates_well_dataset_with_stats(tmp_path):
+    out = tmp_path / "swe"
+    assert (
+        main(
+            [
+                "pde",
+                "generate",
+                "--system",
+                "swe",
+                "--n",
+                "3",
+                "--out",
+                str(out),
+                "--format",
+                "well",
+                *ARGS,
+            ]
+        )
+        == 0
+    )
+    files = sorted((out / "scifm_swe" / "data" / "train").glob("*.hdf5"))
+    assert len(files) == 2
+    assert (out / "scifm_swe" / "stats.yaml").exists()
+    assert sum(len(read_any(f)) for f in files) == 3
+
+
+def test_interrupted_run_resumes_without_redoing_finished_chunks(tmp_path, monkeypatch):
+    req = GenerateRequest(system="cns", n=5, res=16, n_frames=2, t_end=0.005, chunk_size=2)
+    clean = read_any(generate(req, tmp_path / "clean", progress=False)[0])
+
+    calls = []
+    real = gen_module.simulate
+    kill = [True]
+
+    def flaky(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        if len(calls) == 2 and kill and kill.pop():
+            raise Killed  # the run dies while simulating chunk 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gen_module, "simulate", flaky)
+    with pytest.raises(Killed):
+        generate(req, tmp_path / "resumed", progress=False)
+    done = sorted(p.name for p in (tmp_path / "resumed" / "chunks").iterdir())
+    assert done == ["chunk00000.h5"]  # only complete chunks, no temporary files
+    calls.clear()
+    files = generate(req, tmp_path / "resumed", progress=False)
+    assert len(calls) == 2  # chunks 1 and 2 only
+    resumed = read_any(files[0])
+    torch.testing.assert_close(resumed.fields, clean.fields, rtol=0, atol=0)
+    assert files[0].name == "2D_CFD_Rand_M0.1_Eta0.01_Zeta0.01_periodic_16_Train.hdf5"
+    torch.testing.assert_close(resumed.params["d0"], clean.params["d0"])
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    req = GenerateRequest(system="swe", n=2, res=16, n_frames=2, t_end=0.05, chunk_size=2)
+    generate(req, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different generation request"):
+        generate(req.__class__(**{**req.__dict__, "seed": 1}), tmp_path, progress=False)
+
+
+def test_failed_chunk_raises_and_writes_nothing(tmp_path):
+    req = GenerateRequest(
+        system="swe", n=2, res=32, n_frames=3, t_end=1.0, chunk_size=2, params={"cfl": 3.0}
+    )
+    with pytest.raises(SimulationError, match="swe: simulation failed at step"):
+        generate(req, tmp_path, progress=False)
+    assert not any(tmp_path.rglob("*.h5"))
+
+
+def test_bad_cli_param_is_named(tmp_path):
+    with pytest.raises(ValueError, match="--param 'M'"):
+        main(
+            [
+                "pde",
+                "generate",
+                "--system",
+                "cns",
+                "--n",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--param",
+                "M",
+                *ARGS,
+            ]
+        )
