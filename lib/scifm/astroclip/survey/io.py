@@ -148,7 +148,7 @@ def survey_info(path: str | Path) -> dict:
     with _open(path) as f:
         done = f["chunk_done"][:]
         n, cs = int(f.attrs["n"]), int(f.attrs["chunk_size"])
-        n_done = sum(min(cs, n - i * cs) for i in np.flatnonzero(done))
+        n_done = int(sum(min(cs, n - int(i) * cs) for i in np.flatnonzero(done)))
         return {"n": n, "seed": int(f.attrs["seed"]), "chunk_size": cs, "n_done": n_done,
                 "complete": bool(done.all()),
                 "config": SurveyConfig.from_dict(json.loads(f.attrs["config"]))}  # fmt: skip

@@ -1,0 +1,41 @@
+"""``scifm survey`` in-process: generate (and resume), info, read-spectrum."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import specutils
+from scifm.astroclip.survey import read_survey
+from scifm.cli import main
+
+COADD = (Path(specutils.__file__).parent
+         / "io/default_loaders/tests/desi_test_data/coadd-sv3-dark-26065.fits")  # fmt: skip
+
+
+def test_generate_and_info(tmp_path, tiny_survey, tiny_spec, capsys):
+    n, seed = tiny_spec
+    out = tmp_path / "cli.h5"
+    argv = ["survey", "generate", "--n", str(n), "--out", str(out), "--seed", str(seed),
+            "--preset", "tiny", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    np.testing.assert_array_equal(read_survey(out).images, read_survey(tiny_survey).images)
+    assert main(argv) == 0  # a complete file: nothing left to do
+    capsys.readouterr()
+    assert main(["survey", "info", str(out)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n"] == n and info["complete"]
+    with pytest.raises(ValueError, match="overwrite"):
+        main([*argv[:3], str(n + 1), *argv[4:]])
+
+
+def test_read_spectrum_prints_targets(capsys):
+    assert main(["survey", "read-spectrum", str(COADD)]) == 0
+    out = capsys.readouterr().out
+    assert "2 object(s)" in out and "39627866878511337" in out and "z   unknown" in out
+    assert main(["survey", "read-spectrum", str(COADD), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and all(0.9 < r["coverage"] <= 1 for r in rows)
