@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import specutils
+
 from scifm.astroclip.survey import read_survey
 from scifm.cli import main
 
