@@ -10,6 +10,7 @@ seeds, steps, final losses, file sizes).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     fetch, n = survey_fetcher(args.survey)
     n = min(n, args.n or n)
-    cache = work / f"prepared_{args.preset}_{n}.npz"
+    key = hashlib.sha256(cfg.to_json().encode()).hexdigest()[:10]
+    cache = work / f"prepared_{n}_{key}.npz"  # the config decides what is prepared
     if cache.exists():
         data = Prepared.load(cache)
     else:

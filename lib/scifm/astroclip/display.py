@@ -35,7 +35,7 @@ def legacy_rgb(images: np.ndarray, q: float = 20.0, m: float = 0.03) -> np.ndarr
     return np.clip(rgb[..., ::-1], 0.0, 1.0)
 
 
-def jpeg_thumbnails(images: np.ndarray, size: int = 48, crop: int = 72, quality: int = 85):
+def jpeg_thumbnails(images: np.ndarray, size: int = 48, crop: int = 72, quality: int = 80):
     """JPEG bytes (list) of centre ``crop`` RGB stamps resized to ``size`` x ``size``."""
     from PIL import Image
 

@@ -80,9 +80,24 @@ class AstroClip(nn.Module):
             tokens = self.spectrum_encoder(spectra)
         return self.spectrum_head(tokens)
 
-    def forward(self, images: torch.Tensor, spectra: torch.Tensor) -> dict[str, torch.Tensor]:
-        """InfoNCE loss of a batch of pairs plus the in-batch pair-retrieval accuracy."""
-        a, b = self.embed_images(images), self.embed_spectra(spectra)
+    def forward(
+        self,
+        images: torch.Tensor,
+        spectra: torch.Tensor | None = None,
+        spectrum_tokens: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """InfoNCE loss of a batch of pairs plus the in-batch pair-retrieval accuracy.
+
+        ``spectrum_tokens`` (B, 1 + T, d) may replace ``spectra``: the frozen SpecFormer's
+        output never changes during alignment, so it can be computed once per galaxy.
+        """
+        a = self.embed_images(images)
+        if spectrum_tokens is not None:
+            b = self.spectrum_head(spectrum_tokens.float())
+        elif spectra is not None:
+            b = self.embed_spectra(spectra)
+        else:
+            raise ValueError("AstroClip.forward needs spectra or spectrum_tokens")
         loss = clip_loss(a, b, self.config.logit_scale)
         return {"loss": loss, "accuracy": torch.tensor(pair_accuracy(a.detach(), b.detach()))}
 

@@ -138,11 +138,11 @@ def prepare(
 class StagePlan:
     """Steps and batch sizes of the three stages (a CPU plan by default)."""
 
-    image_steps: int = 600  # MoCo optimizer steps
+    image_steps: int = 400  # MoCo optimizer steps
     image_batch: int = 128
-    spectrum_steps: int = 400  # masked-modelling steps
+    spectrum_steps: int = 300  # masked-modelling steps
     spectrum_batch: int = 64
-    align_steps: int = 600  # InfoNCE steps
+    align_steps: int = 500  # InfoNCE steps
     align_batch: int = 128
     lr: float = 1e-3  # peak lr of the pretraining stages
     align_lr: float = 5e-4  # peak lr of the heads

@@ -27,6 +27,7 @@ from scifm.core import (
     TrainConfig,
     TrainResult,
     load_model,
+    pick_device,
     torch_generator,
     unwrap,
 )
@@ -141,6 +142,24 @@ def build_aligned_model(
     return model
 
 
+@torch.no_grad()
+def frozen_tokens(
+    encoder: torch.nn.Module,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Tokens of a frozen encoder for every row of ``x``, float16 on the CPU."""
+    dev = pick_device(device)
+    encoder.eval().to(dev)
+    out = [
+        encoder(x[i : i + batch_size].to(dev)).half().cpu() for i in range(0, len(x), batch_size)
+    ]
+    encoder.cpu()
+    return torch.cat(out)
+
+
 def load_encoders(image_path: str | Path, spectrum_path: str | Path) -> tuple[ImageSSL, SpecFormer]:
     """Pretrained encoders from their checkpoint directories (CPU)."""
     _, ssl = load_model(image_path, "cpu", expect_config=ImageEncoderConfig)
@@ -161,18 +180,27 @@ def align(
     out_dir: str | Path | None = None,
     seed: int = 0,
     extra: dict[str, Any] | None = None,
+    cache: bool = True,
 ) -> tuple[AstroClip, TrainResult]:
-    """Train the alignment heads on pairs (images[i], spectra[i]) with frozen encoders."""
+    """Train the alignment heads on pairs (images[i], spectra[i]) with frozen encoders.
+
+    ``cache``: run the frozen SpecFormer once over all spectra and train on its tokens
+    (float16 in memory); the spectrum side is the expensive one, and frozen.
+    """
     if len(images) != len(spectra):
         raise ValueError(f"{len(images)} images but {len(spectra)} spectra; expected pairs")
     _check_rows("pairs", images, batch_size)
     torch.manual_seed(seed)
     model = build_aligned_model(cfg, image_ssl, specformer)
     no_noise = cfg.image.replace(noise_sigma=0.0, gain_jitter=0.0)
+    tokens = frozen_tokens(model.spectrum_encoder, spectra, device=device) if cache else None
 
     def make(idx: np.ndarray, gen: torch.Generator) -> dict[str, torch.Tensor]:
         t = torch.from_numpy(idx)
-        return {"images": augment_images(images[t], no_noise, gen), "spectra": spectra[t]}
+        views = augment_images(images[t], no_noise, gen)
+        if tokens is not None:
+            return {"images": views, "spectrum_tokens": tokens[t]}
+        return {"images": views, "spectra": spectra[t]}
 
     batches = IndexBatches(len(images), batch_size, seed, make, accum_steps=train_cfg.accum_steps)
     result = core_train(
