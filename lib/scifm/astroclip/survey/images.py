@@ -59,7 +59,11 @@ def add_sky_noise(image: np.ndarray, sigma: np.ndarray, rng: np.random.Generator
 
 def draw_image(
     cfg: SurveyConfig, p: dict[str, float], fluxes: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Noisy (H, W, 3) float32 cutout in nanomaggies (bands g, r, z)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy (H, W, 3) float32 cutout in nanomaggies (g, r, z) and the noiseless stamp sums (3,).
+
+    The sums fall short of ``fluxes`` by the light beyond the stamp (Sersic wings).
+    """
     sigma = np.array([p[f"sky_sigma_{b}"] for b in BANDS])
-    return add_sky_noise(draw_noiseless(cfg, p, fluxes), sigma, rng)
+    clean = draw_noiseless(cfg, p, fluxes)
+    return add_sky_noise(clean, sigma, rng), clean.sum(axis=(0, 1), dtype=np.float64)

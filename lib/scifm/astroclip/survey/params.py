@@ -123,9 +123,11 @@ def sample_galaxy(cfg: SurveyConfig, seed: int, object_id: int) -> dict[str, flo
     t_univ = float(age_of_universe(z))
 
     # Star formation history: age / tau sets the specific SFR of a delayed-tau model.
-    age = t_univ * (rng.uniform(0.6, 0.97) if q else rng.uniform(0.5, 0.95))
+    age = t_univ * (rng.uniform(0.75, 0.97) if q else rng.uniform(0.5, 0.95))
     ratio = rng.uniform(6.0, 14.0) if q else rng.uniform(2.0, 5.0)
-    log_z = 0.25 * (logm - 10.5) - (0.0 if q else 0.1) + 0.12 * rng.standard_normal()
+    log_z = (
+        0.25 * (logm - 10.5) - (0.0 if q else 0.1) + (0.08 if q else 0.12) * rng.standard_normal()
+    )
     metallicity = float(10 ** np.clip(log_z, np.log10(0.2), np.log10(2.0)))
 
     # Morphology: quiescent galaxies are bulgy and compact, star-forming ones disky.
@@ -142,11 +144,9 @@ def sample_galaxy(cfg: SurveyConfig, seed: int, object_id: int) -> dict[str, flo
 
     # Dust: star-forming galaxies are dustier with mass and when seen edge-on.
     if q:
-        av = abs(0.12 * rng.standard_normal())
+        av = abs(0.06 * rng.standard_normal())
     else:
-        av = (0.3 + 0.35 * (logm - 10.0) + 0.25 * rng.standard_normal()) * (
-            0.7 + 0.6 * (1 - q_disk)
-        )
+        av = (0.25 + 0.3 * (logm - 10.0) + 0.2 * rng.standard_normal()) * (0.7 + 0.6 * (1 - q_disk))
     sigma0, slope = (2.25, 0.28) if q else (1.95, 0.25)
     veldisp = 10 ** (sigma0 + slope * (logm - (11.0 if q else 10.5)) + 0.05 * rng.standard_normal())
     seeing = np.exp(0.12 * rng.standard_normal())

@@ -29,6 +29,9 @@ PROP_DOC: dict[str, str] = {
     "flux_r": "r flux synthesized from the full spectrum (nanomaggies, noiseless)",
     "flux_z": "z flux synthesized from the full spectrum (nanomaggies, noiseless)",
     "mag_g": "g AB magnitude", "mag_r": "r AB magnitude", "mag_z": "z AB magnitude",
+    "stamp_flux_g": "noiseless g flux inside the 152 x 152 stamp (nanomaggies)",
+    "stamp_flux_r": "noiseless r flux inside the stamp (nanomaggies)",
+    "stamp_flux_z": "noiseless z flux inside the stamp (nanomaggies)",
     "halpha_flux": "H-alpha line flux (1e-17 erg/s/cm2), dust attenuated",
     "hbeta_flux": "H-beta line flux (1e-17 erg/s/cm2)",
     "oii_flux": "[OII] 3726+3729 line flux (1e-17 erg/s/cm2)",
@@ -49,7 +52,7 @@ def simulate_galaxy(
     noise_rng = np.random.default_rng([int(seed), int(object_id), 1])  # independent stream
     model = spectra.model(p)
     fluxes = band_fluxes(model.full_wave, model.full_flux)
-    image = draw_image(cfg, p, fluxes, noise_rng)
+    image, stamp = draw_image(cfg, p, fluxes, noise_rng)
     spectrum, ivar = observe_spectrum(cfg, model.flux, p["spec_exposure"], noise_rng)
     wave = cfg.wavelength
     band = (wave > 6000) & (wave < 7000)
@@ -65,6 +68,7 @@ def simulate_galaxy(
         "quiescent": p["quiescent"],
         **{f"flux_{b}": float(f) for b, f in zip(BANDS, fluxes)},
         **{f"mag_{b}": float(m) for b, m in zip(BANDS, mags)},
+        **{f"stamp_flux_{b}": float(f) for b, f in zip(BANDS, stamp)},
         **{f"{k}_flux": v for k, v in model.lines.items()},
         "ew_halpha": model.ew_halpha,
         "r_half_arcsec": p["bulge_frac"] * p["r_bulge_arcsec"]
