@@ -23,7 +23,7 @@ def test_paper_presets_match_reference_parameter_counts(name):
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return AViT(AViTConfig.preset("tiny")).eval()
+    return AViT(AViTConfig.preset("tiny", predict_delta=False)).eval()  # the paper's head
 
 
 @pytest.mark.parametrize(("t", "c", "res"), [(4, 2, 32), (2, 1, 16), (6, 4, 24)])
@@ -51,9 +51,11 @@ def test_bad_inputs_name_the_problem(tiny):
         AViTConfig(d_model=32, n_heads=3)
 
 
-def test_revin_makes_prediction_equivariant_to_per_field_affine_maps():
+@pytest.mark.parametrize("delta", [False, True])
+def test_revin_makes_prediction_equivariant_to_per_field_affine_maps(delta):
     torch.manual_seed(0)
-    model = AViT(AViTConfig.preset("tiny")).double().eval()  # float64 so rounding is negligible
+    model = AViT(AViTConfig.preset("tiny", predict_delta=delta)).double().eval()  # float64
+    torch.nn.init.normal_(model.decoder.out_weight, std=0.1)  # delta mode starts at zero
     x = torch.randn(2, 4, 2, 32, 32, dtype=torch.float64)
     scale = torch.tensor([30.0, 0.5], dtype=torch.float64).view(1, 1, 2, 1, 1)
     shift = torch.tensor([-5.0, 100.0], dtype=torch.float64).view(1, 1, 2, 1, 1)
@@ -77,6 +79,13 @@ def test_periodic_model_commutes_with_shifts_by_whole_patches(tiny):
     assert not torch.allclose(open_in, rolled_out, atol=1e-7)
 
 
+def test_delta_head_starts_at_persistence():
+    model = AViT(AViTConfig.preset("tiny", predict_delta=True)).eval()
+    x = torch.randn(2, 4, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, [1, 2, 3]), x[:, -1])
+
+
 def test_wrap_and_buckets():
     rel = torch.arange(-7, 8)
     wrapped = wrap_offsets(rel, 8)
@@ -89,7 +98,7 @@ def test_wrap_and_buckets():
 
 def test_add_fields_keeps_old_predictions_and_round_trips(tmp_path):
     torch.manual_seed(1)
-    model = AViT(AViTConfig.preset("tiny")).eval()
+    model = AViT(AViTConfig.preset("tiny", predict_delta=False)).eval()
     x = torch.randn(2, 4, 2, 32, 32)
     with torch.no_grad():
         before = model(x, [4, 5])

@@ -28,12 +28,15 @@ class AViTConfig(ConfigMixin):
     n_buckets: int = 32  # T5 relative position buckets
     max_distance: int = 128  # T5 bucket range: offsets beyond it share the last bucket
     n_frames: int = 16  # input window length T the model is trained with (any T runs)
+    # Not in the paper (which predicts the state): predict the change from the last input
+    # frame, starting from persistence. Worth it at CPU scale (few hundred steps).
+    predict_delta: bool = False
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"d_model": 32, "n_heads": 2, "n_layers": 2, "patch_size": 8, "n_frames": 4,
-                 "drop_path": 0.0},
+                 "drop_path": 0.0, "predict_delta": True},
         "small": {"d_model": 96, "n_heads": 3, "n_layers": 4, "patch_size": 8, "n_frames": 4,
-                  "drop_path": 0.05},
+                  "drop_path": 0.05, "predict_delta": True},
         "Ti": {"d_model": 192, "n_heads": 3, "n_layers": 12},
         "S": {"d_model": 384, "n_heads": 6, "n_layers": 12},
         "B": {"d_model": 768, "n_heads": 12, "n_layers": 12},

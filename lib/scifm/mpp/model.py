@@ -75,6 +75,9 @@ class AViT(nn.Module):
         rates = np.linspace(0, c.drop_path, c.n_layers)
         self.blocks = nn.ModuleList(SpaceTimeBlock(c, float(r)) for r in rates)
         self.decoder = HMLPDecoder(c.d_model, c.n_states, c.stem_kernels)
+        if c.predict_delta:  # start exactly at persistence
+            nn.init.zeros_(self.decoder.out_weight)
+            nn.init.zeros_(self.decoder.out_bias)
 
     def forward(
         self,
@@ -82,6 +85,19 @@ class AViT(nn.Module):
         field_index: Sequence[int] | torch.Tensor,
         periodic: bool | Sequence[bool] | torch.Tensor = False,
     ) -> torch.Tensor:
+        tokens, idx, std, mean = self.encode(x, field_index, periodic)
+        y = self.decoder(tokens[:, -1], idx)  # (B, C, H, W): only the last frame is predicted
+        if self.config.predict_delta:
+            return x[:, -1] + y * std[:, 0]
+        return y * std[:, 0] + mean[:, 0]
+
+    def encode(
+        self,
+        x: torch.Tensor,
+        field_index: Sequence[int] | torch.Tensor,
+        periodic: bool | Sequence[bool] | torch.Tensor = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Processor tokens (B, T, D, H/p, W/p), field slots, and the RevIN std and mean."""
         if x.ndim != 5:
             raise ValueError(f"x has shape {tuple(x.shape)}: expected (B, T, C, H, W)")
         B, _, C, H, W = x.shape
@@ -99,8 +115,7 @@ class AViT(nn.Module):
         x = rearrange(x, "(b t) d h w -> b t d h w", b=B)
         for block in self.blocks:
             x = block(x, per)
-        y = self.decoder(x[:, -1], idx)  # (B, C, H, W): only the last frame is predicted
-        return y * std[:, 0] + mean[:, 0]
+        return x, idx, std, mean
 
     @torch.no_grad()
     def add_fields(self, n_new: int) -> list[int]:
