@@ -112,10 +112,13 @@ class NumbersPage(pn.viewable.Viewer):
         super().__init__(**params)
         self.assets = str(assets if assets is not None else ASSETS)
         self.text_input = pn.widgets.TextAreaInput.from_param(
-            self.param.text, name="Text", height=110, sizing_mode="stretch_width"
-        )
+            self.param.text, name="Text", height=110, sizing_mode="stretch_width",
+            css_classes=["xv-text"],
+        )  # fmt: skip
         self.question_input = pn.widgets.TextInput.from_param(
-            self.param.question, name="Ask a product (the models were trained on a, b in [1, 10))"
+            self.param.question,
+            name="Ask a product (the models were trained on a, b in [1, 10))",
+            css_classes=["xv-question"],
         )
         self.tokens_pane = pn.pane.HTML("", sizing_mode="stretch_width")
         self.answers_pane = pn.pane.HTML("", sizing_mode="stretch_width")
