@@ -1,0 +1,180 @@
+"""Realism and cost of the simulated galaxy survey (issue 5).
+
+Generates a survey sample with ``scifm.astroclip.survey`` and measures:
+- throughput (galaxies/s) with 1 and 2 worker processes, and time per stage
+  (parameters, bagpipes spectrum, speclite photometry, GalSim image, noise);
+- storage per galaxy (file bytes / N, and the raw array bytes);
+- realism (``scifm.astroclip.survey.realism``): colour-redshift, colour bimodality,
+  size-magnitude, H-alpha EW vs sSFR (and re-measured on the noisy spectra),
+  image photometry vs spectrum photometry in units of the image noise;
+and draws the figures ``benchmarks/results/survey_*.png``.
+
+    .venv/bin/python benchmarks/survey.py            # 1024 galaxies (~3 min on the shared CPU)
+    .venv/bin/python benchmarks/survey.py --quick    # 96 galaxies (~30 s)
+    .venv/bin/python benchmarks/survey.py --survey /work/data/survey_12k.h5 --limit 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scifm.astroclip.survey import SurveyConfig, generate_survey, read_survey, sample_galaxy
+from scifm.astroclip.survey.figures import realism_figures
+from scifm.astroclip.survey.images import add_sky_noise, draw_noiseless
+from scifm.astroclip.survey.photometry import band_fluxes
+from scifm.astroclip.survey.realism import realism_report
+from scifm.astroclip.survey.spectra import SpectrumSimulator, observe_spectrum
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def stage_times(cfg: SurveyConfig, n: int) -> dict[str, float]:
+    """Mean milliseconds per galaxy of each simulation stage, in this process."""
+    sim = SpectrumSimulator(cfg)
+    sim.model(sample_galaxy(cfg, 99, 0))  # build the bagpipes model once
+    t = dict.fromkeys(("params", "spectrum", "photometry", "image", "noise"), 0.0)
+    for i in range(n):
+        c0 = time.perf_counter()
+        p = sample_galaxy(cfg, 99, i)
+        c1 = time.perf_counter()
+        m = sim.model(p)
+        c2 = time.perf_counter()
+        f = band_fluxes(m.full_wave, m.full_flux)
+        c3 = time.perf_counter()
+        img = draw_noiseless(cfg, p, f)
+        c4 = time.perf_counter()
+        rng = np.random.default_rng(i)
+        add_sky_noise(img, np.array([p[f"sky_sigma_{b}"] for b in "grz"]), rng)
+        observe_spectrum(cfg, m.flux, p["spec_exposure"], rng)
+        c5 = time.perf_counter()
+        for k, a, b in zip(t, (c0, c1, c2, c3, c4), (c1, c2, c3, c4, c5)):
+            t[k] += (b - a) * 1e3 / n
+    return {k: round(v, 2) for k, v in t.items()}
+
+
+def timed_generation(path: Path, n: int, workers: int, seed: int) -> float:
+    t0 = time.perf_counter()
+    generate_survey(path, n, seed=seed, workers=workers, progress=False,
+                    config=SurveyConfig(chunk_size=16))  # fmt: skip
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sample, smoke run")
+    ap.add_argument("--survey", default=None, help="existing survey file for the realism part")
+    ap.add_argument("--limit", type=int, default=4000, help="rows of --survey to analyse")
+    ap.add_argument("--seed", type=int, default=2024)
+    args = ap.parse_args()
+    n_sample, n_single = (96, 32) if args.quick else (1024, 128)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    cfg = SurveyConfig()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"stage timings over {n_single // 4} galaxies", flush=True)
+        stages = stage_times(cfg, n_single // 4)
+        print(f"generating {n_single} galaxies with 1 worker", flush=True)
+        gps1 = timed_generation(Path(tmp) / "one.h5", n_single, 1, args.seed)
+        print(f"generating {n_sample} galaxies with 2 workers", flush=True)
+        sample = Path(tmp) / "sample.h5"
+        gps2 = timed_generation(sample, n_sample, 2, args.seed)
+        file_bytes = os.path.getsize(sample)
+        source = args.survey or sample
+        d = read_survey(source, stop=None if args.survey is None else args.limit)
+        print(f"realism on {len(d)} galaxies of {source}", flush=True)
+        report = realism_report(d)
+        suffix = "_quick" if args.quick else ""
+        figures = []
+        for name, fig in realism_figures(d).items():
+            out = RESULTS / f"{name}{suffix}.png"
+            fig.savefig(out, dpi=70)
+            figures.append(out.name)
+    arrays = d.images[0].nbytes + d.spectra[0].nbytes + d.ivar[0].nbytes
+    result = {
+        "command": " ".join([".venv/bin/python", *sys.argv]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores shared by five engineers "
+        "(timings noisy; GPU not used: the simulation is CPU code)",
+        "throughput": {
+            "galaxies_per_s_1_worker": round(gps1, 2),
+            "galaxies_per_s_2_workers": round(gps2, 2),
+            "speedup_2_vs_1": round(gps2 / gps1, 2),
+            "ms_per_galaxy_by_stage_1_process": stages,
+            "hours_for_198k_pairs_at_2_workers": round(198_000 / gps2 / 3600, 1),
+        },
+        "storage": {
+            "bytes_per_galaxy_file": round(file_bytes / n_sample),
+            "bytes_per_galaxy_arrays": int(arrays),
+            "note": "uncompressed float32: image 152x152x3, spectrum + ivar 2 x 7781",
+        },
+        "realism_source": str(source) if args.survey else f"generated sample, seed {args.seed}",
+        "realism": report,
+        "figures": figures,
+    }
+    (RESULTS / f"survey{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"survey{suffix}.md").write_text(render_md(result))
+    print(render_md(result))
+
+
+def render_md(r: dict) -> str:
+    t, s, rep = r["throughput"], r["storage"], r["realism"]
+    cr, bi, sm = rep["colour_redshift"], rep["bimodality"], rep["size_magnitude"]
+    el, ph, sa = rep["emission_lines"], rep["photometry_image_vs_spectrum"], rep["sample"]
+
+    def fmt(x: object) -> str:
+        return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
+
+    lines = [
+        "# Simulated galaxy survey: realism and cost", "",
+        f"Command: `{r['command']}`  ", f"Date: {r['date']}  ", f"Machine: {r['machine']}", "",
+        "## Cost", "",
+        f"- throughput: {t['galaxies_per_s_1_worker']} galaxies/s (1 worker), "
+        f"{t['galaxies_per_s_2_workers']} (2 workers), ratio {t['speedup_2_vs_1']}",
+        f"- ms per galaxy by stage (1 process): {t['ms_per_galaxy_by_stage_1_process']}",
+        f"- storage: {s['bytes_per_galaxy_file']} bytes/galaxy on disk "
+        f"({s['bytes_per_galaxy_arrays']} of arrays; {s['note']})", "",
+        f"## Realism ({r['realism_source']}, N = {sa['n']})", "",
+        f"- sample: z 5/50/95% = {[round(v, 3) for v in sa['redshift']]}, r = "
+        f"{[round(v, 2) for v in sa['mag_r']]}, fraction r < 19.5: {sa['frac_r_below_19p5']:.2f}, "
+        f"quiescent fraction {sa['quiescent_fraction']:.2f}, spectral S/N per pixel "
+        f"{[round(v, 1) for v in sa['spec_snr_per_pixel']]}",
+        "- colour-redshift (median g-r per z bin " + str(cr["z_bins"]) + "): quiescent "
+        + str([fmt(v) for v in cr["median_g_r_quiescent"]]) + ", star-forming "
+        + str([fmt(v) for v in cr["median_g_r_star_forming"]])
+        + f"; red sequence reddens with z: {cr['red_sequence_reddens_with_z']}",
+        f"- bimodality ({bi['z_range'][0]} < z < {bi['z_range'][1]}, N = {bi['n']}): "
+        f"blue {fmt(bi.get('blue_mean'))} +- {fmt(bi.get('blue_sigma'))}, red "
+        f"{fmt(bi.get('red_mean'))} +- {fmt(bi.get('red_sigma'))}, Ashman D = "
+        f"{fmt(bi.get('ashman_d'))} (> 2: separated), BIC gain of 2 vs 1 components "
+        f"{fmt(bi.get('delta_bic_two_vs_one'))}",
+        f"- size-magnitude: Spearman(log r_half, r) = {sm['spearman_log_rhalf_vs_mag_r']:.2f}, "
+        f"slope {sm['slope_dex_per_mag']:.3f} dex/mag",
+        f"- H-alpha: Spearman(log EW, log sSFR) = {el['spearman_log_ew_vs_log_ssfr']:.2f}; median "
+        f"EW star-forming {el['median_ew_star_forming']:.1f} A, quiescent "
+        f"{el['median_ew_quiescent']:.1f} A; measured on noisy spectra / model = "
+        f"{fmt(el['median_measured_over_model'])} (N = {el['n_measured']})", "",
+        "| band | median pull vs spectrum | robust std | within 3 sigma | median rel. diff "
+        "| noise pull mean | noise pull std |",
+        "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for b, v in ph.items():
+        lines.append(
+            f"| {b} | {v['median_pull']:.2f} | {v['robust_std_pull']:.2f} | "
+            f"{v['frac_within_3sigma']:.3f} | {v['median_rel_diff']:.4f} | "
+            f"{fmt(v.get('noise_pull_mean'))} | {fmt(v.get('noise_pull_std'))} |"
+        )
+    lines += ["", "Figures: " + ", ".join(r["figures"]), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
