@@ -116,24 +116,21 @@ def _draw_mass_redshift(cfg: SurveyConfig, rng: np.random.Generator) -> tuple[fl
     raise RuntimeError(f"SurveyConfig {cfg}: no galaxy passes the flux limit; loosen the cuts")
 
 
-def sample_galaxy(cfg: SurveyConfig, seed: int, object_id: int) -> dict[str, float]:
-    """All generating parameters of one galaxy (a pure function of its arguments)."""
-    rng = np.random.default_rng([int(seed), int(object_id)])  # = scifm.core.numpy_rng
-    z, logm, q = _draw_mass_redshift(cfg, rng)
-    t_univ = float(age_of_universe(z))
-
-    # Star formation history: age / tau sets the specific SFR of a delayed-tau model.
+def _star_formation(rng: np.random.Generator, logm: float, q: bool, t_univ: float) -> dict:
+    """Delayed-tau SFH (age / tau sets the specific SFR) and stellar metallicity."""
     age = t_univ * (rng.uniform(0.75, 0.97) if q else rng.uniform(0.5, 0.95))
     ratio = rng.uniform(6.0, 14.0) if q else rng.uniform(2.0, 5.0)
-    log_z = (
-        0.25 * (logm - 10.5) - (0.0 if q else 0.1) + (0.08 if q else 0.12) * rng.standard_normal()
-    )
+    scatter = (0.08 if q else 0.12) * rng.standard_normal()
+    log_z = 0.25 * (logm - 10.5) - (0.0 if q else 0.1) + scatter  # mass-metallicity relation
     metallicity = float(10 ** np.clip(log_z, np.log10(0.2), np.log10(2.0)))
+    return {"age": float(age), "tau": float(age / ratio), "metallicity": metallicity}
 
-    # Morphology: quiescent galaxies are bulgy and compact, star-forming ones disky.
+
+def _morphology(rng: np.random.Generator, logm: float, q: bool, z: float) -> dict:
+    """Bulge fraction, inclination and sizes: quiescent galaxies bulgy and compact."""
     bulge_frac = rng.beta(5.0, 2.5) if q else rng.beta(1.2, 5.0)
     cos_i = rng.random()
-    q_disk = float(np.sqrt(cos_i**2 * (1 - 0.15**2) + 0.15**2))
+    q_disk = float(np.sqrt(cos_i**2 * (1 - 0.15**2) + 0.15**2))  # intrinsic thickness 0.15
     if q:
         r_bulge = 10 ** (0.45 + 0.6 * (logm - 11.0) + 0.15 * rng.standard_normal())
         r_disk = r_bulge * rng.uniform(1.2, 2.0)
@@ -141,44 +138,53 @@ def sample_galaxy(cfg: SurveyConfig, seed: int, object_id: int) -> dict[str, flo
         r_disk = 10 ** (0.62 + 0.22 * (logm - 10.5) + 0.16 * rng.standard_normal())
         r_bulge = r_disk * rng.uniform(0.15, 0.4)
     kpc_arcsec = float(_interp("kpc_per_arcsec", z))
-
-    # Dust: star-forming galaxies are dustier with mass and when seen edge-on.
-    if q:
-        av = abs(0.06 * rng.standard_normal())
-    else:
-        av = (0.25 + 0.3 * (logm - 10.0) + 0.2 * rng.standard_normal()) * (0.7 + 0.6 * (1 - q_disk))
-    sigma0, slope = (2.25, 0.28) if q else (1.95, 0.25)
-    veldisp = 10 ** (sigma0 + slope * (logm - (11.0 if q else 10.5)) + 0.05 * rng.standard_normal())
-    seeing = np.exp(0.12 * rng.standard_normal())
-    depth = cfg.depth_scatter * rng.standard_normal()
-    sky = cfg.pixel_sigma * 10 ** (-0.4 * depth) * seeing
     return {
-        "object_id": float(object_id),
-        "redshift": z,
-        "quiescent": float(q),
-        "log_mass_formed": logm + 0.22,  # ~60% of the formed mass survives in stars
-        "age": float(age),
-        "tau": float(age / ratio),
-        "metallicity": metallicity,
-        "av": float(np.clip(av, 0.0, 2.5)),
-        "log_u": float(rng.uniform(-3.6, -3.0) if q else rng.uniform(-3.5, -2.3)),
-        "veldisp": float(np.clip(veldisp, 40.0, 400.0)),
         "bulge_frac": float(bulge_frac),
-        # Sersic n on a 0.5 grid: GalSim caches one profile table per index.
-        "n_bulge": float(np.round(2 * (rng.uniform(3.0, 4.0) if q else rng.uniform(2.0, 4.0))) / 2),
         "r_disk_kpc": float(r_disk),
         "r_bulge_kpc": float(r_bulge),
         "r_disk_arcsec": float(r_disk / kpc_arcsec),
         "r_bulge_arcsec": float(r_bulge / kpc_arcsec),
         "q_disk": q_disk,
-        "q_bulge": float(rng.uniform(0.55, 1.0)),
-        "pa": float(rng.uniform(0.0, np.pi)),
-        "dx": float(0.3 * rng.standard_normal()),
-        "dy": float(0.3 * rng.standard_normal()),
-        **{f"psf_fwhm_{b}": float(f * seeing) for b, f in zip("grz", cfg.psf_fwhm)},
-        **{f"sky_sigma_{b}": float(s) for b, s in zip("grz", sky)},
-        "spec_exposure": float(10 ** (cfg.spec_noise_scatter * rng.standard_normal())),
     }
+
+
+def sample_galaxy(cfg: SurveyConfig, seed: int, object_id: int) -> dict[str, float]:
+    """All generating parameters of one galaxy (a pure function of its arguments).
+
+    The order of the random draws is part of the survey's definition: changing it
+    changes every galaxy of every seed.
+    """
+    rng = np.random.default_rng([int(seed), int(object_id)])  # = scifm.core.numpy_rng
+    z, logm, q = _draw_mass_redshift(cfg, rng)
+    sfh = _star_formation(rng, logm, q, float(age_of_universe(z)))
+    morph = _morphology(rng, logm, q, z)
+    # Dust: star-forming galaxies are dustier with mass and when seen edge-on.
+    if q:
+        av = abs(0.06 * rng.standard_normal())
+    else:
+        edge_on = 0.7 + 0.6 * (1 - morph["q_disk"])
+        av = (0.25 + 0.3 * (logm - 10.0) + 0.2 * rng.standard_normal()) * edge_on
+    sigma0, slope, pivot = (2.25, 0.28, 11.0) if q else (1.95, 0.25, 10.5)
+    veldisp = 10 ** (sigma0 + slope * (logm - pivot) + 0.05 * rng.standard_normal())
+    seeing = np.exp(0.12 * rng.standard_normal())
+    sky = cfg.pixel_sigma * 10 ** (-0.4 * cfg.depth_scatter * rng.standard_normal()) * seeing
+    out = {"object_id": float(object_id), "redshift": z, "quiescent": float(q),
+           "log_mass_formed": logm + 0.22,  # ~60% of the formed mass survives in stars
+           **sfh, "av": float(np.clip(av, 0.0, 2.5))}  # fmt: skip
+    out["log_u"] = float(rng.uniform(-3.6, -3.0) if q else rng.uniform(-3.5, -2.3))
+    out["veldisp"] = float(np.clip(veldisp, 40.0, 400.0))
+    out.update(morph)
+    # Sersic n on a 0.5 grid: GalSim caches one profile table per index.
+    out["n_bulge"] = float(
+        np.round(2 * (rng.uniform(3.0, 4.0) if q else rng.uniform(2.0, 4.0))) / 2
+    )
+    out["q_bulge"] = float(rng.uniform(0.55, 1.0))
+    out["pa"] = float(rng.uniform(0.0, np.pi))
+    out["dx"], out["dy"] = float(0.3 * rng.standard_normal()), float(0.3 * rng.standard_normal())
+    out.update({f"psf_fwhm_{b}": float(f * seeing) for b, f in zip("grz", cfg.psf_fwhm)})
+    out.update({f"sky_sigma_{b}": float(s) for b, s in zip("grz", sky)})
+    out["spec_exposure"] = float(10 ** (cfg.spec_noise_scatter * rng.standard_normal()))
+    return {k: out[k] for k in PARAM_NAMES}
 
 
 def sample_params(cfg: SurveyConfig, n: int, seed: int, start: int = 0) -> dict[str, np.ndarray]:
