@@ -62,11 +62,11 @@ def load_astroclip(path: str):
 
 
 @lru_cache(maxsize=2)
-def map_frame(path: str):
+def map_frame(explorer):
     """(2N rows) x, y, modality flag and properties of both modalities' UMAP points."""
     import pandas as pd
 
-    cat = load_explorer(path).catalog
+    cat = explorer.catalog
     parts = []
     for flag, m in enumerate(("image", "spectrum")):
         df = pd.DataFrame({"x": cat.umap[m][:, 0], "y": cat.umap[m][:, 1]})
@@ -102,7 +102,7 @@ class GalaxiesPage(pn.viewable.Viewer):
     row = param.Integer(default=None, allow_None=True, doc="selected catalog row")
     neighbour_rows = param.List(default=[], doc="rows of the shown neighbours")
 
-    def __init__(self, assets: str | Path | None = None, **params) -> None:
+    def __init__(self, assets: str | Path | None = None, explorer=None, **params) -> None:
         super().__init__(**params)
         self.assets = Path(assets) if assets is not None else ASSETS
         self.catalog_path = str(self.assets / "catalog.h5")
@@ -119,7 +119,7 @@ class GalaxiesPage(pn.viewable.Viewer):
         self._rng = np.random.default_rng()
         self.last_seconds: float | None = None
         try:
-            self.explorer = load_explorer(self.catalog_path)
+            self.explorer = explorer or load_explorer(self.catalog_path)
         except (FileNotFoundError, OSError, KeyError) as exc:
             self.explorer = None
             self._say(f"The galaxy catalog could not be loaded: {exc}", "danger")
@@ -233,7 +233,7 @@ class GalaxiesPage(pn.viewable.Viewer):
         import datashader as ds
         from holoviews.operation.datashader import dynspread, rasterize
 
-        df = map_frame(self.catalog_path)
+        df = map_frame(self.explorer)
 
         def points(color_by: str) -> hv.Points:
             col = COLOR_BY[color_by]

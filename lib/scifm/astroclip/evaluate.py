@@ -65,7 +65,7 @@ def few_shot_r2(
         mtr, mte = _finite(targets_train[name], targets_test[name])
         a, b, c, d = _xy(x_train[mtr], targets_train[name][mtr], x_test[mte],
                          targets_test[name][mte])  # fmt: skip
-        mlp = MLPRegressor(hidden, alpha=1e-3, max_iter=300, early_stopping=True,
+        mlp = MLPRegressor(hidden_layer_sizes=hidden, alpha=1e-3, max_iter=300, early_stopping=True,
                            random_state=seed).fit(a, b)  # fmt: skip
         out[name] = float(r2_score(d, mlp.predict(c)))
     return out

@@ -4,7 +4,8 @@
 UMAP position, a galaxy by target id, and the top-k neighbours of a galaxy in one of
 four modes (image->image, spectrum->spectrum, image->spectrum, spectrum->image;
 cosine similarity as in Parker et al. 2024) restricted by property filters. Search
-is exact (faiss flat inner product) up to ``exact_limit`` galaxies and HNSW above;
+is exact (faiss flat inner product) up to ``exact_limit`` galaxies and IVF (or
+HNSW) above;
 filtered queries fall back to a masked brute-force scan.
 """
 
@@ -37,17 +38,20 @@ class Neighbours:
 class Explorer:
     """Search and lookups over a ``Catalog`` (indexes built once, on first use)."""
 
-    def __init__(self, catalog: Catalog, *, exact_limit: int = 200_000) -> None:
+    def __init__(
+        self, catalog: Catalog, *, exact_limit: int = 200_000, approx: str = "ivf"
+    ) -> None:
         self.catalog = catalog
         self.exact_limit = exact_limit
+        self.approx = approx
         self._index: dict[str, EmbeddingIndex] = {}
         self._trees: dict[str, cKDTree] = {}
 
     def index(self, modality: str) -> EmbeddingIndex:
         if modality not in self._index:
-            kind = "exact" if len(self.catalog) <= self.exact_limit else "hnsw"
+            kind = "exact" if len(self.catalog) <= self.exact_limit else self.approx
             self._index[modality] = EmbeddingIndex.build(
-                self.catalog.embeddings[modality], kind, ef_search=128
+                self.catalog.embeddings[modality], kind, ef_search=128, nprobe=32
             )
         return self._index[modality]
 
