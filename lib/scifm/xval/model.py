@@ -51,7 +51,11 @@ class Block(nn.Module):
 
 
 class Model(nn.Module):
-    """xVal transformer; ``forward(ids, x_num) -> (logits (B,T,V), numbers (B,T))``."""
+    """xVal transformer; ``forward(ids, x_num) -> (logits (B,T,V), numbers (B,T))``.
+
+    With ``select`` (a (B, T) bool mask) both heads run only at the selected
+    positions, which saves most of the vocabulary projection in masked-LM training.
+    """
 
     def __init__(self, config: XvalConfig) -> None:
         super().__init__()
@@ -92,13 +96,18 @@ class Model(nn.Module):
         h = self.token_embedding(ids) * x_num.to(self.token_embedding.weight.dtype)[..., None]
         return h + self.position_embedding(pos)[None]
 
-    def forward(self, ids: torch.Tensor, x_num: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, ids: torch.Tensor, x_num: torch.Tensor, select: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # ids: (B, T) long; x_num: (B, T) float, scaled value at [NUM], 1 elsewhere
+        # select: optional (B, T) bool; heads then run only there -> (N, V), (N,)
         h = self.embed(ids, x_num)
         allowed = self.attention_mask(ids)
         for block in self.blocks:
             h = block(h, allowed)
+        if select is not None:
+            h = h[select]  # (N, d): a masked LM needs the heads at its targets only
         logits = self.token_head(h)
         if self.config.tie_token_head:
             logits = logits @ self.token_embedding.weight.T  # (B, T, V)
-        return logits, self.number_head(h).squeeze(-1)  # (B, T, V), (B, T)
+        return logits, self.number_head(h).squeeze(-1)  # (B, T, V), (B, T) or (N, V), (N,)

@@ -26,16 +26,14 @@ from scifm.xval.tasks import TaskConfig, generate
 
 def xval_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
     """Token CE + weighted number MSE; ``batch`` from ``data.collate`` (on the device)."""
-    logits, numbers = model(batch["ids"], batch["x_num"])  # (B, T, V), (B, T)
-    has_label = batch["labels"] != IGNORE
-    zero = logits.sum() * 0.0  # keeps the graph when a term has no targets
-    ce = (
-        F.cross_entropy(logits[has_label].float(), batch["labels"][has_label])
-        if has_label.any()
-        else zero
-    )
-    m = batch["num_mask"]
-    mse = F.mse_loss(numbers[m].float(), batch["num_target"][m]) if m.any() else zero
+    labels, m = batch["labels"], batch["num_mask"]
+    select = (labels != IGNORE) | m  # heads run only where there is a target
+    logits, numbers = model(batch["ids"], batch["x_num"], select)  # (N, V), (N,)
+    labels, m, target = labels[select], m[select], batch["num_target"][select]
+    has_label = labels != IGNORE
+    zero = logits.sum() * 0.0 + numbers.sum() * 0.0  # keeps the graph when a term is empty
+    ce = F.cross_entropy(logits[has_label].float(), labels[has_label]) if has_label.any() else zero
+    mse = F.mse_loss(numbers[m].float(), target[m]) if m.any() else zero
     loss = ce + unwrap(model).config.mse_weight * mse
     return loss, {"ce": float(ce.detach()), "mse": float(mse.detach())}
 
