@@ -5,20 +5,31 @@ The PDE data engine lives in ``scifm.mpp.pde`` and is not imported here.
 
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import BalancedBatches, WindowSet
+from scifm.mpp.experiment import DataConfig, finetune, load_surrogate, make_fields, pretrain
 from scifm.mpp.metrics import nmse, nmse_per_field, nrmse
 from scifm.mpp.model import AViT, Model
 from scifm.mpp.rollout import model_step, persistence_step, rollout
+from scifm.mpp.train import fit, loss_fn, prepare_finetune, set_trainable
 
 __all__ = [
     "AViT",
     "AViTConfig",
     "BalancedBatches",
+    "DataConfig",
     "Model",
     "WindowSet",
+    "finetune",
+    "fit",
+    "load_surrogate",
+    "loss_fn",
+    "make_fields",
     "model_step",
     "nmse",
     "nmse_per_field",
     "nrmse",
     "persistence_step",
+    "prepare_finetune",
+    "pretrain",
     "rollout",
+    "set_trainable",
 ]
