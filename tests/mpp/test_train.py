@@ -94,6 +94,7 @@ def test_fit_checkpoints_and_finetune_freezes_the_processor(toy_sets, tmp_path):
 
 
 def test_fno_baseline_trains_and_evaluates(toy_sets):
+    pytest.importorskip("neuralop", reason="the FNO baseline needs the pde extra")
     torch.manual_seed(0)
     ws = toy_sets[0]
     fno = FNOBaseline(FNOConfig.preset("tiny", n_fields=2, n_frames=4))
