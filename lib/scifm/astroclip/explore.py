@@ -39,9 +39,15 @@ class Explorer:
     """Search and lookups over a ``Catalog`` (indexes built once, on first use)."""
 
     def __init__(
-        self, catalog: Catalog, *, exact_limit: int = 200_000, approx: str = "ivf"
+        self,
+        catalog: Catalog,
+        *,
+        exact_limit: int = 200_000,
+        approx: str = "ivf",
+        nprobe: int = 64,
     ) -> None:
         self.catalog = catalog
+        self.nprobe = nprobe
         self.exact_limit = exact_limit
         self.approx = approx
         self._index: dict[str, EmbeddingIndex] = {}
@@ -51,7 +57,7 @@ class Explorer:
         if modality not in self._index:
             kind = "exact" if len(self.catalog) <= self.exact_limit else self.approx
             self._index[modality] = EmbeddingIndex.build(
-                self.catalog.embeddings[modality], kind, ef_search=128, nprobe=32
+                self.catalog.embeddings[modality], kind, ef_search=128, nprobe=self.nprobe
             )
         return self._index[modality]
 

@@ -53,12 +53,10 @@ class EmbeddingIndex:
             index.hnsw.efSearch = ef_search
         else:
             cells = nlist or max(1, min(len(x) // 39, int(4 * np.sqrt(len(x)))))
-            quantizer = faiss.IndexFlatIP(x.shape[1])
-            index = faiss.IndexIVFFlat(quantizer, x.shape[1], cells, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.index_factory(x.shape[1], f"IVF{cells},Flat", faiss.METRIC_INNER_PRODUCT)
             sample = x[np.random.default_rng(0).permutation(len(x))[: 64 * cells]]
             index.train(sample)
-            index.nprobe = nprobe
-            index._quantizer = quantizer  # keep the quantizer alive with the index
+            faiss.extract_index_ivf(index).nprobe = nprobe
         index.add(x)
         return cls(kind=kind, index=index, build_seconds=time.perf_counter() - t0)
 

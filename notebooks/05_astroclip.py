@@ -1,0 +1,148 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # AstroCLIP: one embedding space for galaxy images and spectra
+#
+# Parker et al. (2024) pretrain an image encoder (self-supervised) and a spectrum
+# transformer (masked modelling), freeze both, and train small cross-attention heads
+# with a symmetric InfoNCE loss so that a galaxy's image and spectrum land close
+# together. This notebook runs the three stages small, looks at the joint UMAP,
+# measures zero-shot k-NN regression and does a cross-modal retrieval.
+
+# %% tags=["parameters"]
+import os
+import tempfile
+from pathlib import Path
+
+SMALL = os.environ.get("SCIFM_SMALL", "0") == "1"
+SURVEY = "toy:256" if SMALL else "/work/data/survey_12k.h5"  # or a `scifm survey` file
+N = 256 if SMALL else 4000  # galaxies used
+PRESET = "tiny" if SMALL else "small"
+STEPS = 20 if SMALL else 300  # per stage
+WORK = Path(os.environ.get("SCIFM_NB_OUT") or tempfile.mkdtemp()) / "astroclip"
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from scifm.astroclip import AstroClipConfig
+from scifm.astroclip.evaluate import cross_modal_recall, knn_r2
+from scifm.astroclip.explore import Explorer
+from scifm.astroclip.pipeline import (
+    StagePlan,
+    default_split,
+    make_catalog,
+    prepare,
+    run_pipeline,
+    survey_fetcher,
+)
+from scifm.core import pick_device
+
+torch.set_num_threads(1 if SMALL else torch.get_num_threads())
+device = pick_device()
+print("device:", device)
+
+# %% [markdown]
+# ## Data: crops and binned spectra
+# Images are centre-cropped and pooled, spectra binned (the CPU presets); thumbnails
+# and display spectra are kept for plotting.
+
+# %%
+cfg = AstroClipConfig.preset(PRESET)
+fetch, n_all = survey_fetcher(SURVEY)
+data = prepare(fetch, min(N, n_all), cfg, progress=False)
+train_idx, test_idx = default_split(len(data))
+print(
+    len(data),
+    "galaxies;",
+    tuple(data.images.shape[1:]),
+    "images;",
+    tuple(data.spectra.shape[1:]),
+    "spectrum bins",
+)
+
+# %% [markdown]
+# ## The three stages on the shared training loop
+
+# %%
+batch = 32 if SMALL else 128
+plan = StagePlan(
+    image_steps=STEPS,
+    image_batch=batch,
+    spectrum_steps=STEPS,
+    spectrum_batch=min(batch, 64),
+    align_steps=2 * STEPS,
+    align_batch=batch,
+)
+model, history = run_pipeline(
+    data, cfg, plan, WORK, train_idx=train_idx, device=device, progress=False
+)
+fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+for ax, (stage, h) in zip(axes, history.items()):
+    ax.plot([r["step"] for r in h], [r["loss"] for r in h])
+    ax.set(title=stage, xlabel="step", ylabel="loss")
+axes[2].axhline(np.log(plan.align_batch), ls="--", c="gray", label="ln B (collapsed)")
+axes[2].legend()
+plt.tight_layout()
+
+# %% [markdown]
+# ## Joint UMAP of both modalities
+# Aligned embeddings share one space: image and spectrum points of the same galaxies mix.
+
+# %%
+model = model.cpu()
+catalog = make_catalog(model, data, test_idx=test_idx)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+for ax, m in zip(axes, ("image", "spectrum")):
+    sc = ax.scatter(*catalog.umap[m].T, c=catalog.props["redshift"], s=3, cmap="viridis")
+    ax.set(title=f"{m} embeddings, coloured by redshift", xticks=[], yticks=[])
+plt.colorbar(sc, ax=axes)
+
+# %% [markdown]
+# ## Zero-shot k-NN regression (k = 64, standardized, distance-weighted)
+
+# %%
+targets = [t for t in ("redshift", "log_mstar", "log_ssfr", "log_z", "age") if t in catalog.props]
+y = {t: catalog.props[t] for t in targets}
+for m in ("image", "spectrum"):
+    e = catalog.embeddings[m]
+    r2 = knn_r2(
+        e[train_idx],
+        e[test_idx],
+        {t: v[train_idx] for t, v in y.items()},
+        {t: v[test_idx] for t, v in y.items()},
+    )
+    print(f"{m:9s}", "  ".join(f"{t}={v:.2f}" for t, v in r2.items()))
+print(
+    "image→spectrum",
+    cross_modal_recall(
+        catalog.embeddings["image"][test_idx], catalog.embeddings["spectrum"][test_idx]
+    ),
+)
+
+# %% [markdown]
+# ## Retrieval: the spectra most similar to one galaxy's image
+
+# %%
+from io import BytesIO
+
+from PIL import Image
+
+explorer = Explorer(catalog)
+query = int(test_idx[0])
+res = explorer.neighbours(query, "image → spectrum", k=7)
+rows = [query, *res.table["row"]]
+fig, axes = plt.subplots(1, len(rows), figsize=(2 * len(rows), 2.4))
+for ax, r, label in zip(axes, rows, ["query", *[f"{s:.2f}" for s in res.table["score"]]]):
+    ax.imshow(Image.open(BytesIO(explorer.thumbnail(r))))
+    ax.set(title=f"{label}\nz={catalog.props['redshift'][r]:.2f}", xticks=[], yticks=[])
+res.table.head()
