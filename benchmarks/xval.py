@@ -126,9 +126,13 @@ def markdown(result: dict) -> str:
         "",
     ]
     for task, per in result["tasks"].items():
+        st = meta.get("per_task", {}).get(task, {})
         for split in splits_of(task):
             lines += [
                 f"## {task} / {split}",
+                "",
+                f"Budget `steps`: {st.get('steps', '?')} steps of batch {st.get('batch', '?')}, "
+                f"{st.get('seeds', '?')} seeds, {st.get('n_train', '?')} training samples.",
                 "",
                 "| encoding | budget | steps | MSE | R^2 | exact | outliers | invalid "
                 "| tokens/sample | samples/s | peak mem (MB) |",
@@ -154,8 +158,14 @@ def merge(paths: list[str], out: Path) -> int:
     result = {"meta": dict(parts[0]["meta"]), "tasks": {}}
     result["meta"]["command"] = " + ".join(p["meta"]["command"] for p in parts)
     result["meta"]["merged_from"] = [str(p) for p in paths]
+    result["meta"]["per_task"] = {}
     for p in parts:
         result["tasks"].update(p["tasks"])
+        for task in p["tasks"]:
+            m = p["meta"]
+            default = {k: m[k] for k in ("steps", "batch", "n_train", "n_test")}
+            default["seeds"] = len(m["seeds"])
+            result["meta"]["per_task"][task] = m.get("per_task", {}).get(task, default)
     write(result, out)
     return 0
 
@@ -222,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{task_name} {scheme}: " + json.dumps(per[scheme]["steps"]["splits"]), flush=True
             )
         result["tasks"][task_name] = per
+        result["meta"].setdefault("per_task", {})[task_name] = {
+            "steps": args.steps, "batch": args.batch, "seeds": args.seeds,
+            "n_train": args.n_train, "n_test": args.n_test, "task": task.to_dict(),
+        }  # fmt: skip
         write(result, Path(args.out))  # after every task, so a cut-short run keeps its results
     return 0
 

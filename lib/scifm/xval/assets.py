@@ -4,8 +4,9 @@
 
 Trains the "small" preset (2 layers, d_model 64) on the ``ood`` task (a*b with a
 held-out band of a) for all five encodings, and xVal plus P1000 on the
-``orbits`` task, then writes ``assets/xval/MANIFEST.json`` with presets, seeds,
-steps and test metrics. The app and ``scifm xval evaluate`` load these.
+``orbits`` task, rounds the weights to float16 (5 MB budget), then writes
+``assets/xval/MANIFEST.json`` with presets, seeds, steps and test metrics
+(measured on the float16-rounded weights). The app and ``scifm xval evaluate`` load these.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from scifm.core import TrainConfig, save_checkpoint
 from scifm.xval.tasks import TaskConfig, generate
 from scifm.xval.tokenizers import SCHEMES
+from scifm.xval.train import Trained
 
 SHIPPED: dict[str, tuple[str, ...]] = {"ood": SCHEMES, "orbits": ("xval", "p1000")}
 STEPS = {"ood": 1500, "orbits": 1200}
@@ -42,9 +44,47 @@ def task_config(task: str) -> TaskConfig:
     return cfg.replace(n_planets=(2, 2)) if task == "orbits" else cfg
 
 
+def finalize(trained: Trained, path: Path) -> dict[str, Any]:
+    """Round the weights to float16 (halves the files), evaluate, save; the manifest entry."""
+    from scifm.xval.evaluate import evaluate
+
+    trained.model.half().float()  # evaluate exactly the weights that are shipped
+    splits = ("test", "interp", "extrap")
+    metrics = {s: evaluate(trained, generate(trained.task, 300, TEST_SEED, s)) for s in splits}
+    trained.info["metrics"] = metrics
+    shutil.rmtree(path, ignore_errors=True)
+    save_checkpoint(path, trained.model.half(), trained.config, extra=trained.extra)
+    trained.model.float()
+    return {
+        "path": path.name, "task": trained.task.to_dict(), "scheme": trained.config.scheme,
+        "batch_size": 64, "lr": 1e-3, "weights": "float16", "metrics": metrics,
+        "bytes": sum(f.stat().st_size for f in path.iterdir()),
+    }  # fmt: skip
+
+
+def finalize_existing(root: Path | None = None) -> dict:
+    """Re-finalize checkpoints already in ``root`` (float32 ones from an older build)."""
+    from scifm.xval.train import load_trained
+
+    root = root or assets_dir()
+    manifest = (
+        json.loads((root / "MANIFEST.json").read_text())
+        if (root / "MANIFEST.json").exists()
+        else {}
+    )
+    manifest.setdefault("models", {})
+    for path in sorted(p for p in root.iterdir() if (p / "config.json").exists()):
+        trained = load_trained(path)
+        steps = manifest["models"].get(path.name, {}).get("steps", STEPS[trained.task.task])
+        manifest["models"][path.name] = {"steps": steps, **finalize(trained, path)}
+    manifest.update({"command": "python -m scifm.xval.assets", "preset": "small", "seed": SEED,
+                     "test_seed": TEST_SEED})  # fmt: skip
+    (root / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
 def build(root: Path | None = None, steps_scale: float = 1.0, progress: bool = False) -> dict:
     """Train and write every shipped checkpoint and the manifest; returns the manifest."""
-    from scifm.xval.evaluate import evaluate
     from scifm.xval.train import fit, model_config_for
 
     root = root or assets_dir()
@@ -67,18 +107,9 @@ def build(root: Path | None = None, steps_scale: float = 1.0, progress: bool = F
                 log_every=max(steps // 10, 1), seed=SEED, progress=progress,
             )  # fmt: skip
             trained = fit(task, cfg, tcfg, batch_size=64, seed=SEED, device="cpu")
-            splits = ("test", "interp", "extrap")
-            metrics = {s: evaluate(trained, generate(task, 300, TEST_SEED, s)) for s in splits}
-            trained.info["metrics"] = metrics
-            path = checkpoint_path(task_name, scheme, root)
-            shutil.rmtree(path, ignore_errors=True)
-            save_checkpoint(path, trained.model, cfg, extra=trained.extra)
-            manifest["models"][f"{task_name}_{scheme}"] = {
-                "path": path.name, "task": task.to_dict(), "scheme": scheme, "steps": steps,
-                "batch_size": 64, "lr": 1e-3, "metrics": metrics,
-                "bytes": sum(f.stat().st_size for f in path.iterdir()),
-            }  # fmt: skip
-            print(f"{task_name} {scheme}: test {metrics['test']}", flush=True)
+            entry = finalize(trained, checkpoint_path(task_name, scheme, root))
+            manifest["models"][f"{task_name}_{scheme}"] = {"steps": steps, **entry}
+            print(f"{task_name} {scheme}: test {entry['metrics']['test']}", flush=True)
     (root / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
@@ -89,9 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, default=None, help="directory (default assets/xval)")
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply the training steps")
+    p.add_argument(
+        "--finalize-only", action="store_true", help="round existing checkpoints to float16"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    build(args.out, args.steps_scale)
+    if args.finalize_only:
+        finalize_existing(args.out)
+    else:
+        build(args.out, args.steps_scale)
     return 0
 
 
