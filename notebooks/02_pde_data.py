@@ -1,0 +1,155 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · PDE data for Multiple Physics Pretraining
+#
+# MPP (McCabe et al., arXiv:2310.02994) pretrains one surrogate on several PDEBench
+# systems. PDEBench cannot be downloaded here, so `scifm.mpp.pde` simulates the four
+# 2D systems itself (torch, batched, CPU or CUDA), checks each solver against a known
+# solution, and reads/writes PDEBench and The Well files. This notebook shows each
+# system's frames, the verifications, the file formats and the training windows.
+
+# %% tags=["parameters"]
+import os
+import tempfile
+
+SMALL = os.environ.get("SCIFM_SMALL", "0") == "1"
+RES = 32 if SMALL else 64  # cells per side
+N_TRAJ = 2  # trajectories per system
+SOD_CELLS = 200 if SMALL else 400  # Sod tube length in cells
+VORTEX_RES = [16, 32] if SMALL else [16, 32, 64]  # isentropic-vortex convergence grids
+SEED = 0
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from scifm.core import pick_device
+from scifm.mpp.pde import SYSTEMS, simulate
+from scifm.mpp.pde.pdebench import read_pdebench, write_pdebench
+from scifm.mpp.pde.verification import (
+    convergence_orders,
+    cosine_decay_error,
+    isentropic_vortex_error,
+    sod_shock_tube,
+    taylor_green_error,
+)
+from scifm.mpp.pde.well import read_well, write_well, write_well_stats
+from scifm.mpp.pde.windows import MultiSystemBatches, TrajectoryWindows
+
+device = pick_device()
+print("device:", device)
+
+# %% [markdown]
+# ## The four systems
+# PDEBench defaults (domain, frames, time span) with shorter spans when `SMALL`.
+
+# %%
+spans = {
+    "swe": (11, 1.0),
+    "diffreact": (11, 5.0),
+    "ins": (11, 2.0),
+    "cns": (6, 0.1 if SMALL else 0.5),
+}
+runs = {}
+for name, (n_frames, t_end) in spans.items():
+    runs[name] = simulate(
+        name, N_TRAJ, res=RES, n_frames=n_frames, t_end=t_end, seed=SEED, device=device
+    ).to("cpu")
+    print(f"{name:>9}: fields {runs[name].field_names}, shape {tuple(runs[name].fields.shape)}")
+
+# %%
+for name, traj in runs.items():
+    n_t = traj.fields.shape[1]
+    show = [0, n_t // 2, n_t - 1]
+    c = len(traj.field_names)
+    fig, axes = plt.subplots(c, 3, figsize=(7, 2.2 * c), squeeze=False)
+    for i, field in enumerate(traj.field_names):
+        for j, k in enumerate(show):
+            ax = axes[i, j]
+            ax.imshow(traj.fields[0, k, i].T, origin="lower", cmap="RdBu_r")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"{field}, t={float(traj.t[k]):.2f}", fontsize=8)
+    fig.suptitle(SYSTEMS[name].title)
+    fig.tight_layout()
+    plt.show()
+
+# %% [markdown]
+# ## Verification against known solutions
+# Sod's shock tube along x and along y vs the exact Riemann solution (Gamma = 5/3).
+
+# %%
+sod = {axis: sod_shock_tube(SOD_CELLS, axis) for axis in ("x", "y")}
+fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+for ax, key in zip(axes, ("rho", "u", "p")):
+    ax.plot(sod["x"].x, sod["x"].exact[key], "k-", lw=1, label="exact")
+    ax.plot(sod["x"].x, sod["x"].numeric[key], ".", ms=2, label="along x")
+    ax.plot(sod["y"].x, sod["y"].numeric[key], "+", ms=2, alpha=0.5, label="along y")
+    ax.set_title(f"{key}: rel. L1 {sod['x'].l1[key]:.2%}")
+axes[0].legend()
+plt.show()
+print({axis: r.l1 for axis, r in sod.items()})
+
+# %% [markdown]
+# Isentropic vortex: the order of convergence of the compressible solver.
+
+# %%
+errors = [isentropic_vortex_error(n) for n in VORTEX_RES]
+print("density L1 errors", errors, "observed orders", convergence_orders(VORTEX_RES, errors))
+plt.loglog(VORTEX_RES, errors, "o-", label="MUSCL-HLLC")
+plt.loglog(
+    VORTEX_RES,
+    errors[0] * (np.array(VORTEX_RES) / VORTEX_RES[0]) ** -2.0,
+    "k--",
+    label="second order",
+)
+plt.xlabel("cells per side"), plt.ylabel("density L1 error"), plt.legend()
+plt.show()
+
+# %%
+print("Taylor-Green vortex, max relative error:", taylor_green_error())
+print("no-flux cosine mode decay, max relative error:", cosine_decay_error())
+
+# %% [markdown]
+# ## Files: PDEBench and The Well
+
+# %%
+out = tempfile.mkdtemp()
+path = write_pdebench(runs["cns"], out)
+back = read_pdebench(path)
+print(
+    path.name,
+    "round trip exact:",
+    torch.equal(back.fields, runs["cns"].fields.float()),
+)
+well_file = write_well(runs["ins"], out)
+stats = write_well_stats(well_file.parent.parent.parent)
+print(
+    well_file.relative_to(out),
+    "->",
+    stats.name,
+    "round trip exact:",
+    torch.equal(read_well(well_file).fields, runs["ins"].fields.float()),
+)
+
+# %% [markdown]
+# ## Training windows with one system per micro-batch
+
+# %%
+windows = {k: TrajectoryWindows.from_trajectories(v, n_ctx=4) for k, v in runs.items()}
+batches = MultiSystemBatches(windows, batch_size=4, seed=SEED)
+for step in range(4):
+    b = batches.get(step, 0, 0, 1)
+    print(step, b["system"], tuple(b["x"].shape), b["field_index"].tolist(), bool(b["periodic"]))
