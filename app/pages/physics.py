@@ -95,29 +95,29 @@ class PhysicsPage(pn.viewable.Viewer):
         self.result = None
         w = pn.widgets
         self.system_select = w.Select.from_param(
-            self.param.system, name="System", options=SYSTEM_LABELS
+            self.param.system, label="System", options=SYSTEM_LABELS
         )
-        self.seed_input = w.IntInput.from_param(self.param.seed, name="Seed")
+        self.seed_input = w.IntInput.from_param(self.param.seed, label="Seed")
         self.param_check = w.Checkbox.from_param(
-            self.param.use_param, name="Set the physical parameter"
+            self.param.use_param, label="Set the physical parameter"
         )
-        self.radius_input = w.FloatInput.from_param(self.param.radius, name="Dam radius (SWE)")
-        self.mach_input = w.FloatInput.from_param(self.param.mach, name="Mach number (CNS)")
-        self.steps_input = w.IntInput.from_param(self.param.steps, name="Rollout steps (1-60)")
+        self.radius_input = w.FloatInput.from_param(self.param.radius, label="Dam radius (SWE)")
+        self.mach_input = w.FloatInput.from_param(self.param.mach, label="Mach number (CNS)")
+        self.steps_input = w.IntInput.from_param(self.param.steps, label="Rollout steps (1-60)")
         self.run_button = w.Button(
-            name="Run solver and surrogate", button_type="primary", css_classes=["mpp-run"]
+            label="Run solver and surrogate", color="primary", css_classes=["mpp-run"]
         )
         self.run_button.on_click(self._on_click)
         self.progress = w.Progress(value=0, max=100, active=False, sizing_mode="stretch_width")
         self.message = pn.pane.Alert(
             "", alert_type="info", visible=False, css_classes=["mpp-message"]
         )
-        self.field_select = w.Select.from_param(self.param.field, name="Field")
+        self.field_select = w.Select.from_param(self.param.field, label="Field")
         self.player = w.Player(
-            name="Frame", start=0, end=0, value=0, interval=400, loop_policy="loop", width=520
+            label="Frame", start=0, end=0, value=0, interval=400, loop_policy="loop", width=520
         )
         self.player.link(self, value="frame")
-        self.speed = w.RadioButtonGroup(name="Speed", options=list(SPEEDS), value="1x")
+        self.speed = w.RadioButtonGroup(label="Speed", options=list(SPEEDS), value="1x")
         self.speed.param.watch(lambda e: setattr(self.player, "interval", SPEEDS[e.new]), "value")
         self.frames_pane = pn.pane.HTML(
             "<i>Press Run.</i>",
