@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--sklearn-queries", type=int, default=30)
     ap.add_argument("--skip-hnsw", action="store_true", help="HNSW build is slow at 1e6")
+    ap.add_argument("--name", default="retrieval", help="results file stem")
     args = ap.parse_args(argv)
     import faiss
     from sklearn.neighbors import NearestNeighbors
@@ -178,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb": round(_rss_mb(), 0),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "retrieval.json").write_text(json.dumps(result, indent=2) + "\n")
+    (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     md = markdown(result)
-    (OUT / "retrieval.md").write_text(md)
+    (OUT / f"{args.name}.md").write_text(md)
     print(md)
     return 0
 
@@ -217,8 +218,8 @@ def markdown(r: dict) -> str:
         )
     lines += [
         "",
-        f"Target (IVF): p50 < 10 ms: {r['target']['p50_ms<10']}; recall@10 >= 0.95: "
-        f"{r['target']['recall@10>=0.95']}. Peak RSS {r['peak_rss_mb']} MB.",
+        f"Target ({r['target_index']}): p50 < 10 ms: {r['target']['p50_ms<10']}; "
+        f"recall@10 >= 0.95: {r['target']['recall@10>=0.95']}. Peak RSS {r['peak_rss_mb']} MB.",
         "",
     ]
     return "\n".join(lines)

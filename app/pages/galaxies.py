@@ -108,7 +108,10 @@ class GalaxiesPage(pn.viewable.Viewer):
         self.catalog_path = str(self.assets / "catalog.h5")
         self.message = pn.pane.Alert("", alert_type="info", visible=False)
         self.hover = pn.pane.Markdown("Hover over the map to identify galaxies.", height=60)
-        self.galaxy = pn.Column()
+        self.image_pane = pn.pane.HTML("", width=200, height=200)
+        self.props_pane = pn.pane.Markdown("", width=260)
+        self.spectrum_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=280)
+        self.galaxy = pn.Row(self.image_pane, self.props_pane, self.spectrum_pane)
         self.grid = pn.pane.HTML("", sizing_mode="stretch_width", min_height=60)
         self.timing = pn.pane.Markdown("")
         self.id_input = pn.widgets.TextInput(name="Target id", placeholder="e.g. 396000...")
@@ -193,7 +196,7 @@ class GalaxiesPage(pn.viewable.Viewer):
         res = ex.neighbours(self.row, self.mode, self.k, self.ranges())
         self.table.value = res.table
         self.grid.object = _grid_html(ex, res.table, f"Top {len(res.table)} · {self.mode}")
-        self.galaxy.objects = self._galaxy_view(self.row)
+        self._show_galaxy(self.row)
         self.neighbour_rows = [int(r) for r in res.table["row"]]
         self.last_seconds = time.perf_counter() - t0
         self.timing.object = (
@@ -207,7 +210,8 @@ class GalaxiesPage(pn.viewable.Viewer):
         return StringIO(self.table.value.to_csv(index=False))
 
     # ----- views -----
-    def _galaxy_view(self, row: int) -> list:
+    def _show_galaxy(self, row: int) -> None:
+        """Image, properties and spectrum (emission lines at its redshift) of one galaxy."""
         from scifm.astroclip.display import EMISSION_LINES, data_url
 
         ex = self.explorer
@@ -220,14 +224,12 @@ class GalaxiesPage(pn.viewable.Viewer):
                  if wave[0] < w * (1 + z) < wave[-1]]  # fmt: skip
         top = float(np.nanmax(flux)) if np.isfinite(flux).any() else 1.0
         overlay = curve * hv.VLines([w for _, w in lines]).opts(color="#d62728", alpha=0.5) * (
-            hv.Labels([(w, top, n) for n, w in lines]).opts(text_font_size="8pt", yoffset=0)
+            hv.Labels([(w, top, n) for n, w in lines]).opts(text_font_size="8pt")
         )  # fmt: skip
-        props = "  \n".join(f"**{k}**: {v}" for k, v in d.items() if k != "row")
-        img = pn.pane.HTML(f"<img src='{data_url(ex.thumbnail(row))}' width=192 height=192 "
-                           f"alt='galaxy {d['targetid']}'>", width=200)  # fmt: skip
-        return [pn.Row(img, pn.pane.Markdown(props, width=260),
-                       pn.pane.HoloViews(overlay.opts(title=f"z = {z:.3f}"),
-                                         sizing_mode="stretch_width"))]  # fmt: skip
+        self.image_pane.object = (f"<img src='{data_url(ex.thumbnail(row))}' width=192 "
+                                  f"height=192 alt='galaxy {d['targetid']}'>")  # fmt: skip
+        self.props_pane.object = "  \n".join(f"**{k}**: {v}" for k, v in d.items() if k != "row")
+        self.spectrum_pane.object = overlay.opts(title=f"z = {z:.3f}")
 
     def map_view(self):
         import datashader as ds

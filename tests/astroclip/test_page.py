@@ -29,7 +29,8 @@ def test_selecting_by_id_shows_galaxy_and_neighbours(page):
     page.select_id(str(tid))
     assert page.row == 4 and not page.message.visible
     assert len(page.table.value) == page.k and "Top 16" in page.grid.object
-    assert str(tid) in page.galaxy.objects[0][0].object  # the image's alt text
+    assert str(tid) in page.image_pane.object  # the image's alt text
+    assert "redshift" in page.props_pane.object
     csv = page._csv().getvalue().splitlines()
     assert csv[0].startswith("rank,score,targetid") and len(csv) == page.k + 1
 
