@@ -114,9 +114,9 @@ class GalaxiesPage(pn.viewable.Viewer):
         self.galaxy = pn.Row(self.image_pane, self.props_pane, self.spectrum_pane)
         self.grid = pn.pane.HTML("", sizing_mode="stretch_width", min_height=60)
         self.timing = pn.pane.Markdown("")
-        self.id_input = pn.widgets.TextInput(name="Target id", placeholder="e.g. 396000...")
-        self.search_button = pn.widgets.Button(name="Show", button_type="primary")
-        self.random_button = pn.widgets.Button(name="Random galaxy", button_type="success")
+        self.id_input = pn.widgets.TextInput(label="Target id", placeholder="e.g. 396000...")
+        self.search_button = pn.widgets.Button(label="Show", color="primary")
+        self.random_button = pn.widgets.Button(label="Random galaxy", color="success")
         self.upload = pn.widgets.FileInput(accept=".fits,.fit,.fits.gz")
         self.upload_out = pn.Column()
         self._rng = np.random.default_rng()
@@ -130,7 +130,7 @@ class GalaxiesPage(pn.viewable.Viewer):
         props = self.explorer.catalog.props
         self.filters = {
             p: pn.widgets.RangeSlider(
-                name=p, start=float(np.nanmin(props[p])), end=float(np.nanmax(props[p])),
+                label=p, start=float(np.nanmin(props[p])), end=float(np.nanmax(props[p])),
                 value=(float(np.nanmin(props[p])), float(np.nanmax(props[p]))), step=0.01)
             for p in FILTERED if p in props
         }  # fmt: skip
@@ -140,7 +140,7 @@ class GalaxiesPage(pn.viewable.Viewer):
         )  # fmt: skip
         self.download = pn.widgets.FileDownload(
             callback=self._csv, filename="neighbours.csv", label="Download neighbours (CSV)",
-            button_type="light",
+            color="light",
         )  # fmt: skip
         self.search_button.on_click(lambda e: self.select_id(self.id_input.value))
         self.id_input.param.watch(lambda e: self.select_id(e.new), "enter_pressed")
@@ -309,9 +309,9 @@ class GalaxiesPage(pn.viewable.Viewer):
         if self.explorer is None:
             return pn.Column(self.message)
         controls = pn.Row(
-            pn.widgets.Select.from_param(self.param.color_by, name="Colour by", width=260),
-            pn.widgets.Select.from_param(self.param.mode, name="Search mode", width=200),
-            pn.widgets.IntSlider.from_param(self.param.k, name="Neighbours", width=200),
+            pn.widgets.Select.from_param(self.param.color_by, label="Colour by", width=260),
+            pn.widgets.Select.from_param(self.param.mode, label="Search mode", width=200),
+            pn.widgets.IntSlider.from_param(self.param.k, label="Neighbours", width=200),
         )  # fmt: skip
         return pn.Column(
             self.message, controls, pn.pane.HoloViews(self.map_view(), sizing_mode="stretch_width"),
