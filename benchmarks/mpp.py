@@ -279,9 +279,13 @@ def main() -> int:
 
     mpp_path = Path(args.pretrained or ROOT / "assets" / "mpp" / "avit_small")
     reused = False
+    pre_steps_all = s["pre_steps"]
     if not args.quick and (mpp_path / "config.json").exists():
         mpp, _ = load_surrogate(mpp_path)
         reused = True
+        manifest = mpp_path.parent / "MANIFEST.json"
+        if manifest.exists():  # the shipped model's own training length
+            pre_steps_all = json.loads(manifest.read_text())["train"]["steps"]
     else:
         mpp, _ = pretrain(
             AViTConfig.preset(s["model"]),
@@ -314,7 +318,7 @@ def main() -> int:
             "train_traj_per_system": d.n_traj,
             "test_traj_per_system": d.n_test,
             "frames_per_traj": d.sim_frames,
-            "pretrain_steps_all": s["pre_steps"],
+            "pretrain_steps_all": pre_steps_all,
             "pretrain_steps_no_cns": int(s["pre_steps"] * 0.6),
             "single_task_steps": s["st_steps"],
             "finetune_steps": s["ft_steps"],
