@@ -50,6 +50,9 @@ from scifm.mpp.pde.well import read_well, write_well, write_well_stats
 from scifm.mpp.pde.windows import MultiSystemBatches, TrajectoryWindows
 
 device = pick_device()
+# Small grids are dominated by per-operation overhead: one thread avoids oversubscribing
+# a busy CPU (a GPU, or large grids on a free CPU, want the default).
+torch.set_num_threads(1 if SMALL else torch.get_num_threads())
 print("device:", device)
 
 # %% [markdown]
