@@ -77,3 +77,9 @@ def test_dataset_from_file_and_memory_agree(tiny_survey):
     assert not torch.equal(ssl[0]["image"], item["image"])
     with pytest.raises(IndexError):
         ssl[4]
+
+
+def test_augment_noise_level_matches_the_survey_sky():
+    from scifm.astroclip.survey import SurveyConfig
+
+    np.testing.assert_allclose(AugmentConfig().sky_sigma, SurveyConfig().pixel_sigma, rtol=0.05)

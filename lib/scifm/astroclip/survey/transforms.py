@@ -65,7 +65,8 @@ class AugmentConfig(ConfigMixin):
     noise_max: float = 1.0  # extra Gaussian noise up to this many times the median sky sigma
     blur_max: float = 1.0  # Gaussian PSF blur sigma up to this many pixels
     crop: int = 144  # centre crop side (AstroCLIP MNRAS 144, workshop 96)
-    sky_sigma: tuple[float, float, float] = (0.0032, 0.0061, 0.0139)  # g, r, z (nanomaggies)
+    # median sky noise per pixel of SurveyConfig() in g, r, z (nanomaggies)
+    sky_sigma: tuple[float, float, float] = (0.0032, 0.0061, 0.0139)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "none": {"flip": False, "rotate": False, "noise_max": 0.0, "blur_max": 0.0},
