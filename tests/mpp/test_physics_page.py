@@ -29,6 +29,17 @@ def test_run_fills_player_frames_curve_and_times(page_obj):
     assert len(page_obj.curve_pane.object.data) == 3
 
 
+def test_benchmark_views_show_transfer_plot_and_one_step_table(page_obj):
+    from app.pages.physics import BENCHMARK
+
+    if not BENCHMARK.exists():
+        pytest.skip("no benchmarks/results/mpp.json yet")
+    plot, _, table, note = page_obj.bench_panes
+    assert len(plot.object) == 8  # (M=0.1, M=1.0) x (pretrained, scratch), lines + markers
+    assert {"persistence", "mpp_pretrained"} <= set(table.object.index)
+    assert "32" in note.object
+
+
 def test_dam_radius_and_mach_number_are_used(page_obj):
     page_obj.use_param, page_obj.steps = True, 2
     page_obj.radius = 1.2
