@@ -81,4 +81,9 @@ def test_physics_page_in_browser(app_url, browser_page, screenshot_dir):
     expect(page.locator(".mpp-run button")).to_be_enabled()
     page.wait_for_timeout(1500)  # let bokeh draw the new NRMSE curve before the screenshot
     page.screenshot(path=str(screenshot_dir / "physics.png"), full_page=True)
+    table = page.locator(".mpp-table")
+    if table.count():  # benchmark results present: the transfer plot and one-step table
+        table.scroll_into_view_if_needed()
+        expect(table).to_contain_text("persistence")
+        page.screenshot(path=str(screenshot_dir / "physics_benchmark.png"))
     assert not page.console_errors
