@@ -106,3 +106,19 @@ def test_random_initial_conditions_follow_pdebench(small_runs):
     assert bool((mean_speed <= 0.1 * cs * (1 + 1e-4)).all())
     rel = (f0[:, 2] / p["d0"].double()[:, None, None] - 1).abs().amax((-1, -2))
     assert bool((rel <= p["delta_rho"].double() + 1e-6).all())
+
+
+def test_turbulent_variant_is_broadband():
+    kw = {"res": 64, "n_frames": 2, "t_end": 1e-4, "seed": 0}
+    smooth = simulate("cns", 1, params={"M": 1.0}, **kw)
+    turb = simulate("cns", 1, params={"M": 1.0, "turbulent": 1.0}, **kw)
+    assert not smooth.params["windowed"].bool().any()  # so the smooth field has |k| <= 4
+
+    def high_k_fraction(traj):
+        spec = torch.fft.rfft2(traj.fields[0, 0, 0].double()).abs() ** 2
+        kx = torch.fft.fftfreq(64).abs()[:, None] * 64
+        ky = torch.fft.rfftfreq(64)[None, :] * 64
+        return float(spec[(kx > 4) | (ky > 4)].sum() / spec.sum())
+
+    assert high_k_fraction(smooth) < 1e-6
+    assert high_k_fraction(turb) > 0.01

@@ -32,7 +32,8 @@ def pad_x(q: torch.Tensor, boundary: str, n: int = N_GHOST) -> torch.Tensor:
 
 
 def _minmod(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.where(a * b > 0, torch.sign(a) * torch.minimum(a.abs(), b.abs()), 0 * a)
+    # (sign a + sign b) / 2 is +-1 where a and b agree in sign, else 0: no branches.
+    return 0.5 * (torch.sign(a) + torch.sign(b)) * torch.minimum(a.abs(), b.abs())
 
 
 def limited_slope(qp: torch.Tensor, limiter: str) -> torch.Tensor:

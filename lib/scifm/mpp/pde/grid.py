@@ -75,7 +75,10 @@ def per_sample(
 ) -> torch.Tensor:
     """Parameter ``name`` as a tensor of shape (n,): a scalar is broadcast, a sequence checked."""
     value = params[name]
-    t = torch.as_tensor(np.asarray(value, dtype=np.float64), device=device).to(dtype)
+    if isinstance(value, torch.Tensor):  # e.g. the params of earlier Trajectories, any device
+        t = value.detach().to(device=device, dtype=dtype)
+    else:
+        t = torch.as_tensor(np.asarray(value, dtype=np.float64), device=device).to(dtype)
     if t.ndim == 0:
         return t.expand(n).clone()
     if t.shape != (n,):
