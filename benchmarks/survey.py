@@ -157,7 +157,10 @@ def render_md(r: dict) -> str:
         f"{fmt(bi.get('ashman_d'))} (> 2: separated), BIC gain of 2 vs 1 components "
         f"{fmt(bi.get('delta_bic_two_vs_one'))}",
         f"- size-magnitude: Spearman(log r_half, r) = {sm['spearman_log_rhalf_vs_mag_r']:.2f}, "
-        f"slope {sm['slope_dex_per_mag']:.3f} dex/mag",
+        f"slope {sm['slope_dex_per_mag']:.3f} dex/mag; half-light radius measured on the r "
+        f"images vs catalogue: Spearman {sm['spearman_image_rhalf_vs_catalogue']:.2f}, median "
+        f"measured / sqrt(r_half^2 + (FWHM/2)^2) = {sm['median_image_over_psf_broadened']:.2f} "
+        "(> 1: Moffat wings)",
         f"- H-alpha: Spearman(log EW, log sSFR) = {el['spearman_log_ew_vs_log_ssfr']:.2f}; median "
         f"EW star-forming {el['median_ew_star_forming']:.1f} A, quiescent "
         f"{el['median_ew_quiescent']:.1f} A; measured on noisy spectra / model = "

@@ -31,6 +31,12 @@ def test_halpha_ew_measured_on_noisy_spectra_tracks_the_model(tiny_survey):
     assert np.all((ratio > 0.5) & (ratio < 1.5))
 
 
+def test_image_sizes_follow_the_catalogue(tiny_survey):
+    rep = realism_report(read_survey(tiny_survey))["size_magnitude"]
+    assert rep["spearman_image_rhalf_vs_catalogue"] > 0.6
+    assert 0.6 < rep["median_image_over_psf_broadened"] < 1.5
+
+
 def test_report_is_json_ready(tiny_survey):
     rep = realism_report(read_survey(tiny_survey))
     assert rep["sample"]["n"] == 10 and rep["bimodality"]["n"] < 20

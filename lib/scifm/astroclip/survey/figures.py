@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from scifm.astroclip.survey.io import SurveyData
-from scifm.astroclip.survey.realism import colours, measured_halpha_ew
+from scifm.astroclip.survey.realism import colours, image_half_light_radius, measured_halpha_ew
 from scifm.astroclip.survey.spectra import EMISSION_LINES
 from scifm.astroclip.survey.transforms import legacy_rgb
 
@@ -78,11 +78,19 @@ def plot_colour_magnitude(d: SurveyData, z_range: tuple[float, float] = (0.1, 0.
 
 
 def plot_size_magnitude(d: SurveyData) -> Figure:
-    fig = Figure(figsize=(5, 4))
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(9, 4))
+    ax = fig.add_subplot(1, 2, 1)
     _populations(ax, d.props["mag_r"], d.props["r_half_arcsec"], d.props["quiescent"])
     ax.set(xlabel="r [AB]", ylabel="half-light radius [arcsec]", yscale="log",
            title="size-magnitude")  # fmt: skip
+    ax = fig.add_subplot(1, 2, 2)
+    expected = np.sqrt(d.props["r_half_arcsec"] ** 2 + (d.params["psf_fwhm_r"] / 2) ** 2)
+    _populations(ax, expected, image_half_light_radius(d), d.props["quiescent"])
+    lim = [0.4, float(expected.max()) * 1.1]
+    ax.plot(lim, lim, c="k", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="catalogue r_half (+) PSF [arcsec]",
+           ylabel="measured on r image [arcsec]", title="sizes on the images")  # fmt: skip
+    fig.tight_layout()
     return fig
 
 
