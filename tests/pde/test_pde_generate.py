@@ -93,7 +93,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     req = GenerateRequest(system="swe", n=2, res=16, n_frames=2, t_end=0.05, chunk_size=2)
     generate(req, tmp_path, progress=False)
     with pytest.raises(ValueError, match="different generation request"):
-        generate(req.__class__(**{**req.__dict__, "seed": 1}), tmp_path, progress=False)
+        generate(req.replace(seed=1), tmp_path, progress=False)
 
 
 def test_failed_chunk_raises_and_writes_nothing(tmp_path):
@@ -122,3 +122,38 @@ def test_bad_cli_param_is_named(tmp_path):
                 *ARGS,
             ]
         )
+
+
+def test_presets_and_pdebench_defaults():
+    small = GenerateRequest.preset("small", system="cns", n=4)
+    assert (small.res, small.frames, small.span) == (64, 21, 1.0)
+    assert GenerateRequest.preset("pdebench", system="swe", n=1).res == 128
+    again = GenerateRequest.from_json(small.to_json())
+    assert again == small
+    with pytest.raises(ValueError, match="format 'zarr'"):
+        GenerateRequest(system="swe", n=1, fmt="zarr")
+
+
+def test_cli_preset(tmp_path):
+    out = tmp_path / "tiny"
+    assert (
+        main(
+            [
+                "pde",
+                "generate",
+                "--system",
+                "swe",
+                "--n",
+                "2",
+                "--preset",
+                "tiny",
+                "--t-end",
+                "0.05",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert read_any(out / "2D_rdb_NA_NA.h5").fields.shape == (2, 4, 1, 16, 16)

@@ -14,6 +14,12 @@ def register(subparsers: Any) -> None:
     gen = sub.add_parser("generate", help="simulate trajectories into PDEBench or Well files")
     gen.add_argument("--system", required=True, choices=["swe", "diffreact", "ins", "cns"])
     gen.add_argument("--n", type=int, required=True, help="number of trajectories")
+    gen.add_argument(
+        "--preset",
+        default=None,
+        choices=["tiny", "small", "pdebench"],
+        help="tiny: 16^2 tests; small: 64^2 for a CPU; pdebench: 128^2",
+    )
     gen.add_argument("--res", type=int, default=None, help="cells per side (default 128)")
     gen.add_argument("--out", required=True, help="output directory")
     gen.add_argument("--format", dest="fmt", default="pdebench", choices=["pdebench", "well"])
@@ -68,6 +74,7 @@ def _generate(args: argparse.Namespace) -> int:
     req = request_from_args(
         args.system,
         args.n,
+        preset=args.preset,
         res=args.res,
         n_frames=args.n_frames,
         t_end=args.t_end,

@@ -18,16 +18,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import h5py
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from scifm.core import ConfigMixin
 from scifm.mpp.pde.formats import atomic_path, open_h5
 from scifm.mpp.pde.pdebench import GROUPED, pdebench_filename, write_pdebench
 from scifm.mpp.pde.simulate import simulate
@@ -39,19 +39,25 @@ MANIFEST = "generate.json"
 
 
 @dataclass(frozen=True)
-class GenerateRequest:
+class GenerateRequest(ConfigMixin):
     """Everything that determines the generated data (recorded in ``generate.json``)."""
 
     system: str  # one of SYSTEMS
     n: int  # number of trajectories
-    res: int  # cells per side
-    n_frames: int  # frames per trajectory, including t = 0
-    t_end: float  # final time
+    res: int = 128  # cells per side (PDEBench: 128; the "small" preset: 64 for CPUs)
+    n_frames: int | None = None  # frames per trajectory incl. t = 0; None: PDEBench's
+    t_end: float | None = None  # final time; None: PDEBench's
     fmt: str = "pdebench"  # "pdebench" or "well"
     seed: int = 0  # base seed; chunk k uses SeedSequence([seed, k])
     chunk_size: int = 16  # trajectories simulated together (one batch, one file)
     dtype: str = "float32"  # solver precision ("float32" or "float64"); files are float32
     params: dict[str, float] = field(default_factory=dict)  # physical parameter overrides
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"res": 16, "n_frames": 4, "chunk_size": 2},  # tests
+        "small": {"res": 64, "chunk_size": 16},  # a CPU
+        "pdebench": {"res": 128, "chunk_size": 32},  # PDEBench's resolution, a GPU
+    }
 
     def __post_init__(self) -> None:
         get_system(self.system)
@@ -64,6 +70,14 @@ class GenerateRequest:
             )
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype {self.dtype!r}: expected 'float32' or 'float64'")
+
+    @property
+    def frames(self) -> int:
+        return self.n_frames if self.n_frames is not None else get_system(self.system).n_frames
+
+    @property
+    def span(self) -> float:
+        return self.t_end if self.t_end is not None else get_system(self.system).t_end
 
     @property
     def n_chunks(self) -> int:
@@ -121,7 +135,7 @@ def generate(
 
 def _check_manifest(req: GenerateRequest, out: Path) -> None:
     path = out / MANIFEST
-    record = asdict(req)
+    record = req.to_dict()
     if path.exists():
         old = json.loads(path.read_text())
         if old != json.loads(json.dumps(record)):
@@ -196,16 +210,13 @@ def _merge_cns(dst: h5py.File, chunks: list[Path], n: int) -> None:
         dst.attrs[k] = np.concatenate(parts)
 
 
-def request_from_args(system: str, n: int, **kwargs: Any) -> GenerateRequest:
-    """A request with PDEBench defaults for whatever is left out (``None``)."""
-    spec = get_system(system)
+def request_from_args(
+    system: str, n: int, *, preset: str | None = None, **kwargs: Any
+) -> GenerateRequest:
+    """A request from a preset (or the defaults) and the options that were given."""
     given = {k: v for k, v in kwargs.items() if v is not None}
-    given.setdefault("res", spec.res)
-    given.setdefault("n_frames", spec.n_frames)
-    given.setdefault("t_end", spec.t_end)
-    params = given.pop("params", None) or {}
-    return GenerateRequest(system=system, n=n, params=dict(_as_floats(params)), **given)
-
-
-def _as_floats(params: Mapping[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in params.items()}
+    if "params" in given:
+        given["params"] = {k: float(v) for k, v in given["params"].items()}
+    if preset is not None:
+        return GenerateRequest.preset(preset, system=system, n=n, **given)
+    return GenerateRequest(system=system, n=n, **given)
