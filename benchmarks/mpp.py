@@ -70,7 +70,7 @@ def settings(quick: bool) -> dict:
         model="small",
         data=DataConfig.preset("small", n_traj=8, n_test=2, sim_frames=25),
         pre_steps=500,
-        st_steps=150,
+        st_steps=240,
         ft_steps=80,
         ns=(2, 4, 8),
         seeds=(0, 1),

@@ -114,3 +114,12 @@ def test_add_fields_keeps_old_predictions_and_round_trips(tmp_path):
     assert cfg.n_states == 14
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, slots), new)
+
+
+@pytest.mark.parametrize("delta", [False, True])
+def test_every_parameter_gets_a_gradient(delta):
+    """DDP (torchrun) fails on parameters that never receive a gradient."""
+    model = AViT(AViTConfig.preset("tiny", predict_delta=delta))
+    x = torch.randn(2, 4, 2, 16, 16)
+    (model(x, [4, 5], periodic=True) - x[:, -1]).pow(2).mean().backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []

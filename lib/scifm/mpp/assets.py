@@ -23,7 +23,7 @@ from scifm.mpp.experiment import DataConfig, make_fields, pretrain
 
 MODEL = AViTConfig.preset("small")
 DATA = DataConfig.preset("small", n_traj=8, n_test=2, sim_frames=25)
-TRAIN = TrainConfig.preset("small", steps=600, lr=2e-3, weight_decay=1e-3, ckpt_every=0)
+TRAIN = TrainConfig.preset("small", steps=1200, lr=2e-3, weight_decay=1e-3, ckpt_every=0)
 BATCH_SIZE = 8
 CHECKPOINT = "avit_small"
 

@@ -150,7 +150,9 @@ def pretrain(
 ) -> tuple[AViT, TrainResult]:
     """Multiple physics pretraining of a fresh AViT on ``data_cfg``'s variants."""
     fields = fields if fields is not None else make_fields(data_cfg, "train")
-    model = AViT(model_cfg)
+    with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
+        torch.manual_seed(train_cfg.seed)
+        model = AViT(model_cfg)
     extra = {"data": data_cfg.to_dict(), "systems": {s: system_info(s) for s in fields}}
     result = fit(
         model,

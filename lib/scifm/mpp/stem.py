@@ -17,14 +17,14 @@ from torch import nn
 class RMSInstanceNorm2d(nn.Module):
     """Divide each (sample, channel) map by its std over (H, W); learned per-channel gain.
 
-    The bias parameter is kept (unused) for weight compatibility with the reference.
+    The reference also declares a bias that it never uses; we leave it out, since DDP
+    requires every parameter to receive a gradient.
     """
 
     def __init__(self, dim: int, eps: float = 1e-8) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
-        self.bias = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
         std = x.std(dim=(-2, -1), keepdim=True)
