@@ -27,10 +27,10 @@ MODEL = "tiny" if SMALL else "small"  # AViTConfig preset
 RES = 16 if SMALL else 32  # grid side
 N_TRAJ = 2 if SMALL else 8  # pretraining trajectories per system
 N_FINETUNE = 2 if SMALL else 4  # compressible-NS trajectories for fine-tuning
-FRAMES = 10 if SMALL else 25  # frames per trajectory
-PRE_STEPS = 20 if SMALL else 400
-FT_STEPS = 10 if SMALL else 150
-ROLL = 5 if SMALL else 16  # rollout steps to plot
+FRAMES = 8 if SMALL else 25  # frames per trajectory
+PRE_STEPS = 15 if SMALL else 400
+FT_STEPS = 8 if SMALL else 150
+ROLL = 4 if SMALL else 16  # rollout steps to plot
 
 # %%
 import matplotlib.pyplot as plt
