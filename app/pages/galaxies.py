@@ -42,6 +42,25 @@ COLOR_BY = {  # label -> catalog property ("modality" is special)
     "modality (fraction of spectrum points)": "modality",
 }  # fmt: skip
 FILTERED = ("redshift", "log_mstar", "log_ssfr")
+INTRO = """Each galaxy appears twice on the map: once for its **image** embedding and once
+for its **spectrum** embedding (one UMAP of both). Contrastive training pulls the pairs
+together, yet the two modalities keep apart in separate regions (the *modality gap* of
+CLIP-style models; colour by modality). Click the map, search an id or pick a random
+galaxy to see its nearest neighbours in the chosen mode."""
+SHOWN = (
+    "targetid",
+    "redshift",
+    "log_mstar",
+    "log_ssfr",
+    "log_z",
+    "age",
+    "av",
+    "mag_r",
+    "r_half_arcsec",
+    "ew_halpha",
+    "spec_snr",
+    "is_test",
+)  # properties listed per galaxy
 MODES = ("image → image", "spectrum → spectrum", "image → spectrum", "spectrum → image")
 
 
@@ -110,8 +129,12 @@ class GalaxiesPage(pn.viewable.Viewer):
         self.hover = pn.pane.Markdown("Hover over the map to identify galaxies.", height=60)
         self.image_pane = pn.pane.HTML("", width=200, height=200)
         self.props_pane = pn.pane.Markdown("", width=260)
-        self.spectrum_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=280)
-        self.galaxy = pn.Row(self.image_pane, self.props_pane, self.spectrum_pane)
+        self.spectrum_pane = pn.pane.HoloViews(
+            None, sizing_mode="stretch_width", min_width=420, height=280
+        )
+        self.galaxy = pn.Row(
+            self.image_pane, self.props_pane, self.spectrum_pane, sizing_mode="stretch_width"
+        )
         self.grid = pn.pane.HTML("", sizing_mode="stretch_width", min_height=60)
         self.timing = pn.pane.Markdown("")
         self.id_input = pn.widgets.TextInput(label="Target id", placeholder="e.g. 396000...")
@@ -194,7 +217,7 @@ class GalaxiesPage(pn.viewable.Viewer):
         t0 = time.perf_counter()
         ex = self.explorer
         res = ex.neighbours(self.row, self.mode, self.k, self.ranges())
-        self.table.value = res.table
+        self.table.value = res.table.astype({"targetid": str})  # 17 digits: beyond JS ints
         self.grid.object = _grid_html(ex, res.table, f"Top {len(res.table)} · {self.mode}")
         self._show_galaxy(self.row)
         self.neighbour_rows = [int(r) for r in res.table["row"]]
@@ -228,7 +251,7 @@ class GalaxiesPage(pn.viewable.Viewer):
         )  # fmt: skip
         self.image_pane.object = (f"<img src='{data_url(ex.thumbnail(row))}' width=192 "
                                   f"height=192 alt='galaxy {d['targetid']}'>")  # fmt: skip
-        self.props_pane.object = "  \n".join(f"**{k}**: {v}" for k, v in d.items() if k != "row")
+        self.props_pane.object = "  \n".join(f"**{k}**: {d[k]}" for k in SHOWN if k in d)
         self.spectrum_pane.object = overlay.opts(title=f"z = {z:.3f}")
 
     def map_view(self):
@@ -255,9 +278,13 @@ class GalaxiesPage(pn.viewable.Viewer):
 
     def _marks(self, neighbour_rows: list) -> object:
         ex = self.explorer
+        from scifm.astroclip.explore import MODES as SEARCH
+
         rows = ([self.row] if self.row is not None else []) + list(neighbour_rows)
-        df = ex.describe(np.array(rows, np.int64))
-        df["x"], df["y"] = ex.catalog.umap["image"][rows].T if rows else ([], [])
+        df = ex.describe(np.array(rows, np.int64)).astype({"targetid": str})
+        q_mod, t_mod = SEARCH[self.mode]
+        xy = [ex.catalog.umap[q_mod if i == 0 else t_mod][r] for i, r in enumerate(rows)]
+        df["x"], df["y"] = np.array(xy).reshape(-1, 2).T
         df["kind"] = ["selected"] + ["neighbour"] * (len(rows) - 1) if rows else []
         vd = ["targetid", "redshift", "kind"] + [c for c in ("log_mstar", "log_ssfr") if c in df]
         return hv.Points(df, ["x", "y"], vd).opts(
@@ -270,7 +297,7 @@ class GalaxiesPage(pn.viewable.Viewer):
             return
         d = self.explorer.describe(np.array([self._nearest(x, y)])).to_dict("records")[0]
         self.hover.object = "Nearest galaxy: " + ", ".join(
-            f"**{k}** {v}" for k, v in d.items() if k != "row")  # fmt: skip
+            f"**{k}** {d[k]}" for k in SHOWN[:6] if k in d)  # fmt: skip
 
     # ----- real spectrum upload -----
     def _on_upload(self, event) -> None:
@@ -314,7 +341,8 @@ class GalaxiesPage(pn.viewable.Viewer):
             pn.widgets.IntSlider.from_param(self.param.k, label="Neighbours", width=200),
         )  # fmt: skip
         return pn.Column(
-            self.message, controls, pn.pane.HoloViews(self.map_view(), sizing_mode="stretch_width"),
+            pn.pane.Markdown(INTRO, sizing_mode="stretch_width"), self.message, controls,
+            pn.pane.HoloViews(self.map_view(), sizing_mode="stretch_width"),
             self.hover, self.galaxy, self.timing, self.grid, self.download, self.table,
             sizing_mode="stretch_width",
         )  # fmt: skip

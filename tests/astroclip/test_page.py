@@ -102,4 +102,6 @@ def test_galaxies_page_in_a_browser(app_url, browser_page, screenshot_dir):
         p.locator("input[type=file]").set_input_files(DESI[0])
         expect(p.get_by_text("k-NN redshift").first).to_be_visible(timeout=60_000)
     p.screenshot(path=str(screenshot_dir / "galaxies.png"), full_page=True)
+    p.locator(".gx-grid").first.scroll_into_view_if_needed()
+    p.screenshot(path=str(screenshot_dir / "galaxies_neighbours.png"))
     assert not p.console_errors, p.console_errors
