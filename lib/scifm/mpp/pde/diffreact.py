@@ -39,7 +39,7 @@ def laplacian_noflux(f: torch.Tensor, grid: Grid) -> torch.Tensor:
     return lap_x + lap_y
 
 
-OPTIONS: dict[str, Any] = {}  # no non-numeric solver options
+OPTIONS: dict[str, Any] = {"safety": SAFETY}  # fraction of the RK4 stability limit used
 
 
 def initial_state(
@@ -66,6 +66,7 @@ def solve(
     progress: bool = False,
 ) -> torch.Tensor:
     """Frames (N, T, 2, X, Y) of (u, v) at ``t_frames`` starting from ``state`` (N, 2, X, Y)."""
+    safety = float({**OPTIONS, **(options or {})}["safety"])
     n, dev, dt_ = state.shape[0], state.device, state.dtype
     p = {k: per_sample(params, k, n, device=dev, dtype=dt_).view(n, 1, 1) for k in DEFAULTS}
     diff = torch.stack([p["Du"], p["Dv"]], dim=1)  # (N, 2, 1, 1)
@@ -88,7 +89,7 @@ def solve(
     def stable_dt(s: torch.Tensor) -> float:
         # Reaction Jacobian: |1 - 3u^2| + coupling terms (|-1|, |1|, |-1|) bound its spectrum.
         lam_react = r_on * (3 * float(s[:, 0].abs().max()) ** 2 + 3)
-        return SAFETY * RK4_STABILITY / (lam_diff + lam_react)
+        return safety * RK4_STABILITY / (lam_diff + lam_react)
 
     return integrate(
         "diffreact",
