@@ -53,9 +53,14 @@ def register(subparsers) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--ckpt", required=True)
         p.add_argument("--systems", nargs="*", default=None, help="variants (default: trained)")
-        p.add_argument("--res", type=int, default=32)
+        p.add_argument("--res", type=int, default=None, help="default: the checkpoint's data")
         p.add_argument("--n-test", type=int, default=4, help="held-out trajectories per system")
-        p.add_argument("--sim-frames", type=int, default=21)
+        p.add_argument(
+            "--sim-frames",
+            type=int,
+            default=None,
+            help="frames per trajectory (sets the time step); default: as trained",
+        )
         p.add_argument("--seed", type=int, default=0, help="base seed of the held-out data")
         p.add_argument("--steps", type=int, default=16, help="rollout steps (rollout only)")
         _common(p)
@@ -121,18 +126,43 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _held_out(args: argparse.Namespace, systems: dict, n_extra: int = 0) -> dict:
-    from scifm.mpp.experiment import DataConfig, make_fields
+def _trained_data(ckpt: str) -> dict:
+    """The DataConfig dict a checkpoint was trained on ({} if it does not say)."""
+    from scifm.core import load_checkpoint
 
-    names = tuple(args.systems or systems)
+    return load_checkpoint(ckpt)["record"].get("extra", {}).get("data", {})
+
+
+def _held_out(args: argparse.Namespace, systems: dict, n_extra: int = 0) -> dict:
+    """Held-out trajectories at the checkpoint's resolution and frame spacing by default.
+
+    Longer rollouts extend the trajectory at the same time step (t_end grows with frames).
+    """
+    from scifm.mpp.experiment import VARIANTS, DataConfig, simulate_variant, variant_seed
+    from scifm.mpp.pde import get_system
+
+    trained = _trained_data(args.ckpt)
+    res = args.res or trained.get("res", 32)
+    frames = args.sim_frames or trained.get("sim_frames", 21)
     data = DataConfig(
-        systems=names,
-        res=args.res,
+        systems=tuple(args.systems or systems),
+        res=res,
         n_test=args.n_test,
-        sim_frames=args.sim_frames + n_extra,
+        sim_frames=frames,
         seed=args.seed,
     )
-    return make_fields(data, "test")
+    out = {}
+    for name in data.systems:
+        t_end = get_system(VARIANTS[name][0]).t_end * (frames - 1 + n_extra) / (frames - 1)
+        out[name] = simulate_variant(
+            name,
+            args.n_test,
+            res=res,
+            n_frames=frames + n_extra,
+            seed=variant_seed(args.seed, name, "test"),
+            t_end=t_end,
+        ).fields.float()
+    return out
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -166,7 +196,8 @@ def _rollout(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model, systems = load_surrogate(args.ckpt, device)
     T = model.config.n_frames
-    extra = max(0, T + args.steps - args.sim_frames)
+    frames = args.sim_frames or _trained_data(args.ckpt).get("sim_frames", 21)
+    extra = max(0, T + args.steps - frames)
     out = {}
     for name, f in _held_out(args, systems, extra).items():
         info = systems.get(name, system_info(name))

@@ -77,16 +77,27 @@ def simulate_variant(
     n_frames: int,
     seed: int,
     device: str | torch.device = "cpu",
+    t_end: float | None = None,
     **params: float,
 ):
-    """Trajectories of variant ``name`` (extra ``params`` override its physics)."""
+    """Trajectories of variant ``name`` (extra ``params`` override its physics).
+
+    ``t_end`` defaults to the system's PDEBench time span.
+    """
     from scifm.mpp.pde import simulate
 
     if name not in VARIANTS:
         raise ValueError(f"system {name!r}: unknown; choose from {sorted(VARIANTS)}")
     system, fixed = VARIANTS[name]
     return simulate(
-        system, n, res=res, n_frames=n_frames, seed=seed, device=device, params={**fixed, **params}
+        system,
+        n,
+        res=res,
+        n_frames=n_frames,
+        seed=seed,
+        device=device,
+        t_end=t_end,
+        params={**fixed, **params},
     )
 
 
