@@ -28,3 +28,8 @@ def test_unstable_run_stops_at_the_step_it_blows_up():
     err = info.value
     assert err.system == "swe" and err.step > 0 and 0 < err.time <= 1.0
     assert f"step {err.step}" in str(err)
+
+
+def test_forcing_is_refused_outside_ins():
+    with pytest.raises(ValueError, match="unknown for cns"):
+        simulate("cns", res=16, params={"forcing": torch.zeros(1, 2, 16, 16)})

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, float] = {
     "f_rms": 0.5,  # rms magnitude of the random forcing
 }
 OPTIONS: dict[str, Any] = {"cfl": 0.5}
+FIELD_PARAMS = ("forcing",)  # per-trajectory fields: forcing (N, 2, X, Y)
 K_PEAK = 3.0  # wavenumber (in units of 2 pi / L) where random fields carry most energy
 
 

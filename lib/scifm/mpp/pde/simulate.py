@@ -53,11 +53,12 @@ def simulate(
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype {dtype}: expected torch.float32 or torch.float64")
     params = dict(params or {})
-    unknown = sorted(set(params) - set(module.DEFAULTS) - set(module.OPTIONS) - {"forcing"})
+    field_params = set(getattr(module, "FIELD_PARAMS", ()))
+    unknown = sorted(set(params) - set(module.DEFAULTS) - set(module.OPTIONS) - field_params)
     if unknown:
         raise ValueError(
             f"params {unknown}: unknown for {system}; expected keys from "
-            f"{sorted(module.DEFAULTS) + sorted(module.OPTIONS)}"
+            f"{sorted(module.DEFAULTS) + sorted(module.OPTIONS) + sorted(field_params)}"
         )
     options = {**module.OPTIONS, **{k: params.pop(k) for k in list(params) if k in module.OPTIONS}}
     grid = Grid.make(res if res is not None else spec.res, domain or spec.domain)

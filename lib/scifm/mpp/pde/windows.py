@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from scifm.mpp.pde.formats import read_any
 from scifm.mpp.pde.systems import get_system
 from scifm.mpp.pde.trajectories import Trajectories
 
@@ -111,8 +112,6 @@ class TrajectoryWindows(Dataset):
         cls, path: str | Path, n_ctx: int = 16, *, system: str | None = None, stride: int = 1
     ) -> TrajectoryWindows:
         """Windows from a PDEBench or The Well file (format detected from its keys)."""
-        from scifm.mpp.pde.formats import read_any
-
         return cls.from_trajectories(read_any(path, system=system), n_ctx, stride)
 
     def __len__(self) -> int:
