@@ -61,6 +61,12 @@ class Explorer:
             )
         return self._index[modality]
 
+    def set_index(self, modality: str, index: EmbeddingIndex) -> None:
+        """Use an index built elsewhere (e.g. loaded or shared) for ``modality``."""
+        if index.ntotal != len(self.catalog):
+            raise ValueError(f"index holds {index.ntotal} vectors, catalog {len(self.catalog)}")
+        self._index[modality] = index
+
     def nearest_row(self, x: float, y: float, modality: str = "image") -> int:
         """Row of the galaxy whose UMAP point (of ``modality``) is nearest (x, y)."""
         if modality not in MODALITIES:

@@ -36,7 +36,7 @@ class EmbeddingIndex:
         nprobe: int = 16,
     ) -> EmbeddingIndex:
         """``m``/``ef_search``: HNSW graph degree and search beam; ``nlist``/``nprobe``:
-        IVF cells (default ~4 sqrt(N)) and cells scanned per query."""
+        IVF cells (default ~sqrt(N), trained on 40 per cell) and cells scanned per query."""
         import faiss
 
         if kind not in KINDS:
@@ -52,9 +52,9 @@ class EmbeddingIndex:
             index.hnsw.efConstruction = 80
             index.hnsw.efSearch = ef_search
         else:
-            cells = nlist or max(1, min(len(x) // 39, int(4 * np.sqrt(len(x)))))
+            cells = nlist or max(1, min(len(x) // 39, int(np.sqrt(len(x)))))
             index = faiss.index_factory(x.shape[1], f"IVF{cells},Flat", faiss.METRIC_INNER_PRODUCT)
-            sample = x[np.random.default_rng(0).permutation(len(x))[: 64 * cells]]
+            sample = x[np.random.default_rng(0).permutation(len(x))[: 40 * cells]]
             index.train(sample)
             faiss.extract_index_ivf(index).nprobe = nprobe
         index.add(x)
