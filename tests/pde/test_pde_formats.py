@@ -125,6 +125,7 @@ def test_windows_from_either_file_format(runs, tmp_path):
         ds = TrajectoryWindows.from_file(path, n_ctx=2)
         assert ds.system == "diffreact" and len(ds) == 4
         torch.testing.assert_close(ds[0]["y"], traj.fields[0, 2])
+        assert len(TrajectoryWindows.from_file(path, n_ctx=2, limit=1)) == 2
 
 
 def test_truncated_file_is_a_clear_error(runs, tmp_path):

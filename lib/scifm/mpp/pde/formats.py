@@ -72,13 +72,16 @@ def detect_format(path: str | Path) -> str:
         )
 
 
-def read_any(path: str | Path, *, system: str | None = None) -> Trajectories:
-    """Read a PDEBench or The Well file written here or by the original projects."""
+def read_any(
+    path: str | Path, *, system: str | None = None, limit: int | None = None
+) -> Trajectories:
+    """Read a PDEBench or The Well file (here or upstream); ``limit``: first N trajectories."""
     from scifm.mpp.pde.pdebench import read_pdebench
     from scifm.mpp.pde.well import read_well
 
     fmt = detect_format(path)
-    traj = read_pdebench(path) if fmt == "pdebench" else read_well(path)
+    reader = read_pdebench if fmt == "pdebench" else read_well
+    traj = reader(path, limit=limit)
     if system is not None and traj.system != system:
         raise FormatError(f"{path}: holds {traj.system} data; expected {system}")
     return traj

@@ -109,10 +109,19 @@ class TrajectoryWindows(Dataset):
 
     @classmethod
     def from_file(
-        cls, path: str | Path, n_ctx: int = 16, *, system: str | None = None, stride: int = 1
+        cls,
+        path: str | Path,
+        n_ctx: int = 16,
+        *,
+        system: str | None = None,
+        stride: int = 1,
+        limit: int | None = None,
     ) -> TrajectoryWindows:
-        """Windows from a PDEBench or The Well file (format detected from its keys)."""
-        return cls.from_trajectories(read_any(path, system=system), n_ctx, stride)
+        """Windows from a PDEBench or The Well file (format detected from its keys).
+
+        ``limit`` reads only the first trajectories (the public PDEBench files are large).
+        """
+        return cls.from_trajectories(read_any(path, system=system, limit=limit), n_ctx, stride)
 
     def __len__(self) -> int:
         return int(self.fields.shape[0]) * self.per_traj
