@@ -123,3 +123,20 @@ def test_every_parameter_gets_a_gradient(delta):
     x = torch.randn(2, 4, 2, 16, 16)
     (model(x, [4, 5], periodic=True) - x[:, -1]).pow(2).mean().backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bf16_autocast_matches_fp32():
+    from scifm.core import autocast
+
+    torch.manual_seed(0)
+    model = AViT(AViTConfig.preset("tiny", predict_delta=False)).eval()
+    x = torch.randn(2, 4, 2, 32, 32)
+    with torch.no_grad():
+        ref = model(x, [4, 5], True)
+        dev = torch.device("cuda")
+        model, xd = model.to(dev), x.to(dev)
+        with autocast(dev):
+            y = model(xd, [4, 5], True).float().cpu()
+    assert torch.isfinite(y).all()
+    assert float((y - ref).norm() / ref.norm()) < 0.05
