@@ -52,15 +52,7 @@ def simulate(
     device = torch.device(device)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype {dtype}: expected torch.float32 or torch.float64")
-    params = dict(params or {})
-    field_params = set(getattr(module, "FIELD_PARAMS", ()))
-    unknown = sorted(set(params) - set(module.DEFAULTS) - set(module.OPTIONS) - field_params)
-    if unknown:
-        raise ValueError(
-            f"params {unknown}: unknown for {system}; expected keys from "
-            f"{sorted(module.DEFAULTS) + sorted(module.OPTIONS) + sorted(field_params)}"
-        )
-    options = {**module.OPTIONS, **{k: params.pop(k) for k in list(params) if k in module.OPTIONS}}
+    params, options = _split_params(system, module, params or {})
     grid = Grid.make(res if res is not None else spec.res, domain or spec.domain)
     n_frames = spec.n_frames if n_frames is None else int(n_frames)
     t_end = spec.t_end if t_end is None else float(t_end)
@@ -81,7 +73,7 @@ def simulate(
     tensors = {
         k: (
             per_sample(merged, k, n, device=device, dtype=dtype)
-            if k in module.DEFAULTS
+            if k in module.DEFAULTS  # scalars: one per trajectory; fields pass through
             else torch.as_tensor(v).to(device=device, dtype=dtype)
         )
         for k, v in merged.items()
@@ -97,6 +89,22 @@ def simulate(
         y=grid.y(device, dtype),
         params=tensors,
     )
+
+
+def _split_params(
+    system: str, module: ModuleType, params: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(physical parameters, solver options) from one user mapping; unknown keys refused."""
+    field_params = set(getattr(module, "FIELD_PARAMS", ()))
+    known = set(module.DEFAULTS) | set(module.OPTIONS) | field_params
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(
+            f"params {unknown}: unknown for {system}; expected keys from {sorted(known)}"
+        )
+    options = {**module.OPTIONS, **{k: v for k, v in params.items() if k in module.OPTIONS}}
+    physical = {k: v for k, v in params.items() if k not in module.OPTIONS}
+    return physical, options
 
 
 def _check_initial_state(

@@ -82,7 +82,17 @@ def _write_file(f: h5py.File, traj: Trajectories, fields: np.ndarray, name: str)
     f.attrs["n_spatial_dims"] = 2
     f.attrs["n_trajectories"] = n
     f.attrs["simulation_parameters"] = sorted(params)
+    _write_grid(f, traj)
+    _write_boundaries(f, spec.boundary, nx, ny)
+    scalars = f.create_group("scalars")
+    scalars.attrs["field_names"] = sorted(params)
+    for k in sorted(params):
+        ds = scalars.create_dataset(k, data=params[k].astype(np.float32))
+        _flags(ds, sample=True, time=False, dims=[])
+    _write_fields(f, traj, fields, t0_names, t1_names)
 
+
+def _write_grid(f: h5py.File, traj: Trajectories) -> None:
     dims = f.create_group("dimensions")
     dims.attrs["spatial_dims"] = ["x", "y"]
     for key, value, time in (("time", traj.t, True), ("x", traj.x, False), ("y", traj.y, False)):
@@ -90,10 +100,12 @@ def _write_file(f: h5py.File, traj: Trajectories, fields: np.ndarray, name: str)
         ds.attrs["sample_varying"] = False
         ds.attrs["time_varying"] = time
 
+
+def _write_boundaries(f: h5py.File, boundary: str, nx: int, ny: int) -> None:
     bcs = f.create_group("boundary_conditions")
     for axis, size in (("x", nx), ("y", ny)):
-        g = bcs.create_group(f"{axis}_{spec.boundary}")
-        g.attrs["bc_type"] = BC_TYPES[spec.boundary]
+        g = bcs.create_group(f"{axis}_{boundary}")
+        g.attrs["bc_type"] = BC_TYPES[boundary]
         g.attrs["associated_dims"] = [axis]
         g.attrs["associated_fields"] = []
         g.attrs["sample_varying"] = False
@@ -103,13 +115,15 @@ def _write_file(f: h5py.File, traj: Trajectories, fields: np.ndarray, name: str)
         g.create_dataset("mask", data=mask)
         g.create_dataset("values", data=np.zeros(0, dtype=np.float32))
 
-    scalars = f.create_group("scalars")
-    scalars.attrs["field_names"] = sorted(params)
-    for k in sorted(params):
-        ds = scalars.create_dataset(k, data=params[k].astype(np.float32))
-        _flags(ds, sample=True, time=False, dims=[])
 
-    idx = {c: i for i, c in enumerate(spec.field_names)}
+def _write_fields(
+    f: h5py.File,
+    traj: Trajectories,
+    fields: np.ndarray,
+    t0_names: Sequence[str],
+    t1_names: Sequence[str],
+) -> None:
+    idx = {c: i for i, c in enumerate(traj.field_names)}
     t0 = f.create_group("t0_fields")
     t0.attrs["field_names"] = list(t0_names)
     for k in t0_names:
