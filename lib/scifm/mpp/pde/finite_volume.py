@@ -10,6 +10,7 @@ flux function per system serves both directions. References: van Leer's MUSCL
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -104,3 +105,43 @@ def ssp_rk2(
     """One strong-stability-preserving RK2 (Heun) step of du/dt = rhs(u)."""
     u1 = u + dt * rhs(u)
     return 0.5 * (u + u1 + dt * rhs(u1))
+
+
+def rkl2_stages(dt: float, dt_explicit: float) -> int:
+    """Fewest RKL2 stages s (>= 2) with dt <= dt_explicit (s^2 + s - 2) / 4."""
+    ratio = dt / dt_explicit
+    s = math.ceil(0.5 * (-1 + math.sqrt(9 + 16 * ratio)))
+    return max(2, s)
+
+
+def rkl2(
+    u: torch.Tensor, dt: float, rhs: Callable[[torch.Tensor], torch.Tensor], stages: int
+) -> torch.Tensor:
+    """One step of second-order Runge-Kutta-Legendre super time stepping.
+
+    Meyer, Balsara & Aslam, J. Comput. Phys. 257 (2014): ``stages`` evaluations of a
+    parabolic ``rhs`` cover dt up to (s^2 + s - 2) / 4 forward-Euler-stable steps. Each
+    stage is a linear combination of flux-form updates, so totals are conserved.
+    """
+    s = stages
+    w1 = 4.0 / (s * s + s - 2)
+
+    def b(j: int) -> float:
+        return 1.0 / 3.0 if j < 2 else (j * j + j - 2) / (2.0 * j * (j + 1))
+
+    l0 = rhs(u)
+    y_prev2, y_prev = u, u + b(1) * w1 * dt * l0
+    for j in range(2, s + 1):
+        mu = (2 * j - 1) / j * b(j) / b(j - 1)
+        nu = -(j - 1) / j * b(j) / b(j - 2)
+        mu_t = mu * w1
+        gamma_t = -(1 - b(j - 1)) * mu_t
+        y = (
+            mu * y_prev
+            + nu * y_prev2
+            + (1 - mu - nu) * u
+            + mu_t * dt * rhs(y_prev)
+            + gamma_t * dt * l0
+        )
+        y_prev2, y_prev = y_prev, y
+    return y_prev
