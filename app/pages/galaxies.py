@@ -268,7 +268,7 @@ class GalaxiesPage(pn.viewable.Viewer):
         shaded = dynspread(rasterize(base, aggregator=ds.mean("value")), threshold=0.6).opts(
             cmap="viridis", colorbar=True, tools=["hover", "tap"], responsive=True,
             height=480, xaxis=None, yaxis=None, title="UMAP of image and spectrum embeddings",
-        )  # fmt: skip
+        ).apply.opts(clabel=self.param.color_by)  # fmt: skip
         tap = hv.streams.Tap(source=shaded)
         tap.add_subscriber(lambda x, y: self.select_xy(x, y))
         pointer = hv.streams.PointerXY(source=shaded)
