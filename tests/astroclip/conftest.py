@@ -26,7 +26,8 @@ def tiny_cfg() -> AstroClipConfig:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_cfg):
     """The whole pipeline, tiny, on 192 toy galaxies: (model, prepared data, assets dir)."""
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small batches: one thread is faster on the shared CPU
     out = tmp_path_factory.mktemp("astroclip_assets")
     fetch, _ = survey_fetcher("toy:192")
     data = prepare(fetch, 192, tiny_cfg, chunk=96, progress=False)
@@ -37,6 +38,7 @@ def trained(tmp_path_factory, tiny_cfg):
                                   device="cpu", progress=False)  # fmt: skip
     save_checkpoint(out / "model", model, tiny_cfg)
     make_catalog(model, data, test_idx=test_idx).save(out / "catalog.h5")
+    torch.set_num_threads(threads)
     return {"model": model, "data": data, "dir": out, "history": history,
             "train_idx": train_idx, "test_idx": test_idx}  # fmt: skip
 
