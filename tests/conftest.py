@@ -15,8 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Two cores, many small tensors: one intra-op thread avoids oversubscription (workers,
+# subprocesses and the served app share the machine).
+torch.set_num_threads(1)
 OUTPUT = ROOT / "test-output"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

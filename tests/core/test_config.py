@@ -35,3 +35,8 @@ def test_overrides_typed_and_validated():
 def test_unknown_field_in_dict_is_named():
     with pytest.raises(ValueError, match="unknown field.*'width'"):
         TinyConfig.from_dict({"width": 3})
+
+
+def test_from_json_accepts_long_text():
+    text = TrainConfig(steps=3).to_json()
+    assert TrainConfig.from_json(text + " " * 5000).steps == 3

@@ -45,8 +45,11 @@ class ConfigMixin:
 
     @classmethod
     def from_json(cls: type[T], text_or_path: str | Path) -> T:
-        p = Path(text_or_path)
-        text = p.read_text() if p.suffix == ".json" or p.exists() else str(text_or_path)
+        """Read from a path, or parse JSON text (anything starting with ``{``)."""
+        if isinstance(text_or_path, str) and text_or_path.lstrip().startswith("{"):
+            text = text_or_path
+        else:
+            text = Path(text_or_path).read_text()
         return cls.from_dict(json.loads(text))
 
     @classmethod
