@@ -4,6 +4,8 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 5006
 PYTEST_ARGS ?=
+# two workers for the two cores; each worker uses one torch thread (tests/conftest.py)
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup app test lint format assets bench clean-venv
 
@@ -22,7 +24,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
