@@ -1,5 +1,6 @@
 """The five tokenizers: one interface, counts per number, no silent drops, round trips."""
 
+import math
 import string
 
 import numpy as np
@@ -101,7 +102,11 @@ def test_decode_encode_round_trip(text: str) -> None:
             assert got == enc.represented
             for v, r, status in zip(enc.numbers, enc.represented, enc.status):
                 if status in ("exact", "rounded"):  # inside the exponent range
-                    assert r == pytest.approx(_sig3(v), rel=1e-12)
+                    # correctly rounded to 3 significant digits; a decimal tie such as
+                    # 6.1035e-05 may go either way in binary floating point
+                    half_unit = 0.5 * 10.0 ** (math.floor(math.log10(abs(v))) - 2) if v else 0.0
+                    assert abs(r - v) <= half_unit * (1 + 1e-9), (r, v)
+                    assert r == _sig3(r)
                 else:  # outside: zero (underflow) or the largest number (overflow)
                     assert abs(r) in (0.0, 999 * 10.0**tok.exp_max)
         assert np.all(np.isfinite(enc.values))
