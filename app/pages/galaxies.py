@@ -23,6 +23,7 @@ import panel as pn
 import param
 
 from app.layout import make_template
+from scifm.core.paths import assets_dir
 
 SLUG = "galaxies"
 TITLE = "Galaxies"
@@ -35,8 +36,7 @@ ORDER = 3
 pn.extension("tabulator")
 hv.extension("bokeh")
 
-ROOT = Path(__file__).resolve().parents[2]
-ASSETS = Path(os.environ.get("SCIFM_GALAXIES_ASSETS", ROOT / "assets" / "astroclip"))
+ASSETS = Path(os.environ.get("SCIFM_GALAXIES_ASSETS", assets_dir() / "astroclip"))
 COLOR_BY = {  # label -> catalog property ("modality" is special)
     "redshift": "redshift", "log stellar mass": "log_mstar", "log sSFR": "log_ssfr",
     "modality (fraction of spectrum points)": "modality",

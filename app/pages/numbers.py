@@ -21,6 +21,7 @@ import panel as pn
 import param
 
 from app.layout import make_template
+from scifm.core.paths import assets_dir, results_dir
 
 SLUG = "numbers"
 TITLE = "Numbers"
@@ -33,9 +34,8 @@ ORDER = 1
 pn.extension("tabulator")
 hv.extension("bokeh")
 
-ROOT = Path(__file__).resolve().parents[2]
-ASSETS = Path(os.environ.get("SCIFM_XVAL_ASSETS", ROOT / "assets" / "xval"))
-BENCHMARK = ROOT / "benchmarks" / "results" / "xval.json"
+ASSETS = Path(os.environ.get("SCIFM_XVAL_ASSETS", assets_dir() / "xval"))
+BENCHMARK = results_dir() / "xval.json"
 SCHEMES = ("xval", "p10", "p1000", "b1999", "fp15")
 COLORS = {"xval": "#d62728", "p10": "#1f77b4", "p1000": "#2ca02c", "b1999": "#9467bd",
           "fp15": "#ff7f0e", "truth": "#222222"}  # fmt: skip

@@ -24,6 +24,7 @@ import panel as pn
 import param
 
 from app.layout import make_template
+from scifm.core.paths import assets_dir, results_dir
 
 SLUG = "physics"
 TITLE = "Physics"
@@ -36,9 +37,8 @@ ORDER = 2
 pn.extension()
 hv.extension("bokeh")
 
-ROOT = Path(__file__).resolve().parents[2]
-ASSETS = Path(os.environ.get("SCIFM_MPP_ASSETS", ROOT / "assets" / "mpp"))
-BENCHMARK = ROOT / "benchmarks" / "results" / "mpp.json"
+ASSETS = Path(os.environ.get("SCIFM_MPP_ASSETS", assets_dir() / "mpp"))
+BENCHMARK = results_dir() / "mpp.json"
 SYSTEM_LABELS = {
     "Shallow water (dam break)": "swe",
     "Diffusion-reaction": "diffreact",

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from scifm.core import TrainConfig, save_checkpoint
+from scifm.core import TrainConfig, paths, save_checkpoint
 from scifm.xval.tasks import TaskConfig, generate
 from scifm.xval.tokenizers import SCHEMES
 from scifm.xval.train import Trained
@@ -31,8 +31,8 @@ TEST_SEED = 12345
 
 
 def assets_dir() -> Path:
-    """``assets/xval`` of the repository this package lives in."""
-    return Path(__file__).resolve().parents[3] / "assets" / "xval"
+    """``assets/xval`` under the project's assets folder (``SCIFM_ASSETS`` overrides)."""
+    return paths.assets_dir() / "xval"
 
 
 def checkpoint_path(task: str, scheme: str, root: Path | None = None) -> Path:
