@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # two workers for the two cores; each worker uses one torch thread (tests/conftest.py)
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup app test lint format assets bench clean-venv
+.PHONY: setup app test lint format assets bench clean-venv lock
 
 setup:
 	@VENV=$(VENV) bash scripts/setup_env.sh
@@ -28,3 +28,7 @@ test: lint
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Rewrite constraints.txt from the venv (run after `make test` passes on new versions).
+lock:
+	@{ sed -n '1,3p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -viE '^(torch|nvidia-|triton|scifm)=='; } > constraints.tmp && mv constraints.tmp constraints.txt

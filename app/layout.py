@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 import panel as pn
 
+from app.registry import discover_pages
+
 ACCENT = "#1f5f8b"
 SITE = "scifm"
 
 
 def nav_links(active: str = "") -> pn.pane.Markdown:
-    from app.serve import discover_pages
-
     items = ["[Home](./)"] + [
         f"[{'**' + m.TITLE + '**' if m.SLUG == active else m.TITLE}](./{m.SLUG})"
         for m in discover_pages()

@@ -50,7 +50,7 @@ def rss_mb() -> float:
 
 def child(system: str, res: int, batch: int, fraction: float, device: str) -> dict:
     """Run one timed generation in this (fresh) process and return its figures."""
-    from scifm.mpp.pde import get_system, simulate
+    from scifm.pde import get_system, simulate
 
     spec = get_system(system)
     t_end = spec.t_end * fraction
@@ -101,8 +101,8 @@ def pypde_comparison(res: int, t_end: float) -> dict:
     """Diffusion-reaction at ``res``^2 to ``t_end``: ours vs py-pde at matched accuracy."""
     import pde
 
-    from scifm.mpp.pde import simulate
-    from scifm.mpp.pde.diffreact import SAFETY
+    from scifm.pde import simulate
+    from scifm.pde.diffreact import SAFETY
 
     f64 = torch.float64
 

@@ -1,10 +1,10 @@
 """Realism and cost of the simulated galaxy survey (issue 5).
 
-Generates a survey sample with ``scifm.astroclip.survey`` and measures:
+Generates a survey sample with ``scifm.survey`` and measures:
 - throughput (galaxies/s) with 1 and 2 worker processes, and time per stage
   (parameters, bagpipes spectrum, speclite photometry, GalSim image, noise);
 - storage per galaxy (file bytes / N, and the raw array bytes);
-- realism (``scifm.astroclip.survey.realism``): colour-redshift, colour bimodality,
+- realism (``scifm.survey.realism``): colour-redshift, colour bimodality,
   size-magnitude, H-alpha EW vs sSFR (and re-measured on the noisy spectra),
   image photometry vs spectrum photometry in units of the image noise;
 and draws the figures ``benchmarks/results/survey_*.png``.
@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scifm.astroclip.survey import SurveyConfig, generate_survey, read_survey, sample_galaxy
-from scifm.astroclip.survey.figures import realism_figures
-from scifm.astroclip.survey.images import add_sky_noise, draw_noiseless
-from scifm.astroclip.survey.photometry import band_fluxes
-from scifm.astroclip.survey.realism import realism_report
-from scifm.astroclip.survey.spectra import SpectrumSimulator, observe_spectrum
+from scifm.survey import SurveyConfig, generate_survey, read_survey, sample_galaxy
+from scifm.survey.figures import realism_figures
+from scifm.survey.images import add_sky_noise, draw_noiseless
+from scifm.survey.photometry import band_fluxes
+from scifm.survey.realism import realism_report
+from scifm.survey.spectra import SpectrumSimulator, observe_spectrum
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -15,7 +15,7 @@
 # # 02 · PDE data for Multiple Physics Pretraining
 #
 # MPP (McCabe et al., arXiv:2310.02994) pretrains one surrogate on several PDEBench
-# systems. PDEBench cannot be downloaded here, so `scifm.mpp.pde` simulates the four
+# systems. PDEBench cannot be downloaded here, so `scifm.pde` simulates the four
 # 2D systems itself (torch, batched, CPU or CUDA), checks each solver against a known
 # solution, and reads/writes PDEBench and The Well files. This notebook shows each
 # system's frames, the verifications, the file formats and the training windows.
@@ -37,17 +37,17 @@ import numpy as np
 import torch
 
 from scifm.core import pick_device
-from scifm.mpp.pde import SYSTEMS, simulate
-from scifm.mpp.pde.pdebench import read_pdebench, write_pdebench
-from scifm.mpp.pde.verification import (
+from scifm.pde import SYSTEMS, simulate
+from scifm.pde.pdebench import read_pdebench, write_pdebench
+from scifm.pde.verification import (
     convergence_orders,
     cosine_decay_error,
     isentropic_vortex_error,
     sod_shock_tube,
     taylor_green_error,
 )
-from scifm.mpp.pde.well import read_well, write_well, write_well_stats
-from scifm.mpp.pde.windows import MultiSystemBatches, TrajectoryWindows
+from scifm.pde.well import read_well, write_well, write_well_stats
+from scifm.pde.windows import MultiSystemBatches, TrajectoryWindows
 
 device = pick_device()
 # Small grids are dominated by per-operation overhead: one thread avoids oversubscribing

@@ -38,8 +38,8 @@ import pandas as pd
 import specutils
 from IPython.display import display
 
-from scifm.astroclip.readers import DESI_WAVE, read_spectrum_file
-from scifm.astroclip.survey import (
+from scifm.core import pick_device
+from scifm.survey import (
     PARAM_DOC,
     SurveyConfig,
     generate_survey,
@@ -47,11 +47,11 @@ from scifm.astroclip.survey import (
     sample_params,
     survey_info,
 )
-from scifm.astroclip.survey.datasets import SurveyDataset
-from scifm.astroclip.survey.figures import plot_examples, realism_figures
-from scifm.astroclip.survey.realism import realism_report
-from scifm.astroclip.survey.transforms import AugmentConfig, legacy_rgb
-from scifm.core import pick_device
+from scifm.survey.datasets import SurveyDataset
+from scifm.survey.figures import plot_examples, realism_figures
+from scifm.survey.readers import DESI_WAVE, read_spectrum_file
+from scifm.survey.realism import realism_report
+from scifm.survey.transforms import AugmentConfig, legacy_rgb
 
 device = pick_device()  # the simulation is CPU code; the Dataset's tensors go anywhere
 print("device for tensors:", device)

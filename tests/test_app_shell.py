@@ -3,7 +3,8 @@
 import pytest
 
 from app.pages.landing import LandingPage
-from app.serve import REQUIRED, discover_pages, routes
+from app.registry import REQUIRED, discover_pages
+from app.serve import routes
 
 
 def test_every_page_module_has_the_contract():

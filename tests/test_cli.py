@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from scifm.cli import GROUPS, _available, build_parser, main
+from scifm.cli import GROUPS, build_parser, main
 
 
 def test_info_json(capsys):
@@ -35,12 +35,67 @@ def test_help_lists_commands(capsys):
 
 
 def test_groups_are_all_registered():
-    """Every idea's group is present once its module has landed."""
+    """Every engine's and idea's group is present (a missing module fails the build)."""
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    for name, module in GROUPS.items():
-        if _available(module):
-            assert name in sub.choices
+    assert set(GROUPS) == {"xval", "pde", "mpp", "survey", "astroclip"}
+    for name in GROUPS:
+        assert name in sub.choices
+
+
+def _not_hdf5(tmp_path):
+    bad = tmp_path / "corrupt.h5"
+    bad.write_bytes(b"not an HDF5 file at all")
+    return bad
+
+
+# (argv builder, words the one line must contain); every group on a bad input
+BAD_INPUTS = {
+    "pde-missing-file": (lambda t: ["pde", "info", str(t / "nope.h5")], "nope.h5"),
+    "pde-corrupt-file": (lambda t: ["pde", "info", str(_not_hdf5(t))], "corrupt.h5"),
+    "survey-corrupt-file": (lambda t: ["survey", "info", str(_not_hdf5(t))], "corrupt.h5"),
+    "survey-not-fits": (lambda t: ["survey", "read-spectrum", str(_not_hdf5(t))], "FITS"),
+    "mpp-not-a-checkpoint": (lambda t: ["mpp", "rollout", "--ckpt", str(t)], "checkpoint"),
+    "xval-not-a-checkpoint": (
+        lambda t: ["xval", "evaluate", "--scheme", "xval", "--task", "ood", "--checkpoint", str(t)],
+        "checkpoint",
+    ),
+    "astroclip-unknown-id": (lambda t: ["astroclip", "search", "--id", "424242"], "424242"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_prints_one_clean_line(case, tmp_path, capsys):
+    argv, word = BAD_INPUTS[case]
+    assert main(argv(tmp_path)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("scifm: error: ") and word in err[0], err
+    assert "Traceback" not in err[0]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["pde", "generate", "--system", "cns", "--n", "-3", "--out", "x"],
+     ["survey", "generate", "--n", "0", "--out", "x.h5"],
+     ["xval", "evaluate", "--scheme", "xval", "--task", "ood", "--n", "-3"],
+     ["mpp", "rollout", "--ckpt", "x", "--steps", "many"],
+     ["astroclip", "search", "--id", "1", "--k", "-1"]],
+)  # fmt: skip
+def test_absurd_numbers_are_refused_in_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("scifm: error: argument --"), err
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    cmd = [sys.executable, "-m", "scifm", "pde", "info", str(tmp_path / "nope.h5")]
+    plain = subprocess.run(cmd, capture_output=True, text=True)
+    assert plain.returncode == 1 and plain.stderr.count("\n") == 1, plain.stderr
+    debug = subprocess.run([*cmd[:3], "--debug", *cmd[3:]], capture_output=True, text=True)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
 def test_unknown_command_exits_2(capsys):

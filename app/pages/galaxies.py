@@ -235,7 +235,7 @@ class GalaxiesPage(pn.viewable.Viewer):
     # ----- views -----
     def _show_galaxy(self, row: int) -> None:
         """Image, properties and spectrum (emission lines at its redshift) of one galaxy."""
-        from scifm.astroclip.display import EMISSION_LINES, data_url
+        from scifm.astroclip.display import SPECTRAL_LINES, data_url
 
         ex = self.explorer
         d = ex.describe(np.array([row])).to_dict("records")[0]
@@ -243,7 +243,7 @@ class GalaxiesPage(pn.viewable.Viewer):
         wave, flux = ex.spectrum(row)
         curve = hv.Curve((wave, flux), "wavelength (Å)", "flux (1e-17 erg/s/cm²/Å)").opts(
             color="black", line_width=1, responsive=True, height=260, tools=["hover"])  # fmt: skip
-        lines = [(n, w * (1 + z)) for n, w in EMISSION_LINES.items()
+        lines = [(n, w * (1 + z)) for n, w in SPECTRAL_LINES.items()
                  if wave[0] < w * (1 + z) < wave[-1]]  # fmt: skip
         top = float(np.nanmax(flux)) if np.isfinite(flux).any() else 1.0
         overlay = curve * hv.VLines([w for _, w in lines]).opts(color="#d62728", alpha=0.5) * (

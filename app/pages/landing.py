@@ -6,6 +6,7 @@ import panel as pn
 import param
 
 from app.layout import make_template
+from app.registry import discover_pages
 
 INTRO = """
 # scifm: foundation-model ideas for science
@@ -47,6 +48,4 @@ class LandingPage(pn.viewable.Viewer):
 
 
 def page() -> pn.template.FastListTemplate:
-    from app.serve import discover_pages
-
     return make_template("Home", main=[LandingPage(pages=list(discover_pages()))])

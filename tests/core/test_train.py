@@ -43,10 +43,13 @@ def test_tiny_model_overfits_one_batch():
     with torch.no_grad():
         first = float(mse_loss(model, (x, y))[0])
     tc = TrainConfig(steps=300, lr=1e-2, warmup_steps=5, progress=False, log_every=50)
-    res = train(model, mse_loss, OneBatch((x, y)), tc, device="cpu")
+    seen = []
+    res = train(model, mse_loss, OneBatch((x, y)), tc, device="cpu", callback=seen.append)
     last = float(mse_loss(model, (x, y))[0])
     assert last < 1e-3 * first, (first, last)
     assert res.history[-1]["step"] == 300
+    assert [r["step"] for r in seen] == [50, 100, 150, 200, 250, 300]  # the live-plot hook
+    assert seen == res.history
 
 
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path):

@@ -5,7 +5,7 @@ import contextlib
 import pytest
 import torch
 
-from scifm.mpp.pde import simulate
+from scifm.pde import simulate
 
 
 @contextlib.contextmanager

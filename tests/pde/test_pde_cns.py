@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from scifm.mpp.pde import Grid, simulate
-from scifm.mpp.pde.cns import to_conserved
-from scifm.mpp.pde.verification import (
+from scifm.pde import Grid, simulate
+from scifm.pde.cns import to_conserved
+from scifm.pde.verification import (
     convergence_orders,
     isentropic_vortex_error,
     sod_shock_tube,
@@ -129,7 +129,7 @@ def test_turbulent_variant_is_broadband():
 def test_rkl2_is_second_order_and_stable_far_past_euler_stability():
     # Reference: du/dt = -u has u(t) = exp(-t). RKL2 with s stages (Meyer et al. 2014) is
     # second order and stable for dt up to (s^2 + s - 2) / 2 (forward Euler: 2).
-    from scifm.mpp.pde.finite_volume import rkl2, rkl2_stages
+    from scifm.pde.finite_volume import rkl2, rkl2_stages
 
     one = torch.ones(1, dtype=torch.float64)
     for s in (3, 6):

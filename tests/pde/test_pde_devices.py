@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scifm.mpp.pde import simulate
+from scifm.pde import simulate
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

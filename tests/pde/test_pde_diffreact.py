@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from scifm.mpp.pde import Grid, simulate
+from scifm.pde import Grid, simulate
 
 
 def test_cosine_mode_decays_at_the_analytic_rate():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scifm.mpp.pde import SimulationError, simulate
+from scifm.pde import SimulationError, simulate
 
 
 def test_unphysical_initial_state_is_refused_at_step_zero():

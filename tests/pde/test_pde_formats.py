@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from scifm.mpp.pde import simulate
-from scifm.mpp.pde.formats import FormatError, detect_format, read_any
-from scifm.mpp.pde.pdebench import read_pdebench, write_pdebench
-from scifm.mpp.pde.well import read_well, write_well, write_well_stats
-from scifm.mpp.pde.windows import TrajectoryWindows
+from scifm.pde import simulate
+from scifm.pde.files import detect_format, read_any
+from scifm.pde.formats import FormatError
+from scifm.pde.pdebench import read_pdebench, write_pdebench
+from scifm.pde.well import read_well, write_well, write_well_stats
+from scifm.pde.windows import TrajectoryWindows
 
 SYSTEMS = ["swe", "diffreact", "ins", "cns"]
 

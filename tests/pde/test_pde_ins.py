@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from scifm.mpp.pde import Grid, simulate
-from scifm.mpp.pde.ins import Spectral
+from scifm.pde import Grid, simulate
+from scifm.pde.ins import Spectral
 
 
 def test_taylor_green_vortex_decays_at_the_analytic_rate():

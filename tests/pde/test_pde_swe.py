@@ -2,7 +2,7 @@
 
 import torch
 
-from scifm.mpp.pde import Grid, simulate
+from scifm.pde import Grid, simulate
 
 
 def test_lake_at_rest_stays_at_rest():

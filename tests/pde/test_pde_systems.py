@@ -2,7 +2,7 @@
 
 import pytest
 
-from scifm.mpp.pde import N_STATES, SYSTEMS, get_system
+from scifm.pde import N_STATES, SYSTEMS, get_system
 
 
 def test_field_index_map_matches_mpp_reference():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from scifm.core import BatchSource
-from scifm.mpp.pde.windows import MultiSystemBatches, TrajectoryWindows, collate_windows
+from scifm.pde.windows import MultiSystemBatches, TrajectoryWindows, collate_windows
 
 
 def test_window_shapes_and_content(small_runs):

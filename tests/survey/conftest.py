@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scifm.astroclip.survey import SurveyConfig, generate_survey
+from scifm.survey import SurveyConfig, generate_survey
 
 TINY_N, TINY_SEED = 10, 5
 

@@ -8,9 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from scifm.astroclip.survey import generate_survey, read_survey, survey_info, write_survey
-from scifm.astroclip.survey.generate import pending_chunks
-from scifm.astroclip.survey.io import create_survey_file, make_targetid
+from scifm.survey import generate_survey, read_survey, survey_info, write_survey
+from scifm.survey.generate import pending_chunks
+from scifm.survey.io import create_survey_file, make_targetid
 
 
 def test_layout_and_reader(tiny_survey, tiny_spec):
@@ -46,8 +46,8 @@ def test_interrupted_generation_resumes_identically(tiny_survey, tiny_spec, tiny
     with pytest.raises(ValueError, match="not all generated"):
         read_survey(path)
     # Finish the middle chunk only (as if the run died after it), then resume.
-    from scifm.astroclip.survey.io import write_chunk
-    from scifm.astroclip.survey.simulate import simulate_range
+    from scifm.survey.io import write_chunk
+    from scifm.survey.simulate import simulate_range
 
     with h5py.File(path, "r+") as f:
         write_chunk(f, 1, 4, simulate_range(tiny_config, seed, 4, 8))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scifm.astroclip.survey import SurveyConfig, sample_galaxy, sample_params
-from scifm.astroclip.survey.params import PARAM_NAMES, age_of_universe
+from scifm.survey import SurveyConfig, sample_galaxy, sample_params
+from scifm.survey.params import PARAM_NAMES, age_of_universe
 
 
 def test_params_are_a_pure_function_of_seed_and_object_id():

@@ -10,7 +10,7 @@ import pytest
 import specutils
 from astropy.io import fits
 
-from scifm.astroclip.readers import (
+from scifm.survey.readers import (
     DESI_WAVE,
     fit_cutout,
     read_desi_coadd,
@@ -18,8 +18,8 @@ from scifm.astroclip.readers import (
     read_spectrum_file,
     resample_flux_conserving,
 )
-from scifm.astroclip.readers.grid import NOCOVERAGE
-from scifm.astroclip.readers.synthetic import write_legacy_cutout, write_redrock, write_sdss_spec
+from scifm.survey.readers.grid import NOCOVERAGE
+from scifm.survey.readers.synthetic import write_legacy_cutout, write_redrock, write_sdss_spec
 
 DESI_DIR = Path(specutils.__file__).parent / "io/default_loaders/tests/desi_test_data"
 COADD = DESI_DIR / "coadd-sv3-dark-26065.fits"

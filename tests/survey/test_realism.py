@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from scifm.astroclip.survey import read_survey
-from scifm.astroclip.survey.realism import (
+from scifm.survey import read_survey
+from scifm.survey.realism import (
     measured_halpha_ew,
     photometry_consistency,
     realism_report,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scifm.astroclip.survey import SurveyConfig, sample_galaxy
-from scifm.astroclip.survey.images import bulge_fractions, draw_noiseless
-from scifm.astroclip.survey.photometry import band_fluxes, nmgy_to_mag
-from scifm.astroclip.survey.spectra import SpectrumSimulator, noise_sigma, sky_spectrum
+from scifm.survey import SurveyConfig, sample_galaxy
+from scifm.survey.images import bulge_fractions, draw_noiseless
+from scifm.survey.photometry import band_fluxes, nmgy_to_mag
+from scifm.survey.spectra import SpectrumSimulator, noise_sigma, sky_spectrum
 
 
 def test_band_fluxes_match_the_ab_definition():

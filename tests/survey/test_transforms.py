@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from scifm.astroclip.survey import read_survey
-from scifm.astroclip.survey.datasets import SurveyDataset
-from scifm.astroclip.survey.transforms import (
+from scifm.core import torch_generator
+from scifm.survey import read_survey
+from scifm.survey.datasets import SurveyDataset
+from scifm.survey.transforms import (
     AugmentConfig,
     augment_images,
     gaussian_blur,
     legacy_rgb,
     standardize_spectrum,
 )
-from scifm.core import torch_generator
 
 
 def test_legacy_rgb_matches_dr2_rgb_by_hand():
@@ -80,6 +80,6 @@ def test_dataset_from_file_and_memory_agree(tiny_survey):
 
 
 def test_augment_noise_level_matches_the_survey_sky():
-    from scifm.astroclip.survey import SurveyConfig
+    from scifm.survey import SurveyConfig
 
     np.testing.assert_allclose(AugmentConfig().sky_sigma, SurveyConfig().pixel_sigma, rtol=0.05)

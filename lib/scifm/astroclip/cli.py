@@ -17,6 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
+from scifm.core.cliargs import positive_int
+
 MODES = ("image → image", "spectrum → spectrum", "image → spectrum", "spectrum → image")
 _MODE_ALIASES = {"i2i": MODES[0], "s2s": MODES[1], "i2s": MODES[2], "s2i": MODES[3]}
 
@@ -24,7 +26,7 @@ _MODE_ALIASES = {"i2i": MODES[0], "s2s": MODES[1], "i2s": MODES[2], "s2i": MODES
 def _common(p: argparse.ArgumentParser, *, survey: bool = True) -> None:
     if survey:
         p.add_argument("--survey", required=True, help="survey HDF5 file or toy:N")
-        p.add_argument("--n", type=int, default=None, help="first N galaxies only")
+        p.add_argument("--n", type=positive_int, default=None, help="first N galaxies only")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -33,8 +35,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("--out", required=True, help="run folder (resumable checkpoint inside)")
     p.add_argument("--preset", default="small", help="AstroClipConfig preset: tiny/small/paper")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--steps", type=positive_int, default=None, help="optimizer steps")
+    p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
 
@@ -152,8 +154,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from scifm.astroclip.catalog import Catalog
     from scifm.astroclip.explore import Explorer
+    from scifm.core.paths import assets_dir
 
-    ex = Explorer(Catalog.load(args.catalog))
+    ex = Explorer(Catalog.load(args.catalog or assets_dir() / "astroclip" / "catalog.h5"))
     mode = _MODE_ALIASES.get(args.mode, args.mode)
     res = ex.neighbours(ex.row_of(args.id), mode, args.k)
     print(res.table.to_csv(index=False) if args.csv else res.table.to_string(index=False))
@@ -178,7 +181,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--model", required=True, help="align run folder or checkpoint")
     p.add_argument("--out", required=True, help="output .h5")
-    p.add_argument("--chunk", type=int, default=512)
+    p.add_argument("--chunk", type=positive_int, default=512)
     p.set_defaults(func=_embed)
     p = sub.add_parser("evaluate", help="zero-shot k-NN R^2 and cross-modal recall")
     _common(p)
@@ -187,9 +190,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_evaluate)
     p = sub.add_parser("search", help="top-k neighbours of a target id in a catalog")
     _common(p, survey=False)
-    p.add_argument("--catalog", default="assets/astroclip/catalog.h5")
+    p.add_argument("--catalog", default=None, help="default: the shipped demo catalog")
     p.add_argument("--id", required=True, help="target id")
     p.add_argument("--mode", default="i2i", help="i2i, s2s, i2s, s2i (or the full mode name)")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=positive_int, default=10)
     p.add_argument("--csv", action="store_true", help="print CSV")
     p.set_defaults(func=_search)

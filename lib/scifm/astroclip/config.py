@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from scifm.core import ConfigMixin
+from scifm.survey.readers.grid import DESI_N_WAVE
+from scifm.survey.transforms import AugmentConfig
 
-N_SPECTRUM_BINS = 7781  # DESI coadd grid: lambda_i = 3600 + 0.8 i Angstrom
+N_SPECTRUM_BINS = DESI_N_WAVE  # DESI coadd grid: lambda_i = 3600 + 0.8 i Angstrom
 IMAGE_SIZE = 152  # survey cutouts are 152 x 152 x 3 (g, r, z)
 
 
@@ -60,6 +62,14 @@ class ImageEncoderConfig(ConfigMixin):
             )
         if not 0 <= self.momentum < 1 or self.temperature <= 0:
             raise ValueError("ImageEncoderConfig: momentum must be in [0, 1), temperature > 0")
+
+    @property
+    def augment(self) -> AugmentConfig:
+        """The views' augmentations: dihedral group, extra noise up to ``noise_sigma``, gains."""
+        return AugmentConfig(
+            noise_max=1.0, blur_max=0.0, crop=None, gain_jitter=self.gain_jitter,
+            sky_sigma=(self.noise_sigma,) * 3,
+        )  # fmt: skip
 
     @property
     def input_size(self) -> int:

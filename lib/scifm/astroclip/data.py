@@ -19,8 +19,9 @@ import torch
 
 from scifm.astroclip.config import IMAGE_SIZE, N_SPECTRUM_BINS, ImageEncoderConfig, SpecFormerConfig
 from scifm.core import numpy_rng
+from scifm.survey.readers.grid import DESI_WAVE
 
-WAVELENGTH = 3600.0 + 0.8 * np.arange(N_SPECTRUM_BINS)  # DESI coadd grid (Angstrom)
+WAVELENGTH = DESI_WAVE  # DESI coadd grid (Angstrom)
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Galaxies:
 
 
 def from_survey(survey: object) -> Galaxies:
-    """Wrap a ``scifm.astroclip.survey`` ``SurveyData`` (or anything with its fields)."""
+    """Wrap a ``scifm.survey`` ``SurveyData`` (or anything with its fields)."""
     props = {
         k: np.asarray(v, np.float64)
         for k, v in dict(getattr(survey, "props", {}) or {}).items()
@@ -71,7 +72,7 @@ def from_survey(survey: object) -> Galaxies:
 
 def load_galaxies(path: str | Path, start: int = 0, stop: int | None = None) -> Galaxies:
     """Read a simulated survey HDF5 file (``scifm survey generate``) as ``Galaxies``."""
-    from scifm.astroclip.survey.io import read_survey
+    from scifm.survey.io import read_survey
 
     p = Path(path)
     if not p.is_file():

@@ -1,7 +1,6 @@
 """Compact display forms of galaxies: Legacy Surveys RGB JPEG thumbnails, uint8 spectra.
 
-RGB follows the Legacy Surveys convention (scales g=6.0, r=3.4, z=2.2; f =
-arcsinh(Q I)/sqrt(Q), Q = 20, minimum 0.03, clipped to [0, 1]). Spectra for
+RGB is ``scifm.survey.transforms.legacy_rgb`` (the Legacy Surveys convention). Spectra for
 display are binned and quantized to uint8 with a per-object offset and scale,
 which keeps a 10^4-galaxy catalog within a few MB.
 """
@@ -14,25 +13,10 @@ import io
 import numpy as np
 
 from scifm.astroclip.data import WAVELENGTH
+from scifm.survey.spectra import ABSORPTION_LINES, EMISSION_LINES
+from scifm.survey.transforms import legacy_rgb
 
-RGB_SCALES = (6.0, 3.4, 2.2)  # g, r, z
-EMISSION_LINES = {  # rest-frame vacuum wavelengths (Angstrom) marked on spectra
-    "[OII]": 3728.5, "Hβ": 4862.7, "[OIII]": 5008.2, "Hα": 6564.6, "[NII]": 6585.3,
-    "[SII]": 6718.3, "Ca K": 3934.8, "Ca H": 3969.6,
-}  # fmt: skip
-
-
-def legacy_rgb(images: np.ndarray, q: float = 20.0, m: float = 0.03) -> np.ndarray:
-    """(N, H, W, 3) g, r, z nanomaggies -> (N, H, W, 3) RGB in [0, 1] (R = z, G = r, B = g).
-
-    The Legacy Surveys ``sdss_rgb`` stretch: the mean scaled intensity I is mapped to
-    arcsinh(Q I)/sqrt(Q) and every band keeps its share of I (colours preserved).
-    """
-    x = np.maximum(0.0, np.asarray(images, np.float32) * np.asarray(RGB_SCALES, np.float32) + m)
-    i = x.mean(-1, keepdims=True)
-    f = np.arcsinh(q * i) / np.sqrt(q)
-    rgb = x * f / np.where(i == 0, 1e-6, i)
-    return np.clip(rgb[..., ::-1], 0.0, 1.0)
+SPECTRAL_LINES = {**EMISSION_LINES, **ABSORPTION_LINES}  # rest frame, marked on spectra
 
 
 def jpeg_thumbnails(images: np.ndarray, size: int = 48, crop: int = 72, quality: int = 80):

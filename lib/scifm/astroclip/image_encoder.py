@@ -14,6 +14,7 @@ from einops import rearrange
 from torch import nn
 
 from scifm.astroclip.config import ImageEncoderConfig
+from scifm.survey.transforms import augment_images as survey_augment
 
 # Legacy Surveys display scales (g, r, z) and softening: the arcsinh stretch keeps
 # faint outskirts and bright cores in range without touching the colours.
@@ -81,24 +82,8 @@ class ImageEncoder(nn.Module):
 def augment_images(
     x: torch.Tensor, cfg: ImageEncoderConfig, generator: torch.Generator
 ) -> torch.Tensor:
-    """Random view of (B, 3, s, s) flux images: dihedral flips, band gain jitter, noise.
-
-    The survey is rotation- and reflection-invariant; small gains and extra noise
-    mimic calibration and depth differences without changing colours much.
-    """
-    b = x.shape[0]
-    k = torch.randint(0, 4, (b,), generator=generator)
-    flip = torch.rand(b, generator=generator) < 0.5
-    out = torch.empty_like(x)
-    for r in range(4):
-        for f in (False, True):
-            sel = (k == r) & (flip == f)
-            if sel.any():
-                v = torch.rot90(x[sel], r, dims=(2, 3))
-                out[sel] = torch.flip(v, dims=(3,)) if f else v
-    gain = torch.exp(cfg.gain_jitter * torch.randn(b, 3, 1, 1, generator=generator))
-    noise = cfg.noise_sigma * torch.randn(x.shape, generator=generator)
-    return out * gain + noise
+    """Random view of (B, 3, s, s) flux images (``scifm.survey.transforms.augment_images``)."""
+    return survey_augment(x, cfg.augment, generator)
 
 
 class ImageSSL(nn.Module):

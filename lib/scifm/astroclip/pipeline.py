@@ -83,7 +83,7 @@ def survey_fetcher(source: str | Path) -> tuple[Callable[[int, int], Galaxies], 
         return (lambda a, b: _toy_slice(n, a, b)), n
     import h5py
 
-    from scifm.astroclip.survey.io import read_survey  # noqa: F401  (fail early if absent)
+    from scifm.survey.io import read_survey  # noqa: F401  (fail early if absent)
 
     with h5py.File(s, "r") as f:
         n = _survey_len(f)

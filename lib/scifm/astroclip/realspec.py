@@ -1,6 +1,6 @@
 """Real DESI / SDSS spectra through the AstroCLIP spectrum pipeline.
 
-The survey engine's reader ``scifm.astroclip.readers.read_spectrum_file`` puts
+The survey engine's reader ``scifm.survey.readers.read_spectrum_file`` puts
 each object of a DESI coadd or SDSS ``spec-*.fits`` file on the 7781-bin DESI grid
 (records with targetid, flux, ivar, mask, redshift or None). Here masked pixels are
 filled by interpolation (the SpecFormer has no notion of a mask), the spectra are
@@ -50,7 +50,7 @@ def fill_masked(flux: np.ndarray, good: np.ndarray) -> np.ndarray:
 
 def read_real_spectra(path: str | Path, min_coverage: float = 0.3) -> RealSpectra:
     """Read every usable object of a real spectrum file (ValueError with the reason if none)."""
-    from scifm.astroclip.readers import read_spectrum_file
+    from scifm.survey.readers import read_spectrum_file
 
     path = Path(path)
     try:

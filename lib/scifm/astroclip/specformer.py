@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from scifm.astroclip.config import SpecFormerConfig
+from scifm.survey.transforms import standardize_spectrum
 
 
 def standardize(spectra: torch.Tensor, std_floor: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, L) -> standardized (B, L) and the per-object (mean, std) as (B, 2)."""
-    mean = spectra.mean(1, keepdim=True)
-    std = spectra.std(1, keepdim=True).clamp_min(std_floor)
-    return (spectra - mean) / std, torch.cat([mean, std], 1)
+    x, mean, std = standardize_spectrum(spectra, min_std=std_floor)
+    return x, torch.cat([mean, std], 1)
 
 
 class SpecFormer(nn.Module):

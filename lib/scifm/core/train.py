@@ -44,9 +44,15 @@ from scifm.core.distributed import (
 )
 from scifm.core.schedule import warmup_cosine
 
-__all__ = ["BatchSource", "DatasetBatches", "TrainConfig", "TrainResult", "train", "unwrap"]
+__all__ = [
+    "BatchSource", "DatasetBatches", "StepCallback", "TrainConfig", "TrainResult",
+    "train", "unwrap",
+]  # fmt: skip
 
 LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
+# callback(record) after every logged step, on the main process: record holds "step",
+# "loss", "lr", "grad_norm", "samples_per_s" and the loss function's metrics (live plots).
+StepCallback = Callable[[dict[str, float]], None]
 CHECKPOINT_DIR = "checkpoint"
 METRICS_FILE = "metrics.jsonl"
 
@@ -169,6 +175,7 @@ def train(
     model_config: Any = None,
     extra: dict[str, Any] | None = None,
     resume: bool = True,
+    callback: StepCallback | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``cfg.steps`` optimizer steps; see the module docstring."""
     device = pick_device(device)
@@ -260,6 +267,8 @@ def train(
             if log_path is not None and dist.is_main:
                 with open(log_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
+            if callback is not None and dist.is_main:
+                callback(record)
         if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
             checkpoint(done)
     bar.close()

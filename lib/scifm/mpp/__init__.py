@@ -1,6 +1,6 @@
 """MPP: Multiple Physics Pretraining (McCabe et al., arXiv:2310.02994) with the AViT surrogate.
 
-The PDE data engine lives in ``scifm.mpp.pde`` and is not imported here.
+The PDE data engine lives in ``scifm.pde`` and is not imported here.
 """
 
 from scifm.mpp.config import AViTConfig

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from scifm.core.cliargs import positive_int
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="K=V", help="model overrides")
     p.add_argument("--data-set", nargs="*", default=[], metavar="K=V", help="data overrides")
     p.add_argument("--train-set", nargs="*", default=[], metavar="K=V", help="train overrides")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--out", required=True, help="run directory (resumes if it has a checkpoint)")
     _common(p)
     p.set_defaults(func=_pretrain)
@@ -33,15 +35,15 @@ def register(subparsers) -> None:
     p = sub.add_parser("finetune", help="fine-tune a pretrained AViT on one system")
     p.add_argument("--ckpt", required=True, help="checkpoint directory of a pretrained AViT")
     p.add_argument("--system", required=True, help="variant, e.g. cns_m0.1")
-    p.add_argument("--n-traj", type=int, default=8, help="fine-tuning trajectories")
-    p.add_argument("--res", type=int, default=32)
-    p.add_argument("--sim-frames", type=int, default=21)
+    p.add_argument("--n-traj", type=positive_int, default=8, help="fine-tuning trajectories")
+    p.add_argument("--res", type=positive_int, default=32)
+    p.add_argument("--sim-frames", type=positive_int, default=21)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trainable", default="all", help="all, io (processor frozen) or decoder")
     p.add_argument("--new-fields", action="store_true", help="give the system fresh field slots")
     p.add_argument("--train", default="small")
     p.add_argument("--train-set", nargs="*", default=[], metavar="K=V")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--out", required=True)
     _common(p)
     p.set_defaults(func=_finetune)
@@ -53,8 +55,12 @@ def register(subparsers) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--ckpt", required=True)
         p.add_argument("--systems", nargs="*", default=None, help="variants (default: trained)")
-        p.add_argument("--res", type=int, default=None, help="default: the checkpoint's data")
-        p.add_argument("--n-test", type=int, default=4, help="held-out trajectories per system")
+        p.add_argument(
+            "--res", type=positive_int, default=None, help="default: the checkpoint's data"
+        )
+        p.add_argument(
+            "--n-test", type=positive_int, default=4, help="held-out trajectories per system"
+        )
         p.add_argument(
             "--sim-frames",
             type=int,
@@ -62,7 +68,9 @@ def register(subparsers) -> None:
             help="frames per trajectory (sets the time step); default: as trained",
         )
         p.add_argument("--seed", type=int, default=0, help="base seed of the held-out data")
-        p.add_argument("--steps", type=int, default=16, help="rollout steps (rollout only)")
+        p.add_argument(
+            "--steps", type=positive_int, default=16, help="rollout steps (rollout only)"
+        )
         _common(p)
         p.set_defaults(func=_evaluate if name == "evaluate" else _rollout)
 
@@ -139,7 +147,7 @@ def _held_out(args: argparse.Namespace, systems: dict, n_extra: int = 0) -> dict
     Longer rollouts extend the trajectory at the same time step (t_end grows with frames).
     """
     from scifm.mpp.experiment import VARIANTS, DataConfig, simulate_variant, variant_seed
-    from scifm.mpp.pde import get_system
+    from scifm.pde import get_system
 
     trained = _trained_data(args.ckpt)
     res = args.res or trained.get("res", 32)

@@ -24,7 +24,7 @@ class WindowSet:
     frame ``(k % per_traj) * stride``.
     """
 
-    system: str  # system name (key into scifm.mpp.pde.SYSTEMS)
+    system: str  # system name (key into scifm.pde.SYSTEMS)
     fields: torch.Tensor  # (N, F, C, H, W) trajectories, float32
     field_index: tuple[int, ...]  # slot of each channel in the shared embedding
     periodic: bool  # both spatial axes periodic
@@ -50,7 +50,7 @@ class WindowSet:
 
     @classmethod
     def from_trajectories(cls, traj, n_frames: int, stride: int = 1) -> WindowSet:
-        """Build from a ``scifm.mpp.pde.Trajectories``."""
+        """Build from a ``scifm.pde.Trajectories``."""
         spec = traj.spec
         return cls(
             traj.system,

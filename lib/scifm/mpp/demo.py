@@ -66,7 +66,7 @@ def check_inputs(
 
 def dam_break_state(radius: float, res: int) -> torch.Tensor:
     """SWE initial depth (1, 1, res, res): 2 inside ``radius``, 1 outside (PDEBench)."""
-    from scifm.mpp.pde import Grid, get_system
+    from scifm.pde import Grid, get_system
 
     xx, yy = Grid.make(res, get_system("swe").domain).mesh()
     return torch.where(torch.sqrt(xx**2 + yy**2) < radius, 2.0, 1.0)[None, None].float()
@@ -87,7 +87,7 @@ def compare(
 ) -> Comparison:
     """Solver vs surrogate on one trajectory; ``frames_per_unit`` sets the frame spacing
     (the shipped model saw 25 frames over each system's PDEBench time span)."""
-    from scifm.mpp.pde import get_system
+    from scifm.pde import get_system
 
     check_inputs(system, seed, steps, res, radius, mach)
     T = model.config.n_frames
@@ -95,7 +95,7 @@ def compare(
     n_frames = T + steps
     t_end = spec.t_end * (n_frames - 1) / frames_per_unit
     kwargs: dict = {"M": float(mach)} if mach is not None and spec.name == "cns" else {}
-    from scifm.mpp.pde import simulate
+    from scifm.pde import simulate
 
     t0 = time.perf_counter()
     if radius is not None and spec.name == "swe":

@@ -2,7 +2,7 @@
 
 McCabe et al. (arXiv:2310.02994) pretrain on PDEBench's SWE, diffusion-reaction, INS and
 compressible NS (CNS at Mach 0.1 and 1.0 count as separate data sets). Here every
-variant is simulated on the fly by ``scifm.mpp.pde.simulate`` from a seed, so a run is
+variant is simulated on the fly by ``scifm.pde.simulate`` from a seed, so a run is
 reproducible from its ``DataConfig`` alone.
 """
 
@@ -84,7 +84,7 @@ def simulate_variant(
 
     ``t_end`` defaults to the system's PDEBench time span.
     """
-    from scifm.mpp.pde import simulate
+    from scifm.pde import simulate
 
     if name not in VARIANTS:
         raise ValueError(f"system {name!r}: unknown; choose from {sorted(VARIANTS)}")
@@ -103,7 +103,7 @@ def simulate_variant(
 
 def system_info(name: str) -> dict[str, Any]:
     """Field names, embedding slots and boundary of a variant (JSON-able)."""
-    from scifm.mpp.pde import get_system
+    from scifm.pde import get_system
 
     spec = get_system(VARIANTS[name][0])
     return {

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from scifm.core.cliargs import positive_int
+
 SCHEME_CHOICES = ("xval", "p10", "p1000", "b1999", "fp15")
 TASK_CHOICES = ("multiplication", "compound", "ood", "orbits")
 
@@ -23,10 +25,10 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--scheme", required=True, choices=SCHEME_CHOICES)
     tr.add_argument("--task", required=True, choices=TASK_CHOICES)
     tr.add_argument("--preset", default="small", help="XvalConfig preset: tiny, small, paper")
-    tr.add_argument("--steps", type=int, default=1000)
-    tr.add_argument("--batch", type=int, default=64)
+    tr.add_argument("--steps", type=positive_int, default=1000)
+    tr.add_argument("--batch", type=positive_int, default=64)
     tr.add_argument("--lr", type=float, default=1e-3)
-    tr.add_argument("--n-train", type=int, default=20_000)
+    tr.add_argument("--n-train", type=positive_int, default=20_000)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--mode", default="mlm", choices=("mlm", "ar"))
     tr.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best)")
@@ -40,7 +42,7 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--task", required=True, choices=TASK_CHOICES)
     ev.add_argument("--seed", type=int, default=12345, help="seed of the evaluation samples")
     ev.add_argument("--split", default="test", choices=("test", "interp", "extrap"))
-    ev.add_argument("--n", type=int, default=300, help="number of evaluation samples")
+    ev.add_argument("--n", type=positive_int, default=300, help="number of evaluation samples")
     ev.add_argument("--range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
                     help="ood task: draw the first operand a from [LO, HI)")  # fmt: skip
     ev.add_argument("--checkpoint", default=None, help="default: assets/xval/<task>_<scheme>")

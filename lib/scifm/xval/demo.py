@@ -16,7 +16,8 @@ import numpy as np
 
 from scifm.xval.evaluate import predict
 from scifm.xval.numbers import split_numbers
-from scifm.xval.tasks import ood_text
+from scifm.xval.orbits import integrate
+from scifm.xval.tasks import ood_text, orbit_systems
 from scifm.xval.tokenizers import SCHEMES, Encoding, get_tokenizer
 from scifm.xval.train import Trained
 
@@ -110,7 +111,6 @@ def orbit_prediction(models: Mapping[str, Trained], seed: int, split: str = "tes
     """One orbit-task system: its true orbits, the recorded positions, predicted last step."""
     from scifm.core import numpy_rng
     from scifm.xval.numbers import find_numbers
-    from scifm.xval.orbits import integrate, orbit_systems
     from scifm.xval.tasks import SPLITS, generate
 
     task = next(iter(models.values())).task

@@ -7,22 +7,14 @@ eccentricities U(0, 0.1) and angles U(0, 2 pi) (all angles 0 with probability
 leapfrog (symplectic, second order) integrates a whole batch of systems at once.
 ``tests/xval`` checks its energy conservation and compares it with REBOUND.
 
-The task text lists the masses and ``n_steps`` recorded positions (relative to
-the star, 3 significant digits); the last step's positions are predicted:
-``{"m":[2.1e-05,3.3e-05],"p":[[1,0,1.8,0.2],[...],...]}``.
+The task text built from these systems is in ``scifm.xval.tasks`` (``orbit_samples``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-from scifm.xval.numbers import format_number
-
-if TYPE_CHECKING:
-    from scifm.xval.tasks import Sample, TaskConfig
 
 
 @dataclass(frozen=True)
@@ -126,36 +118,3 @@ def energy(mass: np.ndarray, pos: np.ndarray, vel: np.ndarray) -> np.ndarray:
     iu = np.triu_indices(pos.shape[1], 1)
     mm = mass[:, :, None] * mass[:, None, :]
     return kin - (mm[:, iu[0], iu[1]] / d[:, iu[0], iu[1]]).sum(-1)
-
-
-def _fmt(v: float) -> str:
-    return format_number(float(f"{v:.3g}"))
-
-
-def orbit_systems(cfg: TaskConfig, n: int, rng: np.random.Generator, split: str) -> Systems:
-    """The systems of the orbit task's ``split``: ood splits vary the outer ``a_max``."""
-    if split == "interp":
-        return sample_systems(n, rng, n_planets=cfg.n_planets, a_max_range=cfg.a_hole)
-    if split == "extrap":
-        return sample_systems(n, rng, n_planets=cfg.n_planets, a_max_range=(3.0, 3.5))
-    return sample_systems(n, rng, n_planets=cfg.n_planets, a_hole=cfg.a_hole)
-
-
-def orbit_samples(cfg: TaskConfig, n: int, rng: np.random.Generator, split: str) -> list[Sample]:
-    """Orbit-task samples (see module docstring); ood splits vary ``a_max``."""
-    from scifm.xval.tasks import Sample
-
-    sys = orbit_systems(cfg, n, rng, split)
-    times = np.arange(cfg.n_steps) * cfg.dt
-    pos, _ = integrate(sys, times)
-    rel = pos[:, :, 1:] - pos[:, :, :1]  # (S, steps, K, 2) relative to the star
-    out = []
-    for s in range(n):
-        k = int(sys.n_planets[s])
-        masses = ",".join(_fmt(x) for x in sys.mass[s, 1 : k + 1])
-        steps = [",".join(_fmt(x) for x in rel[s, t, :k].reshape(-1)) for t in range(cfg.n_steps)]
-        text = '{"m":[' + masses + '],"p":[' + ",".join(f"[{x}]" for x in steps) + "]}"
-        fields = ("m",) * k + ("x", "y") * (k * cfg.n_steps)
-        n_num = len(fields)
-        out.append(Sample(text, fields, tuple(range(n_num - 2 * k, n_num))))
-    return out

@@ -22,6 +22,7 @@ import numpy as np
 
 from scifm.core import ConfigMixin, numpy_rng
 from scifm.xval.numbers import format_number
+from scifm.xval.orbits import Systems, integrate, sample_systems
 
 TASKS = ("multiplication", "compound", "ood", "orbits")
 SPLITS = ("train", "test", "interp", "extrap")
@@ -182,6 +183,40 @@ def generate(cfg: TaskConfig, n: int, seed: int, split: str = "train") -> list[S
         return _compound(cfg, n, rng)
     if cfg.task == "ood":
         return _ood(cfg, n, rng, "train" if split == "test" else split)
-    from scifm.xval.orbits import orbit_samples
-
     return orbit_samples(cfg, n, rng, split)
+
+
+def _fmt(v: float) -> str:
+    return format_number(float(f"{v:.3g}"))
+
+
+def orbit_systems(cfg: TaskConfig, n: int, rng: np.random.Generator, split: str) -> Systems:
+    """The systems of the orbit task's ``split``: ood splits vary the outer ``a_max``."""
+    if split == "interp":
+        return sample_systems(n, rng, n_planets=cfg.n_planets, a_max_range=cfg.a_hole)
+    if split == "extrap":
+        return sample_systems(n, rng, n_planets=cfg.n_planets, a_max_range=(3.0, 3.5))
+    return sample_systems(n, rng, n_planets=cfg.n_planets, a_hole=cfg.a_hole)
+
+
+def orbit_samples(cfg: TaskConfig, n: int, rng: np.random.Generator, split: str) -> list[Sample]:
+    """Orbit-task samples; ood splits vary ``a_max``.
+
+    The text lists the masses and ``n_steps`` recorded positions (relative to the
+    star, 3 significant digits); the last step's positions are predicted:
+    ``{"m":[2.1e-05,3.3e-05],"p":[[1,0,1.8,0.2],[...],...]}``.
+    """
+    sys = orbit_systems(cfg, n, rng, split)
+    times = np.arange(cfg.n_steps) * cfg.dt
+    pos, _ = integrate(sys, times)
+    rel = pos[:, :, 1:] - pos[:, :, :1]  # (S, steps, K, 2) relative to the star
+    out = []
+    for s in range(n):
+        k = int(sys.n_planets[s])
+        masses = ",".join(_fmt(x) for x in sys.mass[s, 1 : k + 1])
+        steps = [",".join(_fmt(x) for x in rel[s, t, :k].reshape(-1)) for t in range(cfg.n_steps)]
+        text = '{"m":[' + masses + '],"p":[' + ",".join(f"[{x}]" for x in steps) + "]}"
+        fields = ("m",) * k + ("x", "y") * (k * cfg.n_steps)
+        n_num = len(fields)
+        out.append(Sample(text, fields, tuple(range(n_num - 2 * k, n_num))))
+    return out

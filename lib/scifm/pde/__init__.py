@@ -1,0 +1,43 @@
+"""PDE data engine for MPP: four verified solvers, PDEBench/The Well formats, windows.
+
+``generate`` (the submodule) holds resumable dataset generation; import it explicitly.
+"""
+
+from scifm.pde.failures import SimulationError
+from scifm.pde.files import detect_format, read_any
+from scifm.pde.formats import FormatError
+from scifm.pde.grid import Grid
+from scifm.pde.pdebench import read_pdebench, write_pdebench
+from scifm.pde.simulate import simulate
+from scifm.pde.systems import N_STATES, SYSTEMS, SystemSpec, get_system
+from scifm.pde.trajectories import Trajectories
+from scifm.pde.well import read_well, write_well, write_well_stats
+from scifm.pde.windows import (
+    FieldStats,
+    MultiSystemBatches,
+    TrajectoryWindows,
+    collate_windows,
+)
+
+__all__ = [
+    "N_STATES",
+    "SYSTEMS",
+    "FieldStats",
+    "FormatError",
+    "Grid",
+    "MultiSystemBatches",
+    "SimulationError",
+    "SystemSpec",
+    "Trajectories",
+    "TrajectoryWindows",
+    "collate_windows",
+    "detect_format",
+    "get_system",
+    "read_any",
+    "read_pdebench",
+    "read_well",
+    "simulate",
+    "write_pdebench",
+    "write_well",
+    "write_well_stats",
+]

@@ -1,0 +1,107 @@
+"""Torch Datasets over a survey file or an in-memory ``SurveyData``.
+
+Items follow what AstroCLIP's encoders consume (Parker et al. 2024): a
+channels-first (3, crop, crop) image in nanomaggies, optionally augmented (two
+views for self-supervised pretraining), and the spectrum standardized per
+object (std clipped at 0.2) with its mean and std kept. Reading from a path is
+lazy (one HDF5 handle per process, opened on first use), so DataLoader workers
+and files larger than memory both work.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from scifm.core.devices import torch_generator
+from scifm.survey.io import SurveyData, survey_info
+from scifm.survey.transforms import (
+    AugmentConfig,
+    augment_images,
+    center_crop,
+    standardize_spectrum,
+)
+
+
+class SurveyDataset(Dataset):
+    """Rows ``start:stop`` of a survey as dicts of tensors.
+
+    Keys: ``image`` (3, crop, crop), ``image2`` (second view, when ``views == 2``),
+    ``spectrum`` (n_wave,) standardized, ``spec_mean``/``spec_std`` (1,),
+    ``ivar`` (n_wave,), ``redshift`` (), ``targetid`` (), ``props`` (n_props,)
+    in the order of ``prop_names``.
+    """
+
+    def __init__(
+        self,
+        source: str | Path | SurveyData,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        augment: AugmentConfig | None = None,
+        crop: int = 144,
+        views: int = 1,
+        seed: int = 0,
+        prop_names: tuple[str, ...] = ("log_mstar", "log_ssfr", "log_z", "age"),
+    ) -> None:
+        if views not in (1, 2):
+            raise ValueError(f"SurveyDataset: views={views}; expected 1 or 2")
+        self.source = source
+        n = len(source) if isinstance(source, SurveyData) else survey_info(source)["n"]
+        stop = n if stop is None else stop
+        if not 0 <= start <= stop <= n:
+            raise ValueError(f"SurveyDataset: rows {start}:{stop} requested of {n}")
+        self.start, self.stop = start, stop
+        self.augment, self.crop, self.views = augment, crop, views
+        self.seed, self.epoch = seed, 0
+        self.prop_names = tuple(prop_names)
+        self._h5: tuple[int, h5py.File] | None = None
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation draws (they are a pure function of seed, epoch, index)."""
+        self.epoch = int(epoch)
+
+    def _row(self, j: int) -> dict[str, np.ndarray]:
+        if isinstance(self.source, SurveyData):
+            d = self.source
+            return {"image": d.images[j], "spectrum": d.spectra[j], "ivar": d.ivar[j],
+                    "redshift": d.redshift[j], "targetid": d.targetid[j],
+                    "props": np.array([d.props[k][j] for k in self.prop_names])}  # fmt: skip
+        if self._h5 is None or self._h5[0] != os.getpid():  # a forked worker opens its own
+            self._h5 = (os.getpid(), h5py.File(self.source, "r"))
+        f = self._h5[1]
+        return {"image": f["images"][j], "spectrum": f["spectra"][j], "ivar": f["ivar"][j],
+                "redshift": f["redshift"][j], "targetid": f["targetid"][j],
+                "props": np.array([f["props"][k][j] for k in self.prop_names])}  # fmt: skip
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"SurveyDataset: index {i} out of range for {len(self)} rows")
+        row = self._row(self.start + i)
+        image = torch.from_numpy(np.ascontiguousarray(row["image"])).permute(2, 0, 1)  # (3,H,W)
+        spec, mean, std = standardize_spectrum(row["spectrum"])
+        item = {
+            "spectrum": spec,
+            "spec_mean": mean,
+            "spec_std": std,
+            "ivar": torch.from_numpy(np.asarray(row["ivar"])),
+            "redshift": torch.tensor(float(row["redshift"])),
+            "targetid": torch.tensor(int(row["targetid"])),
+            "props": torch.from_numpy(np.asarray(row["props"], dtype=np.float32)),
+        }
+        if self.augment is None:
+            item["image"] = center_crop(image, self.crop)
+        else:
+            g = torch_generator(hash((self.seed, self.epoch, self.start + i)) % (2**62))
+            for v in range(self.views):
+                view = augment_images(image[None], self.augment, generator=g)[0]
+                item["image" if v == 0 else "image2"] = view
+        return item

@@ -1,0 +1,204 @@
+"""The survey HDF5 layout (AstroCLIP-style) and its reader.
+
+AstroCLIP (Parker et al. 2024) stores matched pairs as HDF5 datasets ``images``
+(N, 152, 152, 3 in g, r, z nanomaggies), ``spectra`` (N, 7781 on the DESI coadd
+grid), ``redshift`` and ``targetid``, next to the physical properties of each
+galaxy. This file keeps that layout (one flat group instead of ten shards) and
+adds what a simulation knows:
+
+    /images      (N, H, W, 3) float32  nanomaggies, bands g, r, z
+    /spectra     (N, n_wave)  float32  1e-17 erg/s/cm^2/A on /wavelength
+    /ivar        (N, n_wave)  float32  inverse variance of /spectra
+    /wavelength  (n_wave,)    float64  Angstrom (3600 + 0.8 i)
+    /redshift    (N,)         float32
+    /targetid    (N,)         int64
+    /props/<name>  (N,)       derived properties (``simulate.PROP_DOC``)
+    /params/<name> (N,)       generating parameters (``params.PARAM_DOC``)
+    /chunk_done  (n_chunks,)  bool     generation progress (rows of a chunk are valid when set)
+    attrs: format, version, n, seed, chunk_size, config (JSON), units
+
+Rows are written chunk by chunk and a chunk is marked done only after its rows
+are flushed, so an interrupted generation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from scifm.survey.config import SurveyConfig
+from scifm.survey.params import PARAM_DOC, PARAM_NAMES
+from scifm.survey.simulate import PROP_DOC, PROP_NAMES
+
+FORMAT = "scifm-astroclip-survey"
+VERSION = 1
+TARGETID_BASE = 39_600_000_000_000_000  # DESI-like 17-digit ids; + seed * 1e9 + object id
+
+
+def make_targetid(seed: int, object_id: np.ndarray | int) -> np.ndarray:
+    """Unique int64 target ids of simulated galaxies (distinct per seed and object)."""
+    return TARGETID_BASE + np.int64(seed) * 1_000_000_000 + np.asarray(object_id, dtype=np.int64)
+
+
+@dataclass
+class SurveyData:
+    """A slice of a survey file held in memory (arrays as documented in this module)."""
+
+    images: np.ndarray  # (N, H, W, 3) float32 nanomaggies (g, r, z)
+    spectra: np.ndarray  # (N, n_wave) float32, 1e-17 erg/s/cm2/A
+    ivar: np.ndarray  # (N, n_wave) float32
+    redshift: np.ndarray  # (N,) float32
+    targetid: np.ndarray  # (N,) int64
+    props: dict[str, np.ndarray]  # name -> (N,)
+    params: dict[str, np.ndarray]  # name -> (N,)
+    wavelength: np.ndarray  # (n_wave,) Angstrom
+    config: SurveyConfig = field(default_factory=SurveyConfig)
+    seed: int = 0
+
+    def __len__(self) -> int:
+        return int(self.targetid.shape[0])
+
+    def subset(self, index: np.ndarray | slice) -> SurveyData:
+        """Rows ``index`` (a slice, integer array or boolean mask) as a new SurveyData."""
+        return SurveyData(
+            images=self.images[index],
+            spectra=self.spectra[index],
+            ivar=self.ivar[index],
+            redshift=self.redshift[index],
+            targetid=self.targetid[index],
+            props={k: v[index] for k, v in self.props.items()},
+            params={k: v[index] for k, v in self.params.items()},
+            wavelength=self.wavelength,
+            config=self.config,
+            seed=self.seed,
+        )
+
+
+def create_survey_file(path: str | Path, cfg: SurveyConfig, n: int, seed: int) -> None:
+    """Create an empty survey file of ``n`` rows (datasets chunked one galaxy per chunk)."""
+    n_chunks = -(-n // cfg.chunk_size)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(
+            format=FORMAT, version=VERSION, n=n, seed=seed, chunk_size=cfg.chunk_size,
+            config=cfg.to_json(), bands="g,r,z",
+            units=json.dumps({"images": "nanomaggies", "spectra": "1e-17 erg/s/cm2/A",
+                              "wavelength": "Angstrom"}),
+        )  # fmt: skip
+        s = cfg.image_size
+        f.create_dataset("images", (n, s, s, 3), "f4", chunks=(1, s, s, 3))
+        f.create_dataset("spectra", (n, cfg.n_wave), "f4", chunks=(1, cfg.n_wave))
+        f.create_dataset("ivar", (n, cfg.n_wave), "f4", chunks=(1, cfg.n_wave))
+        f.create_dataset("wavelength", data=cfg.wavelength)
+        f.create_dataset("redshift", (n,), "f4")
+        f.create_dataset("targetid", data=make_targetid(seed, np.arange(n)))
+        for group, names, doc in (
+            ("props", PROP_NAMES, PROP_DOC),
+            ("params", PARAM_NAMES, PARAM_DOC),
+        ):
+            g = f.create_group(group)
+            for name in names:
+                g.create_dataset(name, (n,), "f8").attrs["doc"] = doc[name]
+        f.create_dataset("chunk_done", data=np.zeros(n_chunks, dtype=bool))
+
+
+def write_chunk(f: h5py.File, chunk: int, start: int, rows: dict) -> None:
+    """Write the rows of ``chunk`` (from ``simulate.simulate_range``) and mark it done."""
+    stop = start + rows["images"].shape[0]
+    for name in ("images", "spectra", "ivar"):
+        f[name][start:stop] = rows[name]
+    f["redshift"][start:stop] = rows["params"]["redshift"].astype(np.float32)
+    for group in ("props", "params"):
+        for name, values in rows[group].items():
+            f[group][name][start:stop] = values
+    f.flush()
+    f["chunk_done"][chunk] = True
+    f.flush()
+
+
+@contextlib.contextmanager
+def _open(path: str | Path) -> Iterator[h5py.File]:
+    """Open a survey file for reading; HDF5 failures inside become errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"survey file {path}: does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise ValueError(f"survey file {path}: not a readable HDF5 file ({e})") from e
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(
+                f"survey file {path}: attribute format={f.attrs.get('format')!r}; expected "
+                f"{FORMAT!r} (write one with `scifm survey generate`)"
+            )
+        try:
+            yield f
+        except (KeyError, OSError, RuntimeError) as e:
+            raise ValueError(f"survey file {path}: corrupt or truncated ({e})") from e
+
+
+def survey_info(path: str | Path) -> dict:
+    """n, seed, config, chunk_size and how many rows are complete, without reading arrays."""
+    with _open(path) as f:
+        done = f["chunk_done"][:]
+        n, cs = int(f.attrs["n"]), int(f.attrs["chunk_size"])
+        n_done = int(sum(min(cs, n - int(i) * cs) for i in np.flatnonzero(done)))
+        return {"n": n, "seed": int(f.attrs["seed"]), "chunk_size": cs, "n_done": n_done,
+                "complete": bool(done.all()),
+                "config": SurveyConfig.from_dict(json.loads(f.attrs["config"]))}  # fmt: skip
+
+
+def read_survey(path: str | Path, *, start: int = 0, stop: int | None = None) -> SurveyData:
+    """Rows ``start:stop`` of a survey file as a SurveyData (all requested rows must be done)."""
+    with _open(path) as f:
+        n, cs = int(f.attrs["n"]), int(f.attrs["chunk_size"])
+        stop = n if stop is None else stop
+        if not 0 <= start <= stop <= n:
+            raise ValueError(
+                f"survey file {path}: rows {start}:{stop} requested; the file has {n} rows"
+            )
+        chunks = np.arange(start // cs, -(-stop // cs)) if stop > start else np.array([], int)
+        missing = chunks[~f["chunk_done"][:][chunks]]
+        if missing.size:
+            raise ValueError(
+                f"survey file {path}: rows {start}:{stop} are not all generated (chunks of "
+                f"{cs} rows starting at {list(missing[:5] * cs)} pending); resume the generation "
+                "or read a smaller range"
+            )
+        sl = slice(start, stop)
+        return SurveyData(
+            images=f["images"][sl],
+            spectra=f["spectra"][sl],
+            ivar=f["ivar"][sl],
+            redshift=f["redshift"][sl],
+            targetid=f["targetid"][sl],
+            props={k: f["props"][k][sl] for k in f["props"]},
+            params={k: f["params"][k][sl] for k in f["params"]},
+            wavelength=f["wavelength"][:],
+            config=SurveyConfig.from_dict(json.loads(f.attrs["config"])),
+            seed=int(f.attrs["seed"]),
+        )
+
+
+def write_survey(path: str | Path, data: SurveyData, compression: str | None = None) -> Path:
+    """Write an in-memory SurveyData (e.g. a subset) as a complete survey file."""
+    cfg = data.config.replace(chunk_size=max(len(data), 1))
+    path = Path(path)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(format=FORMAT, version=VERSION, n=len(data), seed=data.seed,
+                       chunk_size=cfg.chunk_size, config=cfg.to_json(), bands="g,r,z")  # fmt: skip
+        for name in ("images", "spectra", "ivar", "redshift", "targetid"):
+            f.create_dataset(name, data=getattr(data, name), compression=compression)
+        f.create_dataset("wavelength", data=data.wavelength)
+        for group in ("props", "params"):
+            g = f.create_group(group)
+            for k, v in getattr(data, group).items():
+                g.create_dataset(k, data=v)
+        f.create_dataset("chunk_done", data=np.ones(1, dtype=bool))
+    return path
