@@ -101,7 +101,7 @@ def test_crash_during_save_keeps_previous_checkpoint(saved, monkeypatch):
 
     monkeypatch.setattr(ckmod, "save_file", boom)
     with torch.no_grad():
-        model.net[0].weight.add_(1.0)
+        model.inp[0].weight.add_(1.0)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, model, cfg)
     assert (path / "model.safetensors").read_bytes() == before

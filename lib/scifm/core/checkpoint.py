@@ -6,7 +6,7 @@ Layout of a checkpoint directory::
     <path>/config.json         format tag, model and config class names, config,
                                caller's extra JSON (e.g. a fitted scaler), sha256 of
                                every other file in the directory
-    <path>/trainer.safetensors optimizer tensors + RNG states      (training only)
+    <path>/trainer.safetensors optimizer tensors                    (training only)
     <path>/trainer.json        step, optimizer hyper-parameters    (training only)
 
 Writes go to a temporary sibling directory that is renamed into place, so a crash
@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from scifm.core.rng import seeded
 
 FORMAT = "scifm-checkpoint/1"
 MODEL_FILE = "model.safetensors"
@@ -187,7 +189,8 @@ def load_model(
         config = cfg_cls.from_dict(record["config"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path / CONFIG_FILE}: config does not validate: {exc}") from exc
-    model = model_cls(config)
+    with seeded(0):  # the init is overwritten below; the caller's RNG stream is left alone
+        model = model_cls(config)
     state = _load_tensors(path / MODEL_FILE)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))

@@ -1,8 +1,9 @@
-"""Device choice, local random generators and mixed precision.
+"""Device choice and mixed precision.
 
 Nothing in scifm calls ``.cuda()``: callers pass a ``torch.device`` chosen here.
 Randomness always flows through local generators (never global seeding), so two
-pieces of code cannot perturb each other's streams.
+pieces of code cannot perturb each other's streams: see ``rng.py``, whose
+``torch_generator`` and ``numpy_rng`` are importable from here too.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-import numpy as np
 import torch
+
+from scifm.core.rng import numpy_rng, torch_generator
+
+__all__ = ["autocast", "bf16_supported", "numpy_rng", "pick_device", "torch_generator"]
 
 _VALID = ("cuda", "mps", "cpu")
 
@@ -41,18 +45,6 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """A fresh torch generator seeded with ``seed`` (local: global RNG untouched)."""
-    g = torch.Generator(device=torch.device(device))
-    g.manual_seed(int(seed))
-    return g
-
-
-def numpy_rng(seed: int | np.random.SeedSequence | list[int]) -> np.random.Generator:
-    """A fresh numpy ``Generator``; a list seeds a ``SeedSequence`` (e.g. ``[seed, object_id]``)."""
-    return np.random.default_rng(seed)
 
 
 def bf16_supported(device: torch.device) -> bool:

@@ -5,12 +5,14 @@ classes, and because the resume and DDP tests launch it as a separate process::
 
     python -m scifm.core.testing --out DIR --steps 40 --ckpt-every 5
     torchrun --nproc_per_node 2 -m scifm.core.testing --out DIR --steps 20
+    torchrun --nproc_per_node 2 -m scifm.core.testing --out DIR --ckpt-every 5 --crash-after 12
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from torch.utils.data import TensorDataset
 
 from scifm.core.batches import DatasetBatches
 from scifm.core.config import ConfigMixin
-from scifm.core.devices import torch_generator
+from scifm.core.rng import drop_path, seeded, torch_generator
 from scifm.core.train import TrainConfig, train
 
 
@@ -30,28 +32,34 @@ from scifm.core.train import TrainConfig, train
 class TinyConfig(ConfigMixin):
     d_in: int = 8  # input features
     d_hidden: int = 32  # hidden width
-    dropout: float = 0.1  # exercises the RNG state that resume must restore
+    dropout: float = 0.1  # nn.Dropout: the per-rank global stream resume must rebuild
+    drop_path: float = 0.3  # keyed stochastic depth on the residual block (rank-independent)
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}, "no_dropout": {"dropout": 0.0}}
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {},
+        "no_dropout": {"dropout": 0.0},  # only keyed draws: N ranks equal one process
+        "deterministic": {"dropout": 0.0, "drop_path": 0.0},
+    }
 
     def __post_init__(self) -> None:
         if self.d_in < 1 or self.d_hidden < 1:
             raise ValueError(f"TinyConfig: d_in={self.d_in}, d_hidden={self.d_hidden} must be >= 1")
+        if not 0 <= self.drop_path < 1 or not 0 <= self.dropout < 1:
+            raise ValueError(f"TinyConfig: dropout, drop_path={self.drop_path}: expected [0, 1)")
 
 
 class TinyMLP(nn.Module):
     def __init__(self, config: TinyConfig) -> None:
         super().__init__()
         self.config = config
-        self.net = nn.Sequential(
-            nn.Linear(config.d_in, config.d_hidden),
-            nn.GELU(),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.d_hidden, 1),
-        )
+        self.inp = nn.Sequential(nn.Linear(config.d_in, config.d_hidden), nn.GELU())
+        self.block = nn.Sequential(nn.Linear(config.d_hidden, config.d_hidden), nn.GELU())
+        self.out = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.d_hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B,)
-        return self.net(x).squeeze(-1)
+        h = self.inp(x)  # (B, d_hidden)
+        h = h + drop_path(self.block(h), self.config.drop_path, self.training)
+        return self.out(h).squeeze(-1)
 
 
 def regression_data(config: TinyConfig, n: int, seed: int) -> TensorDataset:
@@ -77,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accum", type=int, default=1)
     p.add_argument("--preset", default="tiny")
     p.add_argument("--sleep", type=float, default=0.0, help="seconds per step (kill tests)")
+    p.add_argument(
+        "--crash-after", type=int, default=0, help="exit hard at this many micro-batches (>0)"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     # Run as ``python -m`` this file is ``__main__``; checkpoints must name the
@@ -84,12 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     from scifm.core import testing
 
     cfg = testing.TinyConfig.preset(args.preset)
-    model = testing.TinyMLP(cfg)  # same init in every rank and every run: seeded below
-    with torch.random.fork_rng():
-        torch.manual_seed(1234)
-        for m in model.modules():
-            if isinstance(m, nn.Linear):
-                m.reset_parameters()
+    with seeded(1234):  # same init in every rank and every run
+        model = testing.TinyMLP(cfg)
     data = DatasetBatches(
         regression_data(cfg, 256, seed=0), args.batch_size, seed=3, accum_steps=args.accum
     )
@@ -98,7 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         accum_steps=args.accum, log_every=1, progress=False,
     )  # fmt: skip
 
+    calls = 0
+
     def loss_fn(m: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        nonlocal calls
+        calls += 1
+        if calls == args.crash_after + 1 and args.crash_after > 0:
+            os._exit(3)  # as abrupt as SIGKILL: no clean-up, no checkpoint
         time.sleep(args.sleep)
         return mse_loss(m, batch)
 

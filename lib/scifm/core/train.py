@@ -4,8 +4,19 @@ AdamW with decoupled weight decay (none on biases and norms), linear warmup then
 cosine decay, gradient clipping, gradient accumulation, bf16 autocast on CUDA,
 optional ``torch.compile``, a tqdm bar with loss and throughput, a JSON-lines
 metrics log, periodic atomic checkpoints and exact resume (model, optimizer,
-step, RNG states; the data position is the step, see ``batches.py``). Launched
-with ``torchrun`` it trains data-parallel with no code change.
+step; the data position is the step, see ``batches.py``). Launched with
+``torchrun`` it trains data-parallel with no code change.
+
+Randomness (``rng.py``): ``train`` runs on a forked global torch state, so the
+caller's torch and numpy streams are unchanged afterwards. Keyed draws (DropPath,
+``rng.keyed_uniform``) depend on (seed, step, global sample position) only, so
+ranks draw different masks and N ranks equal one process with the same global
+batch. Draws from the global stream (``nn.Dropout``) come from a state reseeded
+for every micro-batch from (seed, step, micro-batch, rank): each rank has its own
+stream and resume rebuilds it without saving any RNG state.
+
+The pieces: ``_setup`` (device, process group, optimizer, resume, wrappers),
+``_optimizer_step`` (one step over its micro-batches), ``_log`` and ``_save``.
 
 Usage::
 
@@ -37,11 +48,13 @@ from scifm.core.checkpoint import load_checkpoint, save_checkpoint
 from scifm.core.config import ConfigMixin
 from scifm.core.devices import autocast, pick_device
 from scifm.core.distributed import (
+    DistInfo,
     all_reduce_mean,
     barrier,
     device_for_rank,
     init_distributed,
 )
+from scifm.core.rng import batch_positions, derive_seed, reseed, sample_keys, seeded
 from scifm.core.schedule import warmup_cosine
 
 __all__ = [
@@ -71,7 +84,7 @@ class TrainConfig(ConfigMixin):
     compile: bool = False  # torch.compile the model (worth it on GPU for long runs)
     log_every: int = 10  # steps between metric records (and progress-bar updates)
     ckpt_every: int = 0  # steps between resumable checkpoints; 0 = only at the end
-    seed: int = 0  # seeds the global torch RNG once at the start (dropout, DropPath)
+    seed: int = 0  # keys DropPath/keyed draws and seeds the forked stream (dropout) per step
     progress: bool = True  # show a tqdm progress bar on rank 0
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -120,11 +133,12 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
 def _trainer_state(
     opt: torch.optim.Optimizer, step: int
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Flatten optimizer state + RNG into safetensors-able tensors and JSON."""
+    """Flatten optimizer state into safetensors-able tensors and JSON.
+
+    No RNG state: every stream is a function of (seed, step, ...), see the module docstring.
+    """
     sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {"rng.torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        tensors["rng.torch_cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for idx, st in sd["state"].items():
         for k, v in st.items():
@@ -138,6 +152,7 @@ def _trainer_state(
 def _restore_trainer(
     opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], state: dict[str, Any]
 ) -> int:
+    """Load the optimizer state; returns the step to resume at (old ``rng.*`` keys ignored)."""
     per_param: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         if key.startswith("opt."):
@@ -146,11 +161,6 @@ def _restore_trainer(
     for idx, extra in state.get("opt_scalars", {}).items():
         per_param.setdefault(int(idx), {}).update(extra)
     opt.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch_cpu"])
-    if "rng.torch_cuda" in tensors and torch.cuda.is_available():
-        states = list(tensors["rng.torch_cuda"])
-        if len(states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(states)
     return int(state["step"])
 
 
@@ -162,6 +172,174 @@ def _truncate_log(path: Path, upto_step: int) -> None:
         ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= upto_step
     ]
     path.write_text("".join(ln + "\n" for ln in keep))
+
+
+@dataclass
+class _Run:
+    """What ``_setup`` prepares for one ``train`` call."""
+
+    model: torch.nn.Module  # the plain module: weights, clipping, checkpoints
+    run_model: torch.nn.Module  # what the loss function calls (maybe DDP / compile wrapped)
+    opt: torch.optim.Optimizer
+    cfg: TrainConfig
+    dist: DistInfo
+    device: torch.device
+    ckpt_dir: Path | None  # resumable checkpoint directory (None: no files written)
+    log_path: Path | None  # JSON-lines metrics
+    model_config: Any
+    extra: dict[str, Any] | None
+    start: int = 0  # step the run starts (or resumes) at
+
+
+def _setup(
+    model: torch.nn.Module,
+    cfg: TrainConfig,
+    device: torch.device,
+    dist: DistInfo,
+    out_dir: str | Path | None,
+    model_config: Any,
+    extra: dict[str, Any] | None,
+    resume: bool,
+) -> _Run:
+    """Move the model, build the optimizer, resume from ``out_dir``'s checkpoint, wrap."""
+    model_config = model_config if model_config is not None else getattr(model, "config", None)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and model_config is None:
+        raise ValueError("train(out_dir=...) needs model_config (or model.config) to checkpoint")
+    model.to(device)
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+    run = _Run(
+        model=model, run_model=model, opt=opt, cfg=cfg, dist=dist, device=device,
+        ckpt_dir=out / CHECKPOINT_DIR if out is not None else None,
+        log_path=out / METRICS_FILE if out is not None else None,
+        model_config=model_config, extra=extra,
+    )  # fmt: skip
+    if resume and run.ckpt_dir is not None and (run.ckpt_dir / "config.json").exists():
+        ck = load_checkpoint(run.ckpt_dir)
+        model.load_state_dict(ck["model"])
+        if "trainer_tensors" in ck:
+            run.start = _restore_trainer(opt, ck["trainer_tensors"], ck["trainer_state"])
+    if out is not None and run.log_path is not None and dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _truncate_log(run.log_path, run.start)
+    if dist.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        run.run_model = DistributedDataParallel(model, device_ids=ids)
+    if cfg.compile:
+        run.run_model = torch.compile(run.run_model)
+    return run
+
+
+@dataclass
+class _StepOut:
+    loss: float  # mean over micro-batches, this rank
+    metrics: dict[str, float]  # the loss function's metrics of the last micro-batch
+    lr: float
+    grad_norm: float  # before clipping; nan when clipping is off
+    samples: int  # samples of the global batch (all ranks)
+
+
+def _micro_batch(
+    run: _Run, loss_fn: LossFn, batch: Any, step: int, micro: int
+) -> tuple[float, dict[str, float]]:
+    """Forward + backward of one micro-batch, its random draws keyed (module docstring)."""
+    cfg, dist = run.cfg, run.dist
+    reseed(derive_seed(cfg.seed, step, micro, dist.rank), run.device)
+    positions = batch_positions(batch_len(batch), micro, dist.rank, dist.world_size)
+    sync = micro == cfg.accum_steps - 1 or not dist.enabled
+    with (
+        nullcontext() if sync else run.run_model.no_sync(),
+        autocast(run.device, cfg.bf16),
+        sample_keys(cfg.seed, step, positions),
+    ):
+        loss, metrics = loss_fn(run.run_model, batch)
+        (loss / cfg.accum_steps).backward()
+    return float(loss.detach()) / cfg.accum_steps, metrics
+
+
+def _optimizer_step(run: _Run, loss_fn: LossFn, batches: BatchSource, step: int) -> _StepOut:
+    """One optimizer step over ``cfg.accum_steps`` micro-batches."""
+    cfg, dist = run.cfg, run.dist
+    lr = cfg.lr * warmup_cosine(
+        step, total=cfg.steps, warmup=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio
+    )
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    loss_sum, metrics, samples = 0.0, {}, 0
+    for micro in range(cfg.accum_steps):
+        batch = to_device(batches.get(step, micro, dist.rank, dist.world_size), run.device)
+        samples += batch_len(batch) * dist.world_size
+        loss, metrics = _micro_batch(run, loss_fn, batch, step, micro)
+        loss_sum += loss
+    if not math.isfinite(loss_sum):
+        raise FloatingPointError(f"training loss is {loss_sum} at step {step}; stopping")
+    grad_norm = (
+        float(torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip))
+        if cfg.grad_clip > 0
+        else float("nan")
+    )
+    run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    return _StepOut(loss_sum, metrics, lr, grad_norm, samples)
+
+
+def _log(
+    run: _Run, done: int, out: _StepOut, samples_per_s: float, callback: StepCallback | None
+) -> dict[str, float]:
+    """The record of step ``done`` (loss averaged over ranks), written and passed on."""
+    record = {
+        "step": done,
+        "loss": all_reduce_mean(out.loss, run.dist, run.device),
+        "lr": out.lr,
+        "grad_norm": out.grad_norm,
+        "samples_per_s": samples_per_s,
+        **{k: float(v) for k, v in out.metrics.items()},
+    }
+    if run.log_path is not None and run.dist.is_main:
+        with open(run.log_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    if callback is not None and run.dist.is_main:
+        callback(record)
+    return record
+
+
+def _save(run: _Run, step: int) -> None:
+    """Write the resumable checkpoint of ``step`` (main process), then wait for all ranks."""
+    if run.ckpt_dir is not None and run.dist.is_main:
+        tensors, state = _trainer_state(run.opt, step)
+        save_checkpoint(
+            run.ckpt_dir, run.model, run.model_config, extra=run.extra,
+            trainer_tensors=tensors, trainer_state=state,
+        )  # fmt: skip
+    barrier(run.dist)
+
+
+def _loop(
+    run: _Run, loss_fn: LossFn, batches: BatchSource, callback: StepCallback | None
+) -> TrainResult:
+    cfg = run.cfg
+    result = TrainResult(step=run.start, checkpoint=run.ckpt_dir, resumed_from=run.start)
+    bar = tqdm(
+        total=cfg.steps, initial=run.start, disable=not (cfg.progress and run.dist.is_main),
+        desc="train", dynamic_ncols=True,
+    )  # fmt: skip
+    run.model.train()
+    t_last, samples = time.perf_counter(), 0
+    for step in range(run.start, cfg.steps):
+        out = _optimizer_step(run, loss_fn, batches, step)
+        done = result.step = step + 1
+        samples += out.samples
+        bar.update(1)
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            now = time.perf_counter()
+            record = _log(run, done, out, samples / max(now - t_last, 1e-9), callback)
+            t_last, samples = now, 0
+            result.history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.4g}", sps=f"{record['samples_per_s']:.0f}")
+        if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
+            _save(run, done)
+    bar.close()
+    return result
 
 
 def train(
@@ -177,102 +355,17 @@ def train(
     resume: bool = True,
     callback: StepCallback | None = None,
 ) -> TrainResult:
-    """Train ``model`` for ``cfg.steps`` optimizer steps; see the module docstring."""
+    """Train ``model`` for ``cfg.steps`` optimizer steps; see the module docstring.
+
+    ``callback(record)`` is called with each logged record on the main process.
+    """
     device = pick_device(device)
     dist = init_distributed(device)
     device = device_for_rank(device, dist)
-    model_config = model_config if model_config is not None else getattr(model, "config", None)
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None and model_config is None:
-        raise ValueError("train(out_dir=...) needs model_config (or model.config) to checkpoint")
-    ckpt_dir = out / CHECKPOINT_DIR if out is not None else None
-    log_path = out / METRICS_FILE if out is not None else None
-
-    torch.manual_seed(cfg.seed)
-    model.to(device)
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
-    start = 0
-    if resume and ckpt_dir is not None and (ckpt_dir / "config.json").exists():
-        ck = load_checkpoint(ckpt_dir)
-        model.load_state_dict(ck["model"])
-        if "trainer_tensors" in ck:
-            start = _restore_trainer(opt, ck["trainer_tensors"], ck["trainer_state"])
-    if log_path is not None and dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        _truncate_log(log_path, start)
-
-    run_model: torch.nn.Module = model
-    if dist.enabled:
-        ids = [device.index] if device.type == "cuda" else None
-        run_model = DistributedDataParallel(model, device_ids=ids)
-    if cfg.compile:
-        run_model = torch.compile(run_model)
-
-    def checkpoint(step: int) -> None:
-        if ckpt_dir is not None and dist.is_main:
-            tensors, state = _trainer_state(opt, step)
-            save_checkpoint(
-                ckpt_dir, model, model_config, extra=extra,
-                trainer_tensors=tensors, trainer_state=state,
-            )  # fmt: skip
-        barrier(dist)
-
-    result = TrainResult(step=start, checkpoint=ckpt_dir, resumed_from=start)
-    bar = tqdm(
-        total=cfg.steps, initial=start, disable=not (cfg.progress and dist.is_main),
-        desc="train", dynamic_ncols=True,
-    )  # fmt: skip
-    model.train()
-    t_last, samples = time.perf_counter(), 0
-    for step in range(start, cfg.steps):
-        lr = cfg.lr * warmup_cosine(
-            step, total=cfg.steps, warmup=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio
-        )
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss_sum, metrics = 0.0, {}
-        for micro in range(cfg.accum_steps):
-            batch = to_device(batches.get(step, micro, dist.rank, dist.world_size), device)
-            samples += batch_len(batch) * dist.world_size
-            sync = micro == cfg.accum_steps - 1 or not dist.enabled
-            with nullcontext() if sync else run_model.no_sync(), autocast(device, cfg.bf16):
-                loss, metrics = loss_fn(run_model, batch)
-                (loss / cfg.accum_steps).backward()
-            loss_sum += float(loss.detach()) / cfg.accum_steps
-        if not math.isfinite(loss_sum):
-            raise FloatingPointError(f"training loss is {loss_sum} at step {step}; stopping")
-        grad_norm = (
-            float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
-            if cfg.grad_clip > 0
-            else float("nan")
-        )
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        done = step + 1
-        result.step = done
-        bar.update(1)
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            now = time.perf_counter()
-            record = {
-                "step": done,
-                "loss": all_reduce_mean(loss_sum, dist, device),
-                "lr": lr,
-                "grad_norm": grad_norm,
-                "samples_per_s": samples / max(now - t_last, 1e-9),
-                **{k: float(v) for k, v in metrics.items()},
-            }
-            t_last, samples = now, 0
-            result.history.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.4g}", sps=f"{record['samples_per_s']:.0f}")
-            if log_path is not None and dist.is_main:
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            if callback is not None and dist.is_main:
-                callback(record)
-        if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
-            checkpoint(done)
-    bar.close()
-    if result.step > start or not (ckpt_dir and ckpt_dir.exists()):
-        checkpoint(result.step)
+    with seeded(cfg.seed, device):  # the caller's global RNG state is restored on exit
+        run = _setup(model, cfg, device, dist, out_dir, model_config, extra, resume)
+        result = _loop(run, loss_fn, batches, callback)
+        if result.step > run.start or not (run.ckpt_dir and run.ckpt_dir.exists()):
+            _save(run, result.step)
     model.eval()
     return result

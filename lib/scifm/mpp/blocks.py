@@ -14,23 +14,25 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from scifm.core.rng import drop_path
 from scifm.mpp.position import RelativePositionBias
 from scifm.mpp.stem import RMSInstanceNorm2d
 
 
 class DropPath(nn.Module):
-    """Stochastic depth: zero a residual branch for a random subset of samples in training."""
+    """Stochastic depth: zero a residual branch for a random subset of samples in training.
+
+    Rows are samples (``b``) or sample-major frames (``(b t)``). The masks are keyed by
+    (seed, step, global sample position) inside ``scifm.core.train`` (``core.rng.drop_path``),
+    so data-parallel ranks draw different masks and equal one process.
+    """
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = float(p)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B or B*T, ...)
+        return drop_path(x, self.p, self.training)
 
 
 class QKVHead(nn.Module):
