@@ -24,6 +24,7 @@ from scifm.astroclip.image_encoder import ImageEncoder, augment_images
 from scifm.astroclip.train import IndexBatches
 from scifm.core import ConfigMixin, TrainConfig
 from scifm.core import train as core_train
+from scifm.core.rng import seeded
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ def train_image_regressor(
     """Fit the supervised CNN on (N, 3, s, s) images and (N, n_targets) raw targets."""
     scaler = StandardScaler().fit(targets)
     y = torch.from_numpy(scaler.transform(targets).astype(np.float32))
-    torch.manual_seed(seed)
-    model = ImageRegressor(cfg)
+    with seeded(seed):  # weight init; the caller's RNG stream is left alone
+        model = ImageRegressor(cfg)
     aug = cfg.image.replace(noise_sigma=0.0, gain_jitter=0.0)
 
     def make(idx: np.ndarray, gen: torch.Generator) -> dict[str, torch.Tensor]:

@@ -32,6 +32,7 @@ from scifm.core import (
     unwrap,
 )
 from scifm.core import train as core_train
+from scifm.core.rng import seeded
 
 
 class IndexBatches:
@@ -79,8 +80,8 @@ def pretrain_image(
 ) -> tuple[ImageSSL, TrainResult]:
     """MoCo-v2 pretraining on prepared images (N, 3, s, s); returns the model and history."""
     _check_rows("images", images, batch_size)
-    torch.manual_seed(seed)  # weight init of this stage (the loop reseeds for training)
-    model = ImageSSL(cfg)
+    with seeded(seed):  # weight init of this stage; the caller's RNG stream is left alone
+        model = ImageSSL(cfg)
 
     def make(idx: np.ndarray, gen: torch.Generator) -> dict[str, torch.Tensor]:
         x = images[torch.from_numpy(idx)]
@@ -105,8 +106,8 @@ def pretrain_spectrum(
 ) -> tuple[SpecFormer, TrainResult]:
     """Masked-modelling pretraining on prepared spectra (N, n_bins)."""
     _check_rows("spectra", spectra, batch_size)
-    torch.manual_seed(seed)
-    model = SpecFormer(cfg)
+    with seeded(seed):
+        model = SpecFormer(cfg)
 
     def make(idx: np.ndarray, gen: torch.Generator) -> dict[str, torch.Tensor]:
         return {"spectra": spectra[torch.from_numpy(idx)], "mask": chunk_mask(cfg, len(idx), gen)}
@@ -190,8 +191,8 @@ def align(
     if len(images) != len(spectra):
         raise ValueError(f"{len(images)} images but {len(spectra)} spectra; expected pairs")
     _check_rows("pairs", images, batch_size)
-    torch.manual_seed(seed)
-    model = build_aligned_model(cfg, image_ssl, specformer)
+    with seeded(seed):
+        model = build_aligned_model(cfg, image_ssl, specformer)
     no_noise = cfg.image.replace(noise_sigma=0.0, gain_jitter=0.0)
     tokens = frozen_tokens(model.spectrum_encoder, spectra, device=device) if cache else None
 

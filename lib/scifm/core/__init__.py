@@ -9,6 +9,7 @@ from scifm.core.checkpoint import (
 )
 from scifm.core.config import ConfigMixin, parse_overrides
 from scifm.core.devices import autocast, numpy_rng, pick_device, torch_generator
+from scifm.core.rng import seeded
 from scifm.core.train import TrainConfig, TrainResult, train, unwrap
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "parse_overrides",
     "pick_device",
     "save_checkpoint",
+    "seeded",
     "torch_generator",
     "train",
     "unwrap",
