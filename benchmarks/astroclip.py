@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/astroclip.py [--quick]
 
-Uses the shipped model (``assets/astroclip/model``) and the prepared survey cache that
-``python -m scifm.astroclip.assets`` leaves in ``runs/astroclip`` (or prepares the survey
-again), on the same 80/20 split the model was trained on. Writes
+Inputs: the shipped model (``assets/astroclip/model``) and the survey it was trained on,
+``data/survey_12k.h5`` (make it with ``scifm survey generate --n 12000 --seed 1 --out
+data/survey_12k.h5``; ``--survey`` names another file). The prepared cache that
+``python -m scifm.astroclip.assets`` leaves in ``runs/astroclip`` is used instead when it
+exists. Evaluated on the same 80/20 split the model was trained on. Writes
 ``benchmarks/results/astroclip.json`` and ``.md``. Protocol: Parker et al. 2024, sec. 5.
 """
 
@@ -13,9 +15,6 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
-import json
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -40,10 +39,12 @@ from scifm.astroclip.evaluate import (
 )
 from scifm.astroclip.model import AstroClip
 from scifm.astroclip.pipeline import Prepared, default_split, prepare, survey_fetcher
-from scifm.core import TrainConfig, load_model
+from scifm.core import TrainConfig, load_model, seeded
+from scifm.core.report import run_info, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results"
+SURVEY = "data/survey_12k.h5"  # the survey the shipped model was trained on (assets/README.md)
+TITLE = "AstroCLIP evaluation"
 TARGETS = ("redshift", "log_mstar", "log_ssfr", "log_z", "age")
 PAPER = {  # zero-shot R^2 (redshift / mean of physical properties), Parker et al. 2024
     "AstroCLIP image": (0.79, 0.47),
@@ -58,19 +59,31 @@ DESI_FILES = (  # real DESI coadds shipped inside the specutils wheel
 )
 
 
-def load_data(args, cfg: AstroClipConfig) -> Prepared:
+def load_data(args, cfg: AstroClipConfig) -> tuple[Prepared, str]:
+    """The prepared galaxies and where they came from (cache file or survey file)."""
     key = hashlib.sha256(cfg.to_json().encode()).hexdigest()[:10]
     found = sorted(Path(args.work).glob(f"prepared_*_{key}.npz"))
     if found:
-        return Prepared.load(found[-1])
+        return Prepared.load(found[-1]), f"{_rel(found[-1])} (prepared cache)"
+    if not str(args.survey).startswith("toy:") and not Path(args.survey).is_file():
+        raise SystemExit(
+            f"benchmarks/astroclip.py: error: survey file {args.survey} not found and no "
+            f"prepared cache in {args.work}; make it with `scifm survey generate --n 12000 "
+            f"--seed 1 --out {SURVEY}` (the model's training survey) or pass --survey PATH"
+        )
     fetch, n = survey_fetcher(args.survey)
-    return prepare(fetch, n, cfg)
+    return prepare(fetch, n, cfg), _rel(args.survey)
+
+
+def _rel(path: str | Path) -> str:
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
 
 
 def unaligned(model: AstroClip, seed: int = 1) -> AstroClip:
     """Same frozen encoders, freshly initialized (untrained) alignment heads."""
-    torch.manual_seed(seed)
-    fresh = AstroClip(model.config)
+    with seeded(seed):
+        fresh = AstroClip(model.config)
     fresh.image_encoder.load_state_dict(model.image_encoder.state_dict())
     fresh.spectrum_encoder.load_state_dict(model.spectrum_encoder.state_dict())
     return fresh.eval()
@@ -141,9 +154,11 @@ def real_spectra(model: AstroClip, emb_spec: np.ndarray, z: np.ndarray) -> list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", default=str(ROOT / "assets/astroclip/model"))
-    ap.add_argument("--survey", default="/work/data/survey_12k.h5")
+    ap.add_argument("--survey", default=str(ROOT / SURVEY), help=f"default {SURVEY}")
     ap.add_argument("--work", default=str(ROOT / "runs/astroclip"))
     ap.add_argument(
         "--quick", action="store_true", help="fewer CNN steps, few-shot on AstroCLIP only"
@@ -154,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     cfg, model = load_model(args.model, "cpu", expect_config=AstroClipConfig)
-    data = load_data(args, cfg)
+    data, source = load_data(args, cfg)
     tr, te = default_split(len(data))
     y = {k: data.props[k] for k in TARGETS if k in data.props}
     emb = embed_arrays(model, data.images, data.spectra)
@@ -192,10 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     zs["photometry MLP"] = photometry_r2(
         phot[tr], phot[te], {k: v[tr] for k, v in y.items()}, {k: v[te] for k, v in y.items()}
     )
+    info = run_info(
+        argv=argv,
+        data={
+            "model": _rel(args.model),
+            "galaxies": f"{len(data)} from {source}",
+            "split": f"default_split (80/20, seed 0): {len(tr)} train / {len(te)} test",
+        },
+        note="timings on a shared CPU are noisy" if args.threads == 1 else None,
+    )
     result = {
-        "command": "python benchmarks/astroclip.py " + " ".join(argv or sys.argv[1:]),
-        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "machine": f"{platform.machine()} CPU, 2 cores shared by five engineers (timings noisy)",
         "n_galaxies": len(data),
         "n_train": len(tr),
         "n_test": len(te),
@@ -209,10 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         "paper_zero_shot_r2_redshift_mean_props": PAPER,
         "seconds": round(time.time() - t0, 1),
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "astroclip.json").write_text(json.dumps(result, indent=2) + "\n")
-    (OUT / "astroclip.md").write_text(markdown(result))
-    print(markdown(result))
+    _, md = write_report("astroclip", result, markdown(result), info=info, title=TITLE)
+    print(md.read_text())
     return 0
 
 
@@ -235,10 +254,6 @@ def _r2_table(title: str, table: dict, targets: list[str]) -> list[str]:
 def markdown(r: dict) -> str:
     t = r["targets"]
     out = [
-        "# AstroCLIP evaluation",
-        "",
-        f"`{r['command']}` · {r['date_utc']} UTC · {r['machine']} · no GPU measured",
-        "",
         f"{r['n_galaxies']} simulated galaxies (scifm survey), split {r['n_train']} train / "
         f"{r['n_test']} test (the model trained on the train split only). R^2 on the test split.",
         "",

@@ -9,9 +9,7 @@ AViT, hundreds of CPU steps on a shared 2-core machine -- far below the paper's 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 
 from scifm.core import TrainConfig, load_model
+from scifm.core.report import run_info, write_report
 from scifm.mpp.baselines import FNOBaseline, FNOConfig
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import WindowSet
@@ -305,11 +304,16 @@ def main() -> int:
         out_dir=runs / "no_cns",
         fields={k: train_f[k] for k in no_cns.systems},
     )
+    info = run_info(
+        data={
+            "pde": f"simulated by scifm.pde (mpp.experiment.make_fields), {d.to_dict()}",
+            "split": f"{d.n_traj} train / {d.n_test} test trajectories per system, "
+            "separate seeds (experiment.variant_seed)",
+            "cache": args.cache,
+        },
+        note="CPU run, 1 torch thread, on a machine shared with other jobs",
+    )
     results = {
-        "command": "python benchmarks/mpp.py" + (" --quick" if args.quick else ""),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} CPU, 2 cores shared with 4 other engineers' jobs; "
-        f"torch {torch.__version__}, 1 thread; GPU not measured",
         "scale": {
             "res": d.res,
             "model": s["model"],
@@ -333,12 +337,10 @@ def main() -> int:
     results["speed"] = speed(s, mpp)
     results["regression"] = regression(s, mpp, args.cache)
     results["wall_s"] = round(time.perf_counter() - t_start, 1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = "mpp_quick" if args.quick else "mpp"
-    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(to_markdown(results))
-    print(to_markdown(results))
+    md = to_markdown(results)
+    write_report(stem, results, md, info=info, title="MPP benchmark", out_dir=args.out)
+    print(md)
     return 0
 
 
@@ -350,7 +352,6 @@ def to_markdown(r: dict) -> str:
     sc = r["scale"]
     systems = list(r["one_step"]["persistence"])
     lines = [
-        f"# MPP benchmark\n\n`{r['command']}` on {r['date']}; {r['machine']}.\n",
         f"Scale: {sc['res']}^2 grids, AViT '{sc['model']}' ({sc['params']:,} params), "
         f"T={sc['window_T']}, {sc['train_traj_per_system']} train / "
         f"{sc['test_traj_per_system']} test trajectories per system, "

@@ -19,10 +19,8 @@ Writes benchmarks/results/pde_generation.{json,md}.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -31,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from scifm.core.report import run_info, write_report
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -223,11 +223,6 @@ def pypde_comparison(res: int, t_end: float) -> dict:
 
 def markdown(report: dict) -> str:
     lines = [
-        "# PDE data generation benchmark",
-        "",
-        f"Command: `{report['command']}`  ",
-        f"Date: {report['date']}  ",
-        f"Machine: {report['machine']}  ",
         f"Device: {report['device']} (GPU figures: {report['gpu_note']})",
         "",
         "Trajectories per minute with PDEBench frame counts and time spans, timed over the "
@@ -330,23 +325,26 @@ def main() -> None:
     cmp = run_child(["--compare", "1.0" if args.quick else "5.0"], args.threads)
     print(json.dumps(cmp), flush=True)
     dev = torch.device(args.device)
+    info = run_info(
+        data={
+            "pde": "generated here: scifm.pde.simulate, PDEBench random initial conditions "
+            "(throughput seed 1, py-pde comparison seed 0)"
+        },
+        note=f"{args.threads} torch/numba thread(s) per child process; the CPU may be shared "
+        "with other jobs (timings noisy)",
+    )
     report = {
-        "command": "python benchmarks/pde_generation.py"
-        + (" --quick" if args.quick else "")
-        + (f" --device {args.device}" if args.device != "cpu" else ""),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} CPU, {args.threads} torch/numba thread(s) per process, "
-        "2 cores shared with four other engineers' jobs (timings noisy)",
         "device": str(dev),
-        "gpu_note": "measured" if dev.type == "cuda" else "not measured (no GPU in this task)",
-        "torch": torch.__version__,
+        "gpu_note": "measured" if dev.type == "cuda" else "not measured (no GPU in this run)",
         "throughput": rows,
         "pypde": cmp,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pde_generation.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "pde_generation.md").write_text(markdown(report) + "\n")
-    print(markdown(report))
+    md = markdown(report)
+    write_report(
+        "pde_generation", report, md, info=info, title="PDE data generation benchmark",
+        out_dir=RESULTS,
+    )  # fmt: skip
+    print(md)
 
 
 if __name__ == "__main__":

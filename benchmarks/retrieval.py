@@ -14,8 +14,6 @@ catalog and on the 1e6 catalog. Writes ``benchmarks/results/retrieval.json`` and
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import resource
 import sys
 import time
@@ -25,9 +23,9 @@ import numpy as np
 
 from scifm.astroclip.catalog import Catalog, replicate
 from scifm.astroclip.search import EmbeddingIndex, recall_at_k
+from scifm.core.report import run_info, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results"
 
 
 def _rss_mb() -> float:
@@ -163,10 +161,16 @@ def main(argv: list[str] | None = None) -> int:
         "shipped": page_clicks(Explorer(cat), 30),
         "scaled": page_clicks(scaled_explorer, 30),
     }
+    info = run_info(
+        argv=argv,
+        data={
+            "catalog": f"{args.catalog}: {len(cat)} image embeddings, replicated to {n:,} "
+            "with N(0, 0.05) noise (catalog.replicate, seed 0)",
+            "queries": f"{args.queries} catalog rows + N(0, 0.02), seed 1",
+        },
+        note="faiss on 1 thread; the CPU may be shared with other jobs",
+    )
     result = {
-        "command": "python benchmarks/retrieval.py " + " ".join(argv or sys.argv[1:]),
-        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "machine": f"{platform.machine()} CPU, 2 cores shared by five engineers; faiss on 1 thread",
         "n_catalog": n,
         "dim": int(x.shape[1]),
         "n_queries": args.queries,
@@ -181,20 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         "peak_rss_mb": round(_rss_mb(), 0),
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     md = markdown(result)
-    (OUT / f"{args.name}.md").write_text(md)
+    write_report(args.name, result, md, info=info, title="Similarity search at scale")
     print(md)
     return 0
 
 
 def markdown(r: dict) -> str:
     lines = [
-        "# Similarity search at scale",
-        "",
-        f"`{r['command']}` · {r['date_utc']} UTC · {r['machine']} · no GPU measured",
-        "",
         f"{r['n_catalog']:,} galaxies ({r['catalog_source']}), d={r['dim']}, top-10 single "
         f"queries ({r['n_queries']}; sklearn {r['sklearn_queries']}), recall against exact.",
         "",

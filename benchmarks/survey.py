@@ -11,23 +11,20 @@ and draws the figures ``benchmarks/results/survey_*.png``.
 
     .venv/bin/python benchmarks/survey.py            # 1024 galaxies (~3 min on the shared CPU)
     .venv/bin/python benchmarks/survey.py --quick    # 96 galaxies (~30 s)
-    .venv/bin/python benchmarks/survey.py --survey /work/data/survey_12k.h5 --limit 4000
+    .venv/bin/python benchmarks/survey.py --survey data/survey_12k.h5 --limit 4000
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from scifm.core.report import run_info, write_report
 from scifm.survey import SurveyConfig, generate_survey, read_survey, sample_galaxy
 from scifm.survey.figures import realism_figures
 from scifm.survey.images import add_sky_noise, draw_noiseless
@@ -99,11 +96,16 @@ def main() -> None:
             fig.savefig(out, dpi=70)
             figures.append(out.name)
     arrays = d.images[0].nbytes + d.spectra[0].nbytes + d.ivar[0].nbytes
+    realism_source = str(source) if args.survey else f"generated sample, seed {args.seed}"
+    info = run_info(
+        data={
+            "generated": f"{n_single} galaxies (1 worker) and {n_sample} (2 workers), "
+            f"SurveyConfig defaults, seed {args.seed}; stage timings on seed 99",
+            "realism": f"{realism_source}, {len(d)} galaxies",
+        },
+        note="the CPU may be shared with other jobs (timings noisy); the simulation is CPU code",
+    )
     result = {
-        "command": " ".join([".venv/bin/python", *sys.argv]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores shared by five engineers "
-        "(timings noisy; GPU not used: the simulation is CPU code)",
         "throughput": {
             "galaxies_per_s_1_worker": round(gps1, 2),
             "galaxies_per_s_2_workers": round(gps2, 2),
@@ -116,13 +118,16 @@ def main() -> None:
             "bytes_per_galaxy_arrays": int(arrays),
             "note": "uncompressed float32: image 152x152x3, spectrum + ivar 2 x 7781",
         },
-        "realism_source": str(source) if args.survey else f"generated sample, seed {args.seed}",
+        "realism_source": realism_source,
         "realism": report,
         "figures": figures,
     }
-    (RESULTS / f"survey{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"survey{suffix}.md").write_text(render_md(result))
-    print(render_md(result))
+    md = render_md(result)
+    write_report(
+        f"survey{suffix}", result, md, info=info, out_dir=RESULTS,
+        title="Simulated galaxy survey: realism and cost",
+    )  # fmt: skip
+    print(md)
 
 
 def render_md(r: dict) -> str:
@@ -134,8 +139,6 @@ def render_md(r: dict) -> str:
         return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
 
     lines = [
-        "# Simulated galaxy survey: realism and cost", "",
-        f"Command: `{r['command']}`  ", f"Date: {r['date']}  ", f"Machine: {r['machine']}", "",
         "## Cost", "",
         f"- throughput: {t['galaxies_per_s_1_worker']} galaxies/s (1 worker), "
         f"{t['galaxies_per_s_2_workers']} (2 workers), ratio {t['speedup_2_vs_1']}",

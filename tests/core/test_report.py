@@ -1,0 +1,52 @@
+"""The benchmark run record: what it holds, what it writes, and that every benchmark uses it."""
+
+import json
+import re
+
+import pytest
+
+from scifm.core.paths import repo_root
+from scifm.core.report import markdown_header, run_info, write_report
+
+
+def test_run_info_names_command_date_machine_versions_and_data():
+    info = run_info(argv=["--quick"], data={"survey": "data/s.h5", "split": "80/20"}, note="n")
+    assert info["command"].endswith("--quick") and info["command"].startswith("python ")
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", info["date_utc"])
+    m = info["machine"]
+    assert m["cpu"] and m["cores"] >= 1 and isinstance(m["gpus"], list)
+    assert set(info["versions"]) >= {"python", "torch", "numpy", "scifm"}
+    header = markdown_header("Title", info)
+    assert header.startswith("# Title\n")
+    for text in ("--quick", m["cpu"], "torch ", "numpy ", "survey: data/s.h5", "split: 80/20"):
+        assert text in header, text
+
+
+def test_write_report_writes_json_and_markdown(tmp_path):
+    info = run_info(data={"x": 1})
+    j, md = write_report("demo", {"r2": 0.5}, "| a |\n", info=info, title="Demo", out_dir=tmp_path)
+    record = json.loads(j.read_text())
+    assert record["r2"] == 0.5 and record["run"]["data"] == {"x": 1}
+    text = md.read_text()
+    assert text.startswith("# Demo\n") and text.endswith("| a |\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.json", "demo.md"]
+
+
+def test_bad_report_writes_nothing(tmp_path):
+    info = run_info()
+    with pytest.raises(ValueError, match="plain file stem"):
+        write_report("../x", {}, "", info=info, title="t", out_dir=tmp_path)
+    with pytest.raises(TypeError, match="object is not JSON"):
+        write_report("bad", {"v": object()}, "", info=info, title="t", out_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_benchmark_writes_through_the_report_helper():
+    scripts = sorted((repo_root() / "benchmarks").glob("*.py"))
+    assert scripts
+    for script in scripts:
+        src = script.read_text()
+        uses = "write_report(" in src and "run_info(" in src
+        assert uses, f"{script.name}: write results with scifm.core.report"
+        assert "platform.machine()" not in src, f"{script.name}: machine notes come from run_info"
+        assert "/work/" not in src, f"{script.name}: a path that exists on no other machine"
