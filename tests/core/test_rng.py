@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from scifm.core import DatasetBatches, TrainConfig, load_model, save_checkpoint, train
 from scifm.core.paths import repo_root
 from scifm.core.rng import (
+    SampleRandom,
     batch_positions,
     drop_path,
     keyed_uniform,
@@ -108,6 +109,27 @@ def test_sample_generators_depend_on_the_position_only():
     again = sample_generators(0, 5, [4])
     assert torch.equal(torch.rand(3, generator=g[1]), torch.rand(3, generator=again[0]))
     assert not torch.equal(torch.rand(3, generator=g[0]), torch.rand(3, generator=g[1]))
+
+
+def test_keyed_augmentations_do_not_depend_on_the_batch_split():
+    """An image's augmentation depends on (seed, step, its global position) only."""
+    from scifm.survey.transforms import AugmentConfig, augment_images
+
+    cfg = AugmentConfig(crop=None, gain_jitter=0.1)
+    x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+
+    def aug(rows, micro, rank, world, step=2):
+        rng = SampleRandom.keyed(7, step, batch_positions(len(rows), micro, rank, world))
+        return augment_images(rows, cfg, rng)
+
+    whole = aug(x, 0, 0, 1)
+    assert torch.allclose(whole[0::2], aug(x[0::2], 0, 0, 2), atol=1e-7)
+    assert torch.allclose(whole[1::2], aug(x[1::2], 0, 1, 2), atol=1e-7)
+    assert not torch.allclose(aug(x, 0, 0, 1, step=3), whole)
+    one = augment_images(x, cfg, torch.Generator().manual_seed(1))  # the batch-generator path
+    assert torch.equal(one, augment_images(x, cfg, torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="leading size"):
+        SampleRandom.keyed(0, 0, [0, 1]).rand(3)
 
 
 def _script(out: Path, *extra: str) -> list[str]:

@@ -14,6 +14,7 @@ from einops import rearrange
 from torch import nn
 
 from scifm.astroclip.config import ImageEncoderConfig
+from scifm.core.rng import BatchRandom
 from scifm.survey.transforms import augment_images as survey_augment
 
 # Legacy Surveys display scales (g, r, z) and softening: the arcsinh stretch keeps
@@ -80,7 +81,7 @@ class ImageEncoder(nn.Module):
 
 
 def augment_images(
-    x: torch.Tensor, cfg: ImageEncoderConfig, generator: torch.Generator
+    x: torch.Tensor, cfg: ImageEncoderConfig, generator: torch.Generator | BatchRandom
 ) -> torch.Tensor:
     """Random view of (B, 3, s, s) flux images (``scifm.survey.transforms.augment_images``)."""
     return survey_augment(x, cfg.augment, generator)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from scifm.astroclip.config import SpecFormerConfig
+from scifm.core.rng import BatchRandom, batch_random
 from scifm.survey.transforms import standardize_spectrum
 
 
@@ -75,11 +76,15 @@ class SpecFormer(nn.Module):
         return (err * m).sum() / m.sum().clamp_min(1.0)
 
 
-def chunk_mask(config: SpecFormerConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
-    """(B, T) bool: ``n_mask_chunks`` random contiguous chunks of tokens per spectrum."""
+def chunk_mask(
+    config: SpecFormerConfig, batch: int, generator: torch.Generator | BatchRandom
+) -> torch.Tensor:
+    """(B, T) bool: ``n_mask_chunks`` random contiguous chunks of tokens per spectrum.
+
+    ``generator``: one for the batch, or a ``core.rng.SampleRandom`` (one per spectrum).
+    """
     c = config
-    starts = torch.randint(
-        0, c.n_tokens - c.mask_chunk + 1, (batch, c.n_mask_chunks), generator=generator
-    )
+    hi = c.n_tokens - c.mask_chunk + 1
+    starts = batch_random(generator).randint(0, hi, (batch, c.n_mask_chunks))
     offs = torch.arange(c.n_tokens)[None, None] - starts[..., None]  # (B, chunks, T)
     return ((offs >= 0) & (offs < c.mask_chunk)).any(1)

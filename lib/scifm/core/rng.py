@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 __all__ = [
-    "batch_positions", "derive_seed", "drop_path", "keyed_uniform", "numpy_rng", "reseed",
-    "sample_generators", "sample_keys", "seeded", "torch_generator",
+    "BatchRandom", "SampleRandom", "batch_positions", "batch_random", "derive_seed", "drop_path",
+    "keyed_uniform", "numpy_rng", "reseed", "sample_generators", "sample_keys", "seeded",
+    "torch_generator",
 ]  # fmt: skip
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -171,6 +172,63 @@ def sample_generators(seed: int, step: int, positions: Sequence[int] | np.ndarra
     own generator keeps them independent of the rank and of the batch split.
     """
     return [torch_generator(derive_seed(seed, step, int(p))) for p in positions]
+
+
+class BatchRandom:
+    """Batch-shaped draws (leading size = batch) from one generator, or the global stream
+    when ``generator`` is None: ``rand``, ``randn``, ``randint`` as torch's."""
+
+    def __init__(self, generator: torch.Generator | None = None) -> None:
+        self.generator = generator
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.generator)
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=self.generator)
+
+    def randint(self, low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randint(low, high, shape, generator=self.generator)
+
+
+class SampleRandom(BatchRandom):
+    """Batch-shaped draws whose row ``i`` comes from sample ``i``'s own generator.
+
+    ``SampleRandom.keyed(seed, step, positions)`` keys them by global sample position
+    (``sample_generators``), so a sample's augmentation is the same whichever rank or
+    micro-batch holds it.
+    """
+
+    def __init__(self, generators: Sequence[torch.Generator]) -> None:
+        super().__init__(None)
+        self.generators = list(generators)
+
+    @classmethod
+    def keyed(cls, seed: int, step: int, positions: Sequence[int] | np.ndarray) -> SampleRandom:
+        return cls(sample_generators(seed, step, positions))
+
+    def _rows(self, shape: tuple[int, ...], draw: Callable[[torch.Generator], torch.Tensor]):
+        if not shape or shape[0] != len(self.generators):
+            raise ValueError(
+                f"SampleRandom: shape {shape} for {len(self.generators)} samples; "
+                "the leading size must be the number of samples"
+            )
+        return torch.stack([draw(g) for g in self.generators])
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return self._rows(shape, lambda g: torch.rand(shape[1:], generator=g))
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return self._rows(shape, lambda g: torch.randn(shape[1:], generator=g))
+
+    def randint(self, low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return self._rows(shape, lambda g: torch.randint(low, high, shape[1:], generator=g))
+
+
+def batch_random(generator: torch.Generator | BatchRandom | None) -> BatchRandom:
+    """What draws a batch's random choices: a ``BatchRandom``/``SampleRandom`` as given,
+    else one wrapping the single ``generator`` (None: the global stream)."""
+    return generator if isinstance(generator, BatchRandom) else BatchRandom(generator)
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

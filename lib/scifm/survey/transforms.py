@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from scifm.core.config import ConfigMixin
+from scifm.core.rng import BatchRandom, batch_random
 
 RGB_SCALES = {"g": 6.0, "r": 3.4, "z": 2.2}  # Legacy Surveys dr2_rgb
 RGB_PLANES = {"g": 2, "r": 1, "z": 0}  # z -> red, r -> green, g -> blue
@@ -109,15 +110,13 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 4) -> torc
     return out.reshape(b, c, h, w)
 
 
-def dihedral(x: torch.Tensor, generator: torch.Generator | None, *, flip: bool, rotate: bool):
+def dihedral(
+    x: torch.Tensor, generator: torch.Generator | BatchRandom | None, *, flip: bool, rotate: bool
+):
     """Each image of (B, C, H, W) turned by a random multiple of 90 degrees and/or mirrored."""
-    b = x.shape[0]
-    k = (
-        torch.randint(0, 4, (b,), generator=generator)
-        if rotate
-        else torch.zeros(b, dtype=torch.long)
-    )
-    f = (torch.rand(b, generator=generator) < 0.5) if flip else torch.zeros(b, dtype=torch.bool)
+    b, rng = x.shape[0], batch_random(generator)
+    k = rng.randint(0, 4, (b,)) if rotate else torch.zeros(b, dtype=torch.long)
+    f = (rng.rand(b) < 0.5) if flip else torch.zeros(b, dtype=torch.bool)
     out = torch.empty_like(x)
     for r in range(4):
         for m in (False, True):
@@ -129,29 +128,31 @@ def dihedral(x: torch.Tensor, generator: torch.Generator | None, *, flip: bool, 
 
 
 def augment_images(
-    x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None
+    x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | BatchRandom | None = None
 ) -> torch.Tensor:
     """Augment a batch (B, 3, H, W) of nanomaggie images; returns (B, 3, crop, crop).
 
     In order: a Gaussian PSF blur of random width, extra Gaussian noise of random
     amplitude (up to ``noise_max`` sky sigmas), an optional per-band gain, then a
     random element of the dihedral group and the centre crop (none when ``crop`` is None).
+    ``generator``: one generator for the batch, or a ``scifm.core.rng.SampleRandom``
+    (each image's choices from its own generator, keyed by its global position).
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"augment_images: x of shape {tuple(x.shape)}; expected (B, 3, H, W)")
-    b = x.shape[0]
+    b, rng = x.shape[0], batch_random(generator)
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator).to(x)
+        return rng.rand(*shape).to(x)
 
     if cfg.blur_max > 0:
         x = gaussian_blur(x, rand(b) * cfg.blur_max)
     if cfg.noise_max > 0:
         sky = torch.tensor(cfg.sky_sigma, dtype=x.dtype, device=x.device)[None, :, None, None]
-        noise = torch.randn(x.shape, generator=generator).to(x)
+        noise = rng.randn(*x.shape).to(x)
         x = x + rand(b)[:, None, None, None] * cfg.noise_max * sky * noise
     if cfg.gain_jitter > 0:
-        x = x * torch.exp(cfg.gain_jitter * torch.randn(b, 3, 1, 1, generator=generator)).to(x)
+        x = x * torch.exp(cfg.gain_jitter * rng.randn(b, 3, 1, 1)).to(x)
     if cfg.flip or cfg.rotate:
-        x = dihedral(x, generator, flip=cfg.flip, rotate=cfg.rotate)
+        x = dihedral(x, rng, flip=cfg.flip, rotate=cfg.rotate)
     return x if cfg.crop is None else center_crop(x, cfg.crop)
