@@ -15,8 +15,10 @@ batch. Draws from the global stream (``nn.Dropout``) come from a state reseeded
 for every micro-batch from (seed, step, micro-batch, rank): each rank has its own
 stream and resume rebuilds it without saving any RNG state.
 
-The pieces: ``_setup`` (device, process group, optimizer, resume, wrappers),
-``_optimizer_step`` (one step over its micro-batches), ``_log`` and ``_save``.
+The pieces: ``train`` picks the device and joins the process group; ``_setup``
+builds the optimizer, resumes from the checkpoint and wraps the model (DDP,
+compile); ``_loop`` runs ``_optimizer_step`` (one step over its micro-batches,
+each a ``_micro_batch``), ``_log`` (records, JSONL, the callback) and ``_save``.
 
 Usage::
 
@@ -257,8 +259,13 @@ def _micro_batch(
     return float(loss.detach()) / cfg.accum_steps, metrics
 
 
-def _optimizer_step(run: _Run, loss_fn: LossFn, batches: BatchSource, step: int) -> _StepOut:
-    """One optimizer step over ``cfg.accum_steps`` micro-batches."""
+def _optimizer_step(
+    run: _Run, loss_fn: LossFn, next_batch: Callable[[int, int], Any], step: int
+) -> _StepOut:
+    """One optimizer step over ``cfg.accum_steps`` micro-batches.
+
+    ``next_batch(step, micro)``: this rank's CPU batch of that position.
+    """
     cfg, dist = run.cfg, run.dist
     lr = cfg.lr * warmup_cosine(
         step, total=cfg.steps, warmup=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio
@@ -267,7 +274,7 @@ def _optimizer_step(run: _Run, loss_fn: LossFn, batches: BatchSource, step: int)
         group["lr"] = lr
     loss_sum, metrics, samples = 0.0, {}, 0
     for micro in range(cfg.accum_steps):
-        batch = to_device(batches.get(step, micro, dist.rank, dist.world_size), run.device)
+        batch = to_device(next_batch(step, micro), run.device)
         samples += batch_len(batch) * dist.world_size
         loss, metrics = _micro_batch(run, loss_fn, batch, step, micro)
         loss_sum += loss
@@ -324,9 +331,13 @@ def _loop(
         desc="train", dynamic_ncols=True,
     )  # fmt: skip
     run.model.train()
+
+    def next_batch(step: int, micro: int) -> Any:
+        return batches.get(step, micro, run.dist.rank, run.dist.world_size)
+
     t_last, samples = time.perf_counter(), 0
     for step in range(run.start, cfg.steps):
-        out = _optimizer_step(run, loss_fn, batches, step)
+        out = _optimizer_step(run, loss_fn, next_batch, step)
         done = result.step = step + 1
         samples += out.samples
         bar.update(1)
