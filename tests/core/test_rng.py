@@ -54,6 +54,22 @@ def test_train_leaves_global_torch_and_numpy_state_unchanged():
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_train_leaves_the_device_stream_and_masks_match_cpu():
+    before = torch.cuda.get_rng_state()
+    cfg = TinyConfig()
+    with seeded(5):
+        model = TinyMLP(cfg)
+    data = DatasetBatches(regression_data(cfg, 64, seed=0), 16, seed=1)
+    tc = TrainConfig(steps=3, warmup_steps=1, progress=False)
+    train(model, mse_loss, data, tc, device="cuda")
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+    with sample_keys(0, 3, batch_positions(8, 0, 0, 1)):
+        on_gpu = keyed_uniform(8, "cuda").cpu()
+    with sample_keys(0, 3, batch_positions(8, 0, 0, 1)):
+        assert torch.equal(on_gpu, keyed_uniform(8))
+
+
 def test_seeded_init_is_reproducible_and_restores_the_caller_state():
     before = torch.get_rng_state()
     with seeded(3):
