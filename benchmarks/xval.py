@@ -170,8 +170,7 @@ def merge(paths: list[str], out: Path, argv: list[str] | None) -> int:
             default = {k: m[k] for k in ("steps", "batch", "n_train", "n_test")}
             default["seeds"] = len(m["seeds"])
             result["meta"]["per_task"][task] = m.get("per_task", {}).get(task, default)
-    m = result["meta"]
-    data = _data(list(result["tasks"]), m["n_train"], m["n_test"])
+    data = _data(list(result["tasks"]), "per task (each section)", "per task")
     data["merged"] = " + ".join(f"`{c}`" for c in commands)
     result["run"] = run_info(argv=argv, data=data, note=NOTE)
     write(result, out)
