@@ -145,10 +145,11 @@ def keyed_uniform(n: int, device: str | torch.device = "cpu") -> torch.Tensor:
 
     ``n`` is the batch size times ``k`` (rows in sample-major order, e.g. ``(b t)``):
     row ``j`` belongs to sample ``j // k``. Outside ``sample_keys`` (a model run in training
-    mode outside ``train``) the draw comes from the global torch stream, as ``nn.Dropout``'s.
+    mode outside ``train``) the draw comes from the global torch stream, as ``nn.Dropout``'s
+    (inside ``train`` that stream is the forked one, reseeded per micro-batch).
     """
     keys = _KEYS.get()
-    if keys is None:
+    if keys is None or len(keys.positions) == 0:  # no keys, or a batch without tensors
         return torch.rand(n, device=device)
     b = len(keys.positions)
     if n % b:
