@@ -147,6 +147,8 @@ def keyed_uniform(n: int, device: str | torch.device = "cpu") -> torch.Tensor:
     row ``j`` belongs to sample ``j // k``. Outside ``sample_keys`` (a model run in training
     mode outside ``train``) the draw comes from the global torch stream, as ``nn.Dropout``'s
     (inside ``train`` that stream is the forked one, reseeded per micro-batch).
+    Each call is the next stream (draw number), so activation checkpointing, which
+    runs a forward twice, would need the draw number reset for its recomputation.
     """
     keys = _KEYS.get()
     if keys is None or len(keys.positions) == 0:  # no keys, or a batch without tensors
