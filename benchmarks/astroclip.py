@@ -40,7 +40,7 @@ from scifm.astroclip.evaluate import (
 from scifm.astroclip.model import AstroClip
 from scifm.astroclip.pipeline import Prepared, default_split, prepare, survey_fetcher
 from scifm.core import TrainConfig, load_model, seeded
-from scifm.core.report import run_info, write_report
+from scifm.core.report import repo_path, run_info, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SURVEY = "data/survey_12k.h5"  # the survey the shipped model was trained on (assets/README.md)
@@ -64,7 +64,7 @@ def load_data(args, cfg: AstroClipConfig) -> tuple[Prepared, str]:
     key = hashlib.sha256(cfg.to_json().encode()).hexdigest()[:10]
     found = sorted(Path(args.work).glob(f"prepared_*_{key}.npz"))
     if found:
-        return Prepared.load(found[-1]), f"{_rel(found[-1])} (prepared cache)"
+        return Prepared.load(found[-1]), f"{repo_path(found[-1])} (prepared cache)"
     if not str(args.survey).startswith("toy:") and not Path(args.survey).is_file():
         raise SystemExit(
             f"benchmarks/astroclip.py: error: survey file {args.survey} not found and no "
@@ -72,12 +72,7 @@ def load_data(args, cfg: AstroClipConfig) -> tuple[Prepared, str]:
             f"--seed 1 --out {SURVEY}` (the model's training survey) or pass --survey PATH"
         )
     fetch, n = survey_fetcher(args.survey)
-    return prepare(fetch, n, cfg), _rel(args.survey)
-
-
-def _rel(path: str | Path) -> str:
-    p = Path(path).resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
+    return prepare(fetch, n, cfg), repo_path(args.survey)
 
 
 def unaligned(model: AstroClip, seed: int = 1) -> AstroClip:
@@ -210,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     info = run_info(
         argv=argv,
         data={
-            "model": _rel(args.model),
+            "model": repo_path(args.model),
             "galaxies": f"{len(data)} from {source}",
             "split": f"default_split (80/20, seed 0): {len(tr)} train / {len(te)} test",
         },

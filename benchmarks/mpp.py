@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from scifm.core import TrainConfig, load_model
-from scifm.core.report import run_info, write_report
+from scifm.core.report import repo_path, run_info, write_report
 from scifm.mpp.baselines import FNOBaseline, FNOConfig
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import WindowSet
@@ -309,7 +309,7 @@ def main() -> int:
             "pde": f"simulated by scifm.pde (mpp.experiment.make_fields), {d.to_dict()}",
             "split": f"{d.n_traj} train / {d.n_test} test trajectories per system, "
             "separate seeds (experiment.variant_seed)",
-            "cache": args.cache,
+            "cache": repo_path(args.cache),
         },
         note="CPU run, 1 torch thread, on a machine shared with other jobs",
     )

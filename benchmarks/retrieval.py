@@ -23,7 +23,7 @@ import numpy as np
 
 from scifm.astroclip.catalog import Catalog, replicate
 from scifm.astroclip.search import EmbeddingIndex, recall_at_k
-from scifm.core.report import run_info, write_report
+from scifm.core.report import repo_path, run_info, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     info = run_info(
         argv=argv,
         data={
-            "catalog": f"{args.catalog}: {len(cat)} image embeddings, replicated to {n:,} "
-            "with N(0, 0.05) noise (catalog.replicate, seed 0)",
+            "catalog": f"{repo_path(args.catalog)}: {len(cat)} image embeddings, replicated "
+            f"to {n:,} with N(0, 0.05) noise (catalog.replicate, seed 0)",
             "queries": f"{args.queries} catalog rows + N(0, 0.02), seed 1",
         },
         note="faiss on 1 thread; the CPU may be shared with other jobs",

@@ -27,7 +27,7 @@ import torch
 
 from scifm.core.paths import repo_root, results_dir
 
-__all__ = ["machine_info", "markdown_header", "run_info", "write_report"]
+__all__ = ["machine_info", "markdown_header", "repo_path", "run_info", "write_report"]
 
 
 def _cpu_model() -> str:
@@ -94,14 +94,15 @@ def _versions() -> dict[str, str | None]:
     }
 
 
+def repo_path(path: str | Path) -> str:
+    """``path`` relative to the repository when inside it (a record readable elsewhere)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(repo_root())) if p.is_relative_to(repo_root()) else str(path)
+
+
 def _command(argv: list[str] | None) -> str:
-    script = Path(sys.argv[0])
-    try:
-        script = script.resolve().relative_to(repo_root())
-    except ValueError:
-        pass
     args = sys.argv[1:] if argv is None else argv
-    return shlex.join(["python", str(script), *args])
+    return shlex.join(["python", repo_path(sys.argv[0]), *args])
 
 
 def run_info(
