@@ -123,9 +123,12 @@ def pretrain_spectrum(
 
 
 def build_aligned_model(
-    cfg: AstroClipConfig, image_ssl: ImageSSL, specformer: SpecFormer
+    cfg: AstroClipConfig, image_ssl: ImageSSL, specformer: SpecFormer, *, seed: int = 0
 ) -> AstroClip:
-    """A fresh AstroCLIP with the pretrained encoders' weights copied in (and frozen)."""
+    """A fresh AstroCLIP with the pretrained encoders' weights copied in (and frozen).
+
+    The alignment heads are initialised from ``seed`` (the caller's RNG stream untouched).
+    """
     if image_ssl.config != cfg.image:
         raise ValueError(
             f"image encoder config {image_ssl.config} does not match AstroClipConfig.image "
@@ -136,7 +139,8 @@ def build_aligned_model(
             f"SpecFormer config {specformer.config} does not match AstroClipConfig.spectrum "
             f"{cfg.spectrum}"
         )
-    model = AstroClip(cfg)
+    with seeded(seed):
+        model = AstroClip(cfg)
     model.image_encoder.load_state_dict(image_ssl.encoder.state_dict())
     model.spectrum_encoder.load_state_dict(specformer.state_dict())
     model.freeze_encoders()
@@ -191,8 +195,7 @@ def align(
     if len(images) != len(spectra):
         raise ValueError(f"{len(images)} images but {len(spectra)} spectra; expected pairs")
     _check_rows("pairs", images, batch_size)
-    with seeded(seed):
-        model = build_aligned_model(cfg, image_ssl, specformer)
+    model = build_aligned_model(cfg, image_ssl, specformer, seed=seed)
     no_noise = cfg.image.replace(noise_sigma=0.0, gain_jitter=0.0)
     tokens = frozen_tokens(model.spectrum_encoder, spectra, device=device) if cache else None
 
