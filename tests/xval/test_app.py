@@ -6,11 +6,6 @@ import numpy as np
 import pytest
 
 from app.pages.numbers import NumbersPage, load_models
-from scifm.xval import predict
-from scifm.xval.assets import checkpoint_path
-from scifm.xval.tasks import ood_text
-from scifm.xval.tokenizers import SCHEMES
-from scifm.xval.train import load_trained
 
 
 @pytest.fixture
@@ -56,6 +51,11 @@ ANSWER_ROW = re.compile(
 
 
 def test_answers_from_every_model(view, tiny_assets) -> None:
+    from scifm.xval import predict
+    from scifm.xval.tasks import ood_text
+    from scifm.xval.tokenizers import SCHEMES
+    from scifm.xval.train import load_trained
+
     # The page must show, per encoding, what that model predicts for a*b= (library call).
     models = {s: load_trained(tiny_assets / f"ood_{s}") for s in SCHEMES}
     for question, a, b in [("4.5*3.2", 4.5, 3.2), ("6.5 x 2.5 =", 6.5, 2.5)]:
@@ -94,6 +94,12 @@ def test_plots_and_table_render(view) -> None:
 @pytest.mark.browser
 def test_numbers_page_in_browser(app_url, browser_page, screenshot_dir) -> None:
     from playwright.sync_api import expect
+
+    from scifm.xval import predict
+    from scifm.xval.assets import checkpoint_path
+    from scifm.xval.tasks import ood_text
+    from scifm.xval.tokenizers import SCHEMES
+    from scifm.xval.train import load_trained
 
     page = browser_page
     page.goto(app_url + "/numbers")
