@@ -83,10 +83,24 @@ def test_absurd_questions_give_a_message(view, question: str) -> None:
                                         or "Cannot" in html)  # fmt: skip
 
 
-def test_plots_and_table_render(view) -> None:
+def test_plots_and_table_render(view, tiny_assets) -> None:
     import holoviews as hv
 
-    assert isinstance(view.sweep_plot(), hv.Overlay)
+    from scifm.xval import predict
+    from scifm.xval.tasks import ood_text
+    from scifm.xval.tokenizers import SCHEMES
+    from scifm.xval.train import load_trained
+
+    # The sweep draws, for each model, its library predictions of a*b at the a it plots.
+    view.b_value = 2.5
+    curves = {c.label: c for c in view.sweep_plot() if isinstance(c, hv.Curve)}
+    assert sorted(curves) == sorted((*SCHEMES, "truth"))
+    a = curves["truth"].dimension_values(0)
+    np.testing.assert_allclose(curves["truth"].dimension_values(1), a * 2.5, rtol=1e-7)
+    for s in SCHEMES:
+        samples = [ood_text(float(x), 2.5) for x in curves[s].dimension_values(0)]
+        expected = predict(load_trained(tiny_assets / f"ood_{s}"), samples).pred
+        np.testing.assert_allclose(curves[s].dimension_values(1), expected, rtol=1e-6)
     assert isinstance(view.orbit_plot(), hv.Overlay)
     view.__panel__()
 
