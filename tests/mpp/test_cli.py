@@ -43,8 +43,12 @@ def test_cli_pretrain_finetune_evaluate_rollout(tmp_path, capsys):
             "2",
             "--out",
             str(tmp_path / "pre"),
+            "--data-dir",
+            str(tmp_path / "data"),
         ]
     )
+    generated = sorted(p.name for p in (tmp_path / "data").iterdir())
+    assert generated == ["diffreact_r16_f8_n2_s0_pdebench", "swe_r16_f8_n2_s0_pdebench"]
     main(
         [
             "mpp",
@@ -67,6 +71,8 @@ def test_cli_pretrain_finetune_evaluate_rollout(tmp_path, capsys):
             "2",
             "--out",
             str(tmp_path / "ft"),
+            "--data-dir",
+            str(tmp_path / "data"),
             *common,
         ]
     )
