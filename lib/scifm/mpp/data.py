@@ -10,6 +10,8 @@ drawn uniformly, windows without replacement) is ``scifm.pde.system_batches``.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import zlib
 from collections.abc import Mapping, Sequence
@@ -32,6 +34,7 @@ VARIANTS: dict[str, tuple[str, dict[str, float]]] = {
     "cns_m1.0": ("cns", {"M": 1.0}),
 }
 SPLITS = {"train": 0, "test": 1}
+DONE = "files.json"  # generate_files: the finished files of a generated variant
 _CNS = re.compile(r"^cns_m([0-9]+(?:\.[0-9]+)?)$")
 
 
@@ -191,5 +194,14 @@ def generate_files(
             params=dict(params),
         )
         where = Path(data_dir) / f"{name}_r{res}_f{frames}_n{n}_s{seed}_{fmt}"
+        done = where / DONE
+        if done.is_file():  # merged PDEBench files drop their chunks: do not simulate again
+            paths = [where / p for p in json.loads(done.read_text())]
+            if all(p.is_file() for p in paths):
+                out[name] = paths
+                continue
         out[name] = generate(req, where, device=device, progress=False)
+        tmp = done.with_name(done.name + ".tmp")
+        tmp.write_text(json.dumps([str(p.relative_to(where)) for p in out[name]]))
+        os.replace(tmp, done)
     return out

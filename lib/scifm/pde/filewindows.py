@@ -251,9 +251,9 @@ class FileWindows(Dataset):
             return np.concatenate([v, s], -1).transpose(0, 3, 1, 2)
         if info.layout == "cns":
             return np.stack([read_dataset(f[k], (traj, sel)) for k in CNS_KEYS], 1)
-        channels = {k: read_dataset(f["t0_fields"][k], (traj, sel)) for k in WELL_FIELDS[
-            info.system][0]}  # fmt: skip
-        if WELL_FIELDS[info.system][1]:
+        scalars, vectors = WELL_FIELDS[info.system]
+        channels = {k: read_dataset(f["t0_fields"][k], (traj, sel)) for k in scalars}
+        if vectors:
             vel = read_dataset(f["t1_fields"]["velocity"], (traj, sel))  # (T, X, Y, 2)
             channels["vx"], channels["vy"] = vel[..., 0], vel[..., 1]
         return np.stack([channels[c] for c in self.field_names], 1)
