@@ -146,7 +146,8 @@ def main() -> int:
         + (f" --device {args.device}" if args.device else ""),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads",
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, load average "
+        f"{os.getloadavg()[0]:.1f} at the end",
         "device": str(device),
         "files": {
             "n_files": len(paths),
