@@ -38,6 +38,7 @@ import torch
 
 from scifm.core import pick_device
 from scifm.pde import SYSTEMS, simulate
+from scifm.pde.filewindows import FileWindows
 from scifm.pde.pdebench import read_pdebench, write_pdebench
 from scifm.pde.verification import (
     convergence_orders,
@@ -47,7 +48,7 @@ from scifm.pde.verification import (
     taylor_green_error,
 )
 from scifm.pde.well import read_well, write_well, write_well_stats
-from scifm.pde.windows import MultiSystemBatches, TrajectoryWindows
+from scifm.pde.windows import TrajectoryWindows, system_batches
 
 device = pick_device()
 # Small grids are dominated by per-operation overhead: one thread avoids oversubscribing
@@ -149,10 +150,14 @@ print(
 
 # %% [markdown]
 # ## Training windows with one system per micro-batch
+# Windows come from memory (`TrajectoryWindows`) or lazily from a file (`FileWindows` reads
+# only the frames of one window). Each micro-batch holds one system, drawn uniformly; each
+# system's windows are visited without replacement, one shuffled epoch after another.
 
 # %%
 windows = {k: TrajectoryWindows.from_trajectories(v, n_ctx=4) for k, v in runs.items()}
-batches = MultiSystemBatches(windows, batch_size=4, seed=SEED)
+windows["ins"] = FileWindows(well_file, n_ctx=4)  # the Well file written above
+batches = system_batches(windows, batch_size=2, seed=SEED)
 for step in range(4):
     b = batches.get(step, 0, 0, 1)
     print(step, b["system"], tuple(b["x"].shape), b["field_index"].tolist(), bool(b["periodic"]))

@@ -1,6 +1,6 @@
 """Pieces the three ideas share: devices, configs, checkpoints, the training loop."""
 
-from scifm.core.batches import BatchSource, DatasetBatches
+from scifm.core.batches import BatchSource, DatasetBatches, MixtureBatches
 from scifm.core.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "ConfigMixin",
     "DatasetBatches",
+    "MixtureBatches",
     "TrainConfig",
     "TrainResult",
     "autocast",

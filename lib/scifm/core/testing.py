@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accum", type=int, default=1)
     p.add_argument("--preset", default="tiny")
     p.add_argument("--sleep", type=float, default=0.0, help="seconds per step (kill tests)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (loader_workers)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     # Run as ``python -m`` this file is ``__main__``; checkpoints must name the
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     tc = TrainConfig(
         steps=args.steps, lr=3e-3, warmup_steps=2, ckpt_every=args.ckpt_every,
-        accum_steps=args.accum, log_every=1, progress=False,
+        accum_steps=args.accum, log_every=1, progress=False, loader_workers=args.workers,
     )  # fmt: skip
 
     def loss_fn(m: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:

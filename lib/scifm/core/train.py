@@ -32,7 +32,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from scifm.core.batches import BatchSource, DatasetBatches, batch_len, to_device
+from scifm.core.batches import BatchSource, DatasetBatches, batch_len, iter_batches, to_device
 from scifm.core.checkpoint import load_checkpoint, save_checkpoint
 from scifm.core.config import ConfigMixin
 from scifm.core.devices import autocast, pick_device
@@ -73,6 +73,8 @@ class TrainConfig(ConfigMixin):
     ckpt_every: int = 0  # steps between resumable checkpoints; 0 = only at the end
     seed: int = 0  # seeds the global torch RNG once at the start (dropout, DropPath)
     progress: bool = True  # show a tqdm progress bar on rank 0
+    loader_workers: int = 0  # DataLoader processes building batches ahead (0: in the loop)
+    prefetch: int = 2  # batches each loader worker builds ahead
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"steps": 20, "warmup_steps": 2, "log_every": 5},
@@ -86,6 +88,8 @@ class TrainConfig(ConfigMixin):
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be >= 1")
         if self.lr <= 0 or not math.isfinite(self.lr):
             raise ValueError(f"TrainConfig.lr={self.lr}: must be a positive finite number")
+        if self.loader_workers < 0 or self.prefetch < 1:
+            raise ValueError("TrainConfig: loader_workers must be >= 0 and prefetch >= 1")
         if self.warmup_steps < 0 or self.ckpt_every < 0 or self.grad_clip < 0:
             raise ValueError("TrainConfig: warmup_steps, ckpt_every and grad_clip must be >= 0")
         if not 0 <= self.min_lr_ratio <= 1:
@@ -224,6 +228,11 @@ def train(
     )  # fmt: skip
     model.train()
     t_last, samples = time.perf_counter(), 0
+    stream = iter_batches(
+        batches, start=start, stop=cfg.steps, accum_steps=cfg.accum_steps, rank=dist.rank,
+        world_size=dist.world_size, num_workers=cfg.loader_workers, prefetch=cfg.prefetch,
+        pin_memory=device.type == "cuda",
+    )  # fmt: skip
     for step in range(start, cfg.steps):
         lr = cfg.lr * warmup_cosine(
             step, total=cfg.steps, warmup=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio
@@ -232,7 +241,7 @@ def train(
             group["lr"] = lr
         loss_sum, metrics = 0.0, {}
         for micro in range(cfg.accum_steps):
-            batch = to_device(batches.get(step, micro, dist.rank, dist.world_size), device)
+            batch = to_device(next(stream), device)
             samples += batch_len(batch) * dist.world_size
             sync = micro == cfg.accum_steps - 1 or not dist.enabled
             with nullcontext() if sync else run_model.no_sync(), autocast(device, cfg.bf16):
