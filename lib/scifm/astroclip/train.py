@@ -32,6 +32,7 @@ from scifm.core import (
     unwrap,
 )
 from scifm.core import train as core_train
+from scifm.core.train import StepCallback
 
 
 class IndexBatches:
@@ -76,6 +77,7 @@ def pretrain_image(
     device: torch.device | str | None = None,
     out_dir: str | Path | None = None,
     seed: int = 0,
+    callback: StepCallback | None = None,
 ) -> tuple[ImageSSL, TrainResult]:
     """MoCo-v2 pretraining on prepared images (N, 3, s, s); returns the model and history."""
     _check_rows("images", images, batch_size)
@@ -88,8 +90,9 @@ def pretrain_image(
 
     batches = IndexBatches(len(images), batch_size, seed, make, accum_steps=train_cfg.accum_steps)
     result = core_train(
-        model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg
-    )
+        model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
+        callback=callback,
+    )  # fmt: skip
     return model, result
 
 
@@ -102,6 +105,7 @@ def pretrain_spectrum(
     device: torch.device | str | None = None,
     out_dir: str | Path | None = None,
     seed: int = 0,
+    callback: StepCallback | None = None,
 ) -> tuple[SpecFormer, TrainResult]:
     """Masked-modelling pretraining on prepared spectra (N, n_bins)."""
     _check_rows("spectra", spectra, batch_size)
@@ -116,8 +120,9 @@ def pretrain_spectrum(
 
     batches = IndexBatches(len(spectra), batch_size, seed, make, accum_steps=train_cfg.accum_steps)
     result = core_train(
-        model, loss_fn, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg
-    )
+        model, loss_fn, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
+        callback=callback,
+    )  # fmt: skip
     return model, result
 
 
@@ -181,6 +186,7 @@ def align(
     seed: int = 0,
     extra: dict[str, Any] | None = None,
     cache: bool = True,
+    callback: StepCallback | None = None,
 ) -> tuple[AstroClip, TrainResult]:
     """Train the alignment heads on pairs (images[i], spectra[i]) with frozen encoders.
 
@@ -205,6 +211,6 @@ def align(
     batches = IndexBatches(len(images), batch_size, seed, make, accum_steps=train_cfg.accum_steps)
     result = core_train(
         model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
-        extra=extra,
+        extra=extra, callback=callback,
     )  # fmt: skip
     return model, result

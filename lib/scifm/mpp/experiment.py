@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from scifm.core import ConfigMixin, TrainConfig, TrainResult
+from scifm.core.train import StepCallback
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import WindowSet
 from scifm.mpp.model import AViT
@@ -158,6 +159,7 @@ def pretrain(
     device: str | torch.device | None = None,
     out_dir: str | Path | None = None,
     fields: dict | None = None,
+    callback: StepCallback | None = None,
 ) -> tuple[AViT, TrainResult]:
     """Multiple physics pretraining of a fresh AViT on ``data_cfg``'s variants."""
     fields = fields if fields is not None else make_fields(data_cfg, "train")
@@ -174,6 +176,7 @@ def pretrain(
         device=device,
         out_dir=out_dir,
         extra=extra,
+        callback=callback,
     )
     return model, result
 
@@ -200,6 +203,7 @@ def finetune(
     device: str | torch.device | None = None,
     out_dir: str | Path | None = None,
     systems: dict | None = None,
+    callback: StepCallback | None = None,
 ) -> tuple[AViT, TrainResult, dict]:
     """Fine-tune ``model`` on trajectories ``fields`` (N, F, C, H, W) of variant ``name``.
 
@@ -228,5 +232,6 @@ def finetune(
         device=device,
         out_dir=out_dir,
         extra={"systems": systems},
+        callback=callback,
     )
     return model, result, systems

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from scifm.core import TrainConfig, TrainResult, train
+from scifm.core.train import StepCallback
 from scifm.mpp.data import BalancedBatches, WindowSet
 from scifm.mpp.metrics import nmse_per_field
 
@@ -39,8 +40,10 @@ def fit(
     device: str | torch.device | None = None,
     out_dir: str | Path | None = None,
     extra: dict[str, Any] | None = None,
+    callback: StepCallback | None = None,
 ) -> TrainResult:
-    """Train ``model`` (an AViT or a baseline) on a balanced mix of ``sets``."""
+    """Train ``model`` (an AViT or a baseline) on a balanced mix of ``sets``;
+    ``callback(record)`` after each logged step (live plots)."""
     batches = BalancedBatches(sets, batch_size, seed=data_seed, accum_steps=cfg.accum_steps)
     return train(
         model,
@@ -51,6 +54,7 @@ def fit(
         out_dir=out_dir,
         model_config=getattr(model, "config", None),
         extra=extra,
+        callback=callback,
     )
 
 
