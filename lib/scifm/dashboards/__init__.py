@@ -8,7 +8,8 @@ callback that draws the loss while a model trains.
 from scifm.dashboards.galaxies import GalaxyExplorer
 from scifm.dashboards.live import LiveLoss
 from scifm.dashboards.numbers import TokenizationComparer
-from scifm.dashboards.physics import Rollout, RolloutViewer
+from scifm.dashboards.physics import RolloutViewer
+from scifm.dashboards.rollouts import Rollout
 from scifm.dashboards.style import STYLESHEET
 
 __all__ = ["STYLESHEET", "GalaxyExplorer", "LiveLoss", "Rollout", "RolloutViewer",

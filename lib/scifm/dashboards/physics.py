@@ -11,13 +11,10 @@ plays the solver's frames. Compute lives in ``scifm.mpp.demo`` and ``scifm.pde``
 from __future__ import annotations
 
 import asyncio
-import base64
 import html
-import io
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,10 +27,10 @@ import param
 import torch
 
 from scifm.core.paths import assets_dir, results_dir
+from scifm.dashboards.rollouts import IMG_PX, Rollout, as_numpy, field_png
 from scifm.dashboards.style import STYLESHEET
 from scifm.mpp.demo import Comparison, check_inputs, compare
 from scifm.mpp.experiment import load_surrogate as _load_surrogate
-from scifm.mpp.metrics import nrmse as _nrmse
 
 SYSTEM_LABELS = {
     "Shallow water (dam break)": "swe",
@@ -43,7 +40,6 @@ SYSTEM_LABELS = {
     "Compressible NS, M=1.0": "cns_m1.0",
 }
 SPEEDS = {"0.5x": 800, "1x": 400, "2x": 200, "4x": 100}  # player interval in ms
-IMG_PX = 224  # displayed side of each field image
 
 
 def default_assets() -> Path:
@@ -62,65 +58,6 @@ def load_surrogate(path: str):
 def load_benchmark(path: str) -> dict | None:
     p = Path(path)
     return json.loads(p.read_text()) if p.exists() else None
-
-
-def field_png(a: np.ndarray, lo: float, hi: float, cmap: str) -> str:
-    """A 2-D array as a base64 PNG (nearest upscaling), for an <img> tag."""
-    from matplotlib import colormaps
-    from PIL import Image
-
-    norm = np.clip((a - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
-    rgb = (colormaps[cmap](norm.T[::-1])[..., :3] * 255).astype(np.uint8)  # x right, y up
-    img = Image.fromarray(rgb).resize((IMG_PX, IMG_PX), Image.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _numpy(a) -> np.ndarray:
-    return a.detach().float().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-
-
-@dataclass
-class Rollout:
-    """Frames to play: the solver's, and any surrogates' predictions of the same frames."""
-
-    label: str
-    field_names: list[str]
-    truth: np.ndarray  # (S, C, H, W) solver frames
-    preds: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (S, C, H, W)
-    nrmse: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (S,) per step
-    note: str = ""  # shown under the curve (wall times)
-
-    @classmethod
-    def from_comparison(cls, res: Comparison, name: str = "AViT") -> Rollout:
-        note = (
-            f"<b>Wall time</b> (this run, CPU): solver {res.solver_s:.2f} s for "
-            f"{res.context + len(res.nrmse)} frames; surrogate {res.surrogate_s:.2f} s for "
-            f"{len(res.nrmse)} frames (ratio {res.solver_s / max(res.surrogate_s, 1e-9):.2f}x)."
-        )
-        return cls(res.system, list(res.field_names), res.truth, {name: res.pred},
-                   {name: np.asarray(res.nrmse)}, note)  # fmt: skip
-
-    @classmethod
-    def from_tensors(cls, label: str, field_names, truth, preds=None) -> Rollout:
-        """``truth`` (S, C, H, W) and ``preds`` name -> (S, C, H, W), arrays or tensors (a
-        leading batch axis of 1 is dropped); NRMSE per step as MPP reports it."""
-        t = _numpy(truth)
-        t = t[0] if t.ndim == 5 else t
-        ps = {k: (p[0] if p.ndim == 5 else p) for k, p in
-              ((k, _numpy(v)) for k, v in (preds or {}).items())}  # fmt: skip
-        for k, p in ps.items():
-            if p.shape != t.shape:
-                raise ValueError(f"preds[{k!r}]: shape {p.shape}; expected {t.shape} (truth)")
-        err = {k: np.array([float(_nrmse(torch.from_numpy(p[s : s + 1]),
-                                          torch.from_numpy(t[s : s + 1])))
-                            for s in range(len(t))]) for k, p in ps.items()}  # fmt: skip
-        return cls(label, list(field_names), t, ps, err)
-
-    @property
-    def n_steps(self) -> int:
-        return len(self.truth)
 
 
 class RolloutViewer(pn.viewable.Viewer):
@@ -152,6 +89,7 @@ class RolloutViewer(pn.viewable.Viewer):
         label -> Rollout played from the start; ``benchmark``: a ``benchmarks/mpp.py`` JSON."""
         super().__init__(**params)
         self.model, self.res, self.systems = model, int(res), dict(systems or {})
+        self.result: Comparison | None = None  # the last run's comparison
         self.benchmark = Path(benchmark) if benchmark is not None else None
         self.rollouts: dict[str, Rollout] = dict(rollouts or {})
         known = [v for v in SYSTEM_LABELS.values() if not self.systems or v in self.systems]
@@ -223,7 +161,7 @@ class RolloutViewer(pn.viewable.Viewer):
         """Solver frames only: name -> trajectory (``scifm.pde.simulate`` result, with
         ``fields`` (N, T, C, H, W) and ``field_names``); plays trajectory ``index``."""
         rolls = {
-            name: Rollout(name, list(t.field_names), _numpy(t.fields[index]))
+            name: Rollout(name, list(t.field_names), as_numpy(t.fields[index]))
             for name, t in trajectories.items()
         }
         return cls(rollouts=rolls, **params)
@@ -302,21 +240,25 @@ class RolloutViewer(pn.viewable.Viewer):
             "warning" if note else "success",
         )
 
+    def _refresh_rollouts(self, label: str) -> None:
+        """List the rollouts and show ``label`` (through ``shown``, so its selector follows)."""
+        self.param.shown.objects = list(self.rollouts)
+        if self.shown == label:
+            self._load(label)
+        else:
+            self.shown = label  # -> _on_shown -> _load
+
     @param.depends("shown", watch=True)
     def _on_shown(self) -> None:
         if self.shown in self.rollouts:
-            self._refresh_rollouts(self.shown)
+            self._load(self.shown)
 
-    def _refresh_rollouts(self, label: str) -> None:
-        """Point the selectors and the player at rollout ``label`` and draw its first frame."""
+    def _load(self, label: str) -> None:
+        """Point the field selector and the player at rollout ``label``; draw frame 1."""
         roll = self.rollouts[label]
-        self.param.shown.objects = list(self.rollouts)
-        with param.parameterized.discard_events(self):
-            self.shown = label
         self.param.field.objects = list(roll.field_names)
         if self.field not in roll.field_names:
-            with param.parameterized.discard_events(self):
-                self.field = roll.field_names[0]
+            self.field = roll.field_names[0]
         self.player.end = max(roll.n_steps - 1, 0)
         self.player.value = 0
         self.frame = 0
