@@ -3,9 +3,9 @@
 #   jupytext:
 #     formats: ipynb,py:percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (scifm)
 #     language: python
-#     name: python3
+#     name: scifm
 # ---
 
 # %% [markdown]
@@ -40,7 +40,7 @@ from scifm.xval import SCHEMES, TaskConfig, generate, get_tokenizer, predict
 from scifm.xval.evaluate import evaluate
 from scifm.xval.train import fit, model_config_for
 
-pn.extension("tabulator")
+pn.extension()
 device = pick_device()  # CUDA when present (bf16 autocast in the loop), else CPU
 print("device:", device)
 
