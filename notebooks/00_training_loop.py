@@ -37,7 +37,7 @@ from scifm.core import DatasetBatches, TrainConfig, load_model, pick_device, tra
 from scifm.core.testing import TinyConfig, TinyMLP, mse_loss, regression_data
 from scifm.dashboards import LiveLoss
 
-pn.extension()
+pn.extension(inline=True)  # Panel and Bokeh JS from the installed packages (works offline)
 device = pick_device()  # CUDA when present, else MPS, else CPU
 print("device:", device)
 

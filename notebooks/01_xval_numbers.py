@@ -40,7 +40,7 @@ from scifm.xval import SCHEMES, TaskConfig, generate, get_tokenizer, predict
 from scifm.xval.evaluate import evaluate
 from scifm.xval.train import fit, model_config_for
 
-pn.extension()
+pn.extension(inline=True)  # Panel and Bokeh JS from the installed packages (works offline)
 device = pick_device()  # CUDA when present (bf16 autocast in the loop), else CPU
 print("device:", device)
 

@@ -56,7 +56,7 @@ device = pick_device()
 # Small grids are dominated by per-operation overhead: one thread avoids oversubscribing
 # a busy CPU (a GPU, or large grids on a free CPU, want the default).
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())
-pn.extension()
+pn.extension(inline=True)  # Panel and Bokeh JS from the installed packages (works offline)
 print("device:", device)
 
 # %% [markdown]

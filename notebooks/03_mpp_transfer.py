@@ -53,7 +53,7 @@ from scifm.mpp.experiment import (
     windows,
 )
 
-pn.extension()
+pn.extension(inline=True)  # Panel and Bokeh JS from the installed packages (works offline)
 device = pick_device()  # CUDA when present, else CPU
 print("device:", device)
 torch.manual_seed(0)
