@@ -1,4 +1,5 @@
-"""The galaxies page: driven through its Viewer class, then through a real browser."""
+"""The galaxy explorer (scifm.dashboards.galaxies): driven through its Viewer class, then
+as the "galaxies" page through a real browser."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ SHIPPED = ROOT / "assets" / "astroclip" / "catalog.h5"
 
 @pytest.fixture
 def page(trained):
-    from app.pages.galaxies import GalaxiesPage
+    from scifm.dashboards import GalaxyExplorer
 
-    view = GalaxiesPage(assets=trained["dir"])
+    view = GalaxyExplorer.from_assets(trained["dir"])
     view.__panel__()
     return view
 
@@ -68,9 +69,9 @@ def test_real_desi_upload_gives_knn_redshift(page, desi_coadds):
 
 
 def test_missing_catalog_is_reported_on_the_page(tmp_path):
-    from app.pages.galaxies import GalaxiesPage
+    from scifm.dashboards import GalaxyExplorer
 
-    view = GalaxiesPage(assets=tmp_path)
+    view = GalaxyExplorer.from_assets(tmp_path)
     assert view.explorer is None and "could not be loaded" in view.message.object
     view.__panel__()
 

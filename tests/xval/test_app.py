@@ -1,17 +1,18 @@
-"""The "numbers" page: driven directly (no browser) and through headless chromium."""
+"""The tokenization comparer (scifm.dashboards.numbers): driven directly, then as the
+"numbers" page through headless chromium."""
 
 import re
 
 import numpy as np
 import pytest
 
-from app.pages.numbers import NumbersPage, load_models
+from scifm.dashboards.numbers import TokenizationComparer, load_models
 
 
 @pytest.fixture
 def view(tiny_assets):
     load_models.cache_clear()
-    return NumbersPage(assets=tiny_assets)
+    return TokenizationComparer.from_assets(tiny_assets)
 
 
 def test_five_tokenizations_with_counts(view) -> None:

@@ -30,6 +30,7 @@ from scifm.core import (
     unwrap,
 )
 from scifm.core import train as core_train
+from scifm.core.train import StepCallback
 
 
 def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -51,6 +52,7 @@ def pretrain_image(
     device: torch.device | str | None = None,
     out_dir: str | Path | None = None,
     seed: int = 0,
+    callback: StepCallback | None = None,
 ) -> tuple[ImageSSL, TrainResult]:
     """MoCo-v2 pretraining on prepared images (N, 3, s, s); returns the model and history."""
     _check_rows("images", images, batch_size)
@@ -65,8 +67,9 @@ def pretrain_image(
         range(len(images)), batch_size, seed, accum_steps=train_cfg.accum_steps, make=make
     )
     result = core_train(
-        model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg
-    )
+        model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
+        callback=callback,
+    )  # fmt: skip
     return model, result
 
 
@@ -79,6 +82,7 @@ def pretrain_spectrum(
     device: torch.device | str | None = None,
     out_dir: str | Path | None = None,
     seed: int = 0,
+    callback: StepCallback | None = None,
 ) -> tuple[SpecFormer, TrainResult]:
     """Masked-modelling pretraining on prepared spectra (N, n_bins)."""
     _check_rows("spectra", spectra, batch_size)
@@ -95,8 +99,9 @@ def pretrain_spectrum(
         range(len(spectra)), batch_size, seed, accum_steps=train_cfg.accum_steps, make=make
     )
     result = core_train(
-        model, loss_fn, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg
-    )
+        model, loss_fn, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
+        callback=callback,
+    )  # fmt: skip
     return model, result
 
 
@@ -160,6 +165,7 @@ def align(
     seed: int = 0,
     extra: dict[str, Any] | None = None,
     cache: bool = True,
+    callback: StepCallback | None = None,
 ) -> tuple[AstroClip, TrainResult]:
     """Train the alignment heads on pairs (images[i], spectra[i]) with frozen encoders.
 
@@ -186,6 +192,6 @@ def align(
     )
     result = core_train(
         model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
-        extra=extra,
+        extra=extra, callback=callback,
     )  # fmt: skip
     return model, result

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 
 from scifm.core import ConfigMixin, TrainConfig, TrainResult
+from scifm.core.train import StepCallback
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import (
     SPLITS,
@@ -146,6 +147,7 @@ def pretrain(
     fields: dict | None = None,
     files: Sequence[str | Path] | None = None,
     data_dir: str | Path | None = None,
+    callback: StepCallback | None = None,
 ) -> tuple[AViT, TrainResult]:
     """Multiple physics pretraining of a fresh AViT (data as in ``training_data``)."""
     data = training_data(
@@ -168,6 +170,7 @@ def pretrain(
         device=device,
         out_dir=out_dir,
         extra=extra,
+        callback=callback,
     )
     return model, result
 
@@ -196,6 +199,7 @@ def finetune(
     systems: dict | None = None,
     res: int | None = None,
     frames: int | None = None,
+    callback: StepCallback | None = None,
 ) -> tuple[AViT, TrainResult, dict]:
     """Fine-tune ``model`` on variant ``name``: trajectories (N, F, C, H, W) or its files.
 
@@ -232,5 +236,6 @@ def finetune(
         device=device,
         out_dir=out_dir,
         extra={"systems": systems},
+        callback=callback,
     )
     return model, result, systems

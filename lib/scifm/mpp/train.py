@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from scifm.core import TrainConfig, TrainResult, train
+from scifm.core.train import StepCallback
 from scifm.mpp.metrics import nmse_per_field
 from scifm.pde.windows import system_batches
 
@@ -41,9 +42,11 @@ def fit(
     device: str | torch.device | None = None,
     out_dir: str | Path | None = None,
     extra: dict[str, Any] | None = None,
+    callback: StepCallback | None = None,
 ) -> TrainResult:
     """Train ``model`` (an AViT or a baseline) on a balanced mix of ``sets``.
 
+    ``callback(record)`` runs after each logged step (live plots in notebooks).
     ``sets`` are windows of one system each (``TrajectoryWindows``, ``FileWindows`` or a
     concatenation of them); ``batch_size`` is the global micro-batch.
     """
@@ -57,6 +60,7 @@ def fit(
         out_dir=out_dir,
         model_config=getattr(model, "config", None),
         extra=extra,
+        callback=callback,
     )
 
 
