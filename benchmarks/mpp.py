@@ -20,7 +20,6 @@ from scifm.core import TrainConfig, load_model
 from scifm.core.report import repo_path, run_info, write_report
 from scifm.mpp.baselines import FNOBaseline, FNOConfig
 from scifm.mpp.config import AViTConfig
-from scifm.mpp.data import WindowSet
 from scifm.mpp.evaluate import one_step_nrmse, rollout_nrmse
 from scifm.mpp.experiment import (
     DataConfig,
@@ -34,6 +33,7 @@ from scifm.mpp.experiment import (
 from scifm.mpp.model import AViT
 from scifm.mpp.rollout import model_step, persistence_step, rollout
 from scifm.mpp.train import fit
+from scifm.pde.windows import TrajectoryWindows
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = {  # one-step NRMSE, McCabe et al. Table 1 (128^2, no fine-tuning)
@@ -92,9 +92,12 @@ def tcfg(steps: int, lr: float = 2e-3) -> TrainConfig:
     )
 
 
-def test_windows(test: dict, name: str, T: int, slots=None) -> WindowSet:
+def test_windows(test: dict, name: str, T: int, slots=None) -> TrajectoryWindows:
     info = system_info(name)
-    return WindowSet(name, test[name], tuple(slots or info["field_index"]), info["periodic"], T)
+    index = tuple(slots or info["field_index"])
+    return TrajectoryWindows(
+        test[name], system=name, n_ctx=T, field_index=index, periodic=info["periodic"]
+    )
 
 
 def k_step_nrmse(step_fn, fields: torch.Tensor, T: int, k: int) -> float:
@@ -206,8 +209,8 @@ def regression(s, mpp, cache: str) -> dict:
     from scifm.core import train
     from scifm.mpp.downstream import (
         ParamRegressor,
-        RegressionBatches,
         pooled_features,
+        regression_batches,
         regression_loss,
     )
 
@@ -241,7 +244,7 @@ def regression(s, mpp, cache: str) -> dict:
     torch.manual_seed(0)
     reg = ParamRegressor(AViTConfig.preset(s["model"]))
     target = torch.tensor((y - mu) / sd, dtype=torch.float32)
-    xb = RegressionBatches(
+    xb = regression_batches(
         x[torch.as_tensor(is_train)],
         target[torch.as_tensor(is_train)],
         info["field_index"],

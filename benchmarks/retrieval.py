@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
 from pathlib import Path
 
@@ -65,11 +64,10 @@ def faiss_memory_mb(index: EmbeddingIndex) -> float:
 
 
 def page_clicks(explorer, n_clicks: int, seed: int = 0) -> dict:
-    """Server time of the page's click handler (GalaxiesPage.select_xy), ms."""
-    sys.path.insert(0, str(ROOT))
-    from app.pages.galaxies import GalaxiesPage
+    """Server time of the page's click handler (GalaxyExplorer.select_xy), ms."""
+    from scifm.dashboards import GalaxyExplorer
 
-    page = GalaxiesPage(explorer=explorer)
+    page = GalaxyExplorer(explorer)
     rng = np.random.default_rng(seed)
     um = explorer.catalog.umap["image"]
     page.select_xy(*map(float, um[0]))  # warm-up: builds the index and the k-d trees
@@ -208,7 +206,7 @@ def markdown(r: dict) -> str:
     lines += [
         "",
         "Galaxies page, server time per click (nearest point, neighbours, grid, "
-        "spectrum; GalaxiesPage.select_xy):",
+        "spectrum; GalaxyExplorer.select_xy):",
         "",
         "| catalog | galaxies | p50 ms | p99 ms | max ms |",
         "|---|---|---|---|---|",

@@ -3,9 +3,9 @@
 #   jupytext:
 #     formats: ipynb,py:percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (scifm)
 #     language: python
-#     name: python3
+#     name: scifm
 # ---
 
 # %% [markdown]
@@ -30,27 +30,37 @@ OUT = Path(os.environ.get("SCIFM_NB_OUT") or tempfile.mkdtemp()) / "tiny_run"
 import json
 
 import matplotlib.pyplot as plt
+import panel as pn
+from IPython.display import display
 
 from scifm.core import DatasetBatches, TrainConfig, load_model, pick_device, train
 from scifm.core.testing import TinyConfig, TinyMLP, mse_loss, regression_data
+from scifm.dashboards import LiveLoss
 
+pn.extension(inline=True)  # Panel and Bokeh JS from the installed packages (works offline)
 device = pick_device()  # CUDA when present, else MPS, else CPU
 print("device:", device)
 
 # %% [markdown]
 # The data position is the step: a `DatasetBatches` source gives the same batch for the
-# same step every time, which is what lets a resumed run continue exactly.
+# same step every time, which is what lets a resumed run continue exactly. The loop calls
+# `callback(record)` at every logged step: `LiveLoss` draws the loss while it trains, and
+# `progress=True` shows a progress bar.
 
 # %%
 cfg = TinyConfig()
 data = DatasetBatches(regression_data(cfg, 512, seed=0), batch_size=32, seed=1)
-tc = TrainConfig(steps=STEPS, lr=3e-3, warmup_steps=STEPS // 10, log_every=5, progress=False)
+tc = TrainConfig(steps=STEPS, lr=3e-3, warmup_steps=STEPS // 10, log_every=5, progress=True)
+live = LiveLoss("one run, interrupted and resumed")
+display(live)
 
 # First half, as if the kernel died there:
 half = train(TinyMLP(cfg), mse_loss, data, tc.replace(steps=STEPS // 2), device=device,
-             out_dir=OUT, model_config=cfg)  # fmt: skip
+             out_dir=OUT, model_config=cfg, callback=live.series("first half"))  # fmt: skip
 # Resume to the end: a fresh model object, the state comes from OUT/checkpoint.
-full = train(TinyMLP(cfg), mse_loss, data, tc, device=device, out_dir=OUT, model_config=cfg)
+full = train(TinyMLP(cfg), mse_loss, data, tc, device=device, out_dir=OUT, model_config=cfg,
+             callback=live.series("resumed"))  # fmt: skip
+live.flush()
 print("resumed from step", full.resumed_from, "-> finished at", full.step)
 
 # %%

@@ -3,9 +3,9 @@
 #   jupytext:
 #     formats: ipynb,py:percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (scifm)
 #     language: python
-#     name: python3
+#     name: scifm
 # ---
 
 # %% [markdown]
@@ -15,9 +15,10 @@
 # A language model usually sees `6.02` as characters or digit tokens. xVal instead
 # writes every number as the single token `[NUM]` and multiplies that token's
 # embedding by the number's (scaled) value; a second output head regresses the value.
-# This notebook tokenizes a text five ways, trains xVal and the digit scheme P1000 on
-# the same task with the same transformer, and compares them inside and outside the
-# training range.
+# This notebook tokenizes text you type five ways, trains xVal and the digit scheme P1000
+# on the same task with the same transformer (the loss drawn live), and compares them
+# inside and outside the training range in the tokenization comparer, the component the
+# app's Numbers page shows.
 
 # %% tags=["parameters"]
 import os
@@ -30,25 +31,30 @@ PRESET = "tiny" if SMALL else "small"  # XvalConfig preset
 COMPILE = False  # torch.compile (worth it on a GPU for long runs)
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
+import panel as pn
+from IPython.display import display
 
 from scifm.core import TrainConfig, pick_device
+from scifm.dashboards import LiveLoss, TokenizationComparer
 from scifm.xval import SCHEMES, TaskConfig, generate, get_tokenizer, predict
-from scifm.xval.demo import ood_sweep
 from scifm.xval.evaluate import evaluate
 from scifm.xval.train import fit, model_config_for
 
+pn.extension(inline=True)  # Panel and Bokeh JS from the installed packages (works offline)
 device = pick_device()  # CUDA when present (bf16 autocast in the loop), else CPU
 print("device:", device)
 
 # %% [markdown]
 # ## Five tokenizations of one text
 # Digit schemes round to 3 significant digits (`1.2345` becomes `1.23`); xVal keeps
-# the value. Subtraction minus stays an operator, `t1` stays text.
+# the value. Subtraction minus stays an operator, `t1` stays text. Type in the box: the
+# chips follow (hover a number to see what each scheme wrote).
 
 # %%
 text = '{"t1": 1.2345, "m": 3e-5, "dx": .5} 3-2=1'
+TokenizationComparer(text=text)
+
+# %%
 for scheme in SCHEMES:
     enc = get_tokenizer(scheme).encode(text)
     print(f"{scheme:6s} {len(enc):3d} tokens: {' '.join(enc.tokens)}")
@@ -64,13 +70,17 @@ task = TaskConfig(task="ood", n_train=N_TRAIN, n_test=N_TEST)
 log_every = max(STEPS // 10, 1)
 train_cfg = TrainConfig(
     steps=STEPS, lr=1e-3, warmup_steps=STEPS // 10, log_every=log_every, compile=COMPILE,
-    progress=False,
+    progress=True,
 )  # fmt: skip
+live = LiveLoss("training loss (cross-entropy + number MSE)")
+display(live)
 models = {}
 for scheme in ("xval", "p1000"):
     cfg = model_config_for(task, scheme, PRESET)
-    models[scheme] = fit(task, cfg, train_cfg, batch_size=64, seed=0, device=device)
+    models[scheme] = fit(task, cfg, train_cfg, batch_size=64, seed=0, device=device,
+                         callback=live.series(scheme))  # fmt: skip
     print(scheme, models[scheme].info)
+live.flush()
 
 # %%
 for scheme, trained in models.items():
@@ -80,22 +90,12 @@ for scheme, trained in models.items():
               f"outliers={m['outlier_rate']:.2f}")  # fmt: skip
 
 # %% [markdown]
-# ## Prediction over a range of a (b fixed)
-# xVal gives a smooth curve; the digit model's answer jumps between tokens.
+# ## Ask the models you just trained; sweep a over a range (b on the slider)
+# xVal gives a smooth curve; the digit model's answer jumps between tokens. The same
+# component on the shipped 1500-step models: `TokenizationComparer.from_assets()`.
 
 # %%
-grid = np.arange(1.0, 15.0, 0.2 if SMALL else 0.05)
-res = ood_sweep(models, 3.0, grid)
-fig, ax = plt.subplots(figsize=(8, 4))
-ax.plot(res["a"], res["truth"], "k--", label="truth")
-for scheme in models:
-    ax.plot(res["a"], res[scheme], label=scheme)
-ax.axvspan(4, 5, color="grey", alpha=0.2, label="held out")
-ax.axvspan(10, 15, color="orange", alpha=0.1, label="beyond training")
-ax.set_xlabel("a")
-ax.set_ylabel("predicted a*3")
-ax.legend()
-plt.show()
+TokenizationComparer(models, question="4.5*3.2")
 
 # %% [markdown]
 # ## One prediction, by hand

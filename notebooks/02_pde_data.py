@@ -6,9 +6,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (scifm)
 #     language: python
-#     name: python3
+#     name: scifm
 # ---
 
 # %% [markdown]
@@ -17,8 +17,9 @@
 # MPP (McCabe et al., arXiv:2310.02994) pretrains one surrogate on several PDEBench
 # systems. PDEBench cannot be downloaded here, so `scifm.pde` simulates the four
 # 2D systems itself (torch, batched, CPU or CUDA), checks each solver against a known
-# solution, and reads/writes PDEBench and The Well files. This notebook shows each
-# system's frames, the verifications, the file formats and the training windows.
+# solution, and reads/writes PDEBench and The Well files. This notebook plays each
+# system's frames in the rollout viewer, then shows the verifications, the file formats
+# and the training windows.
 
 # %% tags=["parameters"]
 import os
@@ -34,10 +35,13 @@ SEED = 0
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+import panel as pn
 import torch
 
 from scifm.core import pick_device
-from scifm.pde import SYSTEMS, simulate
+from scifm.dashboards import RolloutViewer
+from scifm.pde import simulate
+from scifm.pde.filewindows import FileWindows
 from scifm.pde.pdebench import read_pdebench, write_pdebench
 from scifm.pde.verification import (
     convergence_orders,
@@ -47,12 +51,13 @@ from scifm.pde.verification import (
     taylor_green_error,
 )
 from scifm.pde.well import read_well, write_well, write_well_stats
-from scifm.pde.windows import MultiSystemBatches, TrajectoryWindows
+from scifm.pde.windows import TrajectoryWindows, system_batches
 
 device = pick_device()
 # Small grids are dominated by per-operation overhead: one thread avoids oversubscribing
 # a busy CPU (a GPU, or large grids on a free CPU, want the default).
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())
+pn.extension(inline=True)  # Panel and Bokeh JS from the installed packages (works offline)
 print("device:", device)
 
 # %% [markdown]
@@ -73,21 +78,13 @@ for name, (n_frames, t_end) in spans.items():
     ).to("cpu")
     print(f"{name:>9}: fields {runs[name].field_names}, shape {tuple(runs[name].fields.shape)}")
 
+# %% [markdown]
+# The rollout viewer plays the first trajectory of each system: pick the rollout (the
+# system) and the field, then press play. With a model it also runs the surrogate
+# against the solver (notebook 03, and the app's Physics page).
+
 # %%
-for name, traj in runs.items():
-    n_t = traj.fields.shape[1]
-    show = [0, n_t // 2, n_t - 1]
-    c = len(traj.field_names)
-    fig, axes = plt.subplots(c, 3, figsize=(7, 2.2 * c), squeeze=False)
-    for i, field in enumerate(traj.field_names):
-        for j, k in enumerate(show):
-            ax = axes[i, j]
-            ax.imshow(traj.fields[0, k, i].T, origin="lower", cmap="RdBu_r")
-            ax.set_xticks([]), ax.set_yticks([])
-            ax.set_title(f"{field}, t={float(traj.t[k]):.2f}", fontsize=8)
-    fig.suptitle(SYSTEMS[name].title)
-    fig.tight_layout()
-    plt.show()
+RolloutViewer.from_trajectories(runs, index=0)
 
 # %% [markdown]
 # ## Verification against known solutions
@@ -149,10 +146,14 @@ print(
 
 # %% [markdown]
 # ## Training windows with one system per micro-batch
+# Windows come from memory (`TrajectoryWindows`) or lazily from a file (`FileWindows` reads
+# only the frames of one window). Each micro-batch holds one system, drawn uniformly; each
+# system's windows are visited without replacement, one shuffled epoch after another.
 
 # %%
 windows = {k: TrajectoryWindows.from_trajectories(v, n_ctx=4) for k, v in runs.items()}
-batches = MultiSystemBatches(windows, batch_size=4, seed=SEED)
+windows["ins"] = FileWindows(well_file, n_ctx=4)  # the Well file written above
+batches = system_batches(windows, batch_size=2, seed=SEED)
 for step in range(4):
     b = batches.get(step, 0, 0, 1)
     print(step, b["system"], tuple(b["x"].shape), b["field_index"].tolist(), bool(b["periodic"]))

@@ -6,9 +6,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (scifm)
 #     language: python
-#     name: python3
+#     name: scifm
 # ---
 
 # %% [markdown]
@@ -17,7 +17,9 @@
 # McCabe et al., *Multiple Physics Pretraining for Physical Surrogate Models*
 # (arXiv:2310.02994). One AViT learns shallow water and incompressible flow together;
 # we then fine-tune it on compressible Navier-Stokes (fields it never saw) and compare
-# with the same model trained from scratch on the same few trajectories.
+# with the same model trained from scratch on the same few trajectories. The losses are
+# drawn while they train; the rollouts play in the rollout viewer, which also runs the
+# fine-tuned model on new initial conditions.
 
 # %% tags=["parameters"]
 import os
@@ -34,19 +36,32 @@ ROLL = 4 if SMALL else 16  # rollout steps to plot
 
 # %%
 import matplotlib.pyplot as plt
+import panel as pn
 import torch
+from IPython.display import display
 
 from scifm.core import TrainConfig, pick_device
+from scifm.dashboards import LiveLoss, Rollout, RolloutViewer
 from scifm.mpp import AViT, AViTConfig, model_step, rollout
 from scifm.mpp.evaluate import one_step_nrmse
-from scifm.mpp.experiment import DataConfig, finetune, make_fields, pretrain, windows
+from scifm.mpp.experiment import (
+    DataConfig,
+    finetune,
+    make_fields,
+    pretrain,
+    system_info,
+    windows,
+)
 
-device = pick_device()
+pn.extension(inline=True)  # Panel and Bokeh JS from the installed packages (works offline)
+device = pick_device()  # CUDA when present, else CPU
+print("device:", device)
 torch.manual_seed(0)
 
 
 def schedule(steps):
-    return TrainConfig(steps=steps, lr=2e-3, warmup_steps=max(1, steps // 10), progress=False)
+    log = max(1, steps // 20)
+    return TrainConfig(steps=steps, lr=2e-3, warmup_steps=max(1, steps // 10), log_every=log)
 
 
 # %% [markdown]
@@ -55,7 +70,11 @@ def schedule(steps):
 # %%
 pre_data = DataConfig(systems=("swe", "ins"), res=RES, n_traj=N_TRAJ, sim_frames=FRAMES)
 model_cfg = AViTConfig.preset(MODEL)
-pretrained, result = pretrain(model_cfg, pre_data, schedule(PRE_STEPS), batch_size=4, device=device)
+live = LiveLoss("pretraining loss (NMSE)")
+display(live)
+pretrained, result = pretrain(model_cfg, pre_data, schedule(PRE_STEPS), batch_size=4,
+                              device=device, callback=live)  # fmt: skip
+live.flush()
 print(
     f"{pretrained.n_params():,} parameters; last training NRMSE {result.history[-1]['nrmse']:.4f}"
 )
@@ -69,10 +88,14 @@ train_f = make_fields(cns, "train")["cns_m0.1"]
 test_f = make_fields(cns, "test")["cns_m0.1"]
 test_ws = windows({"cns_m0.1": test_f}, model_cfg.n_frames)[0]
 models = {"pretrained": pretrained, "scratch": AViT(model_cfg)}
+live = LiveLoss("fine-tuning loss (NMSE) on compressible NS")
+display(live)
 for name, m in models.items():
-    finetune(m, "cns_m0.1", train_f, schedule(FT_STEPS), batch_size=4, device=device)
+    _, _, systems = finetune(m, "cns_m0.1", train_f, schedule(FT_STEPS), batch_size=4,
+                             device=device, callback=live.series(name))  # fmt: skip
     step = model_step(m.eval(), test_ws.field_index, test_ws.periodic)
     print(f"{name:>10}: next-step NRMSE {one_step_nrmse(step, test_ws, device=device):.4f}")
+live.flush()
 
 # %% [markdown]
 # ## Rollouts against the solver
@@ -89,14 +112,16 @@ for name, m in models.items():
 ax.set(xlabel="rollout step", ylabel="NRMSE", title="Compressible NS rollout")
 ax.legend()
 
+# %% [markdown]
+# ## The rollouts, frame by frame
+# Solver, both models and their errors on the held-out trajectory. The run controls
+# roll the fine-tuned model out on new initial conditions (a seed, or a Mach number) of
+# the systems it knows; `RolloutViewer.from_checkpoint(path)` does the same for a run
+# written by `scifm mpp pretrain/finetune`.
+
 # %%
-field = 2  # density
-shown = [0, steps // 2, steps - 1]
-fig, axes = plt.subplots(3, len(shown), figsize=(3 * len(shown), 8))
-for j, k in enumerate(shown):
-    rows = [("solver", truth), ("pretrained", preds["pretrained"]), ("scratch", preds["scratch"])]
-    for i, (label, arr) in enumerate(rows):
-        axes[i, j].imshow(arr[0, k, field].cpu().T, origin="lower", cmap="viridis")
-        axes[i, j].set_title(f"{label}, step {k + 1}")
-        axes[i, j].axis("off")
-fig.tight_layout()
+known = {**{s: system_info(s) for s in pre_data.systems}, **systems}
+held_out = Rollout.from_tensors("cns_m0.1 held-out", system_info("cns_m0.1")["fields"],
+                                truth, preds)  # fmt: skip
+RolloutViewer(models["pretrained"], systems=known, res=RES, steps=min(ROLL, 8),
+              rollouts={held_out.label: held_out})  # fmt: skip

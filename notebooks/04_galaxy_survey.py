@@ -3,9 +3,9 @@
 #   jupytext:
 #     formats: ipynb,py:percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (scifm)
 #     language: python
-#     name: python3
+#     name: scifm
 # ---
 
 # %% [markdown]
@@ -17,8 +17,9 @@
 # (redshift, stellar mass, star-formation history, metallicity, dust, morphology)
 # drives a bagpipes spectrum on the DESI grid **and** a GalSim bulge + disk image whose
 # band fluxes come from that very spectrum. This notebook draws a few galaxies, writes a
-# small survey file in the AstroCLIP layout, checks that it looks like the real survey,
-# and reads a real DESI coadd onto the same grid.
+# small survey file in the AstroCLIP layout, explores it through the shipped AstroCLIP
+# model in the galaxy explorer, checks that it looks like the real survey, and reads a
+# real DESI coadd onto the same grid.
 
 # %% tags=["parameters"]
 import os
@@ -32,13 +33,17 @@ SEED = 0  # survey seed: galaxy i depends only on (SEED, i)
 import tempfile
 from pathlib import Path
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import panel as pn
 import specutils
 from IPython.display import display
 
 from scifm.core import pick_device
+from scifm.core.paths import assets_dir
+from scifm.dashboards import GalaxyExplorer
 from scifm.survey import (
     PARAM_DOC,
     SurveyConfig,
@@ -53,6 +58,7 @@ from scifm.survey.readers import DESI_WAVE, read_spectrum_file
 from scifm.survey.realism import realism_report
 from scifm.survey.transforms import AugmentConfig, legacy_rgb
 
+pn.extension("tabulator", inline=True)  # JS from the installed packages (works offline)
 device = pick_device()  # the simulation is CPU code; the Dataset's tensors go anywhere
 print("device for tensors:", device)
 
@@ -87,11 +93,27 @@ print("images", data.images.shape, "spectra", data.spectra.shape, "props", list(
 # Images use the Legacy Surveys RGB transform (z, r, g as red, green, blue); the
 # spectra are noisy DESI-like coadds with the redshifted emission lines marked.
 
+
 # %%
-display(plot_examples(data, index=list(range(4))))
+def show_galaxy(i=0):
+    fig = plot_examples(data, index=[i])
+    display(fig)
+    plt.close(fig)
+
+
+widgets.interact(show_galaxy, i=widgets.IntSlider(0, 0, len(data.images) - 1, description="galaxy"))
 
 # %% [markdown]
-# ## 4. Does it look like the real survey?
+# ## 4. The survey in the galaxy explorer
+# The shipped AstroCLIP model (`assets/astroclip/model`) embeds every image and spectrum
+# of the file just written; one UMAP of both goes on the map. Click it, or pick a random
+# galaxy, to see its neighbours in the four search modes.
+
+# %%
+GalaxyExplorer.from_survey(path, assets_dir() / "astroclip" / "model")
+
+# %% [markdown]
+# ## 5. Does it look like the real survey?
 # The realism report measures the colour-redshift relation, the red sequence / blue
 # cloud bimodality, size against magnitude, H-alpha strength against sSFR (also
 # re-measured on the noisy spectra), and the agreement of image and spectrum
@@ -109,7 +131,7 @@ for name, fig in realism_figures(data).items():
         display(fig)
 
 # %% [markdown]
-# ## 5. What a model sees
+# ## 6. What a model sees
 # `SurveyDataset` gives channels-first crops and standardized spectra; with an
 # `AugmentConfig` it draws self-supervised views (flips, rotations, extra noise, blur).
 
@@ -129,7 +151,7 @@ print("standardized spectrum mean/std:", float(batch["spectrum"].mean()),
       float(batch["spectrum"].std()))  # fmt: skip
 
 # %% [markdown]
-# ## 6. A real DESI spectrum on the same grid
+# ## 7. A real DESI spectrum on the same grid
 # specutils ships real DESI coadd files for its tests. The reader merges the B, R and Z
 # arms by inverse variance onto the 7781-pixel grid, skips sky fibres and non-targets,
 # and keeps the FIBERMAP information.

@@ -3,9 +3,9 @@
 #   jupytext:
 #     formats: ipynb,py:percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (scifm)
 #     language: python
-#     name: python3
+#     name: scifm
 # ---
 
 # %% [markdown]
@@ -14,8 +14,9 @@
 # Parker et al. (2024) pretrain an image encoder (self-supervised) and a spectrum
 # transformer (masked modelling), freeze both, and train small cross-attention heads
 # with a symmetric InfoNCE loss so that a galaxy's image and spectrum land close
-# together. This notebook runs the three stages small, looks at the joint UMAP,
-# measures zero-shot k-NN regression and does a cross-modal retrieval.
+# together. This notebook runs the three stages small (the losses drawn live), explores
+# the catalog it built in the galaxy explorer, measures zero-shot k-NN regression and
+# does a cross-modal retrieval.
 
 # %% tags=["parameters"]
 import os
@@ -32,7 +33,9 @@ WORK = Path(os.environ.get("SCIFM_NB_OUT") or tempfile.mkdtemp()) / "astroclip"
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+import panel as pn
 import torch
+from IPython.display import display
 
 from scifm.astroclip import AstroClipConfig
 from scifm.astroclip.evaluate import cross_modal_recall, knn_r2
@@ -46,9 +49,11 @@ from scifm.astroclip.pipeline import (
     survey_fetcher,
 )
 from scifm.core import pick_device
+from scifm.dashboards import GalaxyExplorer, LiveLoss
 
+pn.extension("tabulator", inline=True)  # JS from the installed packages (works offline)
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())
-device = pick_device()
+device = pick_device()  # CUDA when present, else CPU
 print("device:", device)
 
 # %% [markdown]
@@ -72,6 +77,8 @@ print(
 
 # %% [markdown]
 # ## The three stages on the shared training loop
+# One curve per stage, drawn while it trains (the dashed level of the alignment loss is
+# ln B, a collapsed model's).
 
 # %%
 batch = 32 if SMALL else 128
@@ -83,29 +90,25 @@ plan = StagePlan(
     align_steps=2 * STEPS,
     align_batch=batch,
 )
+live = LiveLoss("image (MoCo), spectrum (masked), align (InfoNCE) losses", logy=False)
+display(live)
 model, history = run_pipeline(
-    data, cfg, plan, WORK, train_idx=train_idx, device=device, progress=False
+    data, cfg, plan, WORK, train_idx=train_idx, device=device, progress=True, callback=live
 )
-fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-for ax, (stage, h) in zip(axes, history.items()):
-    ax.plot([r["step"] for r in h], [r["loss"] for r in h])
-    ax.set(title=stage, xlabel="step", ylabel="loss")
-axes[2].axhline(np.log(plan.align_batch), ls="--", c="gray", label="ln B (collapsed)")
-axes[2].legend()
-plt.tight_layout()
+live.flush()
+print("collapsed alignment would sit at ln B =", round(float(np.log(plan.align_batch)), 3))
 
 # %% [markdown]
-# ## Joint UMAP of both modalities
-# Aligned embeddings share one space: image and spectrum points of the same galaxies mix.
+# ## The catalog in the galaxy explorer
+# Every galaxy embedded twice (image, spectrum), one UMAP of both: colour the map by a
+# property, click it or pick a random galaxy, and compare the four search modes. The
+# app's Galaxies page is the same component on the shipped catalog
+# (`GalaxyExplorer.from_assets()`).
 
 # %%
 model = model.cpu()
 catalog = make_catalog(model, data, test_idx=test_idx)
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-for ax, m in zip(axes, ("image", "spectrum")):
-    sc = ax.scatter(*catalog.umap[m].T, c=catalog.props["redshift"], s=3, cmap="viridis")
-    ax.set(title=f"{m} embeddings, coloured by redshift", xticks=[], yticks=[])
-plt.colorbar(sc, ax=axes)
+GalaxyExplorer(catalog, model=model)
 
 # %% [markdown]
 # ## Zero-shot k-NN regression (k = 64, standardized, distance-weighted)

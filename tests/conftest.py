@@ -41,6 +41,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def desi_coadds() -> list[Path]:
+    """specutils' real DESI coadd files; skip without specutils (fail under CI=true).
+
+    specutils installed but without the files is a failure, never a skip.
+    """
+    from scifm.survey.readers.synthetic import specutils_desi_coadds
+
+    try:
+        return specutils_desi_coadds()
+    except ModuleNotFoundError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{exc} (CI=true: the astro extra must be installed)")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
 def screenshot_dir() -> Path:
     path = OUTPUT / "screenshots"
     path.mkdir(parents=True, exist_ok=True)

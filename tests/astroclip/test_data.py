@@ -15,7 +15,7 @@ from scifm.astroclip.data import (
     toy_survey,
 )
 from scifm.astroclip.image_encoder import augment_images
-from scifm.astroclip.train import IndexBatches
+from scifm.core import DatasetBatches
 
 
 def test_toy_survey_is_deterministic_in_seed():
@@ -69,7 +69,7 @@ def test_batches_are_a_pure_function_of_position():
     def make(idx, gen):
         return {"v": augment_images(x[torch.from_numpy(idx)], cfg, gen)}
 
-    b1, b2 = IndexBatches(40, 8, 5, make), IndexBatches(40, 8, 5, make)
+    b1, b2 = (DatasetBatches(range(40), 8, 5, make=make) for _ in range(2))
     torch.testing.assert_close(b1.get(7, 0, 0, 1)["v"], b2.get(7, 0, 0, 1)["v"])
     assert not torch.allclose(b1.get(7, 0, 0, 1)["v"], b1.get(8, 0, 0, 1)["v"])
 

@@ -1,8 +1,8 @@
-"""The galaxies page: driven through its Viewer class, then through a real browser."""
+"""The galaxy explorer (scifm.dashboards.galaxies): driven through its Viewer class, then
+as the "galaxies" page through a real browser."""
 
 from __future__ import annotations
 
-import glob
 import sys
 from pathlib import Path
 
@@ -10,16 +10,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-DESI = sorted(glob.glob(str(ROOT / ".venv/lib/python3*/site-packages/specutils/io/"
-                            "default_loaders/tests/desi_test_data/coadd-*.fits")))  # fmt: skip
 SHIPPED = ROOT / "assets" / "astroclip" / "catalog.h5"
 
 
 @pytest.fixture
 def page(trained):
-    from app.pages.galaxies import GalaxiesPage
+    from scifm.dashboards import GalaxyExplorer
 
-    view = GalaxiesPage(assets=trained["dir"])
+    view = GalaxyExplorer.from_assets(trained["dir"])
     view.__panel__()
     return view
 
@@ -65,23 +63,22 @@ def test_click_selects_the_nearest_point(page):
     assert page.row == 9
 
 
-@pytest.mark.skipif(not DESI, reason="specutils' DESI test files are not installed")
-def test_real_desi_upload_gives_knn_redshift(page):
-    out = page.handle_upload(Path(DESI[0]).read_bytes(), Path(DESI[0]).name)
+def test_real_desi_upload_gives_knn_redshift(page, desi_coadds):
+    out = page.handle_upload(desi_coadds[0].read_bytes(), desi_coadds[0].name)
     assert "k-NN redshift" in out[0].object
 
 
 def test_missing_catalog_is_reported_on_the_page(tmp_path):
-    from app.pages.galaxies import GalaxiesPage
+    from scifm.dashboards import GalaxyExplorer
 
-    view = GalaxiesPage(assets=tmp_path)
+    view = GalaxyExplorer.from_assets(tmp_path)
     assert view.explorer is None and "could not be loaded" in view.message.object
     view.__panel__()
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(not SHIPPED.exists(), reason="shipped catalog not built yet")
-def test_galaxies_page_in_a_browser(app_url, browser_page, screenshot_dir):
+def test_galaxies_page_in_a_browser(app_url, browser_page, screenshot_dir, desi_coadds):
     from playwright.sync_api import expect
 
     from scifm.astroclip.catalog import Catalog
@@ -98,9 +95,8 @@ def test_galaxies_page_in_a_browser(app_url, browser_page, screenshot_dir):
     p.get_by_placeholder("e.g. 396000...").fill(tid)
     p.get_by_role("button", name="Show").click()
     expect(p.locator(f"img[alt='galaxy {tid}']")).to_be_visible(timeout=30_000)
-    if DESI:
-        p.locator("input[type=file]").set_input_files(DESI[0])
-        expect(p.get_by_text("k-NN redshift").first).to_be_visible(timeout=60_000)
+    p.locator("input[type=file]").set_input_files(desi_coadds[0])
+    expect(p.get_by_text("k-NN redshift").first).to_be_visible(timeout=60_000)
     p.screenshot(path=str(screenshot_dir / "galaxies.png"), full_page=True)
     p.locator(".gx-grid").first.scroll_into_view_if_needed()
     p.screenshot(path=str(screenshot_dir / "galaxies_neighbours.png"))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from scifm.astroclip.catalog import Catalog, replicate
 from scifm.astroclip.embed import embed_arrays, embed_file, read_embeddings
-from scifm.astroclip.explore import MODES, Explorer, knn_redshift
+from scifm.astroclip.explore import MODES, Explorer, Neighbours, knn_redshift
 from scifm.astroclip.pipeline import _toy_slice
 
 
@@ -50,7 +51,12 @@ def test_explorer_modes_filters_and_errors(trained):
         ex.neighbours(0, "image → sound")
     x, y = ex.catalog.umap["spectrum"][11]
     assert ex.nearest_row(float(x), float(y), "spectrum") == 11
-    assert 0.0 <= knn_redshift(ex.neighbours(3, "spectrum → spectrum", 8)) <= 1.0
+    neigh = ex.neighbours(3, "spectrum → spectrum", 8)
+    z, score = neigh.table["redshift"].to_numpy(), neigh.table["score"].to_numpy()
+    assert knn_redshift(neigh) == pytest.approx(np.average(z, weights=np.clip(score, 1e-6, None)))
+    table = pd.DataFrame({"score": [1.0, 3.0, -0.5], "redshift": [0.1, 0.5, 0.9]})
+    known = Neighbours(table=table, seconds=0.0)
+    assert knn_redshift(known) == pytest.approx((0.1 + 3 * 0.5 + 1e-6 * 0.9) / (4 + 1e-6))
 
 
 def test_embed_file_resumes_after_a_crash(trained, tmp_path):

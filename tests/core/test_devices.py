@@ -7,15 +7,35 @@ from scifm.core import autocast, numpy_rng, pick_device, torch_generator
 from scifm.core.testing import TinyConfig, TinyMLP
 
 
-def test_pick_device_defaults_and_override(monkeypatch):
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(False, False, "cpu"), (True, False, "cuda"), (False, True, "mps"), (True, True, "cuda")],
+)
+def test_pick_device_default_order(monkeypatch, cuda, mps, expected):
+    # Availability is patched, so every branch runs on any machine; no device is touched.
     monkeypatch.delenv("SCIFM_DEVICE", raising=False)
-    expected = "cuda" if torch.cuda.is_available() else None
-    dev = pick_device()
-    if expected:
-        assert dev.type == expected
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device() == torch.device(expected)
+
+
+def test_pick_device_environment_and_argument_override(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("SCIFM_DEVICE", "cpu")
-    assert pick_device().type == "cpu"
-    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device() == torch.device("cpu")  # the environment beats available CUDA
+    monkeypatch.setenv("SCIFM_DEVICE", "tpu")
+    assert pick_device("cpu") == torch.device("cpu")  # the argument beats the environment
+    with pytest.raises(ValueError, match="'tpu'"):
+        pick_device()
+
+
+def test_pick_device_refuses_an_unavailable_accelerator(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        pick_device("cuda:0")
+    with pytest.raises(ValueError, match="MPS is not available"):
+        pick_device("mps")
 
 
 def test_pick_device_rejects_bad_names():
@@ -23,9 +43,6 @@ def test_pick_device_rejects_bad_names():
         pick_device("tpu")
     with pytest.raises(ValueError, match="'meta'"):
         pick_device("meta")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            pick_device("cuda")
 
 
 def test_generators_are_local():

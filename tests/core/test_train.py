@@ -55,7 +55,7 @@ def test_tiny_model_overfits_one_batch():
 
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    args = ["--steps", "60", "--ckpt-every", "5"]
+    args = ["--steps", "60", "--ckpt-every", "5", "--workers", "1"]  # batches from a worker
     subprocess.run(_script(ref, *args), check=True, timeout=300)
     proc = subprocess.Popen(_script(killed, *args, "--sleep", "0.05"))
     state = killed / "checkpoint" / "trainer.json"

@@ -41,8 +41,11 @@ def make_toy_fields():
 
 @pytest.fixture(scope="session")
 def toy_sets():
-    from scifm.mpp.data import WindowSet
+    from scifm.pde.windows import TrajectoryWindows
 
-    a = WindowSet("toy_a", toy_fields(3, 10, 2, 32, seed=1), (4, 5), True, n_frames=4)
-    b = WindowSet("toy_b", toy_fields(3, 10, 1, 32, seed=2), (0,), False, n_frames=4)
+    def windows(name, fields, index, periodic):
+        return TrajectoryWindows(fields, system=name, n_ctx=4, field_index=index, periodic=periodic)
+
+    a = windows("toy_a", toy_fields(3, 10, 2, 32, seed=1), (4, 5), True)
+    b = windows("toy_b", toy_fields(3, 10, 1, 32, seed=2), (0,), False)
     return [a, b]

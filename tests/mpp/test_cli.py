@@ -23,7 +23,7 @@ def test_data_config_validates_and_fields_are_deterministic_and_cached(tmp_path)
     assert variant_seed(0, "swe", "train") != variant_seed(0, "swe", "test")
 
 
-def test_cli_pretrain_finetune_evaluate_rollout(tmp_path, capsys):
+def test_cli_pretrain_finetune_evaluate_rollout(tmp_path, capsys, monkeypatch):
     from scifm.cli import main
 
     common = ["--res", "16", "--sim-frames", "8"]
@@ -43,8 +43,19 @@ def test_cli_pretrain_finetune_evaluate_rollout(tmp_path, capsys):
             "2",
             "--out",
             str(tmp_path / "pre"),
+            "--data-dir",
+            str(tmp_path / "data"),
         ]
     )
+    generated = sorted(p.name for p in (tmp_path / "data").iterdir())
+    assert generated == ["diffreact_r16_f8_n2_s0_pdebench", "swe_r16_f8_n2_s0_pdebench"]
+    import scifm.pde.generate
+    from scifm.mpp.data import generate_files
+
+    with monkeypatch.context() as m:  # a second run reuses the files: nothing is simulated
+        m.setattr(scifm.pde.generate, "generate", lambda *a, **k: pytest.fail("regenerated"))
+        again = generate_files(["swe"], tmp_path / "data", n=2, res=16, frames=8, seed=0)
+    assert again["swe"] == [tmp_path / "data" / generated[1] / "2D_rdb_NA_NA.h5"]
     main(
         [
             "mpp",
@@ -67,6 +78,8 @@ def test_cli_pretrain_finetune_evaluate_rollout(tmp_path, capsys):
             "2",
             "--out",
             str(tmp_path / "ft"),
+            "--data-dir",
+            str(tmp_path / "data"),
             *common,
         ]
     )

@@ -1,4 +1,5 @@
-"""The "physics" page: driven as a class, then through a real browser."""
+"""The rollout viewer (scifm.dashboards.physics): driven as a class, then as the "physics"
+page through a real browser."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ pytest.importorskip("panel")
 
 @pytest.fixture
 def page_obj():
-    from app.pages.physics import PhysicsPage
+    from scifm.dashboards import RolloutViewer
 
-    return PhysicsPage()
+    return RolloutViewer.from_assets()
 
 
 def test_run_fills_player_frames_curve_and_times(page_obj):
@@ -30,9 +31,9 @@ def test_run_fills_player_frames_curve_and_times(page_obj):
 
 
 def test_benchmark_views_show_transfer_plot_and_one_step_table(page_obj):
-    from app.pages.physics import BENCHMARK
+    from scifm.core.paths import results_dir
 
-    if not BENCHMARK.exists():
+    if not (results_dir() / "mpp.json").exists():
         pytest.skip("no benchmarks/results/mpp.json yet")
     plot, _, table, note = page_obj.bench_panes
     assert len(plot.object) == 8  # (M=0.1, M=1.0) x (pretrained, scratch), lines + markers

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from scifm.core import TrainConfig, load_model
-from scifm.mpp import AViT, AViTConfig, BalancedBatches, nmse, nrmse, persistence_step, rollout
+from scifm.mpp import AViT, AViTConfig, nmse, nrmse, persistence_step, rollout
 from scifm.mpp.baselines import FNOBaseline, FNOConfig
 from scifm.mpp.evaluate import one_step_nrmse, rollout_nrmse
 from scifm.mpp.train import fit, prepare_finetune, set_trainable
+from scifm.pde.windows import TrajectoryWindows, collate_windows, system_batches
 
 
 def test_toy_data_and_windows_are_deterministic(toy_sets, make_toy_fields):
@@ -19,17 +20,17 @@ def test_toy_data_and_windows_are_deterministic(toy_sets, make_toy_fields):
     assert not torch.equal(toy_fields(2, 6, 2, 16, 7), toy_fields(2, 6, 2, 16, 8))
     a = toy_sets[0]
     assert len(a) == 3 * (10 - 4)
-    b = a.batch([0, 7])  # window 7 = trajectory 1, start frame 1
+    b = collate_windows([a[0], a[7]])  # window 7 = trajectory 1, start frame 1
     torch.testing.assert_close(b["x"][1], a.fields[1, 1:5])
     torch.testing.assert_close(b["y"][1], a.fields[1, 5])
 
 
 def test_balanced_batches_are_one_system_reproducible_and_balanced(toy_sets):
-    src = BalancedBatches(toy_sets, batch_size=4, seed=3)
+    src = system_batches(toy_sets, batch_size=4, seed=3)
     b1, b2 = src.get(5, 0, 0, 1), src.get(5, 0, 0, 1)
     torch.testing.assert_close(b1["x"], b2["x"])
     assert b1["x"].shape[2] == len(b1["field_index"])  # one system per micro-batch
-    picks = [src.choose(s, 0)[0] for s in range(400)]
+    picks = [src.choice(s)[0] for s in range(400)]
     assert 0.4 < np.mean(picks) < 0.6  # uniform over the two systems
     shards = [src.get(5, 0, r, 2)["x"] for r in range(2)]
     torch.testing.assert_close(torch.cat([shards[0][:1], shards[1][:1]]), b1["x"][:2])
@@ -53,13 +54,13 @@ def test_rollout_of_persistence_on_static_fields_is_exact():
 
 def test_overfit_one_batch(make_toy_fields):
     from scifm.core import train
-    from scifm.mpp import WindowSet
     from scifm.mpp.train import loss_fn
 
     torch.manual_seed(0)
     model = AViT(AViTConfig.preset("tiny"))
-    ws = WindowSet("a", make_toy_fields(2, 6, 2, 16, seed=1) - 2.0, (4, 5), True, n_frames=4)
-    fixed = BalancedBatches([ws], batch_size=2).get(0, 0)
+    fields = make_toy_fields(2, 6, 2, 16, seed=1) - 2.0
+    ws = TrajectoryWindows(fields, system="a", n_ctx=4, field_index=(4, 5), periodic=True)
+    fixed = system_batches([ws], batch_size=2).get(0, 0)
 
     class Same:
         def get(self, step, micro, rank, world_size):
@@ -82,7 +83,9 @@ def test_fit_checkpoints_and_finetune_freezes_the_processor(toy_sets, tmp_path):
     slots = prepare_finetune(model, new_fields=2, trainable="io")
     assert slots == [12, 13]
     frozen = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("blocks.")}
-    new_sys = toy_sets[0].__class__("new", toy_sets[0].fields, tuple(slots), True, n_frames=4)
+    new_sys = TrajectoryWindows(
+        toy_sets[0].fields, system="new", n_ctx=4, field_index=slots, periodic=True
+    )
     fit(model, [new_sys], cfg, batch_size=2)
     for k, v in model.state_dict().items():
         if k.startswith("blocks."):

@@ -7,10 +7,10 @@ import torch
 
 from scifm.pde import simulate
 from scifm.pde.files import detect_format, read_any
+from scifm.pde.filewindows import FileWindows
 from scifm.pde.formats import FormatError
 from scifm.pde.pdebench import read_pdebench, write_pdebench
 from scifm.pde.well import read_well, write_well, write_well_stats
-from scifm.pde.windows import TrajectoryWindows
 
 SYSTEMS = ["swe", "diffreact", "ins", "cns"]
 
@@ -123,10 +123,9 @@ def test_stats_yaml_matches_the_data(runs, tmp_path):
 def test_windows_from_either_file_format(runs, tmp_path):
     traj = runs["diffreact"]
     for path in (write_pdebench(traj, tmp_path), write_well(traj, tmp_path)):
-        ds = TrajectoryWindows.from_file(path, n_ctx=2)
+        ds = FileWindows(path, n_ctx=2)
         assert ds.system == "diffreact" and len(ds) == 4
         torch.testing.assert_close(ds[0]["y"], traj.fields[0, 2])
-        assert len(TrajectoryWindows.from_file(path, n_ctx=2, limit=1)) == 2
 
 
 def test_truncated_file_is_a_clear_error(runs, tmp_path):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
-import specutils
 
 from scifm.cli import main
 from scifm.survey import read_survey
+from scifm.survey.readers.synthetic import specutils_desi_coadds
 
-COADD = (Path(specutils.__file__).parent
-         / "io/default_loaders/tests/desi_test_data/coadd-sv3-dark-26065.fits")  # fmt: skip
+COADD = specutils_desi_coadds("coadd-sv3-dark-26065.fits")[0]
 
 
 def test_generate_and_info(tmp_path, tiny_survey, tiny_spec, capsys):

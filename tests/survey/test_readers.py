@@ -19,10 +19,14 @@ from scifm.survey.readers import (
     resample_flux_conserving,
 )
 from scifm.survey.readers.grid import NOCOVERAGE
-from scifm.survey.readers.synthetic import write_legacy_cutout, write_redrock, write_sdss_spec
+from scifm.survey.readers.synthetic import (
+    specutils_desi_coadds,
+    write_legacy_cutout,
+    write_redrock,
+    write_sdss_spec,
+)
 
-DESI_DIR = Path(specutils.__file__).parent / "io/default_loaders/tests/desi_test_data"
-COADD = DESI_DIR / "coadd-sv3-dark-26065.fits"
+COADD = specutils_desi_coadds("coadd-sv3-dark-26065.fits")[0]  # has sky fibres and non-targets
 
 
 def test_desi_coadd_skips_sky_and_non_targets():
@@ -145,3 +149,19 @@ def test_wrong_and_corrupt_files_name_the_file_and_problem(tmp_path):
     truncated.write_bytes(COADD.read_bytes()[:200_000])
     with pytest.raises(ValueError, match="truncated.fits"):
         read_spectrum_file(truncated)
+
+
+def test_specutils_desi_files_are_found_through_the_installed_package(monkeypatch):
+    import importlib.util
+
+    import scifm.survey.readers.synthetic as synthetic
+
+    names = [p.name for p in specutils_desi_coadds()]
+    assert names == sorted(names)
+    assert {"coadd-5-169-thru20210419.fits", "coadd-sv3-dark-26065.fits"} <= set(names)
+    assert COADD.is_relative_to(Path(specutils.__file__).parent)
+    with pytest.raises(FileNotFoundError, match=r"specutils .* holds no coadd-nope\*"):
+        specutils_desi_coadds("coadd-nope*.fits")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModuleNotFoundError, match="specutils is not installed"):
+        synthetic.specutils_desi_coadds()

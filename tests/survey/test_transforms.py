@@ -83,3 +83,31 @@ def test_augment_noise_level_matches_the_survey_sky():
     from scifm.survey import SurveyConfig
 
     np.testing.assert_allclose(AugmentConfig().sky_sigma, SurveyConfig().pixel_sigma, rtol=0.05)
+
+
+def test_lazy_dataset_is_a_deterministic_batch_source_with_loader_workers(tiny_survey):
+    from scifm.core import DatasetBatches
+    from scifm.core.batches import iter_batches
+
+    ds = SurveyDataset(tiny_survey, crop=32, augment=AugmentConfig(crop=32), seed=1)
+    src = DatasetBatches(ds, batch_size=4, seed=2)
+    got = list(iter_batches(src, start=0, stop=4, num_workers=2))
+    for step, batch in enumerate(got):
+        want = src.get(step, 0)
+        assert batch["image"].shape == (4, 3, 32, 32)
+        assert torch.equal(batch["image"], want["image"])
+        assert torch.equal(batch["targetid"], want["targetid"])
+
+
+def test_lazy_dataset_refuses_rows_not_yet_generated(tiny_survey, tmp_path):
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "partial.h5"
+    shutil.copy(tiny_survey, path)
+    with h5py.File(path, "r+") as f:
+        f["chunk_done"][1] = False  # rows 4:8 pending, as after an interruption
+    assert len(SurveyDataset(path, stop=4)) == 4
+    with pytest.raises(ValueError, match=r"partial.h5: rows 0:10 are not all generated"):
+        SurveyDataset(path)

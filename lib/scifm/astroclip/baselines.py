@@ -21,8 +21,7 @@ from torch import nn
 
 from scifm.astroclip.config import ImageEncoderConfig
 from scifm.astroclip.image_encoder import ImageEncoder, augment_images
-from scifm.astroclip.train import IndexBatches
-from scifm.core import ConfigMixin, TrainConfig
+from scifm.core import ConfigMixin, DatasetBatches, TrainConfig
 from scifm.core import train as core_train
 from scifm.core.rng import seeded
 
@@ -81,7 +80,7 @@ def train_image_regressor(
         t = torch.from_numpy(idx)
         return {"images": augment_images(images[t], aug, gen), "targets": y[t]}
 
-    batches = IndexBatches(len(images), batch_size, seed, make)
+    batches = DatasetBatches(range(len(images)), batch_size, seed, make=make)
     core_train(model, lambda m, b: (m(**b)["loss"], {}), batches, train_cfg, device=device)
     return model.cpu().eval(), scaler
 

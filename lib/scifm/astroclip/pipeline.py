@@ -33,6 +33,7 @@ from scifm.astroclip.embed import embed_arrays
 from scifm.astroclip.model import AstroClip
 from scifm.astroclip.train import align, pretrain_image, pretrain_spectrum
 from scifm.core import TrainConfig
+from scifm.core.train import StepCallback
 
 DISPLAY_BIN = 16  # display spectra: 16 x 0.8 A = 12.8 A bins
 DEFAULT_PROPS = ("redshift", "log_mstar", "log_ssfr", "log_z", "age")
@@ -165,20 +166,29 @@ def run_pipeline(
     device: torch.device | str | None = None,
     seed: int = 0,
     progress: bool = True,
+    callback: StepCallback | None = None,
 ) -> tuple[AstroClip, dict[str, list]]:
-    """Train the three stages on ``train_idx``; checkpoints in ``work_dir/<stage>``."""
+    """Train the three stages on ``train_idx``; checkpoints in ``work_dir/<stage>``;
+    ``callback(record)`` after each logged step, the record's ``stage`` naming the stage."""
     work = Path(work_dir)
+
+    def tagged(stage: str) -> StepCallback | None:
+        return None if callback is None else lambda r: callback({**r, "stage": stage})
+
     t = torch.from_numpy(np.asarray(train_idx))
     images, spectra = data.images[t], data.spectra[t]
     ssl, r1 = pretrain_image(images, cfg.image, plan.train_config("image", progress),
                              batch_size=plan.image_batch, device=device,
-                             out_dir=work / "image_ssl", seed=seed)  # fmt: skip
+                             out_dir=work / "image_ssl", seed=seed,
+                             callback=tagged("image"))  # fmt: skip
     spec, r2 = pretrain_spectrum(spectra, cfg.spectrum, plan.train_config("spectrum", progress),
                                  batch_size=plan.spectrum_batch, device=device,
-                                 out_dir=work / "specformer", seed=seed)  # fmt: skip
+                                 out_dir=work / "specformer", seed=seed,
+                                 callback=tagged("spectrum"))  # fmt: skip
     model, r3 = align(images, spectra, cfg, ssl.cpu(), spec.cpu(),
                       plan.train_config("align", progress), batch_size=plan.align_batch,
-                      device=device, out_dir=work / "astroclip", seed=seed)  # fmt: skip
+                      device=device, out_dir=work / "astroclip", seed=seed,
+                      callback=tagged("align"))  # fmt: skip
     return model, {"image": r1.history, "spectrum": r2.history, "align": r3.history}
 
 

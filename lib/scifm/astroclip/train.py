@@ -11,7 +11,6 @@ so the loop's resume restarts at the exact data position.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,34 +27,11 @@ from scifm.core import (
     TrainResult,
     load_model,
     pick_device,
-    torch_generator,
     unwrap,
 )
 from scifm.core import train as core_train
 from scifm.core.rng import seeded
-
-
-class IndexBatches:
-    """Batch source: shuffled indices (``DatasetBatches``) mapped through ``make(idx, gen)``."""
-
-    def __init__(
-        self,
-        n: int,
-        batch_size: int,
-        seed: int,
-        make: Callable[[np.ndarray, torch.Generator], dict[str, torch.Tensor]],
-        *,
-        accum_steps: int = 1,
-    ) -> None:
-        self.index = DatasetBatches(range(n), batch_size, seed, accum_steps=accum_steps)
-        self.seed = seed
-        self.make = make
-
-    def get(self, step: int, micro: int, rank: int, world_size: int) -> dict[str, torch.Tensor]:
-        idx = self.index.indices(step, micro, rank, world_size)
-        state = np.random.SeedSequence([self.seed, step, micro, rank]).generate_state(1)
-        gen = torch_generator(int(state[0]))
-        return self.make(idx, gen)
+from scifm.core.train import StepCallback
 
 
 def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -77,6 +53,7 @@ def pretrain_image(
     device: torch.device | str | None = None,
     out_dir: str | Path | None = None,
     seed: int = 0,
+    callback: StepCallback | None = None,
 ) -> tuple[ImageSSL, TrainResult]:
     """MoCo-v2 pretraining on prepared images (N, 3, s, s); returns the model and history."""
     _check_rows("images", images, batch_size)
@@ -87,10 +64,13 @@ def pretrain_image(
         x = images[torch.from_numpy(idx)]
         return {"view1": augment_images(x, cfg, gen), "view2": augment_images(x, cfg, gen)}
 
-    batches = IndexBatches(len(images), batch_size, seed, make, accum_steps=train_cfg.accum_steps)
-    result = core_train(
-        model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg
+    batches = DatasetBatches(
+        range(len(images)), batch_size, seed, accum_steps=train_cfg.accum_steps, make=make
     )
+    result = core_train(
+        model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
+        callback=callback,
+    )  # fmt: skip
     return model, result
 
 
@@ -103,6 +83,7 @@ def pretrain_spectrum(
     device: torch.device | str | None = None,
     out_dir: str | Path | None = None,
     seed: int = 0,
+    callback: StepCallback | None = None,
 ) -> tuple[SpecFormer, TrainResult]:
     """Masked-modelling pretraining on prepared spectra (N, n_bins)."""
     _check_rows("spectra", spectra, batch_size)
@@ -115,10 +96,13 @@ def pretrain_spectrum(
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         return unwrap(m).masked_loss(batch["spectra"], batch["mask"]), {}
 
-    batches = IndexBatches(len(spectra), batch_size, seed, make, accum_steps=train_cfg.accum_steps)
-    result = core_train(
-        model, loss_fn, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg
+    batches = DatasetBatches(
+        range(len(spectra)), batch_size, seed, accum_steps=train_cfg.accum_steps, make=make
     )
+    result = core_train(
+        model, loss_fn, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
+        callback=callback,
+    )  # fmt: skip
     return model, result
 
 
@@ -186,6 +170,7 @@ def align(
     seed: int = 0,
     extra: dict[str, Any] | None = None,
     cache: bool = True,
+    callback: StepCallback | None = None,
 ) -> tuple[AstroClip, TrainResult]:
     """Train the alignment heads on pairs (images[i], spectra[i]) with frozen encoders.
 
@@ -206,9 +191,11 @@ def align(
             return {"images": views, "spectrum_tokens": tokens[t]}
         return {"images": views, "spectra": spectra[t]}
 
-    batches = IndexBatches(len(images), batch_size, seed, make, accum_steps=train_cfg.accum_steps)
+    batches = DatasetBatches(
+        range(len(images)), batch_size, seed, accum_steps=train_cfg.accum_steps, make=make
+    )
     result = core_train(
         model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
-        extra=extra,
+        extra=extra, callback=callback,
     )  # fmt: skip
     return model, result

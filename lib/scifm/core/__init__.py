@@ -1,6 +1,6 @@
 """Pieces the three ideas share: devices, configs, checkpoints, the training loop."""
 
-from scifm.core.batches import BatchSource, DatasetBatches
+from scifm.core.batches import BatchSource, DatasetBatches, MixtureBatches
 from scifm.core.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -17,6 +17,7 @@ __all__ = [
     "CheckpointError",
     "ConfigMixin",
     "DatasetBatches",
+    "MixtureBatches",
     "TrainConfig",
     "TrainResult",
     "autocast",

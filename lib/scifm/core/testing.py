@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--crash-after", type=int, default=0, help="exit hard at this many micro-batches (>0)"
     )
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (loader_workers)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     # Run as ``python -m`` this file is ``__main__``; checkpoints must name the
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     tc = TrainConfig(
         steps=args.steps, lr=3e-3, warmup_steps=2, ckpt_every=args.ckpt_every,
-        accum_steps=args.accum, log_every=1, progress=False,
+        accum_steps=args.accum, log_every=1, progress=False, loader_workers=args.workers,
     )  # fmt: skip
 
     calls = 0

@@ -45,7 +45,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from scifm.core.batches import BatchSource, DatasetBatches, batch_len, to_device
+from scifm.core.batches import BatchSource, DatasetBatches, batch_len, iter_batches, to_device
 from scifm.core.checkpoint import load_checkpoint, save_checkpoint
 from scifm.core.config import ConfigMixin
 from scifm.core.devices import autocast, pick_device
@@ -88,6 +88,8 @@ class TrainConfig(ConfigMixin):
     ckpt_every: int = 0  # steps between resumable checkpoints; 0 = only at the end
     seed: int = 0  # keys DropPath/keyed draws and seeds the forked stream (dropout) per step
     progress: bool = True  # show a tqdm progress bar on rank 0
+    loader_workers: int = 0  # DataLoader processes building batches ahead (0: in the loop)
+    prefetch: int = 2  # batches each loader worker builds ahead
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"steps": 20, "warmup_steps": 2, "log_every": 5},
@@ -101,6 +103,8 @@ class TrainConfig(ConfigMixin):
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)}: must be >= 1")
         if self.lr <= 0 or not math.isfinite(self.lr):
             raise ValueError(f"TrainConfig.lr={self.lr}: must be a positive finite number")
+        if self.loader_workers < 0 or self.prefetch < 1:
+            raise ValueError("TrainConfig: loader_workers must be >= 0 and prefetch >= 1")
         if self.warmup_steps < 0 or self.ckpt_every < 0 or self.grad_clip < 0:
             raise ValueError("TrainConfig: warmup_steps, ckpt_every and grad_clip must be >= 0")
         if not 0 <= self.min_lr_ratio <= 1:
@@ -331,9 +335,14 @@ def _loop(
         desc="train", dynamic_ncols=True,
     )  # fmt: skip
     run.model.train()
+    stream = iter_batches(  # a DataLoader: workers build the batches ahead, in order
+        batches, start=run.start, stop=cfg.steps, accum_steps=cfg.accum_steps,
+        rank=run.dist.rank, world_size=run.dist.world_size, num_workers=cfg.loader_workers,
+        prefetch=cfg.prefetch, pin_memory=run.device.type == "cuda",
+    )  # fmt: skip
 
-    def next_batch(step: int, micro: int) -> Any:
-        return batches.get(step, micro, run.dist.rank, run.dist.world_size)
+    def next_batch(step: int, micro: int) -> Any:  # the stream yields positions in order
+        return next(stream)
 
     t_last, samples = time.perf_counter(), 0
     for step in range(run.start, cfg.steps):

@@ -4,7 +4,7 @@ The PDE data engine lives in ``scifm.pde`` and is not imported here.
 """
 
 from scifm.mpp.config import AViTConfig
-from scifm.mpp.data import BalancedBatches, WindowSet
+from scifm.mpp.data import file_datasets, generate_files, memory_datasets
 from scifm.mpp.experiment import DataConfig, finetune, load_surrogate, make_fields, pretrain
 from scifm.mpp.metrics import nmse, nmse_per_field, nrmse
 from scifm.mpp.model import AViT, Model
@@ -14,15 +14,16 @@ from scifm.mpp.train import fit, loss_fn, prepare_finetune, set_trainable
 __all__ = [
     "AViT",
     "AViTConfig",
-    "BalancedBatches",
     "DataConfig",
     "Model",
-    "WindowSet",
+    "file_datasets",
     "finetune",
     "fit",
+    "generate_files",
     "load_surrogate",
     "loss_fn",
     "make_fields",
+    "memory_datasets",
     "model_step",
     "nmse",
     "nmse_per_field",

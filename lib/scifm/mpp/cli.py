@@ -16,6 +16,23 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
 
 
+def _data_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--files",
+        nargs="+",
+        default=None,
+        metavar="[NAME=]PATH",
+        help=f"PDEBench or The Well files or directories to train on ({what}); NAME= sets the "
+        "variant (default: the file's system, cns_m<Mach> for CNS). Grids are average-pooled "
+        "to the data resolution by an integer factor, frames strided to its frame count",
+    )
+    p.add_argument(
+        "--data-dir",
+        default="data/mpp",
+        help="without --files: where the preset's trajectories are generated (and reused)",
+    )
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("mpp", help="multiple physics pretraining (AViT surrogate)")
     sub = parser.add_subparsers(dest="mpp_command", required=True)
@@ -29,6 +46,7 @@ def register(subparsers) -> None:
     p.add_argument("--train-set", nargs="*", default=[], metavar="K=V", help="train overrides")
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--out", required=True, help="run directory (resumes if it has a checkpoint)")
+    _data_flags(p, "instead of the --data preset's systems; its res and sim_frames still apply")
     _common(p)
     p.set_defaults(func=_pretrain)
 
@@ -45,6 +63,7 @@ def register(subparsers) -> None:
     p.add_argument("--train-set", nargs="*", default=[], metavar="K=V")
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--out", required=True)
+    _data_flags(p, "all of --system; --res and --sim-frames still apply")
     _common(p)
     p.set_defaults(func=_finetune)
 
@@ -90,6 +109,8 @@ def _pretrain(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=pick_device(args.device),
         out_dir=args.out,
+        files=args.files,
+        data_dir=None if args.files else args.data_dir,
     )
     print(
         json.dumps(
@@ -105,23 +126,23 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 def _finetune(args: argparse.Namespace) -> int:
     from scifm.core import TrainConfig, pick_device
-    from scifm.mpp.experiment import DataConfig, finetune, load_surrogate, make_fields
+    from scifm.mpp.data import generate_files
+    from scifm.mpp.experiment import finetune, load_surrogate
 
     device = pick_device(args.device)
-    model, systems = load_surrogate(args.ckpt, device)
-    data = DataConfig(
-        systems=(args.system,),
-        res=args.res,
-        n_traj=args.n_traj,
-        sim_frames=args.sim_frames,
-        seed=args.seed,
-    )
-    fields = make_fields(data, "train")[args.system]
     train_cfg = TrainConfig.preset(args.train).with_overrides(args.train_set)
+    model, systems = load_surrogate(args.ckpt, device)
+    files = args.files  # finetune() checks every file before the model or --out change
+    if not files:
+        made = generate_files(
+            [args.system], args.data_dir, n=args.n_traj, res=args.res,
+            frames=args.sim_frames, seed=args.seed, device=device,
+        )  # fmt: skip
+        files = made[args.system]
     _, result, _ = finetune(
         model,
         args.system,
-        fields,
+        files,
         train_cfg,
         trainable=args.trainable,
         new_fields=args.new_fields,
@@ -129,6 +150,8 @@ def _finetune(args: argparse.Namespace) -> int:
         device=device,
         out_dir=args.out,
         systems=systems,
+        res=args.res,
+        frames=args.sim_frames,
     )
     print(json.dumps({"step": result.step, "checkpoint": str(result.checkpoint)}))
     return 0
@@ -146,22 +169,15 @@ def _held_out(args: argparse.Namespace, systems: dict, n_extra: int = 0) -> dict
 
     Longer rollouts extend the trajectory at the same time step (t_end grows with frames).
     """
-    from scifm.mpp.experiment import VARIANTS, DataConfig, simulate_variant, variant_seed
+    from scifm.mpp.data import resolve_variant, simulate_variant, variant_seed
     from scifm.pde import get_system
 
     trained = _trained_data(args.ckpt)
     res = args.res or trained.get("res", 32)
     frames = args.sim_frames or trained.get("sim_frames", 21)
-    data = DataConfig(
-        systems=tuple(args.systems or systems),
-        res=res,
-        n_test=args.n_test,
-        sim_frames=frames,
-        seed=args.seed,
-    )
     out = {}
-    for name in data.systems:
-        t_end = get_system(VARIANTS[name][0]).t_end * (frames - 1 + n_extra) / (frames - 1)
+    for name in args.systems or systems:
+        t_end = get_system(resolve_variant(name)[0]).t_end * (frames - 1 + n_extra) / (frames - 1)
         out[name] = simulate_variant(
             name,
             args.n_test,
@@ -175,7 +191,7 @@ def _held_out(args: argparse.Namespace, systems: dict, n_extra: int = 0) -> dict
 
 def _evaluate(args: argparse.Namespace) -> int:
     from scifm.core import pick_device
-    from scifm.mpp.data import WindowSet
+    from scifm.mpp.data import memory_datasets
     from scifm.mpp.evaluate import one_step_nrmse
     from scifm.mpp.experiment import load_surrogate, system_info
     from scifm.mpp.rollout import model_step, persistence_step
@@ -185,7 +201,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     out = {}
     for name, f in _held_out(args, systems).items():
         info = systems.get(name, system_info(name))
-        ws = WindowSet(name, f, tuple(info["field_index"]), info["periodic"], model.config.n_frames)
+        ws = memory_datasets({name: f}, model.config.n_frames, {name: info})[name]
         step = model_step(model, info["field_index"], info["periodic"])
         out[name] = {
             "avit": one_step_nrmse(step, ws, device=device),

@@ -1,115 +1,207 @@
-"""Training windows from simulated trajectories, and MPP's balanced multi-system sampler.
+"""MPP's data sets: named system variants, in memory or read lazily from files.
 
-McCabe et al. (arXiv:2310.02994), section 4: every micro-batch holds samples of one system
-only (so the field embedding sees one set of columns), and the system of each micro-batch
-is drawn uniformly at random, which balances systems of very different sizes.
-Both classes are pure functions of their arguments (the batch of a step is recomputed, not
-remembered), which is what the core loop's exact resume needs.
+McCabe et al. (arXiv:2310.02994) pretrain on PDEBench's SWE, diffusion-reaction, INS and
+compressible NS, with CNS at Mach 0.1 and 1.0 counted as separate data sets ("variants").
+A variant's windows come from simulated tensors (``memory_datasets``), from PDEBench or
+The Well files (``file_datasets``, read lazily by ``scifm.pde.FileWindows``), or from files
+generated first (``generate_files``). Batching (one variant per micro-batch, variants
+drawn uniformly, windows without replacement) is ``scifm.pde.system_batches``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+import os
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
+from torch.utils.data import Dataset
+
+from scifm.pde.filewindows import PDEFile, find_files, group_windows, scan_file
+from scifm.pde.formats import FormatError
+from scifm.pde.windows import TrajectoryWindows
+
+# variant name -> (PDE system, physical parameters passed to simulate)
+VARIANTS: dict[str, tuple[str, dict[str, float]]] = {
+    "swe": ("swe", {}),
+    "diffreact": ("diffreact", {}),
+    "ins": ("ins", {}),
+    "cns_m0.1": ("cns", {"M": 0.1}),
+    "cns_m1.0": ("cns", {"M": 1.0}),
+}
+SPLITS = {"train": 0, "test": 1}
+DONE = "files.json"  # generate_files: the finished files of a generated variant
+_CNS = re.compile(r"^cns_m([0-9]+(?:\.[0-9]+)?)$")
 
 
-@dataclass
-class WindowSet:
-    """All (T-frame input, next frame) windows of a batch of trajectories of one system.
+def resolve_variant(name: str) -> tuple[str, dict[str, float]]:
+    """(PDE system, parameters) of a variant: one of VARIANTS, or ``cns_m<Mach>``."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    if m := _CNS.match(name):
+        return "cns", {"M": float(m.group(1))}
+    raise ValueError(f"system {name!r}: unknown; choose from {sorted(VARIANTS)} or cns_m<Mach>")
 
-    ``fields`` is (N, F, C, H, W); window ``k`` starts at trajectory ``k // per_traj``,
-    frame ``(k % per_traj) * stride``.
+
+def variant_seed(seed: int, name: str, split: str) -> int:
+    """A distinct, stable integer seed per (base seed, variant, split)."""
+    resolve_variant(name)
+    k = sorted(VARIANTS).index(name) if name in VARIANTS else 100 + zlib.crc32(name.encode()) % 900
+    return 1_000_003 * seed + 1_000 * k + SPLITS[split]
+
+
+def system_info(name: str) -> dict[str, Any]:
+    """Field names, embedding slots and boundary of a variant (JSON-able)."""
+    from scifm.pde import get_system
+
+    spec = get_system(resolve_variant(name)[0])
+    return {
+        "fields": list(spec.field_names),
+        "field_index": list(spec.field_index),
+        "periodic": spec.periodic,
+    }
+
+
+def simulate_variant(
+    name: str,
+    n: int,
+    *,
+    res: int,
+    n_frames: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+    t_end: float | None = None,
+    **params: float,
+):
+    """Trajectories of variant ``name`` (extra ``params`` override its physics).
+
+    ``t_end`` defaults to the system's PDEBench time span.
     """
+    from scifm.pde import simulate
 
-    system: str  # system name (key into scifm.pde.SYSTEMS)
-    fields: torch.Tensor  # (N, F, C, H, W) trajectories, float32
-    field_index: tuple[int, ...]  # slot of each channel in the shared embedding
-    periodic: bool  # both spatial axes periodic
-    n_frames: int  # input window length T
-    stride: int = 1  # frames between successive window starts
+    system, fixed = resolve_variant(name)
+    return simulate(
+        system,
+        n,
+        res=res,
+        n_frames=n_frames,
+        seed=seed,
+        device=device,
+        t_end=t_end,
+        params={**fixed, **params},
+    )
 
-    def __post_init__(self) -> None:
-        if self.fields.ndim != 5:
-            raise ValueError(
-                f"WindowSet {self.system}: fields {tuple(self.fields.shape)}; expected "
-                "(N, F, C, H, W)"
-            )
-        if self.fields.shape[1] < self.n_frames + 1:
-            raise ValueError(
-                f"WindowSet {self.system}: trajectories have {self.fields.shape[1]} frames; "
-                f"need at least n_frames + 1 = {self.n_frames + 1}"
-            )
-        if len(self.field_index) != self.fields.shape[2]:
-            raise ValueError(
-                f"WindowSet {self.system}: {len(self.field_index)} field indices for "
-                f"{self.fields.shape[2]} channels"
-            )
 
-    @classmethod
-    def from_trajectories(cls, traj, n_frames: int, stride: int = 1) -> WindowSet:
-        """Build from a ``scifm.pde.Trajectories``."""
-        spec = traj.spec
-        return cls(
-            traj.system,
-            traj.fields.float().cpu(),
-            spec.field_index,
-            spec.periodic,
-            n_frames,
-            stride,
+def variant_of(info: PDEFile) -> str:
+    """The variant a file holds: its system, and for CNS its Mach number (``cns_m0.1``)."""
+    if info.system == "cns" and "M" in info.params:
+        mach = float(f"{info.params['M']:.6g}")  # float32 attributes: 0.1 not 0.10000000149
+        return f"cns_m{mach}"
+    return info.system
+
+
+def memory_datasets(
+    fields: Mapping[str, torch.Tensor], n_frames: int, systems: Mapping[str, dict] | None = None
+) -> dict[str, TrajectoryWindows]:
+    """Windows of in-memory trajectories {variant: (N, F, C, H, W)}.
+
+    ``systems`` may override a variant's ``field_index``/``periodic`` (fine-tuning slots).
+    """
+    out = {}
+    for name, f in fields.items():
+        info = {**system_info(name), **(systems or {}).get(name, {})}
+        out[name] = TrajectoryWindows(
+            f,
+            system=name,
+            n_ctx=n_frames,
+            field_index=info["field_index"],
+            periodic=info["periodic"],
         )
-
-    @property
-    def per_traj(self) -> int:
-        return (self.fields.shape[1] - self.n_frames - 1) // self.stride + 1
-
-    def __len__(self) -> int:
-        return self.fields.shape[0] * self.per_traj
-
-    def batch(self, indices: Sequence[int] | np.ndarray) -> dict:
-        """Collate windows into the dict the model's loss takes."""
-        idx = np.asarray(indices, dtype=np.int64)
-        traj, start = np.divmod(idx, self.per_traj)
-        start = start * self.stride
-        offs = np.arange(self.n_frames + 1)
-        frames = self.fields[torch.as_tensor(traj)[:, None], torch.as_tensor(start[:, None] + offs)]
-        return {
-            "x": frames[:, :-1].contiguous(),  # (B, T, C, H, W)
-            "y": frames[:, -1].contiguous(),  # (B, C, H, W)
-            "field_index": torch.tensor(self.field_index),
-            "periodic": torch.tensor(self.periodic),
-        }
+    return out
 
 
-class BalancedBatches:
-    """``get(step, micro, rank, world_size)``: a micro-batch of one uniformly chosen system.
+def file_datasets(
+    paths: Sequence[str | Path],
+    *,
+    n_frames: int,
+    res: int | None = None,
+    frames: int | None = None,
+    systems: Mapping[str, dict] | None = None,
+) -> dict[str, Dataset]:
+    """Lazy windows of PDEBench/Well files or directories, one data set per variant.
 
-    ``batch_size`` is global; each rank takes its slice of the same global batch, and every
-    rank draws the same system (the draw depends only on ``seed, step, micro``).
+    An entry ``NAME=PATH`` puts PATH's files in variant NAME (checked against what they
+    hold); otherwise a file's variant is ``variant_of`` it. Files are brought to ``res``
+    and ``frames`` by the rule of ``scifm.pde.filewindows``. Every file is scanned before
+    anything is read, so bad input fails fast with the file named.
     """
+    if not paths:
+        raise FormatError("no data files given: expected PDEBench or Well files or directories")
+    groups: dict[str, list[PDEFile]] = {}
+    for entry in map(str, paths):
+        name, sep, path = entry.partition("=")
+        if not sep:
+            name, path = "", entry
+        for p in find_files([path]):
+            info = scan_file(p)
+            variant = name or variant_of(info)
+            want = resolve_variant(variant)[0] if name else info.system
+            if info.system != want:
+                raise FormatError(
+                    f"{p}: holds {info.system} data; expected {want} data for {variant!r}"
+                )
+            groups.setdefault(variant, []).append(info)
+    out: dict[str, Dataset] = {}
+    for name, group in groups.items():
+        index = (systems or {}).get(name, {}).get("field_index")  # fine-tuning slots
+        kw = {"n_ctx": n_frames, "res": res, "frames": frames, "field_index": index}
+        out.update(group_windows({name: group}, **kw))
+    return out
 
-    def __init__(
-        self, sets: Sequence[WindowSet], batch_size: int, seed: int = 0, *, accum_steps: int = 1
-    ) -> None:
-        if not sets:
-            raise ValueError("BalancedBatches: expected at least one WindowSet")
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size}: expected a positive integer")
-        self.sets = list(sets)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.accum_steps = accum_steps
 
-    def choose(self, step: int, micro: int) -> tuple[int, np.ndarray]:
-        rng = np.random.default_rng([self.seed, step, micro])
-        k = int(rng.integers(len(self.sets)))
-        n = len(self.sets[k])
-        return k, rng.choice(n, size=self.batch_size, replace=n < self.batch_size)
+def generate_files(
+    systems: Sequence[str],
+    data_dir: str | Path,
+    *,
+    n: int,
+    res: int,
+    frames: int,
+    seed: int,
+    fmt: str = "pdebench",
+    device: str | torch.device = "cpu",
+) -> dict[str, list[Path]]:
+    """Simulate ``n`` training trajectories per variant into files (``scifm.pde.generate``).
 
-    def get(self, step: int, micro: int, rank: int = 0, world_size: int = 1) -> dict:
-        if self.batch_size % world_size:
-            raise ValueError(f"batch_size={self.batch_size} not divisible by {world_size}")
-        k, idx = self.choose(step, micro)
-        return self.sets[k].batch(idx[rank::world_size])
+    Each variant goes to ``data_dir/<variant>_r<res>_f<frames>_n<n>_s<seed>_<fmt>``; a
+    second call with the same settings reuses (or finishes) what is there.
+    """
+    from scifm.pde.generate import GenerateRequest, generate
+
+    out = {}
+    for name in systems:
+        system, params = resolve_variant(name)
+        req = GenerateRequest(
+            system=system,
+            n=n,
+            res=res,
+            n_frames=frames,
+            fmt=fmt,
+            seed=variant_seed(seed, name, "train"),
+            params=dict(params),
+        )
+        where = Path(data_dir) / f"{name}_r{res}_f{frames}_n{n}_s{seed}_{fmt}"
+        done = where / DONE
+        if done.is_file():  # merged PDEBench files drop their chunks: do not simulate again
+            paths = [where / p for p in json.loads(done.read_text())]
+            if all(p.is_file() for p in paths):
+                out[name] = paths
+                continue
+        out[name] = generate(req, where, device=device, progress=False)
+        tmp = done.with_name(done.name + ".tmp")
+        tmp.write_text(json.dumps([str(p.relative_to(where)) for p in out[name]]))
+        os.replace(tmp, done)
+    return out

@@ -9,11 +9,13 @@ from scratch with a linear head.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
+from scifm.core import DatasetBatches
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.model import AViT
 
@@ -60,31 +62,47 @@ def regression_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[s
     return loss, {"mse": float(loss.detach())}
 
 
-class RegressionBatches:
-    """Deterministic shuffled batches of (window, target) for the core loop."""
+class RegressionWindows(Dataset):
+    """(window, target) pairs of one system: items for ``regression_batches``."""
 
-    def __init__(
-        self,
-        x: torch.Tensor,
-        target: torch.Tensor,
-        field_index: Sequence[int],
-        periodic: bool,
-        batch_size: int,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, x: torch.Tensor, target: torch.Tensor) -> None:
         if x.shape[0] != target.shape[0]:
             raise ValueError(f"x has {x.shape[0]} windows but target has {target.shape[0]}")
-        self.x, self.target = x, target
-        self.field_index, self.periodic = list(field_index), periodic
-        self.batch_size, self.seed = batch_size, seed
+        self.x, self.target = x, target  # (N, T, C, H, W), (N,)
 
-    def get(self, step: int, micro: int, rank: int = 0, world_size: int = 1) -> dict:
-        rng = np.random.default_rng([self.seed, step, micro])
-        idx = torch.as_tensor(rng.integers(self.x.shape[0], size=self.batch_size))
-        idx = idx[rank::world_size]
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.target[i]
+
+
+@dataclass(frozen=True)
+class _CollateRegression:  # a class, not a closure: loader workers may need to pickle it
+    field_index: tuple[int, ...]
+    periodic: bool
+
+    def __call__(self, items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict:
         return {
-            "x": self.x[idx],
-            "target": self.target[idx],
+            "x": torch.stack([x for x, _ in items]),  # (B, T, C, H, W)
+            "target": torch.stack([t for _, t in items]),  # (B,)
             "field_index": torch.tensor(self.field_index),
             "periodic": torch.tensor(self.periodic),
         }
+
+
+def regression_batches(
+    x: torch.Tensor,
+    target: torch.Tensor,
+    field_index: Sequence[int],
+    periodic: bool,
+    batch_size: int,
+    seed: int = 0,
+    *,
+    accum_steps: int = 1,
+) -> DatasetBatches:
+    """Shuffled (window, target) batches without replacement, for the core loop."""
+    collate = _CollateRegression(tuple(int(i) for i in field_index), bool(periodic))
+    return DatasetBatches(
+        RegressionWindows(x, target), batch_size, seed, accum_steps=accum_steps, collate=collate
+    )

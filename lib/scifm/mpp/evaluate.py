@@ -8,26 +8,30 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
-from scifm.mpp.data import WindowSet
 from scifm.mpp.metrics import nmse_per_field
 from scifm.mpp.rollout import Predictor, rollout
+from scifm.pde.windows import collate_windows
 
 
 @torch.no_grad()
 def one_step_nrmse(
     step_fn: Predictor,
-    windows: WindowSet,
+    windows: Dataset,
     *,
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     max_windows: int | None = None,
 ) -> float:
-    """Mean NRMSE of the next frame over (all or the first ``max_windows``) windows."""
-    n = len(windows) if max_windows is None else min(len(windows), max_windows)
+    """Mean NRMSE of the next frame over (all or the first ``max_windows``) windows.
+
+    ``windows``: one system's windows (``TrajectoryWindows``, ``FileWindows``, ...).
+    """
+    n = len(windows) if max_windows is None else min(len(windows), max_windows)  # type: ignore[arg-type]
     total, count = 0.0, 0
     for start in range(0, n, batch_size):
-        b = windows.batch(np.arange(start, min(start + batch_size, n)))
+        b = collate_windows([windows[i] for i in range(start, min(start + batch_size, n))])
         pred = step_fn(b["x"].to(device))
         per = nmse_per_field(pred, b["y"].to(device)).sqrt()  # (B, C)
         total += float(per.sum())

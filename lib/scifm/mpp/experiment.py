@@ -1,35 +1,45 @@
-"""The physics mixture MPP trains on: named system variants, their data, and pretraining.
+"""The physics mixture MPP trains on: its config, pretraining and fine-tuning.
 
 McCabe et al. (arXiv:2310.02994) pretrain on PDEBench's SWE, diffusion-reaction, INS and
-compressible NS (CNS at Mach 0.1 and 1.0 count as separate data sets). Here every
-variant is simulated on the fly by ``scifm.pde.simulate`` from a seed, so a run is
-reproducible from its ``DataConfig`` alone.
+compressible NS (CNS at Mach 0.1 and 1.0 count as separate data sets). Training data is
+one of: PDEBench or The Well files (``files=``, read lazily), files generated from a
+``DataConfig`` into ``data_dir`` (``scifm.pde.generate``, then read like any files), or
+trajectories simulated in memory (``fields=``; the default without files or data_dir).
+Generated and simulated data are reproducible from the ``DataConfig`` alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch.utils.data import Dataset
 
 from scifm.core import ConfigMixin, TrainConfig, TrainResult
+from scifm.core.train import StepCallback
 from scifm.mpp.config import AViTConfig
-from scifm.mpp.data import WindowSet
+from scifm.mpp.data import (
+    SPLITS,
+    VARIANTS,
+    file_datasets,
+    generate_files,
+    memory_datasets,
+    resolve_variant,
+    simulate_variant,
+    system_info,
+    variant_seed,
+)
 from scifm.mpp.model import AViT
 from scifm.mpp.train import fit
 
-# variant name -> (PDE system, physical parameters passed to simulate)
-VARIANTS: dict[str, tuple[str, dict[str, float]]] = {
-    "swe": ("swe", {}),
-    "diffreact": ("diffreact", {}),
-    "ins": ("ins", {}),
-    "cns_m0.1": ("cns", {"M": 0.1}),
-    "cns_m1.0": ("cns", {"M": 1.0}),
-}
-SPLITS = {"train": 0, "test": 1}
+__all__ = [
+    "SPLITS", "VARIANTS", "DataConfig", "finetune", "load_surrogate", "make_fields",
+    "pretrain", "resolve_variant", "simulate_variant", "system_info", "variant_seed", "windows",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class DataConfig(ConfigMixin):
     n_test: int = 4  # held-out trajectories per variant (different seeds)
     sim_frames: int = 21  # frames per trajectory including t = 0 (PDEBench CNS has 21)
     seed: int = 0  # base seed; each variant and split gets its own stream
+    file_format: str = "pdebench"  # format of generated files: "pdebench" or "well"
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {
@@ -62,55 +73,8 @@ class DataConfig(ConfigMixin):
             )
         if self.res < 8 or self.n_traj < 1 or self.n_test < 0 or self.sim_frames < 3:
             raise ValueError("DataConfig: need res >= 8, n_traj >= 1, n_test >= 0, sim_frames >= 3")
-
-
-def variant_seed(seed: int, name: str, split: str) -> int:
-    """A distinct, stable integer seed per (base seed, variant, split)."""
-    return 1_000_003 * seed + 1_000 * sorted(VARIANTS).index(name) + SPLITS[split]
-
-
-def simulate_variant(
-    name: str,
-    n: int,
-    *,
-    res: int,
-    n_frames: int,
-    seed: int,
-    device: str | torch.device = "cpu",
-    t_end: float | None = None,
-    **params: float,
-):
-    """Trajectories of variant ``name`` (extra ``params`` override its physics).
-
-    ``t_end`` defaults to the system's PDEBench time span.
-    """
-    from scifm.pde import simulate
-
-    if name not in VARIANTS:
-        raise ValueError(f"system {name!r}: unknown; choose from {sorted(VARIANTS)}")
-    system, fixed = VARIANTS[name]
-    return simulate(
-        system,
-        n,
-        res=res,
-        n_frames=n_frames,
-        seed=seed,
-        device=device,
-        t_end=t_end,
-        params={**fixed, **params},
-    )
-
-
-def system_info(name: str) -> dict[str, Any]:
-    """Field names, embedding slots and boundary of a variant (JSON-able)."""
-    from scifm.pde import get_system
-
-    spec = get_system(VARIANTS[name][0])
-    return {
-        "fields": list(spec.field_names),
-        "field_index": list(spec.field_index),
-        "periodic": spec.periodic,
-    }
+        if self.file_format not in ("pdebench", "well"):
+            raise ValueError(f"DataConfig.file_format={self.file_format!r}: 'pdebench' or 'well'")
 
 
 def make_fields(
@@ -140,13 +104,36 @@ def make_fields(
     return out
 
 
-def windows(fields: dict, n_frames: int) -> list[WindowSet]:
-    """WindowSets (one per variant) from ``make_fields`` output."""
-    out = []
-    for name, f in fields.items():
-        info = system_info(name)
-        out.append(WindowSet(name, f, tuple(info["field_index"]), info["periodic"], n_frames))
-    return out
+def windows(fields: dict, n_frames: int) -> list:
+    """TrajectoryWindows (one per variant) from ``make_fields`` output."""
+    return list(memory_datasets(fields, n_frames).values())
+
+
+def training_data(
+    data_cfg: DataConfig,
+    n_frames: int,
+    *,
+    files: Sequence[str | Path] | None = None,
+    data_dir: str | Path | None = None,
+    fields: dict | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, Dataset]:
+    """{variant: windows} from files, from files generated into ``data_dir``, or in memory.
+
+    Files (given or generated) are brought to ``data_cfg.res`` and ``data_cfg.sim_frames``
+    (``scifm.pde.filewindows`` states the rule).
+    """
+    if files:
+        return file_datasets(files, n_frames=n_frames, res=data_cfg.res, frames=data_cfg.sim_frames)
+    if data_dir is not None:
+        made = generate_files(
+            data_cfg.systems, data_dir, n=data_cfg.n_traj, res=data_cfg.res,
+            frames=data_cfg.sim_frames, seed=data_cfg.seed, fmt=data_cfg.file_format,
+            device=device or "cpu",
+        )  # fmt: skip
+        named = [f"{name}={p}" for name, paths in made.items() for p in paths]
+        return file_datasets(named, n_frames=n_frames, res=data_cfg.res, frames=data_cfg.sim_frames)
+    return memory_datasets(fields if fields is not None else make_fields(data_cfg), n_frames)
 
 
 def pretrain(
@@ -158,22 +145,32 @@ def pretrain(
     device: str | torch.device | None = None,
     out_dir: str | Path | None = None,
     fields: dict | None = None,
+    files: Sequence[str | Path] | None = None,
+    data_dir: str | Path | None = None,
+    callback: StepCallback | None = None,
 ) -> tuple[AViT, TrainResult]:
-    """Multiple physics pretraining of a fresh AViT on ``data_cfg``'s variants."""
-    fields = fields if fields is not None else make_fields(data_cfg, "train")
+    """Multiple physics pretraining of a fresh AViT (data as in ``training_data``)."""
+    data = training_data(
+        data_cfg, model_cfg.n_frames, files=files, data_dir=data_dir, fields=fields, device=device
+    )
     with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
         torch.manual_seed(train_cfg.seed)
         model = AViT(model_cfg)
-    extra = {"data": data_cfg.to_dict(), "systems": {s: system_info(s) for s in fields}}
+    extra = {
+        "data": data_cfg.to_dict(),
+        "systems": {s: system_info(s) for s in data},
+        "files": [str(p) for p in files] if files else None,
+    }
     result = fit(
         model,
-        windows(fields, model_cfg.n_frames),
+        data,
         train_cfg,
         batch_size=batch_size,
         data_seed=data_cfg.seed,
         device=device,
         out_dir=out_dir,
         extra=extra,
+        callback=callback,
     )
     return model, result
 
@@ -190,7 +187,7 @@ def load_surrogate(path: str | Path, device: str | torch.device = "cpu") -> tupl
 def finetune(
     model: AViT,
     name: str,
-    fields: torch.Tensor,
+    data: torch.Tensor | Sequence[str | Path],
     train_cfg: TrainConfig,
     *,
     trainable: str = "all",
@@ -200,33 +197,45 @@ def finetune(
     device: str | torch.device | None = None,
     out_dir: str | Path | None = None,
     systems: dict | None = None,
+    res: int | None = None,
+    frames: int | None = None,
+    callback: StepCallback | None = None,
 ) -> tuple[AViT, TrainResult, dict]:
-    """Fine-tune ``model`` on trajectories ``fields`` (N, F, C, H, W) of variant ``name``.
+    """Fine-tune ``model`` on variant ``name``: trajectories (N, F, C, H, W) or its files.
 
-    With ``new_fields`` the system gets fresh embedding slots (``AViT.add_fields``) instead
+    Files are brought to ``res`` and ``frames`` (``scifm.pde.filewindows``). With
+    ``new_fields`` the system gets fresh embedding slots (``AViT.add_fields``) instead
     of its reserved ones, as for physics the table never listed. Returns the model, the
     training result and the updated ``systems`` record (saved in the checkpoint).
     """
     from scifm.mpp.train import prepare_finetune
 
     info = system_info(name)
+    T = model.config.n_frames
+    if isinstance(data, torch.Tensor):  # check the data before changing the model
+        memory_datasets({name: data}, T)
+    else:
+        file_datasets([f"{name}={p}" for p in data], n_frames=T, res=res, frames=frames)
     slots = prepare_finetune(
         model, new_fields=len(info["fields"]) if new_fields else 0, trainable=trainable
     )
     if slots:
         info["field_index"] = slots
     systems = {**(systems or {}), name: info}
-    ws = WindowSet(
-        name, fields, tuple(info["field_index"]), info["periodic"], model.config.n_frames
-    )
+    if isinstance(data, torch.Tensor):
+        sets = memory_datasets({name: data}, T, systems)
+    else:
+        paths = [f"{name}={p}" for p in data]
+        sets = file_datasets(paths, n_frames=T, res=res, frames=frames, systems=systems)
     result = fit(
         model,
-        [ws],
+        sets,
         train_cfg,
         batch_size=batch_size,
         data_seed=data_seed,
         device=device,
         out_dir=out_dir,
         extra={"systems": systems},
+        callback=callback,
     )
     return model, result, systems

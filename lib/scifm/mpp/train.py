@@ -1,23 +1,26 @@
 """Multiple physics pretraining and fine-tuning on the shared loop (``scifm.core.train``).
 
 McCabe et al. (arXiv:2310.02994), section 4: minimise the NMSE of the next frame over a
-mixture of systems, one system per micro-batch, systems drawn uniformly (``BalancedBatches``).
+mixture of systems, one system per micro-batch, systems drawn uniformly, each system's
+windows without replacement (``scifm.pde.system_batches`` on the core ``MixtureBatches``).
 Fine-tuning reuses the same loss on a new system, optionally after adding field slots for
 fields the pretrained model never saw, and with part of the model frozen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from scifm.core import TrainConfig, TrainResult, train
-from scifm.mpp.data import BalancedBatches, WindowSet
+from scifm.core.train import StepCallback
 from scifm.mpp.metrics import nmse_per_field
+from scifm.pde.windows import system_batches
 
 TRAINABLE = ("all", "io", "decoder")  # what fine-tuning updates; see set_trainable
 
@@ -31,7 +34,7 @@ def loss_fn(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict
 
 def fit(
     model: nn.Module,
-    sets: Sequence[WindowSet],
+    sets: Mapping[str, Dataset] | Sequence[Dataset],
     cfg: TrainConfig,
     *,
     batch_size: int = 8,
@@ -39,9 +42,15 @@ def fit(
     device: str | torch.device | None = None,
     out_dir: str | Path | None = None,
     extra: dict[str, Any] | None = None,
+    callback: StepCallback | None = None,
 ) -> TrainResult:
-    """Train ``model`` (an AViT or a baseline) on a balanced mix of ``sets``."""
-    batches = BalancedBatches(sets, batch_size, seed=data_seed, accum_steps=cfg.accum_steps)
+    """Train ``model`` (an AViT or a baseline) on a balanced mix of ``sets``.
+
+    ``callback(record)`` runs after each logged step (live plots in notebooks).
+    ``sets`` are windows of one system each (``TrajectoryWindows``, ``FileWindows`` or a
+    concatenation of them); ``batch_size`` is the global micro-batch.
+    """
+    batches = system_batches(sets, batch_size, seed=data_seed, accum_steps=cfg.accum_steps)
     return train(
         model,
         loss_fn,
@@ -51,6 +60,7 @@ def fit(
         out_dir=out_dir,
         model_config=getattr(model, "config", None),
         extra=extra,
+        callback=callback,
     )
 
 

@@ -1,25 +1,26 @@
-"""Training windows for MPP: (T context frames, next frame) from any system or file.
+"""Training windows for MPP: (T context frames, next frame) from trajectories in memory.
 
 ``TrajectoryWindows`` is a map-style torch Dataset over in-memory trajectories
-(N, T, C, X, Y); item ``i`` is window start ``i % (T - n_ctx)`` of trajectory
-``i // (T - n_ctx)``. ``MultiSystemBatches`` implements the batch-source protocol of
-``scifm.core.train`` with MPP's task balancing (McCabe et al., arXiv:2310.02994): each
-micro-batch holds one system, drawn uniformly, so every sample in it shares fields.
+(N, T, C, X, Y); item ``i`` is window start ``(i % per_traj) * stride`` of trajectory
+``i // per_traj``. Files are read lazily by ``scifm.pde.filewindows.FileWindows``, whose
+items are the same dicts. ``system_batches`` is MPP's task balancing (McCabe et al.,
+arXiv:2310.02994) on the core batch sources: each micro-batch holds one system, drawn
+uniformly, so every sample in it shares fields; each system's windows are visited
+without replacement (one shuffled epoch after another).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from scifm.pde.files import read_any
-from scifm.pde.systems import get_system
+from scifm.core.batches import DatasetBatches, MixtureBatches
+from scifm.pde.systems import SYSTEMS
 from scifm.pde.trajectories import Trajectories
 
 
@@ -62,7 +63,11 @@ class FieldStats:
 
 
 class TrajectoryWindows(Dataset):
-    """(n_ctx frames, next frame) windows of one system's trajectories."""
+    """(n_ctx frames, next frame) windows of one system's trajectories.
+
+    ``system`` labels the batches; for one of ``SYSTEMS`` it also gives the default
+    ``field_index`` (embedding slots) and ``periodic``; any other label must pass both.
+    """
 
     def __init__(
         self,
@@ -72,12 +77,19 @@ class TrajectoryWindows(Dataset):
         n_ctx: int = 16,
         field_names: Sequence[str] | None = None,
         stride: int = 1,
+        field_index: Sequence[int] | None = None,
+        periodic: bool | None = None,
     ) -> None:
-        spec = get_system(system)
-        if fields.ndim != 5 or fields.shape[2] != spec.n_fields:
+        spec = SYSTEMS.get(system)
+        if spec is None and (field_index is None or periodic is None):
             raise ValueError(
-                f"fields: shape {tuple(fields.shape)}; expected (N, T, {spec.n_fields}, X, Y) "
-                f"for {system} ({', '.join(spec.field_names)})"
+                f"system {system!r}: not one of {sorted(SYSTEMS)}; pass field_index and periodic"
+            )
+        index = tuple(field_index) if field_index is not None else spec.field_index  # type: ignore[union-attr]
+        if fields.ndim != 5 or fields.shape[2] != len(index):
+            raise ValueError(
+                f"fields: shape {tuple(fields.shape)}; expected (N, T, {len(index)}, X, Y) "
+                f"for {system} (field_index {index})"
             )
         if not 1 <= n_ctx < fields.shape[1]:
             raise ValueError(
@@ -89,11 +101,19 @@ class TrajectoryWindows(Dataset):
         self.system = system
         self.n_ctx = n_ctx
         self.stride = stride
-        self.field_names = tuple(field_names or spec.field_names)
-        self.field_index = torch.tensor(spec.field_index, dtype=torch.int64)
-        self.periodic = torch.tensor(spec.periodic)
+        default_names = spec.field_names if spec else tuple(f"f{i}" for i in index)
+        self.field_names = tuple(field_names or default_names)
+        self.field_index = torch.tensor(index, dtype=torch.int64)
+        self.periodic = torch.tensor(spec.periodic if periodic is None else periodic)  # type: ignore[union-attr]
         self.per_traj = (fields.shape[1] - n_ctx - 1) // stride + 1
-        self.stats = FieldStats.of(self.fields, self.field_names)
+        self._stats: FieldStats | None = None
+
+    @property
+    def stats(self) -> FieldStats:
+        """Per-field statistics of all frames (computed on first use)."""
+        if self._stats is None:
+            self._stats = FieldStats.of(self.fields, self.field_names)
+        return self._stats
 
     @classmethod
     def from_trajectories(
@@ -106,22 +126,6 @@ class TrajectoryWindows(Dataset):
             field_names=traj.field_names,
             stride=stride,
         )
-
-    @classmethod
-    def from_file(
-        cls,
-        path: str | Path,
-        n_ctx: int = 16,
-        *,
-        system: str | None = None,
-        stride: int = 1,
-        limit: int | None = None,
-    ) -> TrajectoryWindows:
-        """Windows from a PDEBench or The Well file (format detected from its keys).
-
-        ``limit`` reads only the first trajectories (the public PDEBench files are large).
-        """
-        return cls.from_trajectories(read_any(path, system=system, limit=limit), n_ctx, stride)
 
     def __len__(self) -> int:
         return int(self.fields.shape[0]) * self.per_traj
@@ -155,45 +159,26 @@ def collate_windows(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-class MultiSystemBatches:
-    """Batch source balancing systems: one system per micro-batch, drawn uniformly.
+def system_batches(
+    datasets: Mapping[str, Dataset] | Sequence[Dataset],
+    batch_size: int,
+    seed: int = 0,
+    *,
+    accum_steps: int = 1,
+) -> MixtureBatches:
+    """MPP's batch source: one system per micro-batch, drawn uniformly (``MixtureBatches``).
 
-    ``batch_size`` is the global micro-batch (all ranks); rank r of w gets items
-    ``r::w`` of it. Everything derives from ``numpy.random.default_rng([seed, step,
-    micro])``, so a position always gives the same batch (exact resume, DDP shards).
+    ``batch_size`` is the global micro-batch (all ranks). System ``k`` shuffles its windows
+    with its own seed (from ``(seed, k)``) and goes through them without replacement.
     """
-
-    def __init__(
-        self,
-        datasets: Mapping[str, TrajectoryWindows] | Sequence[TrajectoryWindows],
-        batch_size: int,
-        seed: int = 0,
-    ) -> None:
-        items = list(datasets.values()) if isinstance(datasets, Mapping) else list(datasets)
-        if not items:
-            raise ValueError("datasets: expected at least one TrajectoryWindows")
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size}: expected a positive integer")
-        self.datasets = items
-        self.batch_size = batch_size
-        self.seed = seed
-
-    @property
-    def systems(self) -> list[str]:
-        return [d.system for d in self.datasets]
-
-    def choice(self, step: int, micro: int) -> tuple[int, np.ndarray]:
-        """(dataset index, global item indices) of micro-batch ``micro`` of ``step``."""
-        rng = np.random.default_rng([self.seed, step, micro])
-        k = int(rng.integers(len(self.datasets)))
-        n = len(self.datasets[k])
-        return k, rng.integers(0, n, size=self.batch_size)
-
-    def get(self, step: int, micro: int, rank: int = 0, world_size: int = 1) -> dict[str, Any]:
-        if self.batch_size % world_size:
+    items = dict(datasets) if isinstance(datasets, Mapping) else dict(enumerate(datasets))
+    sources = {}
+    for k, (name, ds) in enumerate(items.items()):
+        if len(ds) < batch_size:  # type: ignore[arg-type]
             raise ValueError(
-                f"batch_size={self.batch_size} is not divisible by world_size={world_size}"
+                f"system {name!r} has {len(ds)} windows, fewer than batch_size={batch_size}; "  # type: ignore[arg-type]
+                "use a smaller batch or more trajectories"
             )
-        k, idx = self.choice(step, micro)
-        data = self.datasets[k]
-        return collate_windows([data[int(i)] for i in idx[rank::world_size]])
+        sub = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+        sources[str(name)] = DatasetBatches(ds, batch_size, sub, collate=collate_windows)
+    return MixtureBatches(sources, seed, accum_steps=accum_steps)

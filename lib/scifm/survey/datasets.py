@@ -4,8 +4,9 @@ Items follow what AstroCLIP's encoders consume (Parker et al. 2024): a
 channels-first (3, crop, crop) image in nanomaggies, optionally augmented (two
 views for self-supervised pretraining), and the spectrum standardized per
 object (std clipped at 0.2) with its mean and std kept. Reading from a path is
-lazy (one HDF5 handle per process, opened on first use), so DataLoader workers
-and files larger than memory both work.
+lazy (one HDF5 handle per process, opened on first use; an item reads its own
+row only), so DataLoader workers and files larger than memory both work; with
+``scifm.core.DatasetBatches`` it is a deterministic batch source for the loop.
 """
 
 from __future__ import annotations
@@ -26,6 +27,19 @@ from scifm.survey.transforms import (
     center_crop,
     standardize_spectrum,
 )
+
+
+def _check_done(path: Path, start: int, stop: int, chunk_size: int) -> None:
+    """Refuse rows of chunks an interrupted generation has not written yet."""
+    with h5py.File(path, "r") as f:
+        done = f["chunk_done"][:]
+    chunks = np.arange(start // chunk_size, -(-stop // chunk_size)) if stop > start else []
+    pending = [int(c) * chunk_size for c in chunks if not done[c]]
+    if pending:
+        raise ValueError(
+            f"survey file {path}: rows {start}:{stop} are not all generated (chunks starting at "
+            f"rows {pending[:5]} pending); resume the generation or use done rows only"
+        )
 
 
 class SurveyDataset(Dataset):
@@ -52,10 +66,13 @@ class SurveyDataset(Dataset):
         if views not in (1, 2):
             raise ValueError(f"SurveyDataset: views={views}; expected 1 or 2")
         self.source = source
-        n = len(source) if isinstance(source, SurveyData) else survey_info(source)["n"]
+        info = None if isinstance(source, SurveyData) else survey_info(source)
+        n = len(source) if info is None else info["n"]
         stop = n if stop is None else stop
         if not 0 <= start <= stop <= n:
             raise ValueError(f"SurveyDataset: rows {start}:{stop} requested of {n}")
+        if info is not None and not info["complete"]:
+            _check_done(Path(source), start, stop, info["chunk_size"])
         self.start, self.stop = start, stop
         self.augment, self.crop, self.views = augment, crop, views
         self.seed, self.epoch = seed, 0
@@ -64,6 +81,9 @@ class SurveyDataset(Dataset):
 
     def __len__(self) -> int:
         return self.stop - self.start
+
+    def __getstate__(self) -> dict:  # a worker started by spawn opens its own handle
+        return {**self.__dict__, "_h5": None}
 
     def set_epoch(self, epoch: int) -> None:
         """Change the augmentation draws (they are a pure function of seed, epoch, index)."""

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from scifm.core import TrainConfig, TrainResult, train
-from scifm.core.train import unwrap
+from scifm.core.train import StepCallback, unwrap
 from scifm.xval.config import XvalConfig
 from scifm.xval.data import IGNORE, EncodedBatches, encode_sample, fit_scaler
 from scifm.xval.model import Model
@@ -79,8 +79,10 @@ def fit(
     seed: int = 0,
     device: str | torch.device | None = None,
     out_dir: str | Path | None = None,
+    callback: StepCallback | None = None,
 ) -> Trained:
-    """Generate ``task`` data (``seed``), fit the scaler, train ``config``'s model."""
+    """Generate ``task`` data (``seed``), fit the scaler, train ``config``'s model;
+    ``callback(record)`` after each logged step (live plots)."""
     samples = generate(task, task.n_train, seed)
     scaler = fit_scaler(samples, task.scaler_kinds)
     tok = config.tokenizer
@@ -102,7 +104,7 @@ def fit(
     batches = EncodedBatches(items, batch_size, seed=seed, accum_steps=train_cfg.accum_steps)
     result = train(
         model, xval_loss, batches, train_cfg, device=device, out_dir=out_dir,
-        model_config=config, extra=trained.extra,
+        model_config=config, extra=trained.extra, callback=callback,
     )  # fmt: skip
     rates = [r["samples_per_s"] for r in result.history[1:]] or [
         r["samples_per_s"] for r in result.history

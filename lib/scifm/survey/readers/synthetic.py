@@ -1,16 +1,45 @@
-"""Tiny files in the real formats (SDSS spec, redrock, Legacy Surveys cutout), for tests.
+"""Files in the real formats for tests: specutils' DESI coadds, and tiny written ones.
 
-PyPI ships real DESI coadds (inside specutils' tests) but no SDSS spec file,
-redrock file or Legacy Surveys cutout; these writers follow the published data
-models so the readers can be exercised offline (as the_well does for its format).
+PyPI ships real DESI coadds (inside specutils' tests; ``specutils_desi_coadds``
+finds them) but no SDSS spec file, redrock file or Legacy Surveys cutout; the
+writers here follow the published data models so the readers can be exercised
+offline (as the_well does for its format).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+
+SPECUTILS_DESI_DATA = "io/default_loaders/tests/desi_test_data"  # inside the specutils package
+
+
+def specutils_desi_coadds(pattern: str = "coadd-*.fits") -> list[Path]:
+    """The real DESI coadd files shipped inside the installed specutils, sorted.
+
+    Found through the installed package (no import of it), wherever it lives.
+    Raises ``ModuleNotFoundError`` when specutils is not installed and
+    ``FileNotFoundError`` when it is but holds no file matching ``pattern``.
+    """
+    spec = importlib.util.find_spec("specutils")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(
+            "specutils is not installed; its DESI test files need it (pip install 'scifm[astro]')",
+            name="specutils",
+        )
+    folder = Path(spec.origin).parent / SPECUTILS_DESI_DATA
+    files = sorted(folder.glob(pattern))
+    if not files:
+        version = importlib.metadata.version("specutils")
+        raise FileNotFoundError(
+            f"specutils {version} is installed but {folder} holds no {pattern}; "
+            "expected the DESI test data its wheels ship (specutils >= 1.15)"
+        )
+    return files
 
 
 def write_sdss_spec(

@@ -1,0 +1,388 @@
+"""Galaxy explorer: an AstroCLIP catalog as an interactive map (Parker et al. 2024).
+
+A datashaded UMAP of both modalities' embeddings; click it, search a target id or press
+"random galaxy" to see a galaxy's image, spectrum (emission lines marked at its redshift)
+and its top-k neighbours in one of four search modes, as an image grid and a
+CSV-downloadable table; upload a real DESI/SDSS spectrum to find its nearest simulated
+galaxies. It takes a catalog (a ``Catalog``, or a ``catalog.h5``) and optionally the model
+that embedded it; ``from_survey`` embeds a survey file with a model first. Compute lives
+in ``scifm.astroclip``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+import time
+from functools import lru_cache
+from io import StringIO
+from pathlib import Path
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # loads the backend whose plot options are set here
+import numpy as np
+import panel as pn
+import param
+import torch
+
+from scifm.astroclip.catalog import Catalog
+from scifm.astroclip.config import AstroClipConfig
+from scifm.astroclip.display import SPECTRAL_LINES, data_url
+from scifm.astroclip.explore import MODES as SEARCH
+from scifm.astroclip.explore import Explorer, knn_redshift
+from scifm.core import load_model
+from scifm.core.paths import assets_dir
+from scifm.dashboards.style import STYLESHEET
+
+COLOR_BY = {  # label -> catalog property ("modality" is special)
+    "redshift": "redshift", "log stellar mass": "log_mstar", "log sSFR": "log_ssfr",
+    "modality (fraction of spectrum points)": "modality",
+}  # fmt: skip
+FILTERED = ("redshift", "log_mstar", "log_ssfr")
+INTRO = """Each galaxy appears twice on the map: once for its **image** embedding and once
+for its **spectrum** embedding (one UMAP of both). Contrastive training pulls the pairs
+together, yet the two modalities keep apart in separate regions (the *modality gap* of
+CLIP-style models; colour by modality). Click the map, search an id or pick a random
+galaxy to see its nearest neighbours in the chosen mode."""
+SHOWN = ("targetid", "redshift", "log_mstar", "log_ssfr", "log_z", "age", "av", "mag_r",
+         "r_half_arcsec", "ew_halpha", "spec_snr", "is_test")  # fmt: skip
+MODES = ("image → image", "spectrum → spectrum", "image → spectrum", "spectrum → image")
+
+
+def default_assets() -> Path:
+    """The shipped catalog and model (``SCIFM_GALAXIES_ASSETS`` overrides)."""
+    return Path(os.environ.get("SCIFM_GALAXIES_ASSETS", assets_dir() / "astroclip"))
+
+
+@lru_cache(maxsize=2)
+def load_explorer(path: str) -> Explorer:
+    """An Explorer over the catalog file at ``path``, once per process (sessions share it)."""
+    return Explorer(Catalog.load(path))
+
+
+@lru_cache(maxsize=2)
+def load_astroclip(path: str) -> torch.nn.Module:
+    """The AstroCLIP model of a checkpoint (or run) folder, once per process."""
+    return load_model(path, "cpu", expect_config=AstroClipConfig)[1]
+
+
+@lru_cache(maxsize=2)
+def map_frame(explorer: Explorer):
+    """(2N rows) x, y, modality flag and properties of both modalities' UMAP points."""
+    import pandas as pd
+
+    cat = explorer.catalog
+    parts = []
+    for flag, m in enumerate(("image", "spectrum")):
+        df = pd.DataFrame({"x": cat.umap[m][:, 0], "y": cat.umap[m][:, 1]})
+        df["modality"] = float(flag)
+        for p in FILTERED:
+            if p in cat.props:
+                df[p] = cat.props[p].astype(np.float32)
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+def grid_html(explorer: Explorer, table, title: str) -> str:
+    cells = [
+        f"<figure class='gx'><img src='{data_url(explorer.thumbnail(rec.row))}' width=96 "
+        f"height=96 alt='{rec.targetid}'><figcaption>#{rec.rank} · {rec.score:.3f}<br>"
+        f"{rec.targetid}<br>z={rec.redshift:.3f}</figcaption></figure>"
+        for rec in table.itertuples()
+    ]
+    return f"<div class='gx-grid'><b>{html.escape(title)}</b><br>{''.join(cells)}</div>"
+
+
+class GalaxyExplorer(pn.viewable.Viewer):
+    """Map, selected galaxy, neighbours and spectrum upload over one catalog."""
+
+    color_by = param.Selector(objects=list(COLOR_BY), default="redshift")
+    mode = param.Selector(default="image → image", objects=list(MODES))
+    k = param.Integer(default=16, bounds=(4, 64), doc="neighbours shown")
+    row = param.Integer(default=None, allow_None=True, doc="selected catalog row")
+    neighbour_rows = param.List(default=[], doc="rows of the shown neighbours")
+
+    def __init__(
+        self,
+        catalog: Catalog | Explorer | str | Path,
+        *,
+        model: torch.nn.Module | str | Path | None = None,
+        **params,
+    ) -> None:
+        """``catalog``: a Catalog (``make_catalog``), an Explorer over one, or a catalog file;
+        ``model``: the AstroCLIP model (or its checkpoint folder) for spectrum uploads."""
+        super().__init__(**params)
+        self.model = model
+        self.message = pn.pane.Alert("", alert_type="info", visible=False)
+        self.hover = pn.pane.Markdown("Hover over the map to identify galaxies.", height=60)
+        self.image_pane = pn.pane.HTML("", width=200, height=200)
+        self.props_pane = pn.pane.Markdown("", width=260)
+        self.spectrum_pane = pn.pane.HoloViews(
+            None, sizing_mode="stretch_width", min_width=420, height=280
+        )
+        self.galaxy = pn.Row(
+            self.image_pane, self.props_pane, self.spectrum_pane, sizing_mode="stretch_width"
+        )
+        self.grid = pn.pane.HTML("", sizing_mode="stretch_width", min_height=60,
+                                 stylesheets=[STYLESHEET])  # fmt: skip
+        self.timing = pn.pane.Markdown("")
+        self.id_input = pn.widgets.TextInput(label="Target id", placeholder="e.g. 396000...")
+        self.search_button = pn.widgets.Button(label="Show", color="primary")
+        self.random_button = pn.widgets.Button(label="Random galaxy", color="success")
+        self.upload = pn.widgets.FileInput(accept=".fits,.fit,.fits.gz")
+        self.upload_out = pn.Column()
+        self._rng = np.random.default_rng()
+        self.last_seconds: float | None = None
+        try:
+            self.explorer = self._explorer(catalog)
+        except (FileNotFoundError, OSError, KeyError) as exc:
+            self.explorer = None
+            self._say(f"The galaxy catalog could not be loaded: {exc}", "danger")
+            return
+        props = self.explorer.catalog.props
+        self.filters = {
+            p: pn.widgets.RangeSlider(
+                label=p, start=float(np.nanmin(props[p])), end=float(np.nanmax(props[p])),
+                value=(float(np.nanmin(props[p])), float(np.nanmax(props[p]))), step=0.01)
+            for p in FILTERED if p in props
+        }  # fmt: skip
+        self.table = pn.widgets.Tabulator(
+            self.explorer.describe(np.zeros(0, np.int64)), height=300, disabled=True,
+            sizing_mode="stretch_width", show_index=False, pagination=None,
+        )  # fmt: skip
+        self.download = pn.widgets.FileDownload(
+            callback=self._csv, filename="neighbours.csv", label="Download neighbours (CSV)",
+            color="light",
+        )  # fmt: skip
+        self.search_button.on_click(lambda e: self.select_id(self.id_input.value))
+        self.id_input.param.watch(lambda e: self.select_id(e.new), "enter_pressed")
+        self.random_button.on_click(lambda e: self.select_random())
+        self.upload.param.watch(self._on_upload, "value")
+        for w in self.filters.values():
+            w.param.watch(lambda e: self._refresh(), "value_throttled")
+
+    @staticmethod
+    def _explorer(catalog: Catalog | Explorer | str | Path) -> Explorer:
+        if isinstance(catalog, Explorer):
+            return catalog
+        if isinstance(catalog, Catalog):
+            return Explorer(catalog)
+        return load_explorer(str(catalog))
+
+    # ----- constructors -----
+    @classmethod
+    def from_assets(cls, root: str | Path | None = None, **params) -> GalaxyExplorer:
+        """The shipped catalog (``assets/astroclip/catalog.h5``) and model."""
+        root = Path(root if root is not None else default_assets())
+        return cls(root / "catalog.h5", model=root / "model", **params)
+
+    @classmethod
+    def from_survey(cls, survey: str | Path, model: torch.nn.Module | str | Path, *,
+                    n: int | None = None, seed: int = 0, **params) -> GalaxyExplorer:  # fmt: skip
+        """Embed ``survey`` (a ``scifm survey generate`` file, or ``toy:N``) with an AstroCLIP
+        model (or its checkpoint folder), project it with one UMAP and explore it."""
+        from scifm.astroclip.pipeline import default_split, make_catalog, prepare, survey_fetcher
+
+        net = model if isinstance(model, torch.nn.Module) else load_astroclip(str(model))
+        fetch, n_all = survey_fetcher(survey)
+        data = prepare(fetch, min(n or n_all, n_all), net.config, progress=False)
+        _, test_idx = default_split(len(data), seed)
+        catalog = make_catalog(net, data, test_idx=test_idx, seed=seed,
+                               device=next(net.parameters()).device)  # fmt: skip
+        return cls(catalog, model=net, **params)
+
+    # ----- actions (also what the tests drive) -----
+    def _say(self, text: str, kind: str = "info") -> None:
+        self.message.object, self.message.alert_type = text, kind
+        self.message.visible = bool(text)
+
+    def select_row(self, row: int) -> None:
+        self._say("")
+        self.row = int(row)
+        self._refresh()
+
+    def select_id(self, text: str) -> None:
+        try:
+            self.select_row(self.explorer.row_of(text))
+        except ValueError as exc:
+            self._say(str(exc), "warning")
+
+    def select_random(self) -> None:
+        self.select_row(self.explorer.random_row(self._rng))
+
+    def select_xy(self, x: float | None, y: float | None) -> None:
+        if x is None or y is None:
+            return
+        self.select_row(self._nearest(x, y))
+
+    def _nearest(self, x: float, y: float) -> int:
+        rows = [self.explorer.nearest_row(x, y, m) for m in ("image", "spectrum")]
+        um = self.explorer.catalog.umap
+        d = [np.hypot(*(um[m][r] - (x, y))) for m, r in zip(("image", "spectrum"), rows)]
+        return rows[int(np.argmin(d))]
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """Property filters that actually restrict (full-range sliders are ignored)."""
+        out = {}
+        for p, w in self.filters.items():
+            if w.value[0] > w.start + 1e-9 or w.value[1] < w.end - 1e-9:
+                out[p] = tuple(w.value)
+        return out
+
+    @param.depends("mode", "k", watch=True)
+    def _refresh(self) -> None:
+        if self.explorer is None or self.row is None:
+            return
+        t0 = time.perf_counter()
+        ex = self.explorer
+        res = ex.neighbours(self.row, self.mode, self.k, self.ranges())
+        self.table.value = res.table.astype({"targetid": str})  # 17 digits: beyond JS ints
+        self.grid.object = grid_html(ex, res.table, f"Top {len(res.table)} · {self.mode}")
+        self._show_galaxy(self.row)
+        self.neighbour_rows = [int(r) for r in res.table["row"]]
+        self.last_seconds = time.perf_counter() - t0
+        self.timing.object = (
+            f"search {1e3 * res.seconds:.1f} ms · server total "
+            f"{1e3 * self.last_seconds:.1f} ms · {len(ex.catalog):,} galaxies"
+        )
+        if len(res.table) == 0:
+            self._say("No galaxy passes the property filters; widen them.", "warning")
+
+    def _csv(self) -> StringIO:
+        return StringIO(self.table.value.to_csv(index=False))
+
+    # ----- views -----
+    def _show_galaxy(self, row: int) -> None:
+        """Image, properties and spectrum (emission lines at its redshift) of one galaxy."""
+        ex = self.explorer
+        d = ex.describe(np.array([row])).to_dict("records")[0]
+        z = float(d["redshift"])
+        wave, flux = ex.spectrum(row)
+        curve = hv.Curve((wave, flux), "wavelength (Å)", "flux (1e-17 erg/s/cm²/Å)").opts(
+            color="black", line_width=1, responsive=True, height=260, tools=["hover"])  # fmt: skip
+        lines = [(n, w * (1 + z)) for n, w in SPECTRAL_LINES.items()
+                 if wave[0] < w * (1 + z) < wave[-1]]  # fmt: skip
+        top = float(np.nanmax(flux)) if np.isfinite(flux).any() else 1.0
+        overlay = curve * hv.VLines([w for _, w in lines]).opts(color="#d62728", alpha=0.5) * (
+            hv.Labels([(w, top, n) for n, w in lines]).opts(text_font_size="8pt")
+        )  # fmt: skip
+        self.image_pane.object = (f"<img src='{data_url(ex.thumbnail(row))}' width=192 "
+                                  f"height=192 alt='galaxy {d['targetid']}'>")  # fmt: skip
+        self.props_pane.object = "  \n".join(f"**{k}**: {d[k]}" for k in SHOWN if k in d)
+        self.spectrum_pane.object = overlay.opts(title=f"z = {z:.3f}")
+
+    def map_view(self):
+        import datashader as ds
+        from holoviews.operation.datashader import dynspread, rasterize
+
+        df = map_frame(self.explorer)
+
+        def points(color_by: str) -> hv.Points:
+            col = COLOR_BY[color_by]
+            return hv.Points(df.assign(value=df[col]), ["x", "y"], ["value"])
+
+        base = hv.DynamicMap(points, streams=[hv.streams.Params(self, ["color_by"])])
+        shaded = dynspread(rasterize(base, aggregator=ds.mean("value")), threshold=0.6).opts(
+            cmap="viridis", colorbar=True, tools=["hover", "tap"], responsive=True,
+            height=480, xaxis=None, yaxis=None, title="UMAP of image and spectrum embeddings",
+        ).apply.opts(clabel=self.param.color_by)  # fmt: skip
+        tap = hv.streams.Tap(source=shaded)
+        tap.add_subscriber(lambda x, y: self.select_xy(x, y))
+        pointer = hv.streams.PointerXY(source=shaded)
+        pointer.add_subscriber(self._on_hover)
+        marks = hv.DynamicMap(self._marks, streams=[hv.streams.Params(self, ["neighbour_rows"])])
+        return shaded * marks
+
+    def _marks(self, neighbour_rows: list) -> hv.Points:
+        ex = self.explorer
+        rows = ([self.row] if self.row is not None else []) + list(neighbour_rows)
+        df = ex.describe(np.array(rows, np.int64)).astype({"targetid": str})
+        q_mod, t_mod = SEARCH[self.mode]
+        xy = [ex.catalog.umap[q_mod if i == 0 else t_mod][r] for i, r in enumerate(rows)]
+        df["x"], df["y"] = np.array(xy).reshape(-1, 2).T
+        df["kind"] = ["selected"] + ["neighbour"] * (len(rows) - 1) if rows else []
+        vd = ["targetid", "redshift", "kind"] + [c for c in ("log_mstar", "log_ssfr") if c in df]
+        return hv.Points(df, ["x", "y"], vd).opts(
+            color="kind", cmap={"selected": "red", "neighbour": "white"}, size=8,
+            line_color="black", tools=["hover"], show_legend=False,
+        )  # fmt: skip
+
+    def _on_hover(self, x: float | None, y: float | None) -> None:
+        if x is None or y is None or self.explorer is None:
+            return
+        d = self.explorer.describe(np.array([self._nearest(x, y)])).to_dict("records")[0]
+        self.hover.object = "Nearest galaxy: " + ", ".join(
+            f"**{k}** {d[k]}" for k in SHOWN[:6] if k in d)  # fmt: skip
+
+    # ----- real spectrum upload -----
+    def _on_upload(self, event) -> None:
+        if event.new:
+            self.upload_out.objects = self.handle_upload(event.new, self.upload.filename or "")
+
+    def _model(self) -> torch.nn.Module | None:
+        if self.model is None or isinstance(self.model, torch.nn.Module):
+            return self.model
+        return load_astroclip(str(self.model))
+
+    def handle_upload(self, data: bytes, filename: str = "upload.fits") -> list:
+        """Nearest simulated galaxies and k-NN redshift of an uploaded spectrum file."""
+        from scifm.astroclip.realspec import embed_real_spectra, read_real_spectra
+
+        suffix = ".fits.gz" if filename.endswith(".gz") else ".fits"
+        with tempfile.NamedTemporaryFile(suffix=suffix) as f:
+            f.write(data)
+            f.flush()
+            try:
+                spectra = read_real_spectra(f.name)
+            except (ValueError, ImportError) as exc:
+                return [pn.pane.Alert(f"Could not read {html.escape(filename)}: {exc}",
+                                      alert_type="danger")]  # fmt: skip
+        model = self._model()
+        if model is None:
+            return [pn.pane.Alert("No AstroCLIP model given: uploads need the model that "
+                                  "embedded this catalog.", alert_type="danger")]  # fmt: skip
+        emb = embed_real_spectra(model, spectra)
+        out = []
+        for i in range(min(len(spectra), 3)):
+            res = self.explorer.search_embedding(emb[i], "spectrum", self.k)
+            zt = spectra.redshift[i]
+            ztxt = f"{zt:.4f}" if np.isfinite(zt) else "unknown"
+            out.append(pn.pane.Markdown(
+                f"**{html.escape(filename)}** object {spectra.targetid[i]}: k-NN redshift "
+                f"**{knn_redshift(res):.4f}**, pipeline redshift {ztxt}"))  # fmt: skip
+            out.append(pn.pane.HTML(grid_html(self.explorer, res.table, "Nearest simulated"),
+                                    stylesheets=[STYLESHEET]))  # fmt: skip
+        return out
+
+    def main(self) -> pn.viewable.Viewable:
+        if self.explorer is None:
+            return pn.Column(self.message)
+        controls = pn.Row(
+            pn.widgets.Select.from_param(self.param.color_by, label="Colour by", width=260),
+            pn.widgets.Select.from_param(self.param.mode, label="Search mode", width=200),
+            pn.widgets.IntSlider.from_param(self.param.k, label="Neighbours", width=200),
+        )  # fmt: skip
+        return pn.Column(
+            pn.pane.Markdown(INTRO, sizing_mode="stretch_width"), self.message, controls,
+            pn.pane.HoloViews(self.map_view(), sizing_mode="stretch_width"),
+            self.hover, self.galaxy, self.timing, self.grid, self.download, self.table,
+            sizing_mode="stretch_width",
+        )  # fmt: skip
+
+    def sidebar(self) -> list:
+        if self.explorer is None:
+            return []
+        return [
+            pn.pane.Markdown("### Find a galaxy"), self.id_input, self.search_button,
+            self.random_button, pn.pane.Markdown("### Filter neighbours"),
+            *self.filters.values(),
+            pn.pane.Markdown("### Real spectrum (DESI coadd or SDSS spec FITS)"),
+            self.upload, self.upload_out,
+        ]  # fmt: skip
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        controls = self.sidebar()
+        if not controls:
+            return self.main()
+        return pn.Row(pn.Column(*controls, width=280), self.main(), sizing_mode="stretch_width")

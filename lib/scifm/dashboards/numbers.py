@@ -1,0 +1,308 @@
+"""Tokenization comparer: xVal against the digit tokenizations (Golkar et al. 2023).
+
+Type any text to see the five tokenizations side by side as chips (numbers a scheme
+cannot write exactly are highlighted), ask a product of the given models, sweep an
+operand beyond the training range, predict a planet's next position and read the
+benchmark table. It takes its models as arguments: the ones a notebook just trained,
+a CLI run's checkpoints, or the shipped ones (``from_assets``). Compute lives in
+``scifm.xval.demo``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # loads the backend whose plot options are set here
+import numpy as np
+import panel as pn
+import param
+
+from scifm.core.paths import assets_dir, results_dir
+from scifm.dashboards.style import STYLESHEET
+from scifm.xval.train import Trained, load_trained
+
+SCHEMES = ("xval", "p10", "p1000", "b1999", "fp15")
+COLORS = {"xval": "#d62728", "p10": "#1f77b4", "p1000": "#2ca02c", "b1999": "#9467bd",
+          "fp15": "#ff7f0e", "truth": "#222222"}  # fmt: skip
+MAX_CHIPS = 300  # chips drawn per scheme; counts always cover the whole text
+DEFAULT_TEXT = '{"planet0": {"m": 3.1e-05, "a": 1.52}, "t1": 12.5, "dx": .25}\n3-2=1, 6.02e23'
+LEGEND = (
+    "<div class='xv-legend'>Chips: <span class='xv-chip xv-num'>number</span> "
+    "<span class='xv-chip xv-num xv-rounded'>rounded to 3 digits</span> "
+    "<span class='xv-chip xv-num xv-overflow'>out of range</span> "
+    "(hover a number for its value)</div>"
+)
+
+
+def default_assets() -> Path:
+    """The shipped xVal models (``SCIFM_XVAL_ASSETS`` overrides)."""
+    return Path(os.environ.get("SCIFM_XVAL_ASSETS", assets_dir() / "xval"))
+
+
+@lru_cache(maxsize=8)
+def load_models(task: str, root: str) -> dict[str, Trained]:
+    """The ``<task>_<scheme>`` checkpoints under ``root`` (scheme -> Trained), once per process."""
+    out = {}
+    for scheme in SCHEMES:
+        path = Path(root) / f"{task}_{scheme}"
+        if (path / "config.json").exists():
+            out[scheme] = load_trained(path, "cpu")
+    return out
+
+
+def chips_html(enc, scheme: str) -> str:
+    """One scheme's tokens as chips; numbers coloured by how exactly the scheme wrote them."""
+    status_at = {}
+    for (s, e), st, v, r in zip(enc.number_spans, enc.status, enc.numbers, enc.represented):
+        for i in range(s, e):
+            status_at[i] = (st, v, r)
+    parts = []
+    for i, tok in enumerate(enc.tokens[:MAX_CHIPS]):
+        cls, title = "xv-chip", ""
+        if i in status_at:
+            st, v, r = status_at[i]
+            cls += f" xv-num xv-{st}"
+            title = f"{v!r} → {r!r} ({st})" if scheme != "xval" else f"value {v!r}"
+        elif tok == "[UNK]":
+            cls += " xv-unk"
+        shown = tok.replace("\n", "⏎").replace("\t", "⇥")
+        parts.append(
+            f"<span class='{cls}' title='{html.escape(title)}'>{html.escape(shown)}</span>"
+        )
+    if len(enc.tokens) > MAX_CHIPS:
+        parts.append(f" … (first {MAX_CHIPS} of {len(enc.tokens):,} tokens shown)")
+    return "".join(parts)
+
+
+def _rel_error(v: float, truth: float) -> float:
+    with np.errstate(all="ignore"):
+        return float(abs(v - truth) / abs(truth) * 100) if truth else float(abs(v))
+
+
+def _fmt(v: float) -> str:
+    return "invalid" if not math.isfinite(v) else f"{v:.6g}"
+
+
+def _error(text: str) -> str:
+    return f"<div class='scifm-error'><b>{html.escape(text)}</b></div>"
+
+
+def _pane() -> pn.pane.HTML:
+    return pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[STYLESHEET])
+
+
+class TokenizationComparer(pn.viewable.Viewer):
+    """Tokenizations of typed text, the models' answers, an OOD sweep, orbits, benchmark."""
+
+    text = param.String(default=DEFAULT_TEXT, doc="text to tokenize")
+    question = param.String(default="4.5*3.2", doc="a product a*b for the models")
+    b_value = param.Number(default=3.0, bounds=(1.0, 9.99), doc="second operand of the sweep")
+    orbit_seed = param.Integer(default=0, bounds=(0, 999), doc="which test system")
+
+    def __init__(
+        self,
+        models: Mapping[str, Trained] | None = None,
+        *,
+        orbit_models: Mapping[str, Trained] | None = None,
+        benchmark: str | Path | None = None,
+        **params,
+    ) -> None:
+        """``models``: scheme -> Trained on the ``ood`` (a*b) task; ``orbit_models`` likewise
+        on the orbits task; ``benchmark``: a ``benchmarks/xval.py`` JSON. All optional."""
+        super().__init__(**params)
+        self.models = dict(models or {})
+        self.orbit_models = dict(orbit_models or {})
+        self.benchmark = Path(benchmark) if benchmark is not None else None
+        self.text_input = pn.widgets.TextAreaInput.from_param(
+            self.param.text, name="Text", height=110, sizing_mode="stretch_width",
+            css_classes=["xv-text"],
+        )  # fmt: skip
+        self.question_input = pn.widgets.TextInput.from_param(
+            self.param.question,
+            name="Ask a product (the models were trained on a, b in [1, 10))",
+            css_classes=["xv-question"],
+        )
+        self.tokens_pane = _pane()
+        self.answers_pane = _pane()
+        self._update_tokens()
+        self._update_answers()
+
+    @classmethod
+    def from_assets(cls, root: str | Path | None = None, **params) -> TokenizationComparer:
+        """The shipped models (``assets/xval``) and the stored benchmark."""
+        root = str(root if root is not None else default_assets())
+        return cls(load_models("ood", root), orbit_models=load_models("orbits", root),
+                   benchmark=results_dir() / "xval.json", **params)  # fmt: skip
+
+    @classmethod
+    def from_checkpoints(cls, paths: Mapping[str, str | Path], **params) -> TokenizationComparer:
+        """Models of the ``ood`` task from checkpoint directories (``scifm xval train --out``),
+        keyed by a label such as the scheme."""
+        return cls({k: load_trained(Path(p), "cpu") for k, p in paths.items()}, **params)
+
+    # -- tokenization ---------------------------------------------------------------
+    @param.depends("text", watch=True)
+    def _update_tokens(self) -> None:
+        try:
+            self.tokens_pane.object = self._tokens()
+        except Exception as exc:  # a dashboard must never fail on user input
+            self.tokens_pane.object = _error(f"Error: {exc}")
+
+    def _tokens(self) -> str:
+        from scifm.xval.demo import tokenize_all
+
+        res = tokenize_all(self.text)
+        if res.error:
+            return f"<div class='xv-msg'>{_error(res.error)}</div>"
+        rows = []
+        for scheme, enc in res.encodings.items():
+            n_round = sum(s != "exact" for s in enc.status)
+            rows.append(
+                f"<div class='xv-scheme' data-scheme='{scheme}'>"
+                f"<b>{scheme}</b> — {len(enc):,} tokens, {len(enc.numbers)} numbers, "
+                f"{n_round} not exact<br>{chips_html(enc, scheme)}</div>"
+            )
+        notes = "".join(f"<div class='scifm-warn'>{html.escape(n)}</div>" for n in res.notes)
+        return notes + LEGEND + "".join(rows)
+
+    # -- questions ------------------------------------------------------------------
+    @param.depends("question", watch=True)
+    def _update_answers(self) -> None:
+        try:
+            self.answers_pane.object = self._answers()
+        except Exception as exc:  # a dashboard must never fail on user input
+            self.answers_pane.object = _error(f"Error: {exc}")
+
+    def _answers(self) -> str:
+        from scifm.xval.demo import answer, parse_question
+
+        parsed = parse_question(self.question)
+        if isinstance(parsed, str):
+            return _error(parsed)
+        if not self.models:
+            return "<b>No models given (shipped ones: python -m scifm.xval.assets).</b>"
+        a, b = parsed
+        truth = a * b
+        warn = ""
+        if not (1.0 <= a < 10.0 and 1.0 <= b < 10.0):
+            warn = (
+                "<div class='scifm-warn'>Outside the training range [1, 10): expect errors.</div>"
+            )
+        if not all(math.isfinite(x) and abs(x) < 1e30 for x in (a, b)):
+            warn = ("<div class='scifm-error'>These numbers are absurdly large for the models; "
+                    "their answers are meaningless.</div>")  # fmt: skip
+        rows = "".join(
+            f"<tr class='xv-answer' data-scheme='{s}'><td class='xv-left'>{s}</td>"
+            f"<td>{_fmt(v)}</td><td>{_fmt(_rel_error(v, truth))}%</td></tr>"
+            for s, v in answer(self.models, a, b).items()
+        )
+        return (
+            warn + f"<div>True value: <b>{_fmt(truth)}</b></div><table class='xv'>"
+            "<tr><th class='xv-left'>encoding</th><th>answer</th><th>error</th></tr>"
+            f"{rows}</table>"
+        )
+
+    # -- plots ----------------------------------------------------------------------
+    @param.depends("b_value")
+    def sweep_plot(self):
+        from scifm.xval.demo import ood_sweep
+
+        if not self.models:
+            return pn.pane.Markdown("No models given.")
+        res = ood_sweep(self.models, self.b_value, np.arange(1.0, 15.0, 0.05))
+        curves = [hv.Curve((res["a"], res["truth"]), "a", "a*b", label="truth").opts(
+            color=COLORS["truth"], line_dash="dashed")]  # fmt: skip
+        for s in self.models:
+            curves.append(hv.Curve((res["a"], res[s]), "a", "a*b", label=s)
+                          .opts(color=COLORS.get(s, "#555")))  # fmt: skip
+        hole = hv.VSpan(4.0, 5.0).opts(color="#999", alpha=0.2)
+        extrap = hv.VSpan(10.0, 15.0).opts(color="#f90", alpha=0.1)
+        return (hole * extrap * hv.Overlay(curves)).opts(
+            title=f"a*{self.b_value:.3g}; grey: held-out a in [4, 5); orange: a beyond training",
+            width=760, height=360, legend_position="top_left", show_grid=True,
+        )  # fmt: skip
+
+    @param.depends("orbit_seed")
+    def orbit_plot(self):
+        from scifm.xval.demo import orbit_prediction
+
+        if not self.orbit_models:
+            return pn.pane.Markdown("No orbit models given.")
+        res = orbit_prediction(self.orbit_models, self.orbit_seed)
+        layers = [hv.Scatter(([0.0], [0.0]), label="star").opts(color="gold", size=14)]
+        for p in range(res["orbits"].shape[1]):
+            o, r = res["orbits"][:, p], res["recorded"][:, p]
+            layers.append(hv.Curve((o[:, 0], o[:, 1])).opts(color="#bbb"))
+            layers.append(hv.Scatter((r[:-1, 0], r[:-1, 1]), label="given" if p == 0 else "")
+                          .opts(color="#444", size=6))  # fmt: skip
+            layers.append(hv.Scatter(([r[-1, 0]], [r[-1, 1]]), label="truth" if p == 0 else "")
+                          .opts(color="black", marker="x", size=14))  # fmt: skip
+            for s, pred in res["predicted"].items():
+                layers.append(hv.Scatter(([pred[p, 0]], [pred[p, 1]]), label=s if p == 0 else "")
+                              .opts(color=COLORS.get(s, "#555"), size=10))  # fmt: skip
+        return hv.Overlay(layers).opts(
+            title="Predicted next position of each planet", width=520, height=480,
+            data_aspect=1, legend_position="right", show_grid=True,
+        )  # fmt: skip
+
+    # -- benchmark ------------------------------------------------------------------
+    def benchmark_table(self) -> pn.viewable.Viewable:
+        import pandas as pd
+
+        if self.benchmark is None or not self.benchmark.exists():
+            return pn.pane.Markdown("No benchmark results yet: run `python benchmarks/xval.py`.")
+        data = json.loads(self.benchmark.read_text())
+        rows = []
+        for task, per in data["tasks"].items():
+            for scheme, budgets in per.items():
+                for budget, agg in budgets.items():
+                    for split, m in agg["splits"].items():
+                        rows.append({
+                            "task": task, "split": split, "encoding": scheme, "budget": budget,
+                            "steps": int(agg["steps"]), "R2": m["r2"], "MSE": m["mse"],
+                            "exact %": 100 * m["exact"], "outliers %": 100 * m["outlier_rate"],
+                            "tokens/sample": agg["tokens_per_sample"],
+                            "samples/s": agg["samples_per_s"], "mem MB": agg["peak_memory_mb"],
+                        })  # fmt: skip
+        table = pn.widgets.Tabulator(
+            pd.DataFrame(rows), disabled=True, height=360, show_index=False,
+            sizing_mode="stretch_width", pagination=None, groupby=["task"],
+        )  # fmt: skip
+        meta = data["meta"]
+        return pn.Column(pn.pane.Markdown(f"Measured {meta['date']} on {meta['machine']}."), table)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        parts: list = [
+            pn.pane.Markdown(
+                "## xVal: one token per number\nxVal writes every number as the token "
+                "`[NUM]` and multiplies its embedding by the (scaled) value; the digit "
+                "schemes P10, P1000, B1999 and FP15 write 3 significant digits and an exponent."
+            ),
+            self.text_input, self.tokens_pane,
+        ]  # fmt: skip
+        if self.models:
+            names = ", ".join(self.models)
+            parts += [
+                pn.pane.Markdown(f"### Ask the models ({names})"),
+                self.question_input, self.answers_pane,
+                pn.pane.Markdown("### Out of distribution: a*b over a range of a"),
+                pn.widgets.FloatSlider.from_param(self.param.b_value, name="b", step=0.01),
+                self.sweep_plot,
+            ]  # fmt: skip
+        if self.orbit_models:
+            parts += [
+                pn.pane.Markdown("### Planetary orbits: the last recorded position, predicted"),
+                pn.widgets.IntSlider.from_param(self.param.orbit_seed, name="system"),
+                self.orbit_plot,
+            ]
+        if self.benchmark is not None:
+            parts += [pn.pane.Markdown("### Benchmark (benchmarks/results/xval.json)"),
+                      self.benchmark_table()]  # fmt: skip
+        return pn.Column(*parts, sizing_mode="stretch_width")

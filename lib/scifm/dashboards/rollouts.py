@@ -1,0 +1,79 @@
+"""What the rollout viewer plays: solver frames and surrogates' predictions of them.
+
+``Rollout`` holds one trajectory's frames (truth and any number of predictions, with the
+NRMSE of each step as MPP reports it); ``field_png`` draws one field for an <img> tag.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from scifm.mpp.demo import Comparison
+from scifm.mpp.metrics import nrmse as _nrmse
+
+IMG_PX = 224  # displayed side of each field image
+
+
+def field_png(a: np.ndarray, lo: float, hi: float, cmap: str) -> str:
+    """A 2-D array as a base64 PNG (nearest upscaling), for an <img> tag."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    norm = np.clip((a - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    rgb = (colormaps[cmap](norm.T[::-1])[..., :3] * 255).astype(np.uint8)  # x right, y up
+    img = Image.fromarray(rgb).resize((IMG_PX, IMG_PX), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def as_numpy(a) -> np.ndarray:
+    """A tensor (any device) or array as a float numpy array."""
+    return a.detach().float().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+@dataclass
+class Rollout:
+    """Frames to play: the solver's, and any surrogates' predictions of the same frames."""
+
+    label: str
+    field_names: list[str]
+    truth: np.ndarray  # (S, C, H, W) solver frames
+    preds: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (S, C, H, W)
+    nrmse: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (S,) per step
+    note: str = ""  # shown under the curve (wall times)
+
+    @classmethod
+    def from_comparison(cls, res: Comparison, name: str = "AViT") -> Rollout:
+        note = (
+            f"<b>Wall time</b> (this run, CPU): solver {res.solver_s:.2f} s for "
+            f"{res.context + len(res.nrmse)} frames; surrogate {res.surrogate_s:.2f} s for "
+            f"{len(res.nrmse)} frames (ratio {res.solver_s / max(res.surrogate_s, 1e-9):.2f}x)."
+        )
+        return cls(res.system, list(res.field_names), res.truth, {name: res.pred},
+                   {name: np.asarray(res.nrmse)}, note)  # fmt: skip
+
+    @classmethod
+    def from_tensors(cls, label: str, field_names, truth, preds=None) -> Rollout:
+        """``truth`` (S, C, H, W) and ``preds`` name -> (S, C, H, W), arrays or tensors (a
+        leading batch axis of 1 is dropped); NRMSE per step as MPP reports it."""
+        t = as_numpy(truth)
+        t = t[0] if t.ndim == 5 else t
+        ps = {k: (p[0] if p.ndim == 5 else p) for k, p in
+              ((k, as_numpy(v)) for k, v in (preds or {}).items())}  # fmt: skip
+        for k, p in ps.items():
+            if p.shape != t.shape:
+                raise ValueError(f"preds[{k!r}]: shape {p.shape}; expected {t.shape} (truth)")
+        err = {k: np.array([float(_nrmse(torch.from_numpy(p[s : s + 1]),
+                                          torch.from_numpy(t[s : s + 1])))
+                            for s in range(len(t))]) for k, p in ps.items()}  # fmt: skip
+        return cls(label, list(field_names), t, ps, err)
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.truth)

@@ -1,0 +1,299 @@
+"""Training windows read lazily from PDEBench and The Well files.
+
+``scan_file`` opens a file once to learn its layout (format, system, trajectories,
+frames, grid, constant parameters) and closes it. ``FileWindows`` is a map-style
+Dataset of (n_ctx frames, next frame) windows that opens the file on first use in
+each process (so DataLoader workers each hold their own handle) and reads only the
+frames one window needs with an h5py hyperslab; the whole file is never loaded.
+
+Files of another resolution or frame count are brought to the model's by one rule:
+
+- space: a grid of X cells is average-pooled by the integer factor ``X // res``
+  (``X`` must be a multiple of ``res``; a coarser grid than ``res`` is refused);
+- time: with F frames in the file and ``frames`` wanted, every k-th frame is kept,
+  k = max(1, (F - 1) // (frames - 1)), so the time step matches a ``frames``-frame
+  trajectory over the same span (a file with fewer frames keeps all of them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import ConcatDataset, Dataset
+
+from scifm.pde.files import detect_format
+from scifm.pde.formats import FormatError, open_h5, read_dataset, require
+from scifm.pde.pdebench import CNS_KEYS
+from scifm.pde.systems import get_system
+from scifm.pde.well import WELL_FIELDS, _system_from_fields
+
+SUFFIXES = (".h5", ".hdf5")
+
+
+@dataclass(frozen=True)
+class PDEFile:
+    """What ``scan_file`` learnt about one file (no data held)."""
+
+    path: Path
+    fmt: str  # "pdebench" or "well"
+    layout: str  # "grouped", "ins", "cns" (PDEBench) or "well"
+    system: str  # key of SYSTEMS
+    n_traj: int  # trajectories
+    n_frames: int  # frames per trajectory, t = 0 included
+    nx: int  # cells along x
+    ny: int  # cells along y
+    groups: tuple[str, ...] = ()  # PDEBench 2D_rdb / diff-react trajectory groups
+    params: dict[str, float] = field(default_factory=dict)  # parameters equal for all traj
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(frames, x, y): files of one data set must agree on it."""
+        return (self.n_frames, self.nx, self.ny)
+
+
+def find_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Files named in ``paths``; a directory gives its ``*.h5``/``*.hdf5`` files (recursive).
+
+    In a Well tree (``.../data/<split>/*.hdf5``) only the ``train`` split is taken.
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(
+                q
+                for q in p.rglob("*")
+                if q.suffix in SUFFIXES and q.is_file() and not _held_out_split(q)
+            )
+            if not found:
+                raise FormatError(f"{p}: empty directory: no *.h5 or *.hdf5 files under it")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FormatError(f"{p}: no such file or directory")
+    return out
+
+
+def _held_out_split(path: Path) -> bool:
+    parts = path.parts
+    return len(parts) >= 3 and parts[-3] == "data" and parts[-2] in ("valid", "test")
+
+
+def scan_file(path: str | Path) -> PDEFile:
+    """The layout of a PDEBench or Well file, checked; a FormatError names the file."""
+    path = Path(path)
+    fmt = detect_format(path)
+    with open_h5(path) as f:
+        info = _scan_well(f, path) if fmt == "well" else _scan_pdebench(f, path)
+    if info.n_traj < 1 or info.n_frames < 2:
+        raise FormatError(
+            f"{path}: {info.n_traj} trajectories of {info.n_frames} frames; expected at least "
+            "1 trajectory of 2 frames"
+        )
+    return info
+
+
+def _constants(attrs: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in attrs.items():
+        a = np.asarray(v)
+        if np.issubdtype(a.dtype, np.number) and a.size >= 1 and np.all(a == a.flat[0]):
+            out[str(k)] = float(a.flat[0])
+    return out
+
+
+def _scan_pdebench(f: h5py.File, path: Path) -> PDEFile:
+    keys = set(f.keys())
+    if "Vx" in keys or "density" in keys:
+        shapes = {k: require(f, k, "PDEBench 2D_CFD", 4).shape for k in CNS_KEYS}
+        if len(set(shapes.values())) != 1:
+            raise FormatError(f"{path}: {CNS_KEYS} have different shapes {shapes}")
+        n, t, nx, ny = shapes["Vx"]
+        params = _constants(f.attrs)
+        if "M" not in params and (m := re.search(r"_M([0-9.]+?)_", path.name)):
+            params["M"] = float(m.group(1))  # public files name their Mach number
+        return PDEFile(path, "pdebench", "cns", "cns", n, t, nx, ny, params=params)
+    if "velocity" in keys or "particles" in keys:
+        vel = require(f, "velocity", "PDEBench ns_incom_inhom_2d", 5)
+        part = require(f, "particles", "PDEBench ns_incom_inhom_2d", 5)
+        if vel.shape[:4] != part.shape[:4] or vel.shape[-1] != 2 or part.shape[-1] != 1:
+            raise FormatError(
+                f"{path}: 'velocity' {vel.shape} and 'particles' {part.shape}; expected "
+                "(N, T, X, Y, 2) and (N, T, X, Y, 1)"
+            )
+        n, t, nx, ny = vel.shape[:4]
+        return PDEFile(path, "pdebench", "ins", "ins", n, t, nx, ny, params=_constants(f.attrs))
+    groups = tuple(sorted(k for k in keys if k.isdigit()))
+    first = require(f[groups[0]], "data", "PDEBench 2D_rdb / 2D_diff-react", 4)
+    t, nx, ny, c = first.shape
+    system = {1: "swe", 2: "diffreact"}.get(c)
+    if system is None:
+        raise FormatError(
+            f"{path}: '{groups[0]}/data' has {c} channels; expected 1 (swe: h) or "
+            "2 (diffreact: u, v)"
+        )
+    for g in groups:
+        ds = require(f[g], "data", "PDEBench 2D_rdb / 2D_diff-react", 4)
+        if ds.shape != first.shape:
+            raise FormatError(f"{path}: '{g}/data' has shape {ds.shape}; expected {first.shape}")
+    return PDEFile(path, "pdebench", "grouped", system, len(groups), t, nx, ny, groups)
+
+
+def _scan_well(f: h5py.File, path: Path) -> PDEFile:
+    layout = "The Well"
+    for key in ("dimensions", "t0_fields", "t1_fields"):
+        require(f, key, layout)
+    t0 = [str(s) for s in f["t0_fields"].attrs.get("field_names", [])]
+    t1 = [str(s) for s in f["t1_fields"].attrs.get("field_names", [])]
+    system = _system_from_fields(path, t0, t1)
+    shapes = {k: require(f["t0_fields"], k, layout, 4).shape for k in t0}
+    if WELL_FIELDS[system][1]:
+        vel = require(f["t1_fields"], "velocity", layout, 5)
+        if vel.shape[-1] != 2:
+            raise FormatError(f"{path}: 't1_fields/velocity' is {vel.shape}; expected (..., 2)")
+        shapes["velocity"] = vel.shape[:4]
+    if len(set(shapes.values())) != 1:
+        raise FormatError(f"{path}: fields of different shapes {shapes}; expected one (N, T, X, Y)")
+    n, t, nx, ny = next(iter(shapes.values()))
+    params = {}
+    if "scalars" in f:
+        for k in f["scalars"].attrs.get("field_names", []):
+            params.update(_constants({str(k): read_dataset(f["scalars"][k])}))
+    return PDEFile(path, "well", "well", system, n, t, nx, ny, params=params)
+
+
+def resample_rule(info: PDEFile, res: int | None, frames: int | None) -> tuple[int, int]:
+    """(spatial pooling factor, frame stride) that bring ``info`` to ``res`` and ``frames``."""
+    pool = 1
+    if res is not None:
+        if info.nx != info.ny or info.nx < res or info.nx % res:
+            raise FormatError(
+                f"{info.path}: grid {info.nx}x{info.ny} cannot be average-pooled to {res}x{res}; "
+                f"expected a square grid whose side is a multiple of {res}"
+            )
+        pool = info.nx // res
+    step = 1 if frames is None or frames < 2 else max(1, (info.n_frames - 1) // (frames - 1))
+    return pool, step
+
+
+class FileWindows(Dataset):
+    """(n_ctx frames, next frame) windows of one file, read lazily; items as TrajectoryWindows.
+
+    Window ``i`` is trajectory ``i // per_traj``, start ``(i % per_traj) * stride`` in the
+    frame-strided trajectory. ``name`` labels the batches (default: the system), and
+    ``field_index``/``periodic`` default to the system's (fine-tuning may give new slots).
+    """
+
+    def __init__(
+        self,
+        file: PDEFile | str | Path,
+        *,
+        n_ctx: int,
+        res: int | None = None,
+        frames: int | None = None,
+        stride: int = 1,
+        name: str | None = None,
+        field_index: Sequence[int] | None = None,
+        periodic: bool | None = None,
+    ) -> None:
+        self.info = file if isinstance(file, PDEFile) else scan_file(file)
+        spec = get_system(self.info.system)
+        self.pool, self.step = resample_rule(self.info, res, frames)
+        self.n_ctx, self.stride = n_ctx, stride
+        usable = (self.info.n_frames - 1) // self.step + 1
+        if n_ctx < 1 or stride < 1 or usable < n_ctx + 1:
+            raise FormatError(
+                f"{self.info.path}: {usable} frames after taking every {self.step}-th; a window "
+                f"of n_ctx={n_ctx} (stride {stride}) needs at least {n_ctx + 1}"
+            )
+        self.per_traj = (usable - n_ctx - 1) // stride + 1
+        self.system = name or self.info.system
+        self.field_names = spec.field_names
+        index = spec.field_index if field_index is None else tuple(field_index)
+        if len(index) != spec.n_fields:
+            raise ValueError(f"field_index {index}: expected {spec.n_fields} slots for {spec.name}")
+        self.field_index = torch.tensor(index, dtype=torch.int64)
+        self.periodic = torch.tensor(spec.periodic if periodic is None else periodic)
+        self._h5: tuple[int, h5py.File] | None = None
+
+    def __len__(self) -> int:
+        return self.info.n_traj * self.per_traj
+
+    def __getstate__(self) -> dict[str, Any]:  # a worker started by spawn opens its own
+        return {**self.__dict__, "_h5": None}
+
+    def _file(self) -> h5py.File:
+        if self._h5 is None or self._h5[0] != os.getpid():  # a forked worker opens its own
+            try:
+                self._h5 = (os.getpid(), h5py.File(self.info.path, "r"))
+            except OSError as err:
+                raise FormatError(f"{self.info.path}: cannot open as HDF5: {err}") from None
+        return self._h5[1]
+
+    def frames(self, traj: int, sel: slice) -> np.ndarray:
+        """Frames ``sel`` of trajectory ``traj`` as (T, C, X, Y) float32, channels in order."""
+        f, info = self._file(), self.info
+        if info.layout == "grouped":
+            data = read_dataset(f[info.groups[traj]]["data"], sel)  # (T, X, Y, C)
+            return data.transpose(0, 3, 1, 2)
+        if info.layout == "ins":
+            v = read_dataset(f["velocity"], (traj, sel))  # (T, X, Y, 2)
+            s = read_dataset(f["particles"], (traj, sel))  # (T, X, Y, 1)
+            return np.concatenate([v, s], -1).transpose(0, 3, 1, 2)
+        if info.layout == "cns":
+            return np.stack([read_dataset(f[k], (traj, sel)) for k in CNS_KEYS], 1)
+        scalars, vectors = WELL_FIELDS[info.system]
+        channels = {k: read_dataset(f["t0_fields"][k], (traj, sel)) for k in scalars}
+        if vectors:
+            vel = read_dataset(f["t1_fields"]["velocity"], (traj, sel))  # (T, X, Y, 2)
+            channels["vx"], channels["vy"] = vel[..., 0], vel[..., 1]
+        return np.stack([channels[c] for c in self.field_names], 1)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"window {i}: out of range for {len(self)} windows")
+        traj, w = divmod(i, self.per_traj)
+        first = w * self.stride * self.step
+        sel = slice(first, first + self.n_ctx * self.step + 1, self.step)
+        x = torch.from_numpy(np.ascontiguousarray(self.frames(traj, sel), dtype=np.float32))
+        if self.pool > 1:
+            x = F.avg_pool2d(x, self.pool)  # (n_ctx+1, C, X/p, Y/p)
+        return {
+            "x": x[:-1],  # (T_ctx, C, X, Y)
+            "y": x[-1],  # (C, X, Y)
+            "field_index": self.field_index,  # (C,)
+            "periodic": self.periodic,  # () bool
+            "system": self.system,
+        }
+
+
+def group_windows(
+    files: Mapping[str, Sequence[PDEFile]], **kwargs: Any
+) -> dict[str, ConcatDataset]:
+    """One Dataset per named group of files; a group's files must share system and shape.
+
+    ``kwargs`` go to every ``FileWindows`` (``n_ctx``, ``res``, ``frames``, ...).
+    """
+    out = {}
+    for name, group in files.items():
+        if not group:
+            raise FormatError(f"data set {name!r}: no files")
+        first = group[0]
+        for info in group[1:]:
+            if info.system != first.system or info.shape != first.shape:
+                raise FormatError(
+                    f"{info.path}: {info.system} data of (frames, x, y) {info.shape}; expected "
+                    f"{first.system} {first.shape} like {first.path.name} (files of data set "
+                    f"{name!r} must agree)"
+                )
+        out[name] = ConcatDataset([FileWindows(i, name=name, **kwargs) for i in group])
+    return out

@@ -1,0 +1,99 @@
+"""Lazy training windows from PDEBench and Well files: content, resampling rule, bad input."""
+
+import h5py
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from scifm.pde import FormatError, write_pdebench, write_well
+from scifm.pde import filewindows as fw
+from scifm.pde.filewindows import FileWindows, find_files, group_windows, scan_file
+from scifm.pde.windows import TrajectoryWindows
+
+
+@pytest.mark.parametrize("system", ["swe", "diffreact", "ins", "cns"])
+@pytest.mark.parametrize("fmt", ["pdebench", "well"])
+def test_file_windows_equal_the_in_memory_windows(small_runs, tmp_path, system, fmt):
+    traj = small_runs[system]
+    path = write_pdebench(traj, tmp_path) if fmt == "pdebench" else write_well(traj, tmp_path)
+    lazy = FileWindows(path, n_ctx=2)
+    mem = TrajectoryWindows.from_trajectories(traj, n_ctx=2)
+    assert len(lazy) == len(mem) and lazy.system == system
+    for i in range(len(mem)):
+        a, b = lazy[i], mem[i]
+        torch.testing.assert_close(a["x"], b["x"])
+        torch.testing.assert_close(a["y"], b["y"])
+        assert torch.equal(a["field_index"], b["field_index"]) and a["periodic"] == b["periodic"]
+
+
+def test_reads_only_the_frames_of_one_window(small_runs, tmp_path, monkeypatch):
+    path = write_pdebench(small_runs["ins"], tmp_path)
+    ds = FileWindows(path, n_ctx=2)
+    seen = []
+    real = fw.read_dataset
+    monkeypatch.setattr(fw, "read_dataset", lambda d, sel=(): seen.append(sel) or real(d, sel))
+    ds[5]  # trajectory 1, window 1
+    assert seen == [(1, slice(1, 4, 1))] * 2  # velocity and particles: 3 frames of one run
+
+
+def test_resampling_rule_pools_space_and_strides_time(small_runs, tmp_path):
+    traj = small_runs["diffreact"]  # 2 runs, 6 frames, 32^2
+    path = write_well(traj, tmp_path)
+    ds = FileWindows(path, n_ctx=1, res=16, frames=3)  # pool 2, every 2nd frame: 0, 2, 4
+    assert (ds.pool, ds.step, ds.per_traj) == (2, 2, 2)
+    want = F.avg_pool2d(traj.fields[1, [2, 4]], 2)
+    torch.testing.assert_close(ds[3]["x"][0], want[0])
+    torch.testing.assert_close(ds[3]["y"], want[1])
+    with pytest.raises(FormatError, match=r"32x32 cannot be average-pooled to 24x24"):
+        FileWindows(path, n_ctx=1, res=24)
+    with pytest.raises(FormatError, match="needs at least 6"):
+        FileWindows(path, n_ctx=5, frames=3)
+
+
+def test_loader_workers_each_open_the_file(small_runs, tmp_path):
+    ds = FileWindows(write_pdebench(small_runs["swe"], tmp_path), n_ctx=2)
+    ds[0]  # the parent holds a handle; forked workers must open their own
+    got = list(DataLoader(ds, batch_size=None, num_workers=2))
+    for i, item in enumerate(got):
+        torch.testing.assert_close(item["x"], ds[i]["x"])
+
+
+def test_bad_files_and_directories_are_clear_errors(small_runs, tmp_path):
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f["tensor"] = [1.0]
+    with pytest.raises(FormatError, match="bad.h5: neither a PDEBench file"):
+        scan_file(bad)
+    wrong = tmp_path / "wrong.h5"
+    with h5py.File(wrong, "w") as f:
+        f["0000/grid/x"] = [0.0]
+    with pytest.raises(FormatError, match="wrong.h5: missing key 'data'"):
+        scan_file(wrong)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FormatError, match="empty: empty directory"):
+        find_files([tmp_path / "empty"])
+    with pytest.raises(FormatError, match="nowhere: no such file"):
+        find_files([tmp_path / "nowhere"])
+
+
+def test_a_data_set_whose_files_disagree_is_refused(small_runs, tmp_path):
+    for d in "abc":
+        (tmp_path / d).mkdir()
+    a = scan_file(write_pdebench(small_runs["ins"], tmp_path / "a"))
+    short = small_runs["ins"].select([0])
+    short.fields = short.fields[:, :4]
+    short.t = short.t[:4]
+    b = scan_file(write_pdebench(short, tmp_path / "b"))
+    with pytest.raises(FormatError, match=r"b/ns_incom.*\(4, 32, 32\); expected ins \(6, 32, 32\)"):
+        group_windows({"ins": [a, b]}, n_ctx=2)
+    c = scan_file(write_pdebench(small_runs["swe"], tmp_path / "c"))
+    with pytest.raises(FormatError, match="swe data"):
+        group_windows({"ins": [a, c]}, n_ctx=2)
+
+
+def test_directories_skip_well_held_out_splits(small_runs, tmp_path):
+    write_well(small_runs["swe"], tmp_path)
+    write_well(small_runs["swe"], tmp_path, split="valid")
+    files = find_files([tmp_path])
+    assert [p.parent.name for p in files] == ["train"]
