@@ -19,14 +19,17 @@ def test_dataset_batches_sample_without_replacement_per_epoch():
     assert not np.array_equal(src.indices_at(0), src.indices_at(3))  # a new permutation
 
 
-def test_dataset_batches_make_gets_a_generator_keyed_by_position():
-    def make(idx, gen):
-        return torch.as_tensor(idx), torch.rand(2, generator=gen)
+def test_dataset_batches_make_gets_draws_keyed_by_sample_position():
+    def make(idx, rand):
+        return torch.as_tensor(idx), rand.rand(len(idx), 2)
 
     src = DatasetBatches(range(20), 4, seed=1, make=make)
     a, b = src.get(3, 0), src.get(3, 0)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(src.get(4, 0)[1], a[1])
+    # two ranks hold halves of the global batch and draw exactly the one-process rows
+    r0, r1 = src.get(3, 0, rank=0, world_size=2), src.get(3, 0, rank=1, world_size=2)
+    assert torch.equal(a[1][0::2], r0[1]) and torch.equal(a[1][1::2], r1[1])
     with pytest.raises(ValueError, match="collate or make"):
         DatasetBatches(range(20), 4, collate=list, make=make)
 

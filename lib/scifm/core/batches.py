@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from scifm.core.devices import torch_generator
+from scifm.core.rng import SampleRandom, batch_positions
 
 MakeFn = Callable[[np.ndarray, torch.Generator], Any]
 
@@ -56,8 +57,10 @@ class DatasetBatches:
     gets items ``rank::world_size`` of it. The permutation of epoch ``e`` comes
     from ``numpy.random.default_rng([seed, e])``, so any position can be recomputed.
     Items are stacked by ``collate`` (default: torch's ``default_collate``); or, with
-    ``make``, the batch is ``make(indices, generator)`` where the generator is seeded
-    from ``(seed, step, micro, rank)`` (random augmentations of in-memory tensors).
+    ``make``, the batch is ``make(indices, rand)`` where ``rand`` is a
+    ``core.rng.SampleRandom``: row ``i`` of its draws comes from sample ``i``'s own
+    generator keyed by ``(seed, step, global position)``, so a 2-rank run draws the same
+    augmentations as one process with the same global batch.
     """
 
     def __init__(
@@ -116,9 +119,11 @@ class DatasetBatches:
     def batch_at(self, position: int, rank: int = 0, world_size: int = 1) -> Any:
         idx = self.indices_at(position, rank, world_size)
         if self.make is not None:
+            # one generator per sample, keyed by its global position: a sample's
+            # augmentation is the same whichever rank or micro-batch holds it
             step, micro = divmod(position, self.accum_steps)
-            state = np.random.SeedSequence([self.seed, step, micro, rank]).generate_state(1)
-            return self.make(idx, torch_generator(int(state[0])))
+            positions = batch_positions(len(idx), micro, rank, world_size)
+            return self.make(idx, SampleRandom.keyed(self.seed, step, positions))
         return self.collate([self.dataset[int(i)] for i in idx])
 
     def get(self, step: int, micro: int, rank: int = 0, world_size: int = 1) -> Any:
