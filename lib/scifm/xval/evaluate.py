@@ -5,10 +5,16 @@ is the number head's output (mapped back through the value scaler); for digit
 schemes the predicted tokens are read back as a number, and a malformed number
 (e.g. a digit where a sign belongs) is an *invalid* prediction.
 
-Metrics (on raw values): MSE and R^2 over valid predictions; ``exact`` = the
-prediction written with 3 significant digits equals the truth written so;
-``outlier_rate`` = share of predictions that are invalid or off by more than
-``OUTLIER_REL`` (10 %) of |truth|.
+Metrics (on raw values) count every test sample. The rule for an invalid
+output: it is replaced by the *fallback* prediction -- the training mean of its
+field (``ValueScaler.mean``), the constant a model that knows nothing would say --
+so ``mse``/``r2`` cover all samples and an invalid answer scores like the mean
+predictor; ``mse_valid``/``r2_valid`` beside them cover only the valid answers
+(a different subset per encoding, so never compare those alone). ``exact`` = the
+prediction written with 3 significant digits equals the truth written so (an
+invalid answer is never exact); ``outlier_rate`` = share of samples whose answer
+is invalid or off by more than ``OUTLIER_REL`` (10 %) of |truth|;
+``invalid_rate`` = share of invalid answers.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class Predictions:
     true: np.ndarray  # (N,) true values of every target number
     pred: np.ndarray  # (N,) predicted values, NaN where the prediction is invalid
     fields: tuple[str, ...]  # field of each target
+    fallback: np.ndarray | None = None  # (N,) stand-in for invalid answers (training mean)
 
 
 @torch.no_grad()
@@ -60,7 +67,13 @@ def predict(trained: Trained, samples: Sequence[Sample], *, batch_size: int = 25
                 else:
                     v = tok.parse_number([tok.vocab[j] for j in best[b, s:e]])
                 pred.append(np.nan if v is None else v)
-    return Predictions(np.asarray(true), np.asarray(pred, dtype=np.float64), tuple(fields))
+    return _predictions(trained, true, pred, fields)
+
+
+def _predictions(trained: Trained, true: list, pred: list, fields: list) -> Predictions:
+    pred_arr = np.asarray(pred, dtype=np.float64).reshape(-1)
+    fallback = trained.scaler.mean(fields) if fields else np.zeros(0)
+    return Predictions(np.asarray(true, dtype=np.float64), pred_arr, tuple(fields), fallback)
 
 
 def _predict_ar(trained: Trained, samples: Sequence[Sample]) -> Predictions:
@@ -100,31 +113,42 @@ def _predict_ar(trained: Trained, samples: Sequence[Sample]) -> Predictions:
             true.append(value)
             fields.append(field)
             pred.append(values[j] if j < len(values) else np.nan)
-    return Predictions(np.asarray(true), np.asarray(pred, dtype=np.float64), tuple(fields))
+    return _predictions(trained, true, pred, fields)
 
 
 def _sig3(x: np.ndarray) -> np.ndarray:
     return np.array([f"{v:.3g}" if np.isfinite(v) else "nan" for v in x])
 
 
+def _mse_r2(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    if len(t) == 0:
+        return float("nan"), float("nan")
+    mse = float(np.mean((y - t) ** 2))
+    var = float(np.var(t)) if len(t) > 1 else 0.0
+    return mse, (1.0 - mse / var if var > 0 else float("nan"))
+
+
 def metrics(p: Predictions) -> dict[str, float]:
-    """MSE, R^2, exact-match, outlier and invalid rates of ``p`` (see module docstring)."""
+    """Metrics over all samples of ``p``, invalid answers scored by the fallback rule.
+
+    Without ``p.fallback`` the fallback is the mean of ``p.true`` (R^2 = 0 for it).
+    """
     valid = np.isfinite(p.pred)
-    t, y = p.true[valid], p.pred[valid]
-    mse = float(np.mean((y - t) ** 2)) if valid.any() else float("nan")
-    var = float(np.var(t)) if valid.sum() > 1 else float("nan")
-    r2 = 1.0 - mse / var if var and var > 0 else float("nan")
-    err = np.abs(p.pred - p.true)
-    outlier = ~valid | (err > OUTLIER_REL * np.abs(p.true))
+    fallback = p.fallback if p.fallback is not None else np.full(len(p.true), np.mean(p.true))
+    filled = np.where(valid, p.pred, fallback)
+    mse, r2 = _mse_r2(p.true, filled)
+    mse_valid, r2_valid = _mse_r2(p.true[valid], p.pred[valid])
+    err = np.abs(filled - p.true)
+    rel = err / np.maximum(np.abs(p.true), 1e-12)
     return {
         "mse": mse,
         "r2": r2,
-        "exact": float(np.mean(_sig3(p.pred) == _sig3(p.true))),
-        "outlier_rate": float(np.mean(outlier)),
+        "mse_valid": mse_valid,
+        "r2_valid": r2_valid,
+        "exact": float(np.mean(_sig3(p.pred) == _sig3(p.true))) if len(p.true) else float("nan"),
+        "outlier_rate": float(np.mean(~valid | (rel > OUTLIER_REL))),
         "invalid_rate": float(np.mean(~valid)),
-        "median_rel_error": float(np.median(err[valid] / np.maximum(np.abs(p.true[valid]), 1e-12)))
-        if valid.any()
-        else float("nan"),
+        "median_rel_error": float(np.median(rel)) if len(p.true) else float("nan"),
         "n": len(p.true),
     }
 

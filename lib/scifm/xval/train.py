@@ -8,6 +8,7 @@ targets -- the reference divides by zero there and gets NaN.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ import torch.nn.functional as F
 from scifm.core import TrainConfig, TrainResult, train
 from scifm.core.train import unwrap
 from scifm.xval.config import XvalConfig
-from scifm.xval.data import IGNORE, EncodedBatches, encode_sample, fit_scaler
+from scifm.xval.data import IGNORE, batches, encode_sample, fit_scaler
 from scifm.xval.model import Model
 from scifm.xval.scaler import ValueScaler
-from scifm.xval.tasks import TaskConfig, generate
+from scifm.xval.tasks import Sample, TaskConfig, generate
+from scifm.xval.userdata import DataConfig
 
 
 def xval_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -45,18 +47,19 @@ class Trained:
     config: XvalConfig
     model: Model
     scaler: ValueScaler
-    task: TaskConfig
+    task: TaskConfig | DataConfig  # a built-in task, or a user's data file (``userdata``)
     result: TrainResult | None = None
     info: dict[str, Any] = field(default_factory=dict)  # tokens/sample, samples/s, ...
 
     @property
     def extra(self) -> dict[str, Any]:
         """JSON stored in the checkpoint beside the weights."""
-        return {"scaler": self.scaler.to_dict(), "task": self.task.to_dict(), "info": self.info}
+        key = "data" if isinstance(self.task, DataConfig) else "task"
+        return {"scaler": self.scaler.to_dict(), key: self.task.to_dict(), "info": self.info}
 
 
 def model_config_for(
-    task: TaskConfig, scheme: str, preset: str = "small", **overrides: Any
+    task: TaskConfig | DataConfig, scheme: str, preset: str = "small", **overrides: Any
 ) -> XvalConfig:
     """The model config for ``task``: exponent range of the task, length of its texts."""
     lo, hi = task.exp_range
@@ -82,33 +85,56 @@ def fit(
 ) -> Trained:
     """Generate ``task`` data (``seed``), fit the scaler, train ``config``'s model."""
     samples = generate(task, task.n_train, seed)
-    scaler = fit_scaler(samples, task.scaler_kinds)
+    return fit_samples(samples, task, config, train_cfg, batch_size=batch_size, seed=seed,
+                       device=device, out_dir=out_dir)  # fmt: skip
+
+
+def prepare(
+    samples: Sequence[Sample], spec: TaskConfig | DataConfig, config: XvalConfig, seed: int
+) -> tuple[Trained, list]:
+    """Scaler fitted on ``samples``, a fresh model and the encoded items (not trained yet)."""
+    scaler = fit_scaler(samples, spec.scaler_kinds)
     tok = config.tokenizer
     items = [encode_sample(s, tok, scaler, config.mode) for s in samples]
     longest = max(len(it.ids) for it in items)
     if longest > config.max_len:
         raise ValueError(
-            f"task {task.task!r} with scheme {config.scheme!r} needs {longest} tokens; "
+            f"{spec.task!r} data with scheme {config.scheme!r} needs {longest} tokens; "
             f"max_len={config.max_len} (raise it with max_len=...)"
         )
     model = build_model(config, seed)
     info = {
         "tokens_per_sample": float(sum(len(it.ids) for it in items) / len(items)),
         "n_params": sum(p.numel() for p in model.parameters()),
-        "batch_size": batch_size,
         "seed": seed,
     }
-    trained = Trained(config, model, scaler, task, None, info)
-    batches = EncodedBatches(items, batch_size, seed=seed, accum_steps=train_cfg.accum_steps)
+    return Trained(config, model, scaler, spec, None, info), items
+
+
+def fit_samples(
+    samples: Sequence[Sample],
+    spec: TaskConfig | DataConfig,
+    config: XvalConfig,
+    train_cfg: TrainConfig,
+    *,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    out_dir: str | Path | None = None,
+) -> Trained:
+    """Fit the scaler on ``samples`` and train ``config``'s model on them."""
+    trained, items = prepare(samples, spec, config, seed)
+    trained.info["batch_size"] = batch_size
+    source = batches(items, batch_size, seed=seed, accum_steps=train_cfg.accum_steps)
     result = train(
-        model, xval_loss, batches, train_cfg, device=device, out_dir=out_dir,
+        trained.model, xval_loss, source, train_cfg, device=device, out_dir=out_dir,
         model_config=config, extra=trained.extra,
     )  # fmt: skip
     rates = [r["samples_per_s"] for r in result.history[1:]] or [
         r["samples_per_s"] for r in result.history
     ]
-    info["samples_per_s"] = float(sum(rates) / max(len(rates), 1))
-    info["final_loss"] = result.history[-1]["loss"] if result.history else float("nan")
+    trained.info["samples_per_s"] = float(sum(rates) / max(len(rates), 1))
+    trained.info["final_loss"] = result.history[-1]["loss"] if result.history else float("nan")
     trained.result = result
     return trained
 
@@ -119,9 +145,13 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
 
     config, model = load_model(path, device, expect_config=XvalConfig)
     extra = load_checkpoint(path)["record"]["extra"]
+    spec = (
+        DataConfig.from_dict(extra["data"]) if "data" in extra
+        else TaskConfig.from_dict(extra["task"])
+    )  # fmt: skip
     return Trained(
-        config, model, ValueScaler.from_dict(extra["scaler"]),
-        TaskConfig.from_dict(extra["task"]), None, dict(extra.get("info", {})),
+        config, model, ValueScaler.from_dict(extra["scaler"]), spec, None,
+        dict(extra.get("info", {})),
     )  # fmt: skip
 
 
