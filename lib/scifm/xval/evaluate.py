@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from scifm.xval.data import collate, encode_sample
+from scifm.xval.data import Encoded, collate, encode_sample
 from scifm.xval.numbers import find_numbers
 from scifm.xval.tasks import Sample
 from scifm.xval.tokenizers import EOS, NUM
@@ -76,44 +76,68 @@ def _predictions(trained: Trained, true: list, pred: list, fields: list) -> Pred
     return Predictions(np.asarray(true, dtype=np.float64), pred_arr, tuple(fields), fallback)
 
 
-def _predict_ar(trained: Trained, samples: Sequence[Sample]) -> Predictions:
-    """Greedy generation after the text that precedes the first target number."""
+def _predict_ar(trained: Trained, samples: Sequence[Sample], batch_size: int = 256) -> Predictions:
+    """Greedy generation after the text that precedes the first target number.
+
+    Samples with the same prefix length generate together, for at most as many
+    tokens as the rest of their text plus 4 (then the answer counts as cut short).
+    """
     model, tok = trained.model.eval(), trained.config.tokenizer
     dev = next(model.parameters()).device
     num_id, eos_id = tok.token_to_id.get(NUM, -1), tok.token_to_id[EOS]
+    masked = [encode_sample(s, tok, trained.scaler, "mlm") for s in samples]
+    full = [encode_sample(s, tok, trained.scaler, "ar") for s in samples]
+    groups: dict[int, list[int]] = {}
+    for i, it in enumerate(masked):
+        groups.setdefault(it.target_spans[0][0], []).append(i)
+    answers: list[list[float]] = [[] for _ in samples]
+    for start, members in groups.items():
+        for j in range(0, len(members), batch_size):
+            idx = members[j : j + batch_size]
+            ids = torch.as_tensor(np.stack([full[i].ids[:start] for i in idx]), device=dev)
+            x_num = torch.as_tensor(np.stack([full[i].x_num[:start] for i in idx]), device=dev)
+            rest = max(len(full[i].ids) for i in idx) - start + 4
+            gen, vals = _generate(model, ids, x_num, min(rest, trained.config.max_len - start))
+            for row, i in enumerate(idx):
+                answers[i] = _read_answer(trained, masked[i], gen[row], vals[row], num_id, eos_id)
     true, pred, fields = [], [], []
-    for s in samples:
-        it = encode_sample(s, tok, trained.scaler, "mlm")
-        start = it.target_spans[0][0]
-        full = encode_sample(s, tok, trained.scaler, "ar")
-        ids = torch.as_tensor(full.ids[:start], device=dev)[None]
-        x_num = torch.as_tensor(full.x_num[:start], device=dev)[None]
-        k = 0
-        values: list[float] = []
-        for _ in range(trained.config.max_len - start):
-            logits, numbers = model(ids, x_num)
-            nxt = int(logits[0, -1].argmax())
-            if nxt == eos_id:
-                break
-            v = 1.0
-            if nxt == num_id:
-                f = it.target_fields[min(k, len(it.target_fields) - 1)]
-                v = float(numbers[0, -1])
-                values.append(float(trained.scaler.inverse([v], [f])[0]))
-                k += 1
-            ids = torch.cat([ids, torch.tensor([[nxt]], device=dev)], 1)
-            x_num = torch.cat([x_num, torch.tensor([[v]], device=dev)], 1)
-        gen = ids[0, start:].tolist()
-        if num_id < 0:
-            try:
-                values = find_numbers(tok.decode(gen))
-            except ValueError:
-                values = []
-        for j, (value, field) in enumerate(zip(it.target_values, it.target_fields)):
+    for it, values in zip(masked, answers):
+        for k, (value, field) in enumerate(zip(it.target_values, it.target_fields)):
             true.append(value)
             fields.append(field)
-            pred.append(values[j] if j < len(values) else np.nan)
+            pred.append(values[k] if k < len(values) else np.nan)
     return _predictions(trained, true, pred, fields)
+
+
+def _generate(
+    model: torch.nn.Module, ids: torch.Tensor, x_num: torch.Tensor, n_new: int
+) -> tuple[list[list[int]], list[list[float]]]:
+    """``n_new`` greedy steps for a batch of equal-length prefixes (B, T0)."""
+    num_id = model.config.num_id
+    for _ in range(max(n_new, 0)):
+        logits, numbers = model(ids, x_num)  # (B, T, V), (B, T)
+        nxt = logits[:, -1].argmax(-1)  # (B,)
+        v = torch.where(nxt == num_id, numbers[:, -1].to(x_num.dtype), torch.ones_like(x_num[:, 0]))
+        ids, x_num = torch.cat([ids, nxt[:, None]], 1), torch.cat([x_num, v[:, None]], 1)
+    t0 = ids.shape[1] - max(n_new, 0)
+    return ids[:, t0:].tolist(), x_num[:, t0:].tolist()
+
+
+def _read_answer(
+    trained: Trained, it: Encoded, gen: list[int], vals: list[float], num_id: int, eos_id: int
+) -> list[float]:
+    """The numbers of one generated continuation (up to ``[EOS]``), raw values."""
+    if eos_id in gen:
+        cut = gen.index(eos_id)
+        gen, vals = gen[:cut], vals[:cut]
+    if num_id >= 0:
+        scaled = [v for t, v in zip(gen, vals) if t == num_id][: len(it.target_fields)]
+        fields = it.target_fields[: len(scaled)]
+        return list(trained.scaler.inverse(scaled, fields)) if scaled else []
+    try:
+        return find_numbers(trained.config.tokenizer.decode(gen))
+    except ValueError:
+        return []
 
 
 def _sig3(x: np.ndarray) -> np.ndarray:
