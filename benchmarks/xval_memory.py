@@ -7,9 +7,9 @@ reads the peak (``VmHWM``). ``training_mib`` is peak minus before: what training
 adds (gradients, AdamW moments, activations, allocator slack -- and torch's one-time
 set-up of autograd and its kernels on the first step, the same for every encoding).
 ``training_mib_warm`` repeats the measurement after a throw-away one-step training
-run of a copy of the model on 2-sample batches, so that fixed set-up cost is out and what differs by encoding
-shows. On CUDA it is ``torch.cuda.max_memory_allocated`` after
-``reset_peak_memory_stats`` instead.
+run of a copy of the model on 2-sample batches, so that fixed set-up cost is out
+and what differs by encoding shows. On CUDA it is
+``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` instead.
 
     .venv/bin/python benchmarks/xval_memory.py            # -> results/xval_memory.json
 """
@@ -59,8 +59,9 @@ def probe(task_name: str, scheme: str, steps: int, batch: int, device: str) -> d
         torch.cuda.reset_peak_memory_stats(dev)
         before = torch.cuda.memory_allocated(dev)
         train(trained.model, xval_loss, source, tcfg, device=dev)
+        peak = torch.cuda.max_memory_allocated(dev)
         out.update(method="torch.cuda.max_memory_allocated - memory_allocated before",
-                   training_mib=(torch.cuda.max_memory_allocated(dev) - before) / 2**20)  # fmt: skip
+                   training_mib=(peak - before) / 2**20)  # fmt: skip
         return out
     import copy
 
@@ -101,16 +102,20 @@ def main(argv: list[str] | None = None) -> int:
         for scheme in args.schemes:
             runs = []
             for _ in range(args.repeats):
-                cmd = [sys.executable, __file__, "--probe", task, scheme, "--steps",
-                       str(args.steps), "--batch", str(args.batch), "--device", args.device]  # fmt: skip
+                cmd = [sys.executable, __file__, "--probe", task, scheme]
+                cmd += ["--steps", str(args.steps), "--batch", str(args.batch)]
+                cmd += ["--device", args.device]
                 res = subprocess.run(cmd, capture_output=True, text=True, check=True)
                 runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
             best = min(runs, key=lambda r: r["training_mib"])
             for key in ("training_mib", "training_mib_warm"):
                 best[key + "_all"] = [r.get(key) for r in runs]
             rows.append(best)
-            print(f"{task} {scheme}: {best['training_mib']:.1f} MiB "
-                  f"(after warm-up {best.get('training_mib_warm', float('nan')):.1f})", flush=True)
+            print(
+                f"{task} {scheme}: {best['training_mib']:.1f} MiB "
+                f"(after warm-up {best.get('training_mib_warm', float('nan')):.1f})",
+                flush=True,
+            )
     cmdline = "python benchmarks/xval_memory.py " + " ".join(argv or sys.argv[1:])
     Path(args.out).write_text(json.dumps({"command": cmdline, "rows": rows}, indent=1) + "\n")
     print(f"wrote {args.out}")
