@@ -35,7 +35,7 @@ from scifm.xval.tasks import Sample
 
 FORMATS = ("jsonl", "text")
 QUERY = "?"  # placeholder of a number to predict in ``parse_query``
-_SENTINEL = "\x00scifm-query\x00"
+_SENTINEL = "__scifm_query__"
 
 
 @dataclass(frozen=True)
@@ -147,10 +147,10 @@ def parse_line(raw: str, fmt: str, where: str) -> Line | None:
         text, fields, values = json_line(obj, where)
     else:
         text = raw.strip()
-        values = tuple(find_numbers(text))
-        bad = [v for v in values if not math.isfinite(v)]
-        if bad:
-            raise ValueError(f"{where}: number {bad[0]} is not finite; expected finite numbers")
+        try:
+            values = tuple(find_numbers(text))
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from e
         fields = tuple(f"n{k}" for k in range(len(values)))
     if not values:
         return None
@@ -187,13 +187,21 @@ def samples_of(lines: Sequence[Line], target: str) -> list[Sample]:
 
 
 def split_lines(lines: Sequence[Line], val_fraction: float, seed: int) -> tuple[list, list]:
-    """(training lines, validation lines), split by line from ``seed``."""
-    if len(lines) < 2:
-        raise ValueError(f"{len(lines)} line(s) with numbers: need at least 2 to split")
-    perm = numpy_rng([seed, 7]).permutation(len(lines))
-    n_val = min(max(1, round(val_fraction * len(lines))), len(lines) - 1)
-    val = sorted(int(i) for i in perm[:n_val])
-    train = sorted(int(i) for i in perm[n_val:])
+    """(training lines, validation lines), split by line from ``seed``.
+
+    Identical lines (real tables have duplicate rows) always land on the same side,
+    so no text is on both sides.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, ln in enumerate(lines):
+        groups.setdefault(ln.text, []).append(i)
+    if len(groups) < 2:
+        raise ValueError(f"{len(groups)} distinct line(s) with numbers: need at least 2 to split")
+    keys = list(groups)
+    perm = numpy_rng([seed, 7]).permutation(len(keys))
+    n_val = min(max(1, round(val_fraction * len(keys))), len(keys) - 1)
+    val = sorted(i for g in perm[:n_val] for i in groups[keys[int(g)]])
+    train = sorted(i for g in perm[n_val:] for i in groups[keys[int(g)]])
     return [lines[i] for i in train], [lines[i] for i in val]
 
 
@@ -231,7 +239,7 @@ def parse_query(text: str, cfg: DataConfig, fallback: dict[str, float]) -> Sampl
     if QUERY not in text:
         raise ValueError(f"text {text[:60]!r}: mark each number to predict with '?'")
     if cfg.format == "jsonl":
-        marked = re.sub(r"(?<=[:\[,])\s*\?\s*(?=[,\]}])", json.dumps(_SENTINEL), text)
+        marked = re.sub(r"(?<=[:\[,])\s*\?\s*(?=[,\]}])", lambda _: f'"{_SENTINEL}"', text)
         try:
             obj = json.loads(marked)
         except json.JSONDecodeError as e:
