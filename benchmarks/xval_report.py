@@ -267,6 +267,32 @@ def plot_curves(groups_cells: dict, out_dir: Path) -> list[str]:
     return paths
 
 
+def tasks_view(groups: dict, memory: list[dict]) -> dict:
+    """{task: {encoding: {point: {steps, ..., splits: {split: metrics}}}}}: what the
+    numbers page reads (one row per task, encoding, point and split)."""
+    mem = {(r["task"], r["scheme"]): r.get("training_mib_warm") for r in memory}
+    view: dict = {}
+    for key, g in groups.items():
+        task, mode = key.split("/")
+        name = task if mode == "mlm" else f"{task} (causal)"
+        for scheme, rows in g["rows"].items():
+            for point, r in rows.items():
+                if point not in POINT_NAMES or "missing" in r:
+                    continue
+                splits = {sp: {k: (r[f"{sp}.{k}"] or [None])[0] for k in COLS}
+                          for sp in g["splits"]}  # fmt: skip
+                for m in splits.values():
+                    m["mse"] = None  # raw MSE is in the curves; the page shows R^2
+                view.setdefault(name, {}).setdefault(scheme, {})[POINT_NAMES[point]] = {
+                    "steps": r["step"], "tokens": r["tokens"],
+                    "tokens_per_sample": rows.get("tokens_per_sample") or float("nan"),
+                    "samples_per_s": float("nan"),
+                    "peak_memory_mb": mem.get((task, scheme)) or float("nan"),
+                    "splits": splits,
+                }  # fmt: skip
+    return view
+
+
 def write_report(root: Path, out: Path, meta: dict) -> int:
     cells = load_cells(root)
     by_group: dict = {}
@@ -287,6 +313,7 @@ def write_report(root: Path, out: Path, meta: dict) -> int:
                    c["status"].get("reason") or f"unfinished (step {c['curve'][-1]['step']})"
                    for c in cells}  # fmt: skip
     result = {"meta": meta, "cells": cell_status, "groups": groups, "findings": found,
+              "tasks": tasks_view(groups, memory["rows"]),
               "memory": memory, "dead_zone": deadzone, "plots": plots,
               "curves": {k: {c["scheme"] + f"_s{c['seed']}": c["curve"] for c in v}
                          for k, v in by_group.items()}}  # fmt: skip
