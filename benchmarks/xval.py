@@ -12,6 +12,7 @@ and learning-curve plots; unfinished cells are marked so.
     python benchmarks/xval.py run --root runs/xval_conv --tasks ood multiplication --seeds 0
     python benchmarks/xval.py run ... --shard 1/2        # a second worker takes every 2nd cell
     python benchmarks/xval.py deadzone                   # -> results/xval_deadzone.json
+    python benchmarks/xval.py lengths                    # -> results/xval_lengths.json
     python benchmarks/xval.py report --root runs/xval_conv
 """
 
@@ -124,6 +125,25 @@ def cmd_deadzone(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lengths(args: argparse.Namespace) -> int:
+    """Mean tokens per training text of every encoding on every task (no training)."""
+    rows = {}
+    for name in (*TASK_SETUP, "diabetes"):
+        study = study_for(name, 0)
+        lo, hi = study.spec.exp_range
+        texts = [s.text for s in study.train[: args.n]]
+        rows[name] = {
+            scheme: float(np.mean([len(get_tokenizer(scheme, exp_min=lo, exp_max=hi).encode(t))
+                                   for t in texts]))
+            for scheme in SCHEMES
+        }  # fmt: skip
+        print(name, rows[name], flush=True)
+    out = {"command": "python benchmarks/xval.py " + " ".join(sys.argv[1:]), "n": args.n,
+           "tokens_per_text": rows}  # fmt: skip
+    (RESULTS / "xval_lengths.json").write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
 def _train_samples(task: TaskConfig):
     from scifm.xval.tasks import generate
 
@@ -148,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("deadzone", help="the [NUM]-bias ablation")
     d.add_argument("--steps", type=int, default=1000)
     d.add_argument("--near", type=float, default=0.1)
+    ln = sub.add_parser("lengths", help="tokens per text of each encoding on each task")
+    ln.add_argument("--n", type=int, default=2000, help="training texts per task")
     rep = sub.add_parser("report", help="write results/xval.{json,md} from the finished cells")
     rep.add_argument("--root", default="runs/xval_conv")
     rep.add_argument("--out", default=str(RESULTS / "xval"))
@@ -156,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args)
     if args.command == "deadzone":
         return cmd_deadzone(args)
+    if args.command == "lengths":
+        return cmd_lengths(args)
     meta = {
         "command": "python benchmarks/xval.py " + " ".join(argv or sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
