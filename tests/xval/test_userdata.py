@@ -117,8 +117,11 @@ def test_cli_train_evaluate_predict_on_a_user_file(tmp_path, capsys) -> None:
     out = run(["xval", "train", "--scheme", "xval", "--data", str(data), "--preset", "tiny",
                "--steps", "40", "--batch", "32", "--lr", "3e-3", "--out", str(tmp_path / "r"),
                "--device", "cpu"])  # fmt: skip
-    assert out["n_train"] == 600 and out["data"]["format"] == "jsonl"  # 120 rows x 5 fields
-    assert 0 <= out["validation"]["invalid_rate"] <= 1 and out["validation"]["n"] == 150
+    train_rows, val_rows = split_lines(lines("iris"), 0.2, seed=0)
+    assert len(train_rows) + len(val_rows) == 150 and len(val_rows) >= 29
+    assert out["n_train"] == 5 * len(train_rows) and out["data"]["format"] == "jsonl"
+    assert 0 <= out["validation"]["invalid_rate"] <= 1
+    assert out["validation"]["n"] == 5 * len(val_rows)
     ckpt = str(tmp_path / "r" / "checkpoint")
     ev = run(["xval", "evaluate", "--data", str(data), "--checkpoint", ckpt])
     assert ev["n"] == 750 and set(ev["per_field"]) == {"sl", "sw", "pl", "pw", "cls"}
@@ -130,5 +133,4 @@ def test_cli_train_evaluate_predict_on_a_user_file(tmp_path, capsys) -> None:
     from scifm.xval.train import load_trained
 
     scaler = load_trained(ckpt).scaler
-    train_rows, _ = split_lines(lines("iris"), 0.2, seed=0)
     assert scaler.mean(["sl"])[0] == pytest.approx(np.mean([r.values[0] for r in train_rows]))
