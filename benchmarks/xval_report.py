@@ -331,7 +331,8 @@ def markdown(result: dict) -> str:
         f"Training: AdamW lr {cc['lr']} constant after {cc['warmup_steps']} warmup steps, batch "
         f"{cc['batch_size']} (orbits 32); a curve point every {cc['eval_every']} steps; stop when "
         f"the validation loss has not improved by {100 * cc['plateau_rel']:.0f}% over the last "
-        f"{100 * cc['plateau_window']:.0f}% of the steps (not before {cc['min_steps']}), or at "
+        f"{100 * cc['plateau_window']:.0f}% of the steps (a window of at least "
+        f"{cc.get('plateau_points', 1)} curve points, not before {cc['min_steps']}), or at "
         f"{cc['max_steps']} steps (10x the first benchmark's 400 x 64).  ",
         "Metrics over **all** test samples: an invalid answer (a malformed number, or no "
         "number) is scored as the training mean of its field (R² all); R² valid covers the "

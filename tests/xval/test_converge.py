@@ -22,6 +22,12 @@ def test_plateau_rule() -> None:
     assert plateaued(_curve([10, 8, 6, 5, 4, 3.5, 3.2, 3.0, 2.99, 2.985]), 0.2, 0.01)
     assert plateaued(_curve([10, 8, 6, 5, 4, 3.5, 3.2, 3.0, 3.5, 3.6]), 0.2, 0.01)  # got worse
     assert not plateaued(_curve([1.0]), 0.2, 0.01) and not plateaued([], 0.2, 0.01)
+    # a window of one point (step 1000 of 200-step chunks) is no trend with points=3
+    flat5 = _curve([1.4, 1.1, 1.09, 1.03, 1.021], every=200)
+    assert plateaued(flat5, 0.2, 0.01) and not plateaued(flat5, 0.2, 0.01, points=3)
+    flat = _curve([1.4, 1.1, 1.09, 1.03, 1.021, 1.02, 1.02, 1.02, 1.02, 1.02, 1.02, 1.02,
+                   1.02, 1.02, 1.02], every=100)  # fmt: skip
+    assert plateaued(flat, 0.2, 0.01, points=3)
 
 
 def test_study_splits_share_no_text() -> None:

@@ -6,7 +6,8 @@ out) and after every chunk records a learning-curve point: training steps and
 training tokens so far, the validation loss, and the test metrics of every
 split. It stops when the validation loss has plateaued -- no ``plateau_rel``
 (1 %) improvement of its best value over the last ``plateau_window`` (20 %) of
-the steps -- or at ``max_steps``, whichever comes first. Everything lives in the
+the steps, a window of at least ``plateau_points`` curve points -- or at
+``max_steps``, whichever comes first. Everything lives in the
 run directory (``checkpoint/``, ``curve.jsonl``, ``status.json``); calling
 ``converge`` again resumes where a killed run stopped, bit for bit.
 
@@ -42,17 +43,18 @@ CURVE_METRICS = ("r2", "r2_valid", "mse", "exact", "invalid_rate", "outlier_rate
 @dataclass(frozen=True)
 class ConvergeConfig(ConfigMixin):
     max_steps: int = 4000  # budget: 10x the 400 steps x 64 samples of the first benchmark
-    eval_every: int = 200  # steps per chunk = between learning-curve points
+    eval_every: int = 100  # steps per chunk = between learning-curve points
     min_steps: int = 1000  # no plateau verdict before this many steps
     plateau_window: float = 0.2  # the last 20 % of the steps ...
     plateau_rel: float = 0.01  # ... must lower the best validation loss by 1 %, else: plateau
+    plateau_points: int = 3  # ... and hold this many curve points (one noisy point is no trend)
     batch_size: int = 64  # samples per step
     lr: float = 1e-3  # constant after warmup
     warmup_steps: int = 50  # linear warmup
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"max_steps": 30, "eval_every": 10, "min_steps": 20, "batch_size": 16,
-                 "warmup_steps": 2},
+                 "warmup_steps": 2, "plateau_points": 1},
         "study": {},
     }  # fmt: skip
 
@@ -96,14 +98,17 @@ def lines_study(lines: Sequence[Line], *, fmt: str, seed: int, source: str = "")
                  {"test": samples_of(test, "all")})  # fmt: skip
 
 
-def plateaued(curve: Sequence[dict], window: float, rel: float) -> bool:
-    """No ``rel`` improvement of the best validation loss over the last ``window`` of steps."""
+def plateaued(curve: Sequence[dict], window: float, rel: float, points: int = 1) -> bool:
+    """No ``rel`` improvement of the best validation loss over the last ``window`` of steps
+    (which must hold at least ``points`` curve points)."""
     if not curve:
         return False
     cut = curve[-1]["step"] * (1.0 - window)
     before = [r["val_loss"] for r in curve if r["step"] <= cut]
     after = [r["val_loss"] for r in curve if r["step"] > cut]
-    return bool(before and after) and min(after) > (1.0 - rel) * min(before)
+    if not before or len(after) < max(points, 1):
+        return False
+    return min(after) > (1.0 - rel) * min(before)
 
 
 @torch.no_grad()
@@ -189,7 +194,9 @@ def converge(
         if log is not None:
             log(f"{out.name} step {step}: val_loss {point['val_loss']:.4g} "
                 f"test r2 {point.get('test.r2', float('nan')):.3f}")  # fmt: skip
-        if step >= cc.min_steps and plateaued(curve, cc.plateau_window, cc.plateau_rel):
+        if step >= cc.min_steps and plateaued(
+            curve, cc.plateau_window, cc.plateau_rel, cc.plateau_points
+        ):
             reason = "plateau"
         elif step >= cc.max_steps:
             reason = "budget"
