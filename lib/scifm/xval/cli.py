@@ -146,7 +146,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from scifm.core import pick_device
     from scifm.xval.assets import checkpoint_path
     from scifm.xval.evaluate import evaluate
-    from scifm.xval.tasks import generate, ood_text, three_sig
+    from scifm.xval.tasks import generate, held_out, ood_text, three_sig
     from scifm.xval.train import load_trained
 
     if args.data is not None:
@@ -170,7 +170,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         a, b = three_sig(rng, lo, hi, args.n), three_sig(rng, 1.0, 10.0, args.n)
         samples = [ood_text(float(x), float(y)) for x, y in zip(a, b)]
     else:
-        samples = generate(trained.task, args.n, args.seed, args.split)
+        task = trained.task  # test texts exclude the checkpoint's own training texts
+        train_texts = generate(task, task.n_train, int(trained.info.get("seed", 0)))
+        samples = held_out(task, args.n, args.seed, args.split, train_texts)
     result = evaluate(trained, samples)
     print(json.dumps({"checkpoint": str(path), "scheme": args.scheme, "task": args.task, **result}))
     return 0
