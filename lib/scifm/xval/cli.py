@@ -92,20 +92,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     from scifm.core import TrainConfig
     from scifm.xval.evaluate import evaluate
     from scifm.xval.tasks import TaskConfig, generate, held_out
-    from scifm.xval.train import fit, fit_samples, model_config_for
+    from scifm.xval.train import fit, fit_file, model_config_for
 
     tcfg = TrainConfig(steps=args.steps, lr=args.lr, warmup_steps=min(100, args.steps // 10),
                        log_every=max(1, args.steps // 20), seed=args.seed)  # fmt: skip
     ckpt = Path(args.out) / "checkpoint"
     if args.data is not None:
-        spec, train_s, val_s = _data_split(args)
-        cfg = model_config_for(spec, args.scheme, args.preset, mode=args.mode,
-                               max_len=_max_len(spec, args.scheme, train_s + val_s))  # fmt: skip
-        cfg = cfg.with_overrides(args.set)
-        trained = fit_samples(train_s, spec, cfg, tcfg, batch_size=min(args.batch, len(train_s)),
-                              seed=args.seed, device=args.device, out_dir=args.out)  # fmt: skip
-        result = {"checkpoint": str(ckpt), "info": trained.info, "data": spec.to_dict(),
-                  "n_train": len(train_s), "validation": evaluate(trained, val_s)}  # fmt: skip
+        trained, val_s = fit_file(
+            args.data, args.scheme, tcfg, fmt=args.format, target=args.target,
+            val_fraction=args.val_fraction, preset=args.preset, mode=args.mode,
+            overrides=args.set, batch_size=args.batch, seed=args.seed, device=args.device,
+            out_dir=args.out,
+        )  # fmt: skip
+        n_train = trained.info["n_train"]
+        result = {"checkpoint": str(ckpt), "info": trained.info, "data": trained.task.to_dict(),
+                  "n_train": n_train, "validation": evaluate(trained, val_s)}  # fmt: skip
         print(json.dumps(result))
         return 0
     task = TaskConfig(task=args.task, n_train=args.n_train)
@@ -117,27 +118,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(json.dumps({"checkpoint": str(ckpt), "info": trained.info, "test": metrics}))
     return 0
-
-
-def _data_split(args: argparse.Namespace):
-    """(DataConfig, training samples, validation samples) of ``--data``, split by line."""
-    from scifm.xval.userdata import data_config, detect_format, read_lines, samples_of, split_lines
-
-    fmt = args.format or detect_format(args.data)
-    lines = read_lines(args.data, fmt)
-    train_l, val_l = split_lines(lines, args.val_fraction, args.seed)
-    spec = data_config(train_l, fmt=fmt, target=args.target, val_fraction=args.val_fraction,
-                       split_seed=args.seed, source=str(args.data))  # fmt: skip
-    return spec, samples_of(train_l, args.target), samples_of(val_l, args.target)
-
-
-def _max_len(spec, scheme: str, samples) -> int:
-    """Room for the longest text (+[EOS]) and 50 % longer new text, a multiple of 32."""
-    from scifm.xval.tokenizers import get_tokenizer
-
-    tok = get_tokenizer(scheme, exp_min=spec.exp_min, exp_max=spec.exp_max)
-    longest = max(len(tok.encode(s.text)) for s in samples) + 1
-    return max(64, -(-int(longest * 1.5) // 32) * 32)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -209,24 +189,11 @@ def _evaluate_data(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from scifm.core import pick_device
-    from scifm.xval.evaluate import predict
+    from scifm.xval.evaluate import predict_text
     from scifm.xval.train import load_trained
-    from scifm.xval.userdata import DataConfig, parse_query
 
     trained = load_trained(args.checkpoint, pick_device())
-    spec = trained.task
-    if not isinstance(spec, DataConfig):
-        raise SystemExit(f"checkpoint {args.checkpoint} was trained on task {spec.task!r}; "
-                         "predict needs a model trained with --data")  # fmt: skip
-    fallback = {name: fs.mean for name, fs in trained.scaler.fields.items()}
-    out = []
-    for text in args.text:
-        sample = parse_query(text, spec, fallback)
-        p = predict(trained, [sample])
-        answers = [None if not np.isfinite(v) else float(v) for v in p.pred]
-        out.append({"text": text, "fields": list(p.fields), "values": answers})
+    out = [{"text": text, **predict_text(trained, text)} for text in args.text]
     print(json.dumps(out if len(out) > 1 else out[0]))
     return 0

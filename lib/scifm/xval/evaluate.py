@@ -179,3 +179,21 @@ def metrics(p: Predictions) -> dict[str, float]:
 
 def evaluate(trained: Trained, samples: Sequence[Sample]) -> dict[str, float]:
     return metrics(predict(trained, samples))
+
+
+def predict_text(trained: Trained, text: str) -> dict[str, list]:
+    """Answers of a model trained on a user's file for each ``?`` of ``text``.
+
+    ``{"fields": [...], "values": [...]}``; a value is None where the answer is invalid.
+    """
+    from scifm.xval.userdata import DataConfig, parse_query
+
+    if not isinstance(trained.task, DataConfig):
+        raise ValueError(
+            f"this model was trained on task {trained.task.task!r}; predicting '?' in new "
+            "text needs a model trained on a data file (scifm xval train --data)"
+        )
+    fallback = {name: fs.mean for name, fs in trained.scaler.fields.items()}
+    p = predict(trained, [parse_query(text, trained.task, fallback)])
+    return {"fields": list(p.fields), "values": [float(v) if np.isfinite(v) else None
+                                                 for v in p.pred]}  # fmt: skip

@@ -125,6 +125,7 @@ def fit_samples(
     """Fit the scaler on ``samples`` and train ``config``'s model on them."""
     trained, items = prepare(samples, spec, config, seed)
     trained.info["batch_size"] = batch_size
+    trained.info["n_train"] = len(samples)
     source = batches(items, batch_size, seed=seed, accum_steps=train_cfg.accum_steps)
     result = train(
         trained.model, xval_loss, source, train_cfg, device=device, out_dir=out_dir,
@@ -137,6 +138,45 @@ def fit_samples(
     trained.info["final_loss"] = result.history[-1]["loss"] if result.history else float("nan")
     trained.result = result
     return trained
+
+
+def fit_file(
+    path: str | Path,
+    scheme: str,
+    train_cfg: TrainConfig,
+    *,
+    fmt: str | None = None,
+    target: str = "all",
+    val_fraction: float = 0.2,
+    preset: str = "small",
+    mode: str = "mlm",
+    overrides: Sequence[str] = (),
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    out_dir: str | Path | None = None,
+) -> tuple[Trained, list[Sample]]:
+    """Train on a user's file (``userdata``); returns the model and the validation samples.
+
+    Lines are split by line (``seed``); the scaler, exponent range and ``max_len``
+    (room for the longest text and 50 % longer new ones) come from the training lines.
+    """
+    from scifm.xval.userdata import data_config, detect_format, read_lines, samples_of, split_lines
+
+    fmt = fmt or detect_format(path)
+    train_l, val_l = split_lines(read_lines(path, fmt), val_fraction, seed)
+    spec = data_config(train_l, fmt=fmt, target=target, val_fraction=val_fraction,
+                       split_seed=seed, source=str(path))  # fmt: skip
+    train_s, val_s = samples_of(train_l, target), samples_of(val_l, target)
+    tok = XvalConfig(scheme=scheme, exp_min=spec.exp_min, exp_max=spec.exp_max).tokenizer
+    longest = max(len(tok.encode(s.text)) for s in train_s + val_s) + 1  # + [EOS]
+    config = model_config_for(spec, scheme, preset, mode=mode,
+                              max_len=max(64, -(-int(longest * 1.5) // 32) * 32))  # fmt: skip
+    config = config.with_overrides(overrides)
+    batch_size = min(batch_size, len(train_s))
+    trained = fit_samples(train_s, spec, config, train_cfg, batch_size=batch_size, seed=seed,
+                          device=device, out_dir=out_dir)  # fmt: skip
+    return trained, val_s
 
 
 def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Trained:
