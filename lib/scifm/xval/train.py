@@ -193,25 +193,3 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
         config, model, ValueScaler.from_dict(extra["scaler"]), spec, None,
         dict(extra.get("info", {})),
     )  # fmt: skip
-
-
-def training_memory_bytes(model: Model, batch: dict[str, torch.Tensor]) -> int:
-    """Peak training memory estimate of one step, device-independent.
-
-    Weights + gradients + two AdamW moments (4 copies of the parameters) plus
-    every tensor autograd saves for the backward pass of ``batch`` (activations).
-    On CPU there is no allocator high-water mark to read; on CUDA the benchmark
-    also reports ``torch.cuda.max_memory_allocated``.
-    """
-    saved: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        saved[id(t)] = t.numel() * t.element_size()
-        return t
-
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss, _ = xval_loss(model, batch)
-    loss.backward()
-    model.zero_grad(set_to_none=True)
-    return 4 * params + sum(saved.values())
