@@ -10,7 +10,7 @@ stopped. ``report`` turns whatever has finished into ``results/xval.{json,md}``
 and learning-curve plots; unfinished cells are marked so.
 
     python benchmarks/xval.py run --root runs/xval_conv --tasks ood multiplication --seeds 0
-    python benchmarks/xval.py run ... --shard 1/2        # a second worker takes every 2nd cell
+    python benchmarks/xval.py run ...                    # a second worker skips locked cells
     python benchmarks/xval.py deadzone                   # -> results/xval_deadzone.json
     python benchmarks/xval.py lengths                    # -> results/xval_lengths.json
     python benchmarks/xval.py report --root runs/xval_conv
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -78,15 +79,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = Path(args.root) / f"{task}_{scheme}_{mode}_s{seed}"
         if (out / "status.json").exists() and json.loads((out / "status.json").read_text())["done"]:
             continue
-        if (task, seed) not in studies:
-            studies = {(task, seed): study_for(task, seed)}  # keep one study in memory
-        study = studies[(task, seed)]
-        cfg = model_for(study, scheme, mode)
-        print(f"== {out.name} (max_len {cfg.max_len})", flush=True)
-        status = converge(study, cfg, converge_config(task, args.max_steps), out, seed=seed,
-                          device=args.device, log=lambda s: print(s, flush=True))  # fmt: skip
-        print(f"== {out.name}: {status['reason']} at step {status['step']}", flush=True)
+        if not _lock(out):
+            continue  # another worker is on this cell
+        try:
+            if (task, seed) not in studies:
+                studies = {(task, seed): study_for(task, seed)}  # keep one study in memory
+            study = studies[(task, seed)]
+            cfg = model_for(study, scheme, mode)
+            print(f"== {out.name} (max_len {cfg.max_len})", flush=True)
+            status = converge(study, cfg, converge_config(task, args.max_steps), out, seed=seed,
+                              device=args.device, log=lambda s: print(s, flush=True))  # fmt: skip
+            print(f"== {out.name}: {status['reason']} at step {status['step']}", flush=True)
+        finally:
+            (out / "lock").unlink(missing_ok=True)
     return 0
+
+
+def _lock(out: Path) -> bool:
+    """Claim a cell for this process (``out/lock`` holds the pid; a dead owner's lock is taken)."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / "lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # the owner is alive
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)  # stale
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
 
 
 def cmd_deadzone(args: argparse.Namespace) -> int:
