@@ -74,8 +74,11 @@ def group_table(cells: list[dict], splits: list[str]) -> dict:
             pts = [p for p in (_at(c, point, lim) for c in mine) if p is not None]
             if not pts:
                 unfinished = [c["curve"][-1]["step"] for c in mine if not c["done"]]
-                rows[point] = {"missing": f"unfinished (step {max(unfinished)})"
-                               if unfinished else "not reached"}  # fmt: skip
+                if point == "converged" or (point == "step400" and unfinished):
+                    why = f"unfinished (step {max(unfinished)})"
+                else:
+                    why = "no curve point at or below the limit"
+                rows[point] = {"missing": why}
                 continue
             row = {"n_seeds": len(pts), "step": float(np.mean([p["step"] for p in pts])),
                    "tokens": float(np.mean([p["tokens"] for p in pts])),
