@@ -325,6 +325,26 @@ def write_report(root: Path, out: Path, meta: dict) -> int:
     return 0
 
 
+def summary(groups: dict) -> list[str]:
+    """One line per task/mode/split: each encoding's R² all (invalid, exact) at convergence."""
+    lines = ["| task / mode / split | " + " | ".join(SCHEMES) + " |",
+             "|---" * (len(SCHEMES) + 1) + "|"]  # fmt: skip
+    for key, g in groups.items():
+        for split in g["splits"]:
+            cells = []
+            for scheme in SCHEMES:
+                r = g["rows"].get(scheme, {}).get("converged")
+                if r is None:
+                    cells.append("not run")
+                elif "missing" in r:
+                    cells.append(r["missing"])
+                else:
+                    r2, inv, ex = (r[f"{split}.{k}"] for k in ("r2", "invalid_rate", "exact"))
+                    cells.append(f"{_f([r2[0], 0])} ({_f(inv, True)} inv., {_f(ex, True)} exact)")
+            lines.append(f"| {key} / {split} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(result: dict) -> str:
     meta, cc = result["meta"], result["meta"]["converge"]
     lines = [
@@ -342,6 +362,10 @@ def markdown(result: dict) -> str:
         "valid answers only. Exact = equal at 3 significant digits (invalid is never exact). "
         "Test sets share no text with the training set (deduplicated). Mean ± std over the "
         "seeds that reached the point.", "",
+        "## Summary at convergence", "",
+        "R² over all test samples (invalid answers scored as the training mean), invalid "
+        "rate and exact match, at the end of each cell's run (plateau or budget).", "",
+        *summary(result["groups"]), "",
         "## Cells", "",
         "| cell | state |", "|---|---|",
         *[f"| {k} | {v} |" for k, v in result["cells"].items()], "",
