@@ -1,246 +1,224 @@
-"""xVal vs digit encodings: the comparison of Golkar et al. (2023), small, on a CPU.
+"""xVal vs digit encodings trained to convergence (Golkar et al. 2023; issue 15), on a CPU.
 
-For every task, encoding and seed, trains the same transformer ("small" preset:
-2 layers, d_model 64) under two budgets and evaluates on held-out samples:
+Every (task, encoding, mode, seed) cell trains the same transformer ("small"
+preset: 2 layers, d_model 64) with ``scifm.xval.converge``: constant learning
+rate after warmup, a learning-curve point every 200 steps, stop when the
+validation loss has not improved by 1 % over the last 20 % of the steps or at
+4000 steps x 64 samples (10x the first benchmark's 400 x 64). Cells live under
+``--root`` (checkpoint, ``curve.jsonl``, ``status.json``) and resume where they
+stopped. ``report`` turns whatever has finished into ``results/xval.{json,md}``
+and learning-curve plots; unfinished cells are marked so.
 
-- ``steps``: the same optimizer steps and batch size for every encoding;
-- ``tokens``: the same number of training tokens as xVal sees in ``steps``
-  (a digit scheme with k times longer sequences gets 1/k of the steps).
-
-Writes ``benchmarks/results/xval.json`` and ``xval.md``.
-
-    .venv/bin/python benchmarks/xval.py            # full (~35 minutes on the shared 2-core machine)
-    .venv/bin/python benchmarks/xval.py --quick    # smoke run (~1 minute)
+    python benchmarks/xval.py run --root runs/xval_conv --tasks ood multiplication --seeds 0
+    python benchmarks/xval.py run ...                    # a second worker skips locked cells
+    python benchmarks/xval.py deadzone                   # -> results/xval_deadzone.json
+    python benchmarks/xval.py lengths                    # -> results/xval_lengths.json
+    python benchmarks/xval.py report --root runs/xval_conv
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
-import time
+import os
+import platform
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from scifm.core import TrainConfig
-from scifm.core.report import run_info, write_report
-from scifm.xval import SCHEMES, TaskConfig, collate, encode_sample, evaluate, generate
-from scifm.xval.train import fit, model_config_for, training_memory_bytes
+from scifm.xval import SCHEMES, TaskConfig, get_tokenizer
+from scifm.xval.converge import ConvergeConfig, Study, converge, lines_study, task_study
+from scifm.xval.tabular import TABLES
+from scifm.xval.train import model_config_for
 
 RESULTS = Path(__file__).parent / "results"
-METRICS = ("mse", "r2", "exact", "outlier_rate", "invalid_rate", "median_rel_error")
-TEST_SEED = 12345  # every run is evaluated on the same held-out samples
-NOTE = "CPU, 1 torch thread, on a machine shared with other jobs"
+TASK_SETUP = {
+    "ood": {"n_train": 20_000, "n_test": 300},
+    "multiplication": {"n_train": 20_000, "n_test": 300},
+    "compound": {"n_train": 20_000, "n_test": 300},
+    "orbits": {"n_train": 10_000, "n_test": 200, "n_planets": (2, 2)},
+}
 
 
-def splits_of(task: str) -> tuple[str, ...]:
-    return ("test", "interp", "extrap") if task in ("ood", "orbits") else ("test",)
+def study_for(name: str, seed: int) -> Study:
+    """A built-in task (``TASK_SETUP``) or a scikit-learn table (``tabular.TABLES``)."""
+    if name in TABLES:
+        from scifm.xval import tabular
+
+        return lines_study(tabular.lines(name), fmt="jsonl", seed=seed, source=f"sklearn:{name}")
+    return task_study(TaskConfig(task=name, **TASK_SETUP[name]), seed)
 
 
-def run_one(task: TaskConfig, scheme: str, steps: int, seed: int, args: argparse.Namespace) -> dict:
-    max_len = 256 if task.task == "orbits" else 64
-    cfg = model_config_for(task, scheme, "small", max_len=max_len)
-    tcfg = TrainConfig(
-        steps=steps, lr=args.lr, warmup_steps=min(50, steps // 10), log_every=max(steps // 5, 1),
-        seed=seed, progress=False,
-    )  # fmt: skip
-    t0 = time.perf_counter()
-    trained = fit(task, cfg, tcfg, batch_size=args.batch, seed=seed, device="cpu")
-    wall = time.perf_counter() - t0
-    sample_batch = collate(
-        [encode_sample(s, cfg.tokenizer, trained.scaler, cfg.mode)
-         for s in generate(task, args.batch, seed)]
-    )  # fmt: skip
-    print(f"  {task.task} {scheme} seed {seed} steps {steps}: {wall:.0f} s", flush=True)
-    out = {
-        "steps": steps,
-        "tokens_per_sample": trained.info["tokens_per_sample"],
-        "samples_per_s": trained.info["samples_per_s"],
-        "train_seconds": wall,
-        "peak_memory_mb": training_memory_bytes(trained.model, sample_batch) / 2**20,
-        "n_params": trained.info["n_params"],
-        "vocab_size": cfg.vocab_size,
-        "splits": {},
-    }
-    for split in splits_of(task.task):
-        out["splits"][split] = evaluate(trained, generate(task, task.n_test, TEST_SEED, split))
-    return out
+def model_for(study: Study, scheme: str, mode: str):
+    """'small' preset with ``max_len`` = the longest text of any split (multiple of 32)."""
+    lo, hi = study.spec.exp_range
+    tok = get_tokenizer(scheme, exp_min=lo, exp_max=hi)
+    texts = {s.text for part in (study.train, study.val, *study.tests.values()) for s in part}
+    longest = max(len(tok.encode(t)) for t in texts) + 1  # + [EOS] in causal mode
+    return model_config_for(study.spec, scheme, "small", mode=mode,
+                            max_len=max(64, -(-longest // 32) * 32))  # fmt: skip
 
 
-def aggregate(runs: list[dict]) -> dict:
-    agg: dict = {
-        k: float(np.mean([r[k] for r in runs]))
-        for k in ("steps", "tokens_per_sample", "samples_per_s", "train_seconds", "peak_memory_mb")
-    }
-    agg["n_params"], agg["vocab_size"] = runs[0]["n_params"], runs[0]["vocab_size"]
-    agg["splits"] = {}
-    for split in runs[0]["splits"]:
-        agg["splits"][split] = {}
-        for m in METRICS:
-            vals = np.array([r["splits"][split][m] for r in runs], dtype=float)
-            agg["splits"][split][m] = float(np.nanmean(vals)) if np.isfinite(vals).any() else None
-            agg["splits"][split][m + "_std"] = (
-                float(np.nanstd(vals)) if np.isfinite(vals).any() else None
-            )
-    return agg
+def converge_config(name: str, max_steps: int) -> ConvergeConfig:
+    batch = 32 if name == "orbits" else 64  # orbit texts are ~5x longer
+    return ConvergeConfig(max_steps=max_steps, batch_size=batch)
 
 
-def fmt(v: float | None, kind: str) -> str:
-    if v is None:
-        return "n/a"
-    if kind in ("exact", "outlier_rate", "invalid_rate"):
-        return f"{100 * v:.1f}%"
-    if kind == "r2":
-        return f"{v:.3f}" if abs(v) < 1e4 else f"{v:.2e}"
-    return f"{v:.3g}"
-
-
-def row(scheme: str, budget: str, a: dict, s: dict) -> str:
-    cells = [
-        scheme, budget, f"{a['steps']:.0f}",
-        f"{fmt(s['mse'], 'mse')} ± {fmt(s['mse_std'], 'mse')}", fmt(s["r2"], "r2"),
-        fmt(s["exact"], "exact"), fmt(s["outlier_rate"], "outlier_rate"),
-        fmt(s["invalid_rate"], "invalid_rate"), f"{a['tokens_per_sample']:.1f}",
-        f"{a['samples_per_s']:.0f}", f"{a['peak_memory_mb']:.1f}",
-    ]  # fmt: skip
-    return "| " + " | ".join(cells) + " |"
-
-
-def markdown(result: dict) -> str:
-    meta = result["meta"]
-    lines = [
-        f"Model: {meta['model']}; batch {meta['batch']}, lr {meta['lr']}, seeds {meta['seeds']}, "
-        f"{meta['n_train']} training / {meta['n_test']} test samples per task.  ",
-        "Budgets: `steps` = same optimizer steps for all; "
-        "`tokens` = same training tokens as xVal.  ",
-        f"Outlier: invalid, or |error| > {meta['outlier_threshold']}. "
-        "Exact: equal at 3 significant digits. MSE/R^2 over valid predictions (raw values). "
-        "Mean over seeds (± std for MSE).",
-        "",
-    ]
-    for task, per in result["tasks"].items():
-        st = meta.get("per_task", {}).get(task, {})
-        for split in splits_of(task):
-            lines += [
-                f"## {task} / {split}",
-                "",
-                f"Budget `steps`: {st.get('steps', '?')} steps of batch {st.get('batch', '?')}, "
-                f"{st.get('seeds', '?')} seeds, {st.get('n_train', '?')} training samples.",
-                "",
-                "| encoding | budget | steps | MSE | R^2 | exact | outliers | invalid "
-                "| tokens/sample | samples/s | peak mem (MB) |",
-                "|---|---|---|---|---|---|---|---|---|---|---|",
-            ]
-            for scheme, budgets in per.items():
-                for budget, a in budgets.items():
-                    lines.append(row(scheme, budget, a, a["splits"][split]))
-            lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-def write(result: dict, out: Path) -> None:
-    json_path, md_path = write_report(
-        out.name, result, markdown(result), info=result["run"], out_dir=out.parent,
-        title="xVal vs digit encodings (CPU benchmark)",
-    )  # fmt: skip
-    print(f"wrote {json_path} and {md_path}", flush=True)
-
-
-def _data(tasks: list[str], n_train: int | str, n_test: int | str) -> dict[str, str]:
-    return {
-        "tasks": f"{', '.join(tasks)}: generated by scifm.xval.tasks.generate",
-        "split": f"{n_train} training samples (seed = run seed) / {n_test} held-out samples "
-        f"(seed {TEST_SEED}) per task",
-    }
-
-
-def merge(paths: list[str], out: Path, argv: list[str] | None) -> int:
-    """Join the task results of several runs (e.g. tasks run in parallel processes)."""
-    parts = [json.loads(Path(p).read_text()) for p in paths]
-    result = {"meta": dict(parts[0]["meta"]), "tasks": {}}
-    commands = [p["run"]["command"] if "run" in p else p["meta"]["command"] for p in parts]
-    result["meta"]["merged_commands"] = commands
-    result["meta"]["merged_from"] = [str(p) for p in paths]
-    result["meta"]["per_task"] = {}
-    for p in parts:
-        result["tasks"].update(p["tasks"])
-        for task in p["tasks"]:
-            m = p["meta"]
-            default = {k: m[k] for k in ("steps", "batch", "n_train", "n_test")}
-            default["seeds"] = len(m["seeds"])
-            result["meta"]["per_task"][task] = m.get("per_task", {}).get(task, default)
-    data = _data(list(result["tasks"]), "per task (each section)", "per task")
-    data["merged"] = " + ".join(f"`{c}`" for c in commands)
-    result["run"] = run_info(argv=argv, data=data, note=NOTE)
-    write(result, out)
+def cmd_run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)
+    k, n = (int(x) for x in args.shard.split("/"))
+    cells = [(t, s, m, seed) for m in args.modes for seed in args.seeds
+             for t in args.tasks for s in args.schemes]  # fmt: skip
+    studies: dict = {}
+    for i, (task, scheme, mode, seed) in enumerate(cells):
+        if i % n != k:
+            continue
+        out = Path(args.root) / f"{task}_{scheme}_{mode}_s{seed}"
+        if (out / "status.json").exists() and json.loads((out / "status.json").read_text())["done"]:
+            continue
+        if not _lock(out):
+            continue  # another worker is on this cell
+        try:
+            if (task, seed) not in studies:
+                studies = {(task, seed): study_for(task, seed)}  # keep one study in memory
+            study = studies[(task, seed)]
+            cfg = model_for(study, scheme, mode)
+            print(f"== {out.name} (max_len {cfg.max_len})", flush=True)
+            status = converge(study, cfg, converge_config(task, args.max_steps), out, seed=seed,
+                              device=args.device, log=lambda s: print(s, flush=True))  # fmt: skip
+            print(f"== {out.name}: {status['reason']} at step {status['step']}", flush=True)
+        finally:
+            (out / "lock").unlink(missing_ok=True)
     return 0
+
+
+def _lock(out: Path) -> bool:
+    """Claim a cell for this process (``out/lock`` holds the pid; a dead owner's lock is taken)."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / "lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # the owner is alive
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)  # stale
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
+def cmd_deadzone(args: argparse.Namespace) -> int:
+    """xVal on ood with and without the [NUM] bias: error where a value sits at the mean."""
+    from scifm.core import TrainConfig
+    from scifm.xval.evaluate import predict
+    from scifm.xval.tasks import held_out
+    from scifm.xval.train import fit
+
+    torch.set_num_threads(1)
+    task = TaskConfig(task="ood", n_train=20_000, n_test=1000)
+    rows = {}
+    for bias in (False, True):
+        cfg = model_config_for(task, "xval", "small", max_len=64, num_bias=bias)
+        tcfg = TrainConfig(steps=args.steps, lr=1e-3, warmup_steps=50, log_every=100,
+                           progress=False)  # fmt: skip
+        trained = fit(task, cfg, tcfg, batch_size=64, seed=0, device="cpu")
+        test = held_out(task, 1000, 12345, "test", _train_samples(task))
+        p = predict(trained, test)
+        ops = np.array([[float(x) for x in s.text.split("=")[0].split("*")] for s in test])
+        z = np.abs(trained.scaler.transform(ops.ravel(), ["operand"] * ops.size)).reshape(-1, 2)
+        rel = np.abs(p.pred - p.true) / np.abs(p.true)
+        near = z.min(1) < args.near
+        rows["bias" if bias else "no_bias"] = {
+            "num_bias": bias, "steps": args.steps,
+            "median_rel_error_near_mean": float(np.median(rel[near])),
+            "median_rel_error_elsewhere": float(np.median(rel[~near])),
+            "n_near": int(near.sum()), "n_elsewhere": int((~near).sum()),
+            "mse": float(np.mean((p.pred - p.true) ** 2)),
+        }  # fmt: skip
+        print(rows, flush=True)
+    out = {"command": "python benchmarks/xval.py " + " ".join(sys.argv[1:]),
+           "near": f"an operand within {args.near} scaled units of its training mean",
+           "rows": rows}  # fmt: skip
+    (RESULTS / "xval_deadzone.json").write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+def cmd_lengths(args: argparse.Namespace) -> int:
+    """Mean tokens per training text of every encoding on every task (no training)."""
+    rows = {}
+    for name in (*TASK_SETUP, "diabetes"):
+        study = study_for(name, 0)
+        lo, hi = study.spec.exp_range
+        texts = [s.text for s in study.train[: args.n]]
+        rows[name] = {
+            scheme: float(np.mean([len(get_tokenizer(scheme, exp_min=lo, exp_max=hi).encode(t))
+                                   for t in texts]))
+            for scheme in SCHEMES
+        }  # fmt: skip
+        print(name, rows[name], flush=True)
+    out = {"command": "python benchmarks/xval.py " + " ".join(sys.argv[1:]), "n": args.n,
+           "tokens_per_text": rows}  # fmt: skip
+    (RESULTS / "xval_lengths.json").write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+def _train_samples(task: TaskConfig):
+    from scifm.xval.tasks import generate
+
+    return generate(task, task.n_train, 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help="tiny smoke run")
-    p.add_argument("--tasks", nargs="+", default=["multiplication", "compound", "ood", "orbits"])
-    p.add_argument("--schemes", nargs="+", default=list(SCHEMES))
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=400)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--n-train", type=int, default=20_000)
-    p.add_argument("--n-test", type=int, default=300)
-    p.add_argument("--out", default=str(RESULTS / "xval"))
-    p.add_argument("--merge", nargs="+", default=None, help="JSON results to join into --out")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train cells to convergence (resumable)")
+    r.add_argument("--root", default="runs/xval_conv")
+    r.add_argument("--tasks", nargs="+", default=["ood", "multiplication"],
+                   choices=(*TASK_SETUP, *TABLES))  # fmt: skip
+    r.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=SCHEMES)
+    r.add_argument("--modes", nargs="+", default=["mlm"], choices=("mlm", "ar"))
+    r.add_argument("--seeds", nargs="+", type=int, default=[0])
+    r.add_argument("--max-steps", type=int, default=4000)
+    r.add_argument("--shard", default="0/1", help="K/N: this worker runs cells i with i %% N == K")
+    r.add_argument("--device", default="cpu")
+    d = sub.add_parser("deadzone", help="the [NUM]-bias ablation")
+    d.add_argument("--steps", type=int, default=1000)
+    d.add_argument("--near", type=float, default=0.1)
+    ln = sub.add_parser("lengths", help="tokens per text of each encoding on each task")
+    ln.add_argument("--n", type=int, default=2000, help="training texts per task")
+    rep = sub.add_parser("report", help="write results/xval.{json,md} from the finished cells")
+    rep.add_argument("--root", default="runs/xval_conv")
+    rep.add_argument("--out", default=str(RESULTS / "xval"))
     args = p.parse_args(argv)
-    if args.merge:
-        return merge(args.merge, Path(args.out), argv)
-    if args.quick:
-        args.steps, args.seeds, args.n_train, args.n_test = 30, 1, 256, 64
-        args.tasks = [t for t in args.tasks if t in ("multiplication", "ood")]
-    torch.set_num_threads(1)
-    result: dict = {
-        "run": run_info(argv=argv, data=_data(args.tasks, args.n_train, args.n_test), note=NOTE),
-        "meta": {
-            "model": "XvalConfig 'small' (2 layers, d_model 64, 4 heads, d_ffn 128, tied head)",
-            "batch": args.batch, "lr": args.lr, "seeds": list(range(args.seeds)),
-            "steps": args.steps, "n_train": args.n_train, "n_test": args.n_test,
-            "outlier_threshold": "10% of |true|",
-        },
-        "tasks": {},
-    }  # fmt: skip
-    for task_name in args.tasks:
-        task = TaskConfig(task=task_name, n_train=args.n_train, n_test=args.n_test)
-        if task_name == "orbits":  # two planets keep P10 sequences (~95 tokens) CPU-sized
-            task = task.replace(n_planets=(2, 2))
-        per: dict = {}
-        xval_tokens = None
-        for scheme in ["xval", *[s for s in args.schemes if s != "xval"]]:
-            if scheme not in args.schemes and scheme != "xval":
-                continue
-            runs = [run_one(task, scheme, args.steps, seed, args) for seed in range(args.seeds)]
-            per[scheme] = {"steps": aggregate(runs)}
-            per[scheme]["steps"]["per_seed"] = runs
-            if scheme == "xval":
-                xval_tokens = runs[0]["tokens_per_sample"]
-            else:
-                k = max(1, round(args.steps * xval_tokens / runs[0]["tokens_per_sample"]))
-                if k == args.steps:  # as many tokens as xVal already (fp15): same runs
-                    per[scheme]["tokens"] = per[scheme]["steps"]
-                else:
-                    runs_t = [run_one(task, scheme, k, seed, args) for seed in range(args.seeds)]
-                    per[scheme]["tokens"] = aggregate(runs_t)
-                    per[scheme]["tokens"]["per_seed"] = runs_t
-            print(
-                f"{task_name} {scheme}: " + json.dumps(per[scheme]["steps"]["splits"]), flush=True
-            )
-        result["tasks"][task_name] = per
-        result["meta"].setdefault("per_task", {})[task_name] = {
-            "steps": args.steps, "batch": args.batch, "seeds": args.seeds,
-            "n_train": args.n_train, "n_test": args.n_test, "task": task.to_dict(),
-        }  # fmt: skip
-        write(result, Path(args.out))  # after every task, so a cut-short run keeps its results
-    return 0
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "deadzone":
+        return cmd_deadzone(args)
+    if args.command == "lengths":
+        return cmd_lengths(args)
+    meta = {
+        "command": "python benchmarks/xval.py " + " ".join(argv or sys.argv[1:]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, 2-core CPU shared with other engineers' jobs, "
+        f"torch {torch.__version__}, 1 thread per run; GPU not measured",
+        "model": "XvalConfig 'small' (2 layers, d_model 64, 4 heads, d_ffn 128, tied head, "
+        "[NUM] bias)",
+        "converge": ConvergeConfig().to_dict(),
+    }
+    sys.path.insert(0, str(Path(__file__).parent))
+    import xval_report  # the report half of this benchmark
+
+    return xval_report.write_report(Path(args.root), Path(args.out), meta)
 
 
 if __name__ == "__main__":

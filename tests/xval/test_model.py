@@ -36,14 +36,29 @@ def test_parameter_count_matches_reference() -> None:
 
 
 def test_value_multiplies_before_position_is_added() -> None:
-    model = build_model(XvalConfig.preset("tiny"), 0)
+    model = build_model(XvalConfig.preset("tiny", num_bias=False), 0)
     ids = torch.tensor([[5, 6, model.config.num_id]])
     pos = model.position_embedding.weight[:3]
     h0 = model.embed(ids, torch.tensor([[1.0, 1.0, 0.0]]))
-    torch.testing.assert_close(h0[0, 2], pos[2])  # value 0 leaves only the position
+    torch.testing.assert_close(h0[0, 2], pos[2])  # the dead zone: value 0 leaves the position
     h2 = model.embed(ids, torch.tensor([[1.0, 1.0, 2.0]]))
     tok = model.token_embedding.weight[model.config.num_id]
     torch.testing.assert_close(h2[0, 2], 2 * tok + pos[2])
+
+
+def test_number_bias_removes_the_dead_zone() -> None:
+    model = build_model(XvalConfig.preset("tiny"), 0)  # presets have num_bias on
+    num = model.config.num_id
+    ids = torch.tensor([[5, num, num]])
+    h = model.embed(ids, torch.tensor([[1.0, 0.0, 2.0]]))
+    pos = model.position_embedding.weight[:3]
+    tok, bias = model.token_embedding.weight[num], model.number_bias
+    torch.testing.assert_close(h[0, 1], bias + pos[1])  # value 0 is no longer a zero vector
+    torch.testing.assert_close(h[0, 2], 2 * tok + bias + pos[2])
+    torch.testing.assert_close(h[0, 0], model.token_embedding.weight[5] + pos[0])  # text: no bias
+    assert bias.abs().sum() > 0
+    digit = build_model(XvalConfig.preset("tiny", scheme="p10"), 0)
+    assert not hasattr(digit, "number_bias")  # digit schemes have no [NUM]
 
 
 def test_causal_mask_in_ar_mode() -> None:

@@ -48,7 +48,7 @@ def test_metrics_reference_values() -> None:
         np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.5, np.nan, 4.0001]), ("r",) * 4
     )
     m = metrics(p)
-    assert m["mse"] == pytest.approx((0.25 + 1e-8) / 3)
+    assert m["mse_valid"] == pytest.approx((0.25 + 1e-8) / 3)
     assert m["invalid_rate"] == 0.25
     assert m["outlier_rate"] == 0.5  # 2.5 vs 2 (25 % off) and the invalid one
     assert m["exact"] == 0.5  # 1.0 and 4.0001 -> "4"

@@ -1,4 +1,9 @@
-"""``scifm xval tokenize | train | evaluate`` (heavy imports stay inside the handlers)."""
+"""``scifm xval tokenize | train | evaluate | predict`` (heavy imports stay inside the handlers).
+
+``train``/``evaluate`` take a built-in ``--task`` or a user's ``--data FILE``
+(JSON lines or plain text with numbers, see ``scifm.xval.userdata``); ``predict``
+fills the ``?`` marks of new text with a trained checkpoint's answers.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +26,18 @@ def register(subparsers: Any) -> None:
     t.add_argument("text", help="any text with numbers")
     t.set_defaults(func=cmd_tokenize)
 
-    tr = sub.add_parser("train", help="train one encoding on one task; prints JSON metrics")
+    tr = sub.add_parser("train", help="train one encoding on a task or a data file; prints JSON")
     tr.add_argument("--scheme", required=True, choices=SCHEME_CHOICES)
-    tr.add_argument("--task", required=True, choices=TASK_CHOICES)
+    src = tr.add_mutually_exclusive_group(required=True)
+    src.add_argument("--task", choices=TASK_CHOICES, help="a built-in task")
+    src.add_argument("--data", metavar="FILE", help="your data: JSON lines or text with numbers")
+    tr.add_argument("--format", default=None, choices=("jsonl", "text"),
+                    help="--data format (default: from the suffix / first line)")  # fmt: skip
+    tr.add_argument("--target", default="all",
+                    help="--data: field to predict (JSON key, or n<k> for the k-th number "
+                    "of a text line); 'all' masks each number in turn")  # fmt: skip
+    tr.add_argument("--val-fraction", type=float, default=0.2,
+                    help="--data: share of lines held out (split by line)")  # fmt: skip
     tr.add_argument("--preset", default="small", help="XvalConfig preset: tiny, small, paper")
     tr.add_argument("--steps", type=positive_int, default=1000)
     tr.add_argument("--batch", type=positive_int, default=64)
@@ -38,8 +52,10 @@ def register(subparsers: Any) -> None:
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="metrics of a shipped or given checkpoint as JSON")
-    ev.add_argument("--scheme", required=True, choices=SCHEME_CHOICES)
-    ev.add_argument("--task", required=True, choices=TASK_CHOICES)
+    ev.add_argument("--scheme", choices=SCHEME_CHOICES, help="with --task: the shipped model")
+    ev.add_argument("--task", choices=TASK_CHOICES)
+    ev.add_argument("--data", metavar="FILE",
+                    help="evaluate --checkpoint on every line of FILE")  # fmt: skip
     ev.add_argument("--seed", type=int, default=12345, help="seed of the evaluation samples")
     ev.add_argument("--split", default="test", choices=("test", "interp", "extrap"))
     ev.add_argument("--n", type=positive_int, default=300, help="number of evaluation samples")
@@ -47,6 +63,11 @@ def register(subparsers: Any) -> None:
                     help="ood task: draw the first operand a from [LO, HI)")  # fmt: skip
     ev.add_argument("--checkpoint", default=None, help="default: assets/xval/<task>_<scheme>")
     ev.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="fill each '?' of TEXT with a checkpoint's answer")
+    pr.add_argument("--checkpoint", required=True, help="a run's checkpoint directory")
+    pr.add_argument("text", nargs="+", help='e.g. \'{"age":59,"bmi":32.1,"y":?}\'')
+    pr.set_defaults(func=cmd_predict)
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
@@ -70,17 +91,31 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from scifm.core import TrainConfig
     from scifm.xval.evaluate import evaluate
-    from scifm.xval.tasks import TaskConfig, generate
-    from scifm.xval.train import fit, model_config_for
+    from scifm.xval.tasks import TaskConfig, generate, held_out
+    from scifm.xval.train import fit, fit_file, model_config_for
 
-    task = TaskConfig(task=args.task, n_train=args.n_train)
-    cfg = model_config_for(task, args.scheme, args.preset, mode=args.mode).with_overrides(args.set)
     tcfg = TrainConfig(steps=args.steps, lr=args.lr, warmup_steps=min(100, args.steps // 10),
                        log_every=max(1, args.steps // 20), seed=args.seed)  # fmt: skip
+    ckpt = Path(args.out) / "checkpoint"
+    if args.data is not None:
+        trained, val_s = fit_file(
+            args.data, args.scheme, tcfg, fmt=args.format, target=args.target,
+            val_fraction=args.val_fraction, preset=args.preset, mode=args.mode,
+            overrides=args.set, batch_size=args.batch, seed=args.seed, device=args.device,
+            out_dir=args.out,
+        )  # fmt: skip
+        n_train = trained.info["n_train"]
+        result = {"checkpoint": str(ckpt), "info": trained.info, "data": trained.task.to_dict(),
+                  "n_train": n_train, "validation": evaluate(trained, val_s)}  # fmt: skip
+        print(json.dumps(result))
+        return 0
+    task = TaskConfig(task=args.task, n_train=args.n_train)
+    cfg = model_config_for(task, args.scheme, args.preset, mode=args.mode).with_overrides(args.set)
     trained = fit(task, cfg, tcfg, batch_size=args.batch, seed=args.seed, device=args.device,
                   out_dir=args.out)  # fmt: skip
-    metrics = evaluate(trained, generate(task, 300, 12345, "test"))
-    ckpt = Path(args.out) / "checkpoint"
+    metrics = evaluate(
+        trained, held_out(task, 300, 12345, "test", generate(task, task.n_train, args.seed))
+    )
     print(json.dumps({"checkpoint": str(ckpt), "info": trained.info, "test": metrics}))
     return 0
 
@@ -91,9 +126,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from scifm.core import pick_device
     from scifm.xval.assets import checkpoint_path
     from scifm.xval.evaluate import evaluate
-    from scifm.xval.tasks import generate, ood_text, three_sig
+    from scifm.xval.tasks import generate, held_out, ood_text, three_sig
     from scifm.xval.train import load_trained
 
+    if args.data is not None:
+        return _evaluate_data(args)
+    if args.task is None or args.scheme is None:
+        raise SystemExit("evaluate: give --task and --scheme, or --data FILE --checkpoint DIR")
     path = args.checkpoint or checkpoint_path(args.task, args.scheme)
     trained = load_trained(path, pick_device())
     if trained.config.scheme != args.scheme or trained.task.task != args.task:
@@ -111,7 +150,50 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         a, b = three_sig(rng, lo, hi, args.n), three_sig(rng, 1.0, 10.0, args.n)
         samples = [ood_text(float(x), float(y)) for x, y in zip(a, b)]
     else:
-        samples = generate(trained.task, args.n, args.seed, args.split)
+        task = trained.task  # test texts exclude the checkpoint's own training texts
+        train_texts = generate(task, task.n_train, int(trained.info.get("seed", 0)))
+        samples = held_out(task, args.n, args.seed, args.split, train_texts)
     result = evaluate(trained, samples)
     print(json.dumps({"checkpoint": str(path), "scheme": args.scheme, "task": args.task, **result}))
+    return 0
+
+
+def _evaluate_data(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from scifm.core import pick_device
+    from scifm.xval.evaluate import metrics, predict
+    from scifm.xval.train import load_trained
+    from scifm.xval.userdata import DataConfig, read_lines, samples_of
+
+    if args.checkpoint is None:
+        raise SystemExit(
+            "evaluate --data FILE needs --checkpoint DIR (a model trained with --data)"
+        )
+    trained = load_trained(args.checkpoint, pick_device())
+    spec = trained.task
+    if not isinstance(spec, DataConfig):
+        raise SystemExit(f"checkpoint {args.checkpoint} was trained on task {spec.task!r}, not "
+                         "on a data file; use --task")  # fmt: skip
+    samples = samples_of(read_lines(args.data, spec.format), spec.target)
+    p = predict(trained, samples)
+    per_field = {}
+    for field in sorted(set(p.fields)):
+        sel = np.array([f == field for f in p.fields])
+        sub = type(p)(p.true[sel], p.pred[sel], tuple(np.array(p.fields)[sel]), p.fallback[sel])
+        per_field[field] = metrics(sub)
+    out = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics(p),
+           "per_field": per_field}  # fmt: skip
+    print(json.dumps(out))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from scifm.core import pick_device
+    from scifm.xval.evaluate import predict_text
+    from scifm.xval.train import load_trained
+
+    trained = load_trained(args.checkpoint, pick_device())
+    out = [{"text": text, **predict_text(trained, text)} for text in args.text]
+    print(json.dumps(out if len(out) > 1 else out[0]))
     return 0

@@ -32,12 +32,18 @@ class XvalConfig(ConfigMixin):
     mode: str = "mlm"  # "mlm": bidirectional masked-LM; "ar": causal next-token model
     tie_token_head: bool = False  # token head ends in the embedding matrix (saves V*d_ffn)
     mse_weight: float = 1.0  # weight of the number-head MSE next to token CE (paper: 1)
+    # learned vector added at every [NUM] (x * e_NUM + b): without it a value the scaler
+    # maps to 0 (the training mean) has a zero embedding -- the "dead zone". Every preset
+    # turns it on; the default is off only so checkpoints written before it load unchanged.
+    num_bias: bool = False
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": {"d_model": 32, "n_heads": 2, "n_layers": 1, "d_ffn": 64, "max_len": 64},
+        "tiny": {"d_model": 32, "n_heads": 2, "n_layers": 1, "d_ffn": 64, "max_len": 64,
+                 "num_bias": True},
         "small": {"d_model": 64, "n_heads": 4, "n_layers": 2, "d_ffn": 128, "max_len": 128,
-                  "tie_token_head": True},
-        # The reference model: 48,422,401 parameters with a 100-token vocabulary.
+                  "tie_token_head": True, "num_bias": True},
+        # The reference model: 48,422,401 parameters with a 100-token vocabulary
+        # (num_bias off there: the reference has no such vector).
         "paper": {"d_model": 768, "n_heads": 6, "n_layers": 6, "d_ffn": 3072, "max_len": 1024},
     }  # fmt: skip
 

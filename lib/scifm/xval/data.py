@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from scifm.core import numpy_rng
+from scifm.core import DatasetBatches
 from scifm.xval.scaler import ValueScaler
 from scifm.xval.tasks import Sample
 from scifm.xval.tokenizers import EOS, MASK, NUM, Tokenizer
@@ -111,22 +111,8 @@ def fit_scaler(samples: Sequence[Sample], kinds: dict[str, str]) -> ValueScaler:
     return ValueScaler.fit(values, fields, kinds)
 
 
-class EncodedBatches:
-    """Deterministic batches over pre-encoded samples: permutation per epoch from the seed."""
-
-    def __init__(
-        self, items: Sequence[Encoded], batch_size: int, seed: int = 0, accum_steps: int = 1
-    ) -> None:
-        if not 1 <= batch_size <= len(items):
-            raise ValueError(f"batch_size={batch_size}: expected 1..{len(items)} (dataset size)")
-        self.items, self.batch_size, self.seed = list(items), batch_size, seed
-        self.per_epoch = len(items) // batch_size
-        self.accum_steps = accum_steps
-        self._cache: tuple[int, np.ndarray] | None = None
-
-    def get(self, step: int, micro: int, rank: int, world_size: int) -> dict[str, torch.Tensor]:
-        epoch, j = divmod(step * self.accum_steps + micro, self.per_epoch)
-        if self._cache is None or self._cache[0] != epoch:
-            self._cache = (epoch, numpy_rng([self.seed, epoch]).permutation(len(self.items)))
-        idx = self._cache[1][j * self.batch_size : (j + 1) * self.batch_size][rank::world_size]
-        return collate([self.items[int(i)] for i in idx])
+def batches(
+    items: Sequence[Encoded], batch_size: int, seed: int = 0, accum_steps: int = 1
+) -> DatasetBatches:
+    """The deterministic batch source over encoded samples (``core.DatasetBatches``)."""
+    return DatasetBatches(list(items), batch_size, seed, accum_steps=accum_steps, collate=collate)

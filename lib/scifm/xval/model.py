@@ -11,6 +11,10 @@ Post-norm blocks with biases and two heads that are MLPs ``d -> d_ffn -> out``
 a 100-token vocabulary this counts 48,422,401 parameters. Padding (id 0) is
 masked out of attention; ``mode="ar"`` adds an explicit lower-triangular mask
 (not ``is_causal``, which current PyTorch rejects with a mask or ignores in eval).
+
+``num_bias`` (on in every preset) adds a learned vector ``b`` at each ``[NUM]``:
+``x * e_NUM + b``. Without it a value scaled to exactly 0 -- the training mean of
+its field -- enters as a zero vector (a "dead zone"); with it no value is special.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ class Model(nn.Module):
         )
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.position_embedding.weight, std=0.02)
+        self.num_id = c.num_id  # -1 for the digit schemes: no [NUM], no bias
+        if c.num_bias and self.num_id >= 0:
+            self.number_bias = nn.Parameter(torch.randn(c.d_model) * 0.02)  # (d,)
 
     def attention_mask(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, 1, T, T) bool: keys that are not padding, and not in the future in AR mode."""
@@ -94,6 +101,8 @@ class Model(nn.Module):
             raise ValueError(f"sequence of {t} tokens: longer than max_len={self.config.max_len}")
         pos = torch.arange(t, device=ids.device)
         h = self.token_embedding(ids) * x_num.to(self.token_embedding.weight.dtype)[..., None]
+        if hasattr(self, "number_bias"):
+            h = h + (ids == self.num_id)[..., None] * self.number_bias  # (B, T, d)
         return h + self.position_embedding(pos)[None]
 
     def forward(

@@ -10,6 +10,8 @@ Each field (e.g. ``"operand"``, ``"result"``, ``"x"``) gets
 ``asinh`` (``kind="asinh"``, for values spanning decades; it is odd, smooth and
 invertible, log-like for large |x|). ``center``/``scale`` are the training mean
 and standard deviation of ``f(x)``, so training values land within a few units of 0.
+The raw training mean of each field is kept too (``mean``): it is the fallback
+prediction that scores an invalid output (see ``evaluate.metrics``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class FieldScale:
     kind: str  # "linear" or "asinh"
     center: float  # training mean of f(x)
     scale: float  # training std of f(x) (> 0)
+    mean: float  # training mean of the raw values (fallback prediction for invalid outputs)
 
 
 class ValueScaler:
@@ -51,15 +54,22 @@ class ValueScaler:
             kind = kinds.get(name, "linear")
             if kind not in KINDS:
                 raise ValueError(f"scaler kind {kind!r} for field {name!r}: expected {KINDS}")
-            w = _warp(v[f == name], kind)
+            raw = v[f == name]
+            w = _warp(raw, kind)
             std = float(w.std())
-            out[name] = FieldScale(kind, float(w.mean()), std if std > 1e-12 else 1.0)
+            out[name] = FieldScale(
+                kind, float(w.mean()), std if std > 1e-12 else 1.0, float(raw.mean())
+            )
         return cls(out)
 
     def _get(self, field: str) -> FieldScale:
         if field not in self.fields:
             raise KeyError(f"scaler has no field {field!r}; fitted fields: {sorted(self.fields)}")
         return self.fields[field]
+
+    def mean(self, fields: Sequence[str]) -> np.ndarray:
+        """Raw training mean of each of ``fields`` (the fallback prediction)."""
+        return np.array([self._get(name).mean for name in fields], dtype=np.float64)
 
     def transform(self, values: Sequence[float], fields: Sequence[str]) -> np.ndarray:
         v = np.asarray(values, dtype=np.float64)
@@ -80,18 +90,20 @@ class ValueScaler:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            k: {"kind": f.kind, "center": f.center, "scale": f.scale}
+            k: {"kind": f.kind, "center": f.center, "scale": f.scale, "mean": f.mean}
             for k, f in self.fields.items()
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ValueScaler:
-        return cls(
-            {
-                k: FieldScale(str(d["kind"]), float(d["center"]), float(d["scale"]))
-                for k, d in data.items()
-            }
-        )
+        out = {}
+        for k, d in data.items():
+            kind, center = str(d["kind"]), float(d["center"])
+            # checkpoints written before ``mean`` existed: the centre mapped back
+            # (exact for "linear"; sinh of the mean asinh for "asinh")
+            default = math.sinh(center) if kind == "asinh" else center
+            out[k] = FieldScale(kind, center, float(d["scale"]), float(d.get("mean", default)))
+        return cls(out)
 
 
 def _warp(x: np.ndarray, kind: str) -> np.ndarray:

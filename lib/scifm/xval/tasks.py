@@ -15,6 +15,7 @@ belongs to a field (``"operand"``, ``"result"``) that the value scaler fits.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -170,13 +171,32 @@ def _ood(cfg: TaskConfig, n: int, rng: np.random.Generator, split: str) -> list[
     return [ood_text(float(x), float(y)) for x, y in zip(a, b)]
 
 
-def generate(cfg: TaskConfig, n: int, seed: int, split: str = "train") -> list[Sample]:
-    """``n`` samples of ``cfg.task`` for ``split`` (train/test/interp/extrap), from ``seed``."""
+def generate(
+    cfg: TaskConfig, n: int, seed: int, split: str = "train", *, exclude: Collection[str] = ()
+) -> list[Sample]:
+    """``n`` samples of ``cfg.task`` for ``split`` (train/test/interp/extrap), from ``seed``.
+
+    ``exclude``: texts that must not occur (e.g. the training texts, so that a test
+    set holds no training sample); draws continue from the same stream until ``n``
+    samples avoid them. With no ``exclude`` the first ``n`` draws are returned.
+    """
     if split not in SPLITS:
         raise ValueError(f"split={split!r}: expected one of {SPLITS}")
     if split in ("interp", "extrap") and cfg.task not in ("ood", "orbits"):
         raise ValueError(f"split={split!r} exists only for the ood and orbits tasks")
     rng = numpy_rng([seed, SPLITS.index(split)])
+    out: list[Sample] = []
+    for _ in range(100):
+        out += [s for s in _draw(cfg, n - len(out), rng, split) if s.text not in exclude]
+        if len(out) == n:
+            return out
+    raise ValueError(
+        f"task {cfg.task!r} split {split!r}: could not draw {n} samples outside the "
+        f"{len(exclude)} excluded texts"
+    )
+
+
+def _draw(cfg: TaskConfig, n: int, rng: np.random.Generator, split: str) -> list[Sample]:
     if cfg.task == "multiplication":
         return _multiplication(cfg, n, rng)
     if cfg.task == "compound":
@@ -184,6 +204,13 @@ def generate(cfg: TaskConfig, n: int, seed: int, split: str = "train") -> list[S
     if cfg.task == "ood":
         return _ood(cfg, n, rng, "train" if split == "test" else split)
     return orbit_samples(cfg, n, rng, split)
+
+
+def held_out(
+    cfg: TaskConfig, n: int, seed: int, split: str, train: Sequence[Sample]
+) -> list[Sample]:
+    """Evaluation samples of ``split`` none of whose texts occurs in ``train``."""
+    return generate(cfg, n, seed, split, exclude=frozenset(s.text for s in train))
 
 
 def _fmt(v: float) -> str:
