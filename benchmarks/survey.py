@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from scifm.survey import SurveyConfig, generate_survey, read_survey, sample_galaxy
+from scifm.survey.fiber import fiber_curve, fiber_fractions
 from scifm.survey.figures import realism_figures
-from scifm.survey.images import add_sky_noise, draw_noiseless
+from scifm.survey.images import add_image_noise, draw_noiseless
 from scifm.survey.photometry import band_fluxes
 from scifm.survey.realism import realism_report
 from scifm.survey.spectra import SpectrumSimulator, observe_spectrum
@@ -42,7 +43,7 @@ def stage_times(cfg: SurveyConfig, n: int) -> dict[str, float]:
     """Mean milliseconds per galaxy of each simulation stage, in this process."""
     sim = SpectrumSimulator(cfg)
     sim.model(sample_galaxy(cfg, 99, 0))  # build the bagpipes model once
-    t = dict.fromkeys(("params", "spectrum", "photometry", "image", "noise"), 0.0)
+    t = dict.fromkeys(("params", "spectrum", "photometry", "image", "fiber", "noise"), 0.0)
     for i in range(n):
         c0 = time.perf_counter()
         p = sample_galaxy(cfg, 99, i)
@@ -53,11 +54,14 @@ def stage_times(cfg: SurveyConfig, n: int) -> dict[str, float]:
         c3 = time.perf_counter()
         img = draw_noiseless(cfg, p, f)
         c4 = time.perf_counter()
-        rng = np.random.default_rng(i)
-        add_sky_noise(img, np.array([p[f"sky_sigma_{b}"] for b in "grz"]), rng)
-        observe_spectrum(cfg, m.flux, p["spec_exposure"], rng)
+        fiber_flux = m.flux * fiber_curve(fiber_fractions(p, cfg.fiber_diameter), cfg.wavelength)
         c5 = time.perf_counter()
-        for k, a, b in zip(t, (c0, c1, c2, c3, c4), (c1, c2, c3, c4, c5)):
+        rng = np.random.default_rng(i)
+        sky = np.array([p[f"sky_sigma_{b}"] for b in "grz"])
+        add_image_noise(img, sky, np.asarray(cfg.electrons_per_nmgy), rng)
+        observe_spectrum(cfg, fiber_flux, p["spec_exposure"], rng)
+        c6 = time.perf_counter()
+        for k, a, b in zip(t, (c0, c1, c2, c3, c4, c5), (c1, c2, c3, c4, c5, c6)):
             t[k] += (b - a) * 1e3 / n
     return {k: round(v, 2) for k, v in t.items()}
 
@@ -102,7 +106,7 @@ def main() -> None:
     result = {
         "command": " ".join([".venv/bin/python", *sys.argv]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores shared by five engineers "
+        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores shared by ~7 engineers "
         "(timings noisy; GPU not used: the simulation is CPU code)",
         "throughput": {
             "galaxies_per_s_1_worker": round(gps1, 2),
@@ -129,6 +133,7 @@ def render_md(r: dict) -> str:
     t, s, rep = r["throughput"], r["storage"], r["realism"]
     cr, bi, sm = rep["colour_redshift"], rep["bimodality"], rep["size_magnitude"]
     el, ph, sa = rep["emission_lines"], rep["photometry_image_vs_spectrum"], rep["sample"]
+    fo = rep["fiber_and_overflow"]
 
     def fmt(x: object) -> str:
         return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
@@ -164,7 +169,15 @@ def render_md(r: dict) -> str:
         f"- H-alpha: Spearman(log EW, log sSFR) = {el['spearman_log_ew_vs_log_ssfr']:.2f}; median "
         f"EW star-forming {el['median_ew_star_forming']:.1f} A, quiescent "
         f"{el['median_ew_quiescent']:.1f} A; measured on noisy spectra / model = "
-        f"{fmt(el['median_measured_over_model'])} (N = {el['n_measured']})", "",
+        f"{fmt(el['median_measured_over_model'])} (N = {el['n_measured']})",
+        f"- redshift range {fo['z_min']:.4f}-{fo['z_max']:.3f}; z < 0.02: "
+        f"{fo['frac_z_below_0p02']:.3f}, z < 0.05: {fo['frac_z_below_0p05']:.3f}",
+        f"- fibre (1.5\"): r-band share of the light 5/50/95% = "
+        f"{[round(v, 3) for v in fo.get('fiber_frac_r', [])]}, median fibre - total r = "
+        f"{fmt(fo.get('fiber_minus_total_mag_r_median'))} mag, Spearman(share, size) = "
+        f"{fmt(fo.get('spearman_fiber_frac_vs_size'))}; galaxies losing > 10% of r light "
+        f"outside the stamp: {fmt(fo.get('frac_overflowing_stamp_10pc'))} (max "
+        f"{fmt(fo.get('max_light_outside_stamp'))})", "",
         "| band | median pull vs spectrum | robust std | within 3 sigma | median rel. diff "
         "| noise pull mean | noise pull std |",
         "|---|---|---|---|---|---|---|",

@@ -37,7 +37,7 @@ from scifm.survey.params import PARAM_DOC, PARAM_NAMES
 from scifm.survey.simulate import PROP_DOC, PROP_NAMES
 
 FORMAT = "scifm-astroclip-survey"
-VERSION = 1
+VERSION = 2  # 2: fibre spectra, image photon noise, z from 0.002 (issue 14)
 TARGETID_BASE = 39_600_000_000_000_000  # DESI-like 17-digit ids; + seed * 1e9 + object id
 
 
