@@ -65,6 +65,8 @@ class EmbeddingIndex:
             index = faiss.index_factory(
                 x.shape[1], f"IVF{cells},{codes}", faiss.METRIC_INNER_PRODUCT
             )
+            if kind == "ivfpq":  # the factory turns it on; it costs minutes and is unused here
+                index.do_polysemous_training = False
             sample = x[np.random.default_rng(0).permutation(len(x))[: max(40 * cells, 256 * 39)]]
             index.train(sample)
             faiss.extract_index_ivf(index).nprobe = nprobe
