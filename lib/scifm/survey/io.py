@@ -135,6 +135,11 @@ def _open(path: str | Path) -> Iterator[h5py.File]:
     try:
         f = h5py.File(path, "r")
     except OSError as e:
+        if "unable to lock file" in str(e):
+            raise ValueError(
+                f"survey file {path}: open for writing by another process (a generation still "
+                "running?); set HDF5_USE_FILE_LOCKING=FALSE to read its finished chunks"
+            ) from e
         raise ValueError(f"survey file {path}: not a readable HDF5 file ({e})") from e
     with f:
         if f.attrs.get("format") != FORMAT and not released.is_released(f):
