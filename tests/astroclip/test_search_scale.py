@@ -26,3 +26,16 @@ def test_ivfpq_compresses_finds_neighbours_and_maps_from_disk(tmp_path):
     np.testing.assert_array_equal(mapped.search(q, 10)[1], pq.search(q, 10)[1])
     with pytest.raises(ValueError, match="pq_m=5"):
         EmbeddingIndex.build(x, "ivfpq", pq_m=5)
+
+
+def test_refined_search_recovers_recall_from_vectors_on_disk(tmp_path):
+    from scifm.astroclip.search import refined_search
+
+    x, q = _clustered(2000, seed=2), _clustered(30, seed=3)
+    truth = EmbeddingIndex.build(x, "exact").search(q, 10)[1]
+    pq = EmbeddingIndex.build(x, "ivfpq", nlist=8, nprobe=8, pq_m=4)
+    np.save(tmp_path / "x.npy", x.astype(np.float16))
+    on_disk = np.load(tmp_path / "x.npy", mmap_mode="r")
+    scores, ids = refined_search(pq.index, on_disk, q, k=10, candidates=200)
+    assert recall_at_k(ids, truth) > max(0.9, recall_at_k(pq.search(q, 10)[1], truth))
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
