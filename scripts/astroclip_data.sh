@@ -14,3 +14,8 @@ export OMP_NUM_THREADS=1 PYTHONPATH="$ROOT/lib${PYTHONPATH:+:$PYTHONPATH}"
 nohup nice -n 10 "$PY" -m scifm survey generate --n 40000 --out "$OUT" --seed 2 --workers 1 \
     >>"$LOG" 2>&1 &
 echo "survey generation started: PID $! log $LOG (rerun this script to resume)"
+# The retrieval catalog (issue 14 item 6) follows the survey as it grows; resumable the same way:
+#   OMP_NUM_THREADS=1 PYTHONPATH=lib nohup nice -n 10 .venv/bin/python benchmarks/retrieval.py \
+#       embed --survey data/survey_40k.h5 --out data/retrieval --target 1000000 \
+#       >> data/retrieval/embed.log 2>&1 &
+#   .venv/bin/python benchmarks/retrieval.py bench --work data/retrieval --nlist 1024
