@@ -25,10 +25,16 @@ def test_layout_and_reader(tiny_survey, tiny_spec):
         assert np.all(np.isfinite(d.props[key]))
     np.testing.assert_allclose(d.redshift, d.params["redshift"], rtol=1e-6)
     assert np.all(d.ivar > 0) and np.all(np.isfinite(d.images))
-    # Image photometry agrees with the spectrum's synthesized photometry within the sky noise.
+    # Image photometry agrees with the noiseless in-stamp flux within sky + photon noise, and
+    # that with the spectrum's synthesized photometry up to the light beyond the stamp.
     flux = np.stack([d.props[f"flux_{b}"] for b in "grz"], axis=1)
-    sigma = np.stack([d.params[f"sky_sigma_{b}"] for b in "grz"], axis=1) * 152
-    assert np.all(np.abs(d.images.sum(axis=(1, 2)) - flux) < 5 * sigma + 0.03 * flux)
+    stamp = np.stack([d.props[f"stamp_flux_{b}"] for b in "grz"], axis=1)
+    sky = np.stack([d.params[f"sky_sigma_{b}"] for b in "grz"], axis=1) * 152
+    sigma = np.sqrt(sky**2 + stamp / np.asarray(d.config.electrons_per_nmgy))
+    assert np.all(np.abs(d.images.sum(axis=(1, 2)) - stamp) < 5 * sigma)
+    assert np.all(stamp <= flux * 1.001)
+    compact = d.props["r_half_arcsec"] < 3.0
+    assert np.all((np.abs(stamp - flux) < 0.03 * flux)[compact])
     part = read_survey(tiny_survey, start=3, stop=7)
     np.testing.assert_array_equal(part.spectra, d.spectra[3:7])
     np.testing.assert_array_equal(d.subset(slice(3, 7)).images, part.images)

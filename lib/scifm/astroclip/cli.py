@@ -7,8 +7,10 @@
     scifm astroclip evaluate --model runs/clip/checkpoint --survey S
     scifm astroclip search  --catalog assets/astroclip/catalog.h5 --id TARGETID [--mode ...]
 
-``--survey`` is a simulated survey file (``scifm survey generate``) or ``toy:N``.
-Training uses the 80 % split of ``pipeline.default_split``; heavy imports stay in handlers.
+``--survey`` is a simulated survey file (``scifm survey generate``), the released AstroCLIP
+file (groups "0".."9") or ``toy:N``. Training uses the file's own split where it has one
+(released: 80/20 inside each group), else the 80 % of ``pipeline.default_split``; heavy
+imports stay in handlers.
 """
 
 from __future__ import annotations
@@ -43,13 +45,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace, cfg=None):
     from scifm.astroclip.config import AstroClipConfig
-    from scifm.astroclip.pipeline import default_split, prepare, survey_fetcher
+    from scifm.astroclip.pipeline import prepare, source_split, survey_fetcher
 
     cfg = cfg or AstroClipConfig.preset(getattr(args, "preset", "small"))
     fetch, n = survey_fetcher(args.survey)
     n = min(n, args.n or n)
     data = prepare(fetch, n, cfg, progress=not args.quiet)
-    train_idx, test_idx = default_split(len(data), getattr(args, "seed", 0))
+    train_idx, test_idx = source_split(args.survey, len(data), getattr(args, "seed", 0))
     return cfg, data, train_idx, test_idx
 
 

@@ -82,21 +82,11 @@ def survey_fetcher(source: str | Path) -> tuple[Callable[[int, int], Galaxies], 
     if s.startswith("toy:"):
         n = int(s[4:])
         return (lambda a, b: _toy_slice(n, a, b)), n
-    import h5py
+    from scifm.survey.io import survey_info
 
-    from scifm.survey.io import read_survey  # noqa: F401  (fail early if absent)
-
-    with h5py.File(s, "r") as f:
-        n = _survey_len(f)
+    # A generated survey or the released AstroCLIP file (groups "0".."9"); errors name the file.
+    n = survey_info(s)["n"]
     return (lambda a, b: load_galaxies(s, a, b)), n
-
-
-def _survey_len(f: Any) -> int:
-    for key in ("redshift", "targetid"):
-        for name in (key, f"meta/{key}", f"catalog/{key}"):
-            if name in f:
-                return len(f[name])
-    raise ValueError(f"{f.filename}: cannot find a redshift or targetid dataset to count galaxies")
 
 
 def _toy_slice(n: int, a: int, b: int) -> Galaxies:
@@ -217,3 +207,15 @@ def make_catalog(
 def default_split(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The 80/20 train/test split every AstroCLIP experiment here uses."""
     return split_indices(n, 0.2, seed)
+
+
+def source_split(source: str | Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The split of the first ``n`` galaxies of ``source``: the file's own when it has one
+    (the released AstroCLIP file: 80/20 inside each group), else ``default_split``."""
+    if not str(source).startswith("toy:"):
+        from scifm.survey.io import survey_split
+
+        own = survey_split(source)
+        if own is not None:
+            return own[0][own[0] < n], own[1][own[1] < n]
+    return default_split(n, seed)

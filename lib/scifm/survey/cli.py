@@ -28,7 +28,8 @@ def _info(args: argparse.Namespace) -> int:
     from scifm.survey.io import survey_info
 
     info = survey_info(args.path)
-    info["config"] = info["config"].to_dict()
+    if info["config"] is not None:  # None for a released AstroCLIP file
+        info["config"] = info["config"].to_dict()
     print(json.dumps(info, indent=2))
     return 0
 

@@ -24,7 +24,7 @@ class SurveyConfig(ConfigMixin):
     """Everything that sets the survey's populations, noise and file layout."""
 
     # --- sample selection (DESI BGS-like flux-limited sample) ---
-    z_min: float = 0.02  # lowest redshift; below it galaxies overflow the stamp
+    z_min: float = 0.002  # nearby galaxies as in BGS; the largest overflow the 152 px stamp
     z_max: float = 0.6  # BGS + low-z LRG range used by AstroCLIP
     r_mag_limit: float = 19.5  # approximate r-band flux limit of the bright-galaxy survey
     log_mstar_min: float = 9.0  # smallest stellar mass drawn (log10 Msun)
@@ -38,12 +38,16 @@ class SurveyConfig(ConfigMixin):
     psf_fwhm: tuple[float, float, float] = (1.45, 1.30, 1.20)  # median seeing g, r, z (arcsec)
     psf_depth: tuple[float, float, float] = (24.7, 24.1, 23.3)  # 5-sigma point-source depth (AB)
     depth_scatter: float = 0.25  # per-galaxy scatter of the depth (mag), tiles differ
+    # Photo-electrons per nanomaggy in a coadd: DECam zero points (25.08, 25.29, 24.92 AB mag
+    # for 1 e-/s) times ~300 s of total exposure; sets the source photon (Poisson) noise.
+    electrons_per_nmgy: tuple[float, float, float] = (3200.0, 3900.0, 2800.0)
     # --- spectrum (DESI coadd grid and noise) ---
     wave_min: float = DESI_WAVE_MIN  # first wavelength of the DESI coadd grid (Angstrom)
     wave_step: float = DESI_WAVE_STEP  # DESI coadd pixel (Angstrom)
     n_wave: int = DESI_N_WAVE  # number of coadd pixels (3600 ... 9824 A)
     spec_noise: float = 0.55  # continuum sigma at 6000 A of the sky alone (1e-17 erg/s/cm2/A)
     spec_noise_scatter: float = 0.2  # lognormal scatter (dex) of the effective exposure time
+    fiber_diameter: float = 1.5  # DESI fibre on the sky (arcsec); spectra are fibre fluxes
     # --- generation ---
     chunk_size: int = 64  # galaxies per work unit; resume granularity of a generated file
 
@@ -71,6 +75,13 @@ class SurveyConfig(ConfigMixin):
             raise ValueError("SurveyConfig: pixel_scale, wave_step must be > 0 and n_wave >= 2")
         if len(self.psf_fwhm) != 3 or len(self.psf_depth) != 3:
             raise ValueError("SurveyConfig: psf_fwhm and psf_depth need one value per band g, r, z")
+        if len(self.electrons_per_nmgy) != 3 or min(self.electrons_per_nmgy) <= 0:
+            raise ValueError(
+                f"SurveyConfig: electrons_per_nmgy={self.electrons_per_nmgy}; expected three "
+                "positive gains (g, r, z)"
+            )
+        if self.fiber_diameter <= 0:
+            raise ValueError(f"SurveyConfig: fiber_diameter={self.fiber_diameter}; expected > 0")
         if min(self.psf_fwhm) <= 0:
             raise ValueError(f"SurveyConfig: psf_fwhm={self.psf_fwhm}; expected positive arcsec")
         if self.spec_noise <= 0 or self.chunk_size < 1:

@@ -5,8 +5,10 @@ ratios and the position angle, convolved with a per-band Moffat PSF and drawn
 on a 152 x 152 grid at 0.262"/pixel in nanomaggies, so the image sums to the
 band flux synthesized from the same galaxy's spectrum. The bulge is redder than
 the disk (its flux fraction rises from g to z) while the band totals stay
-fixed. Noise is Gaussian sky noise at Legacy-Surveys-like depth (sky-limited:
-source photon noise is neglected, as for the faint galaxies that dominate).
+fixed. Noise is the source's own photon noise (Poisson on its photo-electrons at
+the coadd's gain x exposure, ``SurveyConfig.electrons_per_nmgy``) plus Gaussian
+sky noise at Legacy-Surveys-like depth (the sky is subtracted, its noise stays).
+A nearby galaxy larger than the cutout simply overflows it, as in the real survey.
 """
 
 from __future__ import annotations
@@ -51,10 +53,20 @@ def draw_noiseless(cfg: SurveyConfig, p: dict[str, float], fluxes: np.ndarray) -
     return out
 
 
-def add_sky_noise(image: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``image`` (H, W, 3) plus Gaussian noise of per-band ``sigma`` (nanomaggies)."""
-    noise = rng.standard_normal(image.shape).astype(np.float32) * np.asarray(sigma, np.float32)
-    return image + noise
+def add_image_noise(
+    image: np.ndarray, sky_sigma: np.ndarray, gain: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Noisy (H, W, 3) float32 image: source photon noise plus sky noise.
+
+    ``image`` is the noiseless source in nanomaggies, ``sky_sigma`` the per-band sky noise
+    (nanomaggies) and ``gain`` the photo-electrons per nanomaggy; the source's electrons
+    are Poisson, so a pixel's variance is sky_sigma**2 + image / gain.
+    """
+    gain = np.asarray(gain, np.float64)
+    expected = np.clip(image, 0.0, None).astype(np.float64) * gain  # FFT ringing can dip < 0
+    shot = (rng.poisson(expected) - expected) / gain
+    sky = rng.standard_normal(image.shape) * np.asarray(sky_sigma, np.float64)
+    return (image + shot + sky).astype(np.float32)
 
 
 def draw_image(
@@ -66,4 +78,5 @@ def draw_image(
     """
     sigma = np.array([p[f"sky_sigma_{b}"] for b in BANDS])
     clean = draw_noiseless(cfg, p, fluxes)
-    return add_sky_noise(clean, sigma, rng), clean.sum(axis=(0, 1), dtype=np.float64)
+    noisy = add_image_noise(clean, sigma, np.asarray(cfg.electrons_per_nmgy), rng)
+    return noisy, clean.sum(axis=(0, 1), dtype=np.float64)

@@ -19,6 +19,10 @@ adds what a simulation knows:
 
 Rows are written chunk by chunk and a chunk is marked done only after its rows
 are flushed, so an interrupted generation resumes where it stopped.
+
+The released AstroCLIP file (groups "0".."9", see ``released.py``) is read too:
+``survey_info`` and ``read_survey`` accept it (no ivar, props or params there), and
+``survey_split`` returns its own 80/20 split inside each group.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from scifm.survey import released
 from scifm.survey.config import SurveyConfig
 from scifm.survey.params import PARAM_DOC, PARAM_NAMES
 from scifm.survey.simulate import PROP_DOC, PROP_NAMES
 
 FORMAT = "scifm-astroclip-survey"
-VERSION = 1
+VERSION = 2  # 2: fibre spectra, image photon noise, z from 0.002 (issue 14)
 TARGETID_BASE = 39_600_000_000_000_000  # DESI-like 17-digit ids; + seed * 1e9 + object id
 
 
@@ -130,12 +135,18 @@ def _open(path: str | Path) -> Iterator[h5py.File]:
     try:
         f = h5py.File(path, "r")
     except OSError as e:
+        if "unable to lock file" in str(e):
+            raise ValueError(
+                f"survey file {path}: open for writing by another process (a generation still "
+                "running?); set HDF5_USE_FILE_LOCKING=FALSE to read its finished chunks"
+            ) from e
         raise ValueError(f"survey file {path}: not a readable HDF5 file ({e})") from e
     with f:
-        if f.attrs.get("format") != FORMAT:
+        if f.attrs.get("format") != FORMAT and not released.is_released(f):
             raise ValueError(
-                f"survey file {path}: attribute format={f.attrs.get('format')!r}; expected "
-                f"{FORMAT!r} (write one with `scifm survey generate`)"
+                f"survey file {path}: attribute format={f.attrs.get('format')!r} and no groups "
+                f"'0'..'9' of {released.KEYS}; expected {FORMAT!r} (write one with `scifm survey "
+                "generate`) or the released AstroCLIP layout"
             )
         try:
             yield f
@@ -144,19 +155,36 @@ def _open(path: str | Path) -> Iterator[h5py.File]:
 
 
 def survey_info(path: str | Path) -> dict:
-    """n, seed, config, chunk_size and how many rows are complete, without reading arrays."""
+    """n, seed, config, chunk_size and how many rows are complete, without reading arrays.
+
+    A released AstroCLIP file has no seed, config or chunks (None) and adds its groups.
+    """
     with _open(path) as f:
+        if f.attrs.get("format") != FORMAT:
+            layout = released.groups(f)
+            train, test = released.split(f)
+            n = sum(n for _, n in layout)
+            return {"n": n, "seed": None, "chunk_size": None, "n_done": n, "complete": True,
+                    "config": None, "layout": released.LAYOUT, "groups": dict(layout),
+                    "split": {"train": len(train), "test": len(test),
+                              "how": "first 80% of each group train"}}  # fmt: skip
         done = f["chunk_done"][:]
         n, cs = int(f.attrs["n"]), int(f.attrs["chunk_size"])
         n_done = int(sum(min(cs, n - int(i) * cs) for i in np.flatnonzero(done)))
         return {"n": n, "seed": int(f.attrs["seed"]), "chunk_size": cs, "n_done": n_done,
-                "complete": bool(done.all()),
+                "complete": bool(done.all()), "layout": FORMAT,
                 "config": SurveyConfig.from_dict(json.loads(f.attrs["config"]))}  # fmt: skip
 
 
 def read_survey(path: str | Path, *, start: int = 0, stop: int | None = None) -> SurveyData:
-    """Rows ``start:stop`` of a survey file as a SurveyData (all requested rows must be done)."""
+    """Rows ``start:stop`` of a survey file as a SurveyData (all requested rows must be done).
+
+    A released AstroCLIP file gives its images, spectra, redshifts and targetids; it has no
+    inverse variance (ivar is all ones: uniform weights) and no props or params (empty).
+    """
     with _open(path) as f:
+        if f.attrs.get("format") != FORMAT:
+            return _read_released(f, path, start, stop)
         n, cs = int(f.attrs["n"]), int(f.attrs["chunk_size"])
         stop = n if stop is None else stop
         if not 0 <= start <= stop <= n:
@@ -184,6 +212,28 @@ def read_survey(path: str | Path, *, start: int = 0, stop: int | None = None) ->
             config=SurveyConfig.from_dict(json.loads(f.attrs["config"])),
             seed=int(f.attrs["seed"]),
         )
+
+
+def _read_released(f: h5py.File, path: str | Path, start: int, stop: int | None) -> SurveyData:
+    n = sum(n for _, n in released.groups(f))
+    stop = n if stop is None else stop
+    if not 0 <= start <= stop <= n:
+        raise ValueError(
+            f"survey file {path}: rows {start}:{stop} requested; the file has {n} rows"
+        )
+    rows = released.read_rows(f, start, stop)
+    cfg = SurveyConfig()
+    return SurveyData(
+        images=rows["images"], spectra=rows["spectra"], ivar=np.ones_like(rows["spectra"]),
+        redshift=rows["redshift"], targetid=rows["targetid"], props={}, params={},
+        wavelength=cfg.wavelength, config=cfg, seed=0,
+    )  # fmt: skip
+
+
+def survey_split(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The file's own (train, test) rows: the released file's 80/20 per group, else None."""
+    with _open(path) as f:
+        return None if f.attrs.get("format") == FORMAT else released.split(f)
 
 
 def write_survey(path: str | Path, data: SurveyData, compression: str | None = None) -> Path:

@@ -67,7 +67,8 @@ def cosmology_tables() -> dict[str, np.ndarray]:
     from astropy.cosmology import FlatLambdaCDM
 
     cosmo = FlatLambdaCDM(H0=H0, Om0=OM0)
-    z = np.linspace(0.001, 3.0, 3000)
+    # Log-spaced below z = 0.05 so that nearby galaxies (z ~ 0.002) get accurate distances.
+    z = np.concatenate([np.geomspace(5e-4, 0.05, 400, endpoint=False), np.linspace(0.05, 3, 3000)])
     return {
         "z": z,
         "dvdz": cosmo.differential_comoving_volume(z).value,

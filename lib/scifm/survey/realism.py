@@ -5,9 +5,10 @@ the colour-redshift relation of both populations, the red-sequence / blue-cloud
 bimodality in colour, size against magnitude, H-alpha strength against specific
 star formation (also re-measured on the noisy spectra), image photometry against
 the photometry synthesized from the spectrum, in units of the image noise, the
-sky noise measured in the images' pixels against the stated one, and the sample's
+sky noise measured in the images' pixels against the stated one, the sample's
 redshift / magnitude / S/N distributions (DESI BGS: r < 19.5, median z ~ 0.2;
-Hahn et al. 2023).
+Hahn et al. 2023), and the fibre: the share of the light in the 1.5" fibre and the
+nearby galaxies that overflow their cutout.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from scipy import stats
 from scifm.survey.config import BANDS
 from scifm.survey.io import SurveyData
 
-Z_BINS = (0.02, 0.1, 0.2, 0.3, 0.4, 0.6)
+Z_BINS = (0.002, 0.1, 0.2, 0.3, 0.4, 0.6)
 
 
 def _median_in_bins(x: np.ndarray, y: np.ndarray, bins: tuple[float, ...]) -> list[float | None]:
@@ -164,17 +165,21 @@ def emission_lines(d: SurveyData) -> dict:
 def photometry_consistency(d: SurveyData) -> dict:
     """Stamp-summed image flux vs spectrum-synthesized flux, in units of the image noise.
 
-    The noise of a sum over the whole stamp is sky_sigma * stamp side. Against the
+    The noise of a sum over the whole stamp is sky_sigma * stamp side, plus the source's
+    photon noise (flux / gain, ``SurveyConfig.electrons_per_nmgy``). Against the
     spectrum's flux the pull (image - spectrum) / noise has median ~0, with a tail of
     bright, extended galaxies whose Sersic wings leave the stamp; against the
     noiseless in-stamp flux (``stamp_flux_*``, when stored) it should be N(0, 1).
     """
     side = d.images.shape[1]
+    gain = dict(zip(BANDS, d.config.electrons_per_nmgy))
     out = {}
     for k, b in enumerate(BANDS):
         img = d.images[..., k].sum(axis=(1, 2), dtype=np.float64)
         spec = d.props[f"flux_{b}"]
-        sigma = d.params[f"sky_sigma_{b}"] * side
+        in_stamp = d.props.get(f"stamp_flux_{b}", spec)
+        shot = np.clip(in_stamp, 0.0, None) / gain[b]
+        sigma = np.sqrt((d.params[f"sky_sigma_{b}"] * side) ** 2 + shot)
         pull = (img - spec) / sigma
         row = {
             "median_pull": float(np.median(pull)),
@@ -262,6 +267,34 @@ def sample_summary(d: SurveyData) -> dict:
     }
 
 
+def fiber_and_overflow(d: SurveyData) -> dict:
+    """The fibre's share of the light against size, and the nearby galaxies larger than the stamp.
+
+    DESI BGS fibre magnitudes are ~1.5-2 mag fainter than total ones at r ~ 19
+    (fibre fraction ~0.15-0.25); the share falls with the galaxy's angular size.
+    """
+    z = d.redshift
+    out: dict = {
+        "z_min": float(z.min()), "z_max": float(z.max()),
+        "frac_z_below_0p02": float(np.mean(z < 0.02)),
+        "frac_z_below_0p05": float(np.mean(z < 0.05)),
+    }  # fmt: skip
+    if "fiber_frac_r" not in d.props:
+        return {**out, "note": "no fibre fractions stored (a survey made before fibre spectra)"}
+    fib, size = d.props["fiber_frac_r"], d.props["r_half_arcsec"]
+    lost = 1.0 - d.props["stamp_flux_r"] / d.props["flux_r"]
+    out.update({
+        "fiber_frac_r": [float(v) for v in np.percentile(fib, [5, 50, 95])],
+        "fiber_minus_total_mag_r_median": float(np.median(-2.5 * np.log10(fib))),
+        "spearman_fiber_frac_vs_size": float(stats.spearmanr(fib, size).statistic),
+        "median_fiber_frac_z_below_0p05": float(np.median(fib[z < 0.05])) if (z < 0.05).any()
+        else None,
+        "frac_overflowing_stamp_10pc": float(np.mean(lost > 0.1)),
+        "max_light_outside_stamp": float(lost.max()),
+    })  # fmt: skip
+    return out
+
+
 def realism_report(d: SurveyData) -> dict:
     """All realism measurements of a survey sample."""
     return {
@@ -272,4 +305,5 @@ def realism_report(d: SurveyData) -> dict:
         "emission_lines": emission_lines(d),
         "photometry_image_vs_spectrum": photometry_consistency(d),
         "image_noise": image_noise(d),
+        "fiber_and_overflow": fiber_and_overflow(d),
     }

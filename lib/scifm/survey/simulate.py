@@ -3,7 +3,9 @@
 This is the step that makes images and spectra share information the way real
 DESI x Legacy Surveys pairs do (AstroCLIP, Parker et al. 2024): the image's
 band fluxes are synthesized from the very spectrum that is observed, and its
-size and shape follow the same mass, redshift and population.
+size and shape follow the same mass, redshift and population. The observed
+spectrum is a fibre spectrum: the model times the share of the light that falls
+into the 1.5" fibre (``fiber.py``), with the noise of that fibre flux.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from scifm.survey.config import BANDS, SurveyConfig
+from scifm.survey.fiber import fiber_curve, fiber_fractions
 from scifm.survey.images import draw_image
 from scifm.survey.params import PARAM_NAMES, sample_galaxy
 from scifm.survey.photometry import band_fluxes, nmgy_to_mag
@@ -32,14 +35,17 @@ PROP_DOC: dict[str, str] = {
     "stamp_flux_g": "noiseless g flux inside the 152 x 152 stamp (nanomaggies)",
     "stamp_flux_r": "noiseless r flux inside the stamp (nanomaggies)",
     "stamp_flux_z": "noiseless z flux inside the stamp (nanomaggies)",
-    "halpha_flux": "H-alpha line flux (1e-17 erg/s/cm2), dust attenuated",
+    "fiber_frac_g": "share of the g light inside the 1.5\" fibre (seeing included)",
+    "fiber_frac_r": "share of the r light inside the fibre",
+    "fiber_frac_z": "share of the z light inside the fibre",
+    "halpha_flux": "H-alpha line flux (1e-17 erg/s/cm2), total (not fibre), dust attenuated",
     "hbeta_flux": "H-beta line flux (1e-17 erg/s/cm2)",
     "oii_flux": "[OII] 3726+3729 line flux (1e-17 erg/s/cm2)",
     "oiii_flux": "[OIII] 5007 line flux (1e-17 erg/s/cm2)",
     "ew_halpha": "rest-frame H-alpha equivalent width (A, emission positive)",
     "r_half_arcsec": "flux-weighted mean of bulge and disk half-light radii in r (arcsec)",
     "bulge_frac": "bulge-to-total ratio in r",
-    "spec_snr": "median S/N per pixel of the spectrum over 6000-7000 A observed",
+    "spec_snr": "median S/N per pixel of the fibre spectrum over 6000-7000 A observed",
 }  # fmt: skip
 PROP_NAMES: tuple[str, ...] = tuple(PROP_DOC)
 
@@ -53,10 +59,12 @@ def simulate_galaxy(
     model = spectra.model(p)
     fluxes = band_fluxes(model.full_wave, model.full_flux)
     image, stamp = draw_image(cfg, p, fluxes, noise_rng)
-    spectrum, ivar = observe_spectrum(cfg, model.flux, p["spec_exposure"], noise_rng)
     wave = cfg.wavelength
+    fractions = fiber_fractions(p, cfg.fiber_diameter)
+    fiber_flux = model.flux * fiber_curve(fractions, wave)  # (n_wave,) light down the fibre
+    spectrum, ivar = observe_spectrum(cfg, fiber_flux, p["spec_exposure"], noise_rng)
     band = (wave > 6000) & (wave < 7000)
-    sigma = noise_sigma(cfg, wave[band], model.flux[band], p["spec_exposure"])
+    sigma = noise_sigma(cfg, wave[band], fiber_flux[band], p["spec_exposure"])
     mags = nmgy_to_mag(fluxes)
     props = {
         "log_mstar": model.log_mstar,
@@ -69,12 +77,13 @@ def simulate_galaxy(
         **{f"flux_{b}": float(f) for b, f in zip(BANDS, fluxes)},
         **{f"mag_{b}": float(m) for b, m in zip(BANDS, mags)},
         **{f"stamp_flux_{b}": float(f) for b, f in zip(BANDS, stamp)},
+        **{f"fiber_frac_{b}": float(f) for b, f in zip(BANDS, fractions)},
         **{f"{k}_flux": v for k, v in model.lines.items()},
         "ew_halpha": model.ew_halpha,
         "r_half_arcsec": p["bulge_frac"] * p["r_bulge_arcsec"]
         + (1 - p["bulge_frac"]) * p["r_disk_arcsec"],
         "bulge_frac": p["bulge_frac"],
-        "spec_snr": float(np.median(model.flux[band] / sigma)),
+        "spec_snr": float(np.median(fiber_flux[band] / sigma)),
     }
     return {"image": image, "spectrum": spectrum, "ivar": ivar, "props": props, "params": p}
 

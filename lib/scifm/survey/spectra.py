@@ -7,7 +7,10 @@ Calzetti dust, velocity broadening). Noise follows what a DESI coadd shows
 continuum, the night-sky emission lines (OI 5577, NaD, OI 6300, the OH forest in
 the red) and the object itself, divided by a throughput that falls at the blue
 end, in the dichroic overlaps and in the far red. Fluxes are in
-1e-17 erg/s/cm^2/A, as in DESI and AstroCLIP.
+1e-17 erg/s/cm^2/A, as in DESI and AstroCLIP. The model here is the galaxy's
+total light; ``simulate.py`` scales it to what the 1.5" fibre collects
+(``fiber.py``) before the noise is drawn, so the object's photon noise is that of
+the fibre flux.
 """
 
 from __future__ import annotations

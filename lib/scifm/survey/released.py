@@ -1,0 +1,114 @@
+"""The released AstroCLIP data file, read as it is.
+
+The DESI EDR x Legacy Surveys DR9 pairs AstroCLIP trains on (Parker et al. 2024)
+are one HDF5 file with groups ``"0"`` .. ``"9"``, each holding
+
+    images     (N_g, 152, 152, 3)          g, r, z nanomaggies (any float dtype)
+    spectra    (N_g, 7781, 1) or (N_g, 7781)  1e-17 erg/s/cm^2/A on 3600 + 0.8 i A
+    redshifts  (N_g,)
+    targetids  (N_g,)
+
+and nothing else (no inverse variance, no physical properties). The reference
+dataset builder splits each group 80/20 in file order: rows ``[0, int(0.8 N_g))``
+train, the rest test. Rows are numbered here group after group, in numeric
+group order, which is the order ``io.read_survey`` returns them in.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import h5py
+import numpy as np
+
+from scifm.survey.readers.grid import DESI_N_WAVE
+
+LAYOUT = "astroclip-release"
+KEYS = ("images", "spectra", "redshifts", "targetids")
+TRAIN_FRACTION = 0.8  # the reference builder's split inside each group
+
+
+def is_released(f: h5py.File) -> bool:
+    """True when ``f`` has the released layout (numeric groups holding the four datasets)."""
+    names = [k for k in f if isinstance(f[k], h5py.Group)]
+    return bool(names) and all(k.isdigit() and all(d in f[k] for d in KEYS) for k in names)
+
+
+def groups(f: h5py.File) -> list[tuple[str, int]]:
+    """(group name, rows) in numeric order; checks shapes and dtypes of every group."""
+    out = []
+    for name in sorted((k for k in f if isinstance(f[k], h5py.Group)), key=int):
+        g = f[name]
+        n = len(g["targetids"])
+        im, sp = g["images"], g["spectra"]
+        if im.ndim != 4 or im.shape[0] != n or im.shape[-1] != 3:
+            raise ValueError(
+                f"{f.filename}: group {name!r} images have shape {im.shape}; "
+                f"expected ({n}, H, W, 3)"
+            )
+        if sp.shape not in ((n, DESI_N_WAVE), (n, DESI_N_WAVE, 1)):
+            raise ValueError(
+                f"{f.filename}: group {name!r} spectra have shape {sp.shape}; expected "
+                f"({n}, {DESI_N_WAVE}) or ({n}, {DESI_N_WAVE}, 1) on the DESI grid"
+            )
+        if len(g["redshifts"]) != n:
+            raise ValueError(
+                f"{f.filename}: group {name!r} has {len(g['redshifts'])} redshifts for "
+                f"{n} targetids"
+            )
+        for key in ("images", "spectra", "redshifts"):
+            if not np.issubdtype(g[key].dtype, np.floating):
+                raise ValueError(
+                    f"{f.filename}: group {name!r} {key} has dtype {g[key].dtype}; expected floats"
+                )
+        out.append((name, n))
+    return out
+
+
+def read_rows(f: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Rows ``start:stop`` (numbered across groups): float32 images, spectra (N, 7781), redshift."""
+    layout = groups(f)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in KEYS}
+    offset = 0
+    for name, n in layout:
+        lo, hi = max(start - offset, 0), min(stop - offset, n)
+        for key in KEYS:  # an empty slice keeps the shapes right when no row is asked for
+            parts[key].append(f[name][key][lo:hi] if lo < hi else f[name][key][:0])
+        offset += n
+    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    return {
+        "images": cat["images"].astype(np.float32, copy=False),
+        "spectra": cat["spectra"].reshape(-1, DESI_N_WAVE).astype(np.float32, copy=False),
+        "redshift": cat["redshifts"].astype(np.float32),
+        "targetid": cat["targetids"].astype(np.int64),
+    }
+
+
+def split(f: h5py.File) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices of the reference 80/20 split inside each group."""
+    train, test, offset = [], [], 0
+    for _, n in groups(f):
+        cut = int(TRAIN_FRACTION * n)
+        train.append(offset + np.arange(cut))
+        test.append(offset + np.arange(cut, n))
+        offset += n
+    return np.concatenate(train).astype(np.int64), np.concatenate(test).astype(np.int64)
+
+
+def write_released(
+    path: str,
+    images: np.ndarray,
+    spectra: np.ndarray,
+    redshifts: np.ndarray,
+    targetids: np.ndarray,
+    n_groups: int = 10,
+) -> None:
+    """Write arrays in the released layout, split into ``n_groups`` groups (tests, examples)."""
+    bounds = np.linspace(0, len(targetids), n_groups + 1).astype(int)
+    with h5py.File(path, "w") as f:
+        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+            g = f.create_group(str(i))
+            g.create_dataset("images", data=images[a:b])
+            g.create_dataset("spectra", data=spectra[a:b])
+            g.create_dataset("redshifts", data=redshifts[a:b])
+            g.create_dataset("targetids", data=targetids[a:b])
