@@ -8,6 +8,7 @@ from scifm.mpp.data import BalancedBatches, WindowSet
 from scifm.mpp.experiment import DataConfig, finetune, load_surrogate, make_fields, pretrain
 from scifm.mpp.metrics import nmse, nmse_per_field, nrmse
 from scifm.mpp.model import AViT, Model
+from scifm.mpp.recipe import SeededBatches, TrainRecipe, recipe_loss
 from scifm.mpp.rollout import model_step, persistence_step, rollout
 from scifm.mpp.train import fit, loss_fn, prepare_finetune, set_trainable
 
@@ -17,6 +18,8 @@ __all__ = [
     "BalancedBatches",
     "DataConfig",
     "Model",
+    "SeededBatches",
+    "TrainRecipe",
     "WindowSet",
     "finetune",
     "fit",
@@ -30,6 +33,7 @@ __all__ = [
     "persistence_step",
     "prepare_finetune",
     "pretrain",
+    "recipe_loss",
     "rollout",
     "set_trainable",
 ]

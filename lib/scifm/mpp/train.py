@@ -18,6 +18,7 @@ from torch import nn
 from scifm.core import TrainConfig, TrainResult, train
 from scifm.mpp.data import BalancedBatches, WindowSet
 from scifm.mpp.metrics import nmse_per_field
+from scifm.mpp.recipe import SeededBatches, TrainRecipe, recipe_loss
 
 TRAINABLE = ("all", "io", "decoder")  # what fine-tuning updates; see set_trainable
 
@@ -39,13 +40,20 @@ def fit(
     device: str | torch.device | None = None,
     out_dir: str | Path | None = None,
     extra: dict[str, Any] | None = None,
+    recipe: TrainRecipe | None = None,
 ) -> TrainResult:
-    """Train ``model`` (an AViT or a baseline) on a balanced mix of ``sets``."""
+    """Train ``model`` (an AViT or a baseline) on a balanced mix of ``sets``.
+
+    ``recipe`` (``scifm.mpp.recipe``) switches on input noise, a pushforward or unrolled
+    loss and a per-field normalised loss; None is the paper's one-step NMSE (``loss_fn``).
+    """
     batches = BalancedBatches(sets, batch_size, seed=data_seed, accum_steps=cfg.accum_steps)
+    if recipe is not None:
+        extra = {**(extra or {}), "recipe": recipe.to_dict()}
     return train(
         model,
-        loss_fn,
-        batches,
+        loss_fn if recipe is None else recipe_loss(recipe),
+        batches if recipe is None else SeededBatches(batches, recipe.seed),
         cfg,
         device=device,
         out_dir=out_dir,
