@@ -191,6 +191,9 @@ def scaling_markdown(report: dict) -> str:
     lines = [
         "## Batch scaling (per-trajectory time steps)",
         "",
+        f"(The throughput table above dates from {report['date']}; this section from the "
+        "runs listed here.)",
+        "",
         "The same 16 seeded initial conditions per row, run as 16 single runs, 4 batches of "
         "4 and one batch of 16 (one thread); CPU seconds of the one-thread process per "
         "trajectory (robust to the other jobs sharing the cores; wall time is in the JSON), "

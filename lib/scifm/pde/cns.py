@@ -12,7 +12,9 @@ Spruce & Speares 1994), SSP-RK2 at CFL 0.45 on the summed directional rates. Vis
 part: face-centred stresses in flux form (so mass, momentum and energy are conserved
 to round-off), Strang-split and advanced by Runge-Kutta-Legendre super time stepping
 (RKL2, Meyer et al. 2014) so a large eta or zeta never forces the hyperbolic step
-down. ``boundary="outflow"`` serves shock-tube tests.
+down. Every trajectory of a batch takes its own stable step and its own viscous path
+(``stepping.integrate``), so a batch costs about what its members cost alone.
+``boundary="outflow"`` serves shock-tube tests.
 """
 
 from __future__ import annotations
