@@ -53,9 +53,9 @@ QUICK_FRACTION = {"swe": 0.25, "diffreact": 0.25, "ins": 0.02, "cns": 0.01}
 SCALING = [
     ("swe", {}, 0.25),
     ("diffreact", {}, 1.0),
-    ("ins", {}, 0.1),
-    ("cns", {"M": 0.1}, 0.02),
-    ("cns", {"M": 1.0}, 0.02),
+    ("ins", {}, 0.05),
+    ("cns", {"M": 0.1}, 0.005),
+    ("cns", {"M": 1.0}, 0.005),
 ]
 SCALING_BATCHES = (1, 4, 16)
 SCALING_N = 16  # trajectories per measurement, split into batches
@@ -152,22 +152,11 @@ def scaling_child(system: str, params: dict, res: int, fraction: float) -> list[
 def run_scaling(args: argparse.Namespace) -> None:
     import scifm
 
-    rows = []
-    for system, params, frac in SCALING:
-        if args.only and system != args.only:
-            continue
-        frac = frac / 4 if args.quick else frac
-        for res in args.res:
-            child_args = ["--scaling-child", system, json.dumps(params), str(res), str(frac)]
-            part = run_child(child_args, args.threads)
-            for r in part:
-                r["label"] = args.label
-                print(json.dumps(r), flush=True)
-            rows += part
     path = RESULTS / "pde_generation.json"
     report = json.loads(path.read_text())
-    kept = [r for r in report.get("batch_scaling", []) if r.get("label") != args.label]
-    report["batch_scaling"] = kept + rows
+    report["batch_scaling"] = [
+        r for r in report.get("batch_scaling", []) if r.get("label") != args.label
+    ]
     report.setdefault("batch_scaling_runs", {})[args.label] = {
         "command": "python benchmarks/pde_generation.py --scaling"
         + (" --quick" if args.quick else "")
@@ -179,8 +168,20 @@ def run_scaling(args: argparse.Namespace) -> None:
         "machine": f"{platform.machine()} CPU, {args.threads} torch thread(s), 2 cores shared "
         "with other engineers' jobs (timings noisy)",
     }
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "pde_generation.md").write_text(markdown(report) + "\n")
+    for system, params, frac in SCALING:
+        if args.only and system != args.only:
+            continue
+        frac = frac / 4 if args.quick else frac
+        for res in args.res:
+            child_args = ["--scaling-child", system, json.dumps(params), str(res), str(frac)]
+            part = run_child(child_args, args.threads)
+            for r in part:
+                r["label"] = args.label
+                print(json.dumps(r), flush=True)
+            report["batch_scaling"] += part
+            # Written after every grid, so an interrupted run keeps what it measured.
+            path.write_text(json.dumps(report, indent=2) + "\n")
+            (RESULTS / "pde_generation.md").write_text(markdown(report) + "\n")
     print(scaling_markdown(report))
 
 
