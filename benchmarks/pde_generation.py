@@ -162,7 +162,8 @@ def run_scaling(args: argparse.Namespace) -> None:
         + (" --quick" if args.quick else "")
         + f" --label '{args.label}'"
         + (f" --only {args.only}" if args.only else "")
-        + (f" --res {' '.join(map(str, args.res))}" if args.res != [64, 128] else ""),
+        + (f" --res {' '.join(map(str, args.res))}" if args.res != [64, 128] else "")
+        + (f" --span-scale {args.span_scale:g}" if args.span_scale != 1 else ""),
         "scifm_imported_from": str(Path(scifm.__file__).parent),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} CPU, {args.threads} torch thread(s), 2 cores shared "
@@ -171,7 +172,7 @@ def run_scaling(args: argparse.Namespace) -> None:
     for system, params, frac in SCALING:
         if args.only and system != args.only:
             continue
-        frac = frac / 4 if args.quick else frac
+        frac = min(1.0, frac * args.span_scale / (4 if args.quick else 1))
         for res in args.res:
             child_args = ["--scaling-child", system, json.dumps(params), str(res), str(frac)]
             part = run_child(child_args, args.threads)
@@ -219,7 +220,7 @@ def scaling_markdown(report: dict) -> str:
         s = {b: by[b]["seconds_per_trajectory_full_span"] for b in SCALING_BATCHES if b in by}
         frac = next(iter(by.values()))["fraction_of_span_timed"]
         lines.append(
-            f"| {label} | {system} | {res} | {frac:.0%} | {s.get(1)} | {s.get(4)} | {s.get(16)} "
+            f"| {label} | {system} | {res} | {frac:.1%} | {s.get(1)} | {s.get(4)} | {s.get(16)} "
             f"| {s[1] / s[4]:.2f} | {s[1] / s[16]:.2f} |"
         )
     lines += [
@@ -456,6 +457,7 @@ def main() -> None:
     parser.add_argument("--label", default="per-trajectory dt", help="names --scaling rows")
     parser.add_argument("--only", help="--scaling: this system only")
     parser.add_argument("--res", type=int, nargs="+", default=[64, 128], help="--scaling grids")
+    parser.add_argument("--span-scale", type=float, default=1.0, help="--scaling: span x this")
     parser.add_argument("--scaling-child", nargs=4, metavar=("SYSTEM", "PARAMS", "RES", "FRAC"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
