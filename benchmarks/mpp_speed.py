@@ -182,7 +182,10 @@ def markdown(report: dict, title: str = "Solver vs surrogate speed") -> str:
         "Seconds per trajectory of 20 frames after t = 0 (PDEBench spacing). Solver: "
         "per-trajectory time steps; the same 16 seeded initial states per row (batch 1: "
         "run one by one), timed over a fraction of the span (in the JSON) and scaled. "
-        f"Times: {report['timing']}. Speed-up = solver / surrogate.",
+        f"Times: {report['timing']}. Speed-up = solver / surrogate. The solver's span "
+        "fraction is small for CNS (its cost per trajectory is minutes at 128^2 on one "
+        "thread), so its figures are early-time extrapolations, good to a factor of about "
+        "1.5 on this shared machine (compare benchmarks/results/pde_generation.md).",
         "",
         "| system | res | tokens / frame | batch | solver s / traj | surrogate s / traj | "
         "speed-up |",
