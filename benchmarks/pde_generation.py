@@ -231,7 +231,10 @@ def scaling_markdown(report: dict) -> str:
         "",
     ]
     for label, run in report.get("batch_scaling_runs", {}).items():
-        lines.append(f"- {label}: `{run['command']}` ({run['date']}, {run['machine']})")
+        lines.append(
+            f"- {label}: `{run['command']}` with scifm from `{run['scifm_imported_from']}` "
+            f"({run['date']}, {run['machine']})"
+        )
     lines += [
         "",
         "| solver | system | res | span timed | s / traj, batch 1 | batch 4 | batch 16 | "
