@@ -92,12 +92,10 @@ def add_noise(x: torch.Tensor, scale: float, gen: torch.Generator) -> torch.Tens
     return (x.float() + scale * rms * z).to(x.dtype)
 
 
-def unroll(
-    model: nn.Module, batch: dict[str, Any], steps: int, pushforward: bool
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Predictions (B, C, H, W) of the graded steps and their last input frames.
+def unroll(model: nn.Module, batch: dict[str, Any], steps: int, pushforward: bool) -> list:
+    """Predictions (B, C, H, W) of the graded steps: all ``steps``, or the last (pushforward).
 
-    The targets are the true frames x[:, T-s+1:] and then y (see the module docstring).
+    Step k predicts frame T - steps + 1 + k of the T + 1 frames (x, y) of the batch.
     """
     x = batch["x"]  # (B, T, C, H, W)
     n_frames = x.shape[1]
@@ -106,23 +104,23 @@ def unroll(
             f"rollout_steps={steps}: the batch window has only {n_frames} input frames"
         )
     window = x[:, : n_frames - steps + 1]
-    preds, lasts = [], []
+    preds = []
     for k in range(steps):
         graded = not pushforward or k == steps - 1
         with torch.set_grad_enabled(graded and torch.is_grad_enabled()):
             nxt = model(window, batch["field_index"], batch["periodic"])
         if graded:
             preds.append(nxt)
-            lasts.append(window[:, -1])
         window = torch.cat([window, nxt[:, None].to(window.dtype)], dim=1)
-    return preds, lasts
+    return preds
 
 
 def recipe_loss(recipe: TrainRecipe):
     """The loss the trainer calls: ``(model, batch) -> (loss, {"nrmse": one-step NRMSE})``."""
 
     def loss_fn(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        if recipe.noise > 0:
+        frames = torch.cat([batch["x"], batch["y"][:, None]], dim=1)  # (B, T+1, C, H, W), clean
+        if recipe.noise > 0:  # noise on the model's input only; targets stay clean
             if "noise_seed" not in batch:
                 raise ValueError(
                     "TrainRecipe.noise > 0: the batch has no 'noise_seed'; wrap the batch "
@@ -130,12 +128,13 @@ def recipe_loss(recipe: TrainRecipe):
                 )
             gen = torch_generator(int(batch["noise_seed"]), batch["x"].device)
             batch = {**batch, "x": add_noise(batch["x"], recipe.noise, gen)}
-        preds, lasts = unroll(model, batch, recipe.rollout_steps, recipe.pushforward)
-        x, s = batch["x"], recipe.rollout_steps
-        targets = [x[:, x.shape[1] - s + 1 + k] for k in range(s - 1)] + [batch["y"]]
-        targets = targets[-len(preds) :]  # pushforward: the last target only
-        pairs = zip(preds, targets, lasts, strict=True)
-        loss = torch.stack([field_error(*pair, recipe.loss_norm).mean() for pair in pairs]).mean()
+        preds = unroll(model, batch, recipe.rollout_steps, recipe.pushforward)
+        first = frames.shape[1] - len(preds)  # index of the first graded target
+        errors = [
+            field_error(p, frames[:, first + k], frames[:, first + k - 1], recipe.loss_norm)
+            for k, p in enumerate(preds)
+        ]  # (B, C) each
+        loss = torch.stack([e.mean() for e in errors]).mean()
         nrmse = nmse_per_field(preds[-1].detach(), batch["y"]).sqrt().mean()
         return loss, {"nrmse": float(nrmse)}
 
