@@ -8,6 +8,7 @@ from scifm.mpp.data import file_datasets, generate_files, memory_datasets
 from scifm.mpp.experiment import DataConfig, finetune, load_surrogate, make_fields, pretrain
 from scifm.mpp.metrics import nmse, nmse_per_field, nrmse
 from scifm.mpp.model import AViT, Model
+from scifm.mpp.recipe import SeededBatches, TrainRecipe, recipe_loss
 from scifm.mpp.rollout import model_step, persistence_step, rollout
 from scifm.mpp.train import fit, loss_fn, prepare_finetune, set_trainable
 
@@ -16,6 +17,8 @@ __all__ = [
     "AViTConfig",
     "DataConfig",
     "Model",
+    "SeededBatches",
+    "TrainRecipe",
     "file_datasets",
     "finetune",
     "fit",
@@ -31,6 +34,7 @@ __all__ = [
     "persistence_step",
     "prepare_finetune",
     "pretrain",
+    "recipe_loss",
     "rollout",
     "set_trainable",
 ]

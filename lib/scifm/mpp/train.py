@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from scifm.core import TrainConfig, TrainResult, train
 from scifm.core.train import StepCallback
 from scifm.mpp.metrics import nmse_per_field
+from scifm.mpp.recipe import SeededBatches, TrainRecipe, recipe_loss
 from scifm.pde.windows import system_batches
 
 TRAINABLE = ("all", "io", "decoder")  # what fine-tuning updates; see set_trainable
@@ -43,18 +44,23 @@ def fit(
     out_dir: str | Path | None = None,
     extra: dict[str, Any] | None = None,
     callback: StepCallback | None = None,
+    recipe: TrainRecipe | None = None,
 ) -> TrainResult:
     """Train ``model`` (an AViT or a baseline) on a balanced mix of ``sets``.
 
-    ``callback(record)`` runs after each logged step (live plots in notebooks).
     ``sets`` are windows of one system each (``TrajectoryWindows``, ``FileWindows`` or a
-    concatenation of them); ``batch_size`` is the global micro-batch.
+    concatenation of them); ``batch_size`` is the global micro-batch. ``recipe``
+    (``scifm.mpp.recipe``) switches on input noise, a pushforward or unrolled loss and a
+    per-field normalised loss; None is the paper's one-step NMSE (``loss_fn``).
+    ``callback(record)`` runs after each logged step (live plots in notebooks).
     """
     batches = system_batches(sets, batch_size, seed=data_seed, accum_steps=cfg.accum_steps)
+    if recipe is not None:
+        extra = {**(extra or {}), "recipe": recipe.to_dict()}
     return train(
         model,
-        loss_fn,
-        batches,
+        loss_fn if recipe is None else recipe_loss(recipe),
+        batches if recipe is None else SeededBatches(batches, recipe.seed),
         cfg,
         device=device,
         out_dir=out_dir,

@@ -12,7 +12,9 @@ Spruce & Speares 1994), SSP-RK2 at CFL 0.45 on the summed directional rates. Vis
 part: face-centred stresses in flux form (so mass, momentum and energy are conserved
 to round-off), Strang-split and advanced by Runge-Kutta-Legendre super time stepping
 (RKL2, Meyer et al. 2014) so a large eta or zeta never forces the hyperbolic step
-down. ``boundary="outflow"`` serves shock-tube tests.
+down. Every trajectory of a batch takes its own stable step and its own viscous path
+(``stepping.integrate``), so a batch costs about what its members cost alone.
+``boundary="outflow"`` serves shock-tube tests.
 """
 
 from __future__ import annotations
@@ -167,16 +169,16 @@ def solve(
     """Frames (N, T, 4, X, Y) of (vx, vy, density, pressure) from ``state`` in that order."""
     opts = {**OPTIONS, **(options or {})}
     n = state.shape[0]
-    gamma = params["gamma"].view(n, 1, 1)
-    eta, zeta = params["eta"].view(n, 1, 1), params["zeta"].view(n, 1, 1)
-    nu_coef = float((4.0 / 3.0 * eta + zeta.abs()).max())
-    flux = hllc_flux(gamma)
+    gamma_all = params["gamma"].view(n, 1, 1)
+    eta_all, zeta_all = params["eta"].view(n, 1, 1), params["zeta"].view(n, 1, 1)
+    nu_all = (4.0 / 3.0 * eta_all + zeta_all.abs()).flatten().double()  # (N,) viscous rate
     q0 = state[:, [2, 0, 1, 3]]  # -> (rho, vx, vy, p)
 
-    def hyperbolic(u: torch.Tensor) -> torch.Tensor:
+    def hyperbolic(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        gamma = gamma_all[idx]
         return flux_divergence(
             to_primitive(u, gamma),
-            flux,
+            hllc_flux(gamma),
             dx=grid.dx,
             dy=grid.dy,
             boundary=opts["boundary"],
@@ -185,40 +187,59 @@ def solve(
             positive=(0, 3),
         )
 
-    def viscous(u: torch.Tensor) -> torch.Tensor:
-        return viscous_rhs(u, gamma, eta, zeta, grid, opts["boundary"])
+    def viscous(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return viscous_rhs(u, gamma_all[idx], eta_all[idx], zeta_all[idx], grid, opts["boundary"])
 
-    def viscous_dt(u: torch.Tensor) -> float:
-        if nu_coef == 0.0:
-            return math.inf
-        return VISCOUS_SAFETY * min(grid.dx, grid.dy) ** 2 * float(u[:, 0].min()) / nu_coef
+    def viscous_dt(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Each trajectory's explicit viscous step (inf without viscosity), (A,) float64."""
+        rho_min = u[:, 0].flatten(1).amin(1).double()
+        nu = nu_all[idx.cpu()].to(rho_min.device)
+        h2 = min(grid.dx, grid.dy) ** 2
+        return torch.where(nu > 0, VISCOUS_SAFETY * h2 * rho_min / nu, math.inf)
 
-    def step(u: torch.Tensor, dt: float) -> torch.Tensor:
-        dt_v = viscous_dt(u)
-        if nu_coef == 0.0:
-            return ssp_rk2(u, dt, hyperbolic)
-        if dt <= dt_v:  # viscosity fits in the hyperbolic step: unsplit, second order
-            return ssp_rk2(u, dt, lambda w: hyperbolic(w) + viscous(w))
-        # Strang splitting; each viscous half is one RKL2 super-step whose stage count
-        # grows like sqrt(dt / dt_v), so a large eta or zeta costs a few extra viscous
-        # evaluations instead of shrinking the hyperbolic step.
-        stages = rkl2_stages(0.5 * dt, dt_v)
-        u = rkl2(u, 0.5 * dt, viscous, stages)
-        u = ssp_rk2(u, dt, hyperbolic)
-        return rkl2(u, 0.5 * dt, viscous, stages)
+    def step(u: torch.Tensor, dt: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        # Each trajectory takes the path a run of it alone takes: inviscid, unsplit (the
+        # viscous step fits in dt: second order in one SSP-RK2 step) or Strang-split
+        # with RKL2 viscous halves whose stage count grows like sqrt(dt / dt_v), so a
+        # large eta or zeta costs a few extra viscous evaluations instead of shrinking
+        # the hyperbolic step. Trajectories on the same path step together.
+        dt_v = viscous_dt(u, idx).cpu()
+        dts = dt.double().cpu()
+        key = torch.tensor(
+            [
+                -1 if math.isinf(v) else 0 if d <= v else rkl2_stages(0.5 * d, v)
+                for d, v in zip(dts.tolist(), dt_v.tolist(), strict=True)
+            ]
+        )
+        out = torch.empty_like(u)
+        for k in key.unique().tolist():
+            rows = torch.nonzero(key == k).flatten().to(u.device)
+            sel = idx[rows]
+            w, h = u[rows], dt[rows].view(-1, 1, 1, 1)
+            if k < 0:
+                w = ssp_rk2(w, h, lambda v, sel=sel: hyperbolic(v, sel))
+            elif k == 0:
+                w = ssp_rk2(w, h, lambda v, sel=sel: hyperbolic(v, sel) + viscous(v, sel))
+            else:
+                w = rkl2(w, 0.5 * h, lambda v, sel=sel: viscous(v, sel), k)
+                w = ssp_rk2(w, h, lambda v, sel=sel: hyperbolic(v, sel))
+                w = rkl2(w, 0.5 * h, lambda v, sel=sel: viscous(v, sel), k)
+            out[rows] = w
+        return out
 
-    def stable_dt(u: torch.Tensor) -> float:
+    def stable_dt(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        gamma = gamma_all[idx]
         q = to_primitive(u, gamma)
         c = torch.sqrt(gamma * q[:, 3] / q[:, 0])
         rate = (q[:, 1].abs() + c) / grid.dx + (q[:, 2].abs() + c) / grid.dy
-        return float(opts["cfl"] / rate.max())
+        return opts["cfl"] / rate.flatten(1).amax(1).double()  # (A,)
 
-    def to_frame(u: torch.Tensor) -> torch.Tensor:
-        return to_primitive(u, gamma)[:, [1, 2, 0, 3]]
+    def to_frame(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return to_primitive(u, gamma_all[idx])[:, [1, 2, 0, 3]]
 
     return integrate(
         "cns",
-        to_conserved(q0, gamma),
+        to_conserved(q0, gamma_all),
         t_frames,
         step=step,
         stable_dt=stable_dt,

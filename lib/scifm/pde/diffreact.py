@@ -69,27 +69,30 @@ def solve(
     safety = float({**OPTIONS, **(options or {})}["safety"])
     n, dev, dt_ = state.shape[0], state.device, state.dtype
     p = {k: per_sample(params, k, n, device=dev, dtype=dt_).view(n, 1, 1) for k in DEFAULTS}
-    diff = torch.stack([p["Du"], p["Dv"]], dim=1)  # (N, 2, 1, 1)
-    d_max = float(diff.max())
-    r_on = float(p["reaction"].abs().max())
-    lam_diff = 4 * d_max * (1 / grid.dx**2 + 1 / grid.dy**2)
+    diff_all = torch.stack([p["Du"], p["Dv"]], dim=1)  # (N, 2, 1, 1)
+    # Each trajectory's diffusion eigenvalue bound and reaction switch.
+    lam_diff = 4 * diff_all.flatten(1).amax(1).double() * (1 / grid.dx**2 + 1 / grid.dy**2)  # (N,)
+    r_on = p["reaction"].flatten().abs().double()  # (N,)
 
-    def rhs(s: torch.Tensor) -> torch.Tensor:
+    def rhs(s: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         u, v = s[:, 0], s[:, 1]
-        react = torch.stack([u - u**3 - p["k"] - v, u - v], dim=1) * p["reaction"].unsqueeze(1)
-        return diff * laplacian_noflux(s, grid) + react
+        k, react_on = p["k"][idx], p["reaction"][idx]
+        react = torch.stack([u - u**3 - k - v, u - v], dim=1) * react_on.unsqueeze(1)
+        return diff_all[idx] * laplacian_noflux(s, grid) + react
 
-    def step(s: torch.Tensor, dt: float) -> torch.Tensor:
-        k1 = rhs(s)
-        k2 = rhs(s + 0.5 * dt * k1)
-        k3 = rhs(s + 0.5 * dt * k2)
-        k4 = rhs(s + dt * k3)
+    def step(s: torch.Tensor, dt: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        dt = dt.view(-1, 1, 1, 1)
+        k1 = rhs(s, idx)
+        k2 = rhs(s + 0.5 * dt * k1, idx)
+        k3 = rhs(s + 0.5 * dt * k2, idx)
+        k4 = rhs(s + dt * k3, idx)
         return s + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
-    def stable_dt(s: torch.Tensor) -> float:
+    def stable_dt(s: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         # Reaction Jacobian: |1 - 3u^2| + coupling terms (|-1|, |1|, |-1|) bound its spectrum.
-        lam_react = r_on * (3 * float(s[:, 0].abs().max()) ** 2 + 3)
-        return safety * RK4_STABILITY / (lam_diff + lam_react)
+        u_max = s[:, 0].flatten(1).abs().amax(1).double()  # (A,)
+        lam_react = r_on[idx] * (3 * u_max**2 + 3)
+        return safety * RK4_STABILITY / (lam_diff[idx] + lam_react)
 
     return integrate(
         "diffreact",
@@ -97,6 +100,6 @@ def solve(
         t_frames,
         step=step,
         stable_dt=stable_dt,
-        to_frame=lambda s: s,
+        to_frame=lambda s, idx: s,
         progress=progress,
     )

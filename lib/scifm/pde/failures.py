@@ -26,20 +26,27 @@ def check_state(
     state: torch.Tensor,
     *,
     positive: Sequence[tuple[int, str]] = (),
+    index: torch.Tensor | None = None,
 ) -> None:
     """Raise ``SimulationError`` if ``state`` (N, C, X, Y) has NaN/inf or a channel <= 0.
 
     ``positive`` lists ``(channel, name)`` pairs that must stay strictly positive
-    (depth, density, pressure).
+    (depth, density, pressure). ``index`` (N,) gives the rows' trajectory numbers in the
+    whole batch when ``state`` holds a subset of it; the error names those numbers.
     """
+
+    def named(mask: torch.Tensor) -> list[int]:
+        rows = torch.nonzero(mask).flatten().cpu()
+        return (rows if index is None else index.cpu()[rows]).tolist()
+
     finite = torch.isfinite(state).flatten(1).all(dim=1)  # (N,)
     if not bool(finite.all()):
-        bad = torch.nonzero(~finite).flatten().tolist()
+        bad = named(~finite)
         raise SimulationError(system, step, time, f"non-finite values in trajectories {bad[:8]}")
     for channel, name in positive:
         low = state[:, channel].flatten(1).amin(dim=1)  # (N,)
         if not bool((low > 0).all()):
-            bad = torch.nonzero(low <= 0).flatten().tolist()
+            bad = named(low <= 0)
             raise SimulationError(
                 system,
                 step,

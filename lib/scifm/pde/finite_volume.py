@@ -100,9 +100,12 @@ def flux_divergence(
 
 
 def ssp_rk2(
-    u: torch.Tensor, dt: float, rhs: Callable[[torch.Tensor], torch.Tensor]
+    u: torch.Tensor, dt: float | torch.Tensor, rhs: Callable[[torch.Tensor], torch.Tensor]
 ) -> torch.Tensor:
-    """One strong-stability-preserving RK2 (Heun) step of du/dt = rhs(u)."""
+    """One strong-stability-preserving RK2 (Heun) step of du/dt = rhs(u).
+
+    ``dt`` is a number or a tensor broadcastable to u, e.g. (N, 1, 1, 1): one step per sample.
+    """
     u1 = u + dt * rhs(u)
     return 0.5 * (u + u1 + dt * rhs(u1))
 
@@ -115,7 +118,10 @@ def rkl2_stages(dt: float, dt_explicit: float) -> int:
 
 
 def rkl2(
-    u: torch.Tensor, dt: float, rhs: Callable[[torch.Tensor], torch.Tensor], stages: int
+    u: torch.Tensor,
+    dt: float | torch.Tensor,
+    rhs: Callable[[torch.Tensor], torch.Tensor],
+    stages: int,
 ) -> torch.Tensor:
     """One step of second-order Runge-Kutta-Legendre super time stepping.
 

@@ -129,35 +129,35 @@ def solve(
             f"params['forcing']: shape {tuple(forcing.shape)}; expected ({n}, 2, {grid.nx}, "
             f"{grid.ny})"
         )
-    curl_f = sp.curl(forcing[:, 0], forcing[:, 1])
+    curl_f = sp.curl(forcing[:, 0], forcing[:, 1])  # (N, X, Y//2+1)
     lin = torch.stack([-nu * sp.k2, -kappa * sp.k2], dim=1)  # (N, 2, X, Y//2+1)
     z = torch.stack([sp.curl(state[:, 0], state[:, 1]), sp.fft(state[:, 2])], dim=1)
 
-    def nonlinear(z: torch.Tensor) -> torch.Tensor:
+    def nonlinear(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         vx_hat, vy_hat = sp.velocity(z[:, 0])
         vx, vy = sp.ifft(vx_hat), sp.ifft(vy_hat)
         out = []
         for q in (z[:, 0], z[:, 1]):
             adv = vx * sp.ifft(1j * sp.kx * q) + vy * sp.ifft(1j * sp.ky * q)
             out.append(-sp.fft(adv) * sp.dealias)
-        return torch.stack([out[0] + curl_f, out[1]], dim=1)
+        return torch.stack([out[0] + curl_f[idx], out[1]], dim=1)
 
-    def step(z: torch.Tensor, dt: float) -> torch.Tensor:
-        e = torch.exp(lin * (0.5 * dt))  # integrating factor over half a step
-        k1 = nonlinear(z)
-        k2 = nonlinear(e * (z + 0.5 * dt * k1))
-        k3 = nonlinear(e * z + 0.5 * dt * k2)
-        k4 = nonlinear(e * e * z + dt * e * k3)
+    def step(z: torch.Tensor, dt: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        dt = dt.view(-1, 1, 1, 1)
+        e = torch.exp(lin[idx] * (0.5 * dt))  # integrating factor over half a step
+        k1 = nonlinear(z, idx)
+        k2 = nonlinear(e * (z + 0.5 * dt * k1), idx)
+        k3 = nonlinear(e * z + 0.5 * dt * k2, idx)
+        k4 = nonlinear(e * e * z + dt * e * k3, idx)
         return e * e * z + dt / 6 * (e * e * k1 + 2 * e * (k2 + k3) + k4)
 
-    def to_frame(z: torch.Tensor) -> torch.Tensor:
+    def to_frame(z: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         vx_hat, vy_hat = sp.velocity(z[:, 0])
         return torch.stack([sp.ifft(vx_hat), sp.ifft(vy_hat), sp.ifft(z[:, 1])], dim=1)
 
-    def stable_dt(z: torch.Tensor) -> float:
-        frame = to_frame(z)
-        speed = float(frame[:, :2].abs().amax())
-        return opts["cfl"] * min(grid.dx, grid.dy) / max(speed, 1e-6)
+    def stable_dt(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        speed = to_frame(z)[:, :2].flatten(1).abs().amax(1).double()  # (A,)
+        return opts["cfl"] * min(grid.dx, grid.dy) / speed.clamp_min(1e-6)
 
     return integrate(
         "ins", z, t_frames, step=step, stable_dt=stable_dt, to_frame=to_frame, progress=progress

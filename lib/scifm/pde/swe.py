@@ -91,15 +91,14 @@ def solve(
     """Depth frames (N, T, 1, X, Y) from depth ``state`` (N, 1, X, Y), starting at rest."""
     opts = {**OPTIONS, **(options or {})}
     n = state.shape[0]
-    g = params["g"].view(n, 1, 1, 1)
-    flux = hll_flux(g)
+    g_all = params["g"].view(n, 1, 1, 1)
     u0 = torch.cat([state, torch.zeros_like(state), torch.zeros_like(state)], dim=1)
 
-    def rhs(u: torch.Tensor) -> torch.Tensor:
+    def rhs(u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         q = to_primitive(u)
         return flux_divergence(
             q,
-            flux,
+            hll_flux(g),
             dx=grid.dx,
             dy=grid.dy,
             boundary=opts["boundary"],
@@ -108,19 +107,23 @@ def solve(
             positive=(0,),
         )
 
-    def stable_dt(u: torch.Tensor) -> float:
+    def step(u: torch.Tensor, dt: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        g = g_all[idx]
+        return ssp_rk2(u, dt.view(-1, 1, 1, 1), lambda w: rhs(w, g))
+
+    def stable_dt(u: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         q = to_primitive(u)
-        c = torch.sqrt(g * q[:, 0:1].clamp_min(0))
+        c = torch.sqrt(g_all[idx] * q[:, 0:1].clamp_min(0))
         rate = (q[:, 1:2].abs() + c) / grid.dx + (q[:, 2:3].abs() + c) / grid.dy
-        return float(opts["cfl"] / rate.max())
+        return opts["cfl"] / rate.flatten(1).amax(1)  # (A,)
 
     return integrate(
         "swe",
         u0,
         t_frames,
-        step=lambda u, dt: ssp_rk2(u, dt, rhs),
+        step=step,
         stable_dt=stable_dt,
-        to_frame=lambda u: u[:, 0:1],
+        to_frame=lambda u, idx: u[:, 0:1],
         positive=((0, "depth h"),),
         progress=progress,
     )

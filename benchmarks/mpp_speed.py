@@ -1,0 +1,252 @@
+"""Solver vs surrogate speed per trajectory, per system, at 32^2, 64^2 and 128^2 (issue 13).
+
+    .venv/bin/python benchmarks/mpp_speed.py [--quick] [--device cpu|cuda] [--model PATH]
+
+For each MPP variant, grid and batch size (1 and 16):
+
+- solver: ``simulate`` of ``batch`` trajectories with the per-trajectory time steps of
+  ``scifm.pde.stepping``, timed over a fraction of the PDEBench span (cost is linear in
+  simulated time; the fraction is recorded) and scaled to a PDEBench trajectory of 21
+  frames; seconds per trajectory;
+- surrogate: the shipped AViT (``assets/mpp/avit_small``, or ``--model``) rolling out the
+  same 20 frames from a T-frame context, batched the same way; seconds per trajectory.
+
+Speed-up = solver / surrogate (above 1 the surrogate is faster). Beside it the one-step
+NRMSE of the surrogate and of persistence at 128^2 on a few held-out trajectories (their
+first T + 1 frames, seed 4242), since a fast surrogate is only worth its error. On the CPU
+times are CPU seconds of this one-thread process (robust to other jobs on shared cores);
+on CUDA wall seconds after synchronising. Writes benchmarks/results/mpp_speed.{json,md}.
+``benchmarks/gpu.py`` reuses ``speed_rows`` and ``accuracy_128`` on the GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from scifm.mpp import model_step, persistence_step, rollout
+from scifm.mpp.data import WindowSet
+from scifm.mpp.evaluate import one_step_nrmse
+from scifm.mpp.experiment import VARIANTS, load_surrogate, simulate_variant
+from scifm.pde import get_system
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+MODEL = ROOT.parent / "assets" / "mpp" / "avit_small"
+FRAMES = 21  # PDEBench CNS layout: a trajectory is 21 frames, 20 after t = 0
+# fraction of the PDEBench span the solver is timed over, per system (CPU; CUDA: x 2)
+FRACTION = {"swe": 0.25, "diffreact": 0.5, "ins": 0.05, "cns": 0.005}
+ACCURACY_SEED = 4242  # held-out: not a training seed, not the demo's
+
+
+class Clock:
+    """CPU seconds of this process on the CPU, synchronised wall seconds on CUDA."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+
+    def now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return time.perf_counter()
+        return time.process_time()
+
+
+def initial_conditions(name: str, n: int, res: int, device) -> tuple[torch.Tensor, dict]:
+    """``n`` seeded initial states (N, C, X, Y) of a variant and the parameters to rerun them."""
+    from scifm.pde.simulate import SOLVERS
+
+    system, _ = VARIANTS[name]
+    module = SOLVERS[system]
+    tiny = get_system(system).t_end / 1000
+    traj = simulate_variant(name, n, res=res, n_frames=2, seed=7, device=device, t_end=tiny)
+    keep = set(module.DEFAULTS) | set(getattr(module, "FIELD_PARAMS", ()))
+    return traj.fields[:, 0], {k: v for k, v in traj.params.items() if k in keep}
+
+
+def solver_seconds(
+    name: str, init: torch.Tensor, params: dict, batch: int, fraction: float, runs: int
+) -> float:
+    """Seconds per trajectory of 21 PDEBench frames: the first ``runs`` initial states in
+    batches of ``batch``, simulated over ``fraction`` of the span and scaled."""
+    from scifm.pde import simulate
+
+    system, _ = VARIANTS[name]
+    span = get_system(system).t_end
+    clock = Clock(init.device)
+    simulate(system, 1, res=16, n_frames=2, t_end=span / 100, device=init.device)  # warm-up
+    n_frames = max(2, round((FRAMES - 1) * fraction) + 1)
+    t0 = clock.now()
+    for lo in range(0, runs, batch):
+        simulate(
+            system,
+            res=init.shape[-1],
+            n_frames=n_frames,
+            t_end=span * fraction,
+            initial_state=init[lo : lo + batch],
+            params={k: v[lo : lo + batch] for k, v in params.items()},
+            device=init.device,
+        )
+    return (clock.now() - t0) / fraction / runs
+
+
+@torch.no_grad()
+def surrogate_seconds(model, info: dict, context: torch.Tensor, steps: int) -> float:
+    """Seconds per trajectory of ``steps`` rollout frames from ``context`` (B, T, C, H, W)."""
+    clock = Clock(context.device)
+    step = model_step(model, info["field_index"], info["periodic"])
+    rollout(step, context, 1)  # warm-up (allocator, kernels)
+    t0 = clock.now()
+    rollout(step, context, steps)
+    return (clock.now() - t0) / context.shape[0]
+
+
+def speed_rows(
+    model, systems: dict, *, device, resolutions, batches=(1, 16), scale=1.0, singles=16
+) -> list[dict]:
+    """One row per (variant, grid, batch). The same 16 initial states serve every batch size
+    (batch 1 averages the first ``singles`` of them); ``scale`` multiplies the span fractions.
+    """
+    device = torch.device(device)
+    model = model.to(device).eval()
+    T, n = model.config.n_frames, max(batches)
+    rows = []
+    for name, info in systems.items():
+        system, _ = VARIANTS[name]
+        frac = min(1.0, FRACTION[system] * scale)
+        for res in resolutions:
+            init, params = initial_conditions(name, n, res, device)
+            for batch in batches:
+                runs = min(singles, n) if batch == 1 else n
+                solver = solver_seconds(name, init, params, batch, frac, runs)
+                context = init[:batch, None].expand(-1, T, -1, -1, -1).contiguous()
+                surrogate = surrogate_seconds(model, info, context.float(), FRAMES - 1)
+                rows.append({
+                    "system": name, "res": res, "batch": batch,
+                    "tokens_per_frame": (res // model.config.patch_size) ** 2,
+                    "solver_fraction_of_span_timed": frac, "solver_trajectories_timed": runs,
+                    "solver_s_per_traj": round(solver, 5),
+                    "surrogate_s_per_traj": round(surrogate, 5),
+                    "speedup": round(solver / surrogate, 2),
+                })  # fmt: skip
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def accuracy_128(model, systems: dict, *, device, n: int = 2, res: int = 128) -> dict:
+    """One-step NRMSE of the model and of persistence on the first window of ``n`` trajectories."""
+    model = model.to(device).eval()
+    T = model.config.n_frames
+    out = {}
+    for name, info in systems.items():
+        system, _ = VARIANTS[name]
+        span = get_system(system).t_end * T / (FRAMES - 1)  # frames 0..T at PDEBench spacing
+        traj = simulate_variant(
+            name, n, res=res, n_frames=T + 1, seed=ACCURACY_SEED, device=device, t_end=span
+        )
+        ws = WindowSet(name, traj.fields.float(), tuple(info["field_index"]), info["periodic"], T)
+        step = model_step(model, info["field_index"], info["periodic"])
+        out[name] = {
+            "surrogate": round(one_step_nrmse(step, ws, device=device), 5),
+            "persistence": round(one_step_nrmse(persistence_step, ws, device=device), 5),
+            "trajectories": n,
+        }
+        print(name, res, out[name], flush=True)
+    return out
+
+
+def model_card(path: str | Path) -> dict:
+    """Training resolution of a checkpoint (from its recorded data config), if recorded."""
+    from scifm.core import load_checkpoint
+
+    data = load_checkpoint(path)["record"].get("extra", {}).get("data", {})
+    return {"model_res": data.get("res")}
+
+
+def markdown(report: dict, title: str = "Solver vs surrogate speed") -> str:
+    lines = [
+        f"# {title}",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Date: {report['date']}  ",
+        f"Machine: {report['machine']}  ",
+        f"Model: `{report['model']}` ({report['model_params']:,} parameters, patch "
+        f"{report['patch_size']}, T = {report['n_frames']} input frames)",
+        "",
+        "Seconds per trajectory of 20 frames after t = 0 (PDEBench spacing). Solver: "
+        "per-trajectory time steps; the same 16 seeded initial states per row (batch 1: "
+        "run one by one), timed over a fraction of the span (in the JSON) and scaled. "
+        f"Times: {report['timing']}. Speed-up = solver / surrogate. The solver's span "
+        "fraction is small for CNS (its cost per trajectory is minutes at 128^2 on one "
+        "thread), so its figures are early-time extrapolations, good to a factor of about "
+        "1.5 on this shared machine (compare benchmarks/results/pde_generation.md).",
+        "",
+        "| system | res | tokens / frame | batch | solver s / traj | surrogate s / traj | "
+        "speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["speed"]:
+        lines.append(
+            f"| {r['system']} | {r['res']} | {r['tokens_per_frame']} | {r['batch']} | "
+            f"{r['solver_s_per_traj']:.4g} | {r['surrogate_s_per_traj']:.4g} | {r['speedup']} |"
+        )
+    acc = report.get("accuracy_128")
+    if acc:
+        lines += [
+            "",
+            f"One-step NRMSE at 128^2 (first window of {next(iter(acc.values()))['trajectories']}"
+            f" held-out trajectories, seed {ACCURACY_SEED}; the model was trained at "
+            f"{report.get('model_res', '?')}^2):",
+            "",
+            "| system | surrogate | persistence |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {k} | {v['surrogate']} | {v['persistence']} |" for k, v in acc.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="32^2 only, shorter spans")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default=str(MODEL), help="AViT checkpoint directory")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    model, systems = load_surrogate(args.model, device)
+    resolutions = (32,) if args.quick else (32, 64, 128)
+    rows = speed_rows(model, systems, device=device, resolutions=resolutions, batches=(1, 16),
+                      scale=0.25 if args.quick else 1.0)  # fmt: skip
+    acc = None if args.quick else accuracy_128(model, systems, device=device)
+    report = {
+        "command": "python benchmarks/mpp_speed.py"
+        + (" --quick" if args.quick else "")
+        + (f" --device {args.device}" if args.device != "cpu" else ""),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, torch {torch.__version__}, device {device}"
+        + (", 1 thread, 2 cores shared with other jobs" if device.type == "cpu" else ""),
+        "timing": "CPU seconds of the one-thread process" if device.type == "cpu"
+        else "wall seconds, CUDA synchronised",
+        "model": str(Path(args.model)),
+        "model_params": model.n_params(),
+        **model_card(args.model),
+        "patch_size": model.config.patch_size,
+        "n_frames": model.config.n_frames,
+        "speed": rows,
+        "accuracy_128": acc,
+    }  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "mpp_speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "mpp_speed.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

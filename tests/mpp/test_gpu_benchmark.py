@@ -1,0 +1,70 @@
+"""benchmarks/gpu.py: clean exit without a GPU, sections that run anywhere, no heavy imports."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "gpu.py"
+HEAVY = ("panel", "jupyter", "faiss", "IPython", "bokeh", "holoviews", "nbclient", "matplotlib")
+
+
+def _env(**extra):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "lib"), env.get("PYTHONPATH", "")])
+    return env
+
+
+def test_without_a_gpu_it_says_so_writes_nothing_exits_0_and_imports_no_app_stack(tmp_path):
+    out = tmp_path / "results"
+    code = (
+        f"import runpy, sys; sys.argv = ['gpu.py', '--out', {str(out)!r}]\n"
+        f"try:\n    runpy.run_path({str(SCRIPT)!r}, run_name='__main__')\n"
+        f"except SystemExit as e:\n    rc = e.code\n"
+        f"print('rc', rc, sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(CUDA_VISIBLE_DEVICES=""),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "no CUDA GPU" in proc.stdout and "nothing measured" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "rc 0 []"
+    assert not out.exists()
+
+
+def _gpu_module():
+    spec = importlib.util.spec_from_file_location("gpu_bench", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sections_run_and_render_on_the_cpu():
+    gpu = _gpu_module()
+    cpu = torch.device("cpu")
+    rows = [
+        gpu.throughput(cpu, p, preset="tiny", res=16, batch=2, steps=1) for p in ("fp32", "bf16")
+    ]
+    assert all(r["train_flops_per_step"] > 0 and r["samples_per_s"] > 0 for r in rows)
+    assert rows[0]["mfu"] is None  # no peak figure for a CPU: no made-up utilisation
+    agree = gpu.bf16_agreement(cpu, gpu.mpp_speed.MODEL, res=16, n=1)
+    assert set(agree) == {"swe", "diffreact", "ins", "cns_m0.1", "cns_m1.0"}
+    for v in agree.values():
+        assert 0 < v["nrmse_bf16_vs_fp32"] < 0.1  # bf16 rounding, not a different model
+    report = {
+        "command": "x", "date": "d", "device": "cpu", "torch": torch.__version__, "cuda": None,
+        "wall_s": 0, "sections": {
+            "throughput": {"result": rows}, "bf16_agreement": {"result": agree},
+            "tutorial": {"error": "not run: test"},
+        },
+    }  # fmt: skip
+    md = gpu.markdown(report)
+    assert "| fp32 | 2 |" in md and "cns_m1.0" in md and "tutorial: not run: test" in md
