@@ -181,18 +181,12 @@ def run_scaling(args: argparse.Namespace) -> None:
     report["batch_scaling"] = [
         r for r in report.get("batch_scaling", []) if r.get("label") != args.label
     ]
-    report.setdefault("batch_scaling_runs", {})[args.label] = {
-        "command": "python benchmarks/pde_generation.py --scaling"
-        + (" --quick" if args.quick else "")
-        + f" --label '{args.label}'"
-        + (f" --only {args.only}" if args.only else "")
-        + (f" --res {' '.join(map(str, args.res))}" if args.res != [64, 128] else "")
-        + (f" --span-scale {args.span_scale:g}" if args.span_scale != 1 else ""),
+    this_run = {
+        **run_info(note=f"{args.threads} torch thread(s); 2 cores shared with other jobs "
+                   "(timings noisy)"),
         "scifm_imported_from": str(Path(scifm.__file__).parent),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} CPU, {args.threads} torch thread(s), 2 cores shared "
-        "with other engineers' jobs (timings noisy)",
-    }
+    }  # fmt: skip
+    report.setdefault("batch_scaling_runs", {})[args.label] = this_run
     for system, params, frac in SCALING:
         if args.only and system != args.only:
             continue
@@ -205,8 +199,10 @@ def run_scaling(args: argparse.Namespace) -> None:
                 print(json.dumps(r), flush=True)
             report["batch_scaling"] += part
             # Written after every grid, so an interrupted run keeps what it measured.
-            path.write_text(json.dumps(report, indent=2) + "\n")
-            (RESULTS / "pde_generation.md").write_text(markdown(report) + "\n")
+            write_report(
+                "pde_generation", report, markdown(report), info=report.get("run", this_run),
+                title="PDE data generation benchmark", out_dir=RESULTS,
+            )  # fmt: skip
     print(scaling_markdown(report))
 
 
