@@ -45,6 +45,12 @@ def register(subparsers) -> None:
     p.add_argument("--data-set", nargs="*", default=[], metavar="K=V", help="data overrides")
     p.add_argument("--train-set", nargs="*", default=[], metavar="K=V", help="train overrides")
     p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument(
+        "--recipe", default="paper",
+        help="TrainRecipe preset: paper (one-step NMSE), stable (noise + pushforward + per-field "
+        "std loss), unrolled",
+    )  # fmt: skip
+    p.add_argument("--recipe-set", nargs="*", default=[], metavar="K=V", help="recipe overrides")
     p.add_argument("--out", required=True, help="run directory (resumes if it has a checkpoint)")
     _data_flags(p, "instead of the --data preset's systems; its res and sim_frames still apply")
     _common(p)
@@ -98,7 +104,9 @@ def _pretrain(args: argparse.Namespace) -> int:
     from scifm.core import TrainConfig, pick_device
     from scifm.mpp.config import AViTConfig
     from scifm.mpp.experiment import DataConfig, pretrain
+    from scifm.mpp.recipe import TrainRecipe
 
+    recipe = TrainRecipe.preset(args.recipe).with_overrides(args.recipe_set)
     model_cfg = AViTConfig.preset(args.model).with_overrides(args.set)
     data_cfg = DataConfig.preset(args.data).with_overrides(args.data_set)
     train_cfg = TrainConfig.preset(args.train).with_overrides(args.train_set)
@@ -111,6 +119,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         out_dir=args.out,
         files=args.files,
         data_dir=None if args.files else args.data_dir,
+        recipe=None if recipe == TrainRecipe() else recipe,
     )
     print(
         json.dumps(

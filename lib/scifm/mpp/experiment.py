@@ -34,6 +34,7 @@ from scifm.mpp.data import (
     variant_seed,
 )
 from scifm.mpp.model import AViT
+from scifm.mpp.recipe import TrainRecipe
 from scifm.mpp.train import fit
 
 __all__ = [
@@ -148,6 +149,7 @@ def pretrain(
     files: Sequence[str | Path] | None = None,
     data_dir: str | Path | None = None,
     callback: StepCallback | None = None,
+    recipe: TrainRecipe | None = None,
 ) -> tuple[AViT, TrainResult]:
     """Multiple physics pretraining of a fresh AViT (data as in ``training_data``)."""
     data = training_data(
@@ -171,6 +173,7 @@ def pretrain(
         out_dir=out_dir,
         extra=extra,
         callback=callback,
+        recipe=recipe,
     )
     return model, result
 

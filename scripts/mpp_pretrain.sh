@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# MPP evidence pretraining (issue 13): the AViT 'small' preset on 64^2 grids with 8x8
+# patches (8 x 8 = 64 tokens a frame), pretrained WITHOUT compressible NS on the files of
+# scripts/mpp_data.sh (train split: swe, diffreact, ins; 100 trajectories each), with the
+# stability recipe (input noise 1% of field RMS, pushforward over 2 steps, per-field
+# std-normalised loss). Resumable: rerun the same command and it continues from
+# runs/mpp64_pretrain/checkpoint (checkpoints every 200 steps, learning curve in
+# runs/mpp64_pretrain/metrics.jsonl).
+#
+#   nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain.log 2>&1 &
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PY="${PY:-$ROOT/.venv/bin/python}"
+DATA="${DATA:-$ROOT/data/mpp64/train}"
+OUT="${OUT:-$ROOT/runs/mpp64_pretrain}"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+exec "$PY" -m scifm mpp pretrain --model small --data no_cns --data-set res=64 \
+    --train small --train-set steps=20000 warmup_steps=500 log_every=50 ckpt_every=200 \
+    --recipe stable --batch-size 8 \
+    --files "swe=$DATA/swe" "diffreact=$DATA/diffreact" "ins=$DATA/ins" \
+    --out "$OUT" --device "${DEVICE:-cpu}"
