@@ -116,8 +116,8 @@ def start_server(app_root: Path, port: int) -> subprocess.Popen:
     raise RuntimeError(f"the server did not answer within 180 s; see {log.name}")
 
 
-def _client_main(q, base: str, page: str, start_at: float, timeout: float) -> None:
-    q.put(asdict(run_client(base, page, start_at, timeout)))
+def _client_main(q, i: int, base: str, page: str, start_at: float, timeout: float) -> None:
+    q.put((i, asdict(run_client(base, page, start_at, timeout))))
 
 
 def run_clients(base: str, pages: list[str], spread: float, timeout: float) -> list[dict]:
@@ -126,24 +126,27 @@ def run_clients(base: str, pages: list[str], spread: float, timeout: float) -> l
     q = ctx.Queue()
     t0 = time.time() + 1.0
     procs = [
-        ctx.Process(target=_client_main, args=(q, base, p, t0 + i * spread / len(pages), timeout))
+        ctx.Process(
+            target=_client_main, args=(q, i, base, p, t0 + i * spread / len(pages), timeout)
+        )
         for i, p in enumerate(pages)
     ]
     for p in procs:
         p.start()
-    out, deadline = [], t0 + spread + timeout + 15
+    out: dict[int, dict] = {}
+    deadline = t0 + spread + timeout + 15
     while len(out) < len(procs) and time.time() < deadline:
         try:
-            out.append(q.get(timeout=1.0))
+            i, res = q.get(timeout=1.0)
+            out[i] = res
         except Exception:  # queue.Empty: keep waiting until the deadline
             pass
     for p in procs:
         p.join(timeout=1)
         if p.is_alive():
             p.kill()
-    missing = len(procs) - len(out)
-    out += [{"page": "?", "error": "killed at the run deadline", "load_s": None}] * missing
-    return out
+    killed = {"error": "killed at the run deadline", "load_s": None, "actions": {}, "kinds": {}}
+    return [out.get(i, dict(killed, page=p)) for i, p in enumerate(pages)]
 
 
 def main(argv: list[str] | None = None) -> int:

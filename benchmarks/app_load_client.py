@@ -140,7 +140,7 @@ def _get_page(url: str, opener, deadline: float, result: ClientResult) -> str:
             time.sleep(float(exc.headers.get("Retry-After", "1") or 1))
 
 
-def _open_session(base: str, page: str, page_html: str, jar: CookieJar):
+def _open_session(base: str, page: str, page_html: str, jar: CookieJar, timeout: float = 150):
     """The Bokeh client session of the page's server-side session (token from the HTML)."""
     import bokeh.client.connection as bconn
     from bokeh.client.session import ClientSession
@@ -157,7 +157,10 @@ def _open_session(base: str, page: str, page_html: str, jar: CookieJar):
     headers = {"Origin": f"{parts.scheme}://{parts.netloc}"} | (
         {"Cookie": cookie} if cookie else {}
     )
-    bconn.HTTPRequest = lambda u: HTTPRequest(u, headers=headers)  # this process is one client
+    # this process is one client; a browser waits for the websocket as long as the server needs
+    bconn.HTTPRequest = lambda u: HTTPRequest(
+        u, headers=headers, connect_timeout=timeout, request_timeout=timeout
+    )
 
     class Session(ClientSession):
         @property
@@ -204,7 +207,7 @@ def run_client(base: str, page: str, start_at: float, timeout: float) -> ClientR
     try:
         t0 = time.perf_counter()
         page_html = _get_page(f"{base}/{page}", opener, deadline, result)
-        session = _open_session(base, page, page_html, jar)
+        session = _open_session(base, page, page_html, jar, deadline - time.monotonic())
         result.load_s = time.perf_counter() - t0
         session.document.callbacks.send_event(DocumentReady())
         for a in ACTIONS.get(page, []):
