@@ -149,6 +149,31 @@ def run_clients(base: str, pages: list[str], spread: float, timeout: float) -> l
     return [out.get(i, dict(killed, page=p)) for i, p in enumerate(pages)]
 
 
+def _start_browsers(base: str, pages: list[str], n: int, start_at: float, timeout: float):
+    """Chromium tabs (round robin over ``pages``) in a forked process; returns a waiter."""
+    if n <= 0:
+        return None
+    from app_load_browser import run_browsers
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    tabs = [pages[i % len(pages)] for i in range(n)]
+    proc = ctx.Process(target=lambda: q.put(run_browsers(base, tabs, start_at, timeout)))
+    proc.start()
+
+    def wait() -> list[dict]:
+        try:
+            return q.get(timeout=timeout + 60)
+        except Exception:  # queue.Empty: the browser process hung
+            return [{"page": p, "error": "no answer from the browser process"} for p in tabs]
+        finally:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+
+    return wait
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--label", required=True, help="run name in the results, e.g. before")
@@ -160,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", help="an already running server (or proxy); default: start one")
     ap.add_argument("--pid", type=int, action="append", default=[], help="server PIDs (RSS)")
     ap.add_argument("--app-root", type=Path, default=ROOT, help="checkout to serve from")
+    ap.add_argument("--browsers", type=int, default=0, help="chromium tabs alongside (smoke)")
     ap.add_argument("--note", default="", help="free text stored with the run")
     args = ap.parse_args(argv)
     if args.clients < 1 or args.clients > 50:
@@ -199,8 +225,10 @@ def measure(args) -> dict:
     plateau = float(np.median([v for _, v in mem.samples[-10:]])) if args.pid else None
     mix = [pages[i % len(pages)] for i in range(args.clients)]
     t_burst = time.time()
+    tabs = _start_browsers(base, pages, args.browsers, t_burst + 1.0, args.timeout)
     burst = run_clients(base, mix, args.spread, args.timeout)
     t_closed = time.time()
+    browsers = tabs() if tabs else []
     time.sleep(args.settle)
     for s in (mem, stall, loadavg):
         s.stop.set()
@@ -211,6 +239,7 @@ def measure(args) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "alone": alone,
+        "browsers": browsers,
         "burst": burst,
         "t_burst": t_burst,
         "t_closed": t_closed,

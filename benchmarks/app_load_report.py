@@ -50,6 +50,11 @@ def _loads(clients: list[dict], page: str | None = None) -> dict:
     return _stats([c["load_s"] for c in sel], sum(c.get("load_s") is None for c in sel))
 
 
+def _browsers(tabs: list[dict]) -> dict:
+    ok = [b["rendered_s"] for b in tabs if "rendered_s" in b and not b.get("errors")]
+    return {"n": len(tabs), "rendered": len(ok), "max_s": max(ok, default=None)}
+
+
 def summarize(run: dict, stall_s: float, settle_s: float) -> dict:
     burst, pages = run["burst"], sorted({c["page"] for c in run["alone"]})
     t0, t1 = run["t_burst"], run["t_closed"]
@@ -69,6 +74,7 @@ def summarize(run: dict, stall_s: float, settle_s: float) -> dict:
         "page_load": {"all": _loads(burst)} | {p: _loads(burst, p) for p in pages},
         "click": {p: _actions(burst, "click", p) for p in ("galaxies", "numbers") if p in pages},
         "rollout": _actions(burst, "rollout"),
+        "browsers": _browsers(run.get("browsers", [])),
         "busy_retries": sum(c.get("busy_retries", 0) for c in burst),
         "errors": sorted({c["error"] for c in burst if c.get("error")}),
         "n_errors": sum(bool(c.get("error")) for c in burst),
@@ -143,6 +149,8 @@ def markdown(data: dict) -> str:
         "static requests over 1 s": lambda s: f"{s['stall']['over_1s']} of {s['stall']['n']}",
         "RSS plateau / peak / after (MB)": lambda s: "{plateau} / {peak} / {after_settle}".format(
             **s["memory_mb"]),
+        "chromium tabs rendered (slowest s)": lambda s: "{rendered} of {n} ({max_s})".format(
+            **s.get("browsers", {"rendered": 0, "n": 0, "max_s": None})),
         "clients started within (s)": lambda s: s["clients_started_within_s"],
         "load average (1 min) before / max / after": lambda s: " / ".join(
             _fmt(s["loadavg_1min"][k]) for k in ("before", "max_during", "after")),
