@@ -25,14 +25,17 @@ import ctypes
 import gc
 import json
 import os
+import statistics
 import threading
 import time
 import weakref
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import panel as pn
+import tornado.ioloop
 import tornado.web
 
 from app.registry import discover_pages
@@ -65,6 +68,7 @@ class Builds:
         self.max_pending = max_pending
         self.pending = 0  # builds queued or running (touched on the event loop only)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="scifm-build")
+        self.seconds: deque[float] = deque(maxlen=50)  # the last builds' durations
 
     @property
     def busy(self) -> bool:
@@ -73,9 +77,16 @@ class Builds:
     async def run(self, fn, *args) -> None:
         self.pending += 1
         try:
-            await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+            await asyncio.get_running_loop().run_in_executor(self.pool, self._timed, fn, *args)
         finally:
             self.pending -= 1
+
+    def _timed(self, fn, *args) -> None:
+        t0 = time.perf_counter()
+        try:
+            fn(*args)
+        finally:
+            self.seconds.append(time.perf_counter() - t0)
 
 
 def build_off_loop(app, builds: Builds) -> None:
@@ -142,6 +153,7 @@ class HealthHandler(tornado.web.RequestHandler):
             "sessions_by_page": sessions,
             "builds_pending": self.builds.pending,
             "max_pending": self.builds.max_pending,
+            "build_s_median": _median(self.builds.seconds),
             "rss_mb": round(_rss_mb(), 1),
             "uptime_s": round(time.time() - self.started, 1),
         }
@@ -149,6 +161,21 @@ class HealthHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(body))
+
+
+def _median(values) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"environment variable {name}={text!r}: expected an integer >= 0")
+    return value
 
 
 def _rss_mb() -> float:
@@ -190,8 +217,8 @@ def make_server(
     *,
     allow_websocket_origin: list[str] | None = None,
     use_xheaders: bool = False,
-    max_pending: int = 8,
-    nthreads: int = 4,
+    max_pending: int | None = None,
+    nthreads: int | None = None,
     warm: bool = True,
     apps: dict[str, object] | None = None,
     **kwargs: object,
@@ -200,8 +227,12 @@ def make_server(
     import torch
     from panel.io import server as pn_server
 
-    torch.set_num_threads(int(os.environ.get("SCIFM_TORCH_THREADS", "1")))  # sessions share cores
-    pn.config.nthreads = nthreads
+    torch.set_num_threads(max(1, _env_int("SCIFM_TORCH_THREADS", 1)))  # sessions share cores
+    if max_pending is None:
+        max_pending = _env_int("SCIFM_MAX_PENDING", 8)
+    if nthreads is None:
+        nthreads = _env_int("SCIFM_SERVER_THREADS", 4)
+    pn.config.nthreads = nthreads or None  # 0: widget callbacks on the event loop
     builds, started = Builds(max_pending), time.time()
     origins = allow_websocket_origin or [f"{address}:{port}", f"localhost:{port}",
                                          f"127.0.0.1:{port}"]  # fmt: skip
@@ -233,10 +264,11 @@ def start_server(address: str = "127.0.0.1", port: int = 5006, **kwargs: object)
     loop = IOLoop(make_current=False)
     kwargs = dict(kwargs, address=address, port=port, loop=loop, server_id=uuid.uuid4().hex)
 
-    def run(**kw: object) -> None:
+    def run(**kw: object):
         server = make_server(**kw)
         server.start()
         loop.start()
+        return server  # StoppableThread stops it (closing the socket) once the loop ends
 
     thread = StoppableThread(target=run, io_loop=loop, kwargs=kwargs, owns_loop=True)
     thread.start()

@@ -146,7 +146,8 @@ def run_clients(base: str, pages: list[str], spread: float, timeout: float) -> l
         if p.is_alive():
             p.kill()
     killed = {"error": "killed at the run deadline", "load_s": None, "actions": {}, "kinds": {}}
-    return [out.get(i, dict(killed, page=p)) for i, p in enumerate(pages)]
+    starts = [t0 + i * spread / len(pages) for i in range(len(pages))]  # as planned
+    return [out.get(i, dict(killed, page=p, started=starts[i])) for i, p in enumerate(pages)]
 
 
 def _start_browsers(base: str, pages: list[str], n: int, start_at: float, timeout: float):
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pid", type=int, action="append", default=[], help="server PIDs (RSS)")
     ap.add_argument("--app-root", type=Path, default=ROOT, help="checkout to serve from")
     ap.add_argument("--browsers", type=int, default=0, help="chromium tabs alongside (smoke)")
+    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--note", default="", help="free text stored with the run")
     args = ap.parse_args(argv)
     if args.clients < 1 or args.clients > 50:
@@ -208,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                 server.wait(20)
             except subprocess.TimeoutExpired:
                 server.kill()
-    write_reports(ROOT / "benchmarks" / "results", args.label, run)
+    args.results.mkdir(parents=True, exist_ok=True)
+    write_reports(args.results, args.label, run)
     print(json.dumps(run["summary"], indent=1))
     return 0
 

@@ -11,7 +11,8 @@
 # once every backend's /health answers 200. Routing (deploy/nginx.conf is this script's
 # --config output for the defaults):
 #   - page and static requests go to the least busy backend; a 503 "server busy" answer
-#     is retried on the next backend (proxy_next_upstream http_503);
+#     is retried on the next backend (proxy_next_upstream http_503), a slow page build is
+#     waited for up to 300 s (never re-sent: that would build the session twice);
 #   - the page response sets the cookie scifm_backend=<backend> for that page's path, so its
 #     websocket (/<page>/ws), which must reach the session built there, goes to the same one;
 #   - /health of the proxy is one backend's; each backend's own is at its port.
@@ -75,7 +76,10 @@ EOF
         }
         location / {
             proxy_pass http://scifm_pool;
-            proxy_next_upstream error timeout http_502 http_503;
+            # a refused connection or a busy answer moves on; a slow page build is waited
+            # for (retrying it elsewhere after a timeout would build the session twice)
+            proxy_next_upstream error http_502 http_503;
+            proxy_read_timeout 300s;
             add_header Set-Cookie \$scifm_cookie always;
         }
     }

@@ -64,6 +64,7 @@ def test_health_answers_json(slow_server):
     info = json.loads(body)
     assert info["status"] == "ok" and info["builds_pending"] == 0 and info["sessions"] == 0
     assert info["sessions_by_page"] == {"/slow": 0} and info["rss_mb"] > 0
+    assert info["build_s_median"] is None  # nothing built yet (warm=False)
 
 
 def test_builds_leave_the_loop_free_and_saturation_answers_busy(slow_server):
@@ -81,7 +82,8 @@ def test_builds_leave_the_loop_free_and_saturation_answers_busy(slow_server):
     t.join(30)
     assert first and first[0][0] == 200 and '"token"' in first[0][2]
     status, _, body = _get(slow_server + "/health")
-    assert status == 200 and json.loads(body)["sessions"] == 1
+    info = json.loads(body)
+    assert status == 200 and info["sessions"] == 1 and info["build_s_median"] >= 2.0
 
 
 def test_a_page_built_off_the_loop_is_served_over_its_websocket(slow_server):
