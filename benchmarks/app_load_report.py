@@ -25,10 +25,10 @@ def _stats(values: list, n_failed: int = 0) -> dict:
     if not ok:
         return out | {"p50": None, "p95": None, "max": None}
     full = np.array(ok + [np.inf] * n_failed)
-    p95 = float(np.percentile(full, 95, method="higher"))
+    p50, p95 = (float(np.percentile(full, q, method="higher")) for q in (50, 95))
     return out | {
-        "p50": round(float(np.percentile(full, 50, method="higher")), 3),
-        "p95": None if not np.isfinite(p95) else round(p95, 3),
+        "p50": round(p50, 3) if np.isfinite(p50) else None,  # None: beyond the time limit
+        "p95": round(p95, 3) if np.isfinite(p95) else None,
         "max": round(max(ok), 3),
     }
 
@@ -59,6 +59,7 @@ def summarize(run: dict, stall_s: float, settle_s: float) -> dict:
     burst, pages = run["burst"], sorted({c["page"] for c in run["alone"]})
     t0, t1 = run["t_burst"], run["t_closed"]
     probes = [v for t, v in run["stall"] if t0 <= t <= t1]
+    idle = [v for t, v in run["stall"] if t >= t1 + 15]  # sessions gone: the machine's noise
     rss = [(t, v) for t, v in run["rss"]]
     after = [v for t, v in rss if t >= t1 + settle_s - 3]
     during = [v for t, v in run["loadavg"] if t0 <= t <= t1] or [None]
@@ -80,7 +81,9 @@ def summarize(run: dict, stall_s: float, settle_s: float) -> dict:
         "n_errors": sum(bool(c.get("error")) for c in burst),
         "stall": {"n": len(probes), "max_s": round(max(probes), 3) if probes else None,
                   "over_1s": sum(v > stall_s for v in probes),
-                  "p95_s": round(float(np.percentile(probes, 95)), 3) if probes else None},
+                  "p95_s": round(float(np.percentile(probes, 95)), 3) if probes else None,
+                  "idle_after_n": len(idle), "idle_after_max_s": max(idle, default=None),
+                  "idle_after_over_1s": sum(v > stall_s for v in idle)},
         "memory_mb": {"plateau": run["plateau_mb"] and round(run["plateau_mb"]),
                       "peak": round(max(v for _, v in rss)) if rss else None,
                       "after_settle": round(float(np.median(after))) if after else None,
@@ -105,12 +108,29 @@ def check_targets(s: dict) -> dict:
         "peak_rss_mb": m["peak"],
         "settle_ratio": None if ratio is None else round(ratio, 3),
     }
+    stats = {
+        "page_load_p95_s": s["page_load"]["all"],
+        "click_p95_s_galaxies": s["click"].get("galaxies", {}),
+        "click_p95_s_numbers": s["click"].get("numbers", {}),
+        "rollout_p95_s": s["rollout"],
+    }
     out = {}
     for name, (desc, limit) in TARGETS.items():
         v = values[name]
         met = v is not None and (v < limit if name == "peak_rss_mb" else v <= limit)
         out[name] = {"what": desc, "value": v, "limit": limit, "met": bool(met)}
+        if name in stats:  # timed figures: how many never finished within the time limit
+            out[name] |= {"n": stats[name].get("n", 0), "failed": stats[name].get("failed", 0)}
     return out
+
+
+def _cell(t: dict) -> str:
+    v = _fmt(t["value"])
+    if t.get("failed"):
+        v += f" ({t['failed']} of {t['n']} unfinished)"
+    elif t.get("n") == 0:
+        v += " (none reached)"
+    return f"{v} {'met' if t['met'] else '**missed**'}"
 
 
 def write_reports(out_dir: Path, label: str, run: dict) -> None:
@@ -138,15 +158,21 @@ def markdown(data: dict) -> str:
     for name, (desc, limit) in TARGETS.items():
         cells = []
         for lb in labels:
-            t = runs[lb]["summary"]["targets"][name]
-            cells.append(f"{_fmt(t['value'])} {'met' if t['met'] else '**missed**'}")
+            cells.append(_cell(runs[lb]["summary"]["targets"][name]))
         rows.append(f"| {desc} | {'<' if name == 'peak_rss_mb' else '<='} {limit:g} | "
                     + " | ".join(cells) + " |")  # fmt: skip
     extra = {
         "page load p50 (s)": lambda s: s["page_load"]["all"]["p50"],
+        "one user alone: page load (s)": lambda s: ", ".join(
+            f"{p} {_fmt(v)}" for p, v in s["alone_page_load_s"].items()),
+        "one user alone: actions (s)": lambda s: ", ".join(
+            f"{k} {_fmt(v)}" for a in s["alone_actions_s"].values() for k, v in a.items()),
         "failed clients": lambda s: s["n_errors"],
         "busy answers (retried)": lambda s: s["busy_retries"],
         "static requests over 1 s": lambda s: f"{s['stall']['over_1s']} of {s['stall']['n']}",
+        "same, server idle after the run (machine noise)": lambda s: "{} of {} (max {})".format(
+            s["stall"].get("idle_after_over_1s"), s["stall"].get("idle_after_n"),
+            _fmt(s["stall"].get("idle_after_max_s"))),
         "RSS plateau / peak / after (MB)": lambda s: "{plateau} / {peak} / {after_settle}".format(
             **s["memory_mb"]),
         "chromium tabs rendered (slowest s)": lambda s: "{rendered} of {n} ({max_s})".format(
@@ -175,3 +201,20 @@ def markdown(data: dict) -> str:
         + "\n".join(notes)
         + "\n"
     )
+
+
+def resummarize(out_dir: Path) -> None:
+    """Recompute every stored run's summary (stored series are relative to the burst)."""
+    path = out_dir / "app_load.json"
+    data = json.loads(path.read_text())
+    for run in data["runs"].values():
+        rel = dict(run, t_burst=0.0, t_closed=run["t_closed"] - run["t_burst"])
+        run["summary"] = summarize(rel, stall_s=1.0, settle_s=run["config"]["settle"])
+    path.write_text(json.dumps(data, indent=1))
+    (out_dir / "app_load.md").write_text(markdown(data))
+
+
+if __name__ == "__main__":
+    import sys
+
+    resummarize(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results")
