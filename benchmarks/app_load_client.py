@@ -140,7 +140,7 @@ def _get_page(url: str, opener, deadline: float, result: ClientResult) -> str:
             time.sleep(float(exc.headers.get("Retry-After", "1") or 1))
 
 
-def _open_session(base: str, page: str, page_html: str, jar: CookieJar, timeout: float = 150):
+def open_session(base: str, page: str, page_html: str, jar: CookieJar, timeout: float = 150):
     """The Bokeh client session of the page's server-side session (token from the HTML)."""
     import bokeh.client.connection as bconn
     from bokeh.client.session import ClientSession
@@ -207,7 +207,7 @@ def run_client(base: str, page: str, start_at: float, timeout: float) -> ClientR
     try:
         t0 = time.perf_counter()
         page_html = _get_page(f"{base}/{page}", opener, deadline, result)
-        session = _open_session(base, page, page_html, jar, deadline - time.monotonic())
+        session = open_session(base, page, page_html, jar, deadline - time.monotonic())
         result.load_s = time.perf_counter() - t0
         session.document.callbacks.send_event(DocumentReady())
         for a in ACTIONS.get(page, []):
