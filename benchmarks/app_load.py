@@ -240,7 +240,10 @@ def measure(args) -> dict:
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join(
+            [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("SCIFM_")]
+            + [Path(sys.executable).name, *sys.argv]
+        ),
         "alone": alone,
         "browsers": browsers,
         "burst": burst,
