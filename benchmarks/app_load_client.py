@@ -111,6 +111,7 @@ class ClientResult:
     actions: dict = field(default_factory=dict)  # name -> seconds (None: timed out)
     kinds: dict = field(default_factory=dict)  # name -> "click" | "rollout"
     error: str | None = None
+    protocol_errors: list = field(default_factory=list)  # bad messages the client logged
 
 
 def load_model_types() -> None:
@@ -194,12 +195,26 @@ def _wait(session, predicate: Callable, timeout: float) -> float | None:
     return hit[0] if hit else None
 
 
+def _count_bad_messages(into: list) -> None:
+    """Keep what Bokeh's client logs about messages it could not read or apply."""
+    import logging
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            into.append(record.getMessage()[:200])
+
+    handler = Keep(logging.ERROR)
+    for name in ("bokeh.protocol", "bokeh.client", "asyncio", "tornado.application"):
+        logging.getLogger(name).addHandler(handler)
+
+
 def run_client(base: str, page: str, start_at: float, timeout: float) -> ClientResult:
     """Open ``/page`` at wall time ``start_at`` and do its actions; never raises."""
     from bokeh.events import DocumentReady
 
     time.sleep(max(0.0, start_at - time.time()))
     result = ClientResult(page=page, started=time.time())
+    _count_bad_messages(result.protocol_errors)
     deadline = time.monotonic() + timeout
     jar = CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))

@@ -79,6 +79,10 @@ def summarize(run: dict, stall_s: float, settle_s: float) -> dict:
         "busy_retries": sum(c.get("busy_retries", 0) for c in burst),
         "errors": sorted({c["error"] for c in burst if c.get("error")}),
         "n_errors": sum(bool(c.get("error")) for c in burst),
+        "protocol_errors": (  # None: the run predates counting them
+            sum(len(c["protocol_errors"]) for c in burst + run["alone"] if "protocol_errors" in c)
+            if any("protocol_errors" in c for c in burst + run["alone"]) else None
+        ),
         "stall": {"n": len(probes), "max_s": round(max(probes), 3) if probes else None,
                   "over_1s": sum(v > stall_s for v in probes),
                   "p95_s": round(float(np.percentile(probes, 95)), 3) if probes else None,
@@ -169,6 +173,7 @@ def markdown(data: dict) -> str:
             f"{k} {_fmt(v)}" for a in s["alone_actions_s"].values() for k, v in a.items()),
         "failed clients": lambda s: s["n_errors"],
         "busy answers (retried)": lambda s: s["busy_retries"],
+        "websocket messages the clients could not read": lambda s: s.get("protocol_errors"),
         "static requests over 1 s": lambda s: f"{s['stall']['over_1s']} of {s['stall']['n']}",
         "same, server idle after the run (machine noise)": lambda s: "{} of {} (max {})".format(
             s["stall"].get("idle_after_over_1s"), s["stall"].get("idle_after_n"),

@@ -111,3 +111,11 @@ def test_a_page_built_off_the_loop_is_served_over_its_websocket(slow_server):
         assert any("slow page built" in str(t) for t in texts)
     finally:
         session.close()
+
+
+def test_bad_server_settings_name_the_variable(monkeypatch):
+    from app.serve import make_server
+
+    monkeypatch.setenv("SCIFM_MAX_PENDING", "many")
+    with pytest.raises(ValueError, match=r"SCIFM_MAX_PENDING='many': expected an integer >= 1"):
+        make_server(port=_port(), warm=False, apps={"/slow": _slow_page(0.0)})
