@@ -237,8 +237,9 @@ def make_server(
         max_pending = _env_int("SCIFM_MAX_PENDING", 8, 1)
     if nthreads is None:
         nthreads = _env_int("SCIFM_SERVER_THREADS", 0, 0)
-    # 0 (default): widget callbacks on the event loop. With Panel 1.9 threads, three load runs
-    # (60 clients) logged 6 corrupted websocket messages at the clients; none in 2 runs without
+    # 0 (default): widget callbacks on the event loop. With Panel 1.9 threads, the load runs'
+    # clients received corrupted websocket messages (29 in 5 runs; none in 2 runs without:
+    # benchmarks/results/app_load_threads.md). Heavy callbacks belong off the loop in the page.
     pn.config.nthreads = nthreads or None
     builds, started = Builds(max_pending), time.time()
     origins = allow_websocket_origin or [f"{address}:{port}", f"localhost:{port}",
