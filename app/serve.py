@@ -66,10 +66,11 @@ def routes() -> dict[str, object]:
 class Builds:
     """Session builds: one worker thread, a count of those waiting, a limit on the queue."""
 
-    def __init__(self, max_pending: int) -> None:
+    def __init__(self, max_pending: int, off_loop: bool = True) -> None:
         self.max_pending = max_pending
         self.pending = 0  # builds queued or running (touched on the event loop only)
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="scifm-build")
+        # off_loop=False builds on the event loop, as Bokeh does (kept to compare against)
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="scifm-build") if off_loop else None
         self.seconds: deque[float] = deque(maxlen=50)  # the last builds' durations
 
     @property
@@ -79,7 +80,10 @@ class Builds:
     async def run(self, fn, *args) -> None:
         self.pending += 1
         try:
-            await asyncio.get_running_loop().run_in_executor(self.pool, self._timed, fn, *args)
+            if self.pool is None:
+                self._timed(fn, *args)
+            else:
+                await asyncio.get_running_loop().run_in_executor(self.pool, self._timed, fn, *args)
         finally:
             self.pending -= 1
 
@@ -241,7 +245,8 @@ def make_server(
     # clients received corrupted websocket messages (29 in 5 runs; none in 2 runs without:
     # benchmarks/results/app_load_threads.md). Heavy callbacks belong off the loop in the page.
     pn.config.nthreads = nthreads or None
-    builds, started = Builds(max_pending), time.time()
+    off_loop = bool(_env_int("SCIFM_BUILD_OFF_LOOP", 1, 0))
+    builds, started = Builds(max_pending, off_loop), time.time()
     origins = allow_websocket_origin or [f"{address}:{port}", f"localhost:{port}",
                                          f"127.0.0.1:{port}"]  # fmt: skip
     with _doc_handler(_busy_handler(pn_server.DocHandler, builds)):

@@ -119,3 +119,20 @@ def test_bad_server_settings_name_the_variable(monkeypatch):
     monkeypatch.setenv("SCIFM_MAX_PENDING", "many")
     with pytest.raises(ValueError, match=r"SCIFM_MAX_PENDING='many': expected an integer >= 1"):
         make_server(port=_port(), warm=False, apps={"/slow": _slow_page(0.0)})
+
+
+@pytest.mark.parametrize("off_loop", [True, False])
+def test_builds_count_pending_and_time_each_build(off_loop):
+    import asyncio
+
+    from app.serve import Builds
+
+    builds, seen = Builds(max_pending=1, off_loop=off_loop), []
+
+    def build(doc) -> None:
+        seen.append((doc, builds.pending, builds.busy, threading.get_ident()))
+
+    asyncio.run(builds.run(build, "doc"))
+    ((doc, pending, busy, thread),) = seen
+    assert doc == "doc" and pending == 1 and busy and builds.pending == 0 and not builds.busy
+    assert (thread != threading.get_ident()) == off_loop and len(builds.seconds) == 1
