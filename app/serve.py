@@ -9,8 +9,7 @@ server that stays fair when many users arrive together (issue 16):
   builds are queued or running, a page request gets at once a 503 "server busy" page that
   retries itself after ``Retry-After`` instead of joining a long queue (a proxy in front
   sends it to another process);
-- widget callbacks stay on the event loop unless ``nthreads`` > 0 (``pn.config.nthreads``):
-  with threads, clients under load received corrupted websocket messages;
+- widget callbacks run in a pool of ``nthreads`` threads (``pn.config.nthreads``);
 - sessions without a connection are dropped after 10 s (checked every 5 s), and memory is
   handed back to the OS (``gc`` + ``malloc_trim``) after sessions went away;
 - websocket messages, hence uploads (sent as base64 model patches), are limited in size;
@@ -240,10 +239,9 @@ def make_server(
     if max_pending is None:
         max_pending = _env_int("SCIFM_MAX_PENDING", 8, 1)
     if nthreads is None:
-        nthreads = _env_int("SCIFM_SERVER_THREADS", 0, 0)
-    # 0 (default): widget callbacks on the event loop. With Panel 1.9 threads, the load runs'
-    # clients received corrupted websocket messages (29 in 5 runs; none in 2 runs without:
-    # benchmarks/results/app_load_threads.md). Heavy callbacks belong off the loop in the page.
+        nthreads = _env_int("SCIFM_SERVER_THREADS", 4, 0)
+    # widget callbacks in threads: 3x smaller stalls than on the loop in the A/B runs
+    # (benchmarks/results/app_load_threads.md); 0 keeps them on the event loop
     pn.config.nthreads = nthreads or None
     off_loop = bool(_env_int("SCIFM_BUILD_OFF_LOOP", 1, 0))
     builds, started = Builds(max_pending, off_loop), time.time()

@@ -233,6 +233,8 @@ def run_client(base: str, page: str, start_at: float, timeout: float) -> ClientR
             at = _wait(session, a.done, left)
             result.actions[a.name] = None if at is None else at - t0
             result.kinds[a.name] = a.kind
+            if at is None:  # the loop was stopped mid-read: this session cannot be read on
+                break
     except Exception as exc:  # a failed client is a measured outcome, not a crash
         result.error = f"{type(exc).__name__}: {exc}"[:300]
     finally:
