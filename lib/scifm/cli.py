@@ -42,7 +42,10 @@ def _serve(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(app_dir().parent))
     from app.serve import serve
 
-    serve(address=args.address, port=args.port, show=args.show)
+    serve(
+        address=args.address, port=args.port, show=args.show,
+        allow_websocket_origin=args.allow_websocket_origin, use_xheaders=args.use_xheaders,
+    )  # fmt: skip
     return 0
 
 
@@ -72,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default="127.0.0.1", help="interface to listen on")
     p.add_argument("--port", type=int, default=5006)
     p.add_argument("--show", action="store_true", help="open a browser tab")
+    p.add_argument(
+        "--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
+        help="public host of a reverse proxy (repeatable); default: the listening address",
+    )  # fmt: skip
+    p.add_argument(
+        "--use-xheaders", action="store_true",
+        help="trust X-Forwarded-For/-Proto from a reverse proxy",
+    )  # fmt: skip
     p.set_defaults(func=_serve)
     p = sub.add_parser("info", help="versions, device and shipped assets")
     p.add_argument("--json", action="store_true", help="print JSON")
