@@ -198,7 +198,11 @@ def markdown(data: dict) -> str:
         "# The app under load (benchmarks/app_load.py)\n\n"
         "N clients (round robin over the pages) start within one second, each a real Bokeh\n"
         "session driven over the websocket; the machine (2 cores) is shared with other work,\n"
-        "so the load average is recorded beside each run. Definitions: see the script.\n\n"
+        "so the load average is recorded beside each run. Definitions: see the script.\n"
+        "Main comparison: before / after (150 s per user), before-t400 / after-t400 (400 s per\n"
+        "user, so that every user finishes); two-procs-threads4: two processes behind nginx;\n"
+        "after-build-on-loop: after with page builds back on the event loop; others: earlier\n"
+        "settings (see the notes).\n\n"
         + head
         + "\n"
         + "\n".join(rows)
