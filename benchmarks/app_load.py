@@ -30,7 +30,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -42,6 +41,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+
+from scifm.core.report import run_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app_load_client import load_model_types, run_client
@@ -238,7 +239,7 @@ def measure(args) -> dict:
         s.join()
     run = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "run": run_info(note="2 cores shared with other work; load average recorded below"),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": " ".join(
             [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("SCIFM_")]

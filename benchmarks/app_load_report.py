@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scifm.core.report import run_info, write_report
+
 TARGETS = {  # name -> (description, limit); issue 16, 20 clients arriving together, 2 cores
     "page_load_p95_s": ("page load p95 (all pages)", 5.0),
     "click_p95_s_galaxies": ("click-to-result p95 /galaxies", 1.0),
@@ -16,6 +18,8 @@ TARGETS = {  # name -> (description, limit); issue 16, 20 clients arriving toget
     "peak_rss_mb": ("server peak RSS (MB)", 2048.0),
     "settle_ratio": ("RSS after settling / plateau", 1.10),
 }
+
+TITLE = "The app under load (benchmarks/app_load.py)"
 
 
 def _stats(values: list, n_failed: int = 0) -> dict:
@@ -144,10 +148,14 @@ def write_reports(out_dir: Path, label: str, run: dict) -> None:
     for key in ("rss", "stall", "loadavg"):  # keep the series, rounded
         run[key] = [[round(t - run["t_burst"], 2), round(v, 3)] for t, v in run[key]]
     data["runs"][label] = run
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
-    (out_dir / "app_load.md").write_text(markdown(data))
+    _write(out_dir, data, run.get("run"))
+
+
+def _write(out_dir: Path, data: dict, info: dict | None) -> None:
+    """app_load.{json,md} through scifm.core.report; the header is the latest run's record."""
+    info = info or data.get("run") or run_info(note="summaries recomputed from stored runs")
+    body = markdown(data).split("\n", 2)[2]  # write_report writes the title and the header
+    write_report("app_load", data, body, info=info, title=TITLE, out_dir=out_dir)
 
 
 def _fmt(v) -> str:
@@ -195,7 +203,7 @@ def markdown(data: dict) -> str:
              + "".join(f"\n  - error: {e}" for e in runs[lb]["summary"]["errors"])
              for lb in labels]  # fmt: skip
     return (
-        "# The app under load (benchmarks/app_load.py)\n\n"
+        f"# {TITLE}\n\n"
         "N clients (round robin over the pages) start within one second, each a real Bokeh\n"
         "session driven over the websocket; the machine (2 cores) is shared with other work,\n"
         "so the load average is recorded beside each run. Definitions: see the script.\n"
@@ -219,8 +227,7 @@ def resummarize(out_dir: Path) -> None:
     for run in data["runs"].values():
         rel = dict(run, t_burst=0.0, t_closed=run["t_closed"] - run["t_burst"])
         run["summary"] = summarize(rel, stall_s=1.0, settle_s=run["config"]["settle"])
-    path.write_text(json.dumps(data, indent=1))
-    (out_dir / "app_load.md").write_text(markdown(data))
+    _write(out_dir, data, None)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))  # mpp_speed, run as a sibling script
 
 import mpp_speed  # noqa: E402
 
+from scifm.core.report import run_info, write_report  # noqa: E402
 from scifm.mpp import AViT, AViTConfig  # noqa: E402
 from scifm.mpp.experiment import VARIANTS, load_surrogate, simulate_variant  # noqa: E402
 from scifm.mpp.metrics import nmse_per_field  # noqa: E402
@@ -288,10 +289,9 @@ def main() -> int:
         "wall_s": round(time.perf_counter() - start, 1),
         "sections": sections,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "gpu.md").write_text(markdown(report))
+    info = run_info(note=f"{name}; torch {torch.__version__}, CUDA {torch.version.cuda}")
+    body = markdown(report).split("\n", 2)[2]  # write_report writes the title and the header
+    write_report("gpu", report, body, info=info, title="Accelerator check", out_dir=args.out)
     print(markdown(report))
     return 0
 

@@ -22,19 +22,18 @@ on CUDA wall seconds after synchronising. Writes benchmarks/results/mpp_speed.{j
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+from scifm.core.report import run_info, write_report
 from scifm.mpp import model_step, persistence_step, rollout
-from scifm.mpp.data import WindowSet
 from scifm.mpp.evaluate import one_step_nrmse
 from scifm.mpp.experiment import VARIANTS, load_surrogate, simulate_variant
 from scifm.pde import get_system
+from scifm.pde.windows import TrajectoryWindows
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -150,7 +149,10 @@ def accuracy_128(model, systems: dict, *, device, n: int = 2, res: int = 128) ->
         traj = simulate_variant(
             name, n, res=res, n_frames=T + 1, seed=ACCURACY_SEED, device=device, t_end=span
         )
-        ws = WindowSet(name, traj.fields.float(), tuple(info["field_index"]), info["periodic"], T)
+        ws = TrajectoryWindows(
+            traj.fields.float(), system=name, n_ctx=T,
+            field_index=tuple(info["field_index"]), periodic=info["periodic"],
+        )  # fmt: skip
         step = model_step(model, info["field_index"], info["periodic"])
         out[name] = {
             "surrogate": round(one_step_nrmse(step, ws, device=device), 5),
@@ -225,13 +227,14 @@ def main() -> None:
     rows = speed_rows(model, systems, device=device, resolutions=resolutions, batches=(1, 16),
                       scale=0.25 if args.quick else 1.0)  # fmt: skip
     acc = None if args.quick else accuracy_128(model, systems, device=device)
+    info = run_info(
+        note=f"device {device}"
+        + (", 1 thread, 2 cores shared with other jobs" if device.type == "cpu" else "")
+    )
     report = {
-        "command": "python benchmarks/mpp_speed.py"
-        + (" --quick" if args.quick else "")
-        + (f" --device {args.device}" if args.device != "cpu" else ""),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, torch {torch.__version__}, device {device}"
-        + (", 1 thread, 2 cores shared with other jobs" if device.type == "cpu" else ""),
+        "command": info["command"],
+        "date": info["date_utc"],
+        "machine": f"device {device}, torch {torch.__version__}",
         "timing": "CPU seconds of the one-thread process" if device.type == "cpu"
         else "wall seconds, CUDA synchronised",
         "model": str(Path(args.model)),
@@ -242,10 +245,11 @@ def main() -> None:
         "speed": rows,
         "accuracy_128": acc,
     }  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "mpp_speed.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "mpp_speed.md").write_text(markdown(report))
-    print(markdown(report))
+    md = markdown(report)
+    body = md.split("\n", 2)[2]  # write_report writes the title and the run header
+    write_report("mpp_speed", report, body, info=info, title="Solver vs surrogate speed",
+                 out_dir=RESULTS)  # fmt: skip
+    print(md)
 
 
 if __name__ == "__main__":

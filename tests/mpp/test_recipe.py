@@ -5,9 +5,10 @@ import torch
 from torch import nn
 
 from scifm.core import TrainConfig
-from scifm.mpp import AViT, AViTConfig, BalancedBatches
+from scifm.mpp import AViT, AViTConfig
 from scifm.mpp.recipe import SeededBatches, TrainRecipe, add_noise, field_error, recipe_loss
 from scifm.mpp.train import fit, loss_fn
+from scifm.pde.windows import system_batches
 
 
 class Recorder(nn.Module):
@@ -33,7 +34,7 @@ def tiny():
 
 
 def _batch(toy_sets, seed_source=True):
-    src = BalancedBatches(toy_sets[:1], batch_size=3, seed=1)
+    src = system_batches(toy_sets[:1], batch_size=3, seed=1)
     return (SeededBatches(src, seed=4) if seed_source else src).get(0, 0)
 
 
@@ -67,7 +68,7 @@ def test_noise_std_is_the_fraction_of_each_field_rms():
 def test_noise_is_a_function_of_the_batch_seed(toy_sets, tiny):
     rec = Recorder(tiny)
     loss = recipe_loss(TrainRecipe(noise=0.05))
-    b0, b1 = _batch(toy_sets), SeededBatches(BalancedBatches(toy_sets[:1], 3, seed=1), 4).get(1, 0)
+    b0, b1 = _batch(toy_sets), SeededBatches(system_batches(toy_sets[:1], 3, seed=1), 4).get(1, 0)
     for b in (b0, b0, b1):
         loss(rec, b)
     assert torch.equal(rec.inputs[0], rec.inputs[1])  # same step: same noise

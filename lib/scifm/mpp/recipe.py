@@ -144,7 +144,8 @@ def recipe_loss(recipe: TrainRecipe):
 class SeededBatches:
     """A batch source whose batches carry ``noise_seed``, a pure function of the step.
 
-    Wraps any ``get(step, micro, rank, world_size)`` source (e.g. ``BalancedBatches``).
+    Wraps any ``get(step, micro, rank, world_size)`` source
+    (e.g. ``scifm.pde.windows.system_batches``).
     """
 
     def __init__(self, source: Any, seed: int = 0) -> None:
