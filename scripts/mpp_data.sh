@@ -16,9 +16,7 @@
 # >= 4,362,030, never one of the small seeds the app's demo shows (default 0).
 # Cost estimate (CPU seconds per trajectory at 64^2, full span, one thread, measured on 8
 # trajectories over part of the span): swe 0.26, diffreact 0.06, ins 0.9, cns M0.1 6.4,
-# cns M1.0 12.7 (the first 40 CNS M0.1 training trajectories took 6.6 each); in all about
-# 50-60 CPU-minutes, CNS about 90% of it. On the shared 2-core machine a nice-10 process
-# got 3-8% of a core, so expect many hours of wall time there.
+# cns M1.0 12.7; in all about 50 CPU-minutes (CNS about 90% of it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"
