@@ -255,10 +255,11 @@ def main() -> int:
                           scale=2.0, singles=4)  # fmt: skip
         return {
             "command": "python benchmarks/gpu.py", "date": now(), "machine": name,
-            "timing": "wall seconds, CUDA synchronised", "model": args.model,
+            "timing": "wall seconds, CUDA synchronised", "model": mpp_speed._shown(args.model),
             "model_params": model.n_params(), "patch_size": model.config.patch_size,
             "n_frames": model.config.n_frames, "speed": rows,
             "accuracy_128": mpp_speed.accuracy_128(model, systems, device=device),
+            **mpp_speed.model_card(args.model),
         }  # fmt: skip
 
     name = torch.cuda.get_device_name(device)

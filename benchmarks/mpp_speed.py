@@ -163,6 +163,12 @@ def accuracy_128(model, systems: dict, *, device, n: int = 2, res: int = 128) ->
     return out
 
 
+def _shown(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT.parent)) if p.is_relative_to(ROOT.parent) else str(p)
+
+
 def model_card(path: str | Path) -> dict:
     """Training resolution of a checkpoint (from its recorded data config), if recorded."""
     from scifm.core import load_checkpoint
@@ -237,7 +243,7 @@ def main() -> None:
         "machine": f"device {device}, torch {torch.__version__}",
         "timing": "CPU seconds of the one-thread process" if device.type == "cpu"
         else "wall seconds, CUDA synchronised",
-        "model": str(Path(args.model)),
+        "model": _shown(args.model),
         "model_params": model.n_params(),
         **model_card(args.model),
         "patch_size": model.config.patch_size,

@@ -65,11 +65,13 @@ def check_inputs(
 
 
 def dam_break_state(radius: float, res: int) -> torch.Tensor:
-    """SWE initial depth (1, 1, res, res): 2 inside ``radius``, 1 outside (PDEBench)."""
+    """SWE initial depth (1, 1, res, res): 2 inside ``radius``, 1 outside, cell-averaged
+    as the solver's own random dam breaks are (``scifm.pde.swe.initial_state``)."""
     from scifm.pde import Grid, get_system
+    from scifm.pde.swe import disc_fraction
 
-    xx, yy = Grid.make(res, get_system("swe").domain).mesh()
-    return torch.where(torch.sqrt(xx**2 + yy**2) < radius, 2.0, 1.0)[None, None].float()
+    frac = disc_fraction(Grid.make(res, get_system("swe").domain), float(radius))
+    return (1.0 + frac)[None, None].float()
 
 
 def compare(
