@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import time
 from pathlib import Path
@@ -50,6 +49,7 @@ from scifm.astroclip.search import (
     refined_search,
     serialized_bytes,
 )
+from scifm.core.report import run_info, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
@@ -270,13 +270,16 @@ def bench(args: argparse.Namespace) -> None:
     del pq
     good = [r for r in rows if r["recall@10"] >= 0.97]
     best = min(good, key=lambda r: r["p50_ms"]) if good else None
+    info = run_info(
+        data={"catalog": f"{work} (augmented views of {state['survey']})"},
+        note="2 cores shared with other work (loaded); faiss on 1 thread; no GPU",
+    )
     result = {
         "command": "python benchmarks/retrieval.py bench " + " ".join(args.argv),
         "embed_command": "python benchmarks/retrieval.py embed --survey "
         f"{state['survey']} --out {work} --target {state['target']}",
-        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "machine": f"{platform.machine()} CPU, 2 cores shared by ~7 engineers (loaded); "
-        "faiss on 1 thread; no GPU",
+        "date_utc": info["date_utc"],
+        "machine": "faiss on 1 thread; 2 cores shared with other work (loaded); no GPU",
         "faiss": faiss.__version__,
         "n_catalog": n,
         "target_catalog": state["target"],
@@ -299,8 +302,9 @@ def bench(args: argparse.Namespace) -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "retrieval.json").write_text(json.dumps(result, indent=2) + "\n")
-    (OUT / "retrieval.md").write_text(markdown(result))
+    md = markdown(result)
+    write_report("retrieval", result, md.split("\n", 2)[2], info=info, out_dir=OUT,
+                 title="Similarity search at scale, on distinct galaxy embeddings")  # fmt: skip
     print(markdown(result))
 
 

@@ -19,22 +19,22 @@ and learning-curve plots; unfinished cells are marked so.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from scifm.core.report import machine_line, run_info, write_report
 from scifm.xval import SCHEMES, TaskConfig, get_tokenizer
 from scifm.xval.converge import ConvergeConfig, Study, converge, lines_study, task_study
 from scifm.xval.tabular import TABLES
 from scifm.xval.train import model_config_for
 
 RESULTS = Path(__file__).parent / "results"
+NOTE = "2-core CPU shared with other jobs; 1 torch thread per run"
 TASK_SETUP = {
     "ood": {"n_train": 20_000, "n_test": 300},
     "multiplication": {"n_train": 20_000, "n_test": 300},
@@ -144,10 +144,10 @@ def cmd_deadzone(args: argparse.Namespace) -> int:
             "mse": float(np.mean((p.pred - p.true) ** 2)),
         }  # fmt: skip
         print(rows, flush=True)
-    out = {"command": "python benchmarks/xval.py " + " ".join(sys.argv[1:]),
-           "near": f"an operand within {args.near} scaled units of its training mean",
+    out = {"near": f"an operand within {args.near} scaled units of its training mean",
            "rows": rows}  # fmt: skip
-    (RESULTS / "xval_deadzone.json").write_text(json.dumps(out, indent=1) + "\n")
+    write_report("xval_deadzone", out, "```json\n" + json.dumps(rows, indent=1) + "\n```",
+                 info=run_info(note=NOTE), title="xVal [NUM] dead zone ablation")  # fmt: skip
     return 0
 
 
@@ -164,9 +164,9 @@ def cmd_lengths(args: argparse.Namespace) -> int:
             for scheme in SCHEMES
         }  # fmt: skip
         print(name, rows[name], flush=True)
-    out = {"command": "python benchmarks/xval.py " + " ".join(sys.argv[1:]), "n": args.n,
-           "tokens_per_text": rows}  # fmt: skip
-    (RESULTS / "xval_lengths.json").write_text(json.dumps(out, indent=1) + "\n")
+    out = {"n": args.n, "tokens_per_text": rows}
+    write_report("xval_lengths", out, "```json\n" + json.dumps(rows, indent=1) + "\n```",
+                 info=run_info(note=NOTE), title="Tokens per text of each encoding")  # fmt: skip
     return 0
 
 
@@ -206,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_deadzone(args)
     if args.command == "lengths":
         return cmd_lengths(args)
+    info = run_info(argv=argv, note=NOTE)
     meta = {
-        "command": "python benchmarks/xval.py " + " ".join(argv or sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, 2-core CPU shared with other engineers' jobs, "
-        f"torch {torch.__version__}, 1 thread per run; GPU not measured",
+        "run": info,
+        "command": info["command"],
+        "date": info["date_utc"],
+        "machine": machine_line(info["machine"]) + "; 1 thread per run; GPU not measured",
         "model": "XvalConfig 'small' (2 layers, d_model 64, 4 heads, d_ffn 128, tied head, "
         "[NUM] bias)",
         "converge": ConvergeConfig().to_dict(),

@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from scifm.core.report import run_info, write_report
+
 RESULTS = Path(__file__).parent / "results"
 SCHEMES = ("xval", "p10", "p1000", "b1999", "fp15")
 
@@ -116,8 +118,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"(after warm-up {best.get('training_mib_warm', float('nan')):.1f})",
                 flush=True,
             )
-    cmdline = "python benchmarks/xval_memory.py " + " ".join(argv or sys.argv[1:])
-    Path(args.out).write_text(json.dumps({"command": cmdline, "rows": rows}, indent=1) + "\n")
+    info = run_info(argv=argv, note="peak RSS of a fresh process per encoding minus its RSS "
+                    "before training; 2 cores shared with other work")  # fmt: skip
+    body = "\n".join(f"- {r.get('task')} {r.get('scheme')}: {r['training_mib']:.1f} MiB"
+                     for r in rows)  # fmt: skip
+    out = Path(args.out)
+    write_report(out.stem, {"rows": rows}, body, info=info, out_dir=out.parent,
+                 title="xVal training memory, measured")  # fmt: skip
     print(f"wrote {args.out}")
     return 0
 

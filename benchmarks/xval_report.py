@@ -20,12 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from scifm.core.report import run_info
+from scifm.core.report import write_report as write_results
+
 SCHEMES = ("xval", "p10", "p1000", "b1999", "fp15")
 CELL = re.compile(
     r"^(?P<task>.+)_(?P<scheme>xval|p10|p1000|b1999|fp15)_(?P<mode>mlm|ar)_s(?P<seed>\d+)$"
 )
 RESULTS = Path(__file__).parent / "results"
 COLS = ("r2", "r2_valid", "invalid_rate", "exact", "outlier_rate")
+
+TITLE = "xVal vs digit encodings at convergence (CPU)"
 
 
 def load_cells(root: Path) -> list[dict]:
@@ -319,8 +324,9 @@ def write_report(root: Path, out: Path, meta: dict) -> int:
               "memory": memory, "dead_zone": deadzone, "lengths": lengths, "plots": plots,
               "curves": {k: {c["scheme"] + f"_s{c['seed']}": c["curve"] for c in v}
                          for k, v in by_group.items()}}  # fmt: skip
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
+    body = markdown(result).split("\n", 5)[5]  # the title, command, date, machine: below
+    info = meta.get("run") or run_info(note="report rebuilt from stored cells")
+    write_results(out.name, result, body, info=info, out_dir=out.parent, title=TITLE)
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0
 
@@ -348,7 +354,7 @@ def summary(groups: dict) -> list[str]:
 def markdown(result: dict) -> str:
     meta, cc = result["meta"], result["meta"]["converge"]
     lines = [
-        "# xVal vs digit encodings at convergence (CPU)", "",
+        f"# {TITLE}", "",
         f"Command: `{meta['command']}`  ", f"Date: {meta['date']}  ",
         f"Machine: {meta['machine']}  ", f"Model: {meta['model']}  ",
         f"Training: AdamW lr {cc['lr']} constant after {cc['warmup_steps']} warmup steps, batch "

@@ -128,7 +128,7 @@ def run_info(
     }
 
 
-def _machine_line(m: dict[str, Any]) -> str:
+def machine_line(m: dict[str, Any]) -> str:
     cores = f"{m['cores']} cores" + (
         f" ({m['cores_usable']} usable)" if m.get("cores_usable") not in (None, m["cores"]) else ""
     )
@@ -146,7 +146,7 @@ def markdown_header(title: str, info: dict[str, Any]) -> str:
         "",
         f"Command: `{info['command']}`  ",
         f"Date: {info['date_utc']}  ",
-        f"Machine: {_machine_line(info['machine'])}  ",
+        f"Machine: {machine_line(info['machine'])}  ",
         f"Versions: {versions}" + (f" (git {v['git']})" if v.get("git") else "") + "  ",
     ]
     data = info.get("data") or {}
