@@ -95,8 +95,11 @@ def _browser():
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is missing under CI=true: .ci/run must install it")
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Assertions wait on content; a page's first render shares two cores with the other
+    # test worker, so wait as long as actions do (a real failure still fails, later).
+    expect.set_options(timeout=60_000)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
         yield browser
