@@ -51,6 +51,25 @@ def slow_server():
     server.stop()
 
 
+def _in_thread(fn):
+    """Run ``fn()`` on a fresh thread and return its result: a client's event loop must not
+    meet the loop another test's in-process server left registered on this thread."""
+    out: dict = {}
+
+    def target() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # re-raised on the test's thread
+            out["error"] = exc
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def _get_ok(url: str):
     try:
         return _get(url, timeout=2)
@@ -104,13 +123,16 @@ def test_a_page_built_off_the_loop_is_served_over_its_websocket(slow_server):
             return token
 
     ws = slow_server.replace("http://", "ws://") + "/slow/ws"
-    session = Session(session_id=get_session_id(token), websocket_url=ws, io_loop=IOLoop())
-    try:
-        session.pull()
-        texts = [getattr(m, "text", "") for m in session.document.models]
-        assert any("slow page built" in str(t) for t in texts)
-    finally:
-        session.close()
+
+    def pull_texts() -> list[str]:
+        session = Session(session_id=get_session_id(token), websocket_url=ws, io_loop=IOLoop())
+        try:
+            session.pull()
+            return [str(getattr(m, "text", "")) for m in session.document.models]
+        finally:
+            session.close()
+
+    assert any("slow page built" in t for t in _in_thread(pull_texts))
 
 
 def test_bad_server_settings_name_the_variable(monkeypatch):
@@ -132,7 +154,9 @@ def test_builds_count_pending_and_time_each_build(off_loop):
     def build(doc) -> None:
         seen.append((doc, builds.pending, builds.busy, threading.get_ident()))
 
-    asyncio.run(builds.run(build, "doc"))
+    loop_thread = _in_thread(
+        lambda: (asyncio.run(builds.run(build, "doc")), threading.get_ident())
+    )[1]
     ((doc, pending, busy, thread),) = seen
     assert doc == "doc" and pending == 1 and busy and builds.pending == 0 and not builds.busy
-    assert (thread != threading.get_ident()) == off_loop and len(builds.seconds) == 1
+    assert (thread != loop_thread) == off_loop and len(builds.seconds) == 1
