@@ -115,15 +115,29 @@ def join_segments(pieces: list[tuple[str, str | None]]) -> str:
     """Join ``(text, None)`` / ``(spelled_number, "num")`` pieces so they re-split the same.
 
     A number written as ``1`` followed by the text ``.5`` would read back as 1.5;
-    such a number is written ``1.0`` (or with an exponent before ``e5``). Works
-    right to left so each number sees exactly what follows it.
+    such a number is written ``1.0`` (or with an exponent before ``e5``). A number
+    after text that ends in ``.`` (``..5`` is the text ``.`` and 0.5) is written with
+    a leading dot, ``.5``, since ``.0.5`` would read back as 0.0 and 5. Works right to
+    left so each number sees exactly what follows it.
     """
     out = ""
-    for spelled, kind in reversed(pieces):
+    for i in range(len(pieces) - 1, -1, -1):
+        spelled, kind = pieces[i]
         if kind is not None:
             if _EXTENDS_DOT.match(out) and not re.search(r"[.eE]", spelled):
                 spelled = spelled + ".0"
             if _EXTENDS_EXP.match(out) and not re.search(r"[eE]", spelled):
                 spelled = _scientific(spelled)
+            before = pieces[i - 1] if i > 0 else ("", None)
+            if before[1] is None and before[0].endswith(".") and spelled[:1].isdigit():
+                spelled = _leading_dot(spelled, need_exp=bool(_EXTENDS_EXP.match(out)))
         out = spelled + out
     return out
+
+
+def _leading_dot(spelled: str, need_exp: bool) -> str:
+    """The same value spelled ``.ddd[e±k]`` (digits after the dot): ``0.5`` -> ``.5``."""
+    sign, digits, exp = decimal.Decimal(spelled).as_tuple()
+    e = int(exp) + len(digits)
+    body = "." + "".join(map(str, digits))
+    return ("-" if sign else "") + body + (f"e{e}" if e or need_exp else "")
