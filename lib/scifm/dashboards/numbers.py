@@ -90,6 +90,14 @@ def _fmt(v: float) -> str:
     return "invalid" if not math.isfinite(v) else f"{v:.6g}"
 
 
+def _show(pane, render) -> None:
+    """``pane.object = render()``; an error shows as a message (never fails on user input)."""
+    try:
+        pane.object = render()
+    except Exception as exc:  # a dashboard must never fail on user input
+        pane.object = _error(f"Error: {exc}")
+
+
 def _error(text: str) -> str:
     return f"<div class='scifm-error'><b>{html.escape(text)}</b></div>"
 
@@ -150,10 +158,7 @@ class TokenizationComparer(pn.viewable.Viewer):
     # -- tokenization ---------------------------------------------------------------
     @param.depends("text", watch=True)
     def _update_tokens(self) -> None:
-        try:
-            self.tokens_pane.object = self._tokens()
-        except Exception as exc:  # a dashboard must never fail on user input
-            self.tokens_pane.object = _error(f"Error: {exc}")
+        _show(self.tokens_pane, self._tokens)
 
     def _tokens(self) -> str:
         from scifm.xval.demo import tokenize_all
@@ -175,10 +180,7 @@ class TokenizationComparer(pn.viewable.Viewer):
     # -- questions ------------------------------------------------------------------
     @param.depends("question", watch=True)
     def _update_answers(self) -> None:
-        try:
-            self.answers_pane.object = self._answers()
-        except Exception as exc:  # a dashboard must never fail on user input
-            self.answers_pane.object = _error(f"Error: {exc}")
+        _show(self.answers_pane, self._answers)
 
     def _answers(self) -> str:
         from scifm.xval.demo import answer, parse_question
