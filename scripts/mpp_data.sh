@@ -41,15 +41,14 @@ VARIANTS=(
     "cns_m0.1  cns        1.0   2.65  --param M=0.1"
     "cns_m1.0  cns        1.0   2.65  --param M=1.0"
 )
+# Variant by variant (train, test, test_long), so the transfer target cns_m0.1 is complete
+# before the costly cns_m1.0 starts; each folder's seeds do not depend on this order.
 for row in "${VARIANTS[@]}"; do
     read -r variant system span long params <<<"$row"
     # shellcheck disable=SC2086  # params holds zero or more "--param K=V" words
     gen train "$variant" 100 1301 21 "$span" "$system" $params
     # shellcheck disable=SC2086
     gen test "$variant" 20 2301 21 "$span" "$system" $params
-done
-for row in "${VARIANTS[@]}"; do
-    read -r variant system span long params <<<"$row"
     # shellcheck disable=SC2086
     gen test_long "$variant" 10 3301 54 "$long" "$system" $params
 done

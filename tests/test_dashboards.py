@@ -34,9 +34,14 @@ def test_live_loss_grows_per_series_and_by_stage():
     live({"step": 2, "lr": 1e-3})  # no loss in this record: ignored
     assert live.data["a"] == ([1.0, 2.0, 3.0], [1.0, 0.5, 1 / 3])
     assert live.data["align"] == ([1.0], [0.5])
-    plot = live.pane.object
-    assert {c.label for c in plot} == {"a", "align"}
-    assert len(next(c for c in plot if c.label == "a").data) == 3
+    fig = live.pane.object
+    assert {r.name for r in fig.renderers} == {"a", "align"}
+    assert live.sources["a"].data["step"] == [1.0, 2.0, 3.0]
+    # a redraw changes the curves' data, never the figure or its lines (no model churn)
+    lines = list(fig.renderers)
+    live.series("a")({"step": 4, "loss": 0.25})
+    assert live.pane.object is fig and list(fig.renderers) == lines
+    assert live.sources["a"].data["value"] == [1.0, 0.5, 1 / 3, 0.25]
 
 
 def test_live_loss_is_a_train_callback():
@@ -50,7 +55,7 @@ def test_live_loss_is_a_train_callback():
     train(TinyMLP(cfg), mse_loss, data, tc, device="cpu", callback=live)
     live.flush()
     assert live.data["loss"][0] == [2.0, 4.0, 6.0]
-    assert len(next(iter(live.pane.object)).data) == 3
+    assert live.sources["loss"].data["step"] == [2.0, 4.0, 6.0]
 
 
 class _Traj:  # the two attributes of a scifm.pde trajectory the viewer reads

@@ -155,8 +155,10 @@ class GalaxyExplorer(pn.viewable.Viewer):
             callback=self._csv, filename="neighbours.csv", label="Download neighbours (CSV)",
             color="light",
         )  # fmt: skip
-        self.search_button.on_click(lambda e: self.select_id(self.id_input.value))
-        self.id_input.param.watch(lambda e: self.select_id(e.new), "enter_pressed")
+        # value_input follows every keystroke: a click handled in another thread before the
+        # box's blur sets ``value`` still sees the typed id; Enter's event carries no text
+        self.search_button.on_click(lambda e: self.select_id(self._typed_id()))
+        self.id_input.param.watch(lambda e: self.select_id(self._typed_id()), "enter_pressed")
         self.random_button.on_click(lambda e: self.select_random())
         self.upload.param.watch(self._on_upload, "value")
         for w in self.filters.values():
@@ -207,6 +209,9 @@ class GalaxyExplorer(pn.viewable.Viewer):
             self.select_row(self.explorer.row_of(text))
         except ValueError as exc:
             self._say(str(exc), "warning")
+
+    def _typed_id(self) -> str:
+        return self.id_input.value_input or self.id_input.value
 
     def select_random(self) -> None:
         self.select_row(self.explorer.random_row(self._rng))

@@ -10,6 +10,12 @@ such a callback and a Panel component at once::
 
 Several runs share one plot through ``series(name)``; ``run`` (when a record names its
 stage, as ``scifm.astroclip.pipeline.run_pipeline`` does) splits one run into curves.
+
+The plot is one Bokeh figure made once; a redraw only replaces the data of each curve's
+``ColumnDataSource`` (and adds a line when a new series appears). Replacing the whole plot
+at every redraw made new models several times a second, and in JupyterLab the browser's
+answers about models the kernel had already dropped failed to decode in the kernel
+("Line.line_color: expected ... Color, got Value") and took other widgets' events with them.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import holoviews as hv
-import holoviews.plotting.bokeh  # loads the backend whose plot options are set here
 import panel as pn
+from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.palettes import Category10_10
+from bokeh.plotting import figure
 
 
 class LiveLoss(pn.viewable.Viewer):
@@ -39,10 +46,16 @@ class LiveLoss(pn.viewable.Viewer):
         super().__init__()
         self.title, self.key, self.logy = title, key, logy
         self.min_interval = min_interval
-        self.size = {"height": height, "width": width}
         self.data: dict[str, tuple[list[float], list[float]]] = {}
+        self.sources: dict[str, ColumnDataSource] = {}
         self._drawn_at = 0.0
-        self.pane = pn.pane.HoloViews(self._plot(), css_classes=["scifm-live-loss"])
+        self.figure = figure(
+            title=title, height=height, width=width, x_axis_label="step", y_axis_label=key,
+            y_axis_type="log" if logy else "linear", tools="pan,wheel_zoom,box_zoom,reset,save",
+        )  # fmt: skip
+        self.figure.add_tools(HoverTool(tooltips=[("series", "$name"), ("step", "@step{0,0}"),
+                                                  (key, "@value{0.0000g}")]))  # fmt: skip
+        self.pane = pn.pane.Bokeh(self.figure, css_classes=["scifm-live-loss"])
 
     def __call__(self, record: dict, series: str | None = None) -> None:
         """Add one logged record (``step`` and ``key``) to ``series`` (or its ``stage``)."""
@@ -62,15 +75,15 @@ class LiveLoss(pn.viewable.Viewer):
     def flush(self) -> None:
         """Redraw now (after training, so the last points show)."""
         self._drawn_at = time.monotonic()
-        self.pane.object = self._plot()
-
-    def _plot(self) -> hv.Overlay:
-        opts = {**self.size, "title": self.title, "xlabel": "step", "ylabel": self.key,
-                "logy": self.logy, "show_grid": True, "tools": ["hover"]}  # fmt: skip
-        curves = [hv.Curve((s, v), "step", self.key, label=n) for n, (s, v) in self.data.items()]
-        if not curves:
-            curves = [hv.Curve([], "step", self.key)]
-        return hv.Overlay(curves).opts(**opts, legend_position="top_right")
+        for name, (steps, values) in self.data.items():
+            if name not in self.sources:
+                self.sources[name] = src = ColumnDataSource({"step": [], "value": []})
+                color = Category10_10[(len(self.sources) - 1) % 10]
+                self.figure.line("step", "value", source=src, legend_label=name, name=name,
+                                 line_width=2, color=color)  # fmt: skip
+                self.figure.legend.location = "top_right"
+            self.sources[name].data = {"step": list(steps), "value": list(values)}
+        pn.io.push_notebook(self.pane)  # a notebook needs the push; a server syncs by itself
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.pane
