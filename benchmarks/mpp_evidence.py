@@ -6,6 +6,8 @@ Reads the files of ``scripts/mpp_data.sh`` (PDEBench layout, our solvers) and a 
     # transfer: fine-tune on N in {1,2,4,8,16,32} CNS (M=0.1) trajectories, pretrained vs
     # a scratch model of the same size, the same steps, data order and learning rate
     python benchmarks/mpp_evidence.py transfer --ckpt runs/mpp64_pretrain/checkpoint
+    # one-step NRMSE per system on the 21-frame held-out test files, against persistence
+    python benchmarks/mpp_evidence.py onestep --ckpt runs/mpp64_pretrain/checkpoint
     # 50-step rollouts on the long held-out trajectories, against persistence
     python benchmarks/mpp_evidence.py rollout --ckpt runs/mpp64_pretrain/checkpoint
     # gather every finished cell into benchmarks/results/mpp_evidence.{json,md}
@@ -150,6 +152,33 @@ def rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def onestep(args: argparse.Namespace) -> int:
+    """One-step NRMSE on every held-out 21-frame test folder, against persistence."""
+    torch.set_num_threads(args.threads)
+    root = Path(args.root)
+    model, systems = load_surrogate(args.ckpt)
+    model.eval()
+    step_no = (load_checkpoint(args.ckpt).get("trainer_state") or {}).get("step")
+    for folder in sorted((Path(args.data) / "test").iterdir()):
+        name = folder.name
+        out = root / f"onestep_{name}_step{step_no}" / "result.json"
+        if out.exists() or not any(folder.glob("*.h*5")):
+            continue
+        info = systems.get(name, system_info(name))
+        test = file_datasets([f"{name}={folder}"], n_frames=model.config.n_frames,
+                             systems={**systems, name: info})[name]  # fmt: skip
+        step = model_step(model, info["field_index"], info["periodic"])
+        rec = {
+            "variant": name, "ckpt_step": step_no, "trained_on": name in systems,
+            "windows": len(test), "avit": one_step_nrmse(step, test),
+            "persistence": one_step_nrmse(persistence_step, test),
+        }  # fmt: skip
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rec, indent=1))
+        print(json.dumps(rec), flush=True)
+    return 0
+
+
 def _curve(root: Path, ckpt_dir: Path) -> list[dict]:
     path = ckpt_dir.parent / "metrics.jsonl"
     if not path.exists():
@@ -163,6 +192,7 @@ def report(args: argparse.Namespace) -> int:
     root = Path(args.root)
     cells = [json.loads(p.read_text()) for p in sorted(root.glob("cns*/result.json"))]
     rolls = [json.loads(p.read_text()) for p in sorted(root.glob("rollout_*/result.json"))]
+    ones = [json.loads(p.read_text()) for p in sorted(root.glob("onestep_*/result.json"))]
     table: dict[str, dict[int, dict[str, list[float]]]] = {}
     for c in cells:
         per = table.setdefault(c["variant"], {}).setdefault(c["n_traj"], {})
@@ -178,16 +208,14 @@ def report(args: argparse.Namespace) -> int:
                 row["ratio"] = row["pretrained"] / row["scratch"]
                 row["meets_0.67"] = bool(row["ratio"] <= 0.67)
             rows.append(row)
-    latest: dict[str, dict] = {}
-    for r in rolls:
-        if r["variant"] not in latest or r["ckpt_step"] > latest[r["variant"]]["ckpt_step"]:
-            latest[r["variant"]] = r
+    latest, latest_one = _latest(rolls), _latest(ones)
     curve = _curve(root, Path(args.ckpt))
     result = {
         "paper": PAPER_TRANSFER,
         "transfer": rows,
         "transfer_cells": cells,
         "rollouts": list(latest.values()),
+        "one_step": list(latest_one.values()),
         "pretrain_curve": [
             {k: r[k] for k in ("step", "loss", "nrmse", "lr") if k in r} for r in curve[::4]
         ],
@@ -222,6 +250,15 @@ def report(args: argparse.Namespace) -> int:
             "all weights, one-step NRMSE on the held-out test files "
             f"({c['test_windows']} windows); persistence: {_f(c['persistence_nrmse'])}.",
         ]
+    md += ["", "## One-step NRMSE on the held-out test trajectories (goal: <= 0.5x persistence)",
+           ""]  # fmt: skip
+    if latest_one:
+        md += ["| variant | in pretraining | checkpoint step | AViT | persistence | ratio |",
+               "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+        for r in latest_one.values():
+            md.append(f"| {r['variant']} | {r['trained_on']} | {r['ckpt_step']} | "
+                      f"{_f(r['avit'])} | {_f(r['persistence'])} | "
+                      f"{_f(r['avit'] / r['persistence'])} |")  # fmt: skip
     md += ["", "## Rollouts on the long held-out trajectories (NRMSE at step k)", ""]
     if latest:
         ks = [1, 5, 10, 20, 30, 50]
@@ -238,13 +275,22 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latest(records: list[dict]) -> dict[str, dict]:
+    """The record of the latest checkpoint step per variant."""
+    out: dict[str, dict] = {}
+    for r in records:
+        if r["variant"] not in out or (r["ckpt_step"] or 0) > (out[r["variant"]]["ckpt_step"] or 0):
+            out[r["variant"]] = r
+    return out
+
+
 def _f(v) -> str:
     return "" if v is None else f"{v:.4f}"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["transfer", "rollout", "report"])
+    ap.add_argument("what", choices=["transfer", "onestep", "rollout", "report"])
     ap.add_argument("--ckpt", default=str(ROOT / "runs" / "mpp64_pretrain" / "checkpoint"))
     ap.add_argument("--data", default=str(ROOT / "data" / "mpp64"))
     ap.add_argument("--root", default=str(ROOT / "runs" / "mpp64_evidence"))
@@ -259,7 +305,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.what == "rollout":
         args.steps = 50 if args.steps == 300 else args.steps
-    return {"transfer": transfer, "rollout": rollout, "report": report}[args.what](args)
+    run = {"transfer": transfer, "onestep": onestep, "rollout": rollout, "report": report}
+    return run[args.what](args)
 
 
 if __name__ == "__main__":
