@@ -141,6 +141,9 @@ def data_from_files(files: Sequence[str], res: int, frames: int) -> dict[str, di
         _, stride = resample_rule(infos[0], res, frames)
         dt = infos[0].dt * stride if infos[0].dt is not None else None
         if gen is not None:
+            spec = get_system(system)  # a request leaves None what it took from the system
+            defaults = {"res": spec.res, "n_frames": spec.n_frames, "t_end": spec.t_end}
+            gen = {**gen, **{k: v for k, v in defaults.items() if gen.get(k) is None}}
             ranges = parameter_ranges(system, gen.get("params", {}))
             dt = gen["t_end"] / (gen["n_frames"] - 1) * stride
         else:
