@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -160,6 +161,14 @@ def test_a_checkpoint_without_a_card_says_so_once(shipped, tmp_path, capsys):
     path = shipped["swe"] / "2D_rdb_NA_NA.h5"
     code, _, warnings, _ = _run(capsys, "rollout", shipped["run"] / "checkpoint", path)
     assert code == 0 and len(warnings) == 1 and "no model card" in warnings[0]
+    # the same weights with their card only in MANIFEST.json: the card is found there
+    bare = tmp_path / "assets" / "bare"
+    shutil.copytree(shipped["run"] / "checkpoint", bare)
+    card = json.loads((shipped["ckpt"].parent / "MANIFEST.json").read_text())["cards"]["avit_tiny"]
+    (bare.parent / "MANIFEST.json").write_text(json.dumps({"cards": {"bare": card}}))
+    big = _generate(tmp_path / "big", "swe", 32, 8) / "2D_rdb_NA_NA.h5"
+    code, _, warnings, _ = _run(capsys, "evaluate", bare, big)
+    assert code == 0 and len(warnings) == 1 and "average-pooled by 2" in warnings[0]
 
 
 def test_a_corrupt_or_coarse_file_is_one_clean_error(shipped, tmp_path, capsys):
