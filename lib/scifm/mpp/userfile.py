@@ -60,10 +60,13 @@ def card_view(card: Mapping[str, Any] | None, extra: Mapping[str, Any]) -> dict[
     }
 
 
-def _system_of(variant: str) -> str:
+def _system_of(variant: str) -> str | None:
     from scifm.mpp.data import resolve_variant
 
-    return resolve_variant(variant)[0]
+    try:
+        return resolve_variant(variant)[0]
+    except ValueError:  # a name a fine-tuning run chose: its system is not recorded
+        return None
 
 
 def check_file(
@@ -144,12 +147,10 @@ def _parameter_warnings(path: Path, info: PDEFile, same: Mapping[str, Mapping]) 
 
 def file_windows(check: FileCheck, n_ctx: int, systems: Mapping[str, dict]) -> FileWindows:
     """Windows of the checked file at the model's grid and frame stride, in its variant's slots."""
-    from scifm.mpp.data import system_info
-
-    info = systems.get(check.variant) or system_info(check.variant)
+    slots = systems.get(check.variant, {})  # else the system's own (a CNS file without M too)
     return FileWindows(
         check.info, n_ctx=n_ctx, res=check.res, frames=check.frames, name=check.variant,
-        field_index=info["field_index"], periodic=info["periodic"],
+        field_index=slots.get("field_index"), periodic=slots.get("periodic"),
     )  # fmt: skip
 
 
