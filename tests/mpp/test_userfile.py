@@ -154,7 +154,7 @@ def test_files_unlike_the_card_are_run_with_one_warning_each(shipped, tmp_path, 
     code, out, warnings, _ = _run(capsys, "evaluate", ckpt, next(ins.glob("*.h5")))
     assert code == 0 and len(warnings) == 1 and math.isfinite(out["avit"])
     assert "the model was not trained on ins (trained: diffreact, swe)" in warnings[0]
-    assert "fine-tune first: scifm mpp finetune" in warnings[0]
+    assert f"fine-tune first: scifm mpp finetune --ckpt {ckpt} --system ins" in warnings[0]
 
 
 def test_a_checkpoint_without_a_card_says_so_once(shipped, tmp_path, capsys):

@@ -231,8 +231,9 @@ def _user_file(args: argparse.Namespace):
     view = card_view(card, read_record(args.ckpt).get("extra", {}))
     T = model.config.n_frames
     check = check_file(
-        args.file, view, n_ctx=T, res=args.res, frames=args.sim_frames, has_card=bool(card)
-    )
+        args.file, view, n_ctx=T, res=args.res, frames=args.sim_frames, has_card=bool(card),
+        ckpt=args.ckpt,
+    )  # fmt: skip
     notes = [] if card else [
         f"{args.ckpt}: no model card (checkpoint extra or MANIFEST.json cards): frame "
         "spacing and physical parameters not checked"

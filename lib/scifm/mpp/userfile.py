@@ -77,6 +77,7 @@ def check_file(
     res: int | None = None,
     frames: int | None = None,
     has_card: bool = True,
+    ckpt: str | Path = "CKPT",
 ) -> FileCheck:
     """Scan ``path`` and compare it with the card ``view`` (``card_view``); bad files raise."""
     from scifm.mpp.data import variant_of
@@ -101,7 +102,7 @@ def check_file(
     if not same:
         trained = ", ".join(sorted(view["data"])) or "unknown"
         w.append(f"{path}: {info.system} data: the model was not trained on {info.system} "
-                 f"(trained: {trained}); fine-tune first: scifm mpp finetune --ckpt CKPT "
+                 f"(trained: {trained}); fine-tune first: scifm mpp finetune --ckpt {ckpt} "
                  f"--system {variant} --files {path} --out RUN")  # fmt: skip
     elif has_card:
         w += _spacing_warnings(path, info, stride, variant, same)
