@@ -1,4 +1,8 @@
-"""Make the shipped MPP checkpoint: ``python -m scifm.mpp.assets [--out assets/mpp]``.
+"""Make the shipped MPP checkpoints: ``python -m scifm.mpp.assets [--out assets/mpp]``.
+
+``python -m scifm.mpp.assets package --ckpt RUN/checkpoint --metrics RUN/metrics.jsonl
+--train-command CMD --out assets/mpp/NAME`` packages a finished pretraining run instead
+(float16 weights and a model card, ``scifm.mpp.package``).
 
 Pretrains the "small" AViT on all five system variants at 32^2 (the CPU scale of this
 project; the paper trains at 128^2 for 200k steps on 8 GPUs) and writes
@@ -12,6 +16,8 @@ import argparse
 import datetime
 import json
 import platform
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +34,40 @@ BATCH_SIZE = 8
 CHECKPOINT = "avit_small"
 
 
+def package_main(argv: list[str]) -> int:
+    """``package``: a pretraining run's checkpoint -> fp16 checkpoint + card + MANIFEST entry."""
+    from scifm.mpp.package import package
+
+    parser = argparse.ArgumentParser(prog="python -m scifm.mpp.assets package")
+    parser.add_argument("--ckpt", required=True, help="checkpoint directory of the run")
+    parser.add_argument("--metrics", required=True, help="the run's metrics.jsonl")
+    parser.add_argument("--out", required=True, help="e.g. assets/mpp/avit_small_64")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="the run's batch (if the checkpoint lacks it)"
+    )
+    parser.add_argument("--train-command", required=True, help="the command that trained it")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    command = "python -m scifm.mpp.assets package " + " ".join(shlex.quote(a) for a in argv)
+    card = package(
+        args.ckpt,
+        args.metrics,
+        args.out,
+        batch_size=args.batch_size,
+        train_command=args.train_command,
+        package_command=command,
+    )
+    weights = Path(args.out) / "model.safetensors"
+    print(json.dumps({"checkpoint": args.out, "steps": card["steps"],
+                      "weights_bytes": weights.stat().st_size,
+                      "fp16_check": card["weights"]["fp16_check"]}, indent=2))  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["package"]:
+        return package_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="assets/mpp", help="asset directory")
     parser.add_argument("--device", default=None)
@@ -79,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": BATCH_SIZE,
         "final_train_record": extra["final"],
     }
-    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    old = out / "MANIFEST.json"
+    if old.is_file():  # packaged models (scifm.mpp.package) keep their entries and cards
+        kept = json.loads(old.read_text())
+        manifest["files"] = {**kept.get("files", {}), **manifest["files"]}
+        if "cards" in kept:
+            manifest["cards"] = kept["cards"]
+    old.write_text(json.dumps(manifest, indent=2) + "\n")
     import shutil
 
     shutil.rmtree(out / "run", ignore_errors=True)  # resumable training state: not shipped

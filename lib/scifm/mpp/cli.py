@@ -11,6 +11,8 @@ import json
 
 from scifm.core.cliargs import positive_int
 
+ROLLOUT_STEPS = 16  # default rollout length
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best available)")
@@ -84,7 +86,18 @@ def register(subparsers) -> None:
             "--res", type=positive_int, default=None, help="default: the checkpoint's data"
         )
         p.add_argument(
-            "--n-test", type=positive_int, default=4, help="held-out trajectories per system"
+            "--n-test",
+            type=positive_int,
+            default=4,
+            help="held-out trajectories per system (with --file: the file's first N)",
+        )
+        p.add_argument(
+            "--file",
+            default=None,
+            metavar="PATH",
+            help="a PDEBench or The Well file of your own instead of simulated data: pooled to "
+            "the model's grid, frame-strided to its frame count, compared with persistence; "
+            "WARNING lines (stderr) when it differs from the model card",
         )
         p.add_argument(
             "--sim-frames",
@@ -94,7 +107,11 @@ def register(subparsers) -> None:
         )
         p.add_argument("--seed", type=int, default=0, help="base seed of the held-out data")
         p.add_argument(
-            "--steps", type=positive_int, default=16, help="rollout steps (rollout only)"
+            "--steps",
+            type=positive_int,
+            default=None,
+            help=f"rollout steps (rollout only; default {ROLLOUT_STEPS}, with --file at most "
+            "what the file holds after the frame stride)",
         )
         _common(p)
         p.set_defaults(func=_evaluate if name == "evaluate" else _rollout)
@@ -198,7 +215,81 @@ def _held_out(args: argparse.Namespace, systems: dict, n_extra: int = 0) -> dict
     return out
 
 
+def _user_file(args: argparse.Namespace):
+    """(model, device, check, windows) of ``--file``, its warnings printed to stderr."""
+    import sys
+
+    from scifm.core import pick_device
+    from scifm.core.checkpoint import read_record
+    from scifm.mpp.card import load_card
+    from scifm.mpp.experiment import load_surrogate
+    from scifm.mpp.userfile import card_view, check_file, file_windows
+
+    device = pick_device(args.device)
+    model, systems = load_surrogate(args.ckpt, device)
+    card = load_card(args.ckpt)
+    view = card_view(card, read_record(args.ckpt).get("extra", {}))
+    T = model.config.n_frames
+    check = check_file(
+        args.file, view, n_ctx=T, res=args.res, frames=args.sim_frames, has_card=bool(card),
+        ckpt=args.ckpt,
+    )  # fmt: skip
+    notes = [] if card else [
+        f"{args.ckpt}: no model card (checkpoint extra or MANIFEST.json cards): frame "
+        "spacing and physical parameters not checked"
+    ]  # fmt: skip
+    for line in notes + check.warnings:
+        print(f"WARNING: {line}", file=sys.stderr)
+    return model, device, check, file_windows(check, T, systems)
+
+
+def _evaluate_file(args: argparse.Namespace) -> int:
+    from torch.utils.data import Subset
+
+    from scifm.mpp.evaluate import one_step_nrmse
+    from scifm.mpp.rollout import model_step, persistence_step
+    from scifm.mpp.userfile import header
+
+    model, device, check, ds = _user_file(args)
+    n = min(args.n_test, check.info.n_traj)
+    windows = Subset(ds, range(n * ds.per_traj))
+    step = model_step(model, ds.field_index, bool(ds.periodic))
+    out = {
+        **header(check, n),
+        "windows": len(windows),
+        "avit": one_step_nrmse(step, windows, device=device),
+        "persistence": one_step_nrmse(persistence_step, windows, device=device),
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _rollout_file(args: argparse.Namespace) -> int:
+    import sys
+
+    from scifm.mpp.evaluate import rollout_nrmse
+    from scifm.mpp.rollout import model_step, persistence_step
+    from scifm.mpp.userfile import header, trajectories
+
+    model, device, check, ds = _user_file(args)
+    fields = trajectories(ds, args.n_test)  # (N, F', C, res, res)
+    T = model.config.n_frames
+    steps = min(args.steps or ROLLOUT_STEPS, fields.shape[1] - T)
+    if args.steps is not None and steps < args.steps:
+        print(f"WARNING: {check.info.path}: {fields.shape[1]} frames after the frame stride: "
+              f"{steps} rollout steps, not {args.steps}", file=sys.stderr)  # fmt: skip
+    step = model_step(model, ds.field_index, bool(ds.periodic))
+    curves = {
+        name: [round(float(v), 6) for v in rollout_nrmse(fn, fields, T, steps, device=device)]
+        for name, fn in (("avit", step), ("persistence", persistence_step))
+    }
+    print(json.dumps({**header(check, fields.shape[0]), "steps": steps, **curves}, indent=2))
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.file:
+        return _evaluate_file(args)
     from scifm.core import pick_device
     from scifm.mpp.data import memory_datasets
     from scifm.mpp.evaluate import one_step_nrmse
@@ -221,6 +312,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _rollout(args: argparse.Namespace) -> int:
+    if args.file:
+        return _rollout_file(args)
     from scifm.core import pick_device
     from scifm.mpp.evaluate import rollout_nrmse
     from scifm.mpp.experiment import load_surrogate, system_info
@@ -230,13 +323,12 @@ def _rollout(args: argparse.Namespace) -> int:
     model, systems = load_surrogate(args.ckpt, device)
     T = model.config.n_frames
     frames = args.sim_frames or _trained_data(args.ckpt).get("sim_frames", 21)
-    extra = max(0, T + args.steps - frames)
+    n_steps = args.steps or ROLLOUT_STEPS
+    extra = max(0, T + n_steps - frames)
     out = {}
     for name, f in _held_out(args, systems, extra).items():
         info = systems.get(name, system_info(name))
         step = model_step(model, info["field_index"], info["periodic"])
-        out[name] = [
-            round(float(v), 6) for v in rollout_nrmse(step, f, T, args.steps, device=device)
-        ]
+        out[name] = [round(float(v), 6) for v in rollout_nrmse(step, f, T, n_steps, device=device)]
     print(json.dumps(out, indent=2))
     return 0

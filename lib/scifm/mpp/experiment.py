@@ -162,6 +162,8 @@ def pretrain(
         "data": data_cfg.to_dict(),
         "systems": {s: system_info(s) for s in data},
         "files": [str(p) for p in files] if files else None,
+        "batch_size": batch_size,  # for the model card (scifm.mpp.card)
+        "train": train_cfg.to_dict(),
     }
     result = fit(
         model,

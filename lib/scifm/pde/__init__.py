@@ -9,7 +9,7 @@ from scifm.pde.filewindows import FileWindows, PDEFile, find_files, group_window
 from scifm.pde.formats import FormatError
 from scifm.pde.grid import Grid
 from scifm.pde.pdebench import read_pdebench, write_pdebench
-from scifm.pde.simulate import simulate
+from scifm.pde.simulate import parameter_ranges, simulate
 from scifm.pde.systems import N_STATES, SYSTEMS, SystemSpec, get_system
 from scifm.pde.trajectories import Trajectories
 from scifm.pde.well import read_well, write_well, write_well_stats
@@ -32,6 +32,7 @@ __all__ = [
     "find_files",
     "get_system",
     "group_windows",
+    "parameter_ranges",
     "read_any",
     "read_pdebench",
     "read_well",

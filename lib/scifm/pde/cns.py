@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from scifm.pde.cns_init import SAMPLED as INIT_SAMPLED
 from scifm.pde.cns_init import random_initial_state
 from scifm.pde.finite_volume import (
     flux_divergence,
@@ -46,6 +47,7 @@ DEFAULTS: dict[str, float] = {
     "turbulent": 0.0,  # 1 draws PDEBench's turbulent (broadband) initial velocity
 }
 OPTIONS: dict[str, Any] = {"boundary": "periodic", "limiter": "mc", "cfl": 0.45}
+SAMPLED = INIT_SAMPLED  # per-trajectory values the random initial state draws: (low, high)
 VISCOUS_SAFETY = 0.25  # forward-Euler (and SSP-RK2) limit dx^2 / (4 nu) for 2D diffusion
 
 

@@ -25,6 +25,14 @@ DELTA_RANGE = (0.01, 0.2)  # range of the density/pressure perturbation factor
 K_MAX = 4  # largest |wavenumber| of the smooth sets
 N_MODES = 4  # sines per random field (smooth sets)
 N_MODES_TURB = 48  # sines per velocity component (turbulent sets)
+# Per-trajectory values random_initial_state draws (its ``extra``): name -> (low, high).
+SAMPLED: dict[str, tuple[float, float]] = {
+    "d0": BASE_RANGE,
+    "T0": BASE_RANGE,
+    "delta_rho": DELTA_RANGE,
+    "delta_p": DELTA_RANGE,
+    "windowed": (0.0, 1.0),  # half the samples windowed (0 or 1)
+}
 
 
 def random_sines(

@@ -40,6 +40,7 @@ def laplacian_noflux(f: torch.Tensor, grid: Grid) -> torch.Tensor:
 
 
 OPTIONS: dict[str, Any] = {"safety": SAFETY}  # fraction of the RK4 stability limit used
+SAMPLED: dict[str, tuple[float, float]] = {}  # u, v ~ N(0, 1) per cell: no scalar drawn
 
 
 def initial_state(

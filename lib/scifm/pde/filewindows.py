@@ -53,6 +53,8 @@ class PDEFile:
     ny: int  # cells along y
     groups: tuple[str, ...] = ()  # PDEBench 2D_rdb / diff-react trajectory groups
     params: dict[str, float] = field(default_factory=dict)  # parameters equal for all traj
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # (min, max) over traj
+    dt: float | None = None  # time between saved frames (None: the file has no time axis)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -111,6 +113,27 @@ def _constants(attrs: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def _ranges(values: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """(min, max) of every numeric, finite attribute or scalar (one value or one per traj)."""
+    out = {}
+    for k, v in values.items():
+        a = np.asarray(v)
+        if np.issubdtype(a.dtype, np.number) and a.size >= 1 and np.all(np.isfinite(a)):
+            out[str(k)] = (float(a.min()), float(a.max()))
+    return out
+
+
+def _spacing(f: h5py.Group, key: str, n_frames: int) -> float | None:
+    """Mean time between the first ``n_frames`` entries of the time axis ``key``, if any."""
+    if key not in f or not isinstance(f[key], h5py.Dataset) or n_frames < 2:
+        return None
+    t = np.asarray(f[key][()], dtype=np.float64)
+    t = t.reshape(-1, t.shape[-1])[0] if t.ndim else t  # (N, T) in PDEBench INS files
+    if t.size < n_frames:
+        return None
+    return float((t[n_frames - 1] - t[0]) / (n_frames - 1))
+
+
 def _scan_pdebench(f: h5py.File, path: Path) -> PDEFile:
     keys = set(f.keys())
     if "Vx" in keys or "density" in keys:
@@ -121,7 +144,9 @@ def _scan_pdebench(f: h5py.File, path: Path) -> PDEFile:
         params = _constants(f.attrs)
         if "M" not in params and (m := re.search(r"_M([0-9.]+?)_", path.name)):
             params["M"] = float(m.group(1))  # public files name their Mach number
-        return PDEFile(path, "pdebench", "cns", "cns", n, t, nx, ny, params=params)
+        ranges = {**{k: (v, v) for k, v in params.items()}, **_ranges(f.attrs)}
+        dt = _spacing(f, "t-coordinate", t)  # PDEBench stores one time more than frames
+        return PDEFile(path, "pdebench", "cns", "cns", n, t, nx, ny, (), params, ranges, dt)
     if "velocity" in keys or "particles" in keys:
         vel = require(f, "velocity", "PDEBench ns_incom_inhom_2d", 5)
         part = require(f, "particles", "PDEBench ns_incom_inhom_2d", 5)
@@ -131,7 +156,8 @@ def _scan_pdebench(f: h5py.File, path: Path) -> PDEFile:
                 "(N, T, X, Y, 2) and (N, T, X, Y, 1)"
             )
         n, t, nx, ny = vel.shape[:4]
-        return PDEFile(path, "pdebench", "ins", "ins", n, t, nx, ny, params=_constants(f.attrs))
+        params, ranges, dt = _constants(f.attrs), _ranges(f.attrs), _spacing(f, "t", t)
+        return PDEFile(path, "pdebench", "ins", "ins", n, t, nx, ny, (), params, ranges, dt)
     groups = tuple(sorted(k for k in keys if k.isdigit()))
     first = require(f[groups[0]], "data", "PDEBench 2D_rdb / 2D_diff-react", 4)
     t, nx, ny, c = first.shape
@@ -145,7 +171,15 @@ def _scan_pdebench(f: h5py.File, path: Path) -> PDEFile:
         ds = require(f[g], "data", "PDEBench 2D_rdb / 2D_diff-react", 4)
         if ds.shape != first.shape:
             raise FormatError(f"{path}: '{g}/data' has shape {ds.shape}; expected {first.shape}")
-    return PDEFile(path, "pdebench", "grouped", system, len(groups), t, nx, ny, groups)
+    values: dict[str, list[float]] = {}  # per-trajectory attributes of each group
+    for g in groups:
+        for k, v in _ranges(f[g].attrs).items():
+            values.setdefault(k, []).extend(v)
+    ranges = {k: (min(v), max(v)) for k, v in values.items()}
+    dt = _spacing(f[groups[0]], "grid/t", t)
+    return PDEFile(
+        path, "pdebench", "grouped", system, len(groups), t, nx, ny, groups, {}, ranges, dt
+    )
 
 
 def _scan_well(f: h5py.File, path: Path) -> PDEFile:
@@ -164,11 +198,14 @@ def _scan_well(f: h5py.File, path: Path) -> PDEFile:
     if len(set(shapes.values())) != 1:
         raise FormatError(f"{path}: fields of different shapes {shapes}; expected one (N, T, X, Y)")
     n, t, nx, ny = next(iter(shapes.values()))
-    params = {}
+    params, ranges = {}, {}
     if "scalars" in f:
         for k in f["scalars"].attrs.get("field_names", []):
-            params.update(_constants({str(k): read_dataset(f["scalars"][k])}))
-    return PDEFile(path, "well", "well", system, n, t, nx, ny, params=params)
+            value = {str(k): read_dataset(f["scalars"][k])}
+            params.update(_constants(value))
+            ranges.update(_ranges(value))
+    dt = _spacing(f["dimensions"], "time", t)
+    return PDEFile(path, "well", "well", system, n, t, nx, ny, (), params, ranges, dt)
 
 
 def resample_rule(info: PDEFile, res: int | None, frames: int | None) -> tuple[int, int]:

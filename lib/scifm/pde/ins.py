@@ -30,6 +30,7 @@ DEFAULTS: dict[str, float] = {
 }
 OPTIONS: dict[str, Any] = {"cfl": 0.5}
 FIELD_PARAMS = ("forcing",)  # per-trajectory fields: forcing (N, 2, X, Y)
+SAMPLED: dict[str, tuple[float, float]] = {}  # random fields scaled to v_rms, f_rms: no scalar
 K_PEAK = 3.0  # wavenumber (in units of 2 pi / L) where random fields carry most energy
 
 

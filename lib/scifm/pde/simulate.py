@@ -91,6 +91,27 @@ def simulate(
     )
 
 
+def parameter_ranges(
+    system: str, params: Mapping[str, Any] | None = None
+) -> dict[str, tuple[float, float]]:
+    """(low, high) of every scalar parameter ``simulate(system, params=params)`` gives a trajectory.
+
+    Physical parameters are the solver's defaults overridden by ``params`` (a scalar is a
+    point range, a per-trajectory list its min and max); the solver's ``SAMPLED`` values
+    (e.g. the SWE dam radius, the CNS base density) are the uniform ranges its random
+    initial state draws from. Names are those written to files (PDEBench attributes, Well
+    scalars).
+    """
+    module = SOLVERS[get_system(system).name]
+    physical, _ = _split_params(system, module, params or {})
+    out: dict[str, tuple[float, float]] = {}
+    for k, v in {**module.DEFAULTS, **physical}.items():
+        if k in module.DEFAULTS:  # per-trajectory fields (INS forcing) have no range
+            a = torch.as_tensor(v, dtype=torch.float64).flatten()
+            out[k] = (float(a.min()), float(a.max()))
+    return {**out, **{k: (float(lo), float(hi)) for k, (lo, hi) in module.SAMPLED.items()}}
+
+
 def _split_params(
     system: str, module: ModuleType, params: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -31,6 +31,8 @@ DEFAULTS: dict[str, float] = {
 }
 OPTIONS: dict[str, Any] = {"boundary": "outflow", "limiter": "mc", "cfl": 0.4}
 RADIUS_RANGE = (0.3, 0.7)  # PDEBench's dam radius range
+# Per-trajectory values initial_state draws uniformly: name -> (low, high).
+SAMPLED: dict[str, tuple[float, float]] = {"radius": RADIUS_RANGE}
 DEPTH_FLOOR = 1e-12
 SUBCELLS = 128  # sub-cell points per side in the cells the initial dam's edge cuts
 
