@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from scifm.astroclip.pipeline import source_split
+from scifm.astroclip.splits import recorded_split
 from scifm.cli import main
 from scifm.survey.datasets import SurveyDataset
 
@@ -73,6 +74,10 @@ def test_every_command_on_the_released_layout(tmp_path, capsys, dtype, column_sp
                  "--spectrum", str(runs["spec"]), "--out", str(runs["clip"])]) == 0  # fmt: skip
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["final"]
     assert final["step"] == 3 and np.isfinite(final["loss"])
+    rec = recorded_split(runs["clip"] / "checkpoint")  # the split travels with the model
+    assert rec["n"] == n and rec["test_targetids"] == [
+        39_627_000_000_000_000 + g * 100 + 4 for g in range(10)
+    ]
 
     out = tmp_path / "emb.h5"
     assert main(["astroclip", "embed", "--model", str(runs["clip"]), "--survey", str(path),

@@ -219,3 +219,13 @@ def source_split(source: str | Path, n: int, seed: int = 0) -> tuple[np.ndarray,
         if own is not None:
             return own[0][own[0] < n], own[1][own[1] < n]
     return default_split(n, seed)
+
+
+def split_how(source: str | Path, seed: int = 0) -> str:
+    """How ``source_split`` splits ``source`` (recorded with a model trained on it)."""
+    if not str(source).startswith("toy:"):
+        from scifm.survey.io import survey_split
+
+        if survey_split(source) is not None:
+            return "the file's own split (released AstroCLIP: first 80 % of each group train)"
+    return f"pipeline.default_split (random 80/20, seed {seed})"
