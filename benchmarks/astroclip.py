@@ -80,7 +80,9 @@ def load_data(args, cfg: AstroClipConfig) -> tuple[Prepared, str]:
     return prepare(fetch, n, cfg), repo_path(args.survey)
 
 
-def supervised_baselines(data: Prepared, y: dict, tr, te, cfg: AstroClipConfig, steps: int):
+def supervised_baselines(
+    data: Prepared, y: dict, tr, te, cfg: AstroClipConfig, steps: int, batch_size: int = 128
+) -> dict:
     """The supervised CNN and the photometry MLP, trained on ``tr`` and scored on ``te``."""
     from sklearn.metrics import r2_score
 
@@ -89,7 +91,7 @@ def supervised_baselines(data: Prepared, y: dict, tr, te, cfg: AstroClipConfig, 
     targets = np.stack([y[k] for k in y], 1)
     cnn, scaler = train_image_regressor(data.images[torch.from_numpy(tr)], targets[tr],
                                         RegressorConfig(image=cfg.image, n_targets=len(y)),
-                                        tcfg)  # fmt: skip
+                                        tcfg, batch_size=batch_size)  # fmt: skip
     pred = predict(cnn, data.images[torch.from_numpy(te)], scaler)
     out = {"supervised image CNN": {k: float(r2_score(y[k][te], pred[:, i]))
                                     for i, k in enumerate(y)}}  # fmt: skip
@@ -209,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="fewer CNN steps, few-shot on AstroCLIP only"
     )
     ap.add_argument("--cnn-steps", type=int, default=400)
+    ap.add_argument("--cnn-batch", type=int, default=128)
+    ap.add_argument("--out-dir", default=None, help="default benchmarks/results")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -229,14 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     zs, fs = zero_and_few_shot(feats, y, tr, te, args.quick)
     steps = 60 if args.quick else args.cnn_steps
-    zs.update(supervised_baselines(data, y, tr, te, cfg, steps))
-    how = f"recorded with the model: {split['how']}; {len(tr)} train / {len(te)} test"
+    zs.update(supervised_baselines(data, y, tr, te, cfg, steps, args.cnn_batch))
+    how = f"recorded with the model: {split['how']}"
     info = run_info(
         argv=argv,
         data={
             "model": repo_path(args.model),
             "galaxies": f"{len(data)} from {source}",
-            "split": how,
+            "split": f"{how}; {len(tr)} train / {len(te)} test",
             "real spectra": f"{len(desi)} DESI coadd files shipped with specutils",
         },
         note="timings on a shared CPU are noisy" if args.threads == 1 else None,
@@ -257,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         "paper_zero_shot_r2_redshift_mean_props": PAPER,
         "seconds": round(time.time() - t0, 1),
     }
-    _, md = write_report("astroclip", result, markdown(result), info=info, title=TITLE)
+    _, md = write_report("astroclip", result, markdown(result), info=info, title=TITLE,
+                         out_dir=args.out_dir)  # fmt: skip
     print(md.read_text())
     return 0
 
@@ -282,11 +287,11 @@ def markdown(r: dict) -> str:
     t = r["targets"]
     absent = r.get("absent_targets") or []
     out = [
-        f"{r['n_galaxies']} galaxies, split {r['n_train']} train / {r['n_test']} test, the split "
-        f"{r.get('split', 'of the model')} (the model trained on the train split only). R^2 on "
-        "the test split.",
+        f"{r['n_galaxies']} galaxies, split {r['n_train']} train / {r['n_test']} test, "
+        f"{r.get('split', 'the split of the model')} (the model trained on the train split only). "
+        "R^2 on the test split.",
         "",
-        *([f"Not in the survey file, so not evaluated: {', '.join(absent)}."] if absent else []),
+        *([f"Not in the survey file, so not evaluated: {', '.join(absent)}.", ""] * bool(absent)),
         *_r2_table(
             "Zero-shot k-NN (k=64, distance-weighted, standardized)", r["zero_shot_knn_r2"], t
         ),

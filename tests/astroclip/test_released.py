@@ -97,3 +97,20 @@ def test_every_command_on_the_released_layout(tmp_path, capsys, dtype, column_sp
     assert res["absent_props"] == ["log_mstar", "log_ssfr", "log_z", "age"]
     assert "not in the survey file" in res["note"]
     assert res["split"]["n_test"] == 10 and "recorded with the model" in res["split"]["how"]
+    if dtype == "float16":
+        return
+    # The benchmark report too: the model's split, measured photometry, absent properties.
+    from benchmarks import astroclip as bench
+
+    assert bench.main(["--survey", str(path), "--model", str(runs["clip"] / "checkpoint"),
+                       "--work", "", "--quick", "--cnn-batch", "8",
+                       "--out-dir", str(tmp_path / "results")]) == 0  # fmt: skip
+    report = json.loads((tmp_path / "results" / "astroclip.json").read_text())
+    assert report["n_test"] == 10 and report["split"].startswith("recorded with the model")
+    assert report["targets"] == ["redshift"] and report["absent_targets"] == [
+        "log_mstar", "log_ssfr", "log_z", "age"
+    ]  # fmt: skip
+    assert np.isfinite(report["zero_shot_knn_r2"]["photometry MLP"]["redshift"])
+    assert "photometry MLP, true magnitudes (oracle)" not in report["zero_shot_knn_r2"]
+    md = (tmp_path / "results" / "astroclip.md").read_text()
+    assert "Not in the survey file, so not evaluated: log_mstar, log_ssfr, log_z, age." in md
