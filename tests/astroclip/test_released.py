@@ -50,6 +50,7 @@ def test_every_command_on_the_released_layout(tmp_path, capsys, dtype, column_sp
     info = json.loads(capsys.readouterr().out)
     assert info["n"] == n and info["layout"] == "astroclip-release"
     assert info["split"]["train"] == 40 and info["split"]["test"] == 10
+    assert "no physical properties" in info["note"]
 
     # The dataset class reads the grouped file lazily, row by row across groups.
     ds = SurveyDataset(path, crop=144)
