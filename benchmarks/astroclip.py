@@ -1,13 +1,18 @@
 """AstroCLIP evaluation: zero-shot k-NN, few-shot MLP, baselines, retrieval, real spectra.
 
-    .venv/bin/python benchmarks/astroclip.py [--quick]
+    .venv/bin/python benchmarks/astroclip.py --survey SURVEY.h5 [--model DIR] [--quick]
 
-Inputs: the shipped model (``assets/astroclip/model``) and the survey it was trained on,
-``data/survey_12k.h5`` (make it with ``scifm survey generate --n 12000 --seed 1 --out
-data/survey_12k.h5``; ``--survey`` names another file). The prepared cache that
-``python -m scifm.astroclip.assets`` leaves in ``runs/astroclip`` is used instead when it
-exists. Evaluated on the same 80/20 split the model was trained on. Writes
-``benchmarks/results/astroclip.json`` and ``.md``. Protocol: Parker et al. 2024, sec. 5.
+Inputs: a model (default: the shipped ``assets/astroclip/model``) and ``--survey``, the
+survey it was trained on (required: no path is assumed; the shipped model's is recorded in
+``assets/astroclip/MANIFEST.json``; the released AstroCLIP file works too). The prepared
+cache that ``python -m scifm.astroclip.assets`` leaves in ``--work`` is used when it holds
+the measured photometry. Every row, the supervised baselines included, uses the split
+recorded with the model (``scifm.astroclip.splits``), never a recomputed one. The
+photometry MLP gets magnitudes measured on the noisy cutouts with their errors
+(``baselines.measured_photometry``); on a simulated survey the noiseless true magnitudes
+are shown as a separate oracle row. Properties the survey lacks (the released file has
+redshift only) are reported as absent. Writes ``benchmarks/results/astroclip.json`` and
+``.md``. Protocol: Parker et al. 2024, sec. 5.
 """
 
 from __future__ import annotations
@@ -37,13 +42,13 @@ from scifm.astroclip.evaluate import (
     random_agreement,
 )
 from scifm.astroclip.model import AstroClip
-from scifm.astroclip.pipeline import Prepared, default_split, prepare, survey_fetcher
+from scifm.astroclip.pipeline import Prepared, prepare, survey_fetcher
+from scifm.astroclip.splits import model_split
 from scifm.core import TrainConfig, load_model, seeded
 from scifm.core.report import repo_path, run_info, write_report
 from scifm.survey.readers.synthetic import specutils_desi_coadds
 
 ROOT = Path(__file__).resolve().parents[1]
-SURVEY = "data/survey_12k.h5"  # the survey the shipped model was trained on (assets/README.md)
 TITLE = "AstroCLIP evaluation"
 TARGETS = ("redshift", "log_mstar", "log_ssfr", "log_z", "age")
 PAPER = {  # zero-shot R^2 (redshift / mean of physical properties), Parker et al. 2024
@@ -54,22 +59,58 @@ PAPER = {  # zero-shot R^2 (redshift / mean of physical properties), Parker et a
     "SpecFormer alone": (0.99, 0.64),
     "photometry MLP": (0.68, 0.42),
 }
+ORACLE = "photometry MLP, true magnitudes (oracle)"
 
 
 def load_data(args, cfg: AstroClipConfig) -> tuple[Prepared, str]:
     """The prepared galaxies and where they came from (cache file or survey file)."""
     key = hashlib.sha256(cfg.to_json().encode()).hexdigest()[:10]
-    found = sorted(Path(args.work).glob(f"prepared_*_{key}.npz"))
+    found = sorted(Path(args.work).glob(f"prepared_*_{key}.npz")) if args.work else []
     if found:
-        return Prepared.load(found[-1]), f"{repo_path(found[-1])} (prepared cache)"
+        cached = Prepared.load(found[-1])
+        if cached.photometry is not None:  # older caches lack the measured photometry
+            return cached, f"{repo_path(found[-1])} (prepared cache)"
     if not str(args.survey).startswith("toy:") and not Path(args.survey).is_file():
         raise SystemExit(
-            f"benchmarks/astroclip.py: error: survey file {args.survey} not found and no "
-            f"prepared cache in {args.work}; make it with `scifm survey generate --n 12000 "
-            f"--seed 1 --out {SURVEY}` (the model's training survey) or pass --survey PATH"
+            f"benchmarks/astroclip.py: error: --survey {args.survey}: no such file; pass the "
+            f"survey the model {args.model} was trained on (MANIFEST.json beside the shipped "
+            "model names it; `scifm survey generate` makes a simulated one)"
         )
     fetch, n = survey_fetcher(args.survey)
     return prepare(fetch, n, cfg), repo_path(args.survey)
+
+
+def supervised_baselines(
+    data: Prepared, y: dict, tr, te, cfg: AstroClipConfig, steps: int, batch_size: int = 128
+) -> dict:
+    """The supervised CNN and the photometry MLP, trained on ``tr`` and scored on ``te``."""
+    from sklearn.metrics import r2_score
+
+    tcfg = TrainConfig(steps=steps, lr=1e-3, warmup_steps=max(1, steps // 20), weight_decay=0.05,
+                       log_every=max(1, steps // 10), progress=False)  # fmt: skip
+    targets = np.stack([y[k] for k in y], 1)
+    cnn, scaler = train_image_regressor(data.images[torch.from_numpy(tr)], targets[tr],
+                                        RegressorConfig(image=cfg.image, n_targets=len(y)),
+                                        tcfg, batch_size=batch_size)  # fmt: skip
+    pred = predict(cnn, data.images[torch.from_numpy(te)], scaler)
+    out = {"supervised image CNN": {k: float(r2_score(y[k][te], pred[:, i]))
+                                    for i, k in enumerate(y)}}  # fmt: skip
+    out.update(photometry_baselines(data, y, tr, te))
+    return out
+
+
+def photometry_baselines(data: Prepared, y: dict, tr, te) -> dict:
+    """The photometry MLP on measured magnitudes (and, for a simulation, the oracle row)."""
+    if data.photometry is None:
+        raise ValueError("prepared data has no measured photometry; prepare the survey again")
+    ytr, yte = {k: v[tr] for k, v in y.items()}, {k: v[te] for k, v in y.items()}
+    phot = photometry_features(data.photometry[:, :3], data.photometry[:, 3:])
+    out = {"photometry MLP": photometry_r2(phot[tr], phot[te], ytr, yte)}
+    if all(f"mag_{b}" in data.props for b in "grz"):  # what no real survey has
+        m = np.stack([data.props[f"mag_{b}"] for b in "grz"], 1)
+        true = np.concatenate([m, m[:, :2] - m[:, 1:]], 1)
+        out[ORACLE] = photometry_r2(true[tr], true[te], ytr, yte)
+    return out
 
 
 def unaligned(model: AstroClip, seed: int = 1) -> AstroClip:
@@ -93,7 +134,7 @@ def zero_and_few_shot(feats, y, tr, te, quick: bool) -> tuple[dict, dict]:
 
 def retrieval(emb, raw, props, te) -> dict:
     """Cross-modal recall and neighbour agreement on the test split."""
-    p = {k: props[k][te] for k in ("redshift", "log_mstar")}
+    p = {k: props[k][te] for k in ("redshift", "log_mstar") if k in props}
     out = {"n_test": len(te), "chance_recall@10": 10 / len(te)}
     for label, e in (("AstroCLIP", emb), ("unaligned heads", raw["unaligned"])):
         out[label] = {
@@ -151,13 +192,27 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--model", default=str(ROOT / "assets/astroclip/model"))
-    ap.add_argument("--survey", default=str(ROOT / SURVEY), help=f"default {SURVEY}")
-    ap.add_argument("--work", default=str(ROOT / "runs/astroclip"))
+    ap.add_argument(
+        "--model",
+        default=str(ROOT / "assets/astroclip/model"),
+        help="AstroCLIP checkpoint (default: the shipped one); its split is used",
+    )
+    ap.add_argument(
+        "--survey",
+        required=True,
+        help="the model's training survey (HDF5, released layout, or toy:N)",
+    )
+    ap.add_argument(
+        "--work",
+        default=str(ROOT / "runs/astroclip"),
+        help="folder of a prepared cache to reuse ('' for none)",
+    )
     ap.add_argument(
         "--quick", action="store_true", help="fewer CNN steps, few-shot on AstroCLIP only"
     )
     ap.add_argument("--cnn-steps", type=int, default=400)
+    ap.add_argument("--cnn-batch", type=int, default=128)
+    ap.add_argument("--out-dir", default=None, help="default benchmarks/results")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -165,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     desi = specutils_desi_coadds()  # real DESI coadds from the installed specutils; fail early
     cfg, model = load_model(args.model, "cpu", expect_config=AstroClipConfig)
     data, source = load_data(args, cfg)
-    tr, te = default_split(len(data))
+    tr, te, split = model_split(args.model, data.targetid, source=source)
     y = {k: data.props[k] for k in TARGETS if k in data.props}
     emb = embed_arrays(model, data.images, data.spectra)
     enc = encoder_features(model, data.images, data.spectra)
@@ -177,37 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         "SpecFormer alone": enc["spectrum"],
     }
     zs, fs = zero_and_few_shot(feats, y, tr, te, args.quick)
-    # Supervised baselines on the same split.
     steps = 60 if args.quick else args.cnn_steps
-    tcfg = TrainConfig(
-        steps=steps,
-        lr=1e-3,
-        warmup_steps=max(1, steps // 20),
-        weight_decay=0.05,
-        log_every=max(1, steps // 10),
-        progress=False,
-    )
-    targets = np.stack([y[k] for k in y], 1)
-    cnn, scaler = train_image_regressor(
-        data.images[torch.from_numpy(tr)],
-        targets[tr],
-        RegressorConfig(image=cfg.image, n_targets=len(y)),
-        tcfg,
-    )
-    pred = predict(cnn, data.images[torch.from_numpy(te)], scaler)
-    from sklearn.metrics import r2_score
-
-    zs["supervised image CNN"] = {k: float(r2_score(y[k][te], pred[:, i])) for i, k in enumerate(y)}
-    phot = photometry_features(data.props)
-    zs["photometry MLP"] = photometry_r2(
-        phot[tr], phot[te], {k: v[tr] for k, v in y.items()}, {k: v[te] for k, v in y.items()}
-    )
+    zs.update(supervised_baselines(data, y, tr, te, cfg, steps, args.cnn_batch))
+    how = f"recorded with the model: {split['how']}"
     info = run_info(
         argv=argv,
         data={
             "model": repo_path(args.model),
             "galaxies": f"{len(data)} from {source}",
-            "split": f"default_split (80/20, seed 0): {len(tr)} train / {len(te)} test",
+            "split": f"{how}; {len(tr)} train / {len(te)} test",
             "real spectra": f"{len(desi)} DESI coadd files shipped with specutils",
         },
         note="timings on a shared CPU are noisy" if args.threads == 1 else None,
@@ -216,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         "n_galaxies": len(data),
         "n_train": len(tr),
         "n_test": len(te),
+        "split": how,
         "targets": list(y),
+        "absent_targets": [k for k in TARGETS if k not in y],
         "model": str(args.model),
         "config": cfg.to_dict(),
         "zero_shot_knn_r2": zs,
@@ -226,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         "paper_zero_shot_r2_redshift_mean_props": PAPER,
         "seconds": round(time.time() - t0, 1),
     }
-    _, md = write_report("astroclip", result, markdown(result), info=info, title=TITLE)
+    _, md = write_report("astroclip", result, markdown(result), info=info, title=TITLE,
+                         out_dir=args.out_dir)  # fmt: skip
     print(md.read_text())
     return 0
 
@@ -240,7 +276,7 @@ def _r2_table(title: str, table: dict, targets: list[str]) -> list[str]:
         lines.append(
             f"| {name} | "
             + " | ".join(f"{r[t]:.3f}" for t in targets)
-            + f" | {np.mean(props):.3f} | "
+            + (f" | {np.mean(props):.3f} | " if props else " | absent | ")
             + (f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "–")
             + " |"
         )
@@ -249,14 +285,20 @@ def _r2_table(title: str, table: dict, targets: list[str]) -> list[str]:
 
 def markdown(r: dict) -> str:
     t = r["targets"]
+    absent = r.get("absent_targets") or []
     out = [
-        f"{r['n_galaxies']} simulated galaxies (scifm survey), split {r['n_train']} train / "
-        f"{r['n_test']} test (the model trained on the train split only). R^2 on the test split.",
+        f"{r['n_galaxies']} galaxies, split {r['n_train']} train / {r['n_test']} test, "
+        f"{r.get('split', 'the split of the model')} (the model trained on the train split only). "
+        "R^2 on the test split.",
         "",
+        *([f"Not in the survey file, so not evaluated: {', '.join(absent)}.", ""] * bool(absent)),
         *_r2_table(
             "Zero-shot k-NN (k=64, distance-weighted, standardized)", r["zero_shot_knn_r2"], t
         ),
-        "Supervised CNN and photometry MLP rows are supervised regressions on the same split.",
+        "Supervised CNN and photometry MLP rows are supervised regressions on the same split. "
+        'The photometry MLP gets g, r, z asinh magnitudes measured in a 3.5" aperture on the '
+        "noisy cutouts, their colours and errors (from the image noise); the oracle row, "
+        "where shown, gets the simulation's noiseless true magnitudes, which no survey has.",
         "",
         *_r2_table("Few-shot MLP on frozen embeddings", r["few_shot_mlp_r2"], t),
         "### Cross-modal retrieval (test split; recall of the paired object)",
@@ -281,7 +323,8 @@ def markdown(r: dict) -> str:
     ]
     for mode, d in ret["neighbour_median_abs_diff@10"].items():
         for label, v in d.items():
-            out.append(f"| {mode} | {label} | {v['redshift']:.4f} | {v['log_mstar']:.3f} |")
+            mstar = f"{v['log_mstar']:.3f}" if "log_mstar" in v else "absent"
+            out.append(f"| {mode} | {label} | {v['redshift']:.4f} | {mstar} |")
     out += [
         "",
         "### Real DESI spectra (specutils test files)",

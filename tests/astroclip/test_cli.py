@@ -27,7 +27,7 @@ def test_pretrain_spectrum_then_evaluate(trained, tmp_path, capsys):
     assert main(["astroclip", "evaluate", "--model", str(trained["dir"] / "model"),
                  "--survey", "toy:64", "--quiet", "--props", "redshift"]) == 0  # fmt: skip
     res = json.loads(capsys.readouterr().out)
-    assert set(res) == {"knn_r2_image", "knn_r2_spectrum", "image_to_spectrum"}
+    assert set(res) == {"knn_r2_image", "knn_r2_spectrum", "image_to_spectrum", "split"}
 
 
 def test_unknown_mode_is_a_clear_error(trained, capsys):

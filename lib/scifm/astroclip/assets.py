@@ -1,10 +1,12 @@
 """Make the shipped AstroCLIP demo: ``python -m scifm.astroclip.assets``.
 
-Prepares the simulated survey, trains the three stages on its 80 % training split,
+Prepares the survey (simulated, or the released AstroCLIP file), trains the three stages
+on its training split (the file's own where it has one, else ``default_split``),
 embeds every galaxy, computes the joint UMAP, and writes to ``--out``:
 ``model/`` (the AstroCLIP checkpoint, both frozen encoders included),
 ``catalog.h5`` (see ``catalog.py``) and ``MANIFEST.json`` (command, presets,
-seeds, steps, final losses, file sizes).
+seeds, steps, final losses, file sizes). The checkpoint records the split's test target
+ids (``splits.py``), which the benchmark and its baselines read back.
 """
 
 from __future__ import annotations
@@ -24,19 +26,21 @@ from scifm.astroclip.config import AstroClipConfig
 from scifm.astroclip.pipeline import (
     Prepared,
     StagePlan,
-    default_split,
     make_catalog,
     prepare,
     run_pipeline,
+    source_split,
+    split_how,
     survey_fetcher,
 )
+from scifm.astroclip.splits import split_record
 from scifm.core import pick_device, save_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scifm.astroclip.assets", description=__doc__)
-    p.add_argument("--survey", default="/work/data/survey_12k.h5",
-                   help="survey HDF5 file, or toy:N for the toy survey")  # fmt: skip
+    p.add_argument("--survey", required=True,
+                   help="survey HDF5 file (generated or released layout), or toy:N")  # fmt: skip
     p.add_argument("--out", default="assets/astroclip", help="output folder")
     p.add_argument("--work", default="runs/astroclip", help="checkpoints and caches (resumable)")
     p.add_argument("--preset", default="small", help="AstroClipConfig preset")
@@ -70,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data = prepare(fetch, n, cfg)
         data.save(cache)
-    train_idx, test_idx = default_split(len(data), args.seed)
+    train_idx, test_idx = source_split(args.survey, len(data), args.seed)
+    split = split_record(data.targetid, train_idx, test_idx, source=str(args.survey),
+                         how=split_how(args.survey, args.seed))  # fmt: skip
     device = pick_device(args.device)
     model, history = run_pipeline(data, cfg, plan, work, train_idx=train_idx, device=device,
                                   seed=args.seed)  # fmt: skip
@@ -79,12 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m scifm.astroclip.assets " + " ".join(argv or sys.argv[1:]),
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "survey": str(args.survey), "n_galaxies": n, "preset": args.preset, "seed": args.seed,
-        "split": {"train": len(train_idx), "test": len(test_idx), "seed": args.seed,
-                  "how": "scifm.astroclip.pipeline.default_split (80/20)"},
+        "split": {k: v for k, v in split.items() if k != "test_targetids"},
         "plan": asdict(plan), "device": str(device),
         "final": {k: v[-1] if v else None for k, v in history.items()},
     }  # fmt: skip
-    save_checkpoint(out / "model", model, cfg, extra={"manifest": record})
+    save_checkpoint(out / "model", model, cfg, extra={"manifest": record, "split": split})
     catalog = make_catalog(model, data, test_idx=test_idx, seed=args.seed,
                            attrs={"survey": str(args.survey), "preset": args.preset})  # fmt: skip
     catalog.save(out / "catalog.h5")

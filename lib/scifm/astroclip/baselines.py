@@ -3,7 +3,10 @@
 ``ImageRegressor``: the same ResNet as the image encoder, trained from scratch to
 predict the standardized properties from images (the paper uses a ResNet18).
 ``photometry_r2``: an MLP on g, r, z magnitudes and colours (the paper's
-"photometry MLP"). Both use the same train/test split as the embeddings.
+"photometry MLP"). The magnitudes are measured on the noisy cutouts, as a survey
+catalogue's are (``measured_photometry``: 3.5" aperture fluxes with errors from the
+image noise, as asinh magnitudes), never the simulation's noiseless true magnitudes.
+Both use the train/test split recorded with the model (``splits.model_split``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from scifm.astroclip.image_encoder import ImageEncoder, augment_images
 from scifm.core import ConfigMixin, DatasetBatches, TrainConfig
 from scifm.core import train as core_train
 from scifm.core.rng import seeded
+from scifm.survey.photometry import aperture_photometry, asinh_mag
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,17 @@ def predict(model: ImageRegressor, images: torch.Tensor, scaler: StandardScaler)
     return scaler.inverse_transform(torch.cat(out).numpy())
 
 
-def photometry_features(props: Mapping[str, np.ndarray]) -> np.ndarray:
-    """(N, 5) g, r, z magnitudes and the g-r, r-z colours."""
-    g, r, z = (np.asarray(props[f"mag_{b}"], np.float64) for b in "grz")
-    return np.stack([g, r, z, g - r, r - z], 1)
+def measured_photometry(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """g, r, z asinh magnitudes (N, 3) and their errors (N, 3) measured on (N, H, W, 3) cutouts."""
+    return asinh_mag(*aperture_photometry(images))
+
+
+def photometry_features(mags: np.ndarray, mag_errs: np.ndarray) -> np.ndarray:
+    """(N, 8) measured g, r, z magnitudes, the g-r and r-z colours, and the magnitude errors."""
+    m, e = np.asarray(mags, np.float64), np.asarray(mag_errs, np.float64)
+    if m.ndim != 2 or m.shape[1] != 3 or e.shape != m.shape:
+        raise ValueError(f"photometry_features: mags {m.shape}, errors {e.shape}; expected (N, 3)")
+    return np.concatenate([m, m[:, :2] - m[:, 1:], e], 1)
 
 
 def photometry_r2(
@@ -105,16 +116,26 @@ def photometry_r2(
     *,
     seed: int = 0,
 ) -> dict[str, float]:
-    """R^2 per target of an MLP on photometric features (standardized in and out)."""
-    xs = StandardScaler().fit(x_train)
+    """R^2 per target of an MLP on photometric features (standardized in and out).
+
+    Training rows without finite features or target are left out of the fit; a test row
+    without finite features gets the training mean (it counts against the R^2); test rows
+    without a finite target are not scored.
+    """
+    ok = np.isfinite(x_train).all(1)
+    xs = StandardScaler().fit(x_train[ok])
+    x_test = np.where(np.isfinite(x_test), x_test, xs.mean_)
     out = {}
     for name, ytr in targets_train.items():
+        keep = ok & np.isfinite(ytr)
+        x_fit, ytr = x_train[keep], ytr[keep]
         ys = StandardScaler().fit(ytr[:, None])
         mlp = MLPRegressor(
             hidden_layer_sizes=(64, 64), alpha=1e-3, max_iter=500, early_stopping=True,
             random_state=seed,
         )  # fmt: skip
-        mlp.fit(xs.transform(x_train), ys.transform(ytr[:, None]).ravel())
+        mlp.fit(xs.transform(x_fit), ys.transform(ytr[:, None]).ravel())
         pred = ys.inverse_transform(mlp.predict(xs.transform(x_test))[:, None]).ravel()
-        out[name] = float(r2_score(targets_test[name], pred))
+        yte = np.asarray(targets_test[name])
+        out[name] = float(r2_score(yte[np.isfinite(yte)], pred[np.isfinite(yte)]))
     return out

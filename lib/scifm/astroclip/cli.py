@@ -9,8 +9,10 @@
 
 ``--survey`` is a simulated survey file (``scifm survey generate``), the released AstroCLIP
 file (groups "0".."9") or ``toy:N``. Training uses the file's own split where it has one
-(released: 80/20 inside each group), else the 80 % of ``pipeline.default_split``; heavy
-imports stay in handlers.
+(released: 80/20 inside each group), else the 80 % of ``pipeline.default_split``; ``align``
+records that split in its checkpoint (``splits.py``) and ``evaluate`` reads it back from
+the model. Properties the survey lacks (the released file has redshift only) are
+reported as absent, not evaluated. Heavy imports stay in handlers.
 """
 
 from __future__ import annotations
@@ -101,15 +103,20 @@ def _ckpt(path: str) -> Path:
 def _align(args: argparse.Namespace) -> int:
     import torch
 
+    from scifm.astroclip.pipeline import split_how
+    from scifm.astroclip.splits import split_record
     from scifm.astroclip.train import align, load_encoders
 
-    cfg, data, tr, _ = _load(args)
+    cfg, data, tr, te = _load(args)
+    record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
+                          source=args.survey)  # fmt: skip
     ssl, spec = load_encoders(_ckpt(args.image), _ckpt(args.spectrum))
     cfg = cfg.replace(image=ssl.config, spectrum=spec.config)
     tc, bs = _train_cfg(args, "align")
     t = torch.from_numpy(tr)
     _, res = align(data.images[t], data.spectra[t], cfg, ssl, spec, tc, batch_size=bs,
-                   device=args.device, out_dir=args.out, seed=args.seed)  # fmt: skip
+                   device=args.device, out_dir=args.out, seed=args.seed,
+                   extra={"split": record})  # fmt: skip
     print(json.dumps({"checkpoint": str(res.checkpoint), "final": res.history[-1]}))
     return 0
 
@@ -137,18 +144,29 @@ def _embed(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from scifm.astroclip.embed import embed_arrays
     from scifm.astroclip.evaluate import cross_modal_recall, knn_r2
+    from scifm.astroclip.splits import model_split
 
     model = _load_clip(args.model, args.device)
     _, data, tr, te = _load(args, model.config)
-
+    try:
+        tr, te, rec = model_split(_ckpt(args.model), data.targetid, source=args.survey)
+        how = f"recorded with the model: {rec['how']}"
+    except ValueError as e:  # an older checkpoint: say which split was used instead
+        how = f"the survey's split, not the model's ({e})"
     emb = embed_arrays(model, data.images, data.spectra, device=next(model.parameters()).device)
-    props = {k: v for k, v in data.props.items() if k in args.props.split(",")}
+    wanted = [k for k in args.props.split(",") if k]
+    props = {k: data.props[k] for k in wanted if k in data.props}
+    absent = [k for k in wanted if k not in data.props]
     out = {
         f"knn_r2_{m}": knn_r2(emb[m][tr], emb[m][te], {k: v[tr] for k, v in props.items()},
                               {k: v[te] for k, v in props.items()})
         for m in ("image", "spectrum")
     }  # fmt: skip
     out["image_to_spectrum"] = cross_modal_recall(emb["image"][te], emb["spectrum"][te])
+    out["split"] = {"how": how, "n_train": len(tr), "n_test": len(te)}
+    if absent:
+        out["absent_props"] = absent
+        out["note"] = f"{', '.join(absent)} not in the survey file (not evaluated)"
     print(json.dumps(out, indent=2))
     return 0
 

@@ -3,6 +3,11 @@
 The real inputs are 152 x 152 x 3 g, r, z cutouts (nanomaggies) and 7781-bin DESI
 spectra (Parker et al. 2024). ``prepare_images`` centre-crops and average-pools the
 cutouts to what the image encoder sees; ``prepare_spectra`` bins the spectra down.
+Simulated and released cutouts share the layout and the 0.262"/pixel scale, so the
+mapping is the same for both: the central ``crop`` pixels (the target sits at the
+centre of a Legacy Surveys cutout), pooled by ``downsample``: tiny 32 -> 16 px (8.4"),
+small 64 -> 32 px (16.8"), paper 144 px (37.7", the MNRAS crop); non-finite pixels
+(masked in real cutouts) become 0. A cutout smaller than the crop is an error.
 ``toy_survey`` is a fast, pure stand-in with the same layout (for tests and notebooks
 when the simulated survey file is absent): one redshift drives the colours of a
 Gaussian blob and the positions of emission lines, so the two modalities share
@@ -91,9 +96,9 @@ def prepare_images(images: np.ndarray, cfg: ImageEncoderConfig, batch: int = 512
     y0, x0 = (h - cfg.crop) // 2, (w - cfg.crop) // 2
     out = []
     for i in range(0, len(images), batch):  # chunks: the 152 x 152 originals are big
-        x = torch.from_numpy(
-            np.ascontiguousarray(images[i : i + batch, y0 : y0 + cfg.crop, x0 : x0 + cfg.crop])
-        ).float()
+        x = torch.from_numpy(np.nan_to_num(
+            images[i : i + batch, y0 : y0 + cfg.crop, x0 : x0 + cfg.crop].astype(np.float32),
+            nan=0.0, posinf=0.0, neginf=0.0))  # fmt: skip
         x = x.permute(0, 3, 1, 2)  # (B, 3, crop, crop)
         if cfg.downsample > 1:
             x = torch.nn.functional.avg_pool2d(x, cfg.downsample)

@@ -1,7 +1,8 @@
 """The whole AstroCLIP pipeline on a survey: prepare, pretrain both encoders, align, catalog.
 
 ``prepare`` reads a survey chunk by chunk into what the models see (cropped, pooled
-images; binned spectra) and what the app shows (JPEG thumbnails, uint8 spectra),
+images; binned spectra), what the app shows (JPEG thumbnails, uint8 spectra) and the
+photometry the baselines get (measured on the full cutouts, ``baselines.measured_photometry``),
 cached as one compressed npz. ``run_pipeline`` trains the three stages on the
 training split (each stage resumable in its own folder) and ``make_catalog`` embeds
 every galaxy and adds the joint UMAP.
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from scifm.astroclip.baselines import measured_photometry
 from scifm.astroclip.catalog import Catalog, joint_umap
 from scifm.astroclip.config import AstroClipConfig
 from scifm.astroclip.data import (
@@ -49,6 +51,9 @@ class Prepared:
     spectra_u8: np.ndarray  # (N, L) uint8 display spectra
     spectra_offset: np.ndarray  # (N,)
     spectra_scale: np.ndarray  # (N,)
+    # (N, 6) g, r, z aperture asinh magnitudes then their errors, measured on the cutouts;
+    # None in a cache written before it existed (prepare the survey again)
+    photometry: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.targetid)
@@ -60,6 +65,7 @@ class Prepared:
             targetid=self.targetid, thumb_bytes=np.frombuffer(b"".join(self.thumbnails), np.uint8),
             thumb_sizes=sizes, spectra_u8=self.spectra_u8, spectra_offset=self.spectra_offset,
             spectra_scale=self.spectra_scale, **{f"prop_{k}": v for k, v in self.props.items()},
+            **({} if self.photometry is None else {"photometry": self.photometry}),
         )  # fmt: skip
 
     @classmethod
@@ -73,6 +79,7 @@ class Prepared:
                 targetid=z["targetid"], thumbnails=thumbs, spectra_u8=z["spectra_u8"],
                 spectra_offset=z["spectra_offset"], spectra_scale=z["spectra_scale"],
                 props={k[5:]: z[k] for k in z.files if k.startswith("prop_")},
+                photometry=z["photometry"] if "photometry" in z.files else None,
             )  # fmt: skip
 
 
@@ -104,13 +111,14 @@ def prepare(
     progress: bool = True,
 ) -> Prepared:
     """Read galaxies 0..n in chunks into model inputs and display data."""
-    parts: dict[str, list] = {k: [] for k in ("im", "sp", "tid", "th", "u8", "off", "sc")}
+    parts: dict[str, list] = {k: [] for k in ("im", "sp", "tid", "th", "u8", "off", "sc", "ph")}
     props: dict[str, list] = {}
     for lo in tqdm(range(0, n, chunk), disable=not progress, desc="prepare"):
         g = fetch(lo, min(n, lo + chunk))
         parts["im"].append(prepare_images(g.images, cfg.image))
         parts["sp"].append(prepare_spectra(g.spectra, cfg.spectrum))
         parts["tid"].append(g.targetid)
+        parts["ph"].append(np.concatenate(measured_photometry(g.images), 1))
         parts["th"].extend(jpeg_thumbnails(g.images))
         u8, off, sc = quantize_spectra(g.spectra, DISPLAY_BIN)
         parts["u8"].append(u8), parts["off"].append(off), parts["sc"].append(sc)
@@ -122,6 +130,7 @@ def prepare(
         props={k: np.concatenate(v) for k, v in props.items()},
         thumbnails=parts["th"], spectra_u8=np.concatenate(parts["u8"]),
         spectra_offset=np.concatenate(parts["off"]), spectra_scale=np.concatenate(parts["sc"]),
+        photometry=np.concatenate(parts["ph"]) if parts["ph"] else np.zeros((0, 6)),
     )  # fmt: skip
 
 
@@ -219,3 +228,13 @@ def source_split(source: str | Path, n: int, seed: int = 0) -> tuple[np.ndarray,
         if own is not None:
             return own[0][own[0] < n], own[1][own[1] < n]
     return default_split(n, seed)
+
+
+def split_how(source: str | Path, seed: int = 0) -> str:
+    """How ``source_split`` splits ``source`` (recorded with a model trained on it)."""
+    if not str(source).startswith("toy:"):
+        from scifm.survey.io import survey_split
+
+        if survey_split(source) is not None:
+            return "the file's own split (released AstroCLIP: first 80 % of each group train)"
+    return f"pipeline.default_split (random 80/20, seed {seed})"

@@ -7,6 +7,13 @@ object (std clipped at 0.2) with its mean and std kept. Reading from a path is
 lazy (one HDF5 handle per process, opened on first use; an item reads its own
 row only), so DataLoader workers and files larger than memory both work; with
 ``scifm.core.DatasetBatches`` it is a deterministic batch source for the loop.
+
+The released AstroCLIP file (groups "0".."9", ``released.py``) is read the same way,
+rows numbered group after group: any float dtype comes out float32, its spectra
+(N, 7781, 1) or (N, 7781) come out (7781,), ``ivar`` is ones (the file has none) and
+the physical properties it lacks are NaN (listed in ``missing_props``). Its 152 x 152
+cutouts have the simulated survey's pixel scale (0.262"), so both map onto the model
+input the same way: a centre crop of ``crop`` pixels (AstroCLIP MNRAS: 144).
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import torch
 from torch.utils.data import Dataset
 
 from scifm.core.devices import torch_generator
+from scifm.survey import released
 from scifm.survey.io import SurveyData, survey_info
+from scifm.survey.simulate import PROP_NAMES
 from scifm.survey.transforms import (
     AugmentConfig,
     augment_images,
@@ -42,13 +51,19 @@ def _check_done(path: Path, start: int, stop: int, chunk_size: int) -> None:
         )
 
 
+def _prop_keys(path: Path) -> set[str]:
+    with h5py.File(path, "r") as f:
+        return set(f["props"]) if "props" in f else set()
+
+
 class SurveyDataset(Dataset):
     """Rows ``start:stop`` of a survey as dicts of tensors.
 
     Keys: ``image`` (3, crop, crop), ``image2`` (second view, when ``views == 2``),
     ``spectrum`` (n_wave,) standardized, ``spec_mean``/``spec_std`` (1,),
     ``ivar`` (n_wave,), ``redshift`` (), ``targetid`` (), ``props`` (n_props,)
-    in the order of ``prop_names``.
+    in the order of ``prop_names``; a property the source lacks (every one, for the
+    released AstroCLIP file) is NaN and named in ``missing_props``.
     """
 
     def __init__(
@@ -77,7 +92,12 @@ class SurveyDataset(Dataset):
         self.augment, self.crop, self.views = augment, crop, views
         self.seed, self.epoch = seed, 0
         self.prop_names = tuple(prop_names)
-        self._h5: tuple[int, h5py.File] | None = None
+        unknown = [k for k in self.prop_names if k not in PROP_NAMES]
+        if unknown:
+            raise ValueError(f"SurveyDataset: prop_names {unknown} unknown; expected {PROP_NAMES}")
+        have = source.props if info is None else _prop_keys(Path(source))
+        self.missing_props = tuple(k for k in self.prop_names if k not in have)
+        self._h5: tuple[int, h5py.File, tuple | None] | None = None
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -94,13 +114,20 @@ class SurveyDataset(Dataset):
             d = self.source
             return {"image": d.images[j], "spectrum": d.spectra[j], "ivar": d.ivar[j],
                     "redshift": d.redshift[j], "targetid": d.targetid[j],
-                    "props": np.array([d.props[k][j] for k in self.prop_names])}  # fmt: skip
+                    "props": np.array([d.props[k][j] if k in d.props else np.nan
+                              for k in self.prop_names])}  # fmt: skip
         if self._h5 is None or self._h5[0] != os.getpid():  # a forked worker opens its own
-            self._h5 = (os.getpid(), h5py.File(self.source, "r"))
-        f = self._h5[1]
+            f = h5py.File(self.source, "r")
+            self._h5 = (os.getpid(), f, released.row_locator(f) if "props" not in f else None)
+        _, f, locator = self._h5
+        nan = np.full(len(self.prop_names), np.nan)
+        if locator is not None:  # the released file: no ivar, no properties
+            row = released.read_row(f, locator, j)
+            return {**row, "ivar": np.ones_like(row["spectrum"]), "props": nan}
+        props = [np.nan if k in self.missing_props else f["props"][k][j] for k in self.prop_names]
         return {"image": f["images"][j], "spectrum": f["spectra"][j], "ivar": f["ivar"][j],
                 "redshift": f["redshift"][j], "targetid": f["targetid"][j],
-                "props": np.array([f["props"][k][j] for k in self.prop_names])}  # fmt: skip
+                "props": np.array(props)}  # fmt: skip
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if not 0 <= i < len(self):

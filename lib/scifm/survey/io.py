@@ -167,7 +167,8 @@ def survey_info(path: str | Path) -> dict:
             return {"n": n, "seed": None, "chunk_size": None, "n_done": n, "complete": True,
                     "config": None, "layout": released.LAYOUT, "groups": dict(layout),
                     "split": {"train": len(train), "test": len(test),
-                              "how": "first 80% of each group train"}}  # fmt: skip
+                              "how": "first 80% of each group train"},
+                    "note": "redshift only: no ivar, no physical properties"}  # fmt: skip
         done = f["chunk_done"][:]
         n, cs = int(f.attrs["n"]), int(f.attrs["chunk_size"])
         n_done = int(sum(min(cs, n - int(i) * cs) for i in np.flatnonzero(done)))

@@ -84,6 +84,28 @@ def read_rows(f: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
     }
 
 
+def row_locator(f: h5py.File) -> tuple[list[str], np.ndarray]:
+    """Group names and the global row each starts at (numeric group order), for ``read_row``."""
+    layout = groups(f)
+    starts = np.cumsum([0] + [n for _, n in layout])
+    return [name for name, _ in layout], starts
+
+
+def read_row(f: h5py.File, locator: tuple[list[str], np.ndarray], j: int) -> dict[str, np.ndarray]:
+    """Row ``j`` (numbered across groups): float32 image (H, W, 3), spectrum (7781,), redshift."""
+    names, starts = locator
+    if not 0 <= j < starts[-1]:
+        raise IndexError(f"{f.filename}: row {j} out of range for {int(starts[-1])} rows")
+    k = int(np.searchsorted(starts, j, side="right")) - 1
+    g, i = f[names[k]], j - int(starts[k])
+    return {
+        "image": np.asarray(g["images"][i], np.float32),
+        "spectrum": np.asarray(g["spectra"][i], np.float32).reshape(DESI_N_WAVE),
+        "redshift": np.float32(g["redshifts"][i]),
+        "targetid": np.int64(g["targetids"][i]),
+    }
+
+
 def split(f: h5py.File) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) row indices of the reference 80/20 split inside each group."""
     train, test, offset = [], [], 0

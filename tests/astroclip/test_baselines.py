@@ -1,0 +1,68 @@
+"""Honest baselines (issue 14, item 4): measured photometry, the model's split, no default path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import astroclip as bench
+from scifm.astroclip.baselines import measured_photometry
+from scifm.astroclip.pipeline import default_split, prepare, survey_fetcher
+from scifm.astroclip.splits import model_split, recorded_split, split_record
+from scifm.core import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def toy(tiny_cfg):
+    fetch, _ = survey_fetcher("toy:160")
+    return prepare(fetch, 160, tiny_cfg, chunk=80, progress=False), fetch(0, 160)
+
+
+def test_photometry_mlp_gets_measured_magnitudes_not_the_truth(toy):
+    data, raw = toy
+    mags, errs = measured_photometry(raw.images)
+    np.testing.assert_allclose(data.photometry, np.concatenate([mags, errs], 1))
+    assert np.isfinite(data.photometry).all() and (errs > 0).all()
+    # Plant an oracle in the true-magnitude columns: a target the images know nothing of.
+    # A baseline that read those columns would score R^2 ~ 1; the measured-photometry MLP
+    # cannot, so it must read the cutouts' photometry.
+    secret = np.random.default_rng(5).normal(size=len(data))
+    data.props.update(mag_g=secret, mag_r=2 * secret, mag_z=-secret)
+    tr, te = default_split(len(data))
+    y = {"secret": secret}
+    rows = bench.photometry_baselines(data, y, tr, te)
+    assert rows[bench.ORACLE]["secret"] > 0.9  # the oracle row is labelled as such
+    assert rows["photometry MLP"]["secret"] < 0.3
+    for k in ("mag_g", "mag_r", "mag_z"):
+        del data.props[k]
+    assert set(bench.photometry_baselines(data, y, tr, te)) == {"photometry MLP"}
+
+
+def test_baselines_read_the_split_recorded_with_the_model(trained, tiny_cfg, tmp_path):
+    data = trained["data"]
+    tid = data.targetid
+    test = np.arange(len(tid) - 40, len(tid))  # unlike default_split: the last 40 rows
+    rec = split_record(tid, np.arange(len(tid) - 40), test, how="test: last 40", source="toy")
+    save_checkpoint(tmp_path / "model", trained["model"], tiny_cfg, extra={"split": rec})
+    tr, te, got = model_split(tmp_path / "model", tid)
+    np.testing.assert_array_equal(te, test)
+    np.testing.assert_array_equal(tr, np.arange(len(tid) - 40))
+    assert got["how"] == "test: last 40"
+    # The shipped demo model predates the record: the catalog beside it marks its test rows.
+    tr, te, got = model_split(trained["dir"] / "model", tid)
+    np.testing.assert_array_equal(te, trained["test_idx"])
+    assert "is_test" in got["how"]
+    # Rows that are not the model's galaxies are refused, not silently re-split.
+    with pytest.raises(ValueError, match="do not match the split recorded"):
+        model_split(tmp_path / "model", tid + 10_000_000)
+    save_checkpoint(tmp_path / "bare" / "model", trained["model"], tiny_cfg)
+    with pytest.raises(ValueError, match="records no train/test split"):
+        recorded_split(tmp_path / "bare" / "model")
+
+
+def test_benchmark_has_no_default_survey(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--quick"])
+    assert e.value.code == 2 and "--survey" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"--survey .*missing\.h5: no such file"):
+        bench.main(["--survey", str(tmp_path / "missing.h5"), "--work", ""])
