@@ -24,7 +24,8 @@ import tempfile
 from pathlib import Path
 
 SMALL = os.environ.get("SCIFM_SMALL", "0") == "1"
-SURVEY = "toy:256" if SMALL else "/work/data/survey_12k.h5"  # or a `scifm survey` file
+# the full run reads a survey file: `scifm survey generate --n 12000 --out data/survey_12k.h5`
+SURVEY = "toy:256" if SMALL else os.environ.get("SCIFM_SURVEY", "../data/survey_12k.h5")
 N = 256 if SMALL else 4000  # galaxies used
 PRESET = "tiny" if SMALL else "small"
 STEPS = 20 if SMALL else 300  # per stage
