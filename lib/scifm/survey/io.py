@@ -277,7 +277,7 @@ def read_spectra(path: str | Path, rows: np.ndarray) -> dict[str, np.ndarray]:
     missing = np.setdiff1d(rows, done)
     if missing.size:
         raise ValueError(
-            f"survey file {path}: rows {list(missing[:5])} are not generated (or beyond its "
+            f"survey file {path}: rows {missing[:5].tolist()} are not generated (or beyond its "
             f"{len(done)} finished rows); expected finished rows only"
         )
     with _open(path) as f:

@@ -90,11 +90,12 @@ def bin_spectra(flux: np.ndarray, ivar: np.ndarray, factor: int = BIN) -> tuple[
 def _as_rows(name: str, x: np.ndarray | None, n: int | None = None) -> np.ndarray | None:
     if x is None:
         return None
+    shape = np.shape(x)
     x = np.atleast_2d(np.asarray(x))
     if x.ndim != 2 or x.shape[1] != DESI_N_WAVE or (n is not None and x.shape[0] != n):
         expected = f"({n}, {DESI_N_WAVE})" if n is not None else f"(N, {DESI_N_WAVE})"
         raise ValueError(
-            f"fit_redshifts: {name} has shape {np.shape(x)}; expected {expected} or "
+            f"fit_redshifts: {name} has shape {shape}; expected {expected} or "
             f"({DESI_N_WAVE},) on the DESI grid 3600 + 0.8 i A"
         )
     return x
