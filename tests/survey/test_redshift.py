@@ -76,7 +76,7 @@ def test_bad_shapes_and_flags():
     with pytest.raises(ValueError, match="ivar has shape"):
         fit_redshifts(np.zeros((2, 7781)), np.ones((3, 7781)))
     assert quality_flag(0, 41.0) == "ok"
-    assert quality_flag(4, 3.0) == "SMALL_DELTA_CHI2|DELTACHI2<40"
+    assert quality_flag(4, 3.0) == "SMALL_DELTA_CHI2,DELTACHI2<40"
     assert range_note(0.9, (0.02, 0.58)) == OUTSIDE_NOTE and range_note(0.3, (0.02, 0.58)) == ""
     assert range_note(0.9, None) == ""
 

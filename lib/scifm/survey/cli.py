@@ -69,7 +69,8 @@ def _redshift(args: argparse.Namespace) -> int:
     for r in rows:
         true_z = "" if r["true_z"] is None else f"{r['true_z']:.4f}"
         note = f"  {r['note']}" if r["note"] else ""
-        print(f"{r['targetid']:>20} {r['z']:8.4f} {r['z_err']:9.2e} {true_z:>8}  {r['flag']}{note}")
+        z, z_err = (float("nan") if v is None else v for v in (r["z"], r["z_err"]))
+        print(f"{r['targetid']:>20} {z:8.4f} {z_err:9.2e} {true_z:>8}  {r['flag']}{note}")
     if args.json:
         print(f"wrote {args.json}")
     return 0

@@ -10,8 +10,9 @@ minimum and the next one more than 1000 km/s away, and ZWARN bits. The templates
 are ours (``templates.py``, independent of the survey's draws), in redrock's format;
 redrock's own DESI templates are not in its wheel and are not used.
 
-Quality flag: "ok" when ZWARN is 0 and DELTACHI2 >= 40, else the reasons (ZWARN bit
-names and/or "DELTACHI2<40"). 40 is DESI's criterion for its bright-galaxy survey
+Quality flag: "ok" when ZWARN is 0 and DELTACHI2 >= 40, else the reasons, comma-separated
+(ZWARN bit names and/or "DELTACHI2<40"). A spectrum with no usable pixel (NODATA) gets
+z = z_err = NaN. 40 is DESI's criterion for its bright-galaxy survey
 (Hahn et al. 2023, AJ 165, 253: ZWARN == 0 and DELTACHI2 > 40), the sample the
 simulated survey follows; redrock itself only sets SMALL_DELTA_CHI2 below 9.
 
@@ -46,9 +47,9 @@ OUTSIDE_NOTE = "outside the catalogue's redshift range"
 class RedshiftFit:
     """The template-fitting redshift of one spectrum."""
 
-    z: float  # best redshift
-    z_err: float  # 1-sigma, from the chi^2 curvature at the minimum
-    flag: str  # "ok", or why not: ZWARN bit names and/or "DELTACHI2<40"
+    z: float  # best redshift (NaN without any usable pixel)
+    z_err: float  # 1-sigma, from the chi^2 curvature at the minimum (statistical only)
+    flag: str  # "ok", or why not: ZWARN bit names and/or "DELTACHI2<40", comma-separated
     zwarn: int  # redrock's ZWARN bit mask
     deltachi2: float  # chi^2 of the next minimum > 1000 km/s away minus the best
     chi2: float  # chi^2 of the best fit
@@ -73,7 +74,7 @@ def quality_flag(zwarn: int, deltachi2: float, min_deltachi2: float = MIN_DELTAC
     reasons = zwarn_names(zwarn)
     if deltachi2 < min_deltachi2:
         reasons.append(f"DELTACHI2<{min_deltachi2:g}")
-    return "|".join(reasons) if reasons else "ok"
+    return ",".join(reasons) if reasons else "ok"
 
 
 def bin_spectra(flux: np.ndarray, ivar: np.ndarray, factor: int = BIN) -> tuple[np.ndarray, ...]:
@@ -149,7 +150,9 @@ def fit_redshifts(
     for i in range(len(fb)):
         row = best[best["targetid"] == i][0]
         zwarn, dchi2 = int(row["zwarn"]), float(row["deltachi2"])
-        out.append(RedshiftFit(z=float(row["z"]), z_err=float(row["zerr"]),
+        nodata = int(row["npixels"]) == 0  # redrock still reports its grid's first redshift
+        out.append(RedshiftFit(z=np.nan if nodata else float(row["z"]),
+                               z_err=np.nan if nodata else float(row["zerr"]),
                                flag=quality_flag(zwarn, dchi2, min_deltachi2), zwarn=zwarn,
                                deltachi2=dchi2, chi2=float(row["chi2"]),
                                npixels=int(row["npixels"])))  # fmt: skip
@@ -195,7 +198,7 @@ def catalog_redshift_range(path: str | Path) -> tuple[float, float]:
 
 def range_note(z: float, z_range: tuple[float, float] | None) -> str:
     """OUTSIDE_NOTE when ``z`` lies outside ``z_range`` (None: no catalogue, no note)."""
-    if z_range is None or z_range[0] <= z <= z_range[1]:
+    if z_range is None or not np.isfinite(z) or z_range[0] <= z <= z_range[1]:
         return ""
     return OUTSIDE_NOTE
 
@@ -225,6 +228,10 @@ def _survey_input(path: Path, split: str, n: int | None) -> tuple[list[int], dic
     arrays = {"flux": d["spectra"], "ivar": d["ivar"], "mask": None}
     meta = [{"row": int(r), "true_z": float(z)} for r, z in zip(rows, d["redshift"])]
     return [int(t) for t in d["targetid"]], {"arrays": arrays, "meta": meta}
+
+
+def finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None  # JSON has no NaN
 
 
 def redshift_rows(
@@ -269,7 +276,8 @@ def redshift_rows(
                  for r in records]  # fmt: skip
     rows = []
     for tid, fit, ex in zip(tids, fits_, extra):
-        rows.append({"targetid": int(tid), "z": fit.z, "z_err": fit.z_err, "flag": fit.flag,
+        rows.append({"targetid": int(tid), "z": finite_or_none(fit.z),
+                     "z_err": finite_or_none(fit.z_err), "flag": fit.flag,
                      "zwarn": fit.zwarn, "deltachi2": fit.deltachi2,
                      "note": range_note(fit.z, z_range), **ex})  # fmt: skip
     return rows, z_range
