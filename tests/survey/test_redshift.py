@@ -131,3 +131,14 @@ def test_finished_rows_of_a_partial_file(tiny_survey, tmp_path):
     with pytest.raises(ValueError, match=r"rows \[5\] are not generated"):
         read_spectra(part, np.array([0, 5]))
     assert read_spectra(part, np.array([1, 8]))["spectra"].shape == (2, 7781)
+
+
+def test_shipped_templates_are_what_the_command_builds():
+    pytest.importorskip("bagpipes")
+    from scifm.survey.templates import build_templates
+
+    wave, flux, names = build_templates()
+    s_wave, s_flux, s_names = read_templates()
+    np.testing.assert_array_equal(wave, s_wave)
+    np.testing.assert_allclose(flux, s_flux, rtol=1e-6, atol=1e-6)
+    assert names == s_names

@@ -37,6 +37,9 @@ Nothing here is random. The file is made once by
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.metadata
+import json
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +156,20 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--out", default=str(assets_dir() / DEFAULT_PATH), help="output FITS path")
     out = write_templates(p.parse_args(argv).out)
-    print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB)")
+    manifest = {
+        "command": f"python -m scifm.survey.templates --out {out}",
+        "file": out.name,
+        "bytes": out.stat().st_size,
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "bursts_age_gyr_metallicity_zsun": BURSTS,
+        "lines_vacuum_a_relative_flux": LINES,
+        "line_sigma_kms": LINE_SIGMA_KMS,
+        "rest_wave_a": [WAVE_MIN, WAVE_MAX, WAVE_STEP],
+        "bagpipes": importlib.metadata.version("bagpipes"),
+        "seed": None,  # nothing here is random
+    }
+    (out.parent / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB) and its MANIFEST.json")
     return 0
 
 
