@@ -142,3 +142,22 @@ def test_shipped_templates_are_what_the_command_builds():
     np.testing.assert_array_equal(wave, s_wave)
     np.testing.assert_allclose(flux, s_flux, rtol=1e-6, atol=1e-6)
     assert names == s_names
+
+
+def test_released_layout_test_split(tmp_path):
+    """The released AstroCLIP layout: its own split (last 20 % of each group), no ivar."""
+    from scifm.survey.released import write_released
+
+    z_true = np.array([0.12, 0.2, 0.31, 0.45])
+    spectra = np.stack([_spectrum_at(z, {"Halpha": 30.0, "[OIII]": 30.0, "[OII]": 30.0}, 1.0, i)[0]
+                        for i, z in enumerate(z_true)])[:, :, None]  # fmt: skip
+    path = tmp_path / "released.h5"
+    write_released(str(path), np.zeros((4, 152, 152, 3), np.float32),
+                   spectra.astype(np.float32), z_true, np.arange(4) + 100, n_groups=2)  # fmt: skip
+    np.testing.assert_array_equal(held_out_rows(path), [1, 3])  # 80/20 inside groups of 2
+    out = tmp_path / "z.json"
+    assert main(["survey", "redshift", str(path), "--split", "test", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["targetid"] for r in rows] == [101, 103]
+    for r in rows:
+        assert abs(r["z"] - r["true_z"]) < 1e-3, r
