@@ -55,6 +55,7 @@ BAD_INPUTS = {
     "pde-corrupt-file": (lambda t: ["pde", "info", str(_not_hdf5(t))], "corrupt.h5"),
     "survey-corrupt-file": (lambda t: ["survey", "info", str(_not_hdf5(t))], "corrupt.h5"),
     "survey-not-fits": (lambda t: ["survey", "read-spectrum", str(_not_hdf5(t))], "FITS"),
+    "survey-redshift-not-fits": (lambda t: ["survey", "redshift", str(_not_hdf5(t))], "FITS"),
     "mpp-not-a-checkpoint": (lambda t: ["mpp", "rollout", "--ckpt", str(t)], "checkpoint"),
     "xval-not-a-checkpoint": (
         lambda t: ["xval", "evaluate", "--scheme", "xval", "--task", "ood", "--checkpoint", str(t)],

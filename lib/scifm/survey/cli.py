@@ -3,6 +3,7 @@
 scifm survey generate --n 1000 --out data/survey.h5 [--seed 0] [--workers 2]
 scifm survey info data/survey.h5
 scifm survey read-spectrum coadd-sv3-dark-26065.fits [--redrock redrock.fits] [--json]
+scifm survey redshift FILE [--split test] [--n 100] [--json OUT]   (FITS spectra or survey HDF5)
 """
 
 from __future__ import annotations
@@ -52,6 +53,29 @@ def _read_spectrum(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redshift(args: argparse.Namespace) -> int:
+    from scifm.survey.redshift import redshift_rows
+
+    rows, z_range = redshift_rows(args.file, split=args.split, n=args.n,
+                                  catalog=args.catalog, templates=args.templates)  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:  # rows are computed: a failure above writes nothing
+            json.dump({"file": str(args.file), "catalog_z_range": z_range, "rows": rows}, f,
+                      indent=1)  # fmt: skip
+    span = "no catalogue" if z_range is None else f"{z_range[0]:.3f}-{z_range[1]:.3f}"
+    print(f"{args.file}: {len(rows)} spectra; template-fitting redshift (redrock, our templates); "
+          f"catalogue z range {span}")  # fmt: skip
+    print(f"{'targetid':>20} {'z':>8} {'z_err':>9} {'true_z':>8}  flag")
+    for r in rows:
+        true_z = "" if r["true_z"] is None else f"{r['true_z']:.4f}"
+        note = f"  {r['note']}" if r["note"] else ""
+        z, z_err = (float("nan") if v is None else v for v in (r["z"], r["z_err"]))
+        print(f"{r['targetid']:>20} {z:8.4f} {z_err:9.2e} {true_z:>8}  {r['flag']}{note}")
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``survey`` group to the ``scifm`` command."""
     group = subparsers.add_parser("survey", help="simulated DESI x Legacy Surveys galaxy survey")
@@ -74,3 +98,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--redrock", default=None, help="redrock file to join redshifts (DESI)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_read_spectrum)
+    p = sub.add_parser("redshift", help="template-fitting redshift (redrock) of each spectrum")
+    p.add_argument("file", help="DESI coadd-*.fits, SDSS spec-*.fits, or a survey HDF5 file")
+    p.add_argument(
+        "--split",
+        choices=("all", "test"),
+        default="all",
+        help="survey file: all finished rows, or AstroCLIP's held-out test split",
+    )
+    p.add_argument("--n", type=positive_int, default=None, help="survey file: first N rows only")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the rows to OUT")
+    p.add_argument(
+        "--catalog",
+        default=None,
+        help="catalog whose z range is noted (default assets/astroclip/catalog.h5)",
+    )
+    p.add_argument("--templates", default=None, help="redrock template file (default: ours)")
+    p.set_defaults(func=_redshift)

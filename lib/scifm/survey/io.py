@@ -36,6 +36,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from scifm.core import numpy_rng
 from scifm.survey import released
 from scifm.survey.config import SurveyConfig
 from scifm.survey.params import PARAM_DOC, PARAM_NAMES
@@ -253,3 +254,68 @@ def write_survey(path: str | Path, data: SurveyData, compression: str | None = N
                 g.create_dataset(k, data=v)
         f.create_dataset("chunk_done", data=np.ones(1, dtype=bool))
     return path
+
+
+def finished_rows(path: str | Path) -> np.ndarray:
+    """(n_done,) indices of the rows whose chunk is generated (every row of a released file)."""
+    with _open(path) as f:
+        if f.attrs.get("format") != FORMAT:
+            return np.arange(sum(n for _, n in released.groups(f)), dtype=np.int64)
+        done, n, cs = f["chunk_done"][:], int(f.attrs["n"]), int(f.attrs["chunk_size"])
+        rows = np.arange(n, dtype=np.int64)
+        return rows[done[rows // cs]]
+
+
+def read_spectra(path: str | Path, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Spectra, ivar, redshift and targetid of the (increasing) ``rows`` only, no images.
+
+    Every row must be generated; a released file has no ivar (all ones: uniform weights).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or np.any(np.diff(rows) <= 0):
+        raise ValueError("read_spectra: rows must be a 1-D increasing array of row indices")
+    done = finished_rows(path)
+    missing = np.setdiff1d(rows, done)
+    if missing.size:
+        raise ValueError(
+            f"survey file {path}: rows {missing[:5].tolist()} are not generated (or beyond its "
+            f"{len(done)} finished rows); expected finished rows only"
+        )
+    with _open(path) as f:
+        if f.attrs.get("format") == FORMAT:
+            return {k: f[k][rows] for k in ("spectra", "ivar", "redshift", "targetid")}
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("spectra", "redshift", "targetid")}
+        offset = 0
+        for name, n in released.groups(f):
+            local = rows[(rows >= offset) & (rows < offset + n)] - offset
+            g = f[name]
+            for key, src in (("spectra", "spectra"), ("redshift", "redshifts"),
+                             ("targetid", "targetids")):  # fmt: skip
+                parts[key].append(g[src][local] if local.size else g[src][:0])
+            offset += n
+        out = {k: np.concatenate(v) for k, v in parts.items()}
+        out["spectra"] = out["spectra"].reshape(len(rows), -1).astype(np.float32)
+        out["ivar"] = np.ones_like(out["spectra"])
+        out["redshift"] = out["redshift"].astype(np.float32)
+        out["targetid"] = out["targetid"].astype(np.int64)
+        return out
+
+
+def held_out_rows(path: str | Path, test_fraction: float = 0.2, seed: int = 0) -> np.ndarray:
+    """The test rows AstroCLIP evaluates a survey file on (sorted).
+
+    A released file: its own last 20 % of each group. A simulated file: over its longest
+    finished prefix of n rows, the rows ``scifm.astroclip.data.split_indices(n, 0.2, 0)``
+    holds out (the first 20 % of ``numpy_rng([seed, 7]).permutation(n)``; the engine
+    repeats that rule rather than import the idea, and a test checks they agree).
+    """
+    own = survey_split(path)
+    if own is not None:
+        return own[1]
+    done = finished_rows(path)
+    n = int(np.argmax(done != np.arange(len(done)))) if np.any(done != np.arange(len(done))) \
+        else len(done)  # fmt: skip
+    if n == 0:
+        raise ValueError(f"survey file {path}: row 0 is not generated yet; no split to take")
+    perm = numpy_rng([seed, 7]).permutation(n)
+    return np.sort(perm[: max(1, round(n * test_fraction))])

@@ -29,7 +29,8 @@ from scifm.survey.readers.grid import (
 ARMS = ("B", "R", "Z")
 META_COLUMNS = ("TARGET_RA", "TARGET_DEC", "OBJTYPE", "FLUX_G", "FLUX_R", "FLUX_Z",
                 "FIBERFLUX_R", "MORPHTYPE", "SHAPE_R", "COADD_FIBERSTATUS",
-                "BGS_TARGET", "DESI_TARGET", "SV3_BGS_TARGET", "EBV")  # fmt: skip
+                "BGS_TARGET", "DESI_TARGET", "SV1_DESI_TARGET", "SV3_DESI_TARGET", "SV3_BGS_TARGET",
+                "EBV")  # fmt: skip
 SKIP_OBJTYPES = {"SKY", "NON", "BAD"}  # sky fibres, unassigned and broken positioners
 
 
