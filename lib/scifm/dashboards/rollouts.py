@@ -1,14 +1,17 @@
 """What the rollout viewer plays: solver frames and surrogates' predictions of them.
 
 ``Rollout`` holds one trajectory's frames (truth and any number of predictions, with the
-NRMSE of each step as MPP reports it); ``field_png`` draws one field for an <img> tag.
+NRMSE of each step as MPP reports it, and persistence's NRMSE as the bar to beat);
+``field_png`` draws one field for an <img> tag and ``colorbar_html`` its colour bar.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import io
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -32,6 +35,26 @@ def field_png(a: np.ndarray, lo: float, hi: float, cmap: str) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+@lru_cache(maxsize=16)
+def _gradient(cmap: str, stops: int = 11) -> str:
+    from matplotlib import colormaps
+
+    cols = colormaps[cmap](np.linspace(0, 1, stops))[:, :3] * 255
+    return ", ".join(f"rgb({r:.0f},{g:.0f},{b:.0f})" for r, g, b in cols)
+
+
+def colorbar_html(lo: float, hi: float, cmap: str, label: str, width: int = IMG_PX) -> str:
+    """A horizontal colour bar for an image drawn by ``field_png(a, lo, hi, cmap)``: the
+    colour map from ``lo`` to ``hi`` with three ticks and ``label`` (quantity and units)."""
+    ticks = "".join(f"<span>{v:.3g}</span>" for v in (lo, (lo + hi) / 2, hi))
+    return (
+        f"<div class='mpp-cbar' style='width:{width}px'>"
+        f"<div class='mpp-cbar-grad' style='background: linear-gradient(to right, "
+        f"{_gradient(cmap)})'></div><div class='mpp-cbar-ticks'>{ticks}</div>"
+        f"<div class='mpp-cbar-label'>{html.escape(label)}</div></div>"
+    )
+
+
 def as_numpy(a) -> np.ndarray:
     """A tensor (any device) or array as a float numpy array."""
     return a.detach().float().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
@@ -47,6 +70,7 @@ class Rollout:
     preds: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (S, C, H, W)
     nrmse: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (S,) per step
     note: str = ""  # shown under the curve (wall times)
+    persistence: np.ndarray | None = None  # (S,) NRMSE of repeating the last given frame
 
     @classmethod
     def from_comparison(cls, res: Comparison, name: str = "AViT") -> Rollout:
@@ -56,7 +80,7 @@ class Rollout:
             f"{len(res.nrmse)} frames (ratio {res.solver_s / max(res.surrogate_s, 1e-9):.2f}x)."
         )
         return cls(res.system, list(res.field_names), res.truth, {name: res.pred},
-                   {name: np.asarray(res.nrmse)}, note)  # fmt: skip
+                   {name: np.asarray(res.nrmse)}, note, res.persistence)  # fmt: skip
 
     @classmethod
     def from_tensors(cls, label: str, field_names, truth, preds=None) -> Rollout:
@@ -77,3 +101,13 @@ class Rollout:
     @property
     def n_steps(self) -> int:
         return len(self.truth)
+
+    def value_range(self, c: int) -> tuple[float, float]:
+        """Field ``c``'s range over every frame of truth and predictions (finite values):
+        the one colour scale they share."""
+        arrays = [self.truth[:, c], *(p[:, c] for p in self.preds.values())]
+        vals = np.concatenate([a[np.isfinite(a)] for a in arrays])
+        if vals.size == 0:
+            return 0.0, 1.0
+        lo, hi = float(vals.min()), float(vals.max())
+        return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
