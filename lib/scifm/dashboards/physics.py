@@ -7,7 +7,8 @@ comparisons: pick a system and an initial condition (a seed, a dam radius or a M
 number), simulate, roll the model out; it opens on a first rollout of the default inputs,
 computed once per process and model and shared by every viewer. A run's status says how
 good it is: green only when the final NRMSE is below persistence's (the last given frame
-repeated), yellow when it is not, red above ``NRMSE_POOR`` or when it diverged. Given only
+repeated), yellow when it is not, red when it diverged or ends at NRMSE >= 1
+(``rollouts.verdict``). Given only
 trajectories (``from_trajectories``) it plays the solver's frames. Compute lives in
 ``scifm.mpp.demo`` and ``scifm.pde``.
 """
@@ -32,7 +33,15 @@ import param
 import torch
 
 from scifm.core.paths import assets_dir, results_dir
-from scifm.dashboards.rollouts import IMG_PX, Rollout, as_numpy, colorbar_html, field_png
+from scifm.dashboards.rollouts import (
+    IMG_PX,
+    Rollout,
+    as_numpy,
+    colorbar_html,
+    field_label,
+    field_png,
+    verdict,
+)
 from scifm.dashboards.style import STYLESHEET
 from scifm.mpp.demo import Comparison, check_inputs, compare
 from scifm.mpp.experiment import load_surrogate as _load_surrogate
@@ -45,39 +54,6 @@ SYSTEM_LABELS = {
     "Compressible NS, M=1.0": "cns_m1.0",
 }
 SPEEDS = {"0.5x": 800, "1x": 400, "2x": 200, "4x": 100}  # player interval in ms
-NRMSE_POOR = 1.0  # NRMSE 1 = an error as large as the field itself (predicting 0 scores 1)
-UNITS = "dimensionless, PDEBench units"
-FIELD_LABELS = {"h": "water depth h", "u": "activator u", "v": "inhibitor v",
-                "vx": "velocity vx", "vy": "velocity vy", "particles": "passive scalar",
-                "density": "density", "pressure": "pressure"}  # fmt: skip
-
-
-def field_label(name: str) -> str:
-    """What a colour bar says: the quantity and its units."""
-    return f"{FIELD_LABELS.get(name, name)} ({UNITS})"
-
-
-def verdict(nrmse: np.ndarray, persistence: np.ndarray | None) -> tuple[str, str]:
-    """(alert type, sentence) for a rollout's per-step NRMSE against persistence's: green
-    only when it ends below persistence, yellow when not, red when it diverged or ends at
-    or above ``NRMSE_POOR``."""
-    nrmse = np.asarray(nrmse, dtype=float)
-    bad = ~np.isfinite(nrmse)
-    if bad.any():
-        return "danger", f"Diverged: the rollout is not finite from step {int(np.argmax(bad)) + 1}."
-    final = float(nrmse[-1])
-    base = ""
-    if persistence is not None:
-        base = f" Persistence (the last given frame repeated) ends at {persistence[-1]:.3g}."
-    if final >= NRMSE_POOR:
-        return "danger", (f"Poor: final NRMSE {final:.3g} is at or above {NRMSE_POOR:g}, an "
-                          f"error as large as the field itself.{base}")  # fmt: skip
-    if persistence is None:
-        return "info", (f"Final NRMSE {final:.3g} (below {NRMSE_POOR:g}); no persistence "
-                        "baseline for this rollout.")  # fmt: skip
-    if final < float(persistence[-1]):
-        return "success", f"Good: final NRMSE {final:.3g}, better than persistence.{base}"
-    return "warning", f"Worse than persistence: final NRMSE {final:.3g}.{base}"
 
 
 def default_assets() -> Path:

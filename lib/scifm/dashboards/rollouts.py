@@ -2,7 +2,8 @@
 
 ``Rollout`` holds one trajectory's frames (truth and any number of predictions, with the
 NRMSE of each step as MPP reports it, and persistence's NRMSE as the bar to beat);
-``field_png`` draws one field for an <img> tag and ``colorbar_html`` its colour bar.
+``field_png`` draws one field for an <img> tag and ``colorbar_html`` its colour bar;
+``verdict`` says how good a rollout is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,39 @@ from scifm.mpp.demo import Comparison
 from scifm.mpp.metrics import nrmse as _nrmse
 
 IMG_PX = 224  # displayed side of each field image
+NRMSE_POOR = 1.0  # NRMSE 1 = an error as large as the field itself (predicting 0 scores 1)
+UNITS = "dimensionless, PDEBench units"
+FIELD_LABELS = {"h": "water depth h", "u": "activator u", "v": "inhibitor v",
+                "vx": "velocity vx", "vy": "velocity vy", "particles": "passive scalar",
+                "density": "density", "pressure": "pressure"}  # fmt: skip
+
+
+def field_label(name: str) -> str:
+    """What a colour bar says: the quantity and its units."""
+    return f"{FIELD_LABELS.get(name, name)} ({UNITS})"
+
+
+def verdict(nrmse: np.ndarray, persistence: np.ndarray | None) -> tuple[str, str]:
+    """(alert type, sentence) for a rollout's per-step NRMSE against persistence's: green
+    only when it ends below persistence, yellow when not, red when it diverged or ends at
+    or above ``NRMSE_POOR``."""
+    nrmse = np.asarray(nrmse, dtype=float)
+    bad = ~np.isfinite(nrmse)
+    if bad.any():
+        return "danger", f"Diverged: the rollout is not finite from step {int(np.argmax(bad)) + 1}."
+    final = float(nrmse[-1])
+    base = ""
+    if persistence is not None:
+        base = f" Persistence (the last given frame repeated) ends at {persistence[-1]:.3g}."
+    if final >= NRMSE_POOR:
+        return "danger", (f"Poor: final NRMSE {final:.3g} is at or above {NRMSE_POOR:g}, an "
+                          f"error as large as the field itself.{base}")  # fmt: skip
+    if persistence is None:
+        return "info", (f"Final NRMSE {final:.3g} (below {NRMSE_POOR:g}); no persistence "
+                        "baseline for this rollout.")  # fmt: skip
+    if final < float(persistence[-1]):
+        return "success", f"Good: final NRMSE {final:.3g}, better than persistence.{base}"
+    return "warning", f"Worse than persistence: final NRMSE {final:.3g}.{base}"
 
 
 def field_png(a: np.ndarray, lo: float, hi: float, cmap: str) -> str:
