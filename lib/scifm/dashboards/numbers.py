@@ -205,12 +205,12 @@ class TokenizationComparer(pn.viewable.Viewer):
         self.benchmark = Path(benchmark) if benchmark is not None else None
         pause = f"{DEBOUNCE_S:g} s"
         self.text_input = follow_typing(pn.widgets.TextAreaInput(
-            value=self.text, name=f"Text (the tokens follow as you type, after a {pause} pause)",
+            value=self.text, label=f"Text (the tokens follow as you type, after a {pause} pause)",
             height=110, sizing_mode="stretch_width", css_classes=["xv-text"],
         ), self, "text")  # fmt: skip
         self.question_input = follow_typing(pn.widgets.TextInput(
             value=self.question, css_classes=["xv-question"],
-            name="Ask a product (the models were trained on a, b in [1, 10)); the answers "
+            label="Ask a product (the models were trained on a, b in [1, 10)); the answers "
             f"follow as you type, after a {pause} pause",
         ), self, "question")  # fmt: skip
         self.tokens_pane = _pane()
@@ -304,7 +304,7 @@ class TokenizationComparer(pn.viewable.Viewer):
                 pn.pane.Markdown(f"### Ask the models ({names})"),
                 self.question_input, self.answers_pane,
                 pn.pane.Markdown("### Out of distribution: a*b over a range of a"),
-                _released(pn.widgets.FloatSlider(name="b (the sweep follows when the slider "
+                _released(pn.widgets.FloatSlider(label="b (the sweep follows when the slider "
                           "is released)", start=1.0, end=9.99, step=0.01, value=self.b_value),
                           self, "b_value"),
                 self.sweep_plot,
@@ -312,7 +312,7 @@ class TokenizationComparer(pn.viewable.Viewer):
         if self.orbit_models:
             parts += [
                 pn.pane.Markdown("### Planetary orbits: the last recorded position, predicted"),
-                _released(pn.widgets.IntSlider(name="system", start=0, end=999,
+                _released(pn.widgets.IntSlider(label="system", start=0, end=999,
                                                value=self.orbit_seed), self, "orbit_seed"),
                 self.orbit_plot,
             ]  # fmt: skip

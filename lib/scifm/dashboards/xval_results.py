@@ -203,10 +203,10 @@ class XvalResults(pn.viewable.Viewer):
             pn.Row(
                 pn.widgets.Select.from_param(
                     self.param.group,
-                    name="Runs",
+                    label="Runs",
                     options={group_label(g): g for g in self.param.group.objects},
                 ),
-                pn.widgets.RadioButtonGroup.from_param(self.param.x_axis, name="x axis"),
+                pn.widgets.RadioButtonGroup.from_param(self.param.x_axis, label="x axis"),
             ),
             pn.Row(*(pn.pane.Bokeh(f) for f in self.figures.values()), css_classes=["xv-curves"]),
             self.note,
