@@ -75,7 +75,7 @@ METRICS = {  # curve key -> (axis label, transform)
 
 
 def _figure(title: str, xlabel: str, ylabel: str, **kw) -> figure:
-    return figure(title=title, x_axis_label=xlabel, y_axis_label=ylabel, width=420,
+    return figure(title=title, x_axis_label=xlabel, y_axis_label=ylabel, width=440,
                   height=300, tools="pan,wheel_zoom,box_zoom,reset,save,hover", **kw)  # fmt: skip
 
 
@@ -106,15 +106,16 @@ class XvalResults(pn.viewable.Viewer):
                          legend_label=s)  # fmt: skip
             fig.legend.location = "top_right"
             fig.legend.click_policy = "hide"
+            fig.legend.visible = k == "val_loss"  # one legend for the three (same colours)
             self.figures[k] = fig
         self.bar_source = ColumnDataSource({"encoding": [], "invalid": [], "color": []})
         self.bars = _figure("", "encoding", METRICS["test.invalid_rate"][0],
                             x_range=FactorRange(*SCHEMES))  # fmt: skip
-        self.bars.height = 260
+        self.bars.y_range.start = 0
         self.bars.vbar("encoding", top="invalid", width=0.7, color="color", source=self.bar_source)
         self.note = pn.pane.Markdown("", css_classes=["xv-curves-note"])
         if self.group:
-            self._redraw()
+            self._draw()  # not yet in a document: draw at once
 
     def _cells(self) -> dict[str, list[dict]]:
         return self.data["curves"][self.group]
@@ -137,8 +138,12 @@ class XvalResults(pn.viewable.Viewer):
 
     @param.depends("group", "x_axis", watch=True)
     def _redraw(self) -> None:
-        if not self.group or not hasattr(self, "note"):  # (still in __init__)
-            return
+        if self.group and hasattr(self, "note"):  # (not while __init__ sets the group)
+            # Bokeh models change only under the document's lock: a callback running in
+            # the server's thread pool hands the drawing to the event loop
+            pn.state.execute(self._draw)
+
+    def _draw(self) -> None:
         name, curves = group_label(self.group), self.curves()
         xlabel = self.x_axis + (" (M)" if X_AXES[self.x_axis] == "tokens" else "")
         for k, fig in self.figures.items():
@@ -195,7 +200,7 @@ class XvalResults(pn.viewable.Viewer):
         meta = self.data["meta"]
         return pn.Column(
             pn.pane.Markdown(
-                f"Measured {meta['date']} on {meta['machine']}: each encoding trained until "
+                f"Measured {meta['date']} on {meta['machine']}. Each encoding trained until "
                 "its validation loss plateaued or the budget ran out. An invalid answer (a "
                 "malformed number, or none) counts as a failure: R² all scores it as the "
                 "training mean; R² valid covers valid answers only."
@@ -208,9 +213,13 @@ class XvalResults(pn.viewable.Viewer):
                 ),
                 pn.widgets.RadioButtonGroup.from_param(self.param.x_axis, label="x axis"),
             ),
-            pn.Row(*(pn.pane.Bokeh(f) for f in self.figures.values()), css_classes=["xv-curves"]),
             self.note,
-            pn.pane.Bokeh(self.bars, css_classes=["xv-invalid"]),
+            pn.GridBox(
+                *(pn.pane.Bokeh(f) for f in self.figures.values()),
+                pn.pane.Bokeh(self.bars, css_classes=["xv-invalid"]),
+                ncols=2,
+                css_classes=["xv-curves"],
+            ),
             pn.pane.Markdown("#### Every task, encoding and point (mean over seeds)"),
             self.table(),
             sizing_mode="stretch_width",
