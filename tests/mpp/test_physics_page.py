@@ -88,7 +88,7 @@ def test_physics_page_opens_on_a_rollout_with_colour_bars(app_url, browser_page,
         expect(bars.nth(i)).to_have_text("water depth h (dimensionless, PDEBench units)")
     expect(bars.nth(2)).to_have_text("error in water depth h (dimensionless, PDEBench units)")
     ticks = page.locator(".mpp-cbar-ticks")
-    expect(ticks.nth(1)).to_have_text(ticks.nth(0).inner_text())  # one shared range
+    expect(ticks.nth(1)).to_have_text(ticks.nth(0).text_content())  # one shared range
     message = page.locator(".mpp-message")
     expect(message).to_contain_text("better than persistence")
     expect(message).to_have_class(re.compile(r"\balert-success\b"))
