@@ -172,8 +172,9 @@ def _error(text: str) -> str:
 
 def _released(slider, owner: param.Parameterized, name: str):
     """``slider`` setting ``owner.<name>`` when released (``value_throttled``): a drag does
-    not recompute at every position."""
+    not recompute at every position. Code that sets ``owner.<name>`` moves the slider."""
     slider.param.watch(lambda e: setattr(owner, name, e.new), "value_throttled")
+    owner.param.watch(lambda e: setattr(slider, "value", e.new), name)
     return slider
 
 
