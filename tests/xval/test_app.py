@@ -142,13 +142,21 @@ def test_numbers_page_in_browser(app_url, browser_page, screenshot_dir) -> None:
 
 
 def test_text_boxes_follow_typing_and_code(view) -> None:
-    # a keystroke (value_input) is taken after the pause, without Enter or leaving the box
-    view.text_input.value_input = "x = 1.5"
-    assert view.text == "x = 1.5" and "data-scheme='xval'" in view.tokens_pane.object
-    view.question_input.value_input = "2*3"
-    assert "True value: <b>6</b>" in view.answers_pane.object
-    view.text = "y = 2"  # code sets the parameter: the box shows it
-    assert view.text_input.value == "y = 2"
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check() -> None:
+        # a keystroke (value_input) is taken after the pause, without Enter or leaving the box
+        view.text_input.value_input = "x = 1.5"
+        assert view.text == "x = 1.5" and "data-scheme='xval'" in view.tokens_pane.object
+        view.question_input.value_input = "2*3"
+        assert "True value: <b>6</b>" in view.answers_pane.object
+        view.text = "y = 2"  # code sets the parameter: the box shows it
+        assert view.text_input.value == "y = 2"
+
+    # on a thread without a running event loop, where Panel runs the pause to its end
+    # (playwright's sync API keeps a loop running on the main thread after a browser test)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(check).result()
 
 
 def test_default_views_are_computed_once_per_process(tiny_assets) -> None:
