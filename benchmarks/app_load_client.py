@@ -71,7 +71,9 @@ def _release(value: float) -> Callable:
 
     def act(doc, model) -> None:
         model.value = value
-        model.value_throttled = value
+        # read-only in Python (the browser sets it on release); set_from_json sends it as
+        # the browser would
+        model.set_from_json("value_throttled", value)
 
     return act
 
