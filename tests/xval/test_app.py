@@ -299,7 +299,7 @@ def test_numbers_first_look_axis_labels_and_stored_results(app_url, browser_page
             scheme = cell.rpartition("_s")[0]
             per_scheme[scheme] = per_scheme.get(scheme, -1) + 1 + len(curve)
         assert lengths == sorted(per_scheme.values()), figs[title]
-        invalid = figs[f"{name}: invalid answers at convergence"][0]
+        invalid = figs[f"{name}: invalid at convergence"][0]
         assert len(invalid) == len(per_scheme)
     page.locator(".xv-curves").first.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)

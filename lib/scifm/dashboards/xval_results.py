@@ -155,7 +155,7 @@ class XvalResults(pn.viewable.Viewer):
         rates = self.invalid_rates()
         self.bar_source.data = {"encoding": list(rates), "invalid": list(rates.values()),
                                 "color": [COLORS.get(s, "#555") for s in rates]}  # fmt: skip
-        self.bars.title.text = f"{name}: invalid answers at convergence"
+        self.bars.title.text = f"{name}: invalid at convergence"
         unfinished = [f"{c} ({st})" for c, st in self._states().items()
                       if st.startswith("unfinished")]  # fmt: skip
         self.note.object = (
