@@ -66,6 +66,22 @@ def _set(prop: str, value) -> Callable:
     return lambda doc, model: setattr(model, prop, value)
 
 
+def _release(value: float) -> Callable:
+    """A slider dragged to ``value`` and released (the sweep follows ``value_throttled``)."""
+
+    def act(doc, model) -> None:
+        model.value = value
+        # read-only in Python (the browser sets it on release); set_from_json sends it as
+        # the browser would
+        model.set_from_json("value_throttled", value)
+
+    return act
+
+
+def _starts(prefix: str) -> Callable:
+    return lambda v: isinstance(v, str) and v.startswith(prefix)
+
+
 def _click(doc, model) -> None:
     from bokeh.events import ButtonClick
 
@@ -86,8 +102,8 @@ ACTIONS: dict[str, list[Action]] = {
     "numbers": [
         Action("ask 7.5*2.25", "click", _by("TextInput", css_classes=_has_css("xv-question")),
                _set("value", "7.5*2.25"), _has_text("16.875", "xval")),
-        Action("sweep b = 5", "click", _by("Slider", title="b"), _set("value", 5.0),
-               _title_starts("a*5;")),
+        Action("sweep b = 5", "click", _by("Slider", title=_starts("b (")), _release(5.0),
+               _title_starts("a × 5;")),
     ],
     "galaxies": [
         Action("random galaxy", "click", _by("Button", label="Random galaxy"), _click,
@@ -97,7 +113,8 @@ ACTIONS: dict[str, list[Action]] = {
     ],
     "physics": [
         Action("run rollout", "rollout", _by("Button", label="Run solver and surrogate"), _click,
-               lambda doc: any(("Done:" in t or "run failed" in t) for t in _texts(doc))),
+               lambda doc: any((" steps of " in t and "First rollout" not in t)
+                               or "run failed" in t for t in _texts(doc))),
     ],
 }  # fmt: skip
 

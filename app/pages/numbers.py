@@ -11,7 +11,8 @@ SLUG = "numbers"
 TITLE = "Numbers"
 DESCRIPTION = (
     "xVal: one [NUM] token scaled by the value vs four digit tokenizations — "
-    "side-by-side tokens, model answers, an out-of-distribution sweep and orbits."
+    "side-by-side tokens, model answers, an out-of-distribution sweep, orbits, and the "
+    "benchmark's learning curves and invalid-answer rates."
 )
 ORDER = 1
 

@@ -11,7 +11,7 @@ SLUG = "physics"
 TITLE = "Physics"
 DESCRIPTION = (
     "Multiple Physics Pretraining: one AViT surrogate for shallow water, reaction-diffusion, "
-    "incompressible and compressible flow, played against the solver."
+    "incompressible and compressible flow, played against the solver and persistence."
 )
 ORDER = 2
 

@@ -139,3 +139,169 @@ def test_numbers_page_in_browser(app_url, browser_page, screenshot_dir) -> None:
     page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshot_dir / "numbers.png"), full_page=True)
     assert page.console_errors == []
+
+
+def test_text_boxes_follow_typing_and_code(view) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check() -> None:
+        # a keystroke (value_input) is taken after the pause, without Enter or leaving the box
+        view.text_input.value_input = "x = 1.5"
+        assert view.text == "x = 1.5" and "data-scheme='xval'" in view.tokens_pane.object
+        view.question_input.value_input = "2*3"
+        assert "True value: <b>6</b>" in view.answers_pane.object
+        view.text = "y = 2"  # code sets the parameter: the box shows it
+        assert view.text_input.value == "y = 2"
+
+    # on a thread without a running event loop, where Panel runs the pause to its end
+    # (playwright's sync API keeps a loop running on the main thread after a browser test)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(check).result()
+
+
+def test_default_views_are_computed_once_per_process(tiny_assets) -> None:
+    from scifm.dashboards.numbers import ANSWERS, ORBITS, SWEEPS
+
+    load_models.cache_clear()
+    first = TokenizationComparer.from_assets(tiny_assets)
+    first.sweep_plot(), first.orbit_plot()
+    hits = (SWEEPS.hits, ORBITS.hits, ANSWERS.hits)
+    second = TokenizationComparer.from_assets(tiny_assets)
+    second.sweep_plot(), second.orbit_plot()
+    assert (SWEEPS.hits, ORBITS.hits, ANSWERS.hits) == tuple(h + 1 for h in hits)
+    assert second.answers_pane.object == first.answers_pane.object
+
+
+def test_plots_have_axis_labels(view) -> None:
+    from bokeh.models import Axis
+
+    for plot in (view.sweep_plot(), view.orbit_plot()):
+        fig = hv_render(plot)
+        labels = [a.axis_label for a in fig.select({"type": Axis})]
+        assert labels and all(lb and lb not in ("x", "y") for lb in labels), labels
+
+
+def hv_render(obj):
+    import holoviews as hv
+
+    return hv.render(obj, backend="bokeh")
+
+
+def test_stored_results_shown_as_learning_curves_and_invalid_rates() -> None:
+    import json
+
+    from scifm.core.paths import results_dir
+    from scifm.dashboards.xval_results import XvalResults
+
+    path = results_dir() / "xval.json"
+    stored = json.loads(path.read_text())
+    res = XvalResults(path)
+    assert res.group == "ood/mlm" and set(res.param.group.objects) == set(stored["curves"])
+    for group in stored["curves"]:
+        res.group = group
+        joined: dict = {}  # scheme -> its seeds' points, one NaN between seeds
+        for cell, curve in sorted(stored["curves"][group].items()):
+            scheme = cell.rpartition("_s")[0]
+            pts = [(r["step"], r["val_loss"], 100 * r["test.invalid_rate"]) for r in curve]
+            joined[scheme] = [*joined[scheme], (np.nan,) * 3, *pts] if scheme in joined else pts
+        for scheme, pts in joined.items():
+            step, loss, invalid = np.array(pts).T
+            np.testing.assert_allclose(res.sources["val_loss"][scheme].data["x"], step)
+            np.testing.assert_allclose(res.sources["val_loss"][scheme].data["y"], loss)
+            inv = res.sources["test.invalid_rate"][scheme].data["y"]
+            np.testing.assert_allclose(inv, invalid)
+            conv = stored["groups"][group]["rows"][scheme]["converged"]
+            if "missing" not in conv:  # at convergence, as the report stores it
+                assert res.invalid_rates()[scheme] == pytest.approx(
+                    100 * conv["test.invalid_rate"][0]
+                )
+    res.x_axis = "training tokens"
+    cell, curve = sorted(stored["curves"][res.group].items())[0]
+    got = res.sources["val_loss"][cell.rpartition("_s")[0]].data["x"]
+    np.testing.assert_allclose(got[: len(curve)], [r["tokens"] / 1e6 for r in curve])
+    assert res.figures["val_loss"].xaxis.axis_label == "training tokens (M)"
+
+
+AXIS_LABELS_JS = """() => [...Bokeh.documents].flatMap(d => [...d.all_models])
+    .filter(m => m.constructor.__name__.endsWith('Axis')).map(m => m.axis_label)"""
+FIGURES_JS = """() => Object.fromEntries([...Bokeh.documents].flatMap(d => [...d.all_models])
+    .filter(m => m.constructor.__name__ === 'Figure' && m.title && m.title.text)
+    .map(f => [f.title.text, f.renderers.filter(r => r.data_source).map(r => {
+        const d = r.data_source.data; return Array.from(d.y ?? d.invalid ?? []); })]))"""
+
+
+@pytest.mark.browser
+def test_numbers_boxes_follow_typing(app_url, browser_page, screenshot_dir) -> None:
+    """Typing updates the tokens and the answers without Enter or leaving the box (issue 16:
+    they updated only on blur, with no hint); the box keeps focus and every character."""
+    from playwright.sync_api import expect
+
+    page = browser_page
+    page.goto(app_url + "/numbers")
+    body = page.locator("body")
+    expect(page.locator(".xv-scheme")).to_have_count(5)
+    box = page.locator(".xv-text textarea")
+    box.click()
+    box.press("Control+a")
+    box.press_sequentially("speed = 299792458, t1 = .5-2", delay=30)
+    expect(page.locator(".xv-scheme").first).to_contain_text("19 tokens, 3 numbers")
+    expect(box).to_have_value("speed = 299792458, t1 = .5-2")
+    assert box.evaluate("e => e.getRootNode().activeElement === e")  # never left the box
+    q = page.locator(".xv-question input")
+    q.click()
+    q.press("Control+a")
+    q.press_sequentially("6.5*2.5", delay=30)
+    expect(body).to_contain_text("True value: 16.25")
+    expect(page.locator(".xv-answer")).to_have_count(5)
+    assert q.evaluate("e => e.getRootNode().activeElement === e")
+    expect(body).to_contain_text("the tokens follow as you type")  # the hint
+    expect(body).to_contain_text("the answers follow as you type")
+    page.screenshot(path=str(screenshot_dir / "numbers_typing.png"))
+    assert page.console_errors == []
+
+
+@pytest.mark.browser
+def test_numbers_first_look_axis_labels_and_stored_results(app_url, browser_page, screenshot_dir):
+    """Before any input: the default text's five tokenizations and every encoding's answer;
+    every plot's axes labelled (the sweep read "x"/"y"); the stored learning curves and
+    invalid rates (benchmarks/results/xval.json) drawn as stored, per chosen run group."""
+    import json
+
+    from playwright.sync_api import expect
+
+    from scifm.core.paths import results_dir
+
+    stored = json.loads((results_dir() / "xval.json").read_text())
+    page = browser_page
+    page.goto(app_url + "/numbers")
+    expect(page.locator(".xv-scheme")).to_have_count(5)
+    expect(page.locator(".xv-answer")).to_have_count(5)
+    page.wait_for_function(f"() => ({AXIS_LABELS_JS})().length >= 4")  # sweep and orbits
+    labels = page.evaluate(AXIS_LABELS_JS)
+    assert all(label and label not in ("x", "y") for label in labels), labels
+    page.wait_for_function(f"() => ({AXIS_LABELS_JS})().length >= 12")  # + stored results
+    labels = page.evaluate(AXIS_LABELS_JS)
+    assert all(label and label not in ("x", "y") for label in labels), labels
+    assert {"a (first operand; trained on [1, 10))", "a × b (b = 3)",
+            "x (innermost semi-major axis = 1)", "y (innermost semi-major axis = 1)",
+            "validation loss (log)", "test R² (all samples, clipped at -1)",
+            "invalid answers (% of test samples)", "optimizer steps"} <= set(labels)  # fmt: skip
+    for group, name in (("ood/mlm", "ood (masked)"), ("multiplication/mlm",
+                                                      "multiplication (masked)")):  # fmt: skip
+        if group != "ood/mlm":
+            page.locator("select").first.select_option(label=name)
+        title = f"{name}: validation loss"
+        page.wait_for_function(f"() => ({FIGURES_JS})()[{json.dumps(title)}] !== undefined")
+        figs = page.evaluate(FIGURES_JS)
+        lengths = sorted(len(y) for y in figs[title] if y)
+        per_scheme: dict = {}  # an encoding's seeds are one line, a NaN between them
+        for cell, curve in stored["curves"][group].items():
+            scheme = cell.rpartition("_s")[0]
+            per_scheme[scheme] = per_scheme.get(scheme, -1) + 1 + len(curve)
+        assert lengths == sorted(per_scheme.values()), figs[title]
+        invalid = figs[f"{name}: invalid at convergence"][0]
+        assert len(invalid) == len(per_scheme)
+    page.locator(".xv-curves").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(screenshot_dir / "numbers_results.png"))
+    assert page.console_errors == []

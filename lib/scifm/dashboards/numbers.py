@@ -3,15 +3,16 @@
 Type any text to see the five tokenizations side by side as chips (numbers a scheme
 cannot write exactly are highlighted), ask a product of the given models, sweep an
 operand beyond the training range, predict a planet's next position and read the
-benchmark table. It takes its models as arguments: the ones a notebook just trained,
-a CLI run's checkpoints, or the shipped ones (``from_assets``). Compute lives in
-``scifm.xval.demo``.
+benchmark (learning curves, invalid rates, tables: ``scifm.dashboards.xval_results``).
+The text boxes follow typing (``follow_typing``). It takes its models as arguments: the
+ones a notebook just trained, a CLI run's checkpoints, or the shipped ones
+(``from_assets``). Compute lives in ``scifm.xval.demo``; its results are shared by every
+session of a process (``ModelCache``), so the default view costs nothing after the first.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -25,14 +26,15 @@ import panel as pn
 import param
 
 from scifm.core.paths import assets_dir, results_dir
+from scifm.dashboards.shared import DEBOUNCE_S, ModelCache, follow_typing
 from scifm.dashboards.style import STYLESHEET
+from scifm.dashboards.xval_results import COLORS, SCHEMES, XvalResults
 from scifm.xval.train import Trained, load_trained
 
-SCHEMES = ("xval", "p10", "p1000", "b1999", "fp15")
-COLORS = {"xval": "#d62728", "p10": "#1f77b4", "p1000": "#2ca02c", "b1999": "#9467bd",
-          "fp15": "#ff7f0e", "truth": "#222222"}  # fmt: skip
 MAX_CHIPS = 300  # chips drawn per scheme; counts always cover the whole text
 DEFAULT_TEXT = '{"planet0": {"m": 3.1e-05, "a": 1.52}, "t1": 12.5, "dx": .25}\n3-2=1, 6.02e23'
+# scifm.xval.orbits: G = 1, a unit star mass, the innermost planet's semi-major axis is 1
+ORBIT_UNIT = "innermost semi-major axis = 1"
 LEGEND = (
     "<div class='xv-legend'>Chips: <span class='xv-chip xv-num'>number</span> "
     "<span class='xv-chip xv-num xv-rounded'>rounded to 3 digits</span> "
@@ -55,6 +57,22 @@ def load_models(task: str, root: str) -> dict[str, Trained]:
         if (path / "config.json").exists():
             out[scheme] = load_trained(path, "cpu")
     return out
+
+
+def _sweep(models: Mapping[str, Trained], b: float) -> dict[str, np.ndarray]:
+    from scifm.xval.demo import ood_sweep
+
+    return ood_sweep(models, b, np.arange(1.0, 15.0, 0.05))
+
+
+def _orbit(models: Mapping[str, Trained], seed: int) -> dict:
+    from scifm.xval.demo import orbit_prediction
+
+    return orbit_prediction(models, seed)
+
+
+SWEEPS, ORBITS = ModelCache(_sweep), ModelCache(_orbit)  # shared by every session
+ANSWERS = ModelCache(lambda models, question: _answers_html(models, question), maxsize=256)
 
 
 def chips_html(enc, scheme: str) -> str:
@@ -90,6 +108,56 @@ def _fmt(v: float) -> str:
     return "invalid" if not math.isfinite(v) else f"{v:.6g}"
 
 
+@lru_cache(maxsize=64)
+def tokens_html(text: str) -> str:
+    """The five tokenizations of ``text`` as chips with counts (or why there are none);
+    once per process for each text."""
+    from scifm.xval.demo import tokenize_all
+
+    res = tokenize_all(text)
+    if res.error:
+        return f"<div class='xv-msg'>{_error(res.error)}</div>"
+    rows = []
+    for scheme, enc in res.encodings.items():
+        n_round = sum(s != "exact" for s in enc.status)
+        rows.append(
+            f"<div class='xv-scheme' data-scheme='{scheme}'>"
+            f"<b>{scheme}</b> — {len(enc):,} tokens, {len(enc.numbers)} numbers, "
+            f"{n_round} not exact<br>{chips_html(enc, scheme)}</div>"
+        )
+    notes = "".join(f"<div class='scifm-warn'>{html.escape(n)}</div>" for n in res.notes)
+    return notes + LEGEND + "".join(rows)
+
+
+def _answers_html(models: Mapping[str, Trained], question: str) -> str:
+    """Every model's answer to ``question`` (a product a*b) as a table, or a message."""
+    from scifm.xval.demo import answer, parse_question
+
+    parsed = parse_question(question)
+    if isinstance(parsed, str):
+        return _error(parsed)
+    if not models:
+        return "<b>No models given (shipped ones: python -m scifm.xval.assets).</b>"
+    a, b = parsed
+    truth = a * b
+    warn = ""
+    if not (1.0 <= a < 10.0 and 1.0 <= b < 10.0):
+        warn = "<div class='scifm-warn'>Outside the training range [1, 10): expect errors.</div>"
+    if not all(math.isfinite(x) and abs(x) < 1e30 for x in (a, b)):
+        warn = ("<div class='scifm-error'>These numbers are absurdly large for the models; "
+                "their answers are meaningless.</div>")  # fmt: skip
+    rows = "".join(
+        f"<tr class='xv-answer' data-scheme='{s}'><td class='xv-left'>{s}</td>"
+        f"<td>{_fmt(v)}</td><td>{_fmt(_rel_error(v, truth))}%</td></tr>"
+        for s, v in answer(models, a, b).items()
+    )
+    return (
+        warn + f"<div>True value: <b>{_fmt(truth)}</b></div><table class='xv'>"
+        "<tr><th class='xv-left'>encoding</th><th>answer</th><th>error</th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def _show(pane, render) -> None:
     """``pane.object = render()``; an error shows as a message (never fails on user input)."""
     try:
@@ -100,6 +168,14 @@ def _show(pane, render) -> None:
 
 def _error(text: str) -> str:
     return f"<div class='scifm-error'><b>{html.escape(text)}</b></div>"
+
+
+def _released(slider, owner: param.Parameterized, name: str):
+    """``slider`` setting ``owner.<name>`` when released (``value_throttled``): a drag does
+    not recompute at every position. Code that sets ``owner.<name>`` moves the slider."""
+    slider.param.watch(lambda e: setattr(owner, name, e.new), "value_throttled")
+    owner.param.watch(lambda e: setattr(slider, "value", e.new), name)
+    return slider
 
 
 def _pane() -> pn.pane.HTML:
@@ -128,15 +204,16 @@ class TokenizationComparer(pn.viewable.Viewer):
         self.models = dict(models or {})
         self.orbit_models = dict(orbit_models or {})
         self.benchmark = Path(benchmark) if benchmark is not None else None
-        self.text_input = pn.widgets.TextAreaInput.from_param(
-            self.param.text, name="Text", height=110, sizing_mode="stretch_width",
-            css_classes=["xv-text"],
-        )  # fmt: skip
-        self.question_input = pn.widgets.TextInput.from_param(
-            self.param.question,
-            name="Ask a product (the models were trained on a, b in [1, 10))",
-            css_classes=["xv-question"],
-        )
+        pause = f"{DEBOUNCE_S:g} s"
+        self.text_input = follow_typing(pn.widgets.TextAreaInput(
+            value=self.text, label=f"Text (the tokens follow as you type, after a {pause} pause)",
+            height=110, sizing_mode="stretch_width", css_classes=["xv-text"],
+        ), self, "text")  # fmt: skip
+        self.question_input = follow_typing(pn.widgets.TextInput(
+            value=self.question, css_classes=["xv-question"],
+            label="Ask a product (the models were trained on a, b in [1, 10)); the answers "
+            f"follow as you type, after a {pause} pause",
+        ), self, "question")  # fmt: skip
         self.tokens_pane = _pane()
         self.answers_pane = _pane()
         self._update_tokens()
@@ -161,21 +238,7 @@ class TokenizationComparer(pn.viewable.Viewer):
         _show(self.tokens_pane, self._tokens)
 
     def _tokens(self) -> str:
-        from scifm.xval.demo import tokenize_all
-
-        res = tokenize_all(self.text)
-        if res.error:
-            return f"<div class='xv-msg'>{_error(res.error)}</div>"
-        rows = []
-        for scheme, enc in res.encodings.items():
-            n_round = sum(s != "exact" for s in enc.status)
-            rows.append(
-                f"<div class='xv-scheme' data-scheme='{scheme}'>"
-                f"<b>{scheme}</b> — {len(enc):,} tokens, {len(enc.numbers)} numbers, "
-                f"{n_round} not exact<br>{chips_html(enc, scheme)}</div>"
-            )
-        notes = "".join(f"<div class='scifm-warn'>{html.escape(n)}</div>" for n in res.notes)
-        return notes + LEGEND + "".join(rows)
+        return tokens_html(self.text)
 
     # -- questions ------------------------------------------------------------------
     @param.depends("question", watch=True)
@@ -183,42 +246,14 @@ class TokenizationComparer(pn.viewable.Viewer):
         _show(self.answers_pane, self._answers)
 
     def _answers(self) -> str:
-        from scifm.xval.demo import answer, parse_question
-
-        parsed = parse_question(self.question)
-        if isinstance(parsed, str):
-            return _error(parsed)
-        if not self.models:
-            return "<b>No models given (shipped ones: python -m scifm.xval.assets).</b>"
-        a, b = parsed
-        truth = a * b
-        warn = ""
-        if not (1.0 <= a < 10.0 and 1.0 <= b < 10.0):
-            warn = (
-                "<div class='scifm-warn'>Outside the training range [1, 10): expect errors.</div>"
-            )
-        if not all(math.isfinite(x) and abs(x) < 1e30 for x in (a, b)):
-            warn = ("<div class='scifm-error'>These numbers are absurdly large for the models; "
-                    "their answers are meaningless.</div>")  # fmt: skip
-        rows = "".join(
-            f"<tr class='xv-answer' data-scheme='{s}'><td class='xv-left'>{s}</td>"
-            f"<td>{_fmt(v)}</td><td>{_fmt(_rel_error(v, truth))}%</td></tr>"
-            for s, v in answer(self.models, a, b).items()
-        )
-        return (
-            warn + f"<div>True value: <b>{_fmt(truth)}</b></div><table class='xv'>"
-            "<tr><th class='xv-left'>encoding</th><th>answer</th><th>error</th></tr>"
-            f"{rows}</table>"
-        )
+        return ANSWERS(self.models, self.question)
 
     # -- plots ----------------------------------------------------------------------
     @param.depends("b_value")
     def sweep_plot(self):
-        from scifm.xval.demo import ood_sweep
-
         if not self.models:
             return pn.pane.Markdown("No models given.")
-        res = ood_sweep(self.models, self.b_value, np.arange(1.0, 15.0, 0.05))
+        res = SWEEPS(self.models, float(self.b_value))
         curves = [hv.Curve((res["a"], res["truth"]), "a", "a*b", label="truth").opts(
             color=COLORS["truth"], line_dash="dashed")]  # fmt: skip
         for s in self.models:
@@ -227,17 +262,17 @@ class TokenizationComparer(pn.viewable.Viewer):
         hole = hv.VSpan(4.0, 5.0).opts(color="#999", alpha=0.2)
         extrap = hv.VSpan(10.0, 15.0).opts(color="#f90", alpha=0.1)
         return (hole * extrap * hv.Overlay(curves)).opts(
-            title=f"a*{self.b_value:.3g}; grey: held-out a in [4, 5); orange: a beyond training",
+            title=f"a × {self.b_value:.3g}; grey: held-out a in [4, 5); orange: a beyond training",
             width=760, height=360, legend_position="top_left", show_grid=True,
+            xlabel="a (first operand; trained on [1, 10))",
+            ylabel=f"a × b (b = {self.b_value:.3g})",
         )  # fmt: skip
 
     @param.depends("orbit_seed")
     def orbit_plot(self):
-        from scifm.xval.demo import orbit_prediction
-
         if not self.orbit_models:
             return pn.pane.Markdown("No orbit models given.")
-        res = orbit_prediction(self.orbit_models, self.orbit_seed)
+        res = ORBITS(self.orbit_models, int(self.orbit_seed))
         layers = [hv.Scatter(([0.0], [0.0]), label="star").opts(color="gold", size=14)]
         for p in range(res["orbits"].shape[1]):
             o, r = res["orbits"][:, p], res["recorded"][:, p]
@@ -252,33 +287,8 @@ class TokenizationComparer(pn.viewable.Viewer):
         return hv.Overlay(layers).opts(
             title="Predicted next position of each planet", width=520, height=480,
             data_aspect=1, legend_position="right", show_grid=True,
+            xlabel=f"x ({ORBIT_UNIT})", ylabel=f"y ({ORBIT_UNIT})",
         )  # fmt: skip
-
-    # -- benchmark ------------------------------------------------------------------
-    def benchmark_table(self) -> pn.viewable.Viewable:
-        import pandas as pd
-
-        if self.benchmark is None or not self.benchmark.exists():
-            return pn.pane.Markdown("No benchmark results yet: run `python benchmarks/xval.py`.")
-        data = json.loads(self.benchmark.read_text())
-        rows = []
-        for task, per in data["tasks"].items():
-            for scheme, budgets in per.items():
-                for budget, agg in budgets.items():
-                    for split, m in agg["splits"].items():
-                        rows.append({
-                            "task": task, "split": split, "encoding": scheme, "budget": budget,
-                            "steps": int(agg["steps"]), "R2": m["r2"], "MSE": m["mse"],
-                            "exact %": 100 * m["exact"], "outliers %": 100 * m["outlier_rate"],
-                            "tokens/sample": agg["tokens_per_sample"],
-                            "samples/s": agg["samples_per_s"], "mem MB": agg["peak_memory_mb"],
-                        })  # fmt: skip
-        table = pn.widgets.Tabulator(
-            pd.DataFrame(rows), disabled=True, height=360, show_index=False,
-            sizing_mode="stretch_width", pagination=None, groupby=["task"],
-        )  # fmt: skip
-        meta = data["meta"]
-        return pn.Column(pn.pane.Markdown(f"Measured {meta['date']} on {meta['machine']}."), table)
 
     def __panel__(self) -> pn.viewable.Viewable:
         parts: list = [
@@ -295,16 +305,20 @@ class TokenizationComparer(pn.viewable.Viewer):
                 pn.pane.Markdown(f"### Ask the models ({names})"),
                 self.question_input, self.answers_pane,
                 pn.pane.Markdown("### Out of distribution: a*b over a range of a"),
-                pn.widgets.FloatSlider.from_param(self.param.b_value, name="b", step=0.01),
+                _released(pn.widgets.FloatSlider(label="b (the sweep follows when the slider "
+                          "is released)", start=1.0, end=9.99, step=0.01, value=self.b_value),
+                          self, "b_value"),
                 self.sweep_plot,
             ]  # fmt: skip
         if self.orbit_models:
             parts += [
                 pn.pane.Markdown("### Planetary orbits: the last recorded position, predicted"),
-                pn.widgets.IntSlider.from_param(self.param.orbit_seed, name="system"),
+                _released(pn.widgets.IntSlider(label="system", start=0, end=999,
+                                               value=self.orbit_seed), self, "orbit_seed"),
                 self.orbit_plot,
-            ]
+            ]  # fmt: skip
         if self.benchmark is not None:
-            parts += [pn.pane.Markdown("### Benchmark (benchmarks/results/xval.json)"),
-                      self.benchmark_table()]  # fmt: skip
+            parts += [pn.pane.Markdown(f"### Benchmark: learning curves, invalid answers, "
+                                       f"tables ({self.benchmark.name})"),
+                      XvalResults(self.benchmark)]  # fmt: skip
         return pn.Column(*parts, sizing_mode="stretch_width")

@@ -4,8 +4,13 @@ Plays ground truth, each surrogate's prediction and its error frame by frame, wi
 NRMSE of every rollout step. Given an MPP model (a checkpoint written by ``scifm mpp
 pretrain/finetune``, the shipped one, or one a notebook just trained) it also runs new
 comparisons: pick a system and an initial condition (a seed, a dam radius or a Mach
-number), simulate, roll the model out. Given only trajectories (``from_trajectories``) it
-plays the solver's frames. Compute lives in ``scifm.mpp.demo`` and ``scifm.pde``.
+number), simulate, roll the model out; it opens on a first rollout of the default inputs,
+computed once per process and model and shared by every viewer. A run's status says how
+good it is: green only when the final NRMSE is below persistence's (the last given frame
+repeated), yellow when it is not, red when it diverged or ends at NRMSE >= 1
+(``rollouts.verdict``). Given only
+trajectories (``from_trajectories``) it plays the solver's frames. Compute lives in
+``scifm.mpp.demo`` and ``scifm.pde``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import html
 import json
 import os
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +33,15 @@ import param
 import torch
 
 from scifm.core.paths import assets_dir, results_dir
-from scifm.dashboards.rollouts import IMG_PX, Rollout, as_numpy, field_png
+from scifm.dashboards.rollouts import (
+    IMG_PX,
+    Rollout,
+    as_numpy,
+    colorbar_html,
+    field_label,
+    field_png,
+    verdict,
+)
 from scifm.dashboards.style import STYLESHEET
 from scifm.mpp.demo import Comparison, check_inputs, compare
 from scifm.mpp.experiment import load_surrogate as _load_surrogate
@@ -52,6 +66,23 @@ def load_surrogate(path: str):
     """(model, systems) of a checkpoint (or a run folder holding ``checkpoint/``), once per
     process: every session shares the model (it is only read)."""
     return _load_surrogate(path, "cpu")
+
+
+_FIRST_RUNS: dict[tuple, tuple[torch.nn.Module, Comparison]] = {}
+_FIRST_LOCK = threading.Lock()
+
+
+def first_run(model: torch.nn.Module, system: str, *, field_index=None, **kw) -> Comparison:
+    """``compare(model, system, **kw)`` once per process and model: every viewer of the same
+    model opens on the same rollout (the cache holds the model, so its id stays its own)."""
+    key = (id(model), system, tuple(field_index or ()), *sorted(kw.items()))
+    with _FIRST_LOCK:
+        if key not in _FIRST_RUNS:
+            res = compare(model, system, field_index=field_index, **kw)
+            if len(_FIRST_RUNS) >= 8:
+                _FIRST_RUNS.pop(next(iter(_FIRST_RUNS)))
+            _FIRST_RUNS[key] = (model, res)
+        return _FIRST_RUNS[key][1]
 
 
 @lru_cache(maxsize=2)
@@ -82,11 +113,14 @@ class RolloutViewer(pn.viewable.Viewer):
         res: int = 32,
         benchmark: str | Path | None = None,
         message: str = "",
+        first: bool = True,
         **params,
     ) -> None:
         """``model``: an MPP AViT that new runs roll out (``systems``: its checkpoint's
         variant -> field_index record; ``res``: the grid it was trained on); ``rollouts``:
-        label -> Rollout played from the start; ``benchmark``: a ``benchmarks/mpp.py`` JSON."""
+        label -> Rollout played from the start; ``benchmark``: a ``benchmarks/mpp.py`` JSON;
+        ``first``: with a model and no ``rollouts``, open on a rollout of the default inputs
+        (``first_run``: computed once per process and model)."""
         super().__init__(**params)
         self.model, self.res, self.systems = model, int(res), dict(systems or {})
         self.result: Comparison | None = None  # the last run's comparison
@@ -136,6 +170,15 @@ class RolloutViewer(pn.viewable.Viewer):
             self._say(message, "danger")
         if self.rollouts:
             self._refresh_rollouts(next(iter(self.rollouts)))
+        elif model is not None and first:
+            try:
+                kw = self._inputs()
+                index = self.systems.get(self.system, {}).get("field_index")
+                self._show(first_run(model, self.system, field_index=index, **kw),
+                           "First rollout (default inputs, computed once when the server "
+                           "started). ")  # fmt: skip
+            except Exception as exc:  # the page must open even if the first run fails
+                self._say(f"The first rollout failed: {html.escape(str(exc))}", "danger")
 
     # -- constructors -----------------------------------------------------------------
     @classmethod
@@ -227,18 +270,14 @@ class RolloutViewer(pn.viewable.Viewer):
             self.progress.active = False
             self.run_button.disabled = False
 
-    def _show(self, res: Comparison) -> None:
+    def _show(self, res: Comparison, prefix: str = "") -> None:
         self.result = res
         roll = Rollout.from_comparison(res)
         label = f"{res.system}, run {sum(k.startswith(res.system) for k in self.rollouts) + 1}"
         self.rollouts[label] = roll
         self._refresh_rollouts(label)
-        bad = ~np.isfinite(res.nrmse)
-        note = f" The rollout diverged after step {int(np.argmax(bad))}." if bad.any() else ""
-        self._say(
-            f"Done: {len(res.nrmse)} steps of {res.system}; final NRMSE {res.nrmse[-1]:.3g}.{note}",
-            "warning" if note else "success",
-        )
+        kind, text = verdict(res.nrmse, res.persistence)
+        self._say(f"{prefix}{len(res.nrmse)} steps of {res.system}. {text}", kind)
 
     def _refresh_rollouts(self, label: str) -> None:
         """List the rollouts and show ``label`` (through ``shown``, so its selector follows)."""
@@ -279,18 +318,21 @@ class RolloutViewer(pn.viewable.Viewer):
         c = roll.field_names.index(self.field)
         k = min(int(self.frame), roll.n_steps - 1)
         truth = roll.truth[:, c]
-        lo, hi = float(np.nanmin(truth)), float(np.nanmax(truth))
-        panels = [("Ground truth (solver)", truth[k], lo, hi, "viridis")]
+        lo, hi = roll.value_range(c)  # one colour scale for truth and predictions
+        label = field_label(self.field)
+        panels = [("Ground truth (solver)", truth[k], lo, hi, "viridis", label)]
         errs = {n: np.nan_to_num(p[:, c] - truth) for n, p in roll.preds.items()}
         e = max([float(np.abs(x).max(initial=0.0)) for x in errs.values()] + [1e-12])
         for name, pred in roll.preds.items():
-            panels.append((f"Prediction ({name})", np.nan_to_num(pred[k, c]), lo, hi, "viridis"))
-            panels.append((f"Error ({name} - truth)", errs[name][k], -e, e, "RdBu_r"))
+            panels.append((f"Prediction ({name})", np.nan_to_num(pred[k, c]), lo, hi, "viridis",
+                           label))  # fmt: skip
+            panels.append((f"Error ({name} - truth)", errs[name][k], -e, e, "RdBu_r",
+                           f"error in {label}"))  # fmt: skip
         cells = "".join(
             f"<div class='mpp-panel'><div class='mpp-title'><b>{html.escape(t)}</b></div>"
             f"<img src='data:image/png;base64,{field_png(a, a0, a1, cm)}' width={IMG_PX}>"
-            f"<div class='mpp-range'>[{a0:.3g}, {a1:.3g}]</div></div>"
-            for t, a, a0, a1, cm in panels
+            f"{colorbar_html(a0, a1, cm, bar)}</div>"
+            for t, a, a0, a1, cm, bar in panels
         )
         scores = ", ".join(f"{n} NRMSE {v[k]:.3g}" for n, v in roll.nrmse.items())
         head = (
@@ -307,6 +349,10 @@ class RolloutViewer(pn.viewable.Viewer):
             return hv.Curve([], "step", "NRMSE").opts(**opts)
         curves = [hv.Curve((np.arange(1, len(v) + 1), v), "step", "NRMSE", label=n)
                   for n, v in roll.nrmse.items()]  # fmt: skip
+        if roll.persistence is not None:
+            p = roll.persistence
+            base = hv.Curve((np.arange(1, len(p) + 1), p), "step", "NRMSE", label="persistence")
+            curves.append(base.opts(color="#888", line_dash="dashed"))
         if len(curves) == 1:
             return curves[0].opts(**opts)
         return hv.Overlay(curves).opts(**opts, legend_position="top_left")

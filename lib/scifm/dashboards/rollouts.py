@@ -1,14 +1,18 @@
 """What the rollout viewer plays: solver frames and surrogates' predictions of them.
 
 ``Rollout`` holds one trajectory's frames (truth and any number of predictions, with the
-NRMSE of each step as MPP reports it); ``field_png`` draws one field for an <img> tag.
+NRMSE of each step as MPP reports it, and persistence's NRMSE as the bar to beat);
+``field_png`` draws one field for an <img> tag and ``colorbar_html`` its colour bar;
+``verdict`` says how good a rollout is.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import io
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -17,6 +21,39 @@ from scifm.mpp.demo import Comparison
 from scifm.mpp.metrics import nrmse as _nrmse
 
 IMG_PX = 224  # displayed side of each field image
+NRMSE_POOR = 1.0  # NRMSE 1 = an error as large as the field itself (predicting 0 scores 1)
+UNITS = "dimensionless, PDEBench units"
+FIELD_LABELS = {"h": "water depth h", "u": "activator u", "v": "inhibitor v",
+                "vx": "velocity vx", "vy": "velocity vy", "particles": "passive scalar",
+                "density": "density", "pressure": "pressure"}  # fmt: skip
+
+
+def field_label(name: str) -> str:
+    """What a colour bar says: the quantity and its units."""
+    return f"{FIELD_LABELS.get(name, name)} ({UNITS})"
+
+
+def verdict(nrmse: np.ndarray, persistence: np.ndarray | None) -> tuple[str, str]:
+    """(alert type, sentence) for a rollout's per-step NRMSE against persistence's: green
+    only when it ends below persistence, yellow when not, red when it diverged or ends at
+    or above ``NRMSE_POOR``."""
+    nrmse = np.asarray(nrmse, dtype=float)
+    bad = ~np.isfinite(nrmse)
+    if bad.any():
+        return "danger", f"Diverged: the rollout is not finite from step {int(np.argmax(bad)) + 1}."
+    final = float(nrmse[-1])
+    base = ""
+    if persistence is not None:
+        base = f" Persistence (the last given frame repeated) ends at {persistence[-1]:.3g}."
+    if final >= NRMSE_POOR:
+        return "danger", (f"Poor: final NRMSE {final:.3g} is at or above {NRMSE_POOR:g}, an "
+                          f"error as large as the field itself.{base}")  # fmt: skip
+    if persistence is None:
+        return "info", (f"Final NRMSE {final:.3g} (below {NRMSE_POOR:g}); no persistence "
+                        "baseline for this rollout.")  # fmt: skip
+    if final < float(persistence[-1]):
+        return "success", f"Good: final NRMSE {final:.3g}, better than persistence.{base}"
+    return "warning", f"Worse than persistence: final NRMSE {final:.3g}.{base}"
 
 
 def field_png(a: np.ndarray, lo: float, hi: float, cmap: str) -> str:
@@ -30,6 +67,26 @@ def field_png(a: np.ndarray, lo: float, hi: float, cmap: str) -> str:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode()
+
+
+@lru_cache(maxsize=16)
+def _gradient(cmap: str, stops: int = 11) -> str:
+    from matplotlib import colormaps
+
+    cols = colormaps[cmap](np.linspace(0, 1, stops))[:, :3] * 255
+    return ", ".join(f"rgb({r:.0f},{g:.0f},{b:.0f})" for r, g, b in cols)
+
+
+def colorbar_html(lo: float, hi: float, cmap: str, label: str, width: int = IMG_PX) -> str:
+    """A horizontal colour bar for an image drawn by ``field_png(a, lo, hi, cmap)``: the
+    colour map from ``lo`` to ``hi`` with three ticks and ``label`` (quantity and units)."""
+    ticks = "".join(f"<span>{v:.3g}</span>" for v in (lo, (lo + hi) / 2, hi))
+    return (
+        f"<div class='mpp-cbar' style='width:{width}px'>"
+        f"<div class='mpp-cbar-grad' style='background: linear-gradient(to right, "
+        f"{_gradient(cmap)})'></div><div class='mpp-cbar-ticks'>{ticks}</div>"
+        f"<div class='mpp-cbar-label'>{html.escape(label)}</div></div>"
+    )
 
 
 def as_numpy(a) -> np.ndarray:
@@ -47,6 +104,7 @@ class Rollout:
     preds: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (S, C, H, W)
     nrmse: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (S,) per step
     note: str = ""  # shown under the curve (wall times)
+    persistence: np.ndarray | None = None  # (S,) NRMSE of repeating the last given frame
 
     @classmethod
     def from_comparison(cls, res: Comparison, name: str = "AViT") -> Rollout:
@@ -56,7 +114,7 @@ class Rollout:
             f"{len(res.nrmse)} frames (ratio {res.solver_s / max(res.surrogate_s, 1e-9):.2f}x)."
         )
         return cls(res.system, list(res.field_names), res.truth, {name: res.pred},
-                   {name: np.asarray(res.nrmse)}, note)  # fmt: skip
+                   {name: np.asarray(res.nrmse)}, note, res.persistence)  # fmt: skip
 
     @classmethod
     def from_tensors(cls, label: str, field_names, truth, preds=None) -> Rollout:
@@ -77,3 +135,13 @@ class Rollout:
     @property
     def n_steps(self) -> int:
         return len(self.truth)
+
+    def value_range(self, c: int) -> tuple[float, float]:
+        """Field ``c``'s range over every frame of truth and predictions (finite values):
+        the one colour scale they share."""
+        arrays = [self.truth[:, c], *(p[:, c] for p in self.preds.values())]
+        vals = np.concatenate([a[np.isfinite(a)] for a in arrays])
+        if vals.size == 0:
+            return 0.0, 1.0
+        lo, hi = float(vals.min()), float(vals.max())
+        return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from scifm.mpp.experiment import VARIANTS, system_info
+from scifm.mpp.metrics import nmse_per_field
 from scifm.mpp.model import AViT
 from scifm.mpp.rollout import model_step, rollout
 
@@ -33,6 +34,8 @@ class Comparison:
     solver_s: float  # wall time of the solver for the whole trajectory
     surrogate_s: float  # wall time of the rollout
     context: int  # frames given to the surrogate
+    # (S,) NRMSE of persistence (the last given frame repeated): the bar a surrogate must beat
+    persistence: np.ndarray | None = None
 
     @property
     def error(self) -> np.ndarray:
@@ -127,6 +130,10 @@ def compare(
     cb = (lambda k: progress(k, steps)) if progress else None
     pred, err = rollout(step, fields[:, :T], steps, truth=fields[:, T:], callback=cb)
     surrogate_s = time.perf_counter() - t0
+    last = fields[:, T - 1]
+    persistence = np.array(
+        [float(nmse_per_field(last, fields[:, T + k]).sqrt().mean()) for k in range(steps)]
+    )
     return Comparison(
         system,
         info["fields"],
@@ -136,4 +143,5 @@ def compare(
         solver_s,
         surrogate_s,
         T,
+        persistence,
     )
