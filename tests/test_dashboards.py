@@ -35,10 +35,13 @@ def test_live_loss_grows_per_series_and_by_stage():
     assert live.data["a"] == ([1.0, 2.0, 3.0], [1.0, 0.5, 1 / 3])
     assert live.data["align"] == ([1.0], [0.5])
     fig = live.pane.object
-    assert {r.name for r in fig.renderers} == {"a", "align"}
+    assert {r.name for r in fig.renderers if r.visible} == {"a", "align"}
+    assert sorted(i.label for i in fig.legend[0].items if i.visible) == ["a", "align"]
     assert live.sources["a"].data["step"] == [1.0, 2.0, 3.0]
-    # a redraw changes the curves' data, never the figure or its lines (no model churn)
+    # a redraw, or a new series, changes properties only: no model is made after display
     lines = list(fig.renderers)
+    live.series("b")({"step": 1, "loss": 2.0})
+    assert list(fig.renderers) == lines and live.sources["b"].data["value"] == [2.0]
     live.series("a")({"step": 4, "loss": 0.25})
     assert live.pane.object is fig and list(fig.renderers) == lines
     assert live.sources["a"].data["value"] == [1.0, 0.5, 1 / 3, 0.25]

@@ -11,8 +11,9 @@ such a callback and a Panel component at once::
 Several runs share one plot through ``series(name)``; ``run`` (when a record names its
 stage, as ``scifm.astroclip.pipeline.run_pipeline`` does) splits one run into curves.
 
-The plot is one Bokeh figure made once; a redraw only replaces the data of each curve's
-``ColumnDataSource`` (and adds a line when a new series appears). Replacing the whole plot
+The plot is one Bokeh figure made once with ``MAX_SERIES`` hidden lines; a redraw only
+replaces the data of each curve's ``ColumnDataSource``, and a new series shows the next hidden
+line (property changes only: no model is made after the plot is displayed). Replacing the whole plot
 at every redraw made new models several times a second, and in JupyterLab the browser's
 answers about models the kernel had already dropped failed to decode in the kernel
 ("Line.line_color: expected ... Color, got Value") and took other widgets' events with them.
@@ -21,12 +22,15 @@ answers about models the kernel had already dropped failed to decode in the kern
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 
 import panel as pn
-from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
+
+MAX_SERIES = 10  # lines made up front; a further series is not drawn (with a warning)
 
 
 class LiveLoss(pn.viewable.Viewer):
@@ -48,6 +52,7 @@ class LiveLoss(pn.viewable.Viewer):
         self.min_interval = min_interval
         self.data: dict[str, tuple[list[float], list[float]]] = {}
         self.sources: dict[str, ColumnDataSource] = {}
+        self.dropped: set[str] = set()  # series beyond MAX_SERIES (kept in data, not drawn)
         self._drawn_at = 0.0
         self.figure = figure(
             title=title, height=height, width=width, x_axis_label="step", y_axis_label=key,
@@ -55,6 +60,14 @@ class LiveLoss(pn.viewable.Viewer):
         )  # fmt: skip
         self.figure.add_tools(HoverTool(tooltips=[("series", "$name"), ("step", "@step{0,0}"),
                                                   (key, "@value{0.0000g}")]))  # fmt: skip
+        self._lines, self._items = [], []
+        for i in range(MAX_SERIES):
+            src = ColumnDataSource({"step": [], "value": []})
+            line = self.figure.line("step", "value", source=src, line_width=2, visible=False,
+                                    color=Category10_10[i % 10])  # fmt: skip
+            self._lines.append(line)
+            self._items.append(LegendItem(label="", renderers=[line], visible=False))
+        self.figure.add_layout(Legend(items=self._items, location="top_right"))
         self.pane = pn.pane.Bokeh(self.figure, css_classes=["scifm-live-loss"])
 
     def __call__(self, record: dict, series: str | None = None) -> None:
@@ -77,11 +90,17 @@ class LiveLoss(pn.viewable.Viewer):
         self._drawn_at = time.monotonic()
         for name, (steps, values) in self.data.items():
             if name not in self.sources:
-                self.sources[name] = src = ColumnDataSource({"step": [], "value": []})
-                color = Category10_10[(len(self.sources) - 1) % 10]
-                self.figure.line("step", "value", source=src, legend_label=name, name=name,
-                                 line_width=2, color=color)  # fmt: skip
-                self.figure.legend.location = "top_right"
+                i = len(self.sources)
+                if i >= MAX_SERIES:  # never fail a training run over its plot
+                    if name not in self.dropped:
+                        self.dropped.add(name)
+                        msg = f"LiveLoss: series {name!r} not drawn (one plot shows {MAX_SERIES})"
+                        warnings.warn(msg, stacklevel=2)
+                    continue
+                line, item = self._lines[i], self._items[i]
+                line.name, line.visible = name, True
+                item.label, item.visible = name, True
+                self.sources[name] = line.data_source
             self.sources[name].data = {"step": list(steps), "value": list(values)}
         pn.io.push_notebook(self.pane)  # a notebook needs the push; a server syncs by itself
 
