@@ -15,7 +15,7 @@ DESCRIPTION = (
 )
 ORDER = 3
 
-pn.extension("tabulator")
+pn.extension("tabulator", "filedropper")
 
 
 def page() -> pn.template.BaseTemplate:
