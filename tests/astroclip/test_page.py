@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,3 +104,20 @@ def test_missing_catalog_is_reported_on_the_page(tmp_path):
     view = GalaxyExplorer.from_assets(tmp_path)
     assert view.explorer is None and "could not be loaded" in view.message.object
     view.__panel__()
+
+
+def test_upload_errors_name_the_users_file_in_one_sentence(desi_coadds, tmp_path):
+    from astropy.io import fits
+
+    from scifm.astroclip.realspec import read_uploaded_spectra
+
+    raw = desi_coadds[0].read_bytes()
+    fits.PrimaryHDU(np.zeros((8, 8), np.float32)).writeto(tmp_path / "image.fits")
+    cases = {"corrupt.fits": raw[: len(raw) // 3], "table.fits": b"wavelength,flux\n4000,1\n",
+             "image.fits": (tmp_path / "image.fits").read_bytes()}  # fmt: skip
+    for name, data in cases.items():
+        with pytest.raises(ValueError) as err:
+            read_uploaded_spectra(data, name)
+        msg = str(err.value)
+        assert msg.startswith(f"Could not read {name}: ") and "expected" in msg, msg
+        assert "tmp" not in msg and ". " not in msg and msg.endswith("."), msg

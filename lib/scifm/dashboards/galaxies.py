@@ -37,7 +37,6 @@ from scifm.dashboards.style import STYLESHEET
 
 FILTERED = ("redshift", "log_mstar", "log_ssfr")
 DEFAULT_ROW = 0  # the galaxy the page opens on: the catalog's first row (fixed, not random)
-MAX_UPLOAD_MB = 10  # app/serve.py's MAX_UPLOAD_MB: the browser refuses larger files
 INTRO = """Each galaxy appears twice on the map: once for its **image** embedding and once
 for its **spectrum** embedding (one UMAP of both). Contrastive training pulls the pairs
 together, yet the two modalities keep apart in separate regions (the *modality gap* of
@@ -81,6 +80,9 @@ class GalaxyExplorer(pn.viewable.Viewer):
 
     color_by = param.Selector(objects=list(COLOR_BY), default="redshift")
     uploads = param.Integer(default=0, doc="spectrum uploads answered in this session")
+    max_upload_mb = param.Number(default=10, bounds=(0.01, None), constant=True,
+                                 doc="largest upload, refused in the browser (the app passes "
+                                     "its server's limit)")  # fmt: skip
     mode = param.Selector(default="image → image", objects=list(MODES))
     k = param.Integer(default=16, bounds=(4, 64), doc="neighbours shown")
     row = param.Integer(default=None, allow_None=True, doc="selected catalog row")
@@ -113,7 +115,7 @@ class GalaxyExplorer(pn.viewable.Viewer):
         # (a FileInput sends it whole and the server drops the connection), sends chunks, and
         # fires for every upload, identical bytes included
         self.upload = pn.widgets.FileDropper(
-            max_file_size=f"{MAX_UPLOAD_MB}MB", chunk_size=2**21, layout="compact",
+            max_file_size=f"{self.max_upload_mb:g}MB", chunk_size=2**21, layout="compact",
             sizing_mode="stretch_width",
         )  # fmt: skip
         self.upload_out = pn.Column(sizing_mode="stretch_width")
@@ -392,7 +394,7 @@ class GalaxyExplorer(pn.viewable.Viewer):
             self.random_button, pn.pane.Markdown("### Filter neighbours"),
             *self.filters.values(),
             pn.pane.Markdown("### Real spectrum\nA DESI coadd or SDSS spec FITS file, at most "
-                             f"{MAX_UPLOAD_MB} MB; the result opens above the map."),
+                             f"{self.max_upload_mb:g} MB; the result opens above the map."),
             self.upload,
         ]  # fmt: skip
 
