@@ -37,8 +37,10 @@ const widget = (title) => [...Bokeh.index.query(v => v.model.title === title)][0
 
 
 def deep_text(locator) -> str:
-    """The text of an element including its shadow roots (Panel panes render in them)."""
+    """The text of an element including its shadow roots (Panel panes render in them),
+    without their stylesheets."""
     return locator.evaluate("""el => { const t = n => n.nodeType === 3 ? n.textContent :
+        n.nodeType !== 1 || n.tagName == 'STYLE' || n.tagName == 'SCRIPT' ? '' :
         [...(n.shadowRoot ? n.shadowRoot.childNodes : []), ...n.childNodes].map(t).join('');
         return t(el); }""")
 
@@ -134,7 +136,7 @@ def test_click_marks_the_clicked_point_and_follows_its_modality(gx, catalog, scr
     gx.screenshot(path=str(screenshot_dir / "galaxies_click.png"))
 
 
-def test_spectrum_lines_are_legible(gx):
+def test_spectrum_lines_are_legible(gx, screenshot_dir):
     """Bug: line labels overlapped into illegible text and red bars hid the spectrum (on the
     galaxy the click above selected)."""
     find = "plots().find(v => String(v.model.left[0]?.axis_label).includes('flux'))"
@@ -174,6 +176,8 @@ def test_spectrum_lines_are_legible(gx):
     alpha, width, color = r["span"]
     assert alpha <= 0.5 and width <= 1 and color.lower() != "#d62728", r["span"]
     assert "wavelength (Å)" in r["xlabel"] and "erg" in r["ylabel"], r
+    js(gx, f"{find}.canvas_view.el.scrollIntoView()")
+    gx.screenshot(path=str(screenshot_dir / "galaxies_spectrum.png"))
 
 
 def test_map_tooltip_names_the_galaxy_and_never_nan(gx, catalog, screenshot_dir):
@@ -181,6 +185,7 @@ def test_map_tooltip_names_the_galaxy_and_never_nan(gx, catalog, screenshot_dir)
     from playwright.sync_api import expect
 
     row, x, y = isolated_point(catalog, "image")
+    js(gx, "plot('UMAP').canvas_view.el.scrollIntoView()")
     sx, sy = js(gx, "return screen(plot('UMAP'), arg[0], arg[1])", [x, y])
     tip = gx.locator(".bk-tooltip-content").filter(has_text=str(catalog.targetid[row]))
     for i in range(60):  # the server fills the tooltip in after a move: nudge, as a hand does

@@ -313,6 +313,7 @@ class GalaxyExplorer(pn.viewable.Viewer):
         return hv.Points(df, ["x", "y"], vd).opts(
             color="kind", cmap={"selected": "red", "neighbour": "white"}, size=8,
             line_color="black", tools=["hover"], show_legend=False,
+            hover_tooltips=[("target id", "targetid"), *vd[1:]],
         )  # fmt: skip
 
     # ----- real spectrum upload -----
