@@ -105,11 +105,11 @@ ACTIONS: dict[str, list[Action]] = {
         Action("sweep b = 5", "click", _by("Slider", title=_starts("b (")), _release(5.0),
                _title_starts("a × 5;")),
     ],
-    "galaxies": [
-        Action("random galaxy", "click", _by("Button", label="Random galaxy"), _click,
-               _has_text("Top ", "image → image")),
+    "galaxies": [  # the page opens on a galaxy in "image → image": each action changes it
         Action("mode spectrum → spectrum", "click", _by("Select", title="Search mode"),
                _set("value", "spectrum → spectrum"), _has_text("Top ", "spectrum → spectrum")),
+        Action("mode image → spectrum", "click", _by("Select", title="Search mode"),
+               _set("value", "image → spectrum"), _has_text("Top ", "image → spectrum")),
     ],
     "physics": [
         Action("run rollout", "rollout", _by("Button", label="Run solver and surrogate"), _click,
@@ -132,10 +132,12 @@ class ClientResult:
 
 
 def load_model_types() -> None:
-    """Import every Panel Bokeh model so the client can deserialize the documents."""
+    """Import every Panel Bokeh model so the client can deserialize the documents (and
+    HoloViews' own: the galaxies map's datashader tooltip uses its ``HoverModel``)."""
     import importlib
     import pkgutil
 
+    import holoviews.plotting.bokeh.raster  # noqa: F401  (registers HoverModel)
     import panel.models
 
     for mod in pkgutil.iter_modules(panel.models.__path__):

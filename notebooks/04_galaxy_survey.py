@@ -58,7 +58,7 @@ from scifm.survey.readers import DESI_WAVE, read_spectrum_file
 from scifm.survey.realism import realism_report
 from scifm.survey.transforms import AugmentConfig, legacy_rgb
 
-pn.extension("tabulator", inline=True)  # JS from the installed packages (works offline)
+pn.extension("tabulator", "filedropper", inline=True)  # JS from the installed packages (offline)
 device = pick_device()  # the simulation is CPU code; the Dataset's tensors go anywhere
 print("device for tensors:", device)
 

@@ -52,7 +52,7 @@ from scifm.astroclip.pipeline import (
 from scifm.core import pick_device
 from scifm.dashboards import GalaxyExplorer, LiveLoss
 
-pn.extension("tabulator", inline=True)  # JS from the installed packages (works offline)
+pn.extension("tabulator", "filedropper", inline=True)  # JS from the installed packages (offline)
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())
 device = pick_device()  # CUDA when present, else CPU
 print("device:", device)

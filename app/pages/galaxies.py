@@ -15,9 +15,11 @@ DESCRIPTION = (
 )
 ORDER = 3
 
-pn.extension("tabulator")
+pn.extension("tabulator", "filedropper")
 
 
 def page() -> pn.template.BaseTemplate:
-    view = GalaxyExplorer.from_assets()
+    from app.serve import MAX_UPLOAD_MB  # the websocket's limit (imported late: serve imports us)
+
+    view = GalaxyExplorer.from_assets(max_upload_mb=MAX_UPLOAD_MB)
     return make_template(TITLE, main=[view.main()], sidebar=view.sidebar(), slug=SLUG)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,15 +53,44 @@ def test_absurd_input_gives_a_message_not_an_error(page):
     page.select_id("123")
     assert "not in this catalog" in page.message.object
     out = page.handle_upload(b"definitely not FITS", "junk.fits")
-    assert "Could not read junk.fits" in out[0].object
+    assert "Could not read junk.fits" in out[0].object and "tmp" not in out[0].object
 
 
-def test_click_selects_the_nearest_point(page):
+def test_page_opens_on_the_default_galaxy(page):
+    from scifm.dashboards.galaxies import DEFAULT_ROW
+
+    assert page.row == DEFAULT_ROW and len(page.table.value) == page.k
+    assert len(page._csv().getvalue().splitlines()) == page.k + 1
+
+
+def test_click_selects_the_nearest_point_in_its_own_modality(page):
     x, y = page.explorer.catalog.umap["spectrum"][9]
     page.select_xy(float(x), float(y))
-    assert page.row == 9
+    assert page.row == 9 and page.mode == "spectrum → spectrum"
     page.select_xy(None, None)  # a tap outside the data: nothing happens
     assert page.row == 9
+    page.mode = "spectrum → image"  # cross-modal stays cross-modal
+    x, y = page.explorer.catalog.umap["image"][3]
+    page.select_xy(float(x), float(y))
+    assert page.row == 3 and page.mode == "image → spectrum"
+
+
+def test_redshift_verdict_says_outside_instead_of_a_number():
+    from scifm.astroclip.realspec import redshift_verdict
+
+    v = redshift_verdict(0.31, 1.2, (0.02, 0.58))
+    assert not v.ok and v.z is None and "outside the catalogue's redshift range" in v.text
+    assert "0.31" not in v.text
+    assert redshift_verdict(0.3, float("nan"), (0.02, 0.58)).ok
+    assert not redshift_verdict(0.575, float("nan"), (0.02, 0.58)).ok  # at the edge
+
+
+def test_line_labels_never_share_a_level_when_they_would_overlap():
+    from scifm.dashboards.galaxy_plots import label_levels
+
+    waves = [6562.8, 6583.5, 6724.0, 8000.0]
+    levels = label_levels(waves, ["Hα", "[NII]", "[SII]", "x"], (3600.0, 9824.0))
+    assert levels[:3] == [0, 1, 2] and levels[3] == 0
 
 
 def test_real_desi_upload_gives_knn_redshift(page, desi_coadds):
@@ -76,35 +106,18 @@ def test_missing_catalog_is_reported_on_the_page(tmp_path):
     view.__panel__()
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(not SHIPPED.exists(), reason="shipped catalog not built yet")
-def test_galaxies_page_in_a_browser(app_url, browser_page, screenshot_dir, desi_coadds):
-    from playwright.sync_api import expect
+def test_upload_errors_name_the_users_file_in_one_sentence(desi_coadds, tmp_path):
+    from astropy.io import fits
 
-    from scifm.astroclip.catalog import Catalog
+    from scifm.astroclip.realspec import read_uploaded_spectra
 
-    p = browser_page
-    p.goto(app_url + "/galaxies")
-    canvas = p.locator(".bk-Canvas, canvas").first
-    expect(canvas).to_be_visible(timeout=60_000)
-    p.wait_for_timeout(1500)
-    box = p.locator("canvas").first.bounding_box()
-    p.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
-    expect(p.get_by_text("Top 16").first).to_be_visible(timeout=30_000)
-    tid = str(Catalog.load(SHIPPED).targetid[123])
-    p.get_by_placeholder("e.g. 396000...").fill(tid)
-    p.get_by_role("button", name="Show").click()
-    expect(p.locator(f"img[alt='galaxy {tid}']")).to_be_visible(timeout=30_000)
-    # Enter in the box shows the typed galaxy too (it once said "True is not an integer")
-    tid2 = str(Catalog.load(SHIPPED).targetid[7])
-    box = p.get_by_placeholder("e.g. 396000...")
-    box.fill(tid2)
-    box.press("Enter")
-    expect(p.locator(f"img[alt='galaxy {tid2}']")).to_be_visible(timeout=30_000)
-    expect(p.get_by_text("is not an integer")).to_have_count(0)
-    p.locator("input[type=file]").set_input_files(desi_coadds[0])
-    expect(p.get_by_text("k-NN redshift").first).to_be_visible(timeout=60_000)
-    p.screenshot(path=str(screenshot_dir / "galaxies.png"), full_page=True)
-    p.locator(".gx-grid").first.scroll_into_view_if_needed()
-    p.screenshot(path=str(screenshot_dir / "galaxies_neighbours.png"))
-    assert not p.console_errors, p.console_errors
+    raw = desi_coadds[0].read_bytes()
+    fits.PrimaryHDU(np.zeros((8, 8), np.float32)).writeto(tmp_path / "image.fits")
+    cases = {"corrupt.fits": raw[: len(raw) // 3], "table.fits": b"wavelength,flux\n4000,1\n",
+             "image.fits": (tmp_path / "image.fits").read_bytes()}  # fmt: skip
+    for name, data in cases.items():
+        with pytest.raises(ValueError) as err:
+            read_uploaded_spectra(data, name)
+        msg = str(err.value)
+        assert msg.startswith(f"Could not read {name}: ") and "expected" in msg, msg
+        assert "tmp" not in msg and ". " not in msg and msg.endswith("."), msg

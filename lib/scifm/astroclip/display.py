@@ -45,6 +45,13 @@ def display_wavelength(bin_factor: int) -> np.ndarray:
     return WAVELENGTH[: n * bin_factor].reshape(n, bin_factor).mean(1)
 
 
+def display_binned(flux: np.ndarray, factor: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """(wavelength, flux) of one 7781-bin spectrum averaged over ``factor`` bins."""
+    n = len(flux) // factor
+    wave = WAVELENGTH[: n * factor].reshape(n, factor).mean(1)
+    return wave, np.asarray(flux[: n * factor], np.float32).reshape(n, factor).mean(1)
+
+
 def quantize_spectra(spectra: np.ndarray, bin_factor: int = 16):
     """(N, 7781) -> uint8 (N, L), offset (N,), scale (N,) with flux ~ offset + scale * u8."""
     s = np.nan_to_num(np.asarray(spectra, np.float32))

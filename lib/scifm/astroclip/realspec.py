@@ -84,6 +84,26 @@ def read_real_spectra(path: str | Path, min_coverage: float = 0.3) -> RealSpectr
                        path.name)  # fmt: skip
 
 
+def read_uploaded_spectra(data: bytes, filename: str) -> RealSpectra:
+    """``read_real_spectra`` of uploaded bytes; a ValueError is one sentence that names
+    ``filename`` (the bytes are written under that name in a private temporary folder, so no
+    temporary name shows) and says what was expected."""
+    import re
+    import tempfile
+
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", Path(filename).name)[:120] or "upload.fits"
+    with tempfile.TemporaryDirectory(prefix="scifm-upload-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        try:
+            return read_real_spectra(path)
+        except (ValueError, ImportError, OSError) as exc:
+            reason = str(exc).split(f"{name}: ", 1)[-1].rstrip(".")
+    if "expected" not in reason:
+        reason += "; expected a DESI coadd or an SDSS spec FITS file"
+    raise ValueError(f"Could not read {filename}: {reason}.")
+
+
 def embed_real_spectra(model: AstroClip, spectra: RealSpectra) -> np.ndarray:
     """Unit AstroCLIP spectrum embeddings (N, E) of real spectra."""
     x = prepare_spectra(spectra.flux, model.config.spectrum)
@@ -104,3 +124,37 @@ def knn_redshift_estimate(
     knn = KNeighborsRegressor(n_neighbors=min(k, len(catalog_embeddings)), weights="distance")
     knn.fit(sc.transform(catalog_embeddings), catalog_redshift)
     return knn.predict(sc.transform(np.atleast_2d(query)))
+
+
+@dataclass
+class RedshiftVerdict:
+    """What a page or CLI may say about a real spectrum's k-NN redshift."""
+
+    text: str  # one sentence
+    ok: bool  # False: a warning (out of range: ``text`` says so instead of a number)
+    z: float | None  # the k-NN redshift to mark lines at, None when out of range
+
+
+def redshift_verdict(knn_z: float, file_z: float, z_range: tuple[float, float]) -> RedshiftVerdict:
+    """Judge a k-NN redshift against the catalog's redshift range ``z_range`` (its own min and
+    max). A k-NN estimate is a mean of catalog redshifts, so it always lies inside the range
+    even for a galaxy far beyond it: the file's own pipeline redshift (NaN if none) decides
+    when there is one, and an estimate at the range's edge is flagged as possibly beyond."""
+    lo, hi = z_range
+    cover = f"the catalogue covers z = {lo:.3f}-{hi:.3f}"
+    if np.isfinite(file_z) and not lo <= file_z <= hi:
+        return RedshiftVerdict(
+            f"outside the catalogue's redshift range: the file's pipeline redshift is "
+            f"{file_z:.4f} and {cover}, so no k-NN redshift is given", False, None)  # fmt: skip
+    if not lo <= knn_z <= hi:
+        return RedshiftVerdict(f"outside the catalogue's redshift range ({cover})", False, None)
+    edge = 0.02 * (hi - lo)
+    if np.isfinite(file_z):
+        return RedshiftVerdict(f"k-NN redshift {knn_z:.4f}; the file's pipeline redshift is "
+                               f"{file_z:.4f} ({cover})", True, knn_z)  # fmt: skip
+    if knn_z < lo + edge or knn_z > hi - edge:
+        return RedshiftVerdict(
+            f"k-NN redshift {knn_z:.4f} lies at the edge of the catalogue's redshift range "
+            f"({cover}); the true redshift may lie outside it", False, knn_z)  # fmt: skip
+    return RedshiftVerdict(f"k-NN redshift {knn_z:.4f} (the file carries no redshift to "
+                           f"compare with; {cover})", True, knn_z)  # fmt: skip

@@ -4,23 +4,22 @@ A datashaded UMAP of both modalities' embeddings; click it, search a target id o
 "random galaxy" to see a galaxy's image, spectrum (emission lines marked at its redshift)
 and its top-k neighbours in one of four search modes, as an image grid and a
 CSV-downloadable table; upload a real DESI/SDSS spectrum to find its nearest simulated
-galaxies. It takes a catalog (a ``Catalog``, or a ``catalog.h5``) and optionally the model
-that embedded it; ``from_survey`` embeds a survey file with a model first. Compute lives
-in ``scifm.astroclip``.
+galaxies. The page opens on ``DEFAULT_ROW`` with its neighbours shown. It takes a catalog
+(a ``Catalog``, or a ``catalog.h5``) and optionally the model that embedded it;
+``from_survey`` embeds a survey file with a model first. Compute lives in ``scifm.astroclip``,
+the plots in ``galaxy_plots``.
 """
 
 from __future__ import annotations
 
 import html
 import os
-import tempfile
 import time
 from functools import lru_cache
 from io import StringIO
 from pathlib import Path
 
 import holoviews as hv
-import holoviews.plotting.bokeh  # loads the backend whose plot options are set here
 import numpy as np
 import panel as pn
 import param
@@ -28,23 +27,22 @@ import torch
 
 from scifm.astroclip.catalog import Catalog
 from scifm.astroclip.config import AstroClipConfig
-from scifm.astroclip.display import SPECTRAL_LINES, data_url
+from scifm.astroclip.display import data_url, display_binned
 from scifm.astroclip.explore import MODES as SEARCH
 from scifm.astroclip.explore import Explorer, knn_redshift
 from scifm.core import load_model
 from scifm.core.paths import assets_dir
+from scifm.dashboards.galaxy_plots import COLOR_BY, map_frame, spectrum_plot, umap_plot
 from scifm.dashboards.style import STYLESHEET
 
-COLOR_BY = {  # label -> catalog property ("modality" is special)
-    "redshift": "redshift", "log stellar mass": "log_mstar", "log sSFR": "log_ssfr",
-    "modality (fraction of spectrum points)": "modality",
-}  # fmt: skip
 FILTERED = ("redshift", "log_mstar", "log_ssfr")
+DEFAULT_ROW = 0  # the galaxy the page opens on: the catalog's first row (fixed, not random)
 INTRO = """Each galaxy appears twice on the map: once for its **image** embedding and once
 for its **spectrum** embedding (one UMAP of both). Contrastive training pulls the pairs
 together, yet the two modalities keep apart in separate regions (the *modality gap* of
 CLIP-style models; colour by modality). Click the map, search an id or pick a random
-galaxy to see its nearest neighbours in the chosen mode."""
+galaxy to see its nearest neighbours in the chosen mode (a click follows the modality
+of the point clicked). Map axes are UMAP coordinates, which have no unit."""
 SHOWN = ("targetid", "redshift", "log_mstar", "log_ssfr", "log_z", "age", "av", "mag_r",
          "r_half_arcsec", "ew_halpha", "spec_snr", "is_test")  # fmt: skip
 MODES = ("image → image", "spectrum → spectrum", "image → spectrum", "spectrum → image")
@@ -67,23 +65,6 @@ def load_astroclip(path: str) -> torch.nn.Module:
     return load_model(path, "cpu", expect_config=AstroClipConfig)[1]
 
 
-@lru_cache(maxsize=2)
-def map_frame(explorer: Explorer):
-    """(2N rows) x, y, modality flag and properties of both modalities' UMAP points."""
-    import pandas as pd
-
-    cat = explorer.catalog
-    parts = []
-    for flag, m in enumerate(("image", "spectrum")):
-        df = pd.DataFrame({"x": cat.umap[m][:, 0], "y": cat.umap[m][:, 1]})
-        df["modality"] = float(flag)
-        for p in FILTERED:
-            if p in cat.props:
-                df[p] = cat.props[p].astype(np.float32)
-        parts.append(df)
-    return pd.concat(parts, ignore_index=True)
-
-
 def grid_html(explorer: Explorer, table, title: str) -> str:
     cells = [
         f"<figure class='gx'><img src='{data_url(explorer.thumbnail(rec.row))}' width=96 "
@@ -98,6 +79,10 @@ class GalaxyExplorer(pn.viewable.Viewer):
     """Map, selected galaxy, neighbours and spectrum upload over one catalog."""
 
     color_by = param.Selector(objects=list(COLOR_BY), default="redshift")
+    uploads = param.Integer(default=0, doc="spectrum uploads answered in this session")
+    max_upload_mb = param.Number(default=10, bounds=(0.01, None), constant=True,
+                                 doc="largest upload, refused in the browser (the app passes "
+                                     "its server's limit)")  # fmt: skip
     mode = param.Selector(default="image → image", objects=list(MODES))
     k = param.Integer(default=16, bounds=(4, 64), doc="neighbours shown")
     row = param.Integer(default=None, allow_None=True, doc="selected catalog row")
@@ -115,23 +100,26 @@ class GalaxyExplorer(pn.viewable.Viewer):
         super().__init__(**params)
         self.model = model
         self.message = pn.pane.Alert("", alert_type="info", visible=False)
-        self.hover = pn.pane.Markdown("Hover over the map to identify galaxies.", height=60)
         self.image_pane = pn.pane.HTML("", width=200, height=200)
-        self.props_pane = pn.pane.Markdown("", width=260)
-        self.spectrum_pane = pn.pane.HoloViews(
-            None, sizing_mode="stretch_width", min_width=420, height=280
-        )
-        self.galaxy = pn.Row(
-            self.image_pane, self.props_pane, self.spectrum_pane, sizing_mode="stretch_width"
-        )
+        self.props_pane = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.spectrum_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=280)
+        self.galaxy = pn.Column(pn.Row(self.image_pane, self.props_pane), self.spectrum_pane,
+                                sizing_mode="stretch_width")  # fmt: skip
         self.grid = pn.pane.HTML("", sizing_mode="stretch_width", min_height=60,
                                  stylesheets=[STYLESHEET])  # fmt: skip
         self.timing = pn.pane.Markdown("")
         self.id_input = pn.widgets.TextInput(label="Target id", placeholder="e.g. 396000...")
         self.search_button = pn.widgets.Button(label="Show", color="primary")
         self.random_button = pn.widgets.Button(label="Random galaxy", color="success")
-        self.upload = pn.widgets.FileInput(accept=".fits,.fit,.fits.gz")
-        self.upload_out = pn.Column()
+        # FileDropper, not FileInput: it refuses a file over max_file_size in the browser
+        # (a FileInput sends it whole and the server drops the connection), sends chunks, and
+        # fires for every upload, identical bytes included
+        self.upload = pn.widgets.FileDropper(
+            max_file_size=f"{self.max_upload_mb:g}MB", chunk_size=2**21, layout="compact",
+            sizing_mode="stretch_width",
+        )  # fmt: skip
+        self.upload_out = pn.Column(sizing_mode="stretch_width")
+        self.map_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width")
         self._rng = np.random.default_rng()
         self.last_seconds: float | None = None
         try:
@@ -155,14 +143,21 @@ class GalaxyExplorer(pn.viewable.Viewer):
             callback=self._csv, filename="neighbours.csv", label="Download neighbours (CSV)",
             color="light",
         )  # fmt: skip
-        # value_input follows every keystroke: a click handled in another thread before the
-        # box's blur sets ``value`` still sees the typed id; Enter's event carries no text
-        self.search_button.on_click(lambda e: self.select_id(self._typed_id()))
+        # Show sends the box's text with the click, in one message: callbacks run in a pool
+        # of threads, so a click handled apart from the box's last keystroke raced it (the
+        # page said "target id '' is not an integer"); Enter's own event carries the text
+        self._shown_text = pn.widgets.TextInput(visible=False)
+        self.search_button.js_on_click(
+            args={"box": self.id_input, "out": self._shown_text},
+            code="out.value = box.value_input + '\\u0001' + Date.now()",
+        )
+        self._shown_text.param.watch(lambda e: self.select_id(e.new.split("\x01")[0]), "value")
         self.id_input.param.watch(lambda e: self.select_id(self._typed_id()), "enter_pressed")
         self.random_button.on_click(lambda e: self.select_random())
         self.upload.param.watch(self._on_upload, "value")
         for w in self.filters.values():
             w.param.watch(lambda e: self._refresh(), "value_throttled")
+        self.select_row(min(DEFAULT_ROW, len(self.explorer.catalog) - 1))
 
     @staticmethod
     def _explorer(catalog: Catalog | Explorer | str | Path) -> Explorer:
@@ -199,10 +194,25 @@ class GalaxyExplorer(pn.viewable.Viewer):
         self.message.object, self.message.alert_type = text, kind
         self.message.visible = bool(text)
 
-    def select_row(self, row: int) -> None:
+    def select_row(self, row: int, modality: str | None = None) -> None:
+        """Show galaxy ``row``; ``modality`` (clicked on the map) becomes the query modality."""
         self._say("")
-        self.row = int(row)
-        self._refresh()
+        mode = self._mode_from(modality) if modality else self.mode
+        if mode != self.mode:
+            self.param.update(row=int(row), mode=mode)  # the mode's watcher refreshes once
+        else:
+            self.row = int(row)
+            self._refresh()
+
+    def _mode_from(self, modality: str) -> str:
+        """The search mode whose query is ``modality``: same-modality search stays within a
+        modality, cross-modal stays cross-modal (the neighbours land in the clicked lobe for
+        the same-modality modes)."""
+        query, target = SEARCH[self.mode]
+        if query == modality:
+            return self.mode
+        other = "spectrum" if modality == "image" else "image"
+        return f"{modality} → {modality if query == target else other}"
 
     def select_id(self, text: str) -> None:
         try:
@@ -217,15 +227,20 @@ class GalaxyExplorer(pn.viewable.Viewer):
         self.select_row(self.explorer.random_row(self._rng))
 
     def select_xy(self, x: float | None, y: float | None) -> None:
+        """Select the UMAP point nearest (x, y), in its own modality's lobe."""
         if x is None or y is None:
             return
-        self.select_row(self._nearest(x, y))
+        self.select_row(*self.nearest(x, y))
 
-    def _nearest(self, x: float, y: float) -> int:
-        rows = [self.explorer.nearest_row(x, y, m) for m in ("image", "spectrum")]
+    def nearest(self, x: float, y: float) -> tuple[int, str]:
+        """(row, modality) of the UMAP point nearest (x, y) over both modalities."""
         um = self.explorer.catalog.umap
-        d = [np.hypot(*(um[m][r] - (x, y))) for m, r in zip(("image", "spectrum"), rows)]
-        return rows[int(np.argmin(d))]
+        best = []
+        for m in ("image", "spectrum"):
+            r = self.explorer.nearest_row(x, y, m)
+            best.append((float(np.hypot(*(um[m][r] - (x, y)))), r, m))
+        _, row, modality = min(best)
+        return row, modality
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """Property filters that actually restrict (full-range sliders are ignored)."""
@@ -259,45 +274,30 @@ class GalaxyExplorer(pn.viewable.Viewer):
 
     # ----- views -----
     def _show_galaxy(self, row: int) -> None:
-        """Image, properties and spectrum (emission lines at its redshift) of one galaxy."""
+        """Image, properties and spectrum (lines marked at its redshift) of one galaxy."""
         ex = self.explorer
         d = ex.describe(np.array([row])).to_dict("records")[0]
         z = float(d["redshift"])
         wave, flux = ex.spectrum(row)
-        curve = hv.Curve((wave, flux), "wavelength (Å)", "flux (1e-17 erg/s/cm²/Å)").opts(
-            color="black", line_width=1, responsive=True, height=260, tools=["hover"])  # fmt: skip
-        lines = [(n, w * (1 + z)) for n, w in SPECTRAL_LINES.items()
-                 if wave[0] < w * (1 + z) < wave[-1]]  # fmt: skip
-        top = float(np.nanmax(flux)) if np.isfinite(flux).any() else 1.0
-        overlay = curve * hv.VLines([w for _, w in lines]).opts(color="#d62728", alpha=0.5) * (
-            hv.Labels([(w, top, n) for n, w in lines]).opts(text_font_size="8pt")
-        )  # fmt: skip
         self.image_pane.object = (f"<img src='{data_url(ex.thumbnail(row))}' width=192 "
                                   f"height=192 alt='galaxy {d['targetid']}'>")  # fmt: skip
         self.props_pane.object = "  \n".join(f"**{k}**: {d[k]}" for k in SHOWN if k in d)
-        self.spectrum_pane.object = overlay.opts(title=f"z = {z:.3f}")
+        self.spectrum_pane.object = spectrum_plot(
+            wave, flux, z, title=f"galaxy {d['targetid']}, z = {z:.3f} (observed frame)"
+        )
 
-    def map_view(self):
-        import datashader as ds
-        from holoviews.operation.datashader import dynspread, rasterize
+    def map_view(self) -> pn.pane.HoloViews:
+        """The UMAP pane; rebuilt when ``color_by`` changes (a colour bar or a legend)."""
+        self._draw_map()
+        self.param.watch(lambda e: self._draw_map(), "color_by")
+        return self.map_pane
 
-        df = map_frame(self.explorer)
-
-        def points(color_by: str) -> hv.Points:
-            col = COLOR_BY[color_by]
-            return hv.Points(df.assign(value=df[col]), ["x", "y"], ["value"])
-
-        base = hv.DynamicMap(points, streams=[hv.streams.Params(self, ["color_by"])])
-        shaded = dynspread(rasterize(base, aggregator=ds.mean("value")), threshold=0.6).opts(
-            cmap="viridis", colorbar=True, tools=["hover", "tap"], responsive=True,
-            height=480, xaxis=None, yaxis=None, title="UMAP of image and spectrum embeddings",
-        ).apply.opts(clabel=self.param.color_by)  # fmt: skip
+    def _draw_map(self) -> None:
+        shaded, plot = umap_plot(map_frame(self.explorer), self.color_by)
         tap = hv.streams.Tap(source=shaded)
         tap.add_subscriber(lambda x, y: self.select_xy(x, y))
-        pointer = hv.streams.PointerXY(source=shaded)
-        pointer.add_subscriber(self._on_hover)
         marks = hv.DynamicMap(self._marks, streams=[hv.streams.Params(self, ["neighbour_rows"])])
-        return shaded * marks
+        self.map_pane.object = plot * marks
 
     def _marks(self, neighbour_rows: list) -> hv.Points:
         ex = self.explorer
@@ -307,23 +307,28 @@ class GalaxyExplorer(pn.viewable.Viewer):
         xy = [ex.catalog.umap[q_mod if i == 0 else t_mod][r] for i, r in enumerate(rows)]
         df["x"], df["y"] = np.array(xy).reshape(-1, 2).T
         df["kind"] = ["selected"] + ["neighbour"] * (len(rows) - 1) if rows else []
-        vd = ["targetid", "redshift", "kind"] + [c for c in ("log_mstar", "log_ssfr") if c in df]
+        df["modality"] = [q_mod] + [t_mod] * (len(rows) - 1) if rows else []
+        vd = ["targetid", "kind", "modality", "redshift"]
+        vd += [c for c in ("log_mstar", "log_ssfr") if c in df]
         return hv.Points(df, ["x", "y"], vd).opts(
             color="kind", cmap={"selected": "red", "neighbour": "white"}, size=8,
             line_color="black", tools=["hover"], show_legend=False,
+            hover_tooltips=[("target id", "targetid"), *vd[1:]],
         )  # fmt: skip
-
-    def _on_hover(self, x: float | None, y: float | None) -> None:
-        if x is None or y is None or self.explorer is None:
-            return
-        d = self.explorer.describe(np.array([self._nearest(x, y)])).to_dict("records")[0]
-        self.hover.object = "Nearest galaxy: " + ", ".join(
-            f"**{k}** {d[k]}" for k in SHOWN[:6] if k in d)  # fmt: skip
 
     # ----- real spectrum upload -----
     def _on_upload(self, event) -> None:
-        if event.new:
-            self.upload_out.objects = self.handle_upload(event.new, self.upload.filename or "")
+        if not event.new:
+            return
+        name, data = list(event.new.items())[-1]
+        with param.parameterized.discard_events(self.upload):
+            self.upload.value, self.upload.mime_type = {}, {}  # the next upload is new again
+        data = data.encode() if isinstance(data, str) else data  # FileDropper decodes text/*
+        self.uploads += 1
+        self.upload_out.objects = [
+            pn.pane.Markdown(f"### Uploaded spectrum {self.uploads}: {html.escape(name)}"),
+            *self.handle_upload(data, name),
+        ]
 
     def _model(self) -> torch.nn.Module | None:
         if self.model is None or isinstance(self.model, torch.nn.Module):
@@ -331,33 +336,40 @@ class GalaxyExplorer(pn.viewable.Viewer):
         return load_astroclip(str(self.model))
 
     def handle_upload(self, data: bytes, filename: str = "upload.fits") -> list:
-        """Nearest simulated galaxies and k-NN redshift of an uploaded spectrum file."""
-        from scifm.astroclip.realspec import embed_real_spectra, read_real_spectra
+        """Nearest simulated galaxies and k-NN redshift of an uploaded spectrum file: for up
+        to three objects, a verdict on the redshift, the spectrum in the observed frame (lines
+        at the k-NN redshift) and the neighbours."""
+        from scifm.astroclip.realspec import (
+            embed_real_spectra,
+            read_uploaded_spectra,
+            redshift_verdict,
+        )
 
-        suffix = ".fits.gz" if filename.endswith(".gz") else ".fits"
-        with tempfile.NamedTemporaryFile(suffix=suffix) as f:
-            f.write(data)
-            f.flush()
-            try:
-                spectra = read_real_spectra(f.name)
-            except (ValueError, ImportError) as exc:
-                return [pn.pane.Alert(f"Could not read {html.escape(filename)}: {exc}",
-                                      alert_type="danger")]  # fmt: skip
+        try:
+            spectra = read_uploaded_spectra(data, filename)
+        except ValueError as exc:
+            return [pn.pane.Alert(html.escape(str(exc)), alert_type="danger")]
         model = self._model()
         if model is None:
             return [pn.pane.Alert("No AstroCLIP model given: uploads need the model that "
                                   "embedded this catalog.", alert_type="danger")]  # fmt: skip
         emb = embed_real_spectra(model, spectra)
-        out = []
+        z_all = self.explorer.catalog.props["redshift"]
+        z_range = (float(np.nanmin(z_all)), float(np.nanmax(z_all)))
+        out, name = [], html.escape(filename)
         for i in range(min(len(spectra), 3)):
             res = self.explorer.search_embedding(emb[i], "spectrum", self.k)
-            zt = spectra.redshift[i]
-            ztxt = f"{zt:.4f}" if np.isfinite(zt) else "unknown"
-            out.append(pn.pane.Markdown(
-                f"**{html.escape(filename)}** object {spectra.targetid[i]}: k-NN redshift "
-                f"**{knn_redshift(res):.4f}**, pipeline redshift {ztxt}"))  # fmt: skip
-            out.append(pn.pane.HTML(grid_html(self.explorer, res.table, "Nearest simulated"),
-                                    stylesheets=[STYLESHEET]))  # fmt: skip
+            v = redshift_verdict(knn_redshift(res), float(spectra.redshift[i]), z_range)
+            tid = spectra.targetid[i]
+            out.append(pn.pane.Alert(f"**{name}** object {tid}: {v.text}.",
+                                     alert_type="success" if v.ok else "warning"))  # fmt: skip
+            wave, flux = display_binned(spectra.flux[i])
+            zt = f"lines at the k-NN redshift {v.z:.3f}" if v.z is not None else "no lines"
+            out.append(pn.pane.HoloViews(
+                spectrum_plot(wave, flux, v.z, title=f"{filename} object {tid} ({zt})"),
+                sizing_mode="stretch_width", height=280))  # fmt: skip
+            grid = grid_html(self.explorer, res.table, "Nearest simulated")
+            out.append(pn.pane.HTML(grid, stylesheets=[STYLESHEET], sizing_mode="stretch_width"))
         return out
 
     def main(self) -> pn.viewable.Viewable:
@@ -369,10 +381,9 @@ class GalaxyExplorer(pn.viewable.Viewer):
             pn.widgets.IntSlider.from_param(self.param.k, label="Neighbours", width=200),
         )  # fmt: skip
         return pn.Column(
-            pn.pane.Markdown(INTRO, sizing_mode="stretch_width"), self.message, controls,
-            pn.pane.HoloViews(self.map_view(), sizing_mode="stretch_width"),
-            self.hover, self.galaxy, self.timing, self.grid, self.download, self.table,
-            sizing_mode="stretch_width",
+            pn.pane.Markdown(INTRO, sizing_mode="stretch_width"), self.message, self.upload_out,
+            controls, self.map_view(), self.galaxy, self.timing, self.grid, self.download,
+            self.table, sizing_mode="stretch_width",
         )  # fmt: skip
 
     def sidebar(self) -> list:
@@ -380,10 +391,12 @@ class GalaxyExplorer(pn.viewable.Viewer):
             return []
         return [
             pn.pane.Markdown("### Find a galaxy"), self.id_input, self.search_button,
+            self._shown_text,
             self.random_button, pn.pane.Markdown("### Filter neighbours"),
             *self.filters.values(),
-            pn.pane.Markdown("### Real spectrum (DESI coadd or SDSS spec FITS)"),
-            self.upload, self.upload_out,
+            pn.pane.Markdown("### Real spectrum\nA DESI coadd or SDSS spec FITS file, at most "
+                             f"{self.max_upload_mb:g} MB; the result opens above the map."),
+            self.upload,
         ]  # fmt: skip
 
     def __panel__(self) -> pn.viewable.Viewable:
