@@ -163,6 +163,11 @@ def test_lab_runs_a_tutorial_and_its_dashboard_follows_a_widget(lab_url, _browse
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         # the last cell prints each trained model's answer to one held-out question
         expect(notebook).to_contain_text("p1000 [", timeout=2 * slow)
+        # the last cell (training on a JSON-lines file) has printed and the kernel is idle:
+        # the widget is used after the run, as a reader would (a kernel busy running cells
+        # handles comm messages only between cells)
+        expect(notebook).to_contain_text("validation:", timeout=2 * slow)
+        expect(page.get_by_text("Python (scifm) | Idle").first).to_be_visible(timeout=slow)
         schemes = page.locator(".xv-scheme")
         expect(schemes.first).to_contain_text("32 tokens", timeout=slow)  # the notebook's text
         box = page.locator(".xv-text textarea").first

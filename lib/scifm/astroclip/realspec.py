@@ -29,6 +29,7 @@ class RealSpectra:
     redshift: np.ndarray  # (N,) pipeline redshift, NaN if the file has none
     targetid: np.ndarray  # (N,) int64
     source: str  # file name
+    ivar: np.ndarray | None = None  # (N, 7781) inverse variance, 0 on masked pixels
 
     def __len__(self) -> int:
         return len(self.targetid)
@@ -59,7 +60,7 @@ def read_real_spectra(path: str | Path, min_coverage: float = 0.3) -> RealSpectr
         raise ValueError(
             f"{path.name}: not a readable DESI coadd or SDSS spec file ({exc})"
         ) from exc
-    fluxes, cover, zs, tids = [], [], [], []
+    fluxes, cover, zs, tids, ivars = [], [], [], [], []
     for rec in records:
         flux = np.asarray(_field(rec, "flux"), np.float32)
         if flux.shape != (N_SPECTRUM_BINS,):
@@ -72,6 +73,7 @@ def read_real_spectra(path: str | Path, min_coverage: float = 0.3) -> RealSpectr
         if good.mean() < min_coverage:
             continue
         fluxes.append(fill_masked(np.where(good, flux, 0.0), good))
+        ivars.append(np.where(good, ivar, 0.0).astype(np.float32))
         cover.append(good.mean())
         z = _field(rec, "redshift")
         zs.append(np.nan if z is None else float(z))
@@ -81,7 +83,7 @@ def read_real_spectra(path: str | Path, min_coverage: float = 0.3) -> RealSpectr
             f"{path.name}: no object covers at least {min_coverage:.0%} of 3600-9824 A"
         )
     return RealSpectra(np.stack(fluxes), np.array(cover), np.array(zs), np.array(tids, np.int64),
-                       path.name)  # fmt: skip
+                       path.name, np.stack(ivars))  # fmt: skip
 
 
 def read_uploaded_spectra(data: bytes, filename: str) -> RealSpectra:
@@ -135,22 +137,29 @@ class RedshiftVerdict:
     z: float | None  # the k-NN redshift to mark lines at, None when out of range
 
 
-def redshift_verdict(knn_z: float, file_z: float, z_range: tuple[float, float]) -> RedshiftVerdict:
+def redshift_verdict(
+    knn_z: float,
+    file_z: float,
+    z_range: tuple[float, float],
+    source: str = "the file's pipeline redshift",
+) -> RedshiftVerdict:
     """Judge a k-NN redshift against the catalog's redshift range ``z_range`` (its own min and
     max). A k-NN estimate is a mean of catalog redshifts, so it always lies inside the range
     even for a galaxy far beyond it: the file's own pipeline redshift (NaN if none) decides
-    when there is one, and an estimate at the range's edge is flagged as possibly beyond."""
+    when there is one, and an estimate at the range's edge is flagged as possibly beyond.
+    The galaxies page passes the template-fit redshift (``scifm.survey.redshift``, flag ok)
+    as ``file_z`` when the file carries none."""
     lo, hi = z_range
     cover = f"the catalogue covers z = {lo:.3f}-{hi:.3f}"
     if np.isfinite(file_z) and not lo <= file_z <= hi:
         return RedshiftVerdict(
-            f"outside the catalogue's redshift range: the file's pipeline redshift is "
+            f"outside the catalogue's redshift range: {source} is "
             f"{file_z:.4f} and {cover}, so no k-NN redshift is given", False, None)  # fmt: skip
     if not lo <= knn_z <= hi:
         return RedshiftVerdict(f"outside the catalogue's redshift range ({cover})", False, None)
     edge = 0.02 * (hi - lo)
     if np.isfinite(file_z):
-        return RedshiftVerdict(f"k-NN redshift {knn_z:.4f}; the file's pipeline redshift is "
+        return RedshiftVerdict(f"k-NN redshift {knn_z:.4f}; {source} is "
                                f"{file_z:.4f} ({cover})", True, knn_z)  # fmt: skip
     if knn_z < lo + edge or knn_z > hi - edge:
         return RedshiftVerdict(
