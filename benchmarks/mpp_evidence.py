@@ -102,6 +102,7 @@ def transfer(args: argparse.Namespace) -> int:
                 step = model_step(model, info["field_index"], info["periodic"])
                 rec = {
                     "variant": args.variant, "init": init, "n_traj": n, "seed": seed,
+                    "ckpt": repo_path(args.ckpt),
                     "steps": args.steps, "lr": args.lr, "batch_size": args.batch_size,
                     "train_seconds": round(seconds, 1),
                     "final_loss": result.history[-1].get("loss") if result.history else None,
@@ -247,7 +248,9 @@ def report(args: argparse.Namespace) -> int:
         md += [
             "",
             f"Fine-tuning: {c['steps']} AdamW steps, lr {c['lr']}, batch {c['batch_size']}, "
-            "all weights, one-step NRMSE on the held-out test files "
+            "all weights, from "
+            + ", ".join(f"`{k}`" for k in sorted({c.get("ckpt", "?") for c in cells}))
+            + " (the pretrained init); one-step NRMSE on the held-out test files "
             f"({c['test_windows']} windows); persistence: {_f(c['persistence_nrmse'])}.",
         ]
     md += ["", "## One-step NRMSE on the held-out test trajectories (goal: <= 0.5x persistence)",
