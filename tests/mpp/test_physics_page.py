@@ -116,6 +116,9 @@ def test_physics_page_in_browser(app_url, browser_page, screenshot_dir):
     steps = page.get_by_label("Rollout steps (1-60)")
     steps.fill("12")
     steps.press("Enter")
+    # a person's pause before the click: the server applies a widget's value in a pool thread
+    # and a click handled before it still sees the old one (a known race: see issue 16's note)
+    page.wait_for_timeout(1500)
     page.locator(".mpp-run button").click()
     expect(page.locator(".mpp-frames")).to_contain_text("step 1 of 12", timeout=90_000)
     expect(page.locator(".mpp-frames img")).to_have_count(3)
