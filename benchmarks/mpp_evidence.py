@@ -194,21 +194,26 @@ def report(args: argparse.Namespace) -> int:
     cells = [json.loads(p.read_text()) for p in sorted(root.glob("cns*/result.json"))]
     rolls = [json.loads(p.read_text()) for p in sorted(root.glob("rollout_*/result.json"))]
     ones = [json.loads(p.read_text()) for p in sorted(root.glob("onestep_*/result.json"))]
-    table: dict[str, dict[int, dict[str, list[float]]]] = {}
+    # per (variant, N): the seeds with both a pretrained and a scratch cell (paired means)
+    by: dict[tuple, dict[int, dict[str, float]]] = {}
     for c in cells:
-        per = table.setdefault(c["variant"], {}).setdefault(c["n_traj"], {})
-        per.setdefault(c["init"], []).append(c["one_step_nrmse"])
+        by.setdefault((c["variant"], c["n_traj"]), {}).setdefault(c["seed"], {})[c["init"]] = c[
+            "one_step_nrmse"
+        ]
     rows = []
-    for variant, per_n in sorted(table.items()):
-        for n, inits in sorted(per_n.items()):
-            pre, scr = inits.get("pretrained", []), inits.get("scratch", [])
-            row = {"variant": variant, "n_traj": n, "seeds": min(len(pre), len(scr)),
-                   "pretrained": float(np.mean(pre)) if pre else None,
-                   "scratch": float(np.mean(scr)) if scr else None}  # fmt: skip
-            if pre and scr:
-                row["ratio"] = row["pretrained"] / row["scratch"]
-                row["meets_0.67"] = bool(row["ratio"] <= 0.67)
-            rows.append(row)
+    for (variant, n), seeds in sorted(by.items()):
+        both = [v for v in seeds.values() if "pretrained" in v and "scratch" in v]
+        pre = [v["pretrained"] for v in both]
+        scr = [v["scratch"] for v in both]
+        row = {"variant": variant, "n_traj": n, "seeds": len(both),
+               "pretrained": float(np.mean(pre)) if both else None,
+               "scratch": float(np.mean(scr)) if both else None,
+               "pretrained_std": float(np.std(pre)) if both else None,
+               "scratch_std": float(np.std(scr)) if both else None}  # fmt: skip
+        if both:
+            row["ratio"] = row["pretrained"] / row["scratch"]
+            row["meets_0.67"] = bool(row["ratio"] <= 0.67)
+        rows.append(row)
     latest, latest_one = _latest(rolls), _latest(ones)
     curve = _curve(root, Path(args.ckpt))
     result = {
@@ -235,13 +240,13 @@ def report(args: argparse.Namespace) -> int:
         "",
         PAPER_TRANSFER + ".",
         "",
-        "| variant | N traj | seeds | pretrained NRMSE | scratch NRMSE | ratio | <= 0.67 |",
+        "| variant | N traj | seeds | pretrained NRMSE (mean ± std) | scratch | ratio | <= 0.67 |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         md.append(
-            f"| {r['variant']} | {r['n_traj']} | {r['seeds']} | {_f(r['pretrained'])} | "
-            f"{_f(r['scratch'])} | {_f(r.get('ratio'))} | {r.get('meets_0.67', 'n/a')} |"
+            f"| {r['variant']} | {r['n_traj']} | {r['seeds']} | {_pm(r, 'pretrained')} | "
+            f"{_pm(r, 'scratch')} | {_f(r.get('ratio'))} | {r.get('meets_0.67', 'n/a')} |"
         )
     if cells:
         c = cells[0]
@@ -285,6 +290,12 @@ def _latest(records: list[dict]) -> dict[str, dict]:
         if r["variant"] not in out or (r["ckpt_step"] or 0) > (out[r["variant"]]["ckpt_step"] or 0):
             out[r["variant"]] = r
     return out
+
+
+def _pm(row: dict, key: str) -> str:
+    if row[key] is None:
+        return ""
+    return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["seeds"] > 1 else _f(row[key])
 
 
 def _f(v) -> str:
