@@ -121,20 +121,3 @@ def test_upload_errors_name_the_users_file_in_one_sentence(desi_coadds, tmp_path
         msg = str(err.value)
         assert msg.startswith(f"Could not read {name}: ") and "expected" in msg, msg
         assert "tmp" not in msg and ". " not in msg and msg.endswith("."), msg
-
-
-@pytest.mark.skipif(not SHIPPED.exists(), reason="shipped catalog not built yet")
-def test_upload_shows_the_template_redshift_and_judges_the_range_by_it(desi_coadds):
-    """Issue 14 item 5: the two LRGs of the sv3 coadd fit z ~ 0.84 and 0.98 with our templates
-    (flag ok): beyond the catalogue's z <= 0.58, so the page says so instead of a k-NN number."""
-    from scifm.dashboards import GalaxyExplorer
-
-    lrg = next(p for p in desi_coadds if "sv3-dark" in p.name)
-    view = GalaxyExplorer.from_assets()
-    alerts = [o.object for o in view.handle_upload(lrg.read_bytes(), lrg.name)
-              if type(o).__name__ == "Alert"]  # fmt: skip
-    assert len(alerts) == 2
-    for text in alerts:
-        assert "outside the catalogue's redshift range: the template redshift is" in text
-        assert "Template redshift 0.8" in text or "Template redshift 0.9" in text
-        assert "(flag: ok)" in text and "k-NN redshift 0." not in text

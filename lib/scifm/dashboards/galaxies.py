@@ -75,23 +75,6 @@ def grid_html(explorer: Explorer, table, title: str) -> str:
     return f"<div class='gx-grid'><b>{html.escape(title)}</b><br>{''.join(cells)}</div>"
 
 
-def _template_fit(spectra, i: int):
-    """(fit, sentence) of the template-fitting redshift of object ``i`` of uploaded spectra
-    (``scifm.survey.redshift``: redrock with our templates), or (None, why not)."""
-    if spectra.ivar is None:
-        return None, "Template redshift: not available (no inverse variance)."
-    try:
-        from scifm.survey.redshift import fit_spectrum
-
-        fit = fit_spectrum(spectra.flux[i], spectra.ivar[i])
-    except (ImportError, ValueError, RuntimeError) as exc:
-        return None, f"Template redshift: failed ({exc})."
-    if not np.isfinite(fit.z):
-        return fit, f"Template redshift: none ({fit.flag})."
-    err = f" ± {fit.z_err:.1e}" if np.isfinite(fit.z_err) else ""
-    return fit, f"Template redshift {fit.z:.4f}{err} (flag: {fit.flag})."
-
-
 class GalaxyExplorer(pn.viewable.Viewer):
     """Map, selected galaxy, neighbours and spectrum upload over one catalog."""
 
@@ -376,13 +359,9 @@ class GalaxyExplorer(pn.viewable.Viewer):
         out, name = [], html.escape(filename)
         for i in range(min(len(spectra), 3)):
             res = self.explorer.search_embedding(emb[i], "spectrum", self.k)
-            fit, fit_text = _template_fit(spectra, i)
-            file_z, source = float(spectra.redshift[i]), "the file's pipeline redshift"
-            if not np.isfinite(file_z) and fit is not None and fit.ok:
-                file_z, source = float(fit.z), "the template redshift"  # judges the range
-            v = redshift_verdict(knn_redshift(res), file_z, z_range, source)
+            v = redshift_verdict(knn_redshift(res), float(spectra.redshift[i]), z_range)
             tid = spectra.targetid[i]
-            out.append(pn.pane.Alert(f"**{name}** object {tid}: {v.text}. {fit_text}",
+            out.append(pn.pane.Alert(f"**{name}** object {tid}: {v.text}.",
                                      alert_type="success" if v.ok else "warning"))  # fmt: skip
             wave, flux = display_binned(spectra.flux[i])
             zt = f"lines at the k-NN redshift {v.z:.3f}" if v.z is not None else "no lines"
