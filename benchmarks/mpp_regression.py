@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import mpp as bench_mpp  # noqa: E402  (benchmarks/mpp.py: the regression itself)
+import mpp as bench_mpp  # benchmarks/mpp.py: the regression itself
 
-from scifm.core.report import repo_path, run_info, write_report  # noqa: E402
-from scifm.mpp.experiment import DataConfig, load_surrogate  # noqa: E402
+from scifm.core.report import repo_path, run_info, write_report
+from scifm.mpp.experiment import DataConfig, load_surrogate
 
 ROOT = Path(__file__).resolve().parents[1]
 
