@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scifm.core.report import run_info
+from scifm.core.report import repo_args, repo_path, run_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app_load_client import load_model_types, run_client
@@ -238,12 +238,12 @@ def measure(args) -> dict:
         s.stop.set()
         s.join()
     run = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "config": {k: (repo_path(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "run": run_info(note="2 cores shared with other work; load average recorded below"),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": " ".join(
             [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("SCIFM_")]
-            + [Path(sys.executable).name, *sys.argv]
+            + [Path(sys.executable).name, *repo_args(sys.argv)]
         ),
         "alone": alone,
         "browsers": browsers,

@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": how,
         "targets": list(y),
         "absent_targets": [k for k in TARGETS if k not in y],
-        "model": str(args.model),
+        "model": repo_path(args.model),
         "config": cfg.to_dict(),
         "zero_shot_knn_r2": zs,
         "few_shot_mlp_r2": fs,

@@ -330,7 +330,7 @@ def main() -> int:
             "single_task_steps": s["st_steps"],
             "finetune_steps": s["ft_steps"],
             "batch": s["batch"],
-            "all_systems_model": str(mpp_path) if reused else "trained here",
+            "all_systems_model": repo_path(mpp_path) if reused else "trained here",
         },
         "published_one_step": PUBLISHED,
     }

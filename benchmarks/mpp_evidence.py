@@ -66,6 +66,24 @@ def _cell_path(root: Path, *parts) -> Path:
     return root / "_".join(str(p) for p in parts) / "result.json"
 
 
+def _write_cell(out: Path, rec: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rec, indent=1))
+
+
+def _read_cells(root: Path, pattern: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.glob(pattern))]
+
+
+def _pretrained(args: argparse.Namespace) -> tuple[AViT, dict, int | None]:
+    """The checkpoint's surrogate (eval mode), its systems and its training step."""
+    torch.set_num_threads(args.threads)
+    model, systems = load_surrogate(args.ckpt)
+    model.eval()
+    step_no = (load_checkpoint(args.ckpt).get("trainer_state") or {}).get("step")
+    return model, systems, step_no
+
+
 def transfer(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     root = Path(args.root)
@@ -110,22 +128,18 @@ def transfer(args: argparse.Namespace) -> int:
                     "one_step_nrmse": one_step_nrmse(step, test),
                     "persistence_nrmse": one_step_nrmse(persistence_step, test),
                 }  # fmt: skip
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps(rec, indent=1))
+                _write_cell(out, rec)
                 print(json.dumps(rec), flush=True)
     return 0
 
 
 def rollout(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
     root = Path(args.root)
-    model, systems = load_surrogate(args.ckpt)
-    model.eval()
+    model, systems, step_no = _pretrained(args)
     T = model.config.n_frames
-    step_no = (load_checkpoint(args.ckpt).get("trainer_state") or {}).get("step")
     for folder in sorted((Path(args.data) / "test_long").iterdir()):
         name = folder.name
-        out = root / f"rollout_{name}_step{step_no}" / "result.json"
+        out = _cell_path(root, "rollout", name, f"step{step_no}")
         if out.exists() or not folder.is_dir():
             continue
         if not any(folder.glob("*.h*5")):
@@ -146,8 +160,7 @@ def rollout(args: argparse.Namespace) -> int:
             "avit": [round(float(v), 5) for v in ours],
             "persistence": [round(float(v), 5) for v in pers],
         }  # fmt: skip
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(rec, indent=1))
+        _write_cell(out, rec)
         print(name, "avit", rec["avit"][:: max(1, n_steps // 5)], "persistence",
               rec["persistence"][:: max(1, n_steps // 5)], flush=True)  # fmt: skip
     return 0
@@ -155,14 +168,11 @@ def rollout(args: argparse.Namespace) -> int:
 
 def onestep(args: argparse.Namespace) -> int:
     """One-step NRMSE on every held-out 21-frame test folder, against persistence."""
-    torch.set_num_threads(args.threads)
     root = Path(args.root)
-    model, systems = load_surrogate(args.ckpt)
-    model.eval()
-    step_no = (load_checkpoint(args.ckpt).get("trainer_state") or {}).get("step")
+    model, systems, step_no = _pretrained(args)
     for folder in sorted((Path(args.data) / "test").iterdir()):
         name = folder.name
-        out = root / f"onestep_{name}_step{step_no}" / "result.json"
+        out = _cell_path(root, "onestep", name, f"step{step_no}")
         if out.exists() or not any(folder.glob("*.h*5")):
             continue
         info = systems.get(name, system_info(name))
@@ -174,8 +184,7 @@ def onestep(args: argparse.Namespace) -> int:
             "windows": len(test), "avit": one_step_nrmse(step, test),
             "persistence": one_step_nrmse(persistence_step, test),
         }  # fmt: skip
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(rec, indent=1))
+        _write_cell(out, rec)
         print(json.dumps(rec), flush=True)
     return 0
 
@@ -191,9 +200,9 @@ def _curve(root: Path, ckpt_dir: Path) -> list[dict]:
 
 def report(args: argparse.Namespace) -> int:
     root = Path(args.root)
-    cells = [json.loads(p.read_text()) for p in sorted(root.glob("cns*/result.json"))]
-    rolls = [json.loads(p.read_text()) for p in sorted(root.glob("rollout_*/result.json"))]
-    ones = [json.loads(p.read_text()) for p in sorted(root.glob("onestep_*/result.json"))]
+    cells = _read_cells(root, "cns*/result.json")
+    rolls = _read_cells(root, "rollout_*/result.json")
+    ones = _read_cells(root, "onestep_*/result.json")
     # per (variant, N): the seeds with both a pretrained and a scratch cell (paired means)
     by: dict[tuple, dict[int, dict[str, float]]] = {}
     for c in cells:

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scifm.core.report import run_info, write_report
+from scifm.core.report import repo_path, run_info, write_report
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -184,7 +184,8 @@ def run_scaling(args: argparse.Namespace) -> None:
     this_run = {
         **run_info(note=f"{args.threads} torch thread(s); 2 cores shared with other jobs "
                    "(timings noisy)"),
-        "scifm_imported_from": str(Path(scifm.__file__).parent),
+        # Which checkout's library ran: "lib/scifm" when this one's.
+        "scifm_imported_from": repo_path(Path(scifm.__file__).parent, root=ROOT.parent),
     }  # fmt: skip
     report.setdefault("batch_scaling_runs", {})[args.label] = this_run
     for system, params, frac in SCALING:

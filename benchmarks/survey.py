@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scifm.core.report import run_info, write_report
+from scifm.core.report import repo_path, run_info, write_report
 from scifm.survey import SurveyConfig, generate_survey, read_survey, sample_galaxy
 from scifm.survey.fiber import fiber_curve, fiber_fractions
 from scifm.survey.figures import realism_figures
@@ -102,7 +102,7 @@ def main() -> None:
             fig.savefig(out, dpi=70)
             figures.append(out.name)
     arrays = d.images[0].nbytes + d.spectra[0].nbytes + d.ivar[0].nbytes
-    realism_source = str(source) if args.survey else f"generated sample, seed {args.seed}"
+    realism_source = repo_path(source) if args.survey else f"generated sample, seed {args.seed}"
     info = run_info(
         data={
             "generated": f"{n_single} galaxies (1 worker) and {n_sample} (2 workers), "

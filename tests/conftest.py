@@ -1,4 +1,5 @@
-"""Shared fixtures: the served app on a free port, and a headless Debian chromium.
+"""Shared fixtures: the served app on a free port, a headless Debian chromium, and the
+``scifm.*`` imports of source files (the layout checks).
 
 Browser tests never download a browser: they drive /usr/bin/chromium through
 Playwright. Without chromium they skip locally and FAIL under CI=true.
@@ -6,12 +7,13 @@ Playwright. Without chromium they skip locally and FAIL under CI=true.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import socket
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,24 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _scifm_imports(files: Iterable[Path]) -> set[str]:
+    """Every ``scifm.X`` module imported anywhere in ``files`` (inside functions too)."""
+    out = set()
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                out.add(node.module)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+    return {m for m in out if m.startswith("scifm.")}
+
+
+@pytest.fixture(scope="session")
+def scifm_imports() -> Callable[[Iterable[Path]], set[str]]:
+    """``scifm_imports(files)``: every ``scifm.X`` module the files import, at any depth."""
+    return _scifm_imports
 
 
 @pytest.fixture(scope="session")
@@ -106,10 +126,11 @@ def _browser():
         browser.close()
 
 
-@pytest.fixture
-def browser_page(_browser):
-    """A fresh page; web fonts blocked; ``page.console_errors`` collects other errors."""
-    context = _browser.new_context(viewport={"width": 1400, "height": 1000})
+def _open_page(browser, **context_options):
+    """A page in a new context (1400x1000 unless told); web fonts blocked;
+    ``page.console_errors`` collects other errors. Returns ``(context, page)``."""
+    options = {"viewport": {"width": 1400, "height": 1000}, **context_options}
+    context = browser.new_context(**options)
     page = context.new_page()
     page.set_default_timeout(60_000)
     errors: list[str] = []
@@ -124,5 +145,18 @@ def browser_page(_browser):
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     page.route(lambda url: any(h in url for h in BLOCKED_HOSTS), lambda route: route.abort())
     page.console_errors = errors
+    return context, page
+
+
+@pytest.fixture(scope="session")
+def open_page(_browser):
+    """``open_page(**context_options) -> (context, page)``; the caller closes the context."""
+    return lambda **context_options: _open_page(_browser, **context_options)
+
+
+@pytest.fixture
+def browser_page(open_page):
+    """A fresh page; web fonts blocked; ``page.console_errors`` collects other errors."""
+    context, page = open_page()
     yield page
     context.close()

@@ -113,24 +113,14 @@ def test_app_pages_hold_no_computation_and_no_css(path: Path):
     assert funcs == ["page"], f"{path.name}: only page() expected, found {funcs}"
 
 
-def _scifm_imports(file: Path) -> set[str]:
-    out = set()
-    for node in ast.walk(ast.parse(file.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            out.add(node.module)
-        elif isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-    return {m for m in out if m.startswith("scifm.")}
-
-
-def test_dashboards_sit_on_top_one_idea_each():
+def test_dashboards_sit_on_top_one_idea_each(scifm_imports):
     """Nothing in the library imports the dashboards; each dashboard module draws on at
     most one idea (the ideas still never meet)."""
     lib = ROOT / "lib" / "scifm"
     for file in lib.rglob("*.py"):
         if "dashboards" not in file.parts:
-            bad = {m for m in _scifm_imports(file) if m.startswith("scifm.dashboards")}
+            bad = {m for m in scifm_imports([file]) if m.startswith("scifm.dashboards")}
             assert not bad, f"{file.relative_to(lib)} imports {bad}"
     for file in (lib / "dashboards").glob("*.py"):
-        ideas = {m.split(".")[1] for m in _scifm_imports(file)} & {"xval", "mpp", "astroclip"}
+        ideas = {m.split(".")[1] for m in scifm_imports([file])} & {"xval", "mpp", "astroclip"}
         assert len(ideas) <= 1, f"dashboards/{file.name} imports several ideas: {ideas}"

@@ -7,7 +7,6 @@ import ast
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import tomllib
@@ -21,33 +20,21 @@ IDEAS = ("xval", "mpp", "astroclip")
 ENGINES = ("pde", "survey")
 
 
-def _scifm_imports(package: str) -> set[str]:
-    """Every ``scifm.X`` module imported anywhere in ``lib/scifm/<package>`` (functions too)."""
-    out = set()
-    for file in (LIB / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(file.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                out.add(node.module)
-            elif isinstance(node, ast.Import):
-                out.update(a.name for a in node.names)
-    return {m for m in out if m.startswith("scifm.")}
-
-
 @pytest.mark.parametrize("engine", ENGINES)
-def test_engines_import_no_idea_in_any_line(engine):
-    bad = {m for m in _scifm_imports(engine) if m.split(".")[1] in IDEAS}
+def test_engines_import_no_idea_in_any_line(engine, scifm_imports):
+    bad = {m for m in scifm_imports((LIB / engine).rglob("*.py")) if m.split(".")[1] in IDEAS}
     assert not bad, f"scifm.{engine} imports ideas: {sorted(bad)}"
 
 
-def test_core_imports_only_core():
-    bad = {m for m in _scifm_imports("core") if m.split(".")[1] != "core"}
+def test_core_imports_only_core(scifm_imports):
+    bad = {m for m in scifm_imports((LIB / "core").rglob("*.py")) if m.split(".")[1] != "core"}
     assert not bad, f"scifm.core imports {sorted(bad)}"
 
 
 @pytest.mark.parametrize("idea", IDEAS)
-def test_ideas_never_import_each_other(idea):
+def test_ideas_never_import_each_other(idea, scifm_imports):
     others = set(IDEAS) - {idea}
-    bad = {m for m in _scifm_imports(idea) if m.split(".")[1] in others}
+    bad = {m for m in scifm_imports((LIB / idea).rglob("*.py")) if m.split(".")[1] in others}
     assert not bad, f"scifm.{idea} imports {sorted(bad)}"
 
 
@@ -61,7 +48,7 @@ def test_importing_the_engines_loads_no_idea_module():
     assert out.stdout.strip() == "[]", out.stdout
 
 
-def test_no_import_inside_a_function_breaks_a_cycle():
+def test_no_import_inside_a_function_breaks_a_cycle(scifm_imports):
     """The three cycles the layout issue named stay gone: their imports sit at module level."""
     for file, target in [
         ("xval/tasks.py", "scifm.xval.orbits"),
@@ -71,16 +58,11 @@ def test_no_import_inside_a_function_breaks_a_cycle():
         tree = ast.parse((LIB / file).read_text())
         top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
         assert target in top, f"{file} should import {target} at module level"
-    assert "scifm.xval.tasks" not in _scifm_imports_of(LIB / "xval" / "orbits.py")
+    assert "scifm.xval.tasks" not in scifm_imports([LIB / "xval" / "orbits.py"])
     for mod in ("pdebench.py", "well.py"):
-        assert "scifm.pde.files" not in _scifm_imports_of(LIB / "pde" / mod)
+        assert "scifm.pde.files" not in scifm_imports([LIB / "pde" / mod])
     layout = (repo_root() / "app" / "layout.py").read_text()
     assert "app.serve" not in layout
-
-
-def _scifm_imports_of(file: Path) -> set[str]:
-    tree = ast.parse(file.read_text())
-    return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
 
 
 CHECKPOINTS = sorted(

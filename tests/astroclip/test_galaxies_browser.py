@@ -16,7 +16,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 SHIPPED = ROOT / "assets" / "astroclip" / "catalog.h5"
-BLOCKED_HOSTS = ("fonts.googleapis.com", "fonts.gstatic.com")
 
 pytestmark = [
     pytest.mark.browser,
@@ -62,24 +61,11 @@ def catalog():
 
 
 @pytest.fixture(scope="module")
-def gx(app_url, _browser):
+def gx(app_url, open_page):
     """One /galaxies page for the whole module (a page load costs 30-60 s on this machine)."""
     from playwright.sync_api import expect
 
-    context = _browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    errors: list[str] = []
-
-    def on_console(msg) -> None:
-        where = (msg.location or {}).get("url", "")
-        if msg.type == "error" and not any(h in where or h in msg.text for h in BLOCKED_HOSTS):
-            errors.append(msg.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.route(lambda url: any(h in url for h in BLOCKED_HOSTS), lambda route: route.abort())
-    page.console_errors = errors
+    context, page = open_page(accept_downloads=True)
     page.goto(app_url + "/galaxies")
     expect(page.locator("canvas").first).to_be_visible(timeout=90_000)
     wait_js(page, "return plot('UMAP') != null", timeout=90_000)

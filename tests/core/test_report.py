@@ -2,11 +2,13 @@
 
 import json
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from scifm.core.paths import repo_root
-from scifm.core.report import markdown_header, run_info, write_report
+from scifm.core.report import markdown_header, repo_args, repo_path, run_info, write_report
 
 
 def test_run_info_names_command_date_machine_versions_and_data():
@@ -56,3 +58,54 @@ def test_every_benchmark_writes_through_the_report_helper():
             )
         assert "platform.machine()" not in src, f"{name}.py: machine notes come from run_info"
         assert "/work/" not in src, f"{name}.py: a path that exists on no other machine"
+
+
+def _machine_roots() -> list[str]:
+    """Paths only this machine has: every checkout of this repository here (``git worktree
+    list``; this one alone outside git) and the home directory."""
+    roots = {repo_root().resolve(), Path.home().resolve()}
+    listed = subprocess.run(
+        ["git", "worktree", "list", "--porcelain"],
+        cwd=repo_root(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    roots |= {
+        Path(ln[len("worktree ") :])
+        for ln in listed.stdout.splitlines()
+        if ln.startswith("worktree ")
+    }
+    return sorted(str(root) for root in roots if root != Path("/"))
+
+
+def _machine_paths(folder: Path) -> list[str]:
+    """``file: path`` for each path in ``folder``'s results that starts at this machine's
+    checkouts or home directory (a repo-relative path is readable anywhere)."""
+    pattern = re.compile("|".join(re.escape(r) + r"(?![\w.-])" for r in _machine_roots()))
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".json", ".md"):
+            found += [f"{path.name}: {m}" for m in sorted(set(pattern.findall(path.read_text())))]
+    return found
+
+
+def test_results_record_repo_relative_paths(tmp_path):
+    """Stored results name files by repo-relative paths, never by this machine's folders."""
+    assert _machine_paths(repo_root() / "benchmarks" / "results") == [], (
+        "benchmarks/results: record paths with scifm.core.report.repo_path"
+    )
+    # The check itself can fail: absolute paths into this checkout or home are caught;
+    # system paths, other folders and repo-relative paths are not.
+    (tmp_path / "bad.json").write_text(json.dumps({"model": str(repo_root() / "assets")}))
+    (tmp_path / "home.md").write_text(f"log: {Path.home() / 'x.log'}\n")
+    (tmp_path / "good.md").write_text(
+        f"assets/astroclip/model, /usr/bin/chromium, {Path.home()}-other/x, /tmp/old_checkout\n"
+    )
+    assert {p.split(":")[0] for p in _machine_paths(tmp_path)} == {"bad.json", "home.md"}
+
+
+def test_repo_path_and_args_are_repo_relative(tmp_path):
+    inside = str(repo_root() / "data" / "survey.h5")
+    assert repo_path(inside) == "data/survey.h5"
+    assert repo_path(repo_root()) == "."
+    assert repo_path(tmp_path / "x.h5") == str(tmp_path / "x.h5")  # outside: kept as given
+    assert repo_path(tmp_path / "x.h5", root=tmp_path) == "x.h5"
+    assert repo_args(["--survey", inside, "--n", "3"]) == ["--survey", "data/survey.h5", "--n", "3"]

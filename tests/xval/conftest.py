@@ -1,5 +1,8 @@
-"""Session fixtures: tiny trained models (trained once, a few seconds each)."""
+"""Session fixtures: tiny trained models (trained once, a few seconds each); the CLI runner."""
 
+import argparse
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,3 +44,20 @@ def tiny_assets(tmp_path_factory: pytest.TempPathFactory, tiny_models, ood_task)
         t = _train(orbit_task, s, 5)
         save_checkpoint(root / f"orbits_{s}", t.model, t.config, extra=t.extra)
     return root
+
+
+@pytest.fixture
+def xval_cli(capsys: pytest.CaptureFixture) -> Callable[[list[str]], dict]:
+    """``run(argv)``: the ``scifm xval`` subcommand in-process; asserts exit 0 and returns
+    the last line it printed, as JSON."""
+    from scifm.xval.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+
+    def run(argv: list[str]) -> dict:
+        args = parser.parse_args(argv)
+        assert args.func(args) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    return run

@@ -104,31 +104,20 @@ def test_autoregressive_mode_trains_and_generates(ood_task) -> None:
         assert value == pytest.approx(trained.scaler.inverse([raw], ["result"])[0], rel=1e-6)
 
 
-def test_cli_tokenize_train_evaluate(tmp_path, capsys, monkeypatch, tiny_assets) -> None:
-    import argparse
-
-    from scifm.xval.cli import register
+def test_cli_tokenize_train_evaluate(tmp_path, xval_cli, monkeypatch, tiny_assets) -> None:
     from scifm.xval.tasks import ood_text, three_sig
     from scifm.xval.train import load_trained
 
     monkeypatch.setenv("SCIFM_DEVICE", "cpu")  # evaluate picks its device; compare like for like
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-
-    def run(argv):
-        args = parser.parse_args(argv)
-        assert args.func(args) == 0
-        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-
-    out = run(["xval", "tokenize", "--scheme", "p1000", "3-2=1"])
+    out = xval_cli(["xval", "tokenize", "--scheme", "p1000", "3-2=1"])
     assert out["tokens"] == ["<+>", "<300>", "<E-2>", "-", "<+>", "<200>", "<E-2>", "=",
                              "<+>", "<100>", "<E-2>"]  # fmt: skip
     assert out["numbers"] == [3, 2, 1] and out["n_tokens"] == 11
 
     run_dir = tmp_path / "r"
-    out = run(["xval", "train", "--scheme", "xval", "--task", "ood", "--preset", "tiny",
-               "--steps", "20", "--n-train", "128", "--batch", "16", "--out", str(run_dir),
-               "--device", "cpu"])  # fmt: skip
+    out = xval_cli(["xval", "train", "--scheme", "xval", "--task", "ood", "--preset", "tiny",
+                    "--steps", "20", "--n-train", "128", "--batch", "16", "--out", str(run_dir),
+                    "--device", "cpu"])  # fmt: skip
     ckpt = run_dir / "checkpoint"
     assert out["checkpoint"] == str(ckpt)
     assert {"config.json", "model.safetensors"} <= {p.name for p in ckpt.iterdir()}
@@ -143,8 +132,8 @@ def test_cli_tokenize_train_evaluate(tmp_path, capsys, monkeypatch, tiny_assets)
     assert out["test"]["invalid_rate"] < 1  # 20 steps: [NUM] is predicted, so mse depends on data
 
     ckpt = tiny_assets / "ood_p10"
-    out = run(["xval", "evaluate", "--scheme", "p10", "--task", "ood", "--seed", "1", "--n", "8",
-               "--range", "10", "12", "--checkpoint", str(ckpt)])  # fmt: skip
+    out = xval_cli(["xval", "evaluate", "--scheme", "p10", "--task", "ood", "--seed", "1",
+                    "--n", "8", "--range", "10", "12", "--checkpoint", str(ckpt)])  # fmt: skip
     rng = np.random.default_rng(1)
     a, b = three_sig(rng, 10.0, 12.0, 8), three_sig(rng, 1.0, 10.0, 8)
     direct = evaluate(load_trained(ckpt), [ood_text(float(x), float(y)) for x, y in zip(a, b)])

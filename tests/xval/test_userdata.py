@@ -1,8 +1,5 @@
 """Training on a user's own file: parsing, bad lines, split by line, CLI train/evaluate/predict."""
 
-import argparse
-import json
-
 import numpy as np
 import pytest
 
@@ -102,30 +99,20 @@ def test_query_marks_become_targets() -> None:
         parse_query('{"zz": ?}', cfg, fallback)
 
 
-def test_cli_train_evaluate_predict_on_a_user_file(tmp_path, capsys) -> None:
-    from scifm.xval.cli import register
-
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-
-    def run(argv):
-        args = parser.parse_args(argv)
-        assert args.func(args) == 0
-        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-
+def test_cli_train_evaluate_predict_on_a_user_file(tmp_path, xval_cli) -> None:
     data = write_jsonl("iris", tmp_path / "iris.jsonl")
-    out = run(["xval", "train", "--scheme", "xval", "--data", str(data), "--preset", "tiny",
-               "--steps", "40", "--batch", "32", "--lr", "3e-3", "--out", str(tmp_path / "r"),
-               "--device", "cpu"])  # fmt: skip
+    out = xval_cli(["xval", "train", "--scheme", "xval", "--data", str(data), "--preset", "tiny",
+                    "--steps", "40", "--batch", "32", "--lr", "3e-3", "--out", str(tmp_path / "r"),
+                    "--device", "cpu"])  # fmt: skip
     train_rows, val_rows = split_lines(lines("iris"), 0.2, seed=0)
     assert len(train_rows) + len(val_rows) == 150 and len(val_rows) >= 29
     assert out["n_train"] == 5 * len(train_rows) and out["data"]["format"] == "jsonl"
     assert 0 <= out["validation"]["invalid_rate"] <= 1
     assert out["validation"]["n"] == 5 * len(val_rows)
     ckpt = str(tmp_path / "r" / "checkpoint")
-    ev = run(["xval", "evaluate", "--data", str(data), "--checkpoint", ckpt])
+    ev = xval_cli(["xval", "evaluate", "--data", str(data), "--checkpoint", ckpt])
     assert ev["n"] == 750 and set(ev["per_field"]) == {"sl", "sw", "pl", "pw", "cls"}
-    pr = run(
+    pr = xval_cli(
         ["xval", "predict", "--checkpoint", ckpt, '{"sl":5.1,"sw":3.5,"pl":?,"pw":0.2,"cls":0}']
     )
     assert pr["fields"] == ["pl"] and np.isfinite(pr["values"][0])

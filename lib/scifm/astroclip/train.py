@@ -30,8 +30,9 @@ from scifm.core import (
     unwrap,
 )
 from scifm.core import train as core_train
+from scifm.core.batches import MakeFn
 from scifm.core.rng import seeded
-from scifm.core.train import StepCallback
+from scifm.core.train import LossFn, StepCallback
 
 
 def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -42,6 +43,27 @@ def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch
 def _check_rows(name: str, x: torch.Tensor, batch_size: int) -> None:
     if len(x) < batch_size:
         raise ValueError(f"{name} has {len(x)} rows, fewer than batch_size={batch_size}")
+
+
+def _train_stage(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    n_rows: int,
+    make: MakeFn,
+    train_cfg: TrainConfig,
+    *,
+    batch_size: int,
+    seed: int,
+    **train_kwargs: Any,
+) -> TrainResult:
+    """One stage on the shared loop: batches ``make(indices, gen)`` over ``n_rows`` rows.
+
+    ``train_kwargs`` go to ``core.train`` (device, out_dir, model_config, extra, callback).
+    """
+    batches = DatasetBatches(
+        range(n_rows), batch_size, seed, accum_steps=train_cfg.accum_steps, make=make
+    )
+    return core_train(model, loss_fn, batches, train_cfg, **train_kwargs)
 
 
 def pretrain_image(
@@ -64,12 +86,9 @@ def pretrain_image(
         x = images[torch.from_numpy(idx)]
         return {"view1": augment_images(x, cfg, gen), "view2": augment_images(x, cfg, gen)}
 
-    batches = DatasetBatches(
-        range(len(images)), batch_size, seed, accum_steps=train_cfg.accum_steps, make=make
-    )
-    result = core_train(
-        model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
-        callback=callback,
+    result = _train_stage(
+        model, _loss, len(images), make, train_cfg, batch_size=batch_size, seed=seed,
+        device=device, out_dir=out_dir, model_config=cfg, callback=callback,
     )  # fmt: skip
     return model, result
 
@@ -96,12 +115,9 @@ def pretrain_spectrum(
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         return unwrap(m).masked_loss(batch["spectra"], batch["mask"]), {}
 
-    batches = DatasetBatches(
-        range(len(spectra)), batch_size, seed, accum_steps=train_cfg.accum_steps, make=make
-    )
-    result = core_train(
-        model, loss_fn, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
-        callback=callback,
+    result = _train_stage(
+        model, loss_fn, len(spectra), make, train_cfg, batch_size=batch_size, seed=seed,
+        device=device, out_dir=out_dir, model_config=cfg, callback=callback,
     )  # fmt: skip
     return model, result
 
@@ -191,11 +207,8 @@ def align(
             return {"images": views, "spectrum_tokens": tokens[t]}
         return {"images": views, "spectra": spectra[t]}
 
-    batches = DatasetBatches(
-        range(len(images)), batch_size, seed, accum_steps=train_cfg.accum_steps, make=make
-    )
-    result = core_train(
-        model, _loss, batches, train_cfg, device=device, out_dir=out_dir, model_config=cfg,
-        extra=extra, callback=callback,
+    result = _train_stage(
+        model, _loss, len(images), make, train_cfg, batch_size=batch_size, seed=seed,
+        device=device, out_dir=out_dir, model_config=cfg, extra=extra, callback=callback,
     )  # fmt: skip
     return model, result

@@ -27,7 +27,7 @@ import torch
 
 from scifm.core.paths import repo_root, results_dir
 
-__all__ = ["machine_info", "markdown_header", "repo_path", "run_info", "write_report"]
+__all__ = ["machine_info", "markdown_header", "repo_args", "repo_path", "run_info", "write_report"]
 
 
 def _cpu_model() -> str:
@@ -94,15 +94,24 @@ def _versions() -> dict[str, str | None]:
     }
 
 
-def repo_path(path: str | Path) -> str:
-    """``path`` relative to the repository when inside it (a record readable elsewhere)."""
+def repo_path(path: str | Path, root: Path | None = None) -> str:
+    """``path`` relative to the repository when inside it (a record readable elsewhere).
+
+    ``root``: the checkout to be relative to (default: the one scifm is imported from).
+    """
+    root = (root or repo_root()).resolve()
     p = Path(path).resolve()
-    return str(p.relative_to(repo_root())) if p.is_relative_to(repo_root()) else str(path)
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(path)
+
+
+def repo_args(args: list[str]) -> list[str]:
+    """Command-line ``args`` with each absolute path inside the checkout made repo-relative."""
+    return [repo_path(a) if a.startswith("/") else a for a in args]
 
 
 def _command(argv: list[str] | None) -> str:
     args = sys.argv[1:] if argv is None else argv
-    return shlex.join(["python", repo_path(sys.argv[0]), *args])
+    return shlex.join(["python", repo_path(sys.argv[0]), *repo_args(args)])
 
 
 def run_info(
