@@ -8,11 +8,40 @@ import pytest
 pytest.importorskip("panel")
 
 
+EVIDENCE = "AViT-S 64² (evidence model)"
+DEMO = "AViT-S 32² (demo, all five systems incl. compressible NS)"
+
+
 @pytest.fixture
 def page_obj():
     from scifm.dashboards import RolloutViewer
 
     return RolloutViewer.from_assets()
+
+
+def _evidence() -> dict:
+    from scifm.core.paths import results_dir
+
+    path = results_dir() / "mpp_evidence.json"
+    if not path.exists():
+        pytest.skip("no benchmarks/results/mpp_evidence.json")
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_opens_on_the_64_model_and_says_what_it_is(page_obj):
+    """The default is the evidence model (issue 13), described from its card; the 32^2 demo
+    model (the old default) is a second choice, not the first."""
+    assert list(page_obj.choices) == [EVIDENCE, DEMO] and page_obj.model_name == EVIDENCE
+    assert page_obj.res == 64 and page_obj.frames_per_span == 20  # 21 frames a span
+    assert page_obj.param.system.objects == ["swe", "diffreact", "ins"]  # no CNS
+    about = page_obj.about_pane.object
+    for words in ("64² grids", "64 tokens a frame", "3,200 steps", "100 trajectories each",
+                  "Compressible NS was held out"):  # fmt: skip
+        assert words in about, words
+    assert page_obj.result.truth.shape[-1] == 64  # the first run is on the model's grid
+    assert page_obj.model_select in page_obj.sidebar()
 
 
 def test_run_fills_player_frames_curve_and_times(page_obj):
@@ -32,15 +61,70 @@ def test_run_fills_player_frames_curve_and_times(page_obj):
     assert list(curves["persistence"]) == list(res.persistence) and len(curves["AViT"]) == 3
 
 
-def test_benchmark_views_show_transfer_plot_and_one_step_table(page_obj):
+def test_stored_evidence_plot_shows_avit_against_persistence(page_obj):
+    """The 50-step rollouts of mpp_evidence.json: AViT and persistence per trained system,
+    labelled axes, and a caption whose numbers are the file's."""
+    data = _evidence()
+    plot, caption, _, table, _ = page_obj.bench_panes
+    trained = [r for r in data["rollouts"] if r["trained_on"]]
+    curves = {c.label: c.dimension_values("NRMSE") for c in plot.object}
+    assert len(curves) == 2 * len(trained)
+    names = {"swe": "shallow water", "diffreact": "diffusion-reaction", "ins": "incompressible NS"}
+    for r in trained:
+        n = names[r["variant"]]
+        assert list(curves[f"{n}: AViT"]) == r["avit"]
+        assert list(curves[f"{n}: persistence"]) == r["persistence"]
+        for k in (20, 50):
+            assert f"step {k}: {r['avit'][k - 1]:.3g} vs {r['persistence'][k - 1]:.3g}" in (
+                caption.object
+            )
+    opts = plot.object.opts.get().kwargs
+    assert opts["xlabel"] == "rollout step" and "NRMSE" in opts["ylabel"] and opts["logy"]
+    below = sum(r["avit"][19] < r["persistence"][19] for r in trained)
+    assert f"Below persistence at step 20 on {below} of {len(trained)}" in caption.object
+    swe = next(r for r in trained if r["variant"] == "swe")
+    if swe["avit"][49] > 2 * swe["persistence"][49]:
+        assert "diverges" in caption.object  # the README's finding, read from the numbers
+    assert "cns_m0.1 was held out of pretraining" in caption.object
+    assert {"swe", "diffreact", "ins"} <= set(table.object.index)
+
+
+def test_model_select_switches_systems_grid_and_results(page_obj):
+    """The 32^2 demo (all five systems) stays reachable; switching resets the System options
+    and the stored results, and back again drops compressible NS."""
     from scifm.core.paths import results_dir
 
-    if not (results_dir() / "mpp.json").exists():
-        pytest.skip("no benchmarks/results/mpp.json yet")
-    plot, _, table, note = page_obj.bench_panes
-    assert len(plot.object) == 8  # (M=0.1, M=1.0) x (pretrained, scratch), lines + markers
-    assert {"persistence", "mpp_pretrained"} <= set(table.object.index)
-    assert "32" in note.object
+    page_obj.model_name = DEMO
+    assert page_obj.res == 32 and page_obj.frames_per_span == 24
+    assert page_obj.param.system.objects[-2:] == ["cns_m0.1", "cns_m1.0"]
+    assert "Compressible NS, M=1.0" in page_obj.system_select.options
+    assert "32² grids" in page_obj.about_pane.object and DEMO in page_obj.message.object
+    if (results_dir() / "mpp.json").exists():
+        plot, _, table, note = page_obj.bench_panes
+        assert len(plot.object) == 8  # (M=0.1, M=1.0) x (pretrained, scratch), lines + markers
+        assert {"persistence", "mpp_pretrained"} <= set(table.object.index)
+        assert "32" in note.object
+    page_obj.system, page_obj.steps = "cns_m1.0", 2
+    assert page_obj.run() and page_obj.result.truth.shape[-1] == 32
+    page_obj.model_name = EVIDENCE
+    assert page_obj.system == "swe" and page_obj.system_select.value == "swe"
+    assert "Compressible NS, M=1.0" not in page_obj.system_select.options
+    assert page_obj.res == 64 and "cns_m1.0 32², run 1" in page_obj.rollouts
+
+
+def test_runs_say_whether_the_initial_condition_is_held_out(page_obj):
+    """Seed 0 (the default) is held out; a seed the training files were drawn from is
+    flagged; a dam radius set by hand says whether it lies in the training range."""
+    assert page_obj.heldout.visible and "Held out: seed 0" in page_obj.heldout.object
+    train = sorted(page_obj.seeds["diffreact"])[0]
+    page_obj.system, page_obj.seed, page_obj.steps = "diffreact", train, 1
+    assert page_obj.run()
+    assert "was in the training set" in page_obj.heldout.object
+    assert page_obj.heldout.alert_type == "warning"
+    page_obj.system, page_obj.use_param, page_obj.radius = "swe", True, 1.2
+    assert page_obj.run()
+    assert "outside the training radii 0.3-0.7" in page_obj.heldout.object
+    assert page_obj.heldout.alert_type == "secondary"
 
 
 def test_dam_radius_and_mach_number_are_used(page_obj):
@@ -165,6 +249,7 @@ def test_opens_on_a_first_rollout_shared_by_every_viewer(page_obj):
 
     res = page_obj.result  # the first run: default inputs, no click
     assert res is not None and res.system == page_obj.system == "swe"
+    assert res.truth.shape[-1] == 64
     assert len(res.nrmse) == page_obj.steps and len(res.persistence) == page_obj.steps
     assert page_obj.frames_pane.object.count("<img") == 3 and page_obj.message.visible
     other = RolloutViewer.from_assets()
