@@ -67,7 +67,7 @@ def test_stored_evidence_plot_shows_avit_against_persistence(page_obj):
     data = _evidence()
     plot, caption, _, table, _ = page_obj.bench_panes
     trained = [r for r in data["rollouts"] if r["trained_on"]]
-    curves = {c.label: c.dimension_values("NRMSE") for c in plot.object}
+    curves = {c.label: c.dimension_values(1) for c in plot.object}
     assert len(curves) == 2 * len(trained)
     names = {"swe": "shallow water", "diffreact": "diffusion-reaction", "ins": "incompressible NS"}
     for r in trained:
@@ -155,9 +155,10 @@ AXIS_LABELS_JS = """() => [...Bokeh.documents].flatMap(d => [...d.all_models])
 
 @pytest.mark.browser
 def test_physics_page_opens_on_a_rollout_with_colour_bars(app_url, browser_page, screenshot_dir):
-    """First look (issue 16): a rollout is shown before any click, its images carry colour
-    bars (field name and units, one range for truth and prediction) and its status is
-    green because it beats persistence; every plot has axis labels."""
+    """First look (issue 16): a rollout of the 64^2 evidence model (issue 13) is shown before
+    any click, on a held-out initial condition; its images carry colour bars (field name and
+    units, one range for truth and prediction) and its status is green because it beats
+    persistence; the stored 50-step evidence plot is there; every plot has axis labels."""
     import re
 
     from playwright.sync_api import expect
@@ -165,6 +166,11 @@ def test_physics_page_opens_on_a_rollout_with_colour_bars(app_url, browser_page,
     page = browser_page
     page.goto(app_url + "/physics")
     expect(page.locator(".mpp-frames")).to_contain_text("step 1 of 20")  # no click
+    expect(page.locator(".mpp-shown select")).to_contain_text("swe 64², run 1")
+    expect(page.locator(".mpp-about")).to_contain_text("64 tokens a frame")
+    expect(page.locator(".mpp-about")).to_contain_text("Compressible NS was held out")
+    expect(page.locator(".mpp-heldout")).to_contain_text("Held out: seed 0")
+    expect(page.locator(".mpp-caption")).to_contain_text("Below persistence at step 20")
     expect(page.locator(".mpp-frames img")).to_have_count(3)
     bars = page.locator(".mpp-cbar-label")
     expect(bars).to_have_count(3)
@@ -176,19 +182,24 @@ def test_physics_page_opens_on_a_rollout_with_colour_bars(app_url, browser_page,
     message = page.locator(".mpp-message")
     expect(message).to_contain_text("better than persistence")
     expect(message).to_have_class(re.compile(r"\balert-success\b"))
-    page.wait_for_function(f"() => ({AXIS_LABELS_JS})().length >= 2")
+    page.wait_for_function(f"() => ({AXIS_LABELS_JS})().length >= 4")
     labels = page.evaluate(AXIS_LABELS_JS)
-    assert {"rollout step", "NRMSE"} <= set(labels)
+    assert {"rollout step", "NRMSE", "NRMSE (held-out trajectories, log)"} <= set(labels)
     assert all(label and label not in ("x", "y") for label in labels), labels
     page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshot_dir / "physics_first_look.png"), full_page=True)
+    page.locator(".mpp-evidence").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(screenshot_dir / "physics_evidence.png"))
     assert not page.console_errors
 
 
 @pytest.mark.browser
 def test_physics_page_in_browser(app_url, browser_page, screenshot_dir):
-    """A run whose final NRMSE is above 1 (compressible NS at Mach 1, 12 steps: about 1.2
-    with the shipped model) is reported red as poor, never as a green "Done"."""
+    """The 32^2 demo model is chosen in the Model select (the only shipped model that knows
+    compressible NS, which the 64^2 one does not offer); a run whose final NRMSE is above 1
+    (compressible NS at Mach 1, 12 steps: about 1.2 with that model) is reported red as poor,
+    never as a green "Done"."""
     import re
 
     from playwright.sync_api import expect
@@ -196,7 +207,12 @@ def test_physics_page_in_browser(app_url, browser_page, screenshot_dir):
     page = browser_page
     page.goto(app_url + "/physics")
     expect(page.locator(".mpp-run button")).to_be_enabled()
-    page.locator("select").first.select_option(label="Compressible NS, M=1.0")
+    model, system = page.locator("select").nth(0), page.locator("select").nth(1)
+    expect(system).not_to_contain_text("Compressible NS")
+    model.select_option(label="AViT-S 32² (demo, all five systems incl. compressible NS)")
+    expect(page.locator(".mpp-about")).to_contain_text("32² grids")
+    expect(system).to_contain_text("Compressible NS, M=1.0")
+    system.select_option(label="Compressible NS, M=1.0")
     steps = page.get_by_label("Rollout steps (1-60)")
     steps.fill("12")
     steps.press("Enter")
@@ -205,6 +221,8 @@ def test_physics_page_in_browser(app_url, browser_page, screenshot_dir):
     page.wait_for_timeout(1500)
     page.locator(".mpp-run button").click()
     expect(page.locator(".mpp-frames")).to_contain_text("step 1 of 12", timeout=90_000)
+    expect(page.locator(".mpp-shown select")).to_contain_text("cns_m1.0 32², run 1")
+    expect(page.locator(".mpp-heldout")).to_contain_text("Held out: seed 0")
     expect(page.locator(".mpp-frames img")).to_have_count(3)
     expect(page.locator(".mpp-times")).to_contain_text("surrogate")
     message = page.locator(".mpp-message")

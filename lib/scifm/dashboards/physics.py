@@ -162,7 +162,8 @@ class RolloutViewer(pn.viewable.Viewer):
             "", alert_type="secondary", visible=False, css_classes=["mpp-heldout"]
         )
         self.about_pane = pn.pane.Markdown("", css_classes=["mpp-about"])
-        self.shown_select = w.Select.from_param(self.param.shown, label="Rollout")
+        self.shown_select = w.Select.from_param(self.param.shown, label="Rollout",
+                                               css_classes=["mpp-shown"])  # fmt: skip
         self.field_select = w.Select.from_param(self.param.field, label="Field")
         self.player = w.Player(
             label="Frame", start=0, end=0, value=0, interval=400, loop_policy="loop", width=520
