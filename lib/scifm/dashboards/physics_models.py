@@ -11,6 +11,7 @@ results file. Reading a choice reads only ``config.json``, never the weights.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from scifm.core.checkpoint import read_record
@@ -82,10 +83,15 @@ def demo_choice(path: Path) -> ModelChoice:
 
 
 def shipped_choices(root: Path) -> dict[str, ModelChoice]:
-    """label -> ModelChoice of the shipped models under ``root`` (the default first)."""
-    out = {}
+    """label -> ModelChoice of the shipped models under ``root`` (the default first); read
+    once per process (``read_record`` hashes the weights), so a page session stays cheap."""
+    return {c.label: c for c in _read_choices(str(root))}
+
+
+@lru_cache(maxsize=4)
+def _read_choices(root: str) -> tuple[ModelChoice, ...]:
+    out = []
     for name, make in ((EVIDENCE, evidence_choice), (DEMO, demo_choice)):
-        if (root / name / "config.json").exists():
-            choice = make(root / name)
-            out[choice.label] = choice
-    return out
+        if (Path(root) / name / "config.json").exists():
+            out.append(make(Path(root) / name))
+    return tuple(out)
