@@ -62,12 +62,18 @@ def main() -> None:
     results = {
         "import_s": round(t_import, 2),
         "first_from_assets_s": round(t_first, 2),
-        "first_run": {"system": first.system, "res": int(first.truth.shape[-1]),
-                      "solver_s": round(first.solver_s, 2),
-                      "surrogate_s": round(first.surrogate_s, 2)},  # fmt: skip
-        "session_build_s": {"median": round(statistics.median(builds), 3),
-                            "min": round(min(builds), 3), "max": round(max(builds), 3),
-                            "repeats": REPEATS},  # fmt: skip
+        "first_run": {
+            "system": first.system,
+            "res": int(first.truth.shape[-1]),
+            "solver_s": round(first.solver_s, 2),
+            "surrogate_s": round(first.surrogate_s, 2),
+        },
+        "session_build_s": {
+            "median": round(statistics.median(builds), 3),
+            "min": round(min(builds), 3),
+            "max": round(max(builds), 3),
+            "repeats": REPEATS,
+        },
         "runs": runs,
     }
     write_report("physics_page", results, _markdown(results), info=run_info(),
