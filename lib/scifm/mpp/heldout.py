@@ -37,7 +37,7 @@ def card_training_seeds(card: Mapping[str, Any]) -> dict[str, dict[int, str]]:
             ) from None
         req = GenerateRequest(system=system, n=n, seed=seed, chunk_size=1)
         out[variant] = {
-            req.chunk_seed(k): f"chunk {k} of the training files (base seed {seed})"
+            req.chunk_seed(k): f"SeedSequence([{seed}, {k}]), the seed of training-file chunk {k}"
             for k in range(n)
         }
     return out
@@ -57,14 +57,15 @@ def dataconfig_training_seeds(data: Mapping[str, Any]) -> dict[str, dict[int, st
 
 
 def seed_note(seeds: Mapping[str, Mapping[int, str]]) -> str:
-    """One line for a page: the smallest training seed, so a reader sees which are safe."""
-    every = [s for per in seeds.values() for s in per]
+    """One line for a page: how many seeds count as training seeds and the smallest, so a
+    reader sees which are safe."""
+    every = {s for per in seeds.values() for s in per}
     if not every:
         return "No record of the training seeds: cannot say whether a seed was seen."
     return (
-        f"{len(every)} seeds drew this model's training trajectories (smallest {min(every):,}); "
-        "any other seed gives an initial condition it never saw. A run from a training seed "
-        "is flagged."
+        f"{len(every)} seeds count as this model's training seeds (smallest {min(every):,}): "
+        "those its training trajectories were or may have been drawn from. Any other seed "
+        "gives an initial condition it never saw; a run from one of them is flagged."
     )
 
 
@@ -99,8 +100,8 @@ def heldout_line(
     if int(seed) in per:
         return "seen", (
             f"Seed {seed} is a training seed of this model ({per[int(seed)]}){extra}: this "
-            "initial condition was in the training set (or drawn from the same seed), so "
-            "this run is not held out."
+            "initial condition was (or may have been) in the training set, so this run is not "
+            "held out."
         )
     which = (f"is not the seed {min(per):,}" if len(per) == 1
              else f"is none of the {len(per)} seeds (smallest {min(per):,})")  # fmt: skip
