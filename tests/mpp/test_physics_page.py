@@ -293,3 +293,14 @@ def test_colour_bars_share_the_range_of_truth_and_prediction(page_obj):
     expected = (f"{both.min():.3g}", f"{both.max():.3g}")
     assert ticks[0] == ticks[1] == expected  # truth and prediction on one scale
     assert float(ticks[2][0]) == -float(ticks[2][1])  # the error map: symmetric
+
+
+def test_from_checkpoint_reads_grid_spacing_and_seeds_from_a_model_card():
+    from scifm.core.paths import assets_dir
+    from scifm.dashboards import RolloutViewer
+
+    view = RolloutViewer.from_checkpoint(assets_dir() / "mpp" / "avit_small_64", first=False)
+    assert view.res == 64 and view.frames_per_span == 20 and len(view.seeds) == 3
+    assert view.ranges["swe"]["radius"] == [0.3, 0.7]
+    old = RolloutViewer.from_checkpoint(assets_dir() / "mpp" / "avit_small", first=False)
+    assert old.res == 32 and old.frames_per_span == 24 and not old.seeds  # no card

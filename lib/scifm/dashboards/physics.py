@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
-import threading
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 
 import holoviews as hv
@@ -33,9 +30,15 @@ import panel as pn
 import param
 import torch
 
-from scifm.core.paths import assets_dir
+from scifm.core.checkpoint import read_record
 from scifm.dashboards.mpp_results import load_results, results_views
-from scifm.dashboards.physics_models import ModelChoice, shipped_choices
+from scifm.dashboards.physics_models import (
+    ModelChoice,
+    default_assets,
+    first_run,
+    load_surrogate,
+    shipped_choices,
+)
 from scifm.dashboards.rollouts import (
     IMG_PX,
     Rollout,
@@ -47,8 +50,7 @@ from scifm.dashboards.rollouts import (
 )
 from scifm.dashboards.style import STYLESHEET
 from scifm.mpp.demo import Comparison, check_inputs, compare
-from scifm.mpp.experiment import load_surrogate as _load_surrogate
-from scifm.mpp.heldout import heldout_line, seed_note
+from scifm.mpp.heldout import card_training_seeds, heldout_line, seed_note
 
 SYSTEM_LABELS = {
     "Shallow water (dam break)": "swe",
@@ -58,35 +60,6 @@ SYSTEM_LABELS = {
     "Compressible NS, M=1.0": "cns_m1.0",
 }
 SPEEDS = {"0.5x": 800, "1x": 400, "2x": 200, "4x": 100}  # player interval in ms
-
-
-def default_assets() -> Path:
-    """The shipped MPP model's folder (``SCIFM_MPP_ASSETS`` overrides)."""
-    return Path(os.environ.get("SCIFM_MPP_ASSETS", assets_dir() / "mpp"))
-
-
-@lru_cache(maxsize=4)
-def load_surrogate(path: str):
-    """(model, systems) of a checkpoint (or a run folder holding ``checkpoint/``), once per
-    process: every session shares the model (it is only read)."""
-    return _load_surrogate(path, "cpu")
-
-
-_FIRST_RUNS: dict[tuple, tuple[torch.nn.Module, Comparison]] = {}
-_FIRST_LOCK = threading.Lock()
-
-
-def first_run(model: torch.nn.Module, system: str, *, field_index=None, **kw) -> Comparison:
-    """``compare(model, system, **kw)`` once per process and model: every viewer of the same
-    model opens on the same rollout (the cache holds the model, so its id stays its own)."""
-    key = (id(model), system, tuple(field_index or ()), *sorted(kw.items()))
-    with _FIRST_LOCK:
-        if key not in _FIRST_RUNS:
-            res = compare(model, system, field_index=field_index, **kw)
-            if len(_FIRST_RUNS) >= 8:
-                _FIRST_RUNS.pop(next(iter(_FIRST_RUNS)))
-            _FIRST_RUNS[key] = (model, res)
-        return _FIRST_RUNS[key][1]
 
 
 class RolloutViewer(pn.viewable.Viewer):
@@ -246,11 +219,21 @@ class RolloutViewer(pn.viewable.Viewer):
 
     # -- constructors -----------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, res: int = 32, **params) -> RolloutViewer:
+    def from_checkpoint(cls, path: str | Path, *, res: int | None = None,
+                        **params) -> RolloutViewer:  # fmt: skip
         """An MPP checkpoint folder, or a run folder holding ``checkpoint/`` (``scifm mpp
-        pretrain/finetune --out``); ``res``: the grid side it was trained on."""
+        pretrain/finetune --out``); ``res``: the grid side it was trained on (default: its
+        model card's, else 32). A packaged checkpoint's card (``scifm.mpp.card``) also sets
+        the frame spacing, the training seeds and the parameter ranges."""
         model, systems = load_surrogate(str(path))
-        return cls(model, systems=systems, res=res, **params)
+        card = read_record(path).get("extra", {}).get("card")
+        if card:
+            params = {"frames_per_span": float(card["frames"]) - 1,
+                      "seeds": card_training_seeds(card),
+                      "ranges": {v: d.get("parameter_ranges", {})
+                                 for v, d in card["data"].items()}, **params}  # fmt: skip
+            res = int(card["resolution"]) if res is None else res
+        return cls(model, systems=systems, res=32 if res is None else res, **params)
 
     @classmethod
     def from_assets(cls, root: str | Path | None = None, **params) -> RolloutViewer:

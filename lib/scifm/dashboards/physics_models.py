@@ -5,17 +5,25 @@ compressible NS) is the default; ``assets/mpp/avit_small`` (the 32^2 demo traine
 systems) stays selectable because it is the only shipped model that has learned compressible
 NS. Each choice carries what a run needs (grid, frame spacing), a one-line description written
 from the checkpoint's card or data record, the training seeds (``scifm.mpp.heldout``) and its
-results file. Reading a choice reads only ``config.json``, never the weights.
+results file. Reading a choice reads only ``config.json``, never the weights. Models and the
+first rollout of each are loaded and computed once per process and shared by every session
+(``load_surrogate``, ``first_run``).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import torch
+
 from scifm.core.checkpoint import read_record
-from scifm.core.paths import results_dir
+from scifm.core.paths import assets_dir, results_dir
+from scifm.mpp.demo import Comparison, compare
+from scifm.mpp.experiment import load_surrogate as _load_surrogate
 from scifm.mpp.heldout import card_training_seeds, dataconfig_training_seeds
 
 EVIDENCE = "avit_small_64"
@@ -95,3 +103,32 @@ def _read_choices(root: str) -> tuple[ModelChoice, ...]:
         if (Path(root) / name / "config.json").exists():
             out.append(make(Path(root) / name))
     return tuple(out)
+
+
+def default_assets() -> Path:
+    """The shipped MPP model's folder (``SCIFM_MPP_ASSETS`` overrides)."""
+    return Path(os.environ.get("SCIFM_MPP_ASSETS", assets_dir() / "mpp"))
+
+
+@lru_cache(maxsize=4)
+def load_surrogate(path: str):
+    """(model, systems) of a checkpoint (or a run folder holding ``checkpoint/``), once per
+    process: every session shares the model (it is only read)."""
+    return _load_surrogate(path, "cpu")
+
+
+_FIRST_RUNS: dict[tuple, tuple[torch.nn.Module, Comparison]] = {}
+_FIRST_LOCK = threading.Lock()
+
+
+def first_run(model: torch.nn.Module, system: str, *, field_index=None, **kw) -> Comparison:
+    """``compare(model, system, **kw)`` once per process and model: every viewer of the same
+    model opens on the same rollout (the cache holds the model, so its id stays its own)."""
+    key = (id(model), system, tuple(field_index or ()), *sorted(kw.items()))
+    with _FIRST_LOCK:
+        if key not in _FIRST_RUNS:
+            res = compare(model, system, field_index=field_index, **kw)
+            if len(_FIRST_RUNS) >= 8:
+                _FIRST_RUNS.pop(next(iter(_FIRST_RUNS)))
+            _FIRST_RUNS[key] = (model, res)
+        return _FIRST_RUNS[key][1]
