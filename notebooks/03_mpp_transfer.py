@@ -24,8 +24,9 @@
 # against the solver and persistence (the last given frame repeated: the bar to beat), show
 # its stored 50-step evidence, then fine-tune it on a few compressible-NS trajectories and
 # compare with the same model trained from scratch for the same steps. The rollouts play in
-# the rollout viewer. With `SCIFM_SMALL=1` (the test suite) everything runs at 16² with a
-# handful of steps: a smoke test, not a result.
+# the rollout viewer. The whole notebook took about 5 minutes on the shared 2-core CPU (most
+# of it simulating compressible NS at 64² and fine-tuning). With `SCIFM_SMALL=1` (the test
+# suite) everything runs at 16² with a handful of steps: a smoke test, not a result.
 
 # %% tags=["parameters"]
 import os
@@ -103,7 +104,10 @@ pn.Column(*results_views(load_results(str(evidence)), evidence))
 # %% [markdown]
 # ## Fine-tune on compressible NS (M = 0.1): pretrained vs scratch
 # A physics left out of pretraining: its four fields get the embedding slots the model
-# reserved for them. Both models take the same steps on the same trajectories.
+# reserved for them. Both models take the same steps on the same trajectories. One seed and
+# one test trajectory here; the evidence study (`benchmarks/results/mpp_evidence.md`, 2-3
+# seeds per N) found the pretrained start not reliably better than scratch at this scale, so
+# expect the two numbers to be close.
 
 # %%
 cns = DataConfig(systems=("cns_m0.1",), res=RES, n_traj=N_FINETUNE, n_test=1, sim_frames=FRAMES)
