@@ -1,4 +1,4 @@
-"""The "physics" page: the MPP rollout viewer on the shipped surrogate."""
+"""The "physics" page: the MPP rollout viewer on the shipped surrogates (64^2 by default)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from scifm.dashboards import RolloutViewer
 SLUG = "physics"
 TITLE = "Physics"
 DESCRIPTION = (
-    "Multiple Physics Pretraining: one AViT surrogate for shallow water, reaction-diffusion, "
-    "incompressible and compressible flow, played against the solver and persistence."
+    "Multiple Physics Pretraining: an AViT surrogate pretrained at 64² on shallow water, "
+    "reaction-diffusion and incompressible flow, rolled out on held-out initial conditions "
+    "against the solver and persistence (a 32² demo model adds compressible flow)."
 )
 ORDER = 2
 

@@ -8,11 +8,40 @@ import pytest
 pytest.importorskip("panel")
 
 
+EVIDENCE = "AViT-S 64² (evidence model)"
+DEMO = "AViT-S 32² (demo, all five systems incl. compressible NS)"
+
+
 @pytest.fixture
 def page_obj():
     from scifm.dashboards import RolloutViewer
 
     return RolloutViewer.from_assets()
+
+
+def _evidence() -> dict:
+    from scifm.core.paths import results_dir
+
+    path = results_dir() / "mpp_evidence.json"
+    if not path.exists():
+        pytest.skip("no benchmarks/results/mpp_evidence.json")
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_opens_on_the_64_model_and_says_what_it_is(page_obj):
+    """The default is the evidence model (issue 13), described from its card; the 32^2 demo
+    model (the old default) is a second choice, not the first."""
+    assert list(page_obj.choices) == [EVIDENCE, DEMO] and page_obj.model_name == EVIDENCE
+    assert page_obj.res == 64 and page_obj.frames_per_span == 20  # 21 frames a span
+    assert page_obj.param.system.objects == ["swe", "diffreact", "ins"]  # no CNS
+    about = page_obj.about_pane.object
+    for words in ("64² grids", "64 tokens a frame", "3,200 steps", "100 trajectories each",
+                  "Compressible NS was held out"):  # fmt: skip
+        assert words in about, words
+    assert page_obj.result.truth.shape[-1] == 64  # the first run is on the model's grid
+    assert page_obj.model_select in page_obj.sidebar()
 
 
 def test_run_fills_player_frames_curve_and_times(page_obj):
@@ -32,15 +61,71 @@ def test_run_fills_player_frames_curve_and_times(page_obj):
     assert list(curves["persistence"]) == list(res.persistence) and len(curves["AViT"]) == 3
 
 
-def test_benchmark_views_show_transfer_plot_and_one_step_table(page_obj):
+def test_stored_evidence_plot_shows_avit_against_persistence(page_obj):
+    """The 50-step rollouts of mpp_evidence.json: AViT and persistence per trained system,
+    labelled axes, and a caption whose numbers are the file's."""
+    data = _evidence()
+    plot, caption, _, table, _ = page_obj.bench_panes
+    trained = [r for r in data["rollouts"] if r["trained_on"]]
+    curves = {c.label: c.dimension_values(1) for c in plot.object}
+    assert len(curves) == 2 * len(trained)
+    names = {"swe": "shallow water", "diffreact": "diffusion-reaction", "ins": "incompressible NS"}
+    for r in trained:
+        n = names[r["variant"]]
+        assert list(curves[f"{n}: AViT"]) == r["avit"]
+        assert list(curves[f"{n}: persistence"]) == r["persistence"]
+        for k in (20, 50):
+            assert f"step {k}: {r['avit'][k - 1]:.3g} vs {r['persistence'][k - 1]:.3g}" in (
+                caption.object
+            )
+    opts = plot.object.opts.get().kwargs
+    assert opts["xlabel"] == "rollout step" and "NRMSE" in opts["ylabel"] and opts["logy"]
+    below = sum(r["avit"][19] < r["persistence"][19] for r in trained)
+    assert f"Below persistence at step 20 on {below} of {len(trained)}" in caption.object
+    swe = next(r for r in trained if r["variant"] == "swe")
+    if swe["avit"][49] > 2 * swe["persistence"][49]:
+        assert "diverges" in caption.object  # the README's finding, read from the numbers
+    assert "cns_m0.1 was held out of pretraining" in caption.object
+    assert {"swe", "diffreact", "ins"} <= set(table.object.index)
+
+
+def test_model_select_switches_systems_grid_and_results(page_obj):
+    """The 32^2 demo (all five systems) stays reachable; switching resets the System options
+    and the stored results, and back again drops compressible NS."""
     from scifm.core.paths import results_dir
 
-    if not (results_dir() / "mpp.json").exists():
-        pytest.skip("no benchmarks/results/mpp.json yet")
-    plot, _, table, note = page_obj.bench_panes
-    assert len(plot.object) == 8  # (M=0.1, M=1.0) x (pretrained, scratch), lines + markers
-    assert {"persistence", "mpp_pretrained"} <= set(table.object.index)
-    assert "32" in note.object
+    page_obj.model_name = DEMO
+    assert page_obj.res == 32 and page_obj.frames_per_span == 24
+    assert page_obj.param.system.objects[-2:] == ["cns_m0.1", "cns_m1.0"]
+    assert "Compressible NS, M=1.0" in page_obj.system_select.options
+    assert "32² grids" in page_obj.about_pane.object and DEMO in page_obj.message.object
+    if (results_dir() / "mpp.json").exists():
+        plot, _, table, note = page_obj.bench_panes
+        assert len(plot.object) == 8  # (M=0.1, M=1.0) x (pretrained, scratch), lines + markers
+        assert {"persistence", "mpp_pretrained"} <= set(table.object.index)
+        assert "32" in note.object
+    page_obj.system, page_obj.steps = "cns_m1.0", 2
+    assert page_obj.run() and page_obj.result.truth.shape[-1] == 32
+    page_obj.model_name = EVIDENCE
+    assert page_obj.system == "swe" and page_obj.system_select.value == "swe"
+    assert "Compressible NS, M=1.0" not in page_obj.system_select.options
+    assert page_obj.res == 64 and "cns_m1.0 32², run 1" in page_obj.rollouts
+
+
+def test_runs_say_whether_the_initial_condition_is_held_out(page_obj):
+    """Seed 0 (the default) is held out; a seed the training files were drawn from is
+    flagged; a dam radius set by hand says whether it lies in the training range."""
+    assert page_obj.heldout.visible and "Held out: seed 0" in page_obj.heldout.object
+    train = sorted(page_obj.seeds["diffreact"])[0]
+    page_obj.system, page_obj.seed, page_obj.steps = "diffreact", train, 1
+    assert page_obj.run()
+    assert "was (or may have been) in the training set" in page_obj.heldout.object
+    assert "SeedSequence([1301, " in page_obj.heldout.object
+    assert page_obj.heldout.alert_type == "warning"
+    page_obj.system, page_obj.use_param, page_obj.radius = "swe", True, 1.2
+    assert page_obj.run()
+    assert "outside the training radii 0.3-0.7" in page_obj.heldout.object
+    assert page_obj.heldout.alert_type == "secondary"
 
 
 def test_dam_radius_and_mach_number_are_used(page_obj):
@@ -71,9 +156,10 @@ AXIS_LABELS_JS = """() => [...Bokeh.documents].flatMap(d => [...d.all_models])
 
 @pytest.mark.browser
 def test_physics_page_opens_on_a_rollout_with_colour_bars(app_url, browser_page, screenshot_dir):
-    """First look (issue 16): a rollout is shown before any click, its images carry colour
-    bars (field name and units, one range for truth and prediction) and its status is
-    green because it beats persistence; every plot has axis labels."""
+    """First look (issue 16): a rollout of the 64^2 evidence model (issue 13) is shown before
+    any click, on a held-out initial condition; its images carry colour bars (field name and
+    units, one range for truth and prediction) and its status is green because it beats
+    persistence; the stored 50-step evidence plot is there; every plot has axis labels."""
     import re
 
     from playwright.sync_api import expect
@@ -81,6 +167,11 @@ def test_physics_page_opens_on_a_rollout_with_colour_bars(app_url, browser_page,
     page = browser_page
     page.goto(app_url + "/physics")
     expect(page.locator(".mpp-frames")).to_contain_text("step 1 of 20")  # no click
+    expect(page.locator(".mpp-shown select")).to_contain_text("swe 64², run 1")
+    expect(page.locator(".mpp-about")).to_contain_text("64 tokens a frame")
+    expect(page.locator(".mpp-about")).to_contain_text("Compressible NS was held out")
+    expect(page.locator(".mpp-heldout")).to_contain_text("Held out: seed 0")
+    expect(page.locator(".mpp-caption")).to_contain_text("Below persistence at step 20")
     expect(page.locator(".mpp-frames img")).to_have_count(3)
     bars = page.locator(".mpp-cbar-label")
     expect(bars).to_have_count(3)
@@ -92,19 +183,24 @@ def test_physics_page_opens_on_a_rollout_with_colour_bars(app_url, browser_page,
     message = page.locator(".mpp-message")
     expect(message).to_contain_text("better than persistence")
     expect(message).to_have_class(re.compile(r"\balert-success\b"))
-    page.wait_for_function(f"() => ({AXIS_LABELS_JS})().length >= 2")
+    page.wait_for_function(f"() => ({AXIS_LABELS_JS})().length >= 4")
     labels = page.evaluate(AXIS_LABELS_JS)
-    assert {"rollout step", "NRMSE"} <= set(labels)
+    assert {"rollout step", "NRMSE", "NRMSE (held-out trajectories, log)"} <= set(labels)
     assert all(label and label not in ("x", "y") for label in labels), labels
     page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshot_dir / "physics_first_look.png"), full_page=True)
+    page.locator(".mpp-evidence").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(screenshot_dir / "physics_evidence.png"))
     assert not page.console_errors
 
 
 @pytest.mark.browser
 def test_physics_page_in_browser(app_url, browser_page, screenshot_dir):
-    """A run whose final NRMSE is above 1 (compressible NS at Mach 1, 12 steps: about 1.2
-    with the shipped model) is reported red as poor, never as a green "Done"."""
+    """The 32^2 demo model is chosen in the Model select (the only shipped model that knows
+    compressible NS, which the 64^2 one does not offer); a run whose final NRMSE is above 1
+    (compressible NS at Mach 1, 12 steps: about 1.2 with that model) is reported red as poor,
+    never as a green "Done"."""
     import re
 
     from playwright.sync_api import expect
@@ -112,7 +208,12 @@ def test_physics_page_in_browser(app_url, browser_page, screenshot_dir):
     page = browser_page
     page.goto(app_url + "/physics")
     expect(page.locator(".mpp-run button")).to_be_enabled()
-    page.locator("select").first.select_option(label="Compressible NS, M=1.0")
+    model, system = page.locator("select").nth(0), page.locator("select").nth(1)
+    expect(system).not_to_contain_text("Compressible NS")
+    model.select_option(label="AViT-S 32² (demo, all five systems incl. compressible NS)")
+    expect(page.locator(".mpp-about")).to_contain_text("32² grids")
+    expect(system).to_contain_text("Compressible NS, M=1.0")
+    system.select_option(label="Compressible NS, M=1.0")
     steps = page.get_by_label("Rollout steps (1-60)")
     steps.fill("12")
     steps.press("Enter")
@@ -121,6 +222,8 @@ def test_physics_page_in_browser(app_url, browser_page, screenshot_dir):
     page.wait_for_timeout(1500)
     page.locator(".mpp-run button").click()
     expect(page.locator(".mpp-frames")).to_contain_text("step 1 of 12", timeout=90_000)
+    expect(page.locator(".mpp-shown select")).to_contain_text("cns_m1.0 32², run 1")
+    expect(page.locator(".mpp-heldout")).to_contain_text("Held out: seed 0")
     expect(page.locator(".mpp-frames img")).to_have_count(3)
     expect(page.locator(".mpp-times")).to_contain_text("surrogate")
     message = page.locator(".mpp-message")
@@ -165,6 +268,7 @@ def test_opens_on_a_first_rollout_shared_by_every_viewer(page_obj):
 
     res = page_obj.result  # the first run: default inputs, no click
     assert res is not None and res.system == page_obj.system == "swe"
+    assert res.truth.shape[-1] == 64
     assert len(res.nrmse) == page_obj.steps and len(res.persistence) == page_obj.steps
     assert page_obj.frames_pane.object.count("<img") == 3 and page_obj.message.visible
     other = RolloutViewer.from_assets()
@@ -189,3 +293,14 @@ def test_colour_bars_share_the_range_of_truth_and_prediction(page_obj):
     expected = (f"{both.min():.3g}", f"{both.max():.3g}")
     assert ticks[0] == ticks[1] == expected  # truth and prediction on one scale
     assert float(ticks[2][0]) == -float(ticks[2][1])  # the error map: symmetric
+
+
+def test_from_checkpoint_reads_grid_spacing_and_seeds_from_a_model_card():
+    from scifm.core.paths import assets_dir
+    from scifm.dashboards import RolloutViewer
+
+    view = RolloutViewer.from_checkpoint(assets_dir() / "mpp" / "avit_small_64", first=False)
+    assert view.res == 64 and view.frames_per_span == 20 and len(view.seeds) == 3
+    assert view.ranges["swe"]["radius"] == [0.3, 0.7]
+    old = RolloutViewer.from_checkpoint(assets_dir() / "mpp" / "avit_small", first=False)
+    assert old.res == 32 and old.frames_per_span == 24 and not old.seeds  # no card

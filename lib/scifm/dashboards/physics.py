@@ -8,31 +8,37 @@ number), simulate, roll the model out; it opens on a first rollout of the defaul
 computed once per process and model and shared by every viewer. A run's status says how
 good it is: green only when the final NRMSE is below persistence's (the last given frame
 repeated), yellow when it is not, red when it diverged or ends at NRMSE >= 1
-(``rollouts.verdict``). Given only
-trajectories (``from_trajectories``) it plays the solver's frames. Compute lives in
-``scifm.mpp.demo`` and ``scifm.pde``.
+(``rollouts.verdict``); a second line says whether its initial condition is held out of the
+model's training set (``scifm.mpp.heldout``). ``from_assets`` opens on the 64^2 evidence
+model and offers the 32^2 demo in a Model select (``physics_models``); below the runs it shows
+the model's stored results (``mpp_results``). Given only trajectories
+(``from_trajectories``) it plays the solver's frames. Compute lives in ``scifm.mpp.demo`` and
+``scifm.pde``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
-import json
-import os
-import threading
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # loads the backend whose plot options are set here
 import numpy as np
-import pandas as pd
 import panel as pn
 import param
 import torch
 
-from scifm.core.paths import assets_dir, results_dir
+from scifm.core.checkpoint import read_record
+from scifm.dashboards.mpp_results import load_results, results_views
+from scifm.dashboards.physics_models import (
+    ModelChoice,
+    default_assets,
+    first_run,
+    load_surrogate,
+    shipped_choices,
+)
 from scifm.dashboards.rollouts import (
     IMG_PX,
     Rollout,
@@ -44,7 +50,7 @@ from scifm.dashboards.rollouts import (
 )
 from scifm.dashboards.style import STYLESHEET
 from scifm.mpp.demo import Comparison, check_inputs, compare
-from scifm.mpp.experiment import load_surrogate as _load_surrogate
+from scifm.mpp.heldout import card_training_seeds, heldout_line, seed_note
 
 SYSTEM_LABELS = {
     "Shallow water (dam break)": "swe",
@@ -56,44 +62,10 @@ SYSTEM_LABELS = {
 SPEEDS = {"0.5x": 800, "1x": 400, "2x": 200, "4x": 100}  # player interval in ms
 
 
-def default_assets() -> Path:
-    """The shipped MPP model's folder (``SCIFM_MPP_ASSETS`` overrides)."""
-    return Path(os.environ.get("SCIFM_MPP_ASSETS", assets_dir() / "mpp"))
-
-
-@lru_cache(maxsize=4)
-def load_surrogate(path: str):
-    """(model, systems) of a checkpoint (or a run folder holding ``checkpoint/``), once per
-    process: every session shares the model (it is only read)."""
-    return _load_surrogate(path, "cpu")
-
-
-_FIRST_RUNS: dict[tuple, tuple[torch.nn.Module, Comparison]] = {}
-_FIRST_LOCK = threading.Lock()
-
-
-def first_run(model: torch.nn.Module, system: str, *, field_index=None, **kw) -> Comparison:
-    """``compare(model, system, **kw)`` once per process and model: every viewer of the same
-    model opens on the same rollout (the cache holds the model, so its id stays its own)."""
-    key = (id(model), system, tuple(field_index or ()), *sorted(kw.items()))
-    with _FIRST_LOCK:
-        if key not in _FIRST_RUNS:
-            res = compare(model, system, field_index=field_index, **kw)
-            if len(_FIRST_RUNS) >= 8:
-                _FIRST_RUNS.pop(next(iter(_FIRST_RUNS)))
-            _FIRST_RUNS[key] = (model, res)
-        return _FIRST_RUNS[key][1]
-
-
-@lru_cache(maxsize=2)
-def load_benchmark(path: str) -> dict | None:
-    p = Path(path)
-    return json.loads(p.read_text()) if p.exists() else None
-
-
 class RolloutViewer(pn.viewable.Viewer):
     """Frame player (truth, predictions, errors), NRMSE curve, and new runs given a model."""
 
+    model_name = param.Selector(objects=[], doc="which shipped model runs (from_assets)")
     system = param.Selector(objects=list(SYSTEM_LABELS.values()), default="swe")
     seed = param.Integer(default=0, doc="random initial condition")
     use_param = param.Boolean(default=False, doc="set the dam radius / Mach number")
@@ -111,31 +83,40 @@ class RolloutViewer(pn.viewable.Viewer):
         systems: Mapping[str, dict] | None = None,
         rollouts: Mapping[str, Rollout] | None = None,
         res: int = 32,
+        frames_per_span: float = 24.0,
+        seeds: Mapping[str, Mapping[int, str]] | None = None,
+        ranges: Mapping[str, Mapping[str, list]] | None = None,
+        about: str = "",
+        choices: Mapping[str, ModelChoice] | None = None,
         benchmark: str | Path | None = None,
         message: str = "",
         first: bool = True,
         **params,
     ) -> None:
         """``model``: an MPP AViT that new runs roll out (``systems``: its checkpoint's
-        variant -> field_index record; ``res``: the grid it was trained on); ``rollouts``:
-        label -> Rollout played from the start; ``benchmark``: a ``benchmarks/mpp.py`` JSON;
-        ``first``: with a model and no ``rollouts``, open on a rollout of the default inputs
-        (``first_run``: computed once per process and model)."""
+        variant -> field_index record; ``res``: the grid it was trained on;
+        ``frames_per_span``: frames per PDEBench time span it saw, which sets the runs'
+        frame spacing; ``seeds``: variant -> the solver seeds of its training trajectories,
+        so a run says whether it is held out; ``ranges``: variant -> parameter -> the
+        (low, high) it trained on (a model card's); ``about``: one line saying what the model is);
+        ``choices``: label -> ``ModelChoice`` offered in a Model select, the first being
+        ``model``; ``rollouts``: label -> Rollout played from the start; ``benchmark``: a
+        results JSON shown below (``mpp_results``); ``first``: with a model and no
+        ``rollouts``, open on a rollout of the default inputs (``first_run``: computed once
+        per process and model)."""
         super().__init__(**params)
-        self.model, self.res, self.systems = model, int(res), dict(systems or {})
+        self._ready = False  # the Model select's watcher acts only after construction
         self.result: Comparison | None = None  # the last run's comparison
-        self.benchmark = Path(benchmark) if benchmark is not None else None
+        self.choices: dict[str, ModelChoice] = dict(choices or {})
         self.rollouts: dict[str, Rollout] = dict(rollouts or {})
-        known = [v for v in SYSTEM_LABELS.values() if not self.systems or v in self.systems]
-        self.param.system.objects = known or list(SYSTEM_LABELS.values())
-        if self.system not in self.param.system.objects:
-            self.system = self.param.system.objects[0]
         w = pn.widgets
-        self.system_select = w.Select.from_param(
-            self.param.system, label="System",
-            options={k: v for k, v in SYSTEM_LABELS.items() if v in self.param.system.objects},
-        )  # fmt: skip
-        self.seed_input = w.IntInput.from_param(self.param.seed, label="Seed")
+        self.param.model_name.objects = list(self.choices)
+        if self.choices:
+            self.model_name = next(iter(self.choices))
+        self.model_select = w.Select.from_param(self.param.model_name, label="Model")
+        self.system_select = w.Select.from_param(self.param.system, label="System")
+        self.seed_input = w.IntInput.from_param(self.param.seed, label="Seed (initial condition)")
+        self.seed_note = pn.pane.Markdown("", css_classes=["mpp-seed-note"], width=260)
         self.param_check = w.Checkbox.from_param(
             self.param.use_param, label="Set the physical parameter"
         )
@@ -150,7 +131,12 @@ class RolloutViewer(pn.viewable.Viewer):
         self.message = pn.pane.Alert(
             "", alert_type="info", visible=False, css_classes=["mpp-message"]
         )
-        self.shown_select = w.Select.from_param(self.param.shown, label="Rollout")
+        self.heldout = pn.pane.Alert(
+            "", alert_type="secondary", visible=False, css_classes=["mpp-heldout"]
+        )
+        self.about_pane = pn.pane.Markdown("", css_classes=["mpp-about"])
+        self.shown_select = w.Select.from_param(self.param.shown, label="Rollout",
+                                               css_classes=["mpp-shown"])  # fmt: skip
         self.field_select = w.Select.from_param(self.param.field, label="Field")
         self.player = w.Player(
             label="Frame", start=0, end=0, value=0, interval=400, loop_policy="loop", width=520
@@ -165,7 +151,9 @@ class RolloutViewer(pn.viewable.Viewer):
         )  # fmt: skip
         self.times_pane = pn.pane.HTML("", css_classes=["mpp-times"])
         self.curve_pane = pn.pane.HoloViews(self._curve(), css_classes=["mpp-curve"])
-        self.bench_panes = self._benchmark_views() if self.benchmark is not None else []
+        self.bench_column = pn.Column(sizing_mode="stretch_width")
+        self._set_model(model, systems, res=res, frames_per_span=frames_per_span, seeds=seeds,
+                        ranges=ranges, about=about, benchmark=benchmark)  # fmt: skip
         if message:
             self._say(message, "danger")
         if self.rollouts:
@@ -174,29 +162,93 @@ class RolloutViewer(pn.viewable.Viewer):
             try:
                 kw = self._inputs()
                 index = self.systems.get(self.system, {}).get("field_index")
-                self._show(first_run(model, self.system, field_index=index, **kw),
-                           "First rollout (default inputs, computed once when the server "
-                           "started). ")  # fmt: skip
+                res0 = first_run(model, self.system, field_index=index,
+                                 frames_per_unit=self.frames_per_span, **kw)  # fmt: skip
+                self._show(res0, "First rollout (default inputs, computed once when the "
+                           "server started). ", self._heldout_line(kw))  # fmt: skip
             except Exception as exc:  # the page must open even if the first run fails
                 self._say(f"The first rollout failed: {html.escape(str(exc))}", "danger")
+        self._ready = True
+
+    def _set_model(self, model, systems, *, res: int, frames_per_span: float, seeds=None,
+                   ranges=None, about: str = "", benchmark=None) -> None:  # fmt: skip
+        """Point the runs at ``model``: its grid, frame spacing, training seeds, the systems
+        it knows (the System select is reset to them) and its stored results."""
+        self.model, self.systems = model, dict(systems or {})
+        self.res, self.frames_per_span = int(res), float(frames_per_span)
+        self.seeds = {k: dict(v) for k, v in (seeds or {}).items()}
+        self.ranges = dict(ranges or {})
+        self.about_pane.object, self.about_pane.visible = about, bool(about)
+        self.seed_note.object = seed_note(self.seeds) if self.seeds else ""
+        known = [v for v in SYSTEM_LABELS.values() if not self.systems or v in self.systems]
+        self.param.system.objects = known or list(SYSTEM_LABELS.values())
+        if self.system not in self.param.system.objects:
+            self.system = self.param.system.objects[0]
+        self.system_select.options = {
+            k: v for k, v in SYSTEM_LABELS.items() if v in self.param.system.objects
+        }
+        self.system_select.value = self.system
+        self.benchmark = Path(benchmark) if benchmark is not None else None
+        self.bench_panes = (
+            results_views(load_results(str(self.benchmark)), self.benchmark)
+            if self.benchmark is not None
+            else []
+        )
+        head = [pn.pane.Markdown("### Stored results" + (f": {self.model_name}"
+                                 if self.choices else ""))]  # fmt: skip
+        self.bench_column.objects = head + self.bench_panes if self.bench_panes else []
+
+    @param.depends("model_name", watch=True)
+    def _on_model_name(self) -> None:
+        """Switch to another shipped model (loaded once per process); earlier rollouts stay
+        in the Rollout list, labelled with their grid."""
+        if not self._ready or self.model_name not in self.choices:
+            return
+        c = self.choices[self.model_name]
+        try:
+            model, systems = load_surrogate(str(c.path))
+        except Exception as exc:  # a broken asset must not take the page down
+            self._say(f"Cannot load {html.escape(str(c.path))}: {html.escape(str(exc))}",
+                      "danger")  # fmt: skip
+            return
+        self._set_model(model, systems, res=c.res, frames_per_span=c.frames_per_span,
+                        seeds=c.seeds, ranges=c.ranges, about=c.about,
+                        benchmark=c.benchmark)  # fmt: skip
+        self.heldout.visible = False
+        self._say(f"Model: {html.escape(c.label)}. Pick a system and press Run.", "info")
 
     # -- constructors -----------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, res: int = 32, **params) -> RolloutViewer:
+    def from_checkpoint(cls, path: str | Path, *, res: int | None = None,
+                        **params) -> RolloutViewer:  # fmt: skip
         """An MPP checkpoint folder, or a run folder holding ``checkpoint/`` (``scifm mpp
-        pretrain/finetune --out``); ``res``: the grid side it was trained on."""
+        pretrain/finetune --out``); ``res``: the grid side it was trained on (default: its
+        model card's, else 32). A packaged checkpoint's card (``scifm.mpp.card``) also sets
+        the frame spacing, the training seeds and the parameter ranges."""
         model, systems = load_surrogate(str(path))
-        return cls(model, systems=systems, res=res, **params)
+        card = read_record(path).get("extra", {}).get("card")
+        if card:
+            params = {"frames_per_span": float(card["frames"]) - 1,
+                      "seeds": card_training_seeds(card),
+                      "ranges": {v: d.get("parameter_ranges", {})
+                                 for v, d in card["data"].items()}, **params}  # fmt: skip
+            res = int(card["resolution"]) if res is None else res
+        return cls(model, systems=systems, res=32 if res is None else res, **params)
 
     @classmethod
     def from_assets(cls, root: str | Path | None = None, **params) -> RolloutViewer:
-        """The shipped model (``assets/mpp/avit_small``) and the stored benchmark."""
-        path = Path(root if root is not None else default_assets()) / "avit_small"
-        bench = results_dir() / "mpp.json"
-        if not (path / "config.json").exists():
-            return cls(benchmark=bench, message=f"No shipped model in {path}: run "
-                       "python -m scifm.mpp.assets", **params)  # fmt: skip
-        return cls.from_checkpoint(path, benchmark=bench, **params)
+        """The shipped models (``physics_models``): the 64^2 evidence model first, the 32^2
+        demo selectable, each with its stored results."""
+        root = Path(root if root is not None else default_assets())
+        choices = shipped_choices(root)
+        if not choices:
+            return cls(message=f"No shipped MPP model in {root}: see assets/README.md",
+                       **params)  # fmt: skip
+        c = next(iter(choices.values()))
+        model, systems = load_surrogate(str(c.path))
+        return cls(model, systems=systems, res=c.res, frames_per_span=c.frames_per_span,
+                   seeds=c.seeds, ranges=c.ranges, about=c.about, choices=choices,
+                   benchmark=c.benchmark, **params)  # fmt: skip
 
     @classmethod
     def from_trajectories(cls, trajectories: Mapping[str, object], index: int = 0,
@@ -237,7 +289,13 @@ class RolloutViewer(pn.viewable.Viewer):
 
     def _compute(self, kw: dict, progress=None) -> Comparison:
         index = self.systems.get(self.system, {}).get("field_index")
-        return compare(self.model, self.system, field_index=index, progress=progress, **kw)
+        return compare(self.model, self.system, field_index=index, progress=progress,
+                       frames_per_unit=self.frames_per_span, **kw)  # fmt: skip
+
+    def _heldout_line(self, kw: dict) -> tuple[str, str] | None:
+        """Whether the run's initial condition is held out of the model's training set."""
+        return heldout_line(self.seeds, self.system, kw["seed"], radius=kw.get("radius"),
+                            mach=kw.get("mach"), ranges=self.ranges)  # fmt: skip
 
     def run(self) -> bool:
         """Validate, simulate and roll out synchronously; False (with a message) on failure."""
@@ -245,7 +303,7 @@ class RolloutViewer(pn.viewable.Viewer):
         if kw is None:
             return False
         try:
-            self._show(self._compute(kw, self._progress))
+            self._show(self._compute(kw, self._progress), "", self._heldout_line(kw))
         except Exception as exc:  # the solver may reject a state; the dashboard must not fail
             self._say(f"The run failed: {html.escape(str(exc))}", "danger")
             return False
@@ -259,25 +317,33 @@ class RolloutViewer(pn.viewable.Viewer):
         kw = self._prepare()
         if kw is None:
             return
+        line = self._heldout_line(kw)  # the model's record now, before a switch can happen
         self.run_button.disabled = True
         self.progress.active, self.progress.value = True, 0
         self._say("Running the solver, then the surrogate…", "info")
         try:
-            self._show(await asyncio.to_thread(self._compute, kw, self._progress))
+            self._show(await asyncio.to_thread(self._compute, kw, self._progress), "", line)
         except Exception as exc:  # the dashboard must never fail on user input
             self._say(f"The run failed: {html.escape(str(exc))}", "danger")
         finally:
             self.progress.active = False
             self.run_button.disabled = False
 
-    def _show(self, res: Comparison, prefix: str = "") -> None:
+    def _show(self, res: Comparison, prefix: str = "", line: tuple | None = None) -> None:
+        """Play a finished run; ``line``: its held-out statement (``heldout_line``)."""
         self.result = res
         roll = Rollout.from_comparison(res)
-        label = f"{res.system}, run {sum(k.startswith(res.system) for k in self.rollouts) + 1}"
+        grid = f"{res.truth.shape[-1]}²"
+        n = sum(k.startswith(f"{res.system} {grid}") for k in self.rollouts) + 1
+        label = f"{res.system} {grid}, run {n}"
         self.rollouts[label] = roll
         self._refresh_rollouts(label)
         kind, text = verdict(res.nrmse, res.persistence)
         self._say(f"{prefix}{len(res.nrmse)} steps of {res.system}. {text}", kind)
+        if line is not None:
+            self.heldout.object = html.escape(line[1], quote=False)
+            self.heldout.alert_type = "warning" if line[0] == "seen" else "secondary"
+        self.heldout.visible = line is not None
 
     def _refresh_rollouts(self, label: str) -> None:
         """List the rollouts and show ``label`` (through ``shown``, so its selector follows)."""
@@ -357,44 +423,14 @@ class RolloutViewer(pn.viewable.Viewer):
             return curves[0].opts(**opts)
         return hv.Overlay(curves).opts(**opts, legend_position="top_left")
 
-    def _benchmark_views(self) -> list:
-        data = load_benchmark(str(self.benchmark))
-        if data is None:
-            return [pn.pane.Markdown("No benchmark results yet: run `python benchmarks/mpp.py`.")]
-        df = pd.DataFrame(data["transfer"])
-        g = df.groupby(["system", "init", "n_traj"])["next_step"].mean().reset_index()
-        curves = [
-            hv.Curve(sub, "n_traj", "next_step", label=f"{s} {init}").opts(
-                line_dash="solid" if init == "pretrained" else "dashed"
-            )
-            * hv.Scatter(sub, "n_traj", "next_step", label=f"{s} {init}")
-            for (s, init), sub in g.groupby(["system", "init"])
-        ]
-        plot = hv.Overlay(curves).opts(
-            height=300, width=520, logx=True, xlabel="fine-tuning trajectories N",
-            ylabel="next-step NRMSE", title="Transfer to compressible NS",
-            legend_position="top_right",
-        )  # fmt: skip
-        table = pd.DataFrame(data["one_step"]).T
-        sc = data["scale"]
-        note = (
-            f"Scale: {sc['res']}² grids, AViT '{sc['model']}' ({sc['params']:,} params), "
-            f"{sc['pretrain_steps_all']} pretraining steps on a shared CPU; the paper "
-            "used 128², 7-400M parameters and 200k GPU steps."
-        )
-        return [
-            pn.pane.HoloViews(plot, css_classes=["mpp-transfer"]),
-            pn.pane.Markdown("**One-step NRMSE (held-out trajectories)**"),
-            pn.pane.DataFrame(table.round(4), css_classes=["mpp-table"]),
-            pn.pane.Markdown(note),
-        ]
-
     def sidebar(self) -> list:
         """The run controls (empty without a model)."""
         if self.model is None:
             return []
-        return [self.system_select, self.seed_input, self.param_check, self.radius_input,
-                self.mach_input, self.steps_input, self.run_button, self.progress]  # fmt: skip
+        models = [self.model_select] if len(self.choices) > 1 else []
+        return [*models, self.system_select, self.seed_input, self.seed_note, self.param_check,
+                self.radius_input, self.mach_input, self.steps_input, self.run_button,
+                self.progress]  # fmt: skip
 
     def main(self) -> pn.viewable.Viewable:
         intro = (
@@ -404,12 +440,11 @@ class RolloutViewer(pn.viewable.Viewer):
             else "### Solver frames\nPick a rollout and a field, then press play."
         )
         parts = [
-            pn.pane.Markdown(intro), self.message,
+            pn.pane.Markdown(intro), self.about_pane, self.message, self.heldout,
             pn.Row(self.shown_select, self.field_select, self.speed), self.player,
             self.frames_pane, pn.Row(self.curve_pane, pn.Column(self.times_pane, width=360)),
+            self.bench_column,
         ]  # fmt: skip
-        if self.bench_panes:
-            parts += [pn.pane.Markdown("### Benchmark"), *self.bench_panes]
         return pn.Column(*parts, sizing_mode="stretch_width")
 
     def __panel__(self) -> pn.viewable.Viewable:
