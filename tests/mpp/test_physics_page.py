@@ -217,9 +217,8 @@ def test_physics_page_in_browser(app_url, browser_page, screenshot_dir):
     steps = page.get_by_label("Rollout steps (1-60)")
     steps.fill("12")
     steps.press("Enter")
-    # a person's pause before the click: the server applies a widget's value in a pool thread
-    # and a click handled before it still sees the old one (a known race: see issue 16's note)
-    page.wait_for_timeout(1500)
+    # clicked at once: the server handles one tab's messages in the order they came
+    # (app/ordered.py), so the run sees the 12 steps typed just before
     page.locator(".mpp-run button").click()
     expect(page.locator(".mpp-frames")).to_contain_text("step 1 of 12", timeout=90_000)
     expect(page.locator(".mpp-shown select")).to_contain_text("cns_m1.0 32², run 1")
