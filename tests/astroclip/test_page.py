@@ -137,7 +137,7 @@ def test_template_verdict_says_outside_agrees_or_disagrees_by_how_much():
     v = template_verdict(_fit(0.9), 0.31, zr)
     assert not v.ok and "outside the catalogue's redshift range" in v.text and "0.31" not in v.text
     v = template_verdict(_fit(0.3), 0.305, zr)  # |dz| = 0.005 <= 0.013
-    assert v.ok and "template redshift 0.3000 ± 1.0e-04 (flag ok, Δχ² = 200)" in v.text
+    assert v.ok and "template redshift 0.3000 ± 1.0e-04 (flag ok, Δχ² = 200.0)" in v.text
     assert "k-NN redshift 0.3050 agrees (|Δz| = 0.0050" in v.text
     v = template_verdict(_fit(0.3), 0.35, zr)
     assert not v.ok and "disagrees by |Δz| = 0.0500" in v.text and "0.0130" in v.text

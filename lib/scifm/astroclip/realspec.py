@@ -184,7 +184,7 @@ def template_verdict(
     if not np.isfinite(fit.z):
         return RedshiftVerdict(f"no template redshift (flag {fit.flag})", False, None)
     err = f" ± {fit.z_err:.1e}" if np.isfinite(fit.z_err) else ""
-    head = f"template redshift {fit.z:.4f}{err} (flag {fit.flag}, Δχ² = {fit.deltachi2:.0f})"
+    head = f"template redshift {fit.z:.4f}{err} (flag {fit.flag}, Δχ² = {fit.deltachi2:.1f})"
     lo, hi = z_range
     if not lo <= fit.z <= hi:
         text = f"{head}: outside the catalogue's redshift range (it covers z = {lo:.3f}-{hi:.3f})"
