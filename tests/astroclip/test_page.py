@@ -178,6 +178,16 @@ def test_upload_shows_knn_at_once_then_the_template_fit(page, desi_coadds):
     assert all(o.template.alert_type == "warning" for o in answer.objects)
 
 
+def _run_async(make_coro) -> None:
+    """``asyncio.run(make_coro())`` in a thread of its own: playwright's sync API (the browser
+    tests, same process) keeps an event loop running in this one."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
 def _upload_event(path):
     from types import SimpleNamespace
 
@@ -221,7 +231,7 @@ def test_a_fit_that_ends_after_a_newer_upload_is_dropped(page, desi_coadds, monk
         await first
 
     n0 = page.uploads
-    asyncio.run(scenario())
+    _run_async(scenario)
     assert page.uploads == n0 + 2 and sorted(fitted) == [n0 + 1, n0 + 2]
     heading, *panes = page.upload_out.objects
     assert heading.object.startswith(f"### Uploaded spectrum {n0 + 2}: {b.name}")
@@ -234,7 +244,6 @@ def test_a_fit_that_ends_after_a_newer_upload_is_dropped(page, desi_coadds, monk
 
 
 def test_a_failed_fit_is_one_line_and_the_knn_answer_stays(page, desi_coadds, monkeypatch):
-    import asyncio
 
     import scifm.survey.redshift as redshift
 
@@ -242,7 +251,7 @@ def test_a_failed_fit_is_one_line_and_the_knn_answer_stays(page, desi_coadds, mo
         raise RuntimeError("template file unreadable\n  Traceback (most recent call last): ...")
 
     monkeypatch.setattr(redshift, "fit_redshifts", broken)
-    asyncio.run(page._on_upload(_upload_event(desi_coadds[0])))
+    _run_async(lambda: page._on_upload(_upload_event(desi_coadds[0])))
     alerts = [p for p in page.upload_out.objects if type(p).__name__ == "Alert"]
     knn, tpl = alerts
     assert "k-NN redshift" in knn.object and knn.alert_type in ("success", "warning")
