@@ -10,6 +10,7 @@ from types import ModuleType
 import app.pages
 
 REQUIRED = ("SLUG", "TITLE", "DESCRIPTION", "ORDER", "page")
+# optional: ``warm_up()``, slow preparation the server runs once at start in a thread
 
 
 @cache

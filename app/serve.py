@@ -14,7 +14,9 @@ server that stays fair when many users arrive together (issue 16):
 - sessions without a connection are dropped after 10 s (checked every 5 s), and memory is
   handed back to the OS (``gc`` + ``malloc_trim``) after sessions went away;
 - websocket messages, hence uploads (sent as base64 model patches), are limited in size;
-- every page is built once at start (``warm``), loading the shared models and catalogs.
+- every page is built once at start (``warm``), loading the shared models and catalogs,
+  and a page module's optional ``warm_up()`` (the galaxies page: redrock for the uploads'
+  template fit) runs once in a background thread when the server's loop starts.
 
 Behind a reverse proxy (``deploy/nginx.conf``, ``scripts/serve_multi.sh``): pass the public
 host in ``allow_websocket_origin`` and ``use_xheaders=True``.
@@ -26,6 +28,7 @@ import asyncio
 import ctypes
 import gc
 import json
+import logging
 import os
 import statistics
 import threading
@@ -182,6 +185,28 @@ class HealthHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(body))
 
 
+def warm_up_pages(modules=None) -> threading.Thread:
+    """Run each page module's ``warm_up()`` (default: every page's) one after the other in a
+    daemon thread; a failure is logged, never raised (the page then says so when used)."""
+    log = logging.getLogger("scifm.serve")
+
+    def run() -> None:
+        for mod in modules if modules is not None else discover_pages():
+            if not hasattr(mod, "warm_up"):
+                continue
+            t0 = time.perf_counter()
+            try:
+                mod.warm_up()
+            except Exception as exc:  # a missing optional package, a missing asset, ...
+                log.warning("warm-up of page %s failed: %s", mod.SLUG, exc)
+            else:
+                log.info("warm-up of page %s: %.1f s", mod.SLUG, time.perf_counter() - t0)
+
+    thread = threading.Thread(target=run, name="scifm-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def _median(values) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
@@ -276,6 +301,8 @@ def make_server(
     tornado_cb = tornado.ioloop.PeriodicCallback(lambda: _give_back_memory(server), 10_000)
     server.io_loop.add_callback(tornado_cb.start)
     server.scifm_builds = builds
+    if warm and apps is None:  # once the loop runs (after serve() has printed its address)
+        server.io_loop.add_callback(lambda: setattr(server, "scifm_warm_up", warm_up_pages()))
     return server
 
 

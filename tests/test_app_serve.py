@@ -160,3 +160,28 @@ def test_builds_count_pending_and_time_each_build(off_loop):
     ((doc, pending, busy, thread),) = seen
     assert doc == "doc" and pending == 1 and busy and builds.pending == 0 and not builds.busy
     assert (thread != loop_thread) == off_loop and len(builds.seconds) == 1
+
+
+def test_page_warm_ups_run_in_a_thread_and_a_failure_is_only_logged(caplog):
+    """A page module's optional ``warm_up()`` (the galaxies page: redrock) runs at start in a
+    daemon thread, after the other pages' ones; one that fails is logged, never raised."""
+    from types import SimpleNamespace
+
+    from app.serve import warm_up_pages
+
+    done = []
+
+    def broken():
+        raise FileNotFoundError("redshift templates x.fits: does not exist")
+
+    def mark():
+        done.append(threading.current_thread())
+
+    mods = [SimpleNamespace(SLUG="a", warm_up=broken), SimpleNamespace(SLUG="plain"),
+            SimpleNamespace(SLUG="b", warm_up=mark)]  # fmt: skip
+    with caplog.at_level("INFO", logger="scifm.serve"):
+        thread = warm_up_pages(mods)
+        thread.join(10)
+    assert done == [thread] and thread.daemon and thread is not threading.main_thread()
+    assert "warm-up of page a failed: redshift templates x.fits: does not exist" in caplog.text
+    assert "warm-up of page b:" in caplog.text

@@ -23,3 +23,12 @@ def page() -> pn.template.BaseTemplate:
 
     view = GalaxyExplorer.from_assets(max_upload_mb=MAX_UPLOAD_MB)
     return make_template(TITLE, main=[view.main()], sidebar=view.sidebar(), slug=SLUG)
+
+
+def warm_up() -> dict[str, float]:
+    """Prepare redrock for the uploads' template fit (import, redshifted templates, numba
+    compilation: seconds), so that the first upload's fit is as fast as any later one. The
+    server calls it once per process at start, in a thread."""
+    from scifm.survey.redshift import warm_up as prepare_redrock
+
+    return prepare_redrock()

@@ -261,6 +261,25 @@ def test_upload_plots_the_spectrum_in_the_main_area(gx, desi_coadds, screenshot_
     gx.screenshot(path=str(screenshot_dir / "galaxies_upload.png"))
 
 
+def test_upload_fills_in_the_template_redshift_beside_the_knn_one(gx, desi_coadds, screenshot_dir):
+    """Issue 14 item 5: the upload shows both estimates with their flags; the template fit
+    (redrock) runs after the k-NN answer and fills in its own line. This ELG fits z ~ 0.21
+    with a weak minimum (flagged), inside the catalogue's range: the k-NN z is compared."""
+    from playwright.sync_api import expect
+
+    from scifm.dashboards.galaxy_upload import RUNNING
+
+    name = desi_coadds[0].name
+    line = gx.locator(".alert").filter(has_text=name).filter(has_text="template redshift").first
+    expect(line).to_be_visible(timeout=180_000)  # its own wait: a cold fit takes seconds
+    text = deep_text(line)
+    assert "template redshift 0.2" in text and "(flag SMALL_DELTA_CHI2" in text, text
+    assert "Δχ² = " in text and ("agrees" in text or "disagrees by" in text), text
+    assert RUNNING not in text and "alert-warning" in line.get_attribute("class")
+    line.scroll_into_view_if_needed()
+    gx.screenshot(path=str(screenshot_dir / "galaxies_upload_template.png"))
+
+
 @pytest.fixture(scope="module")
 def high_z_sdss(tmp_path_factory, catalog):
     """An SDSS spec file whose pipeline redshift (1.3) lies beyond the catalog's range."""

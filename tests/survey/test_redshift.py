@@ -161,3 +161,29 @@ def test_released_layout_test_split(tmp_path):
     assert [r["targetid"] for r in rows] == [101, 103]
     for r in rows:
         assert abs(r["z"] - r["true_z"]) < 1e-3, r
+
+
+def test_the_template_grid_is_kept_and_fits_in_threads_stay_the_same():
+    """The redshifted template grid is built once per process and reused (``warm_up`` builds
+    it); fits from two threads at once equal a serial fit and leave stdout as it was."""
+    import sys
+    import threading
+
+    from scifm.survey import redshift
+
+    old = next(n for n in read_templates()[2] if n.startswith("burst age 2.5"))
+    flux, ivar = _spectrum_at(0.3217, {old: 3.0, "Halpha": 4.0, "[OIII]": 2.0}, 0.5, seed=3)
+    redshift._PREPARED.clear()
+    fresh = fit_spectrum(flux, ivar)
+    grid = next(iter(redshift._PREPARED.values()))
+    assert set(redshift.warm_up()) == {"import_s", "fit_s"}
+    assert list(redshift._PREPARED.values()) == [grid]  # reused, not rebuilt
+    stdout, results = sys.stdout, [None, None]
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, fit_spectrum(flux, ivar)))
+               for i in range(2)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [fresh, fresh] and sys.stdout is stdout
+    assert fresh.ok and abs(fresh.z - 0.3217) < 3 * fresh.z_err + 1e-5

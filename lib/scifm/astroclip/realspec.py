@@ -6,6 +6,8 @@ each object of a DESI coadd or SDSS ``spec-*.fits`` file on the 7781-bin DESI gr
 filled by interpolation (the SpecFormer has no notion of a mask), the spectra are
 binned like the training spectra, embedded, and their redshift estimated by k-NN
 over the simulated catalog (Parker et al. 2024: zero-shot redshift from spectra).
+``redshift_verdict`` and ``template_verdict`` say what a page may claim about the k-NN and
+the template-fit redshift (``scifm.survey.redshift``) of a real spectrum.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from scifm.astroclip.config import N_SPECTRUM_BINS
 from scifm.astroclip.data import prepare_spectra
 from scifm.astroclip.embed import embed_arrays
 from scifm.astroclip.model import AstroClip
+
+AGREE = 0.01  # the k-NN and template redshifts agree when |dz| <= AGREE (1 + z) (issue 14)
 
 
 @dataclass
@@ -167,3 +171,29 @@ def redshift_verdict(
             f"({cover}); the true redshift may lie outside it", False, knn_z)  # fmt: skip
     return RedshiftVerdict(f"k-NN redshift {knn_z:.4f} (the file carries no redshift to "
                            f"compare with; {cover})", True, knn_z)  # fmt: skip
+
+
+def template_verdict(
+    fit: Any, knn_z: float | None, z_range: tuple[float, float]
+) -> RedshiftVerdict:
+    """Judge a template-fit redshift ``fit`` (a ``scifm.survey.redshift.RedshiftFit``) of a
+    real spectrum: z with its error, flag and Delta chi^2; "outside the catalogue's redshift
+    range" when z lies outside ``z_range``; inside it, whether the k-NN redshift ``knn_z``
+    agrees within ``AGREE`` (1 + z). ``ok`` is False for a flagged fit, an outside z or a
+    disagreement; ``z`` is the template redshift (None when the fit found none)."""
+    if not np.isfinite(fit.z):
+        return RedshiftVerdict(f"no template redshift (flag {fit.flag})", False, None)
+    err = f" ± {fit.z_err:.1e}" if np.isfinite(fit.z_err) else ""
+    head = f"template redshift {fit.z:.4f}{err} (flag {fit.flag}, Δχ² = {fit.deltachi2:.1f})"
+    lo, hi = z_range
+    if not lo <= fit.z <= hi:
+        text = f"{head}: outside the catalogue's redshift range (it covers z = {lo:.3f}-{hi:.3f})"
+        return RedshiftVerdict(text, False, fit.z)
+    if knn_z is None or not np.isfinite(knn_z):
+        return RedshiftVerdict(f"{head}; no k-NN redshift to compare with", fit.ok, fit.z)
+    dz, tol = abs(knn_z - fit.z), AGREE * (1 + fit.z)
+    if dz <= tol:
+        return RedshiftVerdict(f"{head}; the k-NN redshift {knn_z:.4f} agrees (|Δz| = {dz:.4f}, "
+                               f"within 0.01 (1 + z) = {tol:.4f})", fit.ok, fit.z)  # fmt: skip
+    return RedshiftVerdict(f"{head}; the k-NN redshift {knn_z:.4f} disagrees by |Δz| = {dz:.4f} "
+                           f"(more than 0.01 (1 + z) = {tol:.4f})", False, fit.z)  # fmt: skip

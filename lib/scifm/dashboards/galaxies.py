@@ -4,14 +4,16 @@ A datashaded UMAP of both modalities' embeddings; click it, search a target id o
 "random galaxy" to see a galaxy's image, spectrum (emission lines marked at its redshift)
 and its top-k neighbours in one of four search modes, as an image grid and a
 CSV-downloadable table; upload a real DESI/SDSS spectrum to find its nearest simulated
-galaxies. The page opens on ``DEFAULT_ROW`` with its neighbours shown. It takes a catalog
-(a ``Catalog``, or a ``catalog.h5``) and optionally the model that embedded it;
+galaxies, its k-NN redshift and its template-fit redshift (``galaxy_upload``). The page
+opens on ``DEFAULT_ROW`` with its neighbours shown. It takes a catalog (a ``Catalog``, or a
+``catalog.h5``) and optionally the model that embedded it;
 ``from_survey`` embeds a survey file with a model first. Compute lives in ``scifm.astroclip``,
 the plots in ``galaxy_plots``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import time
@@ -27,12 +29,18 @@ import torch
 
 from scifm.astroclip.catalog import Catalog
 from scifm.astroclip.config import AstroClipConfig
-from scifm.astroclip.display import data_url, display_binned
+from scifm.astroclip.display import data_url
 from scifm.astroclip.explore import MODES as SEARCH
-from scifm.astroclip.explore import Explorer, knn_redshift
+from scifm.astroclip.explore import Explorer
 from scifm.core import load_model
 from scifm.core.paths import assets_dir
-from scifm.dashboards.galaxy_plots import COLOR_BY, map_frame, spectrum_plot, umap_plot
+from scifm.dashboards.galaxy_plots import COLOR_BY, grid_html, map_frame, spectrum_plot, umap_plot
+from scifm.dashboards.galaxy_upload import (
+    UploadAnswer,
+    answer_upload,
+    fit_templates,
+    show_templates,
+)
 from scifm.dashboards.style import STYLESHEET
 
 FILTERED = ("redshift", "log_mstar", "log_ssfr")
@@ -63,16 +71,6 @@ def load_explorer(path: str) -> Explorer:
 def load_astroclip(path: str) -> torch.nn.Module:
     """The AstroCLIP model of a checkpoint (or run) folder, once per process."""
     return load_model(path, "cpu", expect_config=AstroClipConfig)[1]
-
-
-def grid_html(explorer: Explorer, table, title: str) -> str:
-    cells = [
-        f"<figure class='gx'><img src='{data_url(explorer.thumbnail(rec.row))}' width=96 "
-        f"height=96 alt='{rec.targetid}'><figcaption>#{rec.rank} · {rec.score:.3f}<br>"
-        f"{rec.targetid}<br>z={rec.redshift:.3f}</figcaption></figure>"
-        for rec in table.itertuples()
-    ]
-    return f"<div class='gx-grid'><b>{html.escape(title)}</b><br>{''.join(cells)}</div>"
 
 
 class GalaxyExplorer(pn.viewable.Viewer):
@@ -316,8 +314,10 @@ class GalaxyExplorer(pn.viewable.Viewer):
             hover_tooltips=[("target id", "targetid"), *vd[1:]],
         )  # fmt: skip
 
-    # ----- real spectrum upload -----
-    def _on_upload(self, event) -> None:
+    # ----- real spectrum upload (galaxy_upload.py) -----
+    async def _on_upload(self, event) -> None:
+        """Answer with the k-NN redshift, then fill in the template fit: both in worker
+        threads, so the server keeps answering meanwhile."""
         if not event.new:
             return
         name, data = list(event.new.items())[-1]
@@ -325,52 +325,49 @@ class GalaxyExplorer(pn.viewable.Viewer):
             self.upload.value, self.upload.mime_type = {}, {}  # the next upload is new again
         data = data.encode() if isinstance(data, str) else data  # FileDropper decodes text/*
         self.uploads += 1
+        answer = await asyncio.to_thread(self.answer_upload, data, name, self.uploads)
+        if answer.upload != self.uploads:
+            return  # a newer upload arrived meanwhile: its answer is the one shown
         self.upload_out.objects = [
-            pn.pane.Markdown(f"### Uploaded spectrum {self.uploads}: {html.escape(name)}"),
-            *self.handle_upload(data, name),
+            pn.pane.Markdown(f"### Uploaded spectrum {answer.upload}: {html.escape(name)}"),
+            *answer.panes,
         ]
+        await self.fill_templates(answer)
 
     def _model(self) -> torch.nn.Module | None:
         if self.model is None or isinstance(self.model, torch.nn.Module):
             return self.model
         return load_astroclip(str(self.model))
 
-    def handle_upload(self, data: bytes, filename: str = "upload.fits") -> list:
-        """Nearest simulated galaxies and k-NN redshift of an uploaded spectrum file: for up
-        to three objects, a verdict on the redshift, the spectrum in the observed frame (lines
-        at the k-NN redshift) and the neighbours."""
-        from scifm.astroclip.realspec import (
-            embed_real_spectra,
-            read_uploaded_spectra,
-            redshift_verdict,
-        )
+    def answer_upload(self, data: bytes, filename: str = "upload.fits",
+                      upload: int | None = None) -> UploadAnswer:  # fmt: skip
+        """The k-NN answer to an uploaded spectrum file (its template lines say "template
+        fit running…"), tagged with ``upload`` (default: the session's latest)."""
+        upload = self.uploads if upload is None else upload
+        return answer_upload(self.explorer, self._model(), data, filename, upload=upload,
+                             k=self.k)  # fmt: skip
 
-        try:
-            spectra = read_uploaded_spectra(data, filename)
-        except ValueError as exc:
-            return [pn.pane.Alert(html.escape(str(exc)), alert_type="danger")]
-        model = self._model()
-        if model is None:
-            return [pn.pane.Alert("No AstroCLIP model given: uploads need the model that "
-                                  "embedded this catalog.", alert_type="danger")]  # fmt: skip
-        emb = embed_real_spectra(model, spectra)
-        z_all = self.explorer.catalog.props["redshift"]
-        z_range = (float(np.nanmin(z_all)), float(np.nanmax(z_all)))
-        out, name = [], html.escape(filename)
-        for i in range(min(len(spectra), 3)):
-            res = self.explorer.search_embedding(emb[i], "spectrum", self.k)
-            v = redshift_verdict(knn_redshift(res), float(spectra.redshift[i]), z_range)
-            tid = spectra.targetid[i]
-            out.append(pn.pane.Alert(f"**{name}** object {tid}: {v.text}.",
-                                     alert_type="success" if v.ok else "warning"))  # fmt: skip
-            wave, flux = display_binned(spectra.flux[i])
-            zt = f"lines at the k-NN redshift {v.z:.3f}" if v.z is not None else "no lines"
-            out.append(pn.pane.HoloViews(
-                spectrum_plot(wave, flux, v.z, title=f"{filename} object {tid} ({zt})"),
-                sizing_mode="stretch_width", height=280))  # fmt: skip
-            grid = grid_html(self.explorer, res.table, "Nearest simulated")
-            out.append(pn.pane.HTML(grid, stylesheets=[STYLESHEET], sizing_mode="stretch_width"))
-        return out
+    def handle_upload(self, data: bytes, filename: str = "upload.fits") -> list:
+        """The panes of ``answer_upload``: for up to three objects, a verdict on the k-NN
+        redshift, the template-fit line, the spectrum in the observed frame (lines at the k-NN
+        redshift) and the nearest simulated galaxies."""
+        return self.answer_upload(data, filename).panes
+
+    async def fill_templates(self, answer: UploadAnswer) -> bool:
+        """Fit the answer's objects with templates in a worker thread and show the result,
+        unless a newer upload replaced the answer (False)."""
+        if not answer.objects or answer.upload != self.uploads:
+            return False
+        fits = await asyncio.to_thread(fit_templates, answer)
+        return self.show_templates(answer, fits)
+
+    def show_templates(self, answer: UploadAnswer, fits: list | str) -> bool:
+        """Fill in the template lines of ``answer``; a result for an older upload than the
+        session's latest is dropped (False)."""
+        if answer.upload != self.uploads:
+            return False
+        show_templates(answer, fits)
+        return True
 
     def main(self) -> pn.viewable.Viewable:
         if self.explorer is None:

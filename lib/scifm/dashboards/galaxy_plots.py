@@ -7,11 +7,13 @@
   the galaxy under the pointer (HoloViews' datashader ``selector``: target id, modality,
   redshift, ...) and nothing over empty pixels;
 - ``spectrum_plot``: a spectrum with its lines marked at a redshift: thin light markers
-  behind the data and short labels staggered over a few heights so they never overlap.
+  behind the data and short labels staggered over a few heights so they never overlap;
+- ``grid_html``: neighbours as a grid of thumbnails with rank, score, id and redshift.
 """
 
 from __future__ import annotations
 
+import html
 from functools import lru_cache
 
 import holoviews as hv
@@ -19,7 +21,7 @@ import holoviews.plotting.bokeh  # loads the backend whose plot options are set 
 import numpy as np
 import pandas as pd
 
-from scifm.astroclip.display import SPECTRAL_LINES
+from scifm.astroclip.display import SPECTRAL_LINES, data_url
 
 # label -> (catalog property, colour bar title); "modality" is categorical (a legend)
 COLOR_BY = {
@@ -167,3 +169,14 @@ def spectrum_plot(
         text_font_size="8pt", text_color="#444444", text_baseline="bottom")  # fmt: skip
     curve = curve.opts(ylim=(lo - 0.02 * span, top + step * (0.5 + n_used)))
     return (marks * curve * labels).opts(title=title, xlabel=xlabel, ylabel=FLUX_LABEL)
+
+
+def grid_html(explorer, table, title: str) -> str:
+    """The neighbours in ``table`` (an ``Explorer`` result) as a grid of thumbnails."""
+    cells = [
+        f"<figure class='gx'><img src='{data_url(explorer.thumbnail(rec.row))}' width=96 "
+        f"height=96 alt='{rec.targetid}'><figcaption>#{rec.rank} · {rec.score:.3f}<br>"
+        f"{rec.targetid}<br>z={rec.redshift:.3f}</figcaption></figure>"
+        for rec in table.itertuples()
+    ]
+    return f"<div class='gx-grid'><b>{html.escape(title)}</b><br>{''.join(cells)}</div>"

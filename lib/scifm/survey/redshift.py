@@ -19,16 +19,23 @@ simulated survey follows; redrock itself only sets SMALL_DELTA_CHI2 below 9.
 The spectra are binned by 4 DESI pixels (3.2 A, still finer than a line's width
 at z > 0) before the fit: redrock holds every template at every redshift of the
 grid in memory (n_z x n_pixels x n_templates doubles), 1 GB at full resolution and
-0.25 GB binned, computed once per call and shared by all spectra of the call.
+0.25 GB binned. That grid is the same for every call with the same templates and redshift
+scan, so it is built once per process and kept (the last one only); ``warm_up`` builds the
+default one and compiles redrock's numba rebinning, which otherwise makes the first fit of
+a process several seconds slower (benchmarks/redshift_warmup.py). Fits run one at a time
+per process (a lock): redrock prints its progress to stdout, which a fit silences, and
+stdout is one for all threads.
 
 Library entry points: ``fit_redshifts`` (arrays), ``fit_spectrum`` (one spectrum,
-what the galaxies page calls on an upload), ``fit_records`` (reader records).
+what the galaxies page calls on an upload), ``fit_records`` (reader records), ``warm_up``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +48,9 @@ MIN_DELTACHI2 = 40.0  # DESI BGS good-redshift criterion (see the module docstri
 Z_MIN, Z_MAX, DLOG10_Z = -0.005, 1.7, 3e-4  # redrock's default galaxy scan (~200 km/s)
 BIN = 4  # DESI pixels per fitted pixel
 OUTSIDE_NOTE = "outside the catalogue's redshift range"
+
+_LOCK = threading.Lock()  # one fit at a time: redrock's stdout is silenced per fit
+_PREPARED: dict[tuple, object] = {}  # the last redshifted template grid (~0.25 GB), by key
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,6 @@ def fit_redshifts(
     ``dlog10_z`` over ``z_range``; ``templates`` is a redrock template file (default: ours).
     """
     from redrock.targets import DistTargetsCopy, Spectrum, Target
-    from redrock.templates import DistTemplate, Template
     from redrock.zfind import zfind
     from scipy import sparse
 
@@ -134,16 +143,13 @@ def fit_redshifts(
         good &= mask == 0
     wave, fb, ivb = bin_spectra(np.where(good, flux, 0.0), np.where(good, ivar, 0.0))
     lz = np.arange(np.log10(1 + z_range[0]), np.log10(1 + z_range[1]), dlog10_z)
-    t_wave, t_flux, _ = read_templates(templates)
     n = len(wave)
     resolution = sparse.dia_matrix((np.ones((1, n)), [0]), shape=(n, n))  # already binned
     targets = [Target(i, [Spectrum(wave, fb[i], ivb[i].copy(), resolution, resolution.tocsr())])
                for i in range(len(fb))]  # fmt: skip
-    with contextlib.redirect_stdout(io.StringIO()):  # redrock prints progress and INFO lines
-        template = Template(spectype="GALAXY", subtype="SCIFM", redshifts=10**lz - 1, wave=t_wave,
-                            flux=t_flux, method="NMF", igm_model="Inoue14")  # fmt: skip
+    with _LOCK, contextlib.redirect_stdout(io.StringIO()):  # redrock prints progress, INFO
         dtargets = DistTargetsCopy(targets)
-        dtemplate = DistTemplate(template, dtargets.wavegrids())
+        dtemplate = _prepared(templates, lz, dtargets.wavegrids())
         _, zfit = zfind(dtargets, [dtemplate], mp_procs=1, nminima=3)
     best = zfit[zfit["znum"] == 0]
     out = []
@@ -157,6 +163,38 @@ def fit_redshifts(
                                deltachi2=dchi2, chi2=float(row["chi2"]),
                                npixels=int(row["npixels"])))  # fmt: skip
     return out
+
+
+def _prepared(templates: str | Path | None, lz: np.ndarray, dwave: dict) -> object:
+    """redrock's DistTemplate: our templates redshifted to every ``10**lz - 1`` and rebinned
+    onto the wavelength grids ``dwave`` (wavehash -> wave), kept for the next call with the
+    same key (the caller holds ``_LOCK``)."""
+    from redrock.templates import DistTemplate, Template
+
+    key = (str(templates), float(lz[0]), float(lz[-1]), len(lz), tuple(sorted(dwave)))
+    if key not in _PREPARED:
+        _PREPARED.clear()  # free the old grid before building the new one
+        t_wave, t_flux, _ = read_templates(templates)
+        template = Template(spectype="GALAXY", subtype="SCIFM", redshifts=10**lz - 1, wave=t_wave,
+                            flux=t_flux, method="NMF", igm_model="Inoue14")  # fmt: skip
+        _PREPARED[key] = DistTemplate(template, dwave)
+    return _PREPARED[key]
+
+
+def warm_up() -> dict[str, float]:
+    """Prepare redrock in this process so that the next fit is as fast as any later one:
+    import it, build the default redshifted template grid and compile its numba rebinning, by
+    fitting one spectrum made from our templates at z = 0.1. Returns the seconds spent
+    (``import_s``, ``fit_s``). The galaxies page's server calls it at start, in a thread."""
+    t0 = time.perf_counter()
+    import redrock.templates
+    import redrock.zfind  # noqa: F401
+
+    t1 = time.perf_counter()
+    t_wave, t_flux, _ = read_templates()
+    flux = np.interp(DESI_WAVE / 1.1, t_wave, t_flux.sum(axis=0))
+    fit_spectrum(flux / np.max(flux), np.full(DESI_N_WAVE, 1e4))
+    return {"import_s": t1 - t0, "fit_s": time.perf_counter() - t1}
 
 
 def fit_spectrum(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray | None = None) -> RedshiftFit:
