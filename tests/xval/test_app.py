@@ -85,8 +85,6 @@ def test_absurd_questions_give_a_message(view, question: str) -> None:
 
 
 def test_plots_and_table_render(view, tiny_assets) -> None:
-    import holoviews as hv
-
     from scifm.xval import predict
     from scifm.xval.tasks import ood_text
     from scifm.xval.tokenizers import SCHEMES
@@ -94,16 +92,47 @@ def test_plots_and_table_render(view, tiny_assets) -> None:
 
     # The sweep draws, for each model, its library predictions of a*b at the a it plots.
     view.b_value = 2.5
-    curves = {c.label: c for c in view.sweep_plot() if isinstance(c, hv.Curve)}
+    curves = {name: src.data for name, src in view.sweep.sources.items()}
     assert sorted(curves) == sorted((*SCHEMES, "truth"))
-    a = curves["truth"].dimension_values(0)
-    np.testing.assert_allclose(curves["truth"].dimension_values(1), a * 2.5, rtol=1e-7)
+    legend = view.sweep.figure.legend[0]
+    assert [i.label.value for i in legend.items] == ["truth", *SCHEMES]
+    a = curves["truth"]["a"]
+    np.testing.assert_allclose(curves["truth"]["y"], a * 2.5, rtol=1e-7)
     for s in SCHEMES:
-        samples = [ood_text(float(x), 2.5) for x in curves[s].dimension_values(0)]
+        samples = [ood_text(float(x), 2.5) for x in curves[s]["a"]]
         expected = predict(load_trained(tiny_assets / f"ood_{s}"), samples).pred
-        np.testing.assert_allclose(curves[s].dimension_values(1), expected, rtol=1e-6)
-    assert isinstance(view.orbit_plot(), hv.Overlay)
+        np.testing.assert_allclose(curves[s]["y"], expected, rtol=1e-6)
+    assert view.sweep.figure.yaxis[0].axis_label == "a × b (b = 2.5)"
+    assert view.sweep.figure.title.text.startswith("a × 2.5;")
     view.__panel__()
+
+
+def test_plots_follow_b_and_the_system_without_new_models(view) -> None:
+    """A new b or orbit system replaces the sources' data: no Bokeh model is made after
+    display (in JupyterLab, replaced models broke other widgets)."""
+    from scifm.xval.demo import orbit_prediction
+
+    plots = (view.sweep.figure, view.orbit.figure)
+    before = [{m.id for m in fig.references()} for fig in plots]
+    first = view.sweep.sources["xval"].data["y"]
+    view.b_value = 7.5
+    np.testing.assert_allclose(view.sweep.sources["truth"].data["y"],
+                               view.sweep.sources["truth"].data["a"] * 7.5, rtol=1e-7)  # fmt: skip
+    assert not np.array_equal(view.sweep.sources["xval"].data["y"], first)
+    for seed in (3, 0):
+        view.orbit_seed = seed
+        res = orbit_prediction(view.orbit_models, seed)  # the library's answer, recomputed
+        orbits = view.orbit.orbits.data
+        assert len(orbits["xs"]) == res["orbits"].shape[1]  # one orbit per planet
+        np.testing.assert_allclose(orbits["xs"][0], res["orbits"][:, 0, 0])
+        truth = view.orbit.sources["truth"].data
+        np.testing.assert_allclose(np.c_[truth["x"], truth["y"]], res["recorded"][-1])
+        given = view.orbit.sources["given"].data
+        assert len(given["x"]) == res["recorded"][:-1, :, 0].size
+        for s, pred in res["predicted"].items():
+            got = view.orbit.sources[s].data
+            np.testing.assert_allclose(np.c_[got["x"], got["y"]], pred, rtol=1e-6)
+    assert [{m.id for m in fig.references()} for fig in plots] == before
 
 
 @pytest.mark.browser
@@ -164,27 +193,24 @@ def test_default_views_are_computed_once_per_process(tiny_assets) -> None:
 
     load_models.cache_clear()
     first = TokenizationComparer.from_assets(tiny_assets)
-    first.sweep_plot(), first.orbit_plot()
     hits = (SWEEPS.hits, ORBITS.hits, ANSWERS.hits)
-    second = TokenizationComparer.from_assets(tiny_assets)
-    second.sweep_plot(), second.orbit_plot()
+    second = TokenizationComparer.from_assets(tiny_assets)  # draws the default views
     assert (SWEEPS.hits, ORBITS.hits, ANSWERS.hits) == tuple(h + 1 for h in hits)
     assert second.answers_pane.object == first.answers_pane.object
+    for name, src in first.sweep.sources.items():
+        assert second.sweep.sources[name].data["y"] is src.data["y"]  # the same arrays
 
 
 def test_plots_have_axis_labels(view) -> None:
     from bokeh.models import Axis
 
-    for plot in (view.sweep_plot(), view.orbit_plot()):
-        fig = hv_render(plot)
+    for fig in (view.sweep.figure, view.orbit.figure):
         labels = [a.axis_label for a in fig.select({"type": Axis})]
         assert labels and all(lb and lb not in ("x", "y") for lb in labels), labels
-
-
-def hv_render(obj):
-    import holoviews as hv
-
-    return hv.render(obj, backend="bokeh")
+    assert view.sweep.figure.xaxis[0].axis_label == "a (first operand; trained on [1, 10))"
+    assert view.orbit.figure.xaxis[0].axis_label == "x (innermost semi-major axis = 1)"
+    assert [i.label.value for i in view.orbit.figure.legend[0].items] == [
+        "star", "given", "truth", *view.orbit_models]  # fmt: skip
 
 
 def test_stored_results_shown_as_learning_curves_and_invalid_rates() -> None:

@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, FactorRange
+from bokeh.models import ColumnDataSource, FactorRange, Legend, LegendItem, Line, VBar
 from bokeh.plotting import figure
+
+from scifm.dashboards.shared import add_glyph
 
 SCHEMES = ("xval", "p10", "p1000", "b1999", "fp15")
 COLORS = {"xval": "#d62728", "p10": "#1f77b4", "p1000": "#2ca02c", "b1999": "#9467bd",
@@ -101,18 +103,20 @@ class XvalResults(pn.viewable.Viewer):
         self.figures = {}
         for k, (ylabel, _) in METRICS.items():
             fig = _figure("", "", ylabel, y_axis_type="log" if k == "val_loss" else "linear")
+            items: list[LegendItem] = []
             for s in SCHEMES:
-                fig.line("x", "y", source=self.sources[k][s], color=COLORS[s], line_width=2,
-                         legend_label=s)  # fmt: skip
-            fig.legend.location = "top_right"
-            fig.legend.click_policy = "hide"
-            fig.legend.visible = k == "val_loss"  # one legend for the three (same colours)
+                line = Line(x="x", y="y", line_color=COLORS[s], line_width=2)
+                add_glyph(fig, self.sources[k][s], line, s, items)
+            # one legend for the three (same colours)
+            fig.add_layout(Legend(items=items, location="top_right", click_policy="hide",
+                                  visible=k == "val_loss"))  # fmt: skip
             self.figures[k] = fig
         self.bar_source = ColumnDataSource({"encoding": [], "invalid": [], "color": []})
         self.bars = _figure("", "encoding", METRICS["test.invalid_rate"][0],
                             x_range=FactorRange(*SCHEMES))  # fmt: skip
         self.bars.y_range.start = 0
-        self.bars.vbar("encoding", top="invalid", width=0.7, color="color", source=self.bar_source)
+        bar = VBar(x="encoding", top="invalid", width=0.7, fill_color="color", line_color="color")
+        add_glyph(self.bars, self.bar_source, bar)
         self.note = pn.pane.Markdown("", css_classes=["xv-curves-note"])
         if self.group:
             self._draw()  # not yet in a document: draw at once
