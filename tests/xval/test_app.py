@@ -331,3 +331,59 @@ def test_numbers_first_look_axis_labels_and_stored_results(app_url, browser_page
     page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshot_dir / "numbers_results.png"))
     assert page.console_errors == []
+
+
+SWEEP_TITLE_JS = """() => [...Bokeh.documents].flatMap(d => [...d.all_models])
+    .filter(m => m.constructor.__name__ === 'Figure' && m.title && m.title.text.startsWith('a ×'))
+    .map(f => f.title.text)"""
+RENDERERS_JS = """title => [...Bokeh.documents].flatMap(d => [...d.all_models])
+    .filter(m => m.constructor.__name__ === 'Figure' && m.title && m.title.text === title)
+    .flatMap(f => f.renderers.filter(r => r.data_source).map(r => {
+        const d = r.data_source.data;
+        return Object.fromEntries(['a', 'x', 'y'].filter(k => k in d)
+                                  .map(k => [k, Array.from(d[k])])); }))"""
+
+
+@pytest.mark.browser
+def test_numbers_sweep_and_orbits_follow_their_sliders(app_url, browser_page, screenshot_dir):
+    """The sweep follows the b slider and the orbit plot the system slider, in the browser:
+    the drawn lines and points are the library's for the new value."""
+    from playwright.sync_api import expect
+
+    from scifm.dashboards.numbers import default_assets
+    from scifm.xval.demo import ood_sweep, orbit_prediction
+    from scifm.xval.train import load_trained
+
+    root = default_assets()
+    page = browser_page
+    page.goto(app_url + "/numbers")
+    expect(page.locator(".xv-answer")).to_have_count(5)
+    page.wait_for_function(f"() => ({SWEEP_TITLE_JS})().length == 1")
+    assert page.evaluate(SWEEP_TITLE_JS)[0].startswith("a × 3;")
+    # keyboard on a slider's handle: one step right, taken when the key is released
+    sliders = page.locator(".noUi-handle")
+    sliders.nth(0).focus()
+    sliders.nth(0).press("ArrowRight")
+    page.wait_for_function(f"() => ({SWEEP_TITLE_JS})()[0].startsWith('a × 3.01;')")
+    truth, *lines = page.evaluate(RENDERERS_JS, page.evaluate(SWEEP_TITLE_JS)[0])
+    np.testing.assert_allclose(truth["y"], np.array(truth["a"]) * 3.01, rtol=1e-6)
+    xval = {"xval": load_trained(root / "ood_xval", "cpu")}
+    expected = ood_sweep(xval, 3.01, np.array(truth["a"]))["xval"]
+    np.testing.assert_allclose(lines[0]["y"], expected, rtol=1e-5)  # xval's line comes first
+    assert "a × b (b = 3.01)" in page.evaluate(AXIS_LABELS_JS)
+
+    title = "Predicted next position of each planet"
+    shown = f"t => JSON.stringify(({RENDERERS_JS})(t))"
+    before = page.evaluate(shown, title)
+    sliders.nth(1).focus()
+    sliders.nth(1).press("ArrowRight")  # system 0 -> 1
+    page.wait_for_function(f"([t, old]) => ({shown})(t) !== old", arg=[title, before])
+    _orbits, _star, given, truth, *preds = page.evaluate(RENDERERS_JS, title)
+    models = {s: load_trained(root / f"orbits_{s}", "cpu") for s in ("xval", "p1000")}
+    res = orbit_prediction(models, 1)
+    np.testing.assert_allclose(np.c_[truth["x"], truth["y"]], res["recorded"][-1])
+    assert len(given["x"]) == res["recorded"][:-1, :, 0].size
+    for pred, s in zip(preds, models, strict=True):
+        np.testing.assert_allclose(np.c_[pred["x"], pred["y"]], res["predicted"][s], rtol=1e-5)
+    page.screenshot(path=str(screenshot_dir / "numbers_sliders.png"), full_page=True)
+    assert page.console_errors == []
