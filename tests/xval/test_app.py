@@ -92,16 +92,15 @@ def test_plots_and_table_render(view, tiny_assets) -> None:
 
     # The sweep draws, for each model, its library predictions of a*b at the a it plots.
     view.b_value = 2.5
-    curves = {name: src.data for name, src in view.sweep.sources.items()}
-    assert sorted(curves) == sorted((*SCHEMES, "truth"))
     legend = view.sweep.figure.legend[0]
     assert [i.label.value for i in legend.items] == ["truth", *SCHEMES]
-    a = curves["truth"]["a"]
-    np.testing.assert_allclose(curves["truth"]["y"], a * 2.5, rtol=1e-7)
+    assert len(view.sweep.figure.renderers) == len(SCHEMES) + 1  # one line each
+    a, truth = view.sweep.line("truth")
+    np.testing.assert_allclose(truth, a * 2.5, rtol=1e-7)
     for s in SCHEMES:
-        samples = [ood_text(float(x), 2.5) for x in curves[s]["a"]]
+        samples = [ood_text(float(x), 2.5) for x in a]
         expected = predict(load_trained(tiny_assets / f"ood_{s}"), samples).pred
-        np.testing.assert_allclose(curves[s]["y"], expected, rtol=1e-6)
+        np.testing.assert_allclose(view.sweep.line(s)[1], expected, rtol=1e-6)
     assert view.sweep.figure.yaxis[0].axis_label == "a × b (b = 2.5)"
     assert view.sweep.figure.title.text.startswith("a × 2.5;")
     view.__panel__()
@@ -114,11 +113,11 @@ def test_plots_follow_b_and_the_system_without_new_models(view) -> None:
 
     plots = (view.sweep.figure, view.orbit.figure)
     before = [{m.id for m in fig.references()} for fig in plots]
-    first = view.sweep.sources["xval"].data["y"]
+    first = view.sweep.line("xval")[1]
     view.b_value = 7.5
-    np.testing.assert_allclose(view.sweep.sources["truth"].data["y"],
-                               view.sweep.sources["truth"].data["a"] * 7.5, rtol=1e-7)  # fmt: skip
-    assert not np.array_equal(view.sweep.sources["xval"].data["y"], first)
+    a, truth = view.sweep.line("truth")
+    np.testing.assert_allclose(truth, a * 7.5, rtol=1e-7)
+    assert not np.array_equal(view.sweep.line("xval")[1], first)
     for seed in (3, 0):
         view.orbit_seed = seed
         res = orbit_prediction(view.orbit_models, seed)  # the library's answer, recomputed
@@ -197,8 +196,8 @@ def test_default_views_are_computed_once_per_process(tiny_assets) -> None:
     second = TokenizationComparer.from_assets(tiny_assets)  # draws the default views
     assert (SWEEPS.hits, ORBITS.hits, ANSWERS.hits) == tuple(h + 1 for h in hits)
     assert second.answers_pane.object == first.answers_pane.object
-    for name, src in first.sweep.sources.items():
-        assert second.sweep.sources[name].data["y"] is src.data["y"]  # the same arrays
+    for name in first.sweep.names:
+        assert second.sweep.line(name)[1] is first.sweep.line(name)[1]  # the same arrays
 
 
 def test_plots_have_axis_labels(view) -> None:
@@ -339,9 +338,9 @@ SWEEP_TITLE_JS = """() => [...Bokeh.documents].flatMap(d => [...d.all_models])
 RENDERERS_JS = """title => [...Bokeh.documents].flatMap(d => [...d.all_models])
     .filter(m => m.constructor.__name__ === 'Figure' && m.title && m.title.text === title)
     .flatMap(f => f.renderers.filter(r => r.data_source).map(r => {
-        const d = r.data_source.data;
-        return Object.fromEntries(['a', 'x', 'y'].filter(k => k in d)
-                                  .map(k => [k, Array.from(d[k])])); }))"""
+        const d = r.data_source.data, field = k => r.glyph[k] && r.glyph[k].field;
+        return Object.fromEntries(['x', 'y'].filter(k => field(k) in d)
+                                  .map(k => [k, Array.from(d[field(k)])])); }))"""
 
 
 @pytest.mark.browser
@@ -366,9 +365,9 @@ def test_numbers_sweep_and_orbits_follow_their_sliders(app_url, browser_page, sc
     sliders.nth(0).press("ArrowRight")
     page.wait_for_function(f"() => ({SWEEP_TITLE_JS})()[0].startsWith('a × 3.01;')")
     truth, *lines = page.evaluate(RENDERERS_JS, page.evaluate(SWEEP_TITLE_JS)[0])
-    np.testing.assert_allclose(truth["y"], np.array(truth["a"]) * 3.01, rtol=1e-6)
+    np.testing.assert_allclose(truth["y"], np.array(truth["x"]) * 3.01, rtol=1e-6)
     xval = {"xval": load_trained(root / "ood_xval", "cpu")}
-    expected = ood_sweep(xval, 3.01, np.array(truth["a"]))["xval"]
+    expected = ood_sweep(xval, 3.01, np.array(truth["x"]))["xval"]
     np.testing.assert_allclose(lines[0]["y"], expected, rtol=1e-5)  # xval's line comes first
     assert "a × b (b = 3.01)" in page.evaluate(AXIS_LABELS_JS)
 

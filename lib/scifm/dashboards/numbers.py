@@ -8,6 +8,7 @@ The text boxes follow typing (``follow_typing``). It takes its models as argumen
 ones a notebook just trained, a CLI run's checkpoints, or the shipped ones
 (``from_assets``). Compute lives in ``scifm.xval.demo``; its results are shared by every
 session of a process (``ModelCache``), so the default view costs nothing after the first.
+The plots are Bokeh figures made once per component (``scifm.dashboards.xval_plots``).
 """
 
 from __future__ import annotations
@@ -175,6 +176,12 @@ def _released(slider, owner: param.Parameterized, name: str):
     return slider
 
 
+def _push(pane: pn.pane.Bokeh) -> None:
+    """Send ``pane``'s changed Bokeh models to a notebook's view of it: Panel sends them
+    itself after a widget event, not after a cell sets a parameter (a server syncs alone)."""
+    pn.io.push_notebook(pane)
+
+
 def _pane() -> pn.pane.HTML:
     return pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[STYLESHEET])
 
@@ -216,6 +223,8 @@ class TokenizationComparer(pn.viewable.Viewer):
         # the plots: made once, their data replaced when b or the system changes
         self.sweep = SweepPlot(list(self.models)) if self.models else None
         self.orbit = OrbitPlot(list(self.orbit_models)) if self.orbit_models else None
+        self.sweep_pane = pn.pane.Bokeh(self.sweep.figure) if self.sweep else None
+        self.orbit_pane = pn.pane.Bokeh(self.orbit.figure) if self.orbit else None
         self._update_tokens()
         self._update_answers()
         if self.sweep is not None:  # not yet in a document: drawn at once
@@ -266,14 +275,24 @@ class TokenizationComparer(pn.viewable.Viewer):
             pn.state.execute(self._orbit_drawing())
 
     def _sweep_drawing(self) -> Callable[[], None]:
-        """The sweep at the current b: computed now (once per process), drawn when called."""
+        """The sweep at the current b: computed now (once per process and b), drawn when called."""
         b = float(self.b_value)
         res = SWEEPS(self.models, b)
-        return lambda: self.sweep.draw(res, b)
+
+        def draw() -> None:
+            self.sweep.draw(res, b)
+            _push(self.sweep_pane)
+
+        return draw
 
     def _orbit_drawing(self) -> Callable[[], None]:
         res = ORBITS(self.orbit_models, int(self.orbit_seed))
-        return lambda: self.orbit.draw(res)
+
+        def draw() -> None:
+            self.orbit.draw(res)
+            _push(self.orbit_pane)
+
+        return draw
 
     def __panel__(self) -> pn.viewable.Viewable:
         parts: list = [
@@ -293,14 +312,14 @@ class TokenizationComparer(pn.viewable.Viewer):
                 _released(pn.widgets.FloatSlider(label="b (the sweep follows when the slider "
                           "is released)", start=1.0, end=9.99, step=0.01, value=self.b_value),
                           self, "b_value"),
-                pn.pane.Bokeh(self.sweep.figure, css_classes=["xv-sweep"]),
+                self.sweep_pane,
             ]  # fmt: skip
         if self.orbit_models:
             parts += [
                 pn.pane.Markdown("### Planetary orbits: the last recorded position, predicted"),
                 _released(pn.widgets.IntSlider(label="system", start=0, end=999,
                                                value=self.orbit_seed), self, "orbit_seed"),
-                pn.pane.Bokeh(self.orbit.figure, css_classes=["xv-orbits"]),
+                self.orbit_pane,
             ]  # fmt: skip
         if self.benchmark is not None:
             parts += [pn.pane.Markdown(f"### Benchmark: learning curves, invalid answers, "

@@ -59,21 +59,31 @@ class SweepPlot:
                                              fill_alpha=0.2, line_alpha=0))  # fmt: skip
         self.figure.add_layout(BoxAnnotation(left=TRAINED[1], right=SWEEP_END, fill_color="#f90",
                                              fill_alpha=0.1, line_alpha=0))  # fmt: skip
-        self.sources: dict[str, ColumnDataSource] = {}
+        # one source for the lines: the a grid once, a column per line ("truth", then models)
+        self.names = ("truth", *schemes)
+        self.source = ColumnDataSource({"a": EMPTY, **{column(n): EMPTY for n in self.names}})
         items: list[LegendItem] = []
-        for name in ("truth", *schemes):
-            src = self.sources[name] = ColumnDataSource({"a": EMPTY, "y": EMPTY})
-            line = Line(x="a", y="y", line_color=COLORS.get(name, "#555"), line_width=2,
+        for name in self.names:
+            line = Line(x="a", y=column(name), line_color=COLORS.get(name, "#555"), line_width=2,
                         line_dash="dashed" if name == "truth" else "solid")  # fmt: skip
-            add_glyph(self.figure, src, line, name, items)
+            add_glyph(self.figure, self.source, line, name, items)
         self.figure.add_layout(Legend(items=items, location="top_left", click_policy="hide"))
 
     def draw(self, res: dict[str, np.ndarray], b: float) -> None:
         """Show ``res`` (``scifm.xval.demo.ood_sweep``'s: "a", "truth", one per model) for b."""
         self.figure.title.text = sweep_title(b)
         self.figure.yaxis.axis_label = sweep_ylabel(b)
-        for name, src in self.sources.items():
-            src.data = {"a": res["a"], "y": res.get(name, np.full(len(res["a"]), np.nan))}
+        nan = np.full(len(res["a"]), np.nan)
+        self.source.data = {"a": res["a"], **{column(n): res.get(n, nan) for n in self.names}}
+
+    def line(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(a, y) of the line ``name`` ("truth" or a model) as drawn."""
+        return self.source.data["a"], self.source.data[column(name)]
+
+
+def column(name: str) -> str:
+    """The sweep source's column of the line ``name`` (a model's label may be any string)."""
+    return f"y {name}"
 
 
 class OrbitPlot:
