@@ -231,10 +231,8 @@ def test_stored_results_shown_as_learning_curves_and_invalid_rates() -> None:
             joined[scheme] = [*joined[scheme], (np.nan,) * 3, *pts] if scheme in joined else pts
         for scheme, pts in joined.items():
             step, loss, invalid = np.array(pts).T
-            np.testing.assert_allclose(res.sources["val_loss"][scheme].data["x"], step)
-            np.testing.assert_allclose(res.sources["val_loss"][scheme].data["y"], loss)
-            inv = res.sources["test.invalid_rate"][scheme].data["y"]
-            np.testing.assert_allclose(inv, invalid)
+            np.testing.assert_allclose(res.drawn("val_loss", scheme), [step, loss])
+            np.testing.assert_allclose(res.drawn("test.invalid_rate", scheme), [step, invalid])
             conv = stored["groups"][group]["rows"][scheme]["converged"]
             if "missing" not in conv:  # at convergence, as the report stores it
                 assert res.invalid_rates()[scheme] == pytest.approx(
@@ -242,7 +240,7 @@ def test_stored_results_shown_as_learning_curves_and_invalid_rates() -> None:
                 )
     res.x_axis = "training tokens"
     cell, curve = sorted(stored["curves"][res.group].items())[0]
-    got = res.sources["val_loss"][cell.rpartition("_s")[0]].data["x"]
+    got = res.drawn("val_loss", cell.rpartition("_s")[0])[0]
     np.testing.assert_allclose(got[: len(curve)], [r["tokens"] / 1e6 for r in curve])
     assert res.figures["val_loss"].xaxis.axis_label == "training tokens (M)"
 
@@ -252,7 +250,8 @@ AXIS_LABELS_JS = """() => [...Bokeh.documents].flatMap(d => [...d.all_models])
 FIGURES_JS = """() => Object.fromEntries([...Bokeh.documents].flatMap(d => [...d.all_models])
     .filter(m => m.constructor.__name__ === 'Figure' && m.title && m.title.text)
     .map(f => [f.title.text, f.renderers.filter(r => r.data_source).map(r => {
-        const d = r.data_source.data; return Array.from(d.y ?? d.invalid ?? []); })]))"""
+        const d = r.data_source.data, g = r.glyph, y = g.y ?? g.top;
+        return Array.from(d[y && y.field] ?? []); })]))"""
 
 
 @pytest.mark.browser
