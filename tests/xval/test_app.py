@@ -342,6 +342,20 @@ RENDERERS_JS = """title => [...Bokeh.documents].flatMap(d => [...d.all_models])
                                   .map(k => [k, Array.from(d[field(k)])])); }))"""
 
 
+def _eventually(check, timeout: float = 60.0) -> None:
+    """``check()`` until it passes (a browser receives a redraw's changes one by one)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
 @pytest.mark.browser
 def test_numbers_sweep_and_orbits_follow_their_sliders(app_url, browser_page, screenshot_dir):
     """The sweep follows the b slider and the orbit plot the system slider, in the browser:
@@ -363,25 +377,31 @@ def test_numbers_sweep_and_orbits_follow_their_sliders(app_url, browser_page, sc
     sliders.nth(0).focus()
     sliders.nth(0).press("ArrowRight")
     page.wait_for_function(f"() => ({SWEEP_TITLE_JS})()[0].startsWith('a × 3.01;')")
-    truth, *lines = page.evaluate(RENDERERS_JS, page.evaluate(SWEEP_TITLE_JS)[0])
-    np.testing.assert_allclose(truth["y"], np.array(truth["x"]) * 3.01, rtol=1e-6)
     xval = {"xval": load_trained(root / "ood_xval", "cpu")}
-    expected = ood_sweep(xval, 3.01, np.array(truth["x"]))["xval"]
-    np.testing.assert_allclose(lines[0]["y"], expected, rtol=1e-5)  # xval's line comes first
+
+    def sweep_drawn() -> None:
+        truth, *lines = page.evaluate(RENDERERS_JS, page.evaluate(SWEEP_TITLE_JS)[0])
+        np.testing.assert_allclose(truth["y"], np.array(truth["x"]) * 3.01, rtol=1e-6)
+        expected = ood_sweep(xval, 3.01, np.array(truth["x"]))["xval"]
+        np.testing.assert_allclose(lines[0]["y"], expected, rtol=1e-5)  # xval's line is first
+
+    _eventually(sweep_drawn)
     assert "a × b (b = 3.01)" in page.evaluate(AXIS_LABELS_JS)
 
     title = "Predicted next position of each planet"
-    shown = f"t => JSON.stringify(({RENDERERS_JS})(t))"
-    before = page.evaluate(shown, title)
     sliders.nth(1).focus()
     sliders.nth(1).press("ArrowRight")  # system 0 -> 1
-    page.wait_for_function(f"([t, old]) => ({shown})(t) !== old", arg=[title, before])
-    _orbits, _star, given, truth, *preds = page.evaluate(RENDERERS_JS, title)
     models = {s: load_trained(root / f"orbits_{s}", "cpu") for s in ("xval", "p1000")}
     res = orbit_prediction(models, 1)
-    np.testing.assert_allclose(np.c_[truth["x"], truth["y"]], res["recorded"][-1])
-    assert len(given["x"]) == res["recorded"][:-1, :, 0].size
-    for pred, s in zip(preds, models, strict=True):
-        np.testing.assert_allclose(np.c_[pred["x"], pred["y"]], res["predicted"][s], rtol=1e-5)
+
+    def orbits_drawn() -> None:
+        _orbits, _star, given, truth, *preds = page.evaluate(RENDERERS_JS, title)
+        np.testing.assert_allclose(np.c_[truth["x"], truth["y"]], res["recorded"][-1])
+        assert len(given["x"]) == res["recorded"][:-1, :, 0].size
+        for pred, s in zip(preds, models, strict=True):
+            got = np.c_[pred["x"], pred["y"]]
+            np.testing.assert_allclose(got, res["predicted"][s], rtol=1e-5)
+
+    _eventually(orbits_drawn)
     page.screenshot(path=str(screenshot_dir / "numbers_sliders.png"), full_page=True)
     assert page.console_errors == []

@@ -71,10 +71,10 @@ class SweepPlot:
 
     def draw(self, res: dict[str, np.ndarray], b: float) -> None:
         """Show ``res`` (``scifm.xval.demo.ood_sweep``'s: "a", "truth", one per model) for b."""
-        self.figure.title.text = sweep_title(b)
-        self.figure.yaxis.axis_label = sweep_ylabel(b)
         nan = np.full(len(res["a"]), np.nan)
         self.source.data = {"a": res["a"], **{column(n): res.get(n, nan) for n in self.names}}
+        self.figure.title.text = sweep_title(b)  # after the data: a browser that shows the
+        self.figure.yaxis.axis_label = sweep_ylabel(b)  # new title has the new lines
 
     def line(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(a, y) of the line ``name`` ("truth" or a model) as drawn."""

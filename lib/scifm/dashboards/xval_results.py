@@ -156,9 +156,6 @@ class XvalResults(pn.viewable.Viewer):
     def _draw(self) -> None:
         name, curves = group_label(self.group), self.curves()
         xlabel = self.x_axis + (" (M)" if X_AXES[self.x_axis] == "tokens" else "")
-        for k, fig in self.figures.items():
-            fig.title.text = f"{name}: {METRICS[k][0].split(' (')[0]}"
-            fig.xaxis.axis_label = xlabel
         for s, src in self.sources.items():  # the metrics of an encoding share its x
             x = curves["val_loss"].get(s, ((), ()))[0]
             src.data = {"x": list(x), **{_column(k): list(curves[k].get(s, ((), ()))[1])
@@ -166,6 +163,10 @@ class XvalResults(pn.viewable.Viewer):
         rates = self.invalid_rates()
         self.bar_source.data = {"encoding": list(rates), "invalid": list(rates.values()),
                                 "color": [COLORS.get(s, "#555") for s in rates]}  # fmt: skip
+        # titles after the data: a browser that shows a new title has the new lines
+        for k, fig in self.figures.items():
+            fig.title.text = f"{name}: {METRICS[k][0].split(' (')[0]}"
+            fig.xaxis.axis_label = xlabel
         self.bars.title.text = f"{name}: invalid at convergence"
         unfinished = [f"{c} ({st})" for c, st in self._states().items()
                       if st.startswith("unfinished")]  # fmt: skip
