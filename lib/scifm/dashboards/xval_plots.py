@@ -3,8 +3,9 @@
 Each is made once per session with a fixed set of glyphs over ``ColumnDataSource``s;
 ``draw`` only replaces the sources' data (and texts), so a new b or orbit system makes no
 new Bokeh model after display (in JupyterLab, replaced models broke other widgets; see
-``scifm.dashboards.live``). A HoloViews overlay cost about half a second of server CPU per
-session (issue 16: a /numbers session must build in a fraction of a second).
+``scifm.dashboards.live``). As HoloViews overlays, the two were about half of a session's
+build (1.2-1.8 s of server CPU; issue 16 asks for a fraction of a second):
+``benchmarks/numbers_page.py`` measures it.
 
 - ``SweepPlot``: a*b over a range of a for the truth and each model, with the held-out
   hole of the training range and the extrapolation range shaded;
