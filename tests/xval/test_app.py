@@ -85,8 +85,6 @@ def test_absurd_questions_give_a_message(view, question: str) -> None:
 
 
 def test_plots_and_table_render(view, tiny_assets) -> None:
-    import holoviews as hv
-
     from scifm.xval import predict
     from scifm.xval.tasks import ood_text
     from scifm.xval.tokenizers import SCHEMES
@@ -94,16 +92,46 @@ def test_plots_and_table_render(view, tiny_assets) -> None:
 
     # The sweep draws, for each model, its library predictions of a*b at the a it plots.
     view.b_value = 2.5
-    curves = {c.label: c for c in view.sweep_plot() if isinstance(c, hv.Curve)}
-    assert sorted(curves) == sorted((*SCHEMES, "truth"))
-    a = curves["truth"].dimension_values(0)
-    np.testing.assert_allclose(curves["truth"].dimension_values(1), a * 2.5, rtol=1e-7)
+    legend = view.sweep.figure.legend[0]
+    assert [i.label.value for i in legend.items] == ["truth", *SCHEMES]
+    assert len(view.sweep.figure.renderers) == len(SCHEMES) + 1  # one line each
+    a, truth = view.sweep.line("truth")
+    np.testing.assert_allclose(truth, a * 2.5, rtol=1e-7)
     for s in SCHEMES:
-        samples = [ood_text(float(x), 2.5) for x in curves[s].dimension_values(0)]
+        samples = [ood_text(float(x), 2.5) for x in a]
         expected = predict(load_trained(tiny_assets / f"ood_{s}"), samples).pred
-        np.testing.assert_allclose(curves[s].dimension_values(1), expected, rtol=1e-6)
-    assert isinstance(view.orbit_plot(), hv.Overlay)
+        np.testing.assert_allclose(view.sweep.line(s)[1], expected, rtol=1e-6)
+    assert view.sweep.figure.yaxis[0].axis_label == "a × b (b = 2.5)"
+    assert view.sweep.figure.title.text.startswith("a × 2.5;")
     view.__panel__()
+
+
+def test_plots_follow_b_and_the_system_without_new_models(view) -> None:
+    """A new b or orbit system replaces the sources' data: no Bokeh model is made after
+    display (in JupyterLab, replaced models broke other widgets)."""
+    from scifm.xval.demo import orbit_prediction
+
+    plots = (view.sweep.figure, view.orbit.figure)
+    before = [{m.id for m in fig.references()} for fig in plots]
+    first = view.sweep.line("xval")[1]
+    view.b_value = 7.5
+    a, truth = view.sweep.line("truth")
+    np.testing.assert_allclose(truth, a * 7.5, rtol=1e-7)
+    assert not np.array_equal(view.sweep.line("xval")[1], first)
+    for seed in (3, 0):
+        view.orbit_seed = seed
+        res = orbit_prediction(view.orbit_models, seed)  # the library's answer, recomputed
+        orbits = view.orbit.orbits.data
+        assert len(orbits["xs"]) == res["orbits"].shape[1]  # one orbit per planet
+        np.testing.assert_allclose(orbits["xs"][0], res["orbits"][:, 0, 0])
+        truth = view.orbit.sources["truth"].data
+        np.testing.assert_allclose(np.c_[truth["x"], truth["y"]], res["recorded"][-1])
+        given = view.orbit.sources["given"].data
+        assert len(given["x"]) == res["recorded"][:-1, :, 0].size
+        for s, pred in res["predicted"].items():
+            got = view.orbit.sources[s].data
+            np.testing.assert_allclose(np.c_[got["x"], got["y"]], pred, rtol=1e-6)
+    assert [{m.id for m in fig.references()} for fig in plots] == before
 
 
 @pytest.mark.browser
@@ -164,27 +192,24 @@ def test_default_views_are_computed_once_per_process(tiny_assets) -> None:
 
     load_models.cache_clear()
     first = TokenizationComparer.from_assets(tiny_assets)
-    first.sweep_plot(), first.orbit_plot()
     hits = (SWEEPS.hits, ORBITS.hits, ANSWERS.hits)
-    second = TokenizationComparer.from_assets(tiny_assets)
-    second.sweep_plot(), second.orbit_plot()
+    second = TokenizationComparer.from_assets(tiny_assets)  # draws the default views
     assert (SWEEPS.hits, ORBITS.hits, ANSWERS.hits) == tuple(h + 1 for h in hits)
     assert second.answers_pane.object == first.answers_pane.object
+    for name in first.sweep.names:
+        assert second.sweep.line(name)[1] is first.sweep.line(name)[1]  # the same arrays
 
 
 def test_plots_have_axis_labels(view) -> None:
     from bokeh.models import Axis
 
-    for plot in (view.sweep_plot(), view.orbit_plot()):
-        fig = hv_render(plot)
+    for fig in (view.sweep.figure, view.orbit.figure):
         labels = [a.axis_label for a in fig.select({"type": Axis})]
         assert labels and all(lb and lb not in ("x", "y") for lb in labels), labels
-
-
-def hv_render(obj):
-    import holoviews as hv
-
-    return hv.render(obj, backend="bokeh")
+    assert view.sweep.figure.xaxis[0].axis_label == "a (first operand; trained on [1, 10))"
+    assert view.orbit.figure.xaxis[0].axis_label == "x (innermost semi-major axis = 1)"
+    assert [i.label.value for i in view.orbit.figure.legend[0].items] == [
+        "star", "given", "truth", *view.orbit_models]  # fmt: skip
 
 
 def test_stored_results_shown_as_learning_curves_and_invalid_rates() -> None:
@@ -206,10 +231,8 @@ def test_stored_results_shown_as_learning_curves_and_invalid_rates() -> None:
             joined[scheme] = [*joined[scheme], (np.nan,) * 3, *pts] if scheme in joined else pts
         for scheme, pts in joined.items():
             step, loss, invalid = np.array(pts).T
-            np.testing.assert_allclose(res.sources["val_loss"][scheme].data["x"], step)
-            np.testing.assert_allclose(res.sources["val_loss"][scheme].data["y"], loss)
-            inv = res.sources["test.invalid_rate"][scheme].data["y"]
-            np.testing.assert_allclose(inv, invalid)
+            np.testing.assert_allclose(res.drawn("val_loss", scheme), [step, loss])
+            np.testing.assert_allclose(res.drawn("test.invalid_rate", scheme), [step, invalid])
             conv = stored["groups"][group]["rows"][scheme]["converged"]
             if "missing" not in conv:  # at convergence, as the report stores it
                 assert res.invalid_rates()[scheme] == pytest.approx(
@@ -217,7 +240,7 @@ def test_stored_results_shown_as_learning_curves_and_invalid_rates() -> None:
                 )
     res.x_axis = "training tokens"
     cell, curve = sorted(stored["curves"][res.group].items())[0]
-    got = res.sources["val_loss"][cell.rpartition("_s")[0]].data["x"]
+    got = res.drawn("val_loss", cell.rpartition("_s")[0])[0]
     np.testing.assert_allclose(got[: len(curve)], [r["tokens"] / 1e6 for r in curve])
     assert res.figures["val_loss"].xaxis.axis_label == "training tokens (M)"
 
@@ -227,7 +250,8 @@ AXIS_LABELS_JS = """() => [...Bokeh.documents].flatMap(d => [...d.all_models])
 FIGURES_JS = """() => Object.fromEntries([...Bokeh.documents].flatMap(d => [...d.all_models])
     .filter(m => m.constructor.__name__ === 'Figure' && m.title && m.title.text)
     .map(f => [f.title.text, f.renderers.filter(r => r.data_source).map(r => {
-        const d = r.data_source.data; return Array.from(d.y ?? d.invalid ?? []); })]))"""
+        const d = r.data_source.data, g = r.glyph, y = g.y ?? g.top;
+        return Array.from(d[y && y.field] ?? []); })]))"""
 
 
 @pytest.mark.browser
@@ -304,4 +328,80 @@ def test_numbers_first_look_axis_labels_and_stored_results(app_url, browser_page
     page.locator(".xv-curves").first.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshot_dir / "numbers_results.png"))
+    assert page.console_errors == []
+
+
+SWEEP_TITLE_JS = """() => [...Bokeh.documents].flatMap(d => [...d.all_models])
+    .filter(m => m.constructor.__name__ === 'Figure' && m.title && m.title.text.startsWith('a ×'))
+    .map(f => f.title.text)"""
+RENDERERS_JS = """title => [...Bokeh.documents].flatMap(d => [...d.all_models])
+    .filter(m => m.constructor.__name__ === 'Figure' && m.title && m.title.text === title)
+    .flatMap(f => f.renderers.filter(r => r.data_source).map(r => {
+        const d = r.data_source.data, field = k => r.glyph[k] && r.glyph[k].field;
+        return Object.fromEntries(['x', 'y'].filter(k => field(k) in d)
+                                  .map(k => [k, Array.from(d[field(k)])])); }))"""
+
+
+def _eventually(check, timeout: float = 60.0) -> None:
+    """``check()`` until it passes (a browser receives a redraw's changes one by one)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+@pytest.mark.browser
+def test_numbers_sweep_and_orbits_follow_their_sliders(app_url, browser_page, screenshot_dir):
+    """The sweep follows the b slider and the orbit plot the system slider, in the browser:
+    the drawn lines and points are the library's for the new value."""
+    from playwright.sync_api import expect
+
+    from scifm.dashboards.numbers import default_assets
+    from scifm.xval.demo import ood_sweep, orbit_prediction
+    from scifm.xval.train import load_trained
+
+    root = default_assets()
+    page = browser_page
+    page.goto(app_url + "/numbers")
+    expect(page.locator(".xv-answer")).to_have_count(5)
+    page.wait_for_function(f"() => ({SWEEP_TITLE_JS})().length == 1")
+    assert page.evaluate(SWEEP_TITLE_JS)[0].startswith("a × 3;")
+    # keyboard on a slider's handle: one step right, taken when the key is released
+    sliders = page.locator(".noUi-handle")
+    sliders.nth(0).focus()
+    sliders.nth(0).press("ArrowRight")
+    page.wait_for_function(f"() => ({SWEEP_TITLE_JS})()[0].startsWith('a × 3.01;')")
+    xval = {"xval": load_trained(root / "ood_xval", "cpu")}
+
+    def sweep_drawn() -> None:
+        truth, *lines = page.evaluate(RENDERERS_JS, page.evaluate(SWEEP_TITLE_JS)[0])
+        np.testing.assert_allclose(truth["y"], np.array(truth["x"]) * 3.01, rtol=1e-6)
+        expected = ood_sweep(xval, 3.01, np.array(truth["x"]))["xval"]
+        np.testing.assert_allclose(lines[0]["y"], expected, rtol=1e-5)  # xval's line is first
+
+    _eventually(sweep_drawn)
+    assert "a × b (b = 3.01)" in page.evaluate(AXIS_LABELS_JS)
+
+    title = "Predicted next position of each planet"
+    sliders.nth(1).focus()
+    sliders.nth(1).press("ArrowRight")  # system 0 -> 1
+    models = {s: load_trained(root / f"orbits_{s}", "cpu") for s in ("xval", "p1000")}
+    res = orbit_prediction(models, 1)
+
+    def orbits_drawn() -> None:
+        _orbits, _star, given, truth, *preds = page.evaluate(RENDERERS_JS, title)
+        np.testing.assert_allclose(np.c_[truth["x"], truth["y"]], res["recorded"][-1])
+        assert len(given["x"]) == res["recorded"][:-1, :, 0].size
+        for pred, s in zip(preds, models, strict=True):
+            got = np.c_[pred["x"], pred["y"]]
+            np.testing.assert_allclose(got, res["predicted"][s], rtol=1e-5)
+
+    _eventually(orbits_drawn)
+    page.screenshot(path=str(screenshot_dir / "numbers_sliders.png"), full_page=True)
     assert page.console_errors == []

@@ -8,6 +8,7 @@ The text boxes follow typing (``follow_typing``). It takes its models as argumen
 ones a notebook just trained, a CLI run's checkpoints, or the shipped ones
 (``from_assets``). Compute lives in ``scifm.xval.demo``; its results are shared by every
 session of a process (``ModelCache``), so the default view costs nothing after the first.
+The plots are Bokeh figures made once per component (``scifm.dashboards.xval_plots``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from __future__ import annotations
 import html
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
-import holoviews as hv
-import holoviews.plotting.bokeh  # loads the backend whose plot options are set here
 import numpy as np
 import panel as pn
 import param
@@ -28,13 +27,12 @@ import param
 from scifm.core.paths import assets_dir, results_dir
 from scifm.dashboards.shared import DEBOUNCE_S, ModelCache, follow_typing
 from scifm.dashboards.style import STYLESHEET
-from scifm.dashboards.xval_results import COLORS, SCHEMES, XvalResults
+from scifm.dashboards.xval_plots import OrbitPlot, SweepPlot
+from scifm.dashboards.xval_results import SCHEMES, XvalResults
 from scifm.xval.train import Trained, load_trained
 
 MAX_CHIPS = 300  # chips drawn per scheme; counts always cover the whole text
 DEFAULT_TEXT = '{"planet0": {"m": 3.1e-05, "a": 1.52}, "t1": 12.5, "dx": .25}\n3-2=1, 6.02e23'
-# scifm.xval.orbits: G = 1, a unit star mass, the innermost planet's semi-major axis is 1
-ORBIT_UNIT = "innermost semi-major axis = 1"
 LEGEND = (
     "<div class='xv-legend'>Chips: <span class='xv-chip xv-num'>number</span> "
     "<span class='xv-chip xv-num xv-rounded'>rounded to 3 digits</span> "
@@ -178,6 +176,12 @@ def _released(slider, owner: param.Parameterized, name: str):
     return slider
 
 
+def _push(pane: pn.pane.Bokeh) -> None:
+    """Send ``pane``'s changed Bokeh models to a notebook's view of it: Panel sends them
+    itself after a widget event, not after a cell sets a parameter (a server syncs alone)."""
+    pn.io.push_notebook(pane)
+
+
 def _pane() -> pn.pane.HTML:
     return pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[STYLESHEET])
 
@@ -216,8 +220,17 @@ class TokenizationComparer(pn.viewable.Viewer):
         ), self, "question")  # fmt: skip
         self.tokens_pane = _pane()
         self.answers_pane = _pane()
+        # the plots: made once, their data replaced when b or the system changes
+        self.sweep = SweepPlot(list(self.models)) if self.models else None
+        self.orbit = OrbitPlot(list(self.orbit_models)) if self.orbit_models else None
+        self.sweep_pane = pn.pane.Bokeh(self.sweep.figure) if self.sweep else None
+        self.orbit_pane = pn.pane.Bokeh(self.orbit.figure) if self.orbit else None
         self._update_tokens()
         self._update_answers()
+        if self.sweep is not None:  # not yet in a document: drawn at once
+            self._sweep_drawing()()
+        if self.orbit is not None:
+            self._orbit_drawing()()
 
     @classmethod
     def from_assets(cls, root: str | Path | None = None, **params) -> TokenizationComparer:
@@ -249,46 +262,37 @@ class TokenizationComparer(pn.viewable.Viewer):
         return ANSWERS(self.models, self.question)
 
     # -- plots ----------------------------------------------------------------------
-    @param.depends("b_value")
-    def sweep_plot(self):
-        if not self.models:
-            return pn.pane.Markdown("No models given.")
-        res = SWEEPS(self.models, float(self.b_value))
-        curves = [hv.Curve((res["a"], res["truth"]), "a", "a*b", label="truth").opts(
-            color=COLORS["truth"], line_dash="dashed")]  # fmt: skip
-        for s in self.models:
-            curves.append(hv.Curve((res["a"], res[s]), "a", "a*b", label=s)
-                          .opts(color=COLORS.get(s, "#555")))  # fmt: skip
-        hole = hv.VSpan(4.0, 5.0).opts(color="#999", alpha=0.2)
-        extrap = hv.VSpan(10.0, 15.0).opts(color="#f90", alpha=0.1)
-        return (hole * extrap * hv.Overlay(curves)).opts(
-            title=f"a × {self.b_value:.3g}; grey: held-out a in [4, 5); orange: a beyond training",
-            width=760, height=360, legend_position="top_left", show_grid=True,
-            xlabel="a (first operand; trained on [1, 10))",
-            ylabel=f"a × b (b = {self.b_value:.3g})",
-        )  # fmt: skip
+    # Bokeh models change only under the document's lock: a callback running in the
+    # server's thread pool computes, then hands the drawing to the event loop
+    @param.depends("b_value", watch=True)
+    def _update_sweep(self) -> None:
+        if self.sweep is not None:
+            pn.state.execute(self._sweep_drawing())
 
-    @param.depends("orbit_seed")
-    def orbit_plot(self):
-        if not self.orbit_models:
-            return pn.pane.Markdown("No orbit models given.")
+    @param.depends("orbit_seed", watch=True)
+    def _update_orbit(self) -> None:
+        if self.orbit is not None:
+            pn.state.execute(self._orbit_drawing())
+
+    def _sweep_drawing(self) -> Callable[[], None]:
+        """The sweep at the current b: computed now (once per process and b), drawn when called."""
+        b = float(self.b_value)
+        res = SWEEPS(self.models, b)
+
+        def draw() -> None:
+            self.sweep.draw(res, b)
+            _push(self.sweep_pane)
+
+        return draw
+
+    def _orbit_drawing(self) -> Callable[[], None]:
         res = ORBITS(self.orbit_models, int(self.orbit_seed))
-        layers = [hv.Scatter(([0.0], [0.0]), label="star").opts(color="gold", size=14)]
-        for p in range(res["orbits"].shape[1]):
-            o, r = res["orbits"][:, p], res["recorded"][:, p]
-            layers.append(hv.Curve((o[:, 0], o[:, 1])).opts(color="#bbb"))
-            layers.append(hv.Scatter((r[:-1, 0], r[:-1, 1]), label="given" if p == 0 else "")
-                          .opts(color="#444", size=6))  # fmt: skip
-            layers.append(hv.Scatter(([r[-1, 0]], [r[-1, 1]]), label="truth" if p == 0 else "")
-                          .opts(color="black", marker="x", size=14))  # fmt: skip
-            for s, pred in res["predicted"].items():
-                layers.append(hv.Scatter(([pred[p, 0]], [pred[p, 1]]), label=s if p == 0 else "")
-                              .opts(color=COLORS.get(s, "#555"), size=10))  # fmt: skip
-        return hv.Overlay(layers).opts(
-            title="Predicted next position of each planet", width=520, height=480,
-            data_aspect=1, legend_position="right", show_grid=True,
-            xlabel=f"x ({ORBIT_UNIT})", ylabel=f"y ({ORBIT_UNIT})",
-        )  # fmt: skip
+
+        def draw() -> None:
+            self.orbit.draw(res)
+            _push(self.orbit_pane)
+
+        return draw
 
     def __panel__(self) -> pn.viewable.Viewable:
         parts: list = [
@@ -308,14 +312,14 @@ class TokenizationComparer(pn.viewable.Viewer):
                 _released(pn.widgets.FloatSlider(label="b (the sweep follows when the slider "
                           "is released)", start=1.0, end=9.99, step=0.01, value=self.b_value),
                           self, "b_value"),
-                self.sweep_plot,
+                self.sweep_pane,
             ]  # fmt: skip
         if self.orbit_models:
             parts += [
                 pn.pane.Markdown("### Planetary orbits: the last recorded position, predicted"),
                 _released(pn.widgets.IntSlider(label="system", start=0, end=999,
                                                value=self.orbit_seed), self, "orbit_seed"),
-                self.orbit_plot,
+                self.orbit_pane,
             ]  # fmt: skip
         if self.benchmark is not None:
             parts += [pn.pane.Markdown(f"### Benchmark: learning curves, invalid answers, "

@@ -1,10 +1,11 @@
-"""What the dashboards share across sessions, and text boxes that follow typing.
+"""What the dashboards share across sessions, text boxes that follow typing, cheap glyphs.
 
 ``ModelCache`` computes a result once per process for the same models and arguments: every
 session of the app (and every component a notebook makes from the same models) reuses it,
 so a page's default view costs nothing after the first. ``follow_typing`` makes a text box
 update its parameter while the user types, after a short pause (``DEBOUNCE_S``), instead of
-only when the box loses focus.
+only when the box loses focus. ``add_glyph`` draws a glyph on a Bokeh figure without the
+copies ``figure.line`` makes (fewer models for a session to build).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import param
+from bokeh.models import ColumnDataSource, GlyphRenderer, LegendItem
+from bokeh.plotting import figure
 
 DEBOUNCE_S = 0.3  # pause in typing after which a text box's value is taken
 
@@ -89,3 +92,17 @@ def follow_typing(widget, owner: param.Parameterized, name: str, delay: float = 
     widget.param.watch(on_value, "value")
     owner.param.watch(on_param, name)
     return widget
+
+
+def add_glyph(
+    fig: figure, source: ColumnDataSource, glyph, label: str = "", items: list | None = None
+) -> GlyphRenderer:
+    """``glyph`` drawn from ``source``; with its ``label`` added to ``items`` (a legend's).
+
+    ``figure.line``/``scatter`` also make an unselected and a muted copy of every glyph:
+    two more models per glyph for each session to build and walk, where BokehJS derives
+    them itself when needed (these plots select and mute nothing)."""
+    renderer = fig.add_glyph(source, glyph)
+    if items is not None:
+        items.append(LegendItem(label=label, renderers=[renderer]))
+    return renderer

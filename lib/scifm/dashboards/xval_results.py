@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, FactorRange
+from bokeh.models import ColumnDataSource, FactorRange, Legend, LegendItem, Line, VBar
 from bokeh.plotting import figure
+
+from scifm.dashboards.shared import add_glyph
 
 SCHEMES = ("xval", "p10", "p1000", "b1999", "fp15")
 COLORS = {"xval": "#d62728", "p10": "#1f77b4", "p1000": "#2ca02c", "b1999": "#9467bd",
@@ -74,6 +76,11 @@ METRICS = {  # curve key -> (axis label, transform)
 }
 
 
+def _column(metric: str) -> str:
+    """The column of ``metric`` in an encoding's source (no dot: "test.r2" -> "test_r2")."""
+    return metric.replace(".", "_")
+
+
 def _figure(title: str, xlabel: str, ylabel: str, **kw) -> figure:
     return figure(title=title, x_axis_label=xlabel, y_axis_label=ylabel, width=440,
                   height=300, tools="pan,wheel_zoom,box_zoom,reset,save,hover", **kw)  # fmt: skip
@@ -96,23 +103,26 @@ class XvalResults(pn.viewable.Viewer):
         self.param.group.objects = groups
         if groups and self.group not in groups:
             self.group = "ood/mlm" if "ood/mlm" in groups else groups[0]
-        self.sources = {k: {s: ColumnDataSource({"x": [], "y": []}) for s in SCHEMES}
-                        for k in METRICS}  # fmt: skip
+        # one source per encoding: its x once, a column per metric (one line in each figure)
+        self.sources = {s: ColumnDataSource({"x": [], **{_column(k): [] for k in METRICS}})
+                        for s in SCHEMES}  # fmt: skip
         self.figures = {}
         for k, (ylabel, _) in METRICS.items():
             fig = _figure("", "", ylabel, y_axis_type="log" if k == "val_loss" else "linear")
+            items: list[LegendItem] = []
             for s in SCHEMES:
-                fig.line("x", "y", source=self.sources[k][s], color=COLORS[s], line_width=2,
-                         legend_label=s)  # fmt: skip
-            fig.legend.location = "top_right"
-            fig.legend.click_policy = "hide"
-            fig.legend.visible = k == "val_loss"  # one legend for the three (same colours)
+                line = Line(x="x", y=_column(k), line_color=COLORS[s], line_width=2)
+                add_glyph(fig, self.sources[s], line, s, items)
+            # one legend for the three (same colours)
+            fig.add_layout(Legend(items=items, location="top_right", click_policy="hide",
+                                  visible=k == "val_loss"))  # fmt: skip
             self.figures[k] = fig
         self.bar_source = ColumnDataSource({"encoding": [], "invalid": [], "color": []})
         self.bars = _figure("", "encoding", METRICS["test.invalid_rate"][0],
                             x_range=FactorRange(*SCHEMES))  # fmt: skip
         self.bars.y_range.start = 0
-        self.bars.vbar("encoding", top="invalid", width=0.7, color="color", source=self.bar_source)
+        bar = VBar(x="encoding", top="invalid", width=0.7, fill_color="color", line_color="color")
+        add_glyph(self.bars, self.bar_source, bar)
         self.note = pn.pane.Markdown("", css_classes=["xv-curves-note"])
         if self.group:
             self._draw()  # not yet in a document: draw at once
@@ -146,15 +156,17 @@ class XvalResults(pn.viewable.Viewer):
     def _draw(self) -> None:
         name, curves = group_label(self.group), self.curves()
         xlabel = self.x_axis + (" (M)" if X_AXES[self.x_axis] == "tokens" else "")
-        for k, fig in self.figures.items():
-            fig.title.text = f"{name}: {METRICS[k][0].split(' (')[0]}"
-            fig.xaxis.axis_label = xlabel
-            for s, src in self.sources[k].items():
-                x, y = curves[k].get(s, ((), ()))
-                src.data = {"x": list(x), "y": list(y)}
+        for s, src in self.sources.items():  # the metrics of an encoding share its x
+            x = curves["val_loss"].get(s, ((), ()))[0]
+            src.data = {"x": list(x), **{_column(k): list(curves[k].get(s, ((), ()))[1])
+                                         for k in METRICS}}  # fmt: skip
         rates = self.invalid_rates()
         self.bar_source.data = {"encoding": list(rates), "invalid": list(rates.values()),
                                 "color": [COLORS.get(s, "#555") for s in rates]}  # fmt: skip
+        # titles after the data: a browser that shows a new title has the new lines
+        for k, fig in self.figures.items():
+            fig.title.text = f"{name}: {METRICS[k][0].split(' (')[0]}"
+            fig.xaxis.axis_label = xlabel
         self.bars.title.text = f"{name}: invalid at convergence"
         unfinished = [f"{c} ({st})" for c, st in self._states().items()
                       if st.startswith("unfinished")]  # fmt: skip
@@ -163,6 +175,11 @@ class XvalResults(pn.viewable.Viewer):
             if unfinished
             else ""
         )
+
+    def drawn(self, metric: str, scheme: str) -> tuple[list[float], list[float]]:
+        """(x, y) of ``scheme``'s line in the figure of ``metric`` (a key of METRICS)."""
+        data = self.sources[scheme].data
+        return data["x"], data[_column(metric)]
 
     def _states(self) -> dict[str, str]:
         """cell (scheme_sSEED) -> how its run ended (plateau, budget, unfinished (step N))."""
