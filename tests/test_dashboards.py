@@ -98,8 +98,9 @@ def test_viewer_shows_a_notebooks_rollouts_with_errors_and_curves():
 
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_app_pages_hold_no_computation_and_no_css(path: Path):
-    """A page module: constants, imports, pn.extension, one page() and (landing) a Viewer
-    of links; no numpy/torch/holoviews, no <style> or CSS, no loops over data."""
+    """A page module: constants, imports, pn.extension, one page(), optionally a warm_up()
+    hook that calls the library, and (landing) a Viewer of links; no numpy/torch/holoviews,
+    no <style> or CSS, no loops over data."""
     src = path.read_text()
     tree = ast.parse(src)
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
@@ -109,8 +110,14 @@ def test_app_pages_hold_no_computation_and_no_css(path: Path):
     assert "<style" not in src and "{" not in "".join(
         n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
     ), f"{path.name} holds CSS or markup with style rules"
-    funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
-    assert funcs == ["page"], f"{path.name}: only page() expected, found {funcs}"
+    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert set(funcs) - {"warm_up"} == {"page"}, f"{path.name}: page() expected, found {funcs}"
+    if "warm_up" in funcs:  # the server's optional start hook: one call into the library
+        body = [n for n in funcs["warm_up"].body
+                if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]  # fmt: skip
+        assert len(body) <= 2 and isinstance(body[-1], ast.Return), (
+            f"{path.name}: warm_up() should only call the library"
+        )
 
 
 def test_dashboards_sit_on_top_one_idea_each(scifm_imports):
