@@ -91,7 +91,7 @@ def knn_agreement(spectra: np.ndarray, z_tmpl: np.ndarray, ok: np.ndarray,
     from scifm.astroclip.catalog import Catalog
     from scifm.astroclip.data import prepare_spectra
     from scifm.astroclip.embed import embed_arrays
-    from scifm.astroclip.realspec import knn_redshift_estimate
+    from scifm.astroclip.realspec import AGREE, knn_redshift_estimate
     from scifm.core.paths import assets_dir
     from scifm.dashboards.galaxies import load_astroclip
 
@@ -104,7 +104,7 @@ def knn_agreement(spectra: np.ndarray, z_tmpl: np.ndarray, ok: np.ndarray,
                                   np.asarray(cat.props["redshift"], np.float64), emb)  # fmt: skip
     inside = ok & (z_tmpl >= z_range[0]) & (z_tmpl <= z_range[1])
     d = np.abs(z_knn - z_tmpl) / (1 + z_tmpl)
-    agree = d < 0.01
+    agree = d < AGREE
     return {
         "definition": "|z_knn - z_template| / (1 + z_template) < 0.01, template flag ok and "
                       "z_template inside the catalogue's range",

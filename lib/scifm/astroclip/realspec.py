@@ -22,6 +22,7 @@ from scifm.astroclip.config import N_SPECTRUM_BINS
 from scifm.astroclip.data import prepare_spectra
 from scifm.astroclip.embed import embed_arrays
 from scifm.astroclip.model import AstroClip
+from scifm.survey.redshift import range_note
 
 AGREE = 0.01  # the k-NN and template redshifts agree when |dz| <= AGREE (1 + z) (issue 14)
 
@@ -186,9 +187,8 @@ def template_verdict(
     err = f" ± {fit.z_err:.1e}" if np.isfinite(fit.z_err) else ""
     head = f"template redshift {fit.z:.4f}{err} (flag {fit.flag}, Δχ² = {fit.deltachi2:.1f})"
     lo, hi = z_range
-    if not lo <= fit.z <= hi:
-        text = f"{head}: outside the catalogue's redshift range (it covers z = {lo:.3f}-{hi:.3f})"
-        return RedshiftVerdict(text, False, fit.z)
+    if note := range_note(fit.z, z_range):  # the CLI's words for it (scifm survey redshift)
+        return RedshiftVerdict(f"{head}: {note} (it covers z = {lo:.3f}-{hi:.3f})", False, fit.z)
     if knn_z is None or not np.isfinite(knn_z):
         return RedshiftVerdict(f"{head}; no k-NN redshift to compare with", fit.ok, fit.z)
     dz, tol = abs(knn_z - fit.z), AGREE * (1 + fit.z)
