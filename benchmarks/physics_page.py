@@ -4,8 +4,9 @@
 
 In one process, one torch thread: the import of the dashboards, the first
 ``RolloutViewer.from_assets()`` (loads the 64^2 evidence model and computes the first
-rollout, ``first_run``, once per process), then a warm session build (``from_assets`` +
-``main`` + ``sidebar``, what every new browser session pays; median of 7), the first switch
+rollout, ``first_run``, once per process), then a warm session build (the /physics page into
+a fresh Bokeh document as the server builds it, ``numbers_page.build``: what every new browser
+session pays; median of 7), the first switch
 to the 32^2 demo model in the Model select, and one 20-step run per system of each model
 (solver and surrogate seconds as ``compare`` measures them, wall seconds). Wall-clock times
 on a shared machine: read them as sizes, not to the millisecond. Writes
@@ -15,9 +16,14 @@ benchmarks/results/physics_page.{json,md}.
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from numbers_page import build  # a page's session, built as app/serve.py does
 
 from scifm.core.report import run_info, write_report
 
@@ -36,9 +42,11 @@ def main() -> None:
     (viewer_cls, _), t_import = _timed(_import)
     view, t_first = _timed(viewer_cls.from_assets)
     first = view.result
+    from app.pages import physics
+
     builds = []
     for _ in range(REPEATS):
-        _, dt = _timed(lambda: _session(viewer_cls))
+        models, dt = _timed(lambda: build(physics.page))
         builds.append(dt)
     labels = list(view.choices)
     runs = []
@@ -73,6 +81,7 @@ def main() -> None:
             "min": round(min(builds), 3),
             "max": round(max(builds), 3),
             "repeats": REPEATS,
+            "bokeh_models": models,
         },
         "runs": runs,
     }
@@ -86,12 +95,6 @@ def _import():
     return RolloutViewer, None
 
 
-def _session(viewer_cls) -> None:
-    v = viewer_cls.from_assets()
-    v.main()
-    v.sidebar()
-
-
 def _markdown(r: dict) -> str:
     f, s = r["first_run"], r["session_build_s"]
     lines = [
@@ -99,8 +102,9 @@ def _markdown(r: dict) -> str:
         f"- first `RolloutViewer.from_assets()` (model load + first rollout, once per "
         f"process): {r['first_from_assets_s']} s; its run ({f['system']}, {f['res']}², "
         f"{STEPS} steps): solver {f['solver_s']} s, surrogate {f['surrogate_s']} s",
-        f"- a warm session build (from_assets + main + sidebar): median {s['median']} s "
-        f"(min {s['min']}, max {s['max']}, {s['repeats']} repeats)",
+        f"- a warm session build (the page into a Bokeh document, as the server builds it): "
+        f"median {s['median']} s (min {s['min']}, max {s['max']}, {s['repeats']} repeats; "
+        f"{s['bokeh_models']} Bokeh models)",
         "",
         f"Runs of {STEPS} steps (one trajectory, seed 0, CPU):",
         "",
