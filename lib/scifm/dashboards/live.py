@@ -26,9 +26,11 @@ import warnings
 from collections.abc import Callable
 
 import panel as pn
-from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem
+from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem, Line
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
+
+from scifm.dashboards.shared import add_glyph
 
 MAX_SERIES = 10  # lines made up front; a further series is not drawn (with a warning)
 
@@ -63,8 +65,9 @@ class LiveLoss(pn.viewable.Viewer):
         self._lines, self._items = [], []
         for i in range(MAX_SERIES):
             src = ColumnDataSource({"step": [], "value": []})
-            line = self.figure.line("step", "value", source=src, line_width=2, visible=False,
-                                    color=Category10_10[i % 10])  # fmt: skip
+            line = add_glyph(self.figure, src, Line(x="step", y="value", line_width=2,
+                                                    line_color=Category10_10[i % 10]))  # fmt: skip
+            line.visible = False
             self._lines.append(line)
             self._items.append(LegendItem(label="", renderers=[line], visible=False))
         self.figure.add_layout(Legend(items=self._items, location="top_right"))
