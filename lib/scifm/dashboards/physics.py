@@ -34,6 +34,7 @@ from scifm.core.checkpoint import read_record
 from scifm.dashboards.mpp_results import load_results, results_views
 from scifm.dashboards.physics_models import (
     ModelChoice,
+    card_settings,
     default_assets,
     first_run,
     load_surrogate,
@@ -50,7 +51,7 @@ from scifm.dashboards.rollouts import (
 )
 from scifm.dashboards.style import STYLESHEET
 from scifm.mpp.demo import Comparison, check_inputs, compare
-from scifm.mpp.heldout import card_training_seeds, heldout_line, seed_note
+from scifm.mpp.heldout import heldout_line, seed_note
 
 SYSTEM_LABELS = {
     "Shallow water (dam break)": "swe",
@@ -227,12 +228,11 @@ class RolloutViewer(pn.viewable.Viewer):
         the frame spacing, the training seeds and the parameter ranges."""
         model, systems = load_surrogate(str(path))
         card = read_record(path).get("extra", {}).get("card")
-        if card:
-            params = {"frames_per_span": float(card["frames"]) - 1,
-                      "seeds": card_training_seeds(card),
-                      "ranges": {v: d.get("parameter_ranges", {})
-                                 for v, d in card["data"].items()}, **params}  # fmt: skip
-            res = int(card["resolution"]) if res is None else res
+        if card:  # read as the shipped evidence model's is
+            settings = card_settings(card)
+            card_res = settings.pop("res")
+            res = card_res if res is None else res
+            params = {**settings, **params}
         return cls(model, systems=systems, res=32 if res is None else res, **params)
 
     @classmethod

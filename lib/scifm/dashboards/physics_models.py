@@ -52,6 +52,17 @@ def _systems(names) -> str:
     return ", ".join(NAMES.get(s, s) for s in names)
 
 
+def card_settings(card: dict) -> dict:
+    """What a run needs from a model card (``scifm.mpp.card``): the grid side ``res``, the
+    frame spacing ``frames_per_span``, the training ``seeds`` and the parameter ``ranges``."""
+    return {
+        "res": int(card["resolution"]),
+        "frames_per_span": float(card["frames"]) - 1,
+        "seeds": card_training_seeds(card),
+        "ranges": {v: dict(d.get("parameter_ranges", {})) for v, d in card["data"].items()},
+    }
+
+
 def evidence_choice(path: Path) -> ModelChoice:
     """The 64^2 model, described from its card (``extra["card"]``)."""
     card = read_record(path)["extra"]["card"]
@@ -65,11 +76,9 @@ def evidence_choice(path: Path) -> ModelChoice:
         "out of pretraining for the transfer study, so it is not offered here; the 32² demo "
         "model has it."
     )
-    return ModelChoice(
-        LABELS[EVIDENCE], path, int(card["resolution"]), float(card["frames"]) - 1, about,
-        results_dir() / "mpp_evidence.json", card_training_seeds(card),
-        {v: dict(d.get("parameter_ranges", {})) for v, d in data.items()},
-    )  # fmt: skip
+    return ModelChoice(label=LABELS[EVIDENCE], path=path, about=about,
+                       benchmark=results_dir() / "mpp_evidence.json",
+                       **card_settings(card))  # fmt: skip
 
 
 def demo_choice(path: Path) -> ModelChoice:
