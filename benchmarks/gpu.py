@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))  # mpp_speed, run as a sibling script
 
 import mpp_speed  # noqa: E402
 
-from scifm.core.report import run_info, write_report  # noqa: E402
+from scifm.core.report import repo_path, run_info, write_report  # noqa: E402
 from scifm.mpp import AViT, AViTConfig  # noqa: E402
 from scifm.mpp.experiment import VARIANTS, load_surrogate, simulate_variant  # noqa: E402
 from scifm.mpp.metrics import nmse_per_field  # noqa: E402
@@ -255,7 +255,8 @@ def main() -> int:
                           scale=2.0, singles=4)  # fmt: skip
         return {
             "command": "python benchmarks/gpu.py", "date": now(), "machine": name,
-            "timing": "wall seconds, CUDA synchronised", "model": mpp_speed._shown(args.model),
+            "timing": "wall seconds, CUDA synchronised",
+            "model": repo_path(args.model, root=ROOT.parent),
             "model_params": model.n_params(), "patch_size": model.config.patch_size,
             "n_frames": model.config.n_frames, "speed": rows,
             "accuracy_128": mpp_speed.accuracy_128(model, systems, device=device),

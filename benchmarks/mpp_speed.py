@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from scifm.core.report import run_info, write_report
+from scifm.core.report import repo_path, run_info, write_report
 from scifm.mpp import model_step, persistence_step, rollout
 from scifm.mpp.evaluate import one_step_nrmse
 from scifm.mpp.experiment import VARIANTS, load_surrogate, simulate_variant, system_info
@@ -167,12 +167,6 @@ def accuracy_128(model, systems: dict, *, device, n: int = 2, res: int = 128) ->
     return out
 
 
-def _shown(path: str | Path) -> str:
-    """``path`` relative to the repository when it lies inside it."""
-    p = Path(path).resolve()
-    return str(p.relative_to(ROOT.parent)) if p.is_relative_to(ROOT.parent) else str(p)
-
-
 def model_card(path: str | Path) -> dict:
     """Training resolution of a checkpoint (from its recorded data config), if recorded."""
     from scifm.core import load_checkpoint
@@ -258,7 +252,7 @@ def main() -> None:
         "machine": f"device {device}, torch {torch.__version__}",
         "timing": "CPU seconds of the one-thread process" if device.type == "cpu"
         else "wall seconds, CUDA synchronised",
-        "model": _shown(args.model),
+        "model": repo_path(args.model, root=ROOT.parent),
         "model_params": model.n_params(),
         **model_card(args.model),
         "patch_size": model.config.patch_size,
