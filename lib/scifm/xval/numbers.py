@@ -117,8 +117,10 @@ def join_segments(pieces: list[tuple[str, str | None]]) -> str:
     A number written as ``1`` followed by the text ``.5`` would read back as 1.5;
     such a number is written ``1.0`` (or with an exponent before ``e5``). A number
     after text that ends in ``.`` (``..5`` is the text ``.`` and 0.5) is written with
-    a leading dot, ``.5``, since ``.0.5`` would read back as 0.0 and 5. Works right to
-    left so each number sees exactly what follows it.
+    a leading dot, ``.5``, since ``.0.5`` would read back as 0.0 and 5. An unsigned number
+    after text ending in a ``+``/``-`` that would read as its sign (the text ``-`` and 0, from
+    ``--0`` through a scheme with one zero token) is written with its own ``+``: ``-+0``.
+    Works right to left so each number sees exactly what follows it.
     """
     out = ""
     for i in range(len(pieces) - 1, -1, -1):
@@ -131,6 +133,10 @@ def join_segments(pieces: list[tuple[str, str | None]]) -> str:
             before = pieces[i - 1] if i > 0 else ("", None)
             if before[1] is None and before[0].endswith(".") and spelled[:1].isdigit():
                 spelled = _leading_dot(spelled, need_exp=bool(_EXTENDS_EXP.match(out)))
+            if spelled[:1] not in ("+", "-"):
+                left = "".join(text for text, _ in pieces[:i])
+                if left[-1:] in ("+", "-") and _sign_allowed(left, len(left) - 1):
+                    spelled = "+" + spelled  # else the text's sign would become the number's
         out = spelled + out
     return out
 
