@@ -10,6 +10,11 @@ Reads the files of ``scripts/mpp_data.sh`` (PDEBench layout, our solvers) and a 
     python benchmarks/mpp_evidence.py onestep --ckpt runs/mpp64_pretrain/checkpoint
     # 50-step rollouts on the long held-out trajectories, against persistence
     python benchmarks/mpp_evidence.py rollout --ckpt runs/mpp64_pretrain/checkpoint
+    # item 1's baselines: a single-task AViT (the same preset, recipe and code path as the
+    # pretraining, one system's files) and an FNO (neuraloperator) per pretraining system, each
+    # at the pretrained model's budget (its steps x batch, on the same LR schedule), evaluated
+    # like ``onestep`` at every milestone
+    python benchmarks/mpp_evidence.py baselines --ckpt runs/mpp64_evidence/pretrained_step3200
     # gather every finished cell into benchmarks/results/mpp_evidence.{json,md}
     python benchmarks/mpp_evidence.py report
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +37,20 @@ import torch
 from scifm.core import TrainConfig, load_checkpoint
 from scifm.core.report import repo_path, run_info, write_report
 from scifm.core.rng import seeded
+from scifm.mpp.baselines import FNOBaseline, FNOConfig
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import file_datasets, system_info
 from scifm.mpp.evaluate import one_step_nrmse, rollout_nrmse
 from scifm.mpp.experiment import finetune, load_surrogate
+from scifm.mpp.recipe import TrainRecipe
+from scifm.mpp.train import fit
 from scifm.mpp.model import AViT
 from scifm.mpp.rollout import model_step, persistence_step
 from scifm.pde.files import read_any
 from scifm.pde.filewindows import find_files
 
 ROOT = Path(__file__).resolve().parents[1]
+FNO_PRESET = "paper"  # PDEBench's FNO (12 modes, width 20, 4 layers): the issue-13 baseline
 PAPER_TRANSFER = (
     "McCabe et al. (arXiv:2310.02994) Fig. 4: fine-tuned from MPP, the NRMSE on CNS with a "
     "few trajectories is well below training from scratch (e.g. MPP-B at N=100 is below "
@@ -189,6 +199,74 @@ def onestep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baseline_model(arch: str, pre: dict, info: dict) -> torch.nn.Module:
+    """A fresh single-system model: the pretrained AViT's preset, or an FNO for its fields."""
+    cfg = AViTConfig(**pre["config"])
+    if arch == "avit":
+        return AViT(cfg)
+    return FNOBaseline(FNOConfig.preset(FNO_PRESET, n_fields=len(info["fields"]),
+                                        n_frames=cfg.n_frames))  # fmt: skip
+
+
+def baselines(args: argparse.Namespace) -> int:
+    """Item 1: single-task AViT and FNO per pretraining system at the pretrained budget.
+
+    Budget = the pretrained checkpoint's optimizer steps x batch (its recorded batch size),
+    on its LR schedule (``TrainConfig.stop_at`` cuts the same long schedule at each
+    milestone), with its stability recipe. Each model trains in ``root/baseline_ARCH_SYS``
+    (resumable from its checkpoint) and writes one cell per milestone.
+    """
+    torch.set_num_threads(args.threads)
+    root = Path(args.root)
+    pre = load_checkpoint(args.ckpt)
+    record, extra = pre["record"], pre["record"]["extra"]
+    pre_step = (pre.get("trainer_state") or {}).get("step")
+    milestones = sorted(set(args.milestones or [pre_step]))
+    if not milestones or milestones[0] is None:
+        raise ValueError(f"{args.ckpt}: no trainer step recorded; pass --milestones")
+    train_cfg = TrainConfig(**{**extra["train"], "betas": tuple(extra["train"]["betas"]),
+                               "progress": False})  # fmt: skip
+    if milestones[-1] > train_cfg.steps:
+        raise ValueError(f"--milestones {milestones}: beyond the schedule's {train_cfg.steps} steps")
+    recipe = TrainRecipe(**extra["recipe"]) if extra.get("recipe") else None
+    res, frames = extra["data"]["res"], extra["data"]["sim_frames"]
+    T = AViTConfig(**record["config"]).n_frames
+    for name in args.systems or sorted(extra["systems"]):
+        info = system_info(name)
+        files = [f"{name}={Path(args.data) / 'train' / name}"]
+        test_dir = Path(args.data) / "test" / name
+        test = file_datasets([f"{name}={test_dir}"], n_frames=T,
+                             systems={name: info})[name]  # fmt: skip
+        for arch in args.archs:
+            run_dir = root / f"baseline_{arch}_{name}"
+            for stop in milestones:
+                out = _cell_path(root, "baseline", arch, name, f"step{stop}")
+                if out.exists():
+                    continue
+                data = file_datasets(files, n_frames=T, res=res, frames=frames)
+                model = _baseline_model(arch, record, info)
+                t0 = time.perf_counter()
+                fit(model, data, replace(train_cfg, stop_at=stop),
+                    batch_size=extra["batch_size"], data_seed=extra["data"]["seed"],
+                    device="cpu", out_dir=run_dir, recipe=recipe,
+                    extra={"baseline_of": repo_path(args.ckpt), "system": name})  # fmt: skip
+                model.eval()
+                step = model_step(model, info["field_index"], info["periodic"])
+                rec = {
+                    "variant": name, "arch": arch, "step": stop,
+                    "batch_size": extra["batch_size"],
+                    "samples": stop * extra["batch_size"],
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                    "baseline_of": repo_path(args.ckpt),
+                    "seconds_this_call": round(time.perf_counter() - t0, 1),
+                    "windows": len(test), "nrmse": one_step_nrmse(step, test),
+                    "persistence": one_step_nrmse(persistence_step, test),
+                }  # fmt: skip
+                _write_cell(out, rec)
+                print(json.dumps(rec), flush=True)
+    return 0
+
+
 def _curve(root: Path, ckpt_dir: Path) -> list[dict]:
     path = ckpt_dir.parent / "metrics.jsonl"
     if not path.exists():
@@ -203,6 +281,7 @@ def report(args: argparse.Namespace) -> int:
     cells = _read_cells(root, "cns*/result.json")
     rolls = _read_cells(root, "rollout_*/result.json")
     ones = _read_cells(root, "onestep_*/result.json")
+    bases = _read_cells(root, "baseline_*_step*/result.json")
     # per (variant, N): the seeds with both a pretrained and a scratch cell (paired means)
     by: dict[tuple, dict[int, dict[str, float]]] = {}
     for c in cells:
@@ -231,6 +310,7 @@ def report(args: argparse.Namespace) -> int:
         "transfer_cells": cells,
         "rollouts": list(latest.values()),
         "one_step": list(latest_one.values()),
+        "baselines": bases,
         "pretrain_curve": [
             {k: r[k] for k in ("step", "loss", "nrmse", "lr") if k in r} for r in curve[::4]
         ],
@@ -276,6 +356,7 @@ def report(args: argparse.Namespace) -> int:
             md.append(f"| {r['variant']} | {r['trained_on']} | {r['ckpt_step']} | "
                       f"{_f(r['avit'])} | {_f(r['persistence'])} | "
                       f"{_f(r['avit'] / r['persistence'])} |")  # fmt: skip
+    md += _baseline_table(bases, latest_one)
     md += ["", "## Rollouts on the long held-out trajectories (NRMSE at step k)", ""]
     if latest:
         ks = [1, 5, 10, 20, 30, 50]
@@ -290,6 +371,35 @@ def report(args: argparse.Namespace) -> int:
     write_report("mpp_evidence", result, "\n".join(md) + "\n", info=info,
                  title="MPP evidence at 64^2 (issue 13)", out_dir=args.out)  # fmt: skip
     return 0
+
+
+def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]:
+    """Item 1's comparison: the pretrained AViT against single-task models per system."""
+    if not bases:
+        return []
+    steps = sorted({b["step"] for b in bases})
+    cols = [(a, k) for a in ("avit", "fno") for k in steps]
+    names = {"avit": "single-task AViT", "fno": "FNO"}
+    md = ["", "### Against single-task models at equal budget (one seed)", "",
+          "Each baseline trains on its one system with the pretraining's recipe, batch and LR "
+          "schedule (`baselines`), cut at each step shown; at the pretrained model's step it "
+          "has seen as many samples as the pretrained model saw over all its systems (the "
+          "issue's equal budget), at a third of it as many as the pretrained model saw of "
+          "that system. NRMSE on the same held-out test files; - = not run yet.", "",
+          "| variant | MPP pretrained (step) | "
+          + " | ".join(f"{names[a]} @ {k}" for a, k in cols) + " | persistence |",
+          "|---|---:|" + "---:|" * len(cols) + "---:|"]  # fmt: skip
+    by = {(b["variant"], b["arch"], b["step"]): b for b in bases}
+    for v in sorted({b["variant"] for b in bases}):
+        pre = pretrained.get(v)
+        cells = [_f(by[(v, a, k)]["nrmse"]) if (v, a, k) in by else "-" for a, k in cols]
+        pers = next(b["persistence"] for b in bases if b["variant"] == v)
+        pre_s = f"{_f(pre['avit'])} ({pre['ckpt_step']})" if pre else "-"
+        md.append(f"| {v} | {pre_s} | " + " | ".join(cells) + f" | {_f(pers)} |")
+    par = {b["arch"]: b["parameters"] for b in bases}
+    md += ["", "Parameters: " + ", ".join(f"{names[a]} {n:,}" for a, n in sorted(par.items()))
+           + f"; FNO preset `{FNO_PRESET}` (`scifm.mpp.baselines`)."]  # fmt: skip
+    return md
 
 
 def _latest(records: list[dict]) -> dict[str, dict]:
@@ -313,7 +423,7 @@ def _f(v) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["transfer", "onestep", "rollout", "report"])
+    ap.add_argument("what", choices=["transfer", "onestep", "rollout", "baselines", "report"])
     ap.add_argument("--ckpt", default=str(ROOT / "runs" / "mpp64_pretrain" / "checkpoint"))
     ap.add_argument("--data", default=str(ROOT / "data" / "mpp64"))
     ap.add_argument("--root", default=str(ROOT / "runs" / "mpp64_evidence"))
@@ -325,10 +435,15 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--systems", nargs="+", default=None, help="baselines: default the ckpt's")
+    ap.add_argument("--archs", nargs="+", default=["fno", "avit"], choices=["fno", "avit"])
+    ap.add_argument("--milestones", type=int, nargs="+", default=None,
+                    help="baselines: steps to evaluate at (default: the ckpt's step)")
     args = ap.parse_args()
     if args.what == "rollout":
         args.steps = 50 if args.steps == 300 else args.steps
-    run = {"transfer": transfer, "onestep": onestep, "rollout": rollout, "report": report}
+    run = {"transfer": transfer, "onestep": onestep, "rollout": rollout, "baselines": baselines,
+           "report": report}  # fmt: skip
     return run[args.what](args)
 
 

@@ -148,3 +148,29 @@ def test_schedule_warmup_then_cosine_to_floor():
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in itertools.pairwise(f[10:]))
     assert f[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_stop_at_then_resume_equals_one_run(tmp_path):
+    """stop_at ends a call at a milestone on the full run's schedule (lr of step 8 of 20, not
+    the end of an 8-step cosine); resuming to `steps` gives the weights of one uninterrupted run."""
+    cfg = TinyConfig(dropout=0.0)
+    data = DatasetBatches(regression_data(cfg, 64, seed=1), batch_size=8, seed=0)
+    base = {"steps": 20, "lr": 1e-2, "warmup_steps": 2, "progress": False, "log_every": 2}
+
+    def run(out, **kw):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = TinyMLP(cfg)
+        return model, train(model, mse_loss, data, TrainConfig(**base, **kw), device="cpu",
+                            out_dir=out)  # fmt: skip
+
+    one, whole = run(tmp_path / "one")
+    _, first = run(tmp_path / "cut", stop_at=8)
+    assert first.step == 8 and first.history[-1]["step"] == 8
+    assert first.history[-1]["lr"] == pytest.approx(whole.history[3]["lr"])  # step 8's lr
+    cut, rest = run(tmp_path / "cut")
+    assert rest.resumed_from == 8 and rest.step == 20
+    a, b = one.state_dict(), cut.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="stop_at=30"):
+        TrainConfig(steps=20, stop_at=30)

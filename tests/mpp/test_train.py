@@ -10,6 +10,7 @@ from scifm.core import TrainConfig, load_model
 from scifm.mpp import AViT, AViTConfig, nmse, nrmse, persistence_step, rollout
 from scifm.mpp.baselines import FNOBaseline, FNOConfig
 from scifm.mpp.evaluate import one_step_nrmse, rollout_nrmse
+from scifm.mpp.recipe import TrainRecipe
 from scifm.mpp.train import fit, prepare_finetune, set_trainable
 from scifm.pde.windows import TrajectoryWindows, collate_windows, system_batches
 
@@ -96,7 +97,7 @@ def test_fit_checkpoints_and_finetune_freezes_the_processor(toy_sets, tmp_path):
         set_trainable(model, "middle")
 
 
-def test_fno_baseline_trains_and_evaluates(toy_sets):
+def test_fno_baseline_trains_and_evaluates(toy_sets, tmp_path):
     pytest.importorskip("neuralop", reason="the FNO baseline needs the pde extra")
     torch.manual_seed(0)
     ws = toy_sets[0]
@@ -108,4 +109,16 @@ def test_fno_baseline_trains_and_evaluates(toy_sets):
     curve = rollout_nrmse(fno, ws.fields, 4, 5)
     assert curve.shape == (5,) and np.isfinite(curve).all()
     with pytest.raises(ValueError, match="T=4, C=2"):
-        fno(torch.randn(1, 3, 2, 32, 32))
+        fno(torch.randn(1, 5, 2, 32, 32))
+    with pytest.raises(ValueError, match="T=4, C=2"):
+        fno(torch.randn(1, 4, 3, 32, 32))
+    short = torch.randn(1, 3, 2, 32, 32)  # the first step of an unrolled loss: padded
+    with torch.no_grad():
+        padded = torch.cat([short[:, :1], short], dim=1)
+        torch.testing.assert_close(fno(short), fno(padded))
+    recipe = TrainRecipe.preset("stable")  # the AViT's stability recipe trains an FNO too
+    fit(fno, [ws], TrainConfig(steps=3, progress=False), batch_size=4, recipe=recipe,
+        out_dir=tmp_path)  # a resumable checkpoint of an FNO (neuraloperator's metadata dropped)
+    _, back = load_model(tmp_path / "checkpoint")
+    with torch.no_grad():
+        torch.testing.assert_close(back(short), fno.eval()(short))

@@ -75,6 +75,8 @@ METRICS_FILE = "metrics.jsonl"
 @dataclass(frozen=True)
 class TrainConfig(ConfigMixin):
     steps: int = 1000  # optimizer steps in the whole run (resume continues to this)
+    stop_at: int = 0  # end this call after this step (0: at `steps`); the schedule still spans
+    #                   `steps`, so a long run is cut at a milestone and resumed from there
     lr: float = 3e-4  # peak learning rate after warmup
     warmup_steps: int = 100  # linear warmup from lr/warmup to lr
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at the last step
@@ -105,6 +107,8 @@ class TrainConfig(ConfigMixin):
             raise ValueError(f"TrainConfig.lr={self.lr}: must be a positive finite number")
         if self.loader_workers < 0 or self.prefetch < 1:
             raise ValueError("TrainConfig: loader_workers must be >= 0 and prefetch >= 1")
+        if not 0 <= self.stop_at <= self.steps:
+            raise ValueError(f"TrainConfig.stop_at={self.stop_at}: expected 0..steps={self.steps}")
         if self.warmup_steps < 0 or self.ckpt_every < 0 or self.grad_clip < 0:
             raise ValueError("TrainConfig: warmup_steps, ckpt_every and grad_clip must be >= 0")
         if not 0 <= self.min_lr_ratio <= 1:
@@ -329,6 +333,7 @@ def _loop(
     run: _Run, loss_fn: LossFn, batches: BatchSource, callback: StepCallback | None
 ) -> TrainResult:
     cfg = run.cfg
+    end = cfg.stop_at or cfg.steps  # this call's last step; the schedule spans cfg.steps
     result = TrainResult(step=run.start, checkpoint=run.ckpt_dir, resumed_from=run.start)
     bar = tqdm(
         total=cfg.steps, initial=run.start, disable=not (cfg.progress and run.dist.is_main),
@@ -336,7 +341,7 @@ def _loop(
     )  # fmt: skip
     run.model.train()
     stream = iter_batches(  # a DataLoader: workers build the batches ahead, in order
-        batches, start=run.start, stop=cfg.steps, accum_steps=cfg.accum_steps,
+        batches, start=run.start, stop=max(end, run.start), accum_steps=cfg.accum_steps,
         rank=run.dist.rank, world_size=run.dist.world_size, num_workers=cfg.loader_workers,
         prefetch=cfg.prefetch, pin_memory=run.device.type == "cuda",
     )  # fmt: skip
@@ -345,18 +350,18 @@ def _loop(
         return next(stream)
 
     t_last, samples = time.perf_counter(), 0
-    for step in range(run.start, cfg.steps):
+    for step in range(run.start, end):
         out = _optimizer_step(run, loss_fn, next_batch, step)
         done = result.step = step + 1
         samples += out.samples
         bar.update(1)
-        if done % cfg.log_every == 0 or done == cfg.steps:
+        if done % cfg.log_every == 0 or done == end:
             now = time.perf_counter()
             record = _log(run, done, out, samples / max(now - t_last, 1e-9), callback)
             t_last, samples = now, 0
             result.history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.4g}", sps=f"{record['samples_per_s']:.0f}")
-        if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
+        if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < end:
             _save(run, done)
     bar.close()
     return result

@@ -3,7 +3,9 @@
 The FNO comes from the ``neuraloperator`` package; it sees the T input frames stacked as
 channels and, like the AViT, works on per-sample normalised inputs (RevIN) so that the
 comparison is between architectures, not normalisations. One FNO is trained per system,
-as in PDEBench and the MPP paper.
+as in PDEBench and the MPP paper. A window shorter than the FNO's T frames (the first step
+of an unrolled training loss, ``scifm.mpp.recipe``) is left-padded with copies of its
+first frame, so the FNO trains with the same stability recipe as the AViT.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ class FNOConfig(ConfigMixin):
 
 
 class FNOBaseline(nn.Module):
-    """(B, T, C, H, W) -> next frame (B, C, H, W); ignores field_index / periodic."""
+    """(B, T, C, H, W) -> next frame (B, C, H, W); ignores field_index / periodic.
+
+    T may be below ``config.n_frames`` (padded with the first frame), never above it."""
 
     def __init__(self, config: FNOConfig) -> None:
         super().__init__()
@@ -57,6 +61,14 @@ class FNOBaseline(nn.Module):
             n_layers=c.n_layers,
         )
 
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Tensors only: neuraloperator adds its constructor arguments as ``fno._metadata``,
+        which a safetensors checkpoint cannot hold; ``config`` rebuilds the FNO instead."""
+        sd = super().state_dict(*args, **kwargs)
+        for key in [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]:
+            del sd[key]
+        return sd
+
     def forward(
         self,
         x: torch.Tensor,
@@ -64,6 +76,9 @@ class FNOBaseline(nn.Module):
         periodic: Any = None,
     ) -> torch.Tensor:
         _, T, C = x.shape[:3]
+        if 1 <= T < self.config.n_frames:  # a short window: repeat its first frame
+            x = torch.cat([x[:, :1].expand(-1, self.config.n_frames - T, -1, -1, -1), x], dim=1)
+            T = self.config.n_frames
         if (T, C) != (self.config.n_frames, self.config.n_fields):
             raise ValueError(
                 f"x has T={T}, C={C}: this FNO was built for T={self.config.n_frames}, "
