@@ -1,0 +1,284 @@
+"""The report half of ``benchmarks/mpp_evidence.py``: its cells into ``mpp_evidence.{json,md}``.
+
+Reads every finished cell under the study's root. Cells written before a field existed are
+read with its default: a transfer cell without ``trainable`` fine-tuned all weights, a cell
+without ``tag`` comes from the main run (``scripts/mpp_pretrain.sh``), whose recipe the caller
+passes in (``main_recipe``, read from the report's ``--ckpt``) when the cell does not say.
+
+The JSON keeps the keys the physics page reads (``rollouts``, ``one_step``: the main run's
+latest checkpoint per system) and adds every run's cells beside them (``rollout_runs``,
+``one_step_runs``) with issue 13's rollout criteria per cell.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from scifm.core.report import repo_path, run_info, write_report
+
+FNO_PRESET = "paper"  # PDEBench's FNO (12 modes, width 20, 4 layers): the issue-13 baseline
+TRAINABLE = ("all", "io")  # transfer modes: every weight / processor frozen (McCabe et al. 5.2)
+TRAINABLE_WORDS = {"all": "all weights", "io": "processor frozen"}
+ROLLOUT_KS = (1, 5, 10, 20, 30, 50)
+PAPER_TRANSFER = (
+    "McCabe et al. (arXiv:2310.02994) Fig. 4: fine-tuned from MPP, the NRMSE on CNS with a "
+    "few trajectories is well below training from scratch (e.g. MPP-B at N=100 is below "
+    "scratch with N=800); the issue's goal here: pretrained <= 0.67 x scratch"
+)
+
+
+def read_cells(root: Path, pattern: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.glob(pattern))]
+
+
+def transfer_rows(cells: list[dict]) -> list[dict]:
+    """Per (variant, tag, trainable, N): paired means over the seeds with both inits."""
+    by: dict[tuple, dict[int, dict[str, float]]] = {}
+    for c in cells:
+        key = (c["variant"], c.get("tag") or "", c.get("trainable", "all"), c["n_traj"])
+        by.setdefault(key, {}).setdefault(c["seed"], {})[c["init"]] = c["one_step_nrmse"]
+    rows = []
+    for (variant, tag, trainable, n), seeds in sorted(by.items()):
+        both = [v for v in seeds.values() if "pretrained" in v and "scratch" in v]
+        pre = [v["pretrained"] for v in both]
+        scr = [v["scratch"] for v in both]
+        row = {"variant": variant, "tag": tag or None, "trainable": trainable, "n_traj": n,
+               "seeds": len(both),
+               "pretrained": float(np.mean(pre)) if both else None,
+               "scratch": float(np.mean(scr)) if both else None,
+               "pretrained_std": float(np.std(pre)) if both else None,
+               "scratch_std": float(np.std(scr)) if both else None}  # fmt: skip
+        if both:
+            row["ratio"] = row["pretrained"] / row["scratch"]
+            row["meets_0.67"] = bool(row["ratio"] <= 0.67)
+        rows.append(row)
+    return rows
+
+
+def rollout_criteria(rec: dict) -> dict:
+    """Issue 13 item 2 on one rollout: NRMSE below persistence at step 20, and at step 50
+    finite and at most 2x persistence's (None where the rollout is shorter)."""
+    a, p = rec["avit"], rec["persistence"]
+    at20 = bool(a[19] < p[19]) if len(a) >= 20 else None
+    at50 = bool(math.isfinite(a[49]) and a[49] <= 2 * p[49]) if len(a) >= 50 else None
+    return {"below_persistence_k20": at20, "finite_within_2x_k50": at50}
+
+
+def run_label(rec: dict, main_recipe: str | None) -> str:
+    """'main (stable)' or '<tag> (<recipe>)': which pretraining run a cell evaluates."""
+    recipe = rec.get("recipe") or (main_recipe if not rec.get("tag") else None) or "?"
+    return f"{rec.get('tag') or 'main'} ({recipe})"
+
+
+def latest(records: list[dict], tagged: bool = False) -> dict[tuple, dict]:
+    """The record of the latest checkpoint step per (tag, variant); untagged runs only
+    unless ``tagged``."""
+    out: dict[tuple, dict] = {}
+    for r in records:
+        if r.get("tag") and not tagged:
+            continue
+        key = (r.get("tag") or "", r["variant"])
+        if key not in out or (r["ckpt_step"] or 0) > (out[key]["ckpt_step"] or 0):
+            out[key] = r
+    return out
+
+
+def learning_curve(ckpt_dir: Path) -> list[dict]:
+    path = ckpt_dir.parent / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    by_step = {r["step"]: r for r in rows if "step" in r}  # a resumed run repeats steps
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) -> None:
+    """Gather every finished cell under ``root`` into ``out/mpp_evidence.{json,md}``."""
+    cells = read_cells(root, "cns*/result.json")
+    rolls = read_cells(root, "rollout_*/result.json")
+    ones = read_cells(root, "onestep_*/result.json")
+    bases = read_cells(root, "baseline_*_step*/result.json")
+    for r in rolls:
+        r.update(rollout_criteria(r))
+    rows = transfer_rows(cells)
+    main_one = {v: r for (_, v), r in latest(ones).items()}
+    curve = learning_curve(Path(ckpt))
+    result = {
+        "paper": PAPER_TRANSFER,
+        "transfer": rows,
+        "transfer_cells": cells,
+        "rollouts": list(latest(rolls).values()),  # the main run (the physics page reads it)
+        "rollout_runs": sorted(rolls, key=lambda r: _run_order(r)),
+        "one_step": list(main_one.values()),
+        "one_step_runs": list(latest(ones, tagged=True).values()),
+        "baselines": bases,
+        "pretrain_curve": [
+            {k: r[k] for k in ("step", "loss", "nrmse", "lr") if k in r} for r in curve[::4]
+        ],
+    }
+    info = run_info(
+        data={"files": repo_path(data) + " (scripts/mpp_data.sh)",
+              "checkpoint": repo_path(ckpt) + " (scripts/mpp_pretrain.sh)"},
+        note="64^2 grids, 8x8 patches (64 tokens a frame), AViT 'small'; 2 CPU cores shared "
+             "with other jobs, so seconds are noisy",
+    )  # fmt: skip
+    md = [
+        f"Checkpoint `{ckpt}`; every figure from `benchmarks/mpp_evidence.py`. "
+        "Scale is far below the paper (128^2, 7-400M parameters, 200k GPU steps): read trends.",
+    ]
+    md += _transfer_md(rows, cells)
+    md += _one_step_md(list(latest(ones, tagged=True).values()), main_recipe)
+    md += _baseline_table(bases, main_one)
+    md += _rollout_md(rolls, main_recipe)
+    write_report("mpp_evidence", result, "\n".join(md) + "\n", info=info,
+                 title="MPP evidence at 64^2 (issue 13)", out_dir=out)  # fmt: skip
+
+
+def _run_order(r: dict) -> tuple:
+    return (r["variant"], r.get("tag") or "", r["ckpt_step"] or 0)
+
+
+def _transfer_md(rows: list[dict], cells: list[dict]) -> list[str]:
+    md = ["", "## Transfer to compressible NS (held out of pretraining)", "",
+          PAPER_TRANSFER + ".", ""]  # fmt: skip
+    modes = [m for m in TRAINABLE if any(r["trainable"] == m for r in rows)]
+    head = "".join(f" {TRAINABLE_WORDS[m]}: pretrained | scratch | ratio |" for m in modes)
+    groups = sorted({(r["variant"], r["tag"] or "") for r in rows})
+    for variant, tag in groups:
+        name = variant + (f", run `{tag}`" if tag else "")
+        md += [f"**{name}**: one-step NRMSE (mean ± std over seeds), pretrained vs scratch "
+               "fine-tuned alike; ratio = pretrained / scratch (goal <= 0.67).", "",
+               "| N traj | seeds |" + head,
+               "|---:|---|" + "---:|---:|---:|" * len(modes)]  # fmt: skip
+        mine = [r for r in rows if r["variant"] == variant and (r["tag"] or "") == tag]
+        for n in sorted({r["n_traj"] for r in mine}):
+            by = {r["trainable"]: r for r in mine if r["n_traj"] == n}
+            seeds = "/".join(str(by[m]["seeds"]) if m in by else "-" for m in modes)
+            vals = "".join(
+                f" {_pm(by[m], 'pretrained')} | {_pm(by[m], 'scratch')} | "
+                f"{_f(by[m].get('ratio'))} |" if m in by else " - | - | - |"
+                for m in modes
+            )  # fmt: skip
+            md.append(f"| {n} | {seeds} |" + vals)
+        md.append("")
+    if cells:
+        c = cells[0]
+        sizes = {x.get("trainable", "all"): x["trainable_params"] for x in cells
+                 if "trainable_params" in x}  # fmt: skip
+        what = "; ".join(
+            f"`{m}` = {TRAINABLE_WORDS[m]}"
+            + (f" ({sizes[m]:,} trainable parameters)" if m in sizes else "")
+            for m in modes
+        )
+        md += [
+            f"Fine-tuning: {c['steps']} AdamW steps, lr {c['lr']}, batch {c['batch_size']}; "
+            f"{what} (`io`: field embedding, stem and decoder train, the processor blocks "
+            "keep their weights: pretrained, or random for scratch); from "
+            + ", ".join(f"`{k}`" for k in sorted({x.get("ckpt", "?") for x in cells}))
+            + " (the pretrained init); one-step NRMSE on the held-out test files "
+            f"({c['test_windows']} windows); persistence: {_f(c['persistence_nrmse'])}.",
+        ]
+    return md
+
+
+def _one_step_md(ones: list[dict], main_recipe: str | None) -> list[str]:
+    md = ["", "## One-step NRMSE on the held-out test trajectories (goal: <= 0.5x persistence)",
+          ""]  # fmt: skip
+    if ones:
+        md += ["| variant | run (recipe) | in pretraining | checkpoint step | AViT | "
+               "persistence | ratio |", "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+        for r in sorted(ones, key=_run_order):
+            md.append(f"| {r['variant']} | {run_label(r, main_recipe)} | {r['trained_on']} | "
+                      f"{r['ckpt_step']} | {_f(r['avit'])} | {_f(r['persistence'])} | "
+                      f"{_f(r['avit'] / r['persistence'])} |")  # fmt: skip
+    return md
+
+
+def _rollout_md(rolls: list[dict], main_recipe: str | None) -> list[str]:
+    md = ["", "## Rollouts on the long held-out trajectories (NRMSE at step k)", "",
+          "Issue 13 item 2, with and without the stability recipe: below persistence at "
+          "k = 20, and at k = 50 finite and at most 2x persistence, on every system.",
+          ""]  # fmt: skip
+    if not rolls:
+        return md
+    ks = ROLLOUT_KS
+    md.append("| variant | model: run (recipe) @ step | in pretraining | "
+              + " | ".join(f"k={k}" for k in ks) + " | k=20 < persistence | "
+              "k=50 finite, <= 2x persistence |")  # fmt: skip
+    md.append("|---|---|---|" + "---:|" * len(ks) + "---|---|")
+
+    def vals(curve: list[float]) -> str:
+        return " | ".join(_f(curve[k - 1]) if k <= len(curve) else "" for k in ks)
+
+    for variant in sorted({r["variant"] for r in rolls}):
+        mine = sorted((r for r in rolls if r["variant"] == variant), key=_run_order)
+        for r in mine:
+            md.append(f"| {variant} | {run_label(r, main_recipe)} @ {r['ckpt_step']} | "
+                      f"{r['trained_on']} | {vals(r['avit'])} | "
+                      f"{_yn(r['below_persistence_k20'])} | "
+                      f"{_yn(r['finite_within_2x_k50'])} |")  # fmt: skip
+        md.append(f"| {variant} | persistence | | {vals(mine[0]['persistence'])} | | |")
+    md += ["", "Per run and checkpoint, on the pretraining systems:", ""]
+    runs = sorted({(run_label(r, main_recipe), r["ckpt_step"] or 0) for r in rolls})
+    for label, step in runs:
+        mine = [r for r in rolls if run_label(r, main_recipe) == label
+                and (r["ckpt_step"] or 0) == step and r["trained_on"]]  # fmt: skip
+        if not mine:
+            continue
+        parts = []
+        for key, words in (
+            ("below_persistence_k20", "below persistence at k=20"),
+            ("finite_within_2x_k50", "finite and <= 2x persistence at k=50"),
+        ):
+            ok = sorted(r["variant"] for r in mine if r[key])
+            parts.append(f"{words} on {len(ok)} of {len(mine)}"
+                         + (f" ({', '.join(ok)})" if ok else ""))  # fmt: skip
+        md.append(f"- {label}, step {step}: " + "; ".join(parts) + ".")
+    return md
+
+
+def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]:
+    """Item 1's comparison: the pretrained AViT against single-task models per system."""
+    if not bases:
+        return []
+    steps = sorted({b["step"] for b in bases})
+    cols = [(a, k) for a in ("avit", "fno") for k in steps]
+    names = {"avit": "single-task AViT", "fno": "FNO"}
+    md = ["", "### Against single-task models at equal budget (one seed)", "",
+          "Each baseline trains on its one system with the pretraining's recipe, batch and LR "
+          "schedule (`baselines`), cut at each step shown; at the pretrained model's step it "
+          "has seen as many samples as the pretrained model saw over all its systems (the "
+          "issue's equal budget), at a third of it as many as the pretrained model saw of "
+          "that system. NRMSE on the same held-out test files; - = not run yet.", "",
+          "| variant | MPP pretrained (step) | "
+          + " | ".join(f"{names[a]} @ {k}" for a, k in cols) + " | persistence |",
+          "|---|---:|" + "---:|" * len(cols) + "---:|"]  # fmt: skip
+    by = {(b["variant"], b["arch"], b["step"]): b for b in bases}
+    for v in sorted({b["variant"] for b in bases}):
+        pre = pretrained.get(v)
+        cells = [_f(by[(v, a, k)]["nrmse"]) if (v, a, k) in by else "-" for a, k in cols]
+        pers = next(b["persistence"] for b in bases if b["variant"] == v)
+        pre_s = f"{_f(pre['avit'])} ({pre['ckpt_step']})" if pre else "-"
+        md.append(f"| {v} | {pre_s} | " + " | ".join(cells) + f" | {_f(pers)} |")
+    par = {b["arch"]: b["parameters"] for b in bases}
+    md += ["", "Parameters: " + ", ".join(f"{names[a]} {n:,}" for a, n in sorted(par.items()))
+           + f"; FNO preset `{FNO_PRESET}` (`scifm.mpp.baselines`)."]  # fmt: skip
+    return md
+
+
+def _pm(row: dict, key: str) -> str:
+    if row[key] is None:
+        return ""
+    return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["seeds"] > 1 else _f(row[key])
+
+
+def _f(v) -> str:
+    return "" if v is None else f"{v:.4f}"
+
+
+def _yn(v) -> str:
+    return "n/a" if v is None else ("yes" if v else "no")
