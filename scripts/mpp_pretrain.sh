@@ -8,14 +8,26 @@
 # runs/mpp64_pretrain/metrics.jsonl).
 #
 #   nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain.log 2>&1 &
+#
+# Environment (defaults: the run above): RECIPE (a TrainRecipe preset: stable, paper,
+# unrolled), STOP_AT (end this call after that step; the LR schedule still spans all 20,000
+# steps, so the run can be resumed past it), OUT, DATA, PY, DEVICE. The no-recipe ablation
+# (issue 13 item 2: the paper's one-step NMSE, everything else identical, one seed), cut at
+# the step of the main run's evaluated checkpoint:
+#
+#   RECIPE=paper STOP_AT=3200 OUT=runs/mpp64_pretrain_paper \
+#       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain_paper.log 2>&1 &
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"
 DATA="${DATA:-$ROOT/data/mpp64/train}"
 OUT="${OUT:-$ROOT/runs/mpp64_pretrain}"
+RECIPE="${RECIPE:-stable}"
+export PYTHONPATH="$ROOT/lib${PYTHONPATH:+:$PYTHONPATH}"  # this tree's library, not an install's
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec "$PY" -m scifm mpp pretrain --model small --data no_cns --data-set res=64 \
     --train small --train-set steps=20000 warmup_steps=500 log_every=50 ckpt_every=200 \
-    --recipe stable --batch-size 8 \
+    ${STOP_AT:+stop_at=$STOP_AT} \
+    --recipe "$RECIPE" --batch-size 8 \
     --files "swe=$DATA/swe" "diffreact=$DATA/diffreact" "ins=$DATA/ins" \
     --out "$OUT" --device "${DEVICE:-cpu}"
