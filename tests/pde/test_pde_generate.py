@@ -89,6 +89,23 @@ def test_interrupted_run_resumes_without_redoing_finished_chunks(tmp_path, monke
     torch.testing.assert_close(resumed.params["d0"], clean.params["d0"])
 
 
+def test_rerun_of_a_finished_pdebench_request_simulates_nothing(tmp_path, monkeypatch):
+    """The merge deletes the chunks; a rerun (scripts/mpp_data.sh after an interruption in a
+    later folder) returns the merged file instead of simulating every chunk again."""
+    req = GenerateRequest(system="swe", n=3, res=16, n_frames=2, t_end=0.05, chunk_size=2)
+    first = generate(req, tmp_path, progress=False)
+    before = first[0].stat().st_mtime_ns
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("simulated again")
+
+    monkeypatch.setattr(gen_module, "simulate", refuse)
+    assert generate(req, tmp_path, progress=False) == first
+    assert first[0].stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match="different generation request"):
+        generate(req.replace(n=4), tmp_path, progress=False)  # the manifest still guards
+
+
 def test_resume_with_other_settings_is_refused(tmp_path):
     req = GenerateRequest(system="swe", n=2, res=16, n_frames=2, t_end=0.05, chunk_size=2)
     generate(req, tmp_path, progress=False)

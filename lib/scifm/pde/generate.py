@@ -101,6 +101,9 @@ def generate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_manifest(req, out)
+    finished = _finished_pdebench(req, out)
+    if finished is not None:  # a rerun of a finished request simulates nothing
+        return [finished]
     bar = tqdm(total=req.n, desc=f"{req.system} {req.res}^2", unit="traj", disable=not progress)
     chunk_files = []
     for k in range(req.n_chunks):
@@ -148,6 +151,19 @@ def _check_manifest(req: GenerateRequest, out: Path) -> None:
     tmp = atomic_path(path)
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+def _finished_pdebench(req: GenerateRequest, out: Path) -> Path | None:
+    """The merged file of a finished PDEBench request in ``out``, else None.
+
+    Merging deletes the chunks, so without this a rerun would simulate them all again.
+    The manifest check has made sure ``out`` holds this request; INS chunks are its final
+    files and are skipped one by one like any chunk.
+    """
+    if req.fmt != "pdebench" or req.system == "ins" or (out / "chunks").exists():
+        return None
+    merged = [p for p in out.iterdir() if p.is_file() and p.suffix in (".h5", ".hdf5")]
+    return merged[0] if len(merged) == 1 else None
 
 
 def _chunk_path(req: GenerateRequest, out: Path, k: int) -> Path:
