@@ -316,7 +316,7 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=["transfer", "onestep", "rollout", "baselines", "report"])
     ap.add_argument("--ckpt", default=str(ROOT / "runs" / "mpp64_pretrain" / "checkpoint"))
@@ -351,7 +351,7 @@ def main() -> int:
         default=None,
         help="baselines: steps to evaluate at (default: the ckpt's step)",
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.what == "rollout":
         args.steps = 50 if args.steps == 300 else args.steps
     run = {"transfer": transfer, "onestep": onestep, "rollout": rollout, "baselines": baselines,
