@@ -17,6 +17,15 @@
 # Cost estimate (CPU seconds per trajectory at 64^2, full span, one thread, measured on 8
 # trajectories over part of the span): swe 0.26, diffreact 0.06, ins 0.9, cns M0.1 6.4,
 # cns M1.0 12.7; in all about 50 CPU-minutes (CNS about 90% of it).
+#
+# ONLY="variant ..." restricts the run to those variants (all three splits each); finished
+# folders are skipped either way. Compressible NS at Mach 1.0 alone (train, test, test_long;
+# about 100 x 12.7 + 20 x 12.7 + 10 x 12.7 x 2.65 s, i.e. 30 CPU-minutes by the estimate above):
+#
+#   ONLY=cns_m1.0 nohup nice -n 10 scripts/mpp_data.sh > data/mpp64/generate_m1.0.log 2>&1 &
+#
+# N_TRAIN, N_TEST, N_LONG (defaults 100, 20, 10) change the counts, for a smoke run into
+# another OUT (a folder's manifest refuses a resume with other counts).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"
@@ -41,15 +50,25 @@ VARIANTS=(
     "cns_m0.1  cns        1.0   2.65  --param M=0.1"
     "cns_m1.0  cns        1.0   2.65  --param M=1.0"
 )
+known=" ${VARIANTS[*]%% *} "
+for v in ${ONLY:-}; do
+    if [[ "$known" != *" $v "* ]]; then
+        echo "ONLY=\"$ONLY\": unknown variant '$v'; expected some of:${known% }" >&2
+        exit 2
+    fi
+done
 # Variant by variant (train, test, test_long), so the transfer target cns_m0.1 is complete
 # before the costly cns_m1.0 starts; each folder's seeds do not depend on this order.
 for row in "${VARIANTS[@]}"; do
     read -r variant system span long params <<<"$row"
+    if [[ -n "${ONLY:-}" && " $ONLY " != *" $variant "* ]]; then
+        continue
+    fi
     # shellcheck disable=SC2086  # params holds zero or more "--param K=V" words
-    gen train "$variant" 100 1301 21 "$span" "$system" $params
+    gen train "$variant" "${N_TRAIN:-100}" 1301 21 "$span" "$system" $params
     # shellcheck disable=SC2086
-    gen test "$variant" 20 2301 21 "$span" "$system" $params
+    gen test "$variant" "${N_TEST:-20}" 2301 21 "$span" "$system" $params
     # shellcheck disable=SC2086
-    gen test_long "$variant" 10 3301 54 "$long" "$system" $params
+    gen test_long "$variant" "${N_LONG:-10}" 3301 54 "$long" "$system" $params
 done
 echo "$(date -u +%FT%TZ) done"
