@@ -5,15 +5,15 @@ Reads the files of ``scripts/mpp_data.sh`` (PDEBench layout, our solvers) and a 
 
     # transfer: fine-tune on N in {1,2,4,8,16,32} CNS (M=0.1) trajectories, pretrained vs
     # a scratch model of the same size, the same steps, data order and learning rate
-    python benchmarks/mpp_evidence.py transfer --ckpt runs/mpp64_evidence/pretrained_step2200 \
+    python benchmarks/mpp_evidence.py transfer --ckpt runs/mpp64_evidence/pretrained_step2200 \\
         --steps 200 --seeds 0 1 2
-    # the same with the processor frozen (McCabe et al. 5.2: "full and with frozen
+    # the same with the processor frozen (issue 13: fine-tuning "full and with frozen
     # processor"): only field embedding, stem and decoder train; the scratch control keeps
     # its random processor. Cells <variant>_<init>_io_n<N>_s<seed> beside the full ones
-    python benchmarks/mpp_evidence.py transfer --ckpt runs/mpp64_evidence/pretrained_step2200 \
+    python benchmarks/mpp_evidence.py transfer --ckpt runs/mpp64_evidence/pretrained_step2200 \\
         --steps 200 --seeds 0 1 2 --trainable io
     # Mach 1.0 (needs ONLY=cns_m1.0 scripts/mpp_data.sh first)
-    python benchmarks/mpp_evidence.py transfer --ckpt runs/mpp64_evidence/pretrained_step2200 \
+    python benchmarks/mpp_evidence.py transfer --ckpt runs/mpp64_evidence/pretrained_step2200 \\
         --steps 200 --seeds 0 1 2 --variant cns_m1.0
     # one-step NRMSE per system on the 21-frame held-out test files, against persistence
     python benchmarks/mpp_evidence.py onestep --ckpt runs/mpp64_evidence/pretrained_step3200

@@ -21,7 +21,7 @@ import numpy as np
 from scifm.core.report import repo_path, run_info, write_report
 
 FNO_PRESET = "paper"  # PDEBench's FNO (12 modes, width 20, 4 layers): the issue-13 baseline
-TRAINABLE = ("all", "io")  # transfer modes: every weight / processor frozen (McCabe et al. 5.2)
+TRAINABLE = ("all", "io")  # transfer modes: every weight / processor frozen (issue 13)
 TRAINABLE_WORDS = {"all": "all weights", "io": "processor frozen"}
 ROLLOUT_KS = (1, 5, 10, 20, 30, 50)
 PAPER_TRANSFER = (
