@@ -336,7 +336,7 @@ def _loop(
     end = cfg.stop_at or cfg.steps  # this call's last step; the schedule spans cfg.steps
     result = TrainResult(step=run.start, checkpoint=run.ckpt_dir, resumed_from=run.start)
     bar = tqdm(
-        total=cfg.steps, initial=run.start, disable=not (cfg.progress and run.dist.is_main),
+        total=end, initial=run.start, disable=not (cfg.progress and run.dist.is_main),
         desc="train", dynamic_ncols=True,
     )  # fmt: skip
     run.model.train()
