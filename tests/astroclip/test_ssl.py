@@ -138,7 +138,8 @@ def test_noise_level_is_estimated_from_the_image_despite_the_galaxy():
 def test_added_noise_scales_with_the_images_own_noise_and_keeps_flux():
     g = torch.Generator().manual_seed(5)
     sigma = torch.tensor([0.01, 0.02, 0.05])
-    x = 5 * _blob(8, 64, sigma=3.0) + torch.randn(8, 3, 64, 64, generator=g) * sigma.view(1, 3, 1, 1)
+    noise = torch.randn(8, 3, 64, 64, generator=g) * sigma.view(1, 3, 1, 1)
+    x = 5 * _blob(8, 64, sigma=3.0) + noise
     y = augment_images(x, _cfg(noise_scale=(1.0, 1.0)), torch.Generator().manual_seed(6))
     # rotations/flips do not change a noise level; independent noise of the same sigma adds
     torch.testing.assert_close(noise_level(y), math.sqrt(2) * noise_level(x), rtol=0.08, atol=0)
@@ -181,6 +182,7 @@ def test_vicreg_penalises_collapse_and_not_a_whitened_pair():
     loss, terms = vicreg_loss(same, same)
     assert float(terms["invariance"]) == 0 and float(terms["covariance"]) == 0
     assert float(terms["variance"]) == pytest.approx(1 - math.sqrt(1e-4))  # collapse is seen
+    assert float(loss) == pytest.approx(25 * (1 - math.sqrt(1e-4)))
     z = torch.tensor([[1.0, 1], [1, -1], [-1, 1], [-1, -1]]) * math.sqrt(3 / 4) * 1.01
     _, t = vicreg_loss(z, z)  # unit-variance, uncorrelated, identical views: nothing to pay
     assert all(float(v) == pytest.approx(0.0, abs=1e-6) for v in t.values())
@@ -203,7 +205,7 @@ def test_vicreg_ssl_learns_invariance_on_one_batch():
         out["loss"].backward()
         opt.step()
     out = model(x, x.flip(3))
-    assert float(out["loss"]) < 0.5 * first["loss"]
+    assert float(out["loss"].detach()) < 0.5 * first["loss"]
     assert float(out["variance"]) < first["variance"]  # spread out, not collapsed
 
 
@@ -228,3 +230,26 @@ def test_cli_pretrain_image_checkpoints_resumes_and_scores_held_out_galaxies(
     assert main([*args, "--steps", "6"]) == 0  # resumes at step 4
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["final"]["step"] == 6 and res["image_ssl_knn"]["step"] == 6
+
+
+def test_cli_align_prepares_images_as_the_image_encoder_was_trained(tmp_path, capsys):
+    """An encoder's own input size wins over --preset (a 64 px encoder gets 64 px images)."""
+    common = ["--survey", "toy:48", "--quiet", "--batch-size", "16", "--steps", "1"]
+    assert main(["astroclip", "pretrain-image", *common, "--preset", "tiny",
+                 "--out", str(tmp_path / "img")]) == 0  # fmt: skip
+    assert main(["astroclip", "pretrain-spectrum", *common, "--preset", "tiny",
+                 "--out", str(tmp_path / "spec")]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["astroclip", "align", *common, "--preset", "small",  # small: 32 px images
+                 "--image", str(tmp_path / "img"), "--spectrum", str(tmp_path / "spec"),
+                 "--out", str(tmp_path / "clip")]) == 0  # fmt: skip
+    cfg, _ = load_model(tmp_path / "clip" / "checkpoint", expect_config=AstroClipConfig)
+    assert cfg.image.input_size == 16 and cfg.embed_dim == 128  # tiny encoder, small heads
+
+
+def test_the_full_set_never_changes_colours():
+    cfg = ImageEncoderConfig.preset("tiny", noise_scale=(0.0, 0.0), psf_fwhm=(0.5, 2.0))
+    x = _blob(6, 16, sigma=1.5)
+    y = augment_images(x, cfg, torch.Generator().manual_seed(10))
+    flux = y.sum((2, 3))
+    torch.testing.assert_close(flux / flux[:, :1], torch.tensor([1.0, 2.0, 4.0]).expand(6, 3))

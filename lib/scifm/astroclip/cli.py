@@ -143,11 +143,13 @@ def _align(args: argparse.Namespace) -> int:
     from scifm.astroclip.splits import split_record
     from scifm.astroclip.train import align, load_encoders
 
-    cfg, data, tr, te = _load(args)
+    # the encoders' own configs decide how the survey is prepared (a 64 px image encoder
+    # gets 64 px images whatever --preset says; the preset sets the heads)
+    ssl, spec = load_encoders(_ckpt(args.image), _ckpt(args.spectrum))
+    cfg = _preset_config(args).replace(image=ssl.config, spectrum=spec.config)
+    cfg, data, tr, te = _load(args, cfg)
     record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
                           source=args.survey)  # fmt: skip
-    ssl, spec = load_encoders(_ckpt(args.image), _ckpt(args.spectrum))
-    cfg = cfg.replace(image=ssl.config, spectrum=spec.config)
     tc, bs = _train_cfg(args, "align")
     t = torch.from_numpy(tr)
     _, res = align(data.images[t], data.spectra[t], cfg, ssl, spec, tc, batch_size=bs,

@@ -101,7 +101,8 @@ def pretrain_image(
     ``evaluate(encoder)`` (e.g. a k-NN R^2 on held-out galaxies) runs every ``eval_every``
     steps (a multiple of ``train_cfg.log_every``; 0: only at the end) and at the end; each
     result goes to ``callback`` as ``{"stage": "eval", "step": ..., **metrics}`` and is
-    appended to ``out_dir/eval.jsonl``.
+    appended to ``out_dir/eval.jsonl`` (a resumed run evaluates again the steps it redoes
+    after its checkpoint: the last record of a step is the one of the weights kept).
     """
     _check_rows("images", images, batch_size)
     _check_images(images, cfg)
