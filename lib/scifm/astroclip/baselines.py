@@ -22,8 +22,9 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from scifm.astroclip.augment import augment_images
 from scifm.astroclip.config import ImageEncoderConfig
-from scifm.astroclip.image_encoder import ImageEncoder, augment_images
+from scifm.astroclip.image_encoder import ImageEncoder
 from scifm.core import ConfigMixin, DatasetBatches, TrainConfig
 from scifm.core import train as core_train
 from scifm.core.rng import seeded
@@ -78,7 +79,7 @@ def train_image_regressor(
     y = torch.from_numpy(scaler.transform(targets).astype(np.float32))
     with seeded(seed):  # weight init; the caller's RNG stream is left alone
         model = ImageRegressor(cfg)
-    aug = cfg.image.replace(noise_sigma=0.0, gain_jitter=0.0)
+    aug = cfg.image.geometric
 
     def make(idx: np.ndarray, gen: torch.Generator) -> dict[str, torch.Tensor]:
         t = torch.from_numpy(idx)

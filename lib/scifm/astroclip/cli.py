@@ -1,6 +1,7 @@
 """``scifm astroclip ...``: the three training stages, embedding, evaluation and search.
 
     scifm astroclip pretrain-image    --survey S --out runs/img   [--preset small --steps N]
+                                      [--method moco|vicreg --eval-every N]
     scifm astroclip pretrain-spectrum --survey S --out runs/spec
     scifm astroclip align   --survey S --image runs/img --spectrum runs/spec --out runs/clip
     scifm astroclip embed   --model runs/clip/checkpoint --survey S --out emb.h5
@@ -38,18 +39,25 @@ def _common(p: argparse.ArgumentParser, *, survey: bool = True) -> None:
 def _train_args(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("--out", required=True, help="run folder (resumable checkpoint inside)")
-    p.add_argument("--preset", default="small", help="AstroClipConfig preset: tiny/small/paper")
+    p.add_argument("--preset", default="small",
+                   help="AstroClipConfig preset: tiny/small/evidence/paper (evidence: native "
+                        "64 px images)")  # fmt: skip
     p.add_argument("--steps", type=positive_int, default=None, help="optimizer steps")
     p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
 
 
-def _load(args: argparse.Namespace, cfg=None):
+def _preset_config(args: argparse.Namespace):
     from scifm.astroclip.config import AstroClipConfig
+
+    return AstroClipConfig.preset(getattr(args, "preset", "small"))
+
+
+def _load(args: argparse.Namespace, cfg=None):
     from scifm.astroclip.pipeline import prepare, source_split, survey_fetcher
 
-    cfg = cfg or AstroClipConfig.preset(getattr(args, "preset", "small"))
+    cfg = cfg or _preset_config(args)
     fetch, n = survey_fetcher(args.survey)
     n = min(n, args.n or n)
     data = prepare(fetch, n, cfg, progress=not args.quiet)
@@ -69,15 +77,43 @@ def _train_cfg(args: argparse.Namespace, stage: str):
 
 
 def _pretrain_image(args: argparse.Namespace) -> int:
+    import math
+
     import torch
 
-    from scifm.astroclip.train import pretrain_image
+    from scifm.astroclip.evaluate import image_ssl_knn_r2
+    from scifm.astroclip.pipeline import DEFAULT_PROPS, split_how
+    from scifm.astroclip.splits import split_record
+    from scifm.astroclip.train import EVAL_FILE, pretrain_image
 
-    cfg, data, tr, _ = _load(args)
+    cfg = _preset_config(args)
+    if args.method:
+        cfg = cfg.replace(image=cfg.image.replace(method=args.method))
+    cfg, data, tr, te = _load(args, cfg)
     tc, bs = _train_cfg(args, "image")
-    _, res = pretrain_image(data.images[torch.from_numpy(tr)], cfg.image, tc, batch_size=bs,
-                            device=args.device, out_dir=args.out, seed=args.seed)  # fmt: skip
-    print(json.dumps({"checkpoint": str(res.checkpoint), "final": res.history[-1]}))
+    if args.eval_every:  # log at every evaluation step: evaluations ride on logged steps
+        tc = tc.replace(log_every=math.gcd(tc.log_every, args.eval_every))
+    record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
+                          source=args.survey)  # fmt: skip
+    props = {k: data.props[k] for k in DEFAULT_PROPS if k in data.props}
+
+    def evaluate(encoder: torch.nn.Module) -> dict[str, float]:
+        r2 = image_ssl_knn_r2(encoder, data.images, tr, te, props)
+        return {f"knn_r2_{k}": v for k, v in r2.items()}
+
+    evals: list[dict] = []
+    _, res = pretrain_image(
+        data.images[torch.from_numpy(tr)], cfg.image, tc, batch_size=bs, device=args.device,
+        out_dir=args.out, seed=args.seed, extra={"split": record}, evaluate=evaluate,
+        eval_every=args.eval_every,
+        callback=lambda r: evals.append(r) if r.get("stage") == "eval" else None,
+    )  # fmt: skip
+    print(json.dumps({
+        "checkpoint": str(res.checkpoint), "method": cfg.image.method,
+        "input_size": cfg.image.input_size, "final": res.history[-1] if res.history else None,
+        "image_ssl_knn": evals[-1], "evaluations": str(Path(args.out) / EVAL_FILE),
+        "split": {k: record[k] for k in ("how", "n_train", "n_test")},
+    }))  # fmt: skip
     return 0
 
 
@@ -107,11 +143,13 @@ def _align(args: argparse.Namespace) -> int:
     from scifm.astroclip.splits import split_record
     from scifm.astroclip.train import align, load_encoders
 
-    cfg, data, tr, te = _load(args)
+    # the encoders' own configs decide how the survey is prepared (a 64 px image encoder
+    # gets 64 px images whatever --preset says; the preset sets the heads)
+    ssl, spec = load_encoders(_ckpt(args.image), _ckpt(args.spectrum))
+    cfg = _preset_config(args).replace(image=ssl.config, spectrum=spec.config)
+    cfg, data, tr, te = _load(args, cfg)
     record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
                           source=args.survey)  # fmt: skip
-    ssl, spec = load_encoders(_ckpt(args.image), _ckpt(args.spectrum))
-    cfg = cfg.replace(image=ssl.config, spectrum=spec.config)
     tc, bs = _train_cfg(args, "align")
     t = torch.from_numpy(tr)
     _, res = align(data.images[t], data.spectra[t], cfg, ssl, spec, tc, batch_size=bs,
@@ -186,8 +224,17 @@ def _search(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("astroclip", help="AstroCLIP: train, embed, evaluate, search")
     sub = group.add_subparsers(dest="astroclip_command", required=True)
-    p = sub.add_parser("pretrain-image", help="MoCo-v2 pretraining of the image encoder")
+    p = sub.add_parser("pretrain-image", help="self-supervised pretraining of the image encoder")
     _train_args(p)
+    p.add_argument(
+        "--method",
+        choices=("moco", "vicreg"),
+        default=None,
+        help="self-supervised objective (default: the preset's, moco)",
+    )
+    p.add_argument("--eval-every", type=positive_int, default=0,
+                   help="k-NN R^2 of the frozen embedding on the held-out split every N steps "
+                        "(always at the end); appended to OUT/eval.jsonl")  # fmt: skip
     p.set_defaults(func=_pretrain_image)
     p = sub.add_parser("pretrain-spectrum", help="masked-modelling pretraining of SpecFormer")
     _train_args(p)

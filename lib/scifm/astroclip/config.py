@@ -1,12 +1,14 @@
 """Configs of the three AstroCLIP stages (Parker et al. 2024, arXiv:2310.03024).
 
-``ImageEncoderConfig``: a small ResNet image encoder pretrained with MoCo-v2 (the
-workshop AstroCLIP / Stein et al. 2021 recipe). ``SpecFormerConfig``: the SpecFormer
+``ImageEncoderConfig``: a small ResNet image encoder pretrained self-supervised, with
+MoCo-v2 (the workshop AstroCLIP / Stein et al. 2021 recipe) or VICReg (Bardes et al.
+2022), on astronomy augmentations (``augment.py``). ``SpecFormerConfig``: the SpecFormer
 spectrum transformer pretrained by masked modelling. ``AstroClipConfig``: the two
 frozen encoders plus cross-attention alignment heads trained with InfoNCE.
 
-CPU presets crop and downsample the inputs (``tiny``/``small``); ``paper`` is the
-MNRAS size and wants a GPU.
+CPU presets crop and downsample the inputs (``tiny`` 32 -> 16 px, ``small`` 64 -> 32 px,
+the shipped demo model); ``evidence`` sees the 64 px centre crop at the survey's native
+0.262"/pixel (no pooling); ``paper`` is the MNRAS size and wants a GPU.
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ from typing import Any, ClassVar
 
 from scifm.core import ConfigMixin
 from scifm.survey.readers.grid import DESI_N_WAVE
-from scifm.survey.transforms import AugmentConfig
 
 N_SPECTRUM_BINS = DESI_N_WAVE  # DESI coadd grid: lambda_i = 3600 + 0.8 i Angstrom
 IMAGE_SIZE = 152  # survey cutouts are 152 x 152 x 3 (g, r, z)
+
+
+SSL_METHODS = ("moco", "vicreg")  # self-supervised objectives of the image encoder
+PIXEL_SCALE = 0.262  # arcsec per pixel of the Legacy Surveys (and simulated) cutouts
+# Fields of older checkpoints that no longer exist: augmentation settings only (a fixed
+# noise sigma and a per-band gain, i.e. a colour jitter), so dropping them on load
+# leaves the weights' meaning unchanged.
+_RETIRED_IMAGE_FIELDS = ("noise_sigma", "gain_jitter")
 
 
 @dataclass(frozen=True)
@@ -29,21 +38,34 @@ class ImageEncoderConfig(ConfigMixin):
     widths: tuple[int, ...] = (32, 64, 128)  # ResNet stage widths; each stage halves H and W
     blocks_per_stage: int = 1  # residual blocks per stage
     d_model: int = 128  # width of the output tokens the alignment head attends over
+    method: str = "moco"  # self-supervised objective: "moco" (MoCo-v2) or "vicreg" (VICReg)
     proj_dim: int = 64  # MoCo projection size (contrastive space, thrown away after)
     queue_size: int = 4096  # MoCo-v2 negatives kept from earlier batches
-    momentum: float = 0.99  # EMA factor of the key encoder
+    momentum: float = 0.99  # EMA factor of the MoCo key encoder
     temperature: float = 0.2  # MoCo softmax temperature
-    noise_sigma: float = 0.005  # augmentation: extra Gaussian noise in nanomaggies
-    gain_jitter: float = 0.05  # augmentation: per-band multiplicative jitter (keeps colours)
+    expander_dim: int = 512  # VICReg expander width (paper: 8192, 4 x its 2048 backbone)
+    # VICReg weights of invariance, variance, covariance (Bardes et al. 2022: 25, 25, 1)
+    vicreg_weights: tuple[float, float, float] = (25.0, 25.0, 1.0)
+    # Augmentations (scifm.astroclip.augment; astronomy only, never a colour change):
+    psf_fwhm: tuple[float, float] = (0.0, 1.0)  # extra Gaussian PSF FWHM range (arcsec)
+    noise_scale: tuple[float, float] = (0.0, 1.0)  # extra noise range, x the image's noise
+    shift_max: int = 2  # random cyclic shift up to this many input pixels on each axis
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"crop": 32, "downsample": 2, "widths": (8, 16), "d_model": 16, "proj_dim": 8,
-                 "queue_size": 64},
+                 "queue_size": 64, "expander_dim": 32},
         "small": {},
+        # the survey's native pixels (0.262"): the 64 px centre crop, no pooling
+        "evidence": {"crop": 64, "downsample": 1},
         "paper": {"crop": 144, "downsample": 1, "widths": (64, 128, 256, 512),
                   "blocks_per_stage": 2, "d_model": 512, "proj_dim": 128,
-                  "queue_size": 65536, "momentum": 0.999},
+                  "queue_size": 65536, "momentum": 0.999, "expander_dim": 2048},
     }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ImageEncoderConfig:
+        """As ``ConfigMixin.from_dict``; a checkpoint's retired augmentation fields are dropped."""
+        return super().from_dict({k: v for k, v in data.items() if k not in _RETIRED_IMAGE_FIELDS})
 
     def __post_init__(self) -> None:
         if not 8 <= self.crop <= IMAGE_SIZE:
@@ -60,21 +82,42 @@ class ImageEncoderConfig(ConfigMixin):
                 f"ImageEncoderConfig: input size {self.input_size} is not divisible by "
                 f"2**len(widths)={2 ** len(self.widths)}"
             )
+        if self.method not in SSL_METHODS:
+            raise ValueError(
+                f"ImageEncoderConfig.method={self.method!r}: expected one of {SSL_METHODS}"
+            )
         if not 0 <= self.momentum < 1 or self.temperature <= 0:
             raise ValueError("ImageEncoderConfig: momentum must be in [0, 1), temperature > 0")
+        if self.expander_dim < 2 or min(self.vicreg_weights) < 0:
+            raise ValueError(
+                f"ImageEncoderConfig: expander_dim={self.expander_dim} (expected >= 2), "
+                f"vicreg_weights={self.vicreg_weights} (expected >= 0)"
+            )
+        for name in ("psf_fwhm", "noise_scale"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"ImageEncoderConfig.{name}=({lo}, {hi}): expected 0 <= lo <= hi")
+        if not 0 <= self.shift_max < self.input_size // 2:
+            raise ValueError(
+                f"ImageEncoderConfig.shift_max={self.shift_max}: expected 0 .. "
+                f"{self.input_size // 2 - 1} pixels"
+            )
 
     @property
-    def augment(self) -> AugmentConfig:
-        """The views' augmentations: dihedral group, extra noise up to ``noise_sigma``, gains."""
-        return AugmentConfig(
-            noise_max=1.0, blur_max=0.0, crop=None, gain_jitter=self.gain_jitter,
-            sky_sigma=(self.noise_sigma,) * 3,
-        )  # fmt: skip
+    def geometric(self) -> ImageEncoderConfig:
+        """This config with the photometric augmentations (PSF, noise) off: rotations,
+        flips and shifts only (alignment and the supervised baseline's views)."""
+        return self.replace(psf_fwhm=(0.0, 0.0), noise_scale=(0.0, 0.0))
 
     @property
     def input_size(self) -> int:
         """Side of the image the network sees, after crop and downsampling."""
         return self.crop // self.downsample
+
+    @property
+    def pixel_scale(self) -> float:
+        """Arcsec per pixel of the image the network sees."""
+        return PIXEL_SCALE * self.downsample
 
     @property
     def n_tokens(self) -> int:
@@ -145,6 +188,7 @@ class AstroClipConfig(ConfigMixin):
         "tiny": {"image": ImageEncoderConfig.PRESETS["tiny"],
                  "spectrum": SpecFormerConfig.PRESETS["tiny"], "embed_dim": 16, "head_heads": 2},
         "small": {},
+        "evidence": {"image": ImageEncoderConfig.PRESETS["evidence"]},
         "paper": {"image": ImageEncoderConfig.PRESETS["paper"],
                   "spectrum": SpecFormerConfig.PRESETS["paper"], "embed_dim": 1024},
     }  # fmt: skip

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import torch
 from sklearn.metrics import r2_score
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
+from scifm.astroclip.embed import image_features
 from scifm.astroclip.search import EmbeddingIndex
 from scifm.core import numpy_rng
 
@@ -48,6 +50,22 @@ def knn_r2(
         knn = KNeighborsRegressor(n_neighbors=min(k, len(a)), weights="distance").fit(a, b)
         out[name] = float(r2_score(d, knn.predict(c)))
     return out
+
+
+def image_ssl_knn_r2(
+    encoder: torch.nn.Module,
+    images: torch.Tensor,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    targets: Mapping[str, np.ndarray],
+    *,
+    k: int = 64,
+) -> dict[str, float]:
+    """Zero-shot R^2 of a frozen image encoder's mean-pooled features (``image_features``):
+    the k-NN is fitted on the rows ``train_idx`` and scored on the held-out ``test_idx``."""
+    x = image_features(encoder, images)
+    return knn_r2(x[train_idx], x[test_idx], {n: v[train_idx] for n, v in targets.items()},
+                  {n: v[test_idx] for n, v in targets.items()}, k=k)  # fmt: skip
 
 
 def few_shot_r2(

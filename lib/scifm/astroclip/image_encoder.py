@@ -1,12 +1,18 @@
-"""Image encoder: a small ResNet pretrained with MoCo-v2 on galaxy cutouts.
+"""Image encoder: a small ResNet pretrained self-supervised on galaxy cutouts.
 
 Follows the workshop AstroCLIP (Parker et al. 2023) image tower, which reuses the
 self-supervised ResNet of Stein et al. (2021, MoCo-v2: momentum key encoder, queue
-of negatives, InfoNCE at temperature tau). The encoder returns spatial tokens so an
-alignment head can attend over them; ``embed`` mean-pools them.
+of negatives, InfoNCE at temperature tau). The second objective, selected by
+``ImageEncoderConfig.method``, is VICReg (Bardes et al. 2022): no negatives, a
+variance and a covariance term keep the embedding from collapsing. The views come
+from ``augment.py``. The encoder states its input size (``config.input_size``) and
+returns spatial tokens so an alignment head can attend over them; ``embed``
+mean-pools them.
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -14,8 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from scifm.astroclip.config import ImageEncoderConfig
-from scifm.core.rng import BatchRandom
-from scifm.survey.transforms import augment_images as survey_augment
+from scifm.astroclip.losses import vicreg_loss
 
 # Legacy Surveys display scales (g, r, z) and softening: the arcsinh stretch keeps
 # faint outskirts and bright cores in range without touching the colours.
@@ -48,7 +53,11 @@ class ResBlock(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """(B, 3, s, s) flux -> tokens (B, T, d_model); T = ``cfg.n_tokens``."""
+    """(B, 3, s, s) flux -> tokens (B, T, d_model); s = ``cfg.input_size``, T = ``cfg.n_tokens``.
+
+    s is the crop over the pooling (``evidence``: the native 64 px; ``small``: 64 -> 32 px);
+    an image of any other size is an error naming its shape, never silently resized.
+    """
 
     def __init__(self, config: ImageEncoderConfig) -> None:
         super().__init__()
@@ -69,8 +78,9 @@ class ImageEncoder(nn.Module):
         s = self.config.input_size
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, s, s):
             raise ValueError(
-                f"ImageEncoder input has shape {tuple(images.shape)}; expected (B, 3, {s}, {s}) "
-                "(see scifm.astroclip.data.prepare_images)"
+                f"ImageEncoder input has shape {tuple(images.shape)}; expected (B, 3, {s}, {s}): "
+                f"the {self.config.crop} px centre crop pooled by {self.config.downsample} "
+                "(scifm.astroclip.data.prepare_images makes it from a cutout)"
             )
         h = self.stages(F.relu(self.stem(scale_flux(images))))  # (B, C, s', s')
         return self.norm(self.to_tokens(rearrange(h, "b c h w -> b (h w) c")))
@@ -80,28 +90,40 @@ class ImageEncoder(nn.Module):
         return self.forward(images).mean(1)
 
 
-def augment_images(
-    x: torch.Tensor, cfg: ImageEncoderConfig, generator: torch.Generator | BatchRandom
-) -> torch.Tensor:
-    """Random view of (B, 3, s, s) flux images (``scifm.survey.transforms.augment_images``)."""
-    return survey_augment(x, cfg.augment, generator)
+def _mlp(dims: tuple[int, ...], *, batch_norm: bool) -> nn.Sequential:
+    """Linear layers of widths ``dims``, ReLU between (and BatchNorm before it if asked)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(pairwise(dims)):
+        layers.append(nn.Linear(a, b))
+        if i < len(dims) - 2:
+            layers += [nn.BatchNorm1d(b), nn.ReLU()] if batch_norm else [nn.ReLU()]
+    return nn.Sequential(*layers)
 
 
 class ImageSSL(nn.Module):
-    """MoCo-v2: query encoder + projector, EMA key encoder + projector, queue of keys."""
+    """The image encoder with its self-supervised head, chosen by ``config.method``.
+
+    ``moco``: query encoder + projector, EMA key encoder + projector, queue of keys
+    (MoCo-v2, Chen et al. 2020). ``vicreg``: one encoder + expander on both views, no
+    negatives (VICReg, Bardes et al. 2022). Either way ``encoder`` is what AstroCLIP keeps.
+    """
 
     def __init__(self, config: ImageEncoderConfig) -> None:
         super().__init__()
         self.config = config
-        d, p = config.d_model, config.proj_dim
+        d = config.d_model
         self.encoder = ImageEncoder(config)
-        self.projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, p))
+        if config.method == "vicreg":  # expander: 3 layers with BatchNorm, as the paper's
+            self.projector = _mlp((d, *(config.expander_dim,) * 3), batch_norm=True)
+            return
+        self.projector = _mlp((d, d, config.proj_dim), batch_norm=False)
         self.key_encoder = ImageEncoder(config)
-        self.key_projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, p))
+        self.key_projector = _mlp((d, d, config.proj_dim), batch_norm=False)
         for q, k in self._pairs():
             k.data.copy_(q.data)
             k.requires_grad_(False)
-        self.register_buffer("queue", F.normalize(torch.randn(config.queue_size, p), dim=1))
+        queue = F.normalize(torch.randn(config.queue_size, config.proj_dim), dim=1)
+        self.register_buffer("queue", queue)
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
     def _pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -126,7 +148,15 @@ class ImageSSL(nn.Module):
         self.queue_ptr.copy_((self.queue_ptr + n) % size)
 
     def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> dict[str, torch.Tensor]:
-        """MoCo loss of two views (B, 3, s, s) of the same galaxies."""
+        """The method's loss (and diagnostics) of two views (B, 3, s, s) of the same galaxies."""
+        if self.config.method == "vicreg":
+            z1 = self.projector(self.encoder.embed(view1))  # (B, expander_dim)
+            z2 = self.projector(self.encoder.embed(view2))
+            loss, terms = vicreg_loss(z1, z2, self.config.vicreg_weights)
+            return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+        return self._moco(view1, view2)
+
+    def _moco(self, view1: torch.Tensor, view2: torch.Tensor) -> dict[str, torch.Tensor]:
         q = F.normalize(self.projector(self.encoder.embed(view1)), dim=1)  # (B, p)
         with torch.no_grad():
             if self.training:

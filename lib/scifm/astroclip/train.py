@@ -1,6 +1,7 @@
 """The three AstroCLIP training stages on the shared loop ``scifm.core.train``.
 
-1. ``pretrain_image``: MoCo-v2 on augmented image views (Stein et al. 2021).
+1. ``pretrain_image``: MoCo-v2 (Stein et al. 2021) or VICReg (Bardes et al. 2022) on
+   astronomical views of the images (``augment.py``), as ``ImageEncoderConfig.method`` says.
 2. ``pretrain_spectrum``: SpecFormer masked modelling (Parker et al. 2024, 3.2).
 3. ``align``: frozen encoders + cross-attention heads with symmetric InfoNCE (3.3).
 
@@ -11,14 +12,17 @@ so the loop's resume restarts at the exact data position.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from scifm.astroclip.augment import augment_images
 from scifm.astroclip.config import AstroClipConfig, ImageEncoderConfig, SpecFormerConfig
-from scifm.astroclip.image_encoder import ImageSSL, augment_images
+from scifm.astroclip.image_encoder import ImageEncoder, ImageSSL
 from scifm.astroclip.model import AstroClip
 from scifm.astroclip.specformer import SpecFormer, chunk_mask
 from scifm.core import (
@@ -34,10 +38,12 @@ from scifm.core.batches import MakeFn
 from scifm.core.rng import seeded
 from scifm.core.train import LossFn, StepCallback
 
+EVAL_FILE = "eval.jsonl"  # pretrain_image's evaluations, one JSON record per line
+
 
 def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-    out = model(**batch)
-    return out["loss"], {"accuracy": float(out["accuracy"])} if "accuracy" in out else {}
+    out = model(**batch)  # "loss" and scalar diagnostics (MoCo accuracy, VICReg terms)
+    return out["loss"], {k: float(v) for k, v in out.items() if k != "loss"}
 
 
 def _check_rows(name: str, x: torch.Tensor, batch_size: int) -> None:
@@ -66,6 +72,15 @@ def _train_stage(
     return core_train(model, loss_fn, batches, train_cfg, **train_kwargs)
 
 
+def _check_images(images: torch.Tensor, cfg: ImageEncoderConfig) -> None:
+    s = cfg.input_size
+    if images.ndim != 4 or tuple(images.shape[1:]) != (3, s, s):
+        raise ValueError(
+            f"images have shape {tuple(images.shape)}; the image encoder takes (N, 3, {s}, {s}): "
+            f"the {cfg.crop} px centre crop pooled by {cfg.downsample} (data.prepare_images)"
+        )
+
+
 def pretrain_image(
     images: torch.Tensor,
     cfg: ImageEncoderConfig,
@@ -75,10 +90,26 @@ def pretrain_image(
     device: torch.device | str | None = None,
     out_dir: str | Path | None = None,
     seed: int = 0,
+    extra: dict[str, Any] | None = None,
     callback: StepCallback | None = None,
+    evaluate: Callable[[ImageEncoder], dict[str, float]] | None = None,
+    eval_every: int = 0,
 ) -> tuple[ImageSSL, TrainResult]:
-    """MoCo-v2 pretraining on prepared images (N, 3, s, s); returns the model and history."""
+    """Self-supervised pretraining (``cfg.method``) on prepared images (N, 3, s, s).
+
+    Returns the model and its history; ``extra`` (e.g. the split) goes into the checkpoint.
+    ``evaluate(encoder)`` (e.g. a k-NN R^2 on held-out galaxies) runs every ``eval_every``
+    steps (a multiple of ``train_cfg.log_every``; 0: only at the end) and at the end; each
+    result goes to ``callback`` as ``{"stage": "eval", "step": ..., **metrics}`` and is
+    appended to ``out_dir/eval.jsonl`` (a resumed run evaluates again the steps it redoes
+    after its checkpoint: the last record of a step is the one of the weights kept).
+    """
     _check_rows("images", images, batch_size)
+    _check_images(images, cfg)
+    if eval_every < 0 or (eval_every and eval_every % train_cfg.log_every):
+        raise ValueError(
+            f"eval_every={eval_every}: expected 0 or a multiple of log_every={train_cfg.log_every}"
+        )
     with seeded(seed):  # weight init of this stage; the caller's RNG stream is left alone
         model = ImageSSL(cfg)
 
@@ -86,10 +117,29 @@ def pretrain_image(
         x = images[torch.from_numpy(idx)]
         return {"view1": augment_images(x, cfg, gen), "view2": augment_images(x, cfg, gen)}
 
+    last_eval = [-1]
+
+    def run_eval(step: int) -> None:
+        record = {"stage": "eval", "step": step, **evaluate(model.encoder)}  # type: ignore[misc]
+        last_eval[0] = step
+        if out_dir is not None:
+            with open(Path(out_dir) / EVAL_FILE, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if callback is not None:
+            callback(record)
+
+    def on_step(record: dict[str, float]) -> None:
+        if callback is not None:
+            callback(record)
+        if evaluate is not None and eval_every and int(record["step"]) % eval_every == 0:
+            run_eval(int(record["step"]))
+
     result = _train_stage(
         model, _loss, len(images), make, train_cfg, batch_size=batch_size, seed=seed,
-        device=device, out_dir=out_dir, model_config=cfg, callback=callback,
+        device=device, out_dir=out_dir, model_config=cfg, extra=extra, callback=on_step,
     )  # fmt: skip
+    if evaluate is not None and last_eval[0] != result.step:
+        run_eval(result.step)
     return model, result
 
 
@@ -196,8 +246,9 @@ def align(
     if len(images) != len(spectra):
         raise ValueError(f"{len(images)} images but {len(spectra)} spectra; expected pairs")
     _check_rows("pairs", images, batch_size)
+    _check_images(images, cfg.image)
     model = build_aligned_model(cfg, image_ssl, specformer, seed=seed)
-    no_noise = cfg.image.replace(noise_sigma=0.0, gain_jitter=0.0)
+    no_noise = cfg.image.geometric  # rotations, flips, shifts: the pairs stay the same galaxy
     tokens = frozen_tokens(model.spectrum_encoder, spectra, device=device) if cache else None
 
     def make(idx: np.ndarray, gen: torch.Generator) -> dict[str, torch.Tensor]:
