@@ -123,8 +123,9 @@ def aperture_fraction(
     ``half_light_radius``, ``psf_fwhm`` and ``diameter`` are in arcsec (0 radius = point
     source); ``axis_ratio`` is b/a of the galaxy. Returns a number in [0, 1].
     """
-    return float(aperture_fractions(half_light_radius, sersic_n=sersic_n, axis_ratio=axis_ratio,
-                                    psf_fwhm=psf_fwhm, psf_beta=psf_beta, diameter=diameter)[0])  # fmt: skip
+    fracs = aperture_fractions(half_light_radius, sersic_n=sersic_n, axis_ratio=axis_ratio,
+                               psf_fwhm=psf_fwhm, psf_beta=psf_beta, diameter=diameter)  # fmt: skip
+    return float(fracs[0])
 
 
 # Effective wavelengths (A) of DECam g, r, z: where the per-band fractions are pinned.

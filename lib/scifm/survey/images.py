@@ -31,11 +31,11 @@ def bulge_fractions(bulge_frac_r: float) -> np.ndarray:
 def draw_noiseless(cfg: SurveyConfig, p: dict[str, float], fluxes: np.ndarray) -> np.ndarray:
     """(H, W, 3) float32 noiseless image in nanomaggies for band ``fluxes`` (g, r, z).
 
-    GalSim's FFT drawing, done for the three bands at once: the bulge, disk and pixel
-    transforms are drawn once on the grid GalSim picks for the bands and combined per band
-    with that band's PSF and bulge share, then inverse-transformed together. The same
-    numbers as ``draw_noiseless_galsim`` to float32 round-off, in a third of its time; a
-    galaxy whose bands need different grids goes through that reference.
+    GalSim's FFT drawing with the work shared between the bands: the bulge, disk and pixel
+    transforms are drawn once, on the grid GalSim picks for the bands, and combined per band
+    with that band's PSF and bulge share before the inverse FFT. The same numbers as
+    ``draw_noiseless_galsim`` to float32 round-off (``tests/survey/test_speed.py``) in about
+    half its time; a galaxy whose bands need different grids goes through that reference.
     """
     import galsim
 
@@ -43,32 +43,44 @@ def draw_noiseless(cfg: SurveyConfig, p: dict[str, float], fluxes: np.ndarray) -
         raise ValueError(f"draw_noiseless: fluxes shape {np.shape(fluxes)}; expected (3,) g, r, z")
     bulge, disk, psfs, pixel = _profiles_in_pixels(cfg, p)
     size = cfg.image_size
-    stamp = galsim.ImageF(galsim.BoundsI(-(size // 2), (size - 1) // 2, -(size // 2),
-                                         (size - 1) // 2), scale=1.0)  # fmt: skip
+    lo = -(size // 2)  # the stamp's pixels run lo .. lo + size - 1 around its centre
+    stamp = galsim.ImageF(galsim.BoundsI(lo, lo + size - 1, lo, lo + size - 1), scale=1.0)
     # The grid GalSim would use for each band (sizes set by the galaxy, the PSF and the stamp).
     grids = [galsim.Convolve([galsim.Add([bulge, disk]), psf, pixel]).drawFFT_makeKImage(stamp)
              for psf in psfs]  # fmt: skip
     kimage, n = grids[0]
-    if any(g[1] != n or g[0].bounds != kimage.bounds for g in grids) or kimage.array.shape[0] != n + 1:
-        return draw_noiseless_galsim(cfg, p, fluxes)  # bands on different grids, or aliased
+    same = all(g[1] == n and g[0].bounds == kimage.bounds for g in grids)
+    if not same or kimage.array.shape[0] != n + 1:  # bands on different grids, or k wrapped
+        return draw_noiseless_galsim(cfg, p, fluxes)
 
-    def transform(prof) -> np.ndarray:  # (n + 1, n / 2 + 1) complex64: ky -n/2..n/2, kx 0..n/2
+    def transform(prof) -> np.ndarray:  # (n + 1, n/2 + 1) complex64: ky -n/2 .. n/2, kx 0 .. n/2
         return prof.drawKImage(image=kimage.copy(), recenter=False).array
 
     total = np.clip(np.asarray(fluxes, np.float64), 0.0, None)
     fb = bulge_fractions(float(p["bulge_frac"]))
-    kbulge, kdisk, kpixel = transform(bulge), transform(disk), transform(pixel)
-    idx = np.arange(stamp.bounds.xmin, stamp.bounds.xmax + 1) % n  # stamp pixels on the grid
+    kpixel = transform(pixel)
+    # The galaxy shifted by -lo pixels puts the stamp on rows and columns 0 .. size - 1.
+    kbulge = transform(bulge.shift(-lo, -lo)) * kpixel
+    kdisk = transform(disk.shift(-lo, -lo)) * kpixel
     out = np.empty((size, size, len(BANDS)), np.float32)
     for k, psf in enumerate(psfs):  # band by band: a big galaxy's grid can reach 16k x 8k
-        kgal = np.float32(fb[k] * total[k]) * kbulge + np.float32((1 - fb[k]) * total[k]) * kdisk
-        kimg = kgal * transform(psf) * kpixel  # (n + 1, n/2 + 1), ky from -n/2
-        # ky in FFT order (0 .. n/2 - 1, -n/2 .. -1), +n/2 folded onto -n/2 (same frequency).
-        folded = np.concatenate([kimg[n // 2 : n], kimg[: n // 2]])
-        folded[n // 2] += kimg[n]
-        real = np.fft.irfft2(folded, s=(n, n))  # (n, n) float32, origin at [0, 0]
-        out[..., k] = real[idx[:, None], idx[None]]
+        kimg = np.float32(fb[k] * total[k]) * kbulge
+        kimg += np.float32((1 - fb[k]) * total[k]) * kdisk
+        kimg *= transform(psf)
+        out[..., k] = _stamp_from_kimage(kimg, n, size)
     return out
+
+
+def _stamp_from_kimage(kimg: np.ndarray, n: int, size: int) -> np.ndarray:
+    """Rows and columns 0 .. size - 1 of the real image of a (n + 1, n/2 + 1) k-image.
+
+    ky runs -n/2 .. n/2 (the +n/2 row is the same frequency as -n/2 and is added to it),
+    kx 0 .. n/2; the normalisation is GalSim's (the image sums to the k = 0 value).
+    """
+    folded = np.concatenate([kimg[n // 2 : n], kimg[: n // 2]])  # ky in FFT order
+    folded[n // 2] += kimg[n]
+    rows = np.fft.ifft(folded, axis=0)[:size]  # (size, n/2 + 1): only the stamp's rows
+    return np.fft.irfft(rows, n=n, axis=1)[:, :size]
 
 
 def _profiles_in_pixels(cfg: SurveyConfig, p: dict[str, float]) -> tuple:
@@ -126,19 +138,29 @@ def add_image_noise(
     """
     gain = np.asarray(gain, np.float64)
     expected = np.clip(image, 0.0, None).astype(np.float64) * gain  # FFT ringing can dip < 0
-    shot = (rng.poisson(expected) - expected) / gain
+    shot = (poisson_counts(expected, rng) - expected) / gain
     sky = rng.standard_normal(image.shape) * np.asarray(sky_sigma, np.float64)
     return (image + shot + sky).astype(np.float32)
 
 
-def draw_image(
-    cfg: SurveyConfig, p: dict[str, float], fluxes: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy (H, W, 3) float32 cutout in nanomaggies (g, r, z) and the noiseless stamp sums (3,).
+def poisson_counts(expected: np.ndarray, rng: np.random.Generator, faint: float = 1.0):
+    """Independent Poisson counts (int64, shape of ``expected``) with means ``expected``.
 
-    The sums fall short of ``fluxes`` by the light beyond the stamp (Sersic wings).
+    Pixels whose mean is at least ``faint`` are drawn one by one. The faint rest (most of a
+    cutout: the sky around the galaxy) get one Poisson total whose events fall on them in
+    proportion to their means; a Poisson process split that way gives independent Poisson
+    counts, the same distribution for a fraction of the draws.
     """
-    sigma = np.array([p[f"sky_sigma_{b}"] for b in BANDS])
-    clean = draw_noiseless(cfg, p, fluxes)
-    noisy = add_image_noise(clean, sigma, np.asarray(cfg.electrons_per_nmgy), rng)
-    return noisy, clean.sum(axis=(0, 1), dtype=np.float64)
+    flat = np.asarray(expected, np.float64).ravel()
+    if (flat < 0).any() or not np.isfinite(flat).all():
+        raise ValueError("poisson_counts: expected counts must be finite and >= 0")
+    counts = np.zeros(flat.shape, np.int64)
+    bright = flat >= faint
+    counts[bright] = rng.poisson(flat[bright])
+    dim = np.flatnonzero(~bright & (flat > 0))
+    if dim.size:
+        cdf = np.cumsum(flat[dim])
+        events = rng.random(rng.poisson(cdf[-1])) * cdf[-1]
+        hit = np.minimum(np.searchsorted(cdf, events, side="right"), dim.size - 1)
+        counts[dim] = np.bincount(hit, minlength=dim.size)
+    return counts.reshape(np.shape(expected))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scifm.survey.bagpipes_fast import fast_model_galaxy
 from scifm.survey.config import SurveyConfig
 
 FLUX_UNIT = 1e-17  # erg/s/cm^2/A per stored flux unit
@@ -137,7 +138,7 @@ class SpectrumSimulator:
     def model(self, p: dict[str, float]) -> ModelSpectrum:
         comp = self.components(p)
         if self._model is None:
-            self._model = _fast_model_galaxy()(comp, spec_wavs=self.wavelength)
+            self._model = fast_model_galaxy(comp, spec_wavs=self.wavelength)
         else:
             self._model.update(comp)
         m = self._model
@@ -170,85 +171,8 @@ def rest_equivalent_width(wave: np.ndarray, flux: np.ndarray, z: float, line_flu
 
 def observe_spectrum(
     cfg: SurveyConfig, flux: np.ndarray, exposure: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy flux and its inverse variance, (n_wave,) float32 each."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noisy flux and its inverse variance, (n_wave,) float32 each, and the sigma (float64)."""
     sigma = noise_sigma(cfg, cfg.wavelength, flux, exposure)
     noisy = flux + sigma * rng.standard_normal(flux.shape)
-    return noisy.astype(np.float32), (1.0 / sigma**2).astype(np.float32)
-
-
-def resample_flux(new_wavs: np.ndarray, old_wavs: np.ndarray, flux: np.ndarray) -> np.ndarray:
-    """Flux-conserving resampling of ``flux`` (on ``old_wavs``) onto ``new_wavs``, 0 outside.
-
-    The arithmetic of ``spectres.spectres(new_wavs, old_wavs, flux, fill=0)`` (Carnall 2017),
-    which bagpipes uses, without its Python loop over the 7781 output pixels (~35 ms per
-    galaxy): each new bin is the width-weighted mean of the old bins it overlaps, the first
-    and last of them counted by the share they overlap. Equal to spectres to round-off
-    (``tests/survey/test_speed.py``). Both grids must increase.
-    """
-    old_edges, old_widths = _bin_edges(np.asarray(old_wavs, np.float64))
-    new_edges, _ = _bin_edges(np.asarray(new_wavs, np.float64))
-    flux = np.asarray(flux, np.float64)
-    lo, hi = new_edges[:-1], new_edges[1:]  # (n_new,)
-    inside = (lo >= old_edges[0]) & (hi <= old_edges[-1])
-    lo, hi = np.where(inside, lo, old_edges[0]), np.where(inside, hi, old_edges[0])
-    start = np.searchsorted(old_edges[1:], lo, side="right")  # first old bin overlapped
-    stop = np.maximum(np.searchsorted(old_edges[1:], hi, side="left"), start)  # last one
-    start_factor = (old_edges[start + 1] - lo) / (old_edges[start + 1] - old_edges[start])
-    end_factor = (hi - old_edges[stop]) / (old_edges[stop + 1] - old_edges[stop])
-    weighted, total = np.zeros(lo.shape), np.zeros(lo.shape)
-    for d in range(int((stop - start).max(initial=0)) + 1):  # old bins overlapped, in order
-        i = np.minimum(start + d, stop)
-        w = old_widths[i] * np.where(d == 0, start_factor, 1.0)
-        w = np.where(i == stop, old_widths[i] * end_factor, w)
-        w = np.where(start + d <= stop, w, 0.0)
-        weighted += w * flux[i]
-        total += w
-    single = stop == start  # the new bin lies inside one old bin: its value, unweighted
-    out = np.where(single, flux[start], weighted / np.where(single, 1.0, total))
-    return np.where(inside, out, 0.0)
-
-
-def _bin_edges(wavs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bin edges (n + 1,) and widths (n,) around the centres ``wavs``, as spectres makes them."""
-    edges = np.empty(wavs.shape[0] + 1)
-    edges[0] = wavs[0] - (wavs[1] - wavs[0]) / 2
-    edges[-1] = wavs[-1] + (wavs[-1] - wavs[-2]) / 2
-    edges[1:-1] = (wavs[1:] + wavs[:-1]) / 2
-    widths = np.empty(wavs.shape[0])
-    widths[:-1] = edges[1:-1] - edges[:-2]
-    widths[-1] = wavs[-1] - wavs[-2]
-    return edges, widths
-
-
-@functools.cache
-def _fast_model_galaxy() -> type:
-    """bagpipes' ``model_galaxy`` with the observed-spectrum step done by ``resample_flux``.
-
-    The step is bagpipes' own ``_calculate_spectrum`` (bagpipes 1.3): a Gaussian velocity
-    broadening on the model's R = 1000 grid, then flux-conserving resampling onto the
-    requested wavelengths, with spectres' loop replaced by the vectorised equivalent.
-    """
-    import bagpipes
-    from bagpipes import config as bagpipes_config
-
-    class FastSpectrumModel(bagpipes.model_galaxy):
-        def _calculate_spectrum(self, model_comp: dict) -> None:
-            if "R_curve" in model_comp or self.spec_units != "ergscma":
-                raise ValueError("FastSpectrumModel: R_curve and spec_units other than "
-                                 "'ergscma' are not supported; use bagpipes.model_galaxy")  # fmt: skip
-            zplusone = model_comp["redshift"] + 1.0
-            spectrum, redshifted_wavs = self.spectrum_full, zplusone * self.wavelengths
-            if "veldisp" in model_comp:
-                vres = 3 * 10**5 / bagpipes_config.R_spec / 2.0
-                sigma_pix = model_comp["veldisp"] / vres
-                k_size = 4 * int(sigma_pix + 1)
-                x_kernel_pix = np.arange(-k_size, k_size + 1)
-                kernel = np.exp(-(x_kernel_pix**2) / (2 * sigma_pix**2))
-                kernel /= np.trapezoid(kernel)
-                spectrum = np.convolve(self.spectrum_full, kernel, mode="valid")
-                redshifted_wavs = zplusone * self.wavelengths[k_size:-k_size]
-            fluxes = resample_flux(self.spec_wavs, redshifted_wavs, spectrum)
-            self.spectrum = np.c_[self.spec_wavs, fluxes]
-
-    return FastSpectrumModel
+    return noisy.astype(np.float32), (1.0 / sigma**2).astype(np.float32), sigma
