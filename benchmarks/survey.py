@@ -91,7 +91,8 @@ def timed_generation(path: Path, n: int, workers: int, seed: int) -> tuple[float
     tables, so the timed run is the steady state of a long generation. The CPU figure is
     only meaningful for one worker (a pool's children are not counted).
     """
-    cfg = SurveyConfig(chunk_size=16)
+    # One worker: the default chunks of the real runs. Two: small chunks, so both get work.
+    cfg = SurveyConfig() if workers == 1 else SurveyConfig(chunk_size=16)
     if workers == 1:
         generate_survey(path.with_suffix(".warm.h5"), 16, seed=seed, config=cfg, progress=False)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -107,6 +108,7 @@ def cost(n_stages: int, n_single: int, seed: int, tmp: Path) -> dict:
     print(f"generating {n_single} galaxies with 1 worker", flush=True)
     gps1, cpu1 = timed_generation(tmp / "one.h5", n_single, 1, seed)
     return {
+        "generator_version": VERSION,
         "galaxies_per_s_1_worker": round(gps1, 2),
         "cpu_ms_per_galaxy_1_worker": round(cpu1, 1),
         "cpu_ms_per_galaxy_by_stage": stages,
@@ -132,6 +134,7 @@ def main() -> None:
         metavar="JSON",
         help="a --cost-only result of the previous code, quoted beside the new one",
     )
+    ap.add_argument("--before-note", default="", help="which code --before timed")
     args = ap.parse_args()
     n_sample, n_stages, n_single = (96, 64, 128) if args.quick else (1024, 256, 512)
     if args.cost_only:
@@ -177,7 +180,6 @@ def main() -> None:
             **one,
             "galaxies_per_s_2_workers": round(gps2, 2),
             "speedup_2_vs_1": round(gps2 / gps1, 2),
-            "generator_version": VERSION,
             "cpu_hours_for_40k_galaxies": round(
                 40_000 * one["cpu_ms_per_galaxy_1_worker"] / 3.6e6, 2
             ),
@@ -195,7 +197,8 @@ def main() -> None:
     if args.before:
         before = json.loads(Path(args.before).read_text())
         result["throughput"]["before"] = {**before["cost"], "command": before["run"]["command"],
-                                          "date_utc": before["run"]["date_utc"]}  # fmt: skip
+                                          "date_utc": before["run"]["date_utc"],
+                                          "code": args.before_note}  # fmt: skip
     result["throughput"]["galaxies_timed"]["2_workers"] = n_sample
     md = render_md(result)
     write_report(
@@ -211,7 +214,8 @@ def _before_lines(t: dict) -> list[str]:
     b = t["before"]
     ratio = b["cpu_ms_per_galaxy_1_worker"] / t["cpu_ms_per_galaxy_1_worker"]
     return [
-        f"- before (previous generator, `{b['command']}`, {b['date_utc']}): "
+        f"- before (generator version {b.get('generator_version')}, {b.get('code', '')}; "
+        f"`{b['command']}`, {b['date_utc']}): "
         f"{b['cpu_ms_per_galaxy_1_worker']} CPU ms per galaxy, {b['galaxies_per_s_1_worker']} "
         f"galaxies/s (1 worker); by stage {b['cpu_ms_per_galaxy_by_stage']}; "
         f"{ratio:.1f}x less CPU per galaxy now",

@@ -3,8 +3,7 @@
 Each vectorised step must give the reference's numbers: bagpipes' own model (spectres'
 resampling, its stellar and nebular sums), speclite's AB photometry and GalSim's
 ``drawImage`` to round-off; the fibre integral on its coarser k grid to 1e-5 of a dense
-one; the split Poisson draw to the Poisson distribution. A file begun by another generator
-version is refused.
+one. A file begun by another generator version is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from scipy.special import j1
 from scifm.survey import SurveyConfig, generate_survey, sample_galaxy
 from scifm.survey.bagpipes_fast import resample_flux
 from scifm.survey.fiber import _K_MIN, _U, _moffat_table, _sersic_table, aperture_fractions
-from scifm.survey.images import draw_noiseless, draw_noiseless_galsim, poisson_counts
+from scifm.survey.images import draw_noiseless, draw_noiseless_galsim
 from scifm.survey.io import VERSION, create_survey_file
 from scifm.survey.photometry import FILTERS, band_fluxes, load_filters
 from scifm.survey.spectra import SpectrumSimulator, noise_sigma, sky_spectrum, throughput
@@ -106,22 +105,6 @@ def test_fibre_integral_on_few_nodes_matches_a_dense_one(r, n, q):
     got = aperture_fractions(r, sersic_n=n, axis_ratio=q, psf_fwhm=fwhm)
     dense = [_dense_aperture_fraction(r, n, q, f) for f in fwhm]
     np.testing.assert_allclose(got, dense, rtol=1e-5)
-
-
-def test_split_poisson_counts_are_poisson():
-    rng = np.random.default_rng(2)
-    lam = np.repeat([0.0, 0.02, 0.4, 0.99, 1.0, 6.0], 40_000)  # both sides of faint = 1
-    counts = poisson_counts(lam, rng)
-    for value in np.unique(lam):
-        c = counts[lam == value]
-        tol = 5 * np.sqrt(max(value, 1e-3) / c.size)
-        assert abs(c.mean() - value) < tol and abs(c.var() - value) < 10 * tol
-        assert abs((c == 0).mean() - np.exp(-value)) < 0.01
-    dim = (lam > 0) & (lam < 1)
-    pull = ((counts[dim] - lam[dim]) / np.sqrt(lam[dim])).reshape(-1, 2)
-    assert abs(np.corrcoef(pull.T)[0, 1]) < 0.02  # neighbouring faint pixels independent
-    with pytest.raises(ValueError, match="expected counts"):
-        poisson_counts(np.array([1.0, -0.5]), rng)
 
 
 def test_cached_noise_terms_equal_the_formula():
