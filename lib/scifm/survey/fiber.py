@@ -16,9 +16,11 @@ I(k) to f(k sqrt(cos^2 t / q + q sin^2 t)) for the circular profile's f, so the
 position angle drops out. The circular transforms come from GalSim (Rowe et al.
 2015) once per Sersic index on a grid of k * half-light radius, which makes the
 integral exact for any size, from point sources to galaxies larger than the
-cutout (where the FFT of a drawn stamp would need huge grids).
-``tests/survey/test_fiber.py`` checks it against a GalSim-drawn, PSF-convolved
-image summed inside the aperture.
+cutout (where the FFT of a drawn stamp would need huge grids). It is done in
+d ln k on 384 nodes, the three bands of a galaxy sharing its transform (~1 ms a
+galaxy). ``tests/survey/test_fiber.py`` checks it against a GalSim-drawn,
+PSF-convolved image summed inside the aperture, ``tests/survey/test_speed.py``
+against a 40,000-node integral (1e-5).
 """
 
 from __future__ import annotations

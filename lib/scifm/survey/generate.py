@@ -4,7 +4,8 @@ Workers (separate processes, each with its own bagpipes model) simulate chunks
 of ``config.chunk_size`` galaxies; only the parent writes to the HDF5 file, and
 it marks a chunk done after flushing its rows (see ``io.py``). Running the same
 command again on an interrupted file resumes with the chunks still pending; the
-result is identical because every galaxy depends only on (seed, object id).
+result is identical because every galaxy depends only on (seed, object id) and the
+generator version (``io.VERSION``): a file begun by another version is refused.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ fixed. Noise is the source's own photon noise (Poisson on its photo-electrons at
 the coadd's gain x exposure, ``SurveyConfig.electrons_per_nmgy``) plus Gaussian
 sky noise at Legacy-Surveys-like depth (the sky is subtracted, its noise stays).
 A nearby galaxy larger than the cutout simply overflows it, as in the real survey.
+``draw_noiseless`` shares the galaxy's transforms between the bands (GalSim's
+numbers, half the time); ``draw_noiseless_galsim`` is the band-by-band reference.
 """
 
 from __future__ import annotations
