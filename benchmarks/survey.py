@@ -1,8 +1,9 @@
 """Realism and cost of the simulated galaxy survey (issue 5).
 
 Generates a survey sample with ``scifm.survey`` and measures:
-- throughput (galaxies/s) with 1 and 2 worker processes, and time per stage
-  (parameters, bagpipes spectrum, speclite photometry, GalSim image, noise);
+- cost: CPU milliseconds per galaxy of one worker and of each stage (parameters,
+  bagpipes spectrum, photometry, GalSim image, fibre fraction, noise), and throughput
+  (galaxies/s) with 1 and 2 worker processes;
 - storage per galaxy (file bytes / N, and the raw array bytes);
 - realism (``scifm.survey.realism``): colour-redshift, colour bimodality,
   size-magnitude, H-alpha EW vs sSFR (and re-measured on the noisy spectra),
@@ -13,11 +14,15 @@ and draws the figures ``benchmarks/results/survey_*.png``.
     .venv/bin/python benchmarks/survey.py --quick    # 96 galaxies (~30 s)
     .venv/bin/python benchmarks/survey.py --quick --survey data/survey_40k.h5 --limit 4000
         # quick cost figures, realism on the first 4000 galaxies of a generated file
+    PYTHONPATH=OLD/lib .venv/bin/python benchmarks/survey.py --quick --cost-only before.json
+    .venv/bin/python benchmarks/survey.py --quick --before before.json ...
+        # the cost of an older generator timed the same way, quoted beside the new one
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -26,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from scifm.core.report import repo_path, run_info, write_report
-from scifm.survey import SurveyConfig, generate_survey, read_survey, sample_galaxy
+from scifm.survey import SurveyConfig, generate_survey, read_survey, sample_galaxy, survey_info
 from scifm.survey.fiber import fiber_curve, fiber_fractions
 from scifm.survey.figures import realism_figures
 from scifm.survey.images import add_image_noise, draw_noiseless
+from scifm.survey.io import VERSION
 from scifm.survey.photometry import band_fluxes
 from scifm.survey.realism import realism_report
 from scifm.survey.spectra import SpectrumSimulator, observe_spectrum
@@ -37,38 +43,77 @@ from scifm.survey.spectra import SpectrumSimulator, observe_spectrum
 RESULTS = Path(__file__).parent / "results"
 
 
-def stage_times(cfg: SurveyConfig, n: int) -> dict[str, float]:
-    """Mean milliseconds per galaxy of each simulation stage, in this process."""
+STAGES = ("params", "spectrum", "photometry", "image", "fiber", "noise")
+
+
+def stage_times(cfg: SurveyConfig, n: int, seed: int = 99) -> dict[str, float]:
+    """Mean CPU milliseconds per galaxy of each simulation stage, in this process.
+
+    The stages run as ``simulate.simulate_galaxy`` runs them, after 16 warm-up galaxies (the
+    bagpipes model and GalSim's tables per Sersic index are built once per process). CPU
+    time, not wall time: on a shared machine the wall clock measures the other jobs.
+    """
     sim = SpectrumSimulator(cfg)
-    sim.model(sample_galaxy(cfg, 99, 0))  # build the bagpipes model once
-    t = dict.fromkeys(("params", "spectrum", "photometry", "image", "fiber", "noise"), 0.0)
+    for i in range(16):
+        _run_stages(cfg, sim, seed + 1, i, None)
+    t = dict.fromkeys(STAGES, 0.0)
     for i in range(n):
-        c0 = time.perf_counter()
-        p = sample_galaxy(cfg, 99, i)
-        c1 = time.perf_counter()
-        m = sim.model(p)
-        c2 = time.perf_counter()
-        f = band_fluxes(m.full_wave, m.full_flux)
-        c3 = time.perf_counter()
-        img = draw_noiseless(cfg, p, f)
-        c4 = time.perf_counter()
-        fiber_flux = m.flux * fiber_curve(fiber_fractions(p, cfg.fiber_diameter), cfg.wavelength)
-        c5 = time.perf_counter()
-        rng = np.random.default_rng(i)
-        sky = np.array([p[f"sky_sigma_{b}"] for b in "grz"])
-        add_image_noise(img, sky, np.asarray(cfg.electrons_per_nmgy), rng)
-        observe_spectrum(cfg, fiber_flux, p["spec_exposure"], rng)
-        c6 = time.perf_counter()
-        for k, a, b in zip(t, (c0, c1, c2, c3, c4, c5), (c1, c2, c3, c4, c5, c6)):
-            t[k] += (b - a) * 1e3 / n
-    return {k: round(v, 2) for k, v in t.items()}
+        _run_stages(cfg, sim, seed, i, t)
+    return {k: round(v * 1e3 / n, 2) for k, v in t.items()}
 
 
-def timed_generation(path: Path, n: int, workers: int, seed: int) -> float:
-    t0 = time.perf_counter()
-    generate_survey(path, n, seed=seed, workers=workers, progress=False,
-                    config=SurveyConfig(chunk_size=16))  # fmt: skip
-    return n / (time.perf_counter() - t0)
+def _run_stages(cfg: SurveyConfig, sim, seed: int, i: int, t: dict | None) -> None:
+    marks = [time.process_time()]
+    p = sample_galaxy(cfg, seed, i)
+    marks.append(time.process_time())
+    m = sim.model(p)
+    marks.append(time.process_time())
+    f = band_fluxes(m.full_wave, m.full_flux)
+    marks.append(time.process_time())
+    img = draw_noiseless(cfg, p, f)
+    marks.append(time.process_time())
+    fiber_flux = m.flux * fiber_curve(fiber_fractions(p, cfg.fiber_diameter), cfg.wavelength)
+    marks.append(time.process_time())
+    rng = np.random.default_rng([seed, i, 1])
+    sky = np.array([p[f"sky_sigma_{b}"] for b in "grz"])
+    add_image_noise(img, sky, np.asarray(cfg.electrons_per_nmgy), rng)
+    observe_spectrum(cfg, fiber_flux, p["spec_exposure"], rng)
+    marks.append(time.process_time())
+    if t is not None:
+        for k, a, b in zip(STAGES, marks[:-1], marks[1:]):
+            t[k] += b - a
+
+
+def timed_generation(path: Path, n: int, workers: int, seed: int) -> tuple[float, float]:
+    """(galaxies per wall second, CPU ms per galaxy of this process) of ``generate_survey``.
+
+    One worker runs in this process: a 16-galaxy survey first builds its bagpipes model and
+    tables, so the timed run is the steady state of a long generation. The CPU figure is
+    only meaningful for one worker (a pool's children are not counted).
+    """
+    # One worker: the default chunks of the real runs. Two: small chunks, so both get work.
+    cfg = SurveyConfig() if workers == 1 else SurveyConfig(chunk_size=16)
+    if workers == 1:
+        generate_survey(path.with_suffix(".warm.h5"), 16, seed=seed, config=cfg, progress=False)
+    t0, c0 = time.perf_counter(), time.process_time()
+    generate_survey(path, n, seed=seed, workers=workers, progress=False, config=cfg)
+    return n / (time.perf_counter() - t0), (time.process_time() - c0) * 1e3 / n
+
+
+def cost(n_stages: int, n_single: int, seed: int, tmp: Path) -> dict:
+    """Stage CPU times and one-worker throughput of the code on the path (old or new)."""
+    cfg = SurveyConfig()
+    print(f"stage timings over {n_stages} galaxies", flush=True)
+    stages = stage_times(cfg, n_stages)
+    print(f"generating {n_single} galaxies with 1 worker", flush=True)
+    gps1, cpu1 = timed_generation(tmp / "one.h5", n_single, 1, seed)
+    return {
+        "generator_version": VERSION,
+        "galaxies_per_s_1_worker": round(gps1, 2),
+        "cpu_ms_per_galaxy_1_worker": round(cpu1, 1),
+        "cpu_ms_per_galaxy_by_stage": stages,
+        "galaxies_timed": {"stages": n_stages, "1_worker": n_single},
+    }
 
 
 def main() -> None:
@@ -77,23 +122,40 @@ def main() -> None:
     ap.add_argument("--survey", default=None, help="existing survey file for the realism part")
     ap.add_argument("--limit", type=int, default=4000, help="rows of --survey to analyse")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument(
+        "--cost-only",
+        default=None,
+        metavar="JSON",
+        help="only time the generation (of whatever scifm is on the path) into JSON",
+    )
+    ap.add_argument(
+        "--before",
+        default=None,
+        metavar="JSON",
+        help="a --cost-only result of the previous code, quoted beside the new one",
+    )
+    ap.add_argument("--before-note", default="", help="which code --before timed")
     args = ap.parse_args()
-    n_sample, n_single = (96, 32) if args.quick else (1024, 128)
+    n_sample, n_stages, n_single = (96, 64, 128) if args.quick else (1024, 256, 512)
+    if args.cost_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = {"cost": cost(n_stages, n_single, args.seed, Path(tmp)),
+                      "run": run_info(note="cost only; CPU times of one process")}  # fmt: skip
+        Path(args.cost_only).write_text(json.dumps(result, indent=2))
+        print(json.dumps(result["cost"], indent=2))
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
-    cfg = SurveyConfig()
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"stage timings over {n_single // 4} galaxies", flush=True)
-        stages = stage_times(cfg, n_single // 4)
-        print(f"generating {n_single} galaxies with 1 worker", flush=True)
-        gps1 = timed_generation(Path(tmp) / "one.h5", n_single, 1, args.seed)
+        one = cost(n_stages, n_single, args.seed, Path(tmp))
         print(f"generating {n_sample} galaxies with 2 workers", flush=True)
         sample = Path(tmp) / "sample.h5"
-        gps2 = timed_generation(sample, n_sample, 2, args.seed)
+        gps2, _ = timed_generation(sample, n_sample, 2, args.seed)
         file_bytes = os.path.getsize(sample)
         source = args.survey or sample
         d = read_survey(source, stop=None if args.survey is None else args.limit)
         print(f"realism on {len(d)} galaxies of {source}", flush=True)
         report = realism_report(d)
+        source_version = survey_info(source).get("version")
         # A quick run's own small sample is a smoke test; realism from a --survey file is not.
         suffix = "_quick" if args.quick and args.survey is None else ""
         figures = []
@@ -107,17 +169,20 @@ def main() -> None:
         data={
             "generated": f"{n_single} galaxies (1 worker) and {n_sample} (2 workers), "
             f"SurveyConfig defaults, seed {args.seed}; stage timings on seed 99",
-            "realism": f"{realism_source}, {len(d)} galaxies",
+            "realism": f"{realism_source}, {len(d)} galaxies, generator version {source_version}",
         },
-        note="the CPU may be shared with other jobs (timings noisy); the simulation is CPU code",
+        note="2 CPU cores shared with other jobs: wall-clock rates depend on the load, the CPU "
+        "times per galaxy much less; the simulation is CPU code",
     )
+    gps1 = one["galaxies_per_s_1_worker"]
     result = {
         "throughput": {
-            "galaxies_per_s_1_worker": round(gps1, 2),
+            **one,
             "galaxies_per_s_2_workers": round(gps2, 2),
             "speedup_2_vs_1": round(gps2 / gps1, 2),
-            "ms_per_galaxy_by_stage_1_process": stages,
-            "hours_for_198k_pairs_at_2_workers": round(198_000 / gps2 / 3600, 1),
+            "cpu_hours_for_40k_galaxies": round(
+                40_000 * one["cpu_ms_per_galaxy_1_worker"] / 3.6e6, 2
+            ),
         },
         "storage": {
             "bytes_per_galaxy_file": round(file_bytes / n_sample),
@@ -125,16 +190,36 @@ def main() -> None:
             "note": "uncompressed float32: image 152x152x3, spectrum + ivar 2 x 7781",
         },
         "realism_source": realism_source,
+        "realism_generator_version": source_version,
         "realism": report,
         "figures": figures,
     }
-    result["throughput"]["galaxies_timed"] = {"1_worker": n_single, "2_workers": n_sample}
+    if args.before:
+        before = json.loads(Path(args.before).read_text())
+        result["throughput"]["before"] = {**before["cost"], "command": before["run"]["command"],
+                                          "date_utc": before["run"]["date_utc"],
+                                          "code": args.before_note}  # fmt: skip
+    result["throughput"]["galaxies_timed"]["2_workers"] = n_sample
     md = render_md(result)
     write_report(
         f"survey{suffix}", result, md, info=info, out_dir=RESULTS,
         title="Simulated galaxy survey: realism and cost",
     )  # fmt: skip
     print(md)
+
+
+def _before_lines(t: dict) -> list[str]:
+    if "before" not in t:
+        return []
+    b = t["before"]
+    ratio = b["cpu_ms_per_galaxy_1_worker"] / t["cpu_ms_per_galaxy_1_worker"]
+    return [
+        f"- before (generator version {b.get('generator_version')}, {b.get('code', '')}; "
+        f"`{b['command']}`, {b['date_utc']}): "
+        f"{b['cpu_ms_per_galaxy_1_worker']} CPU ms per galaxy, {b['galaxies_per_s_1_worker']} "
+        f"galaxies/s (1 worker); by stage {b['cpu_ms_per_galaxy_by_stage']}; "
+        f"{ratio:.1f}x less CPU per galaxy now",
+    ]
 
 
 def render_md(r: dict) -> str:
@@ -147,10 +232,14 @@ def render_md(r: dict) -> str:
         return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
 
     lines = [
-        "## Cost", "",
+        f"## Cost (generator version {t['generator_version']})", "",
+        f"- CPU per galaxy (1 worker, steady state): {t['cpu_ms_per_galaxy_1_worker']} ms, "
+        f"{t['cpu_hours_for_40k_galaxies']} CPU hours for 40k galaxies",
         f"- throughput: {t['galaxies_per_s_1_worker']} galaxies/s (1 worker), "
-        f"{t['galaxies_per_s_2_workers']} (2 workers), ratio {t['speedup_2_vs_1']}",
-        f"- ms per galaxy by stage (1 process): {t['ms_per_galaxy_by_stage_1_process']}",
+        f"{t['galaxies_per_s_2_workers']} (2 workers, pool start included), "
+        f"ratio {t['speedup_2_vs_1']}",
+        f"- CPU ms per galaxy by stage (1 process): {t['cpu_ms_per_galaxy_by_stage']}",
+        *_before_lines(t),
         f"- storage: {s['bytes_per_galaxy_file']} bytes/galaxy on disk "
         f"({s['bytes_per_galaxy_arrays']} of arrays; {s['note']})", "",
         f"## Realism ({r['realism_source']}, N = {sa['n']})", "",

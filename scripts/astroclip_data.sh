@@ -2,6 +2,10 @@
 # The >= 40k-galaxy simulated survey of issue 14 (fibre spectra, photon noise, z 0.002-0.6).
 # Resumable: run the same command again on an interrupted file and it continues with the chunks
 # still pending (every galaxy depends only on (seed, object id), so the result is identical).
+# Only the generator version that began a file resumes it: a file begun by version 2 (before the
+# speed-up of version 3) is refused with an error in the log; move it aside (e.g. to
+# data/survey_40k_v2.h5) and start again. Version 3 needs ~20 CPU ms per galaxy (~15 min of one
+# free core for 40k; `nice -n 10` on a busy machine stretches that many times).
 #   scripts/astroclip_data.sh                  # writes data/survey_40k.h5, log data/survey_40k.log
 #   SURVEY_OUT=/elsewhere/s.h5 scripts/astroclip_data.sh
 set -euo pipefail

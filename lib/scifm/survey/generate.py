@@ -4,7 +4,8 @@ Workers (separate processes, each with its own bagpipes model) simulate chunks
 of ``config.chunk_size`` galaxies; only the parent writes to the HDF5 file, and
 it marks a chunk done after flushing its rows (see ``io.py``). Running the same
 command again on an interrupted file resumes with the chunks still pending; the
-result is identical because every galaxy depends only on (seed, object id).
+result is identical because every galaxy depends only on (seed, object id) and the
+generator version (``io.VERSION``): a file begun by another version is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import h5py
 import numpy as np
 
 from scifm.survey.config import SurveyConfig
-from scifm.survey.io import create_survey_file, survey_info, write_chunk
+from scifm.survey.io import VERSION, create_survey_file, survey_info, write_chunk
 from scifm.survey.simulate import simulate_range
 
 _WORKER: dict = {}  # per-process state: the bagpipes model survives between chunks
@@ -65,6 +66,13 @@ def generate_survey(
                 f"survey file {out}: holds n={info['n']}, seed={info['seed']} with another or "
                 f"the same config; asked for n={n}, seed={seed}. Pass overwrite=True "
                 "(--overwrite) to replace it, or resume with the same arguments"
+            )
+        if info.get("version") != VERSION:
+            raise ValueError(
+                f"survey file {out}: written by survey generator version {info['version']}, "
+                f"this code is version {VERSION} (other numbers for the same seed and object "
+                "id); resuming would mix two generators in one file. Write a new file "
+                "(another --out) or pass overwrite=True (--overwrite) to start it again"
             )
     else:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@ fixed. Noise is the source's own photon noise (Poisson on its photo-electrons at
 the coadd's gain x exposure, ``SurveyConfig.electrons_per_nmgy``) plus Gaussian
 sky noise at Legacy-Surveys-like depth (the sky is subtracted, its noise stays).
 A nearby galaxy larger than the cutout simply overflows it, as in the real survey.
+``draw_noiseless`` shares the galaxy's transforms between the bands (GalSim's
+numbers, half the time); ``draw_noiseless_galsim`` is the band-by-band reference.
 """
 
 from __future__ import annotations
@@ -29,11 +31,87 @@ def bulge_fractions(bulge_frac_r: float) -> np.ndarray:
 
 
 def draw_noiseless(cfg: SurveyConfig, p: dict[str, float], fluxes: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float32 noiseless image in nanomaggies for band ``fluxes`` (g, r, z)."""
+    """(H, W, 3) float32 noiseless image in nanomaggies for band ``fluxes`` (g, r, z).
+
+    GalSim's FFT drawing with the work shared between the bands: the bulge, disk and pixel
+    transforms are drawn once, on the grid GalSim picks for the bands, and combined per band
+    with that band's PSF and bulge share before the inverse FFT. The same numbers as
+    ``draw_noiseless_galsim`` to float32 round-off (``tests/survey/test_speed.py``) in about
+    half its time; a galaxy whose bands need different grids goes through that reference.
+    """
     import galsim
 
     if np.shape(fluxes) != (len(BANDS),):
         raise ValueError(f"draw_noiseless: fluxes shape {np.shape(fluxes)}; expected (3,) g, r, z")
+    bulge, disk, psfs, pixel = _profiles_in_pixels(cfg, p)
+    size = cfg.image_size
+    lo = -(size // 2)  # the stamp's pixels run lo .. lo + size - 1 around its centre
+    stamp = galsim.ImageF(galsim.BoundsI(lo, lo + size - 1, lo, lo + size - 1), scale=1.0)
+    # The grid GalSim would use for the broadest and the sharpest PSF (grid size grows with
+    # the PSF's width, k range with its sharpness): the bands share it if these two do.
+    fwhm = [float(p[f"psf_fwhm_{b}"]) for b in BANDS]
+    grids = [galsim.Convolve([galsim.Add([bulge, disk]), psfs[i], pixel]).drawFFT_makeKImage(stamp)
+             for i in (int(np.argmax(fwhm)), int(np.argmin(fwhm)))]  # fmt: skip
+    kimage, n = grids[0]
+    same = grids[1][1] == n and grids[1][0].bounds == kimage.bounds
+    if not same or kimage.array.shape[0] != n + 1:  # bands on different grids, or k wrapped
+        return draw_noiseless_galsim(cfg, p, fluxes)
+
+    def transform(prof) -> np.ndarray:  # (n + 1, n/2 + 1) complex64: ky -n/2 .. n/2, kx 0 .. n/2
+        return prof.drawKImage(image=kimage.copy(), recenter=False).array
+
+    total = np.clip(np.asarray(fluxes, np.float64), 0.0, None)
+    fb = bulge_fractions(float(p["bulge_frac"]))
+    kpixel = transform(pixel)
+    # The galaxy shifted by -lo pixels puts the stamp on rows and columns 0 .. size - 1.
+    kbulge = transform(bulge.shift(-lo, -lo)) * kpixel
+    kdisk = transform(disk.shift(-lo, -lo)) * kpixel
+    out = np.empty((size, size, len(BANDS)), np.float32)
+    for k, psf in enumerate(psfs):  # band by band: a big galaxy's grid can reach 16k x 8k
+        kimg = np.float32(fb[k] * total[k]) * kbulge
+        kimg += np.float32((1 - fb[k]) * total[k]) * kdisk
+        kimg *= transform(psf)
+        out[..., k] = _stamp_from_kimage(kimg, n, size)
+    return out
+
+
+def _stamp_from_kimage(kimg: np.ndarray, n: int, size: int) -> np.ndarray:
+    """Rows and columns 0 .. size - 1 of the real image of a (n + 1, n/2 + 1) k-image.
+
+    ky runs -n/2 .. n/2 (the +n/2 row is the same frequency as -n/2 and is added to it),
+    kx 0 .. n/2; the normalisation is GalSim's (the image sums to the k = 0 value).
+    """
+    folded = np.concatenate([kimg[n // 2 : n], kimg[: n // 2]])  # ky in FFT order
+    folded[n // 2] += kimg[n]
+    rows = np.fft.ifft(folded, axis=0)[:size]  # (size, n/2 + 1): only the stamp's rows
+    return np.fft.irfft(rows, n=n, axis=1)[:, :size]
+
+
+def _profiles_in_pixels(cfg: SurveyConfig, p: dict[str, float]) -> tuple:
+    """Unit-flux bulge and disk (sheared, centred as ``drawImage`` centres them), the three
+    band PSFs and the pixel, all in pixel units."""
+    import galsim
+
+    gsp = galsim.GSParams(maximum_fft_size=16384)
+    s = cfg.pixel_scale
+    beta = float(p["pa"]) * galsim.radians
+    # drawImage puts the profile at the stamp's true centre (half a pixel below its central
+    # pixel for an even size) plus the offset.
+    half = 0.5 if cfg.image_size % 2 == 0 else 0.0
+    shift = galsim.PositionD(float(p["dx"]) - half, float(p["dy"]) - half)
+    bulge = galsim.Sersic(n=float(p["n_bulge"]), half_light_radius=float(p["r_bulge_arcsec"]) / s,
+                          gsparams=gsp).shear(q=float(p["q_bulge"]), beta=beta)  # fmt: skip
+    disk = galsim.Exponential(half_light_radius=float(p["r_disk_arcsec"]) / s, gsparams=gsp)
+    disk = disk.shear(q=float(p["q_disk"]), beta=beta)
+    psfs = [galsim.Moffat(beta=MOFFAT_BETA, fwhm=float(p[f"psf_fwhm_{b}"]) / s, gsparams=gsp)
+            for b in BANDS]  # fmt: skip
+    return bulge.shift(shift), disk.shift(shift), psfs, galsim.Pixel(1.0, gsparams=gsp)
+
+
+def draw_noiseless_galsim(cfg: SurveyConfig, p: dict[str, float], fluxes: np.ndarray) -> np.ndarray:
+    """``draw_noiseless`` band by band with GalSim's ``drawImage`` (the reference)."""
+    import galsim
+
     gsp = galsim.GSParams(maximum_fft_size=16384)
     beta = float(p["pa"]) * galsim.radians
     bulge = galsim.Sersic(n=float(p["n_bulge"]), half_light_radius=float(p["r_bulge_arcsec"]),
@@ -62,21 +140,13 @@ def add_image_noise(
     (nanomaggies) and ``gain`` the photo-electrons per nanomaggy; the source's electrons
     are Poisson, so a pixel's variance is sky_sigma**2 + image / gain.
     """
+    image = np.asarray(image, np.float32)
     gain = np.asarray(gain, np.float64)
-    expected = np.clip(image, 0.0, None).astype(np.float64) * gain  # FFT ringing can dip < 0
-    shot = (rng.poisson(expected) - expected) / gain
-    sky = rng.standard_normal(image.shape) * np.asarray(sky_sigma, np.float64)
-    return (image + shot + sky).astype(np.float32)
-
-
-def draw_image(
-    cfg: SurveyConfig, p: dict[str, float], fluxes: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy (H, W, 3) float32 cutout in nanomaggies (g, r, z) and the noiseless stamp sums (3,).
-
-    The sums fall short of ``fluxes`` by the light beyond the stamp (Sersic wings).
-    """
-    sigma = np.array([p[f"sky_sigma_{b}"] for b in BANDS])
-    clean = draw_noiseless(cfg, p, fluxes)
-    noisy = add_image_noise(clean, sigma, np.asarray(cfg.electrons_per_nmgy), rng)
-    return noisy, clean.sum(axis=(0, 1), dtype=np.float64)
+    expected = np.maximum(image, 0.0).astype(np.float64) * gain  # FFT ringing can dip < 0
+    counts = rng.poisson(expected)
+    sky = rng.standard_normal(image.shape, dtype=np.float32)  # float32, as the image is
+    sky *= np.asarray(sky_sigma, np.float32)
+    # image + (counts - expected) / gain: the positive part of the image becomes its counts.
+    sky += np.minimum(image, 0.0)
+    sky += counts / gain
+    return sky

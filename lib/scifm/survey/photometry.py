@@ -31,6 +31,16 @@ def load_filters(names: tuple[str, ...] = FILTERS):
     return speclite.filters.load_filters(*names)
 
 
+@functools.lru_cache(maxsize=4)
+def _filter_tables(names: tuple[str, ...]) -> tuple[tuple[np.ndarray, np.ndarray, float], ...]:
+    """(wavelength, response, AB zero point / (h c)) of each filter, plain float64."""
+    from speclite.filters import _hc_constant
+
+    return tuple((np.asarray(f.wavelength, np.float64), np.asarray(f.response, np.float64),
+                  float(f.ab_zeropoint.value) * float(_hc_constant.value))
+                 for f in load_filters(names))  # fmt: skip
+
+
 def band_fluxes(
     wavelength: np.ndarray, flux: np.ndarray, filters: tuple[str, ...] = FILTERS
 ) -> np.ndarray:
@@ -44,18 +54,38 @@ def band_fluxes(
         raise ValueError(
             f"band_fluxes: wavelength {wavelength.shape} and flux {flux.shape} must be equal 1-D"
         )
-    fs = load_filters(tuple(filters))
-    lo = min(f.wavelength[0] for f in fs) - 50.0
-    hi = max(f.wavelength[-1] for f in fs) + 50.0
+    tables = _filter_tables(tuple(filters))
+    lo = min(t[0][0] for t in tables) - 50.0
+    hi = max(t[0][-1] for t in tables) + 50.0
     if wavelength[0] > lo or wavelength[-1] < hi:
         raise ValueError(
             f"band_fluxes: spectrum covers {wavelength[0]:.0f}-{wavelength[-1]:.0f} A; "
             f"filters {filters} need {lo:.0f}-{hi:.0f} A"
         )
-    i0 = max(int(np.searchsorted(wavelength, lo)) - 1, 0)  # one sample beyond each end
-    i1 = int(np.searchsorted(wavelength, hi)) + 1
-    maggies = fs.get_ab_maggies(flux[i0:i1], wavelength[i0:i1])
-    return np.array([float(maggies[n][0]) for n in fs.names]) * 1e9
+    return np.array([_ab_maggies(wavelength, flux, *t) for t in tables]) * 1e9
+
+
+def _ab_maggies(
+    wave: np.ndarray, flux: np.ndarray, f_wave: np.ndarray, f_resp: np.ndarray, zero: float
+) -> float:
+    """speclite's ``FilterResponse.get_ab_maggies(flux, wave)`` (photon-weighted, trapezoid
+    rule) without its per-call astropy and scipy objects: the integrand on the spectrum's
+    samples inside the filter, plus the filter's own nodes where no sample falls between
+    two of them (the spectrum linearly interpolated there), over the AB zero point."""
+    start = int(np.flatnonzero(wave <= f_wave[0])[-1]) if wave[0] < f_wave[0] else 0
+    stop = int(np.flatnonzero(wave >= f_wave[-1])[0]) + 1 if wave[-1] > f_wave[-1] else wave.size
+    w, f = wave[start:stop], flux[start:stop]
+    integrand = f * np.interp(w, f_wave, f_resp, left=0.0, right=0.0)
+    quad = w.copy()
+    extra = 1 + np.flatnonzero(np.diff(np.searchsorted(w, f_wave[1:])) == 0)  # undersampled
+    if extra.size:
+        quad = np.concatenate([w, f_wave[extra]])
+        order = np.argsort(quad)
+        quad = quad[order]
+        integrand = np.concatenate([integrand, np.interp(f_wave[extra], w, f) * f_resp[extra]])
+        integrand = integrand[order]
+    quad[0], quad[-1] = max(quad[0], f_wave[0]), min(quad[-1], f_wave[-1])
+    return float(np.trapezoid(integrand * quad, quad)) / zero
 
 
 def nmgy_to_mag(flux: np.ndarray) -> np.ndarray:

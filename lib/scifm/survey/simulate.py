@@ -14,10 +14,10 @@ import numpy as np
 
 from scifm.survey.config import BANDS, SurveyConfig
 from scifm.survey.fiber import fiber_curve, fiber_fractions
-from scifm.survey.images import draw_image
+from scifm.survey.images import add_image_noise, draw_noiseless
 from scifm.survey.params import PARAM_NAMES, sample_galaxy
 from scifm.survey.photometry import band_fluxes, nmgy_to_mag
-from scifm.survey.spectra import SpectrumSimulator, noise_sigma, observe_spectrum
+from scifm.survey.spectra import SpectrumSimulator, observe_spectrum
 
 # Name -> meaning of every derived property (stored under /props in a survey file).
 PROP_DOC: dict[str, str] = {
@@ -55,16 +55,19 @@ def simulate_galaxy(
 ) -> dict:
     """Image (H, W, 3), spectrum and ivar (n_wave,), props and params of one galaxy."""
     p = sample_galaxy(cfg, seed, object_id)
-    noise_rng = np.random.default_rng([int(seed), int(object_id), 1])  # independent stream
     model = spectra.model(p)
     fluxes = band_fluxes(model.full_wave, model.full_flux)
-    image, stamp = draw_image(cfg, p, fluxes, noise_rng)
-    wave = cfg.wavelength
+    clean = draw_noiseless(cfg, p, fluxes)
     fractions = fiber_fractions(p, cfg.fiber_diameter)
-    fiber_flux = model.flux * fiber_curve(fractions, wave)  # (n_wave,) light down the fibre
-    spectrum, ivar = observe_spectrum(cfg, fiber_flux, p["spec_exposure"], noise_rng)
-    band = (wave > 6000) & (wave < 7000)
-    sigma = noise_sigma(cfg, wave[band], fiber_flux[band], p["spec_exposure"])
+    fiber_flux = model.flux * fiber_curve(fractions, cfg.wavelength)  # (n_wave,) down the fibre
+    # Image and spectrum noise from their own streams: a round-off change in the image (which
+    # can shift a Poisson draw) leaves the spectrum's noise as it was.
+    sky = np.array([p[f"sky_sigma_{b}"] for b in BANDS])
+    image_rng = np.random.default_rng([int(seed), int(object_id), 1])
+    image = add_image_noise(clean, sky, np.asarray(cfg.electrons_per_nmgy), image_rng)
+    spec_rng = np.random.default_rng([int(seed), int(object_id), 2])
+    spectrum, ivar, sigma = observe_spectrum(cfg, fiber_flux, p["spec_exposure"], spec_rng)
+    band = (cfg.wavelength > 6000) & (cfg.wavelength < 7000)
     mags = nmgy_to_mag(fluxes)
     props = {
         "log_mstar": model.log_mstar,
@@ -76,14 +79,14 @@ def simulate_galaxy(
         "quiescent": p["quiescent"],
         **{f"flux_{b}": float(f) for b, f in zip(BANDS, fluxes)},
         **{f"mag_{b}": float(m) for b, m in zip(BANDS, mags)},
-        **{f"stamp_flux_{b}": float(f) for b, f in zip(BANDS, stamp)},
+        **{f"stamp_flux_{b}": float(f) for b, f in zip(BANDS, clean.sum((0, 1), np.float64))},
         **{f"fiber_frac_{b}": float(f) for b, f in zip(BANDS, fractions)},
         **{f"{k}_flux": v for k, v in model.lines.items()},
         "ew_halpha": model.ew_halpha,
         "r_half_arcsec": p["bulge_frac"] * p["r_bulge_arcsec"]
         + (1 - p["bulge_frac"]) * p["r_disk_arcsec"],
         "bulge_frac": p["bulge_frac"],
-        "spec_snr": float(np.median(fiber_flux[band] / sigma)),
+        "spec_snr": float(np.median(fiber_flux[band] / sigma[band])),
     }
     return {"image": image, "spectrum": spectrum, "ivar": ivar, "props": props, "params": p}
 
