@@ -64,3 +64,28 @@ def test_image_sums_to_the_synthesized_flux_and_bulge_is_redder(galaxy):
     assert fb[0] < fb[1] < fb[2] and fb[1] == pytest.approx(0.4)
     with pytest.raises(ValueError, match="fluxes"):
         draw_noiseless(cfg, p, np.ones(2))
+
+
+def test_survey_lines_sit_at_their_vacuum_wavelengths(monkeypatch):
+    """The DESI grid is in vacuum while bagpipes' lines are in air: the survey asks bagpipes for
+    the air wavelengths of the grid, which moves H-alpha at z = 0.3 by 6564.6/n - 6564.6 ~ 2.35 A
+    to the red against a spectrum read off the grid as if it were air. (bagpipes' own grid puts
+    a narrow line into one ~3 A bin, so the absolute centroid is only good to about a bin.)"""
+    import scifm.survey.spectra as spectra
+
+    cfg = SurveyConfig()
+    p = {**sample_galaxy(cfg, 0, 7), "redshift": 0.3, "age": 1.0, "tau": 5.0, "av": 0.2,
+         "log_u": -3.0, "veldisp": 50.0}  # fmt: skip
+    wave, vac = cfg.wavelength, 6564.61 * 1.3
+    near = np.abs(wave - vac) < 15
+
+    def centroid() -> float:
+        flux = SpectrumSimulator(cfg).model(p).flux[near]
+        w = np.clip(flux - np.median(flux), 0, None)
+        return float((wave[near] * w).sum() / w.sum())
+
+    ours = centroid()
+    monkeypatch.setattr(spectra, "vacuum_to_air", lambda w: w)
+    shift = ours - centroid()
+    assert abs(shift - vac * (1 - 1 / 1.000275)) < 0.3, shift
+    assert abs(ours - vac) < 2.0, ours

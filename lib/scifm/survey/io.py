@@ -48,7 +48,8 @@ FORMAT = "scifm-astroclip-survey"
 # 3: the same physics computed ~3x faster (fibre integral on 384 log-k nodes, 4e-6 relative
 # from version 2; images from one FFT pass for the three bands, 4e-7 of the peak), with image
 # and spectrum noise drawn from separate streams, so the noise realisations differ from 2.
-VERSION = 3
+# 4: spectra on vacuum wavelengths (bagpipes works in air; 1-3 A redder lines than 3).
+VERSION = 4
 TARGETID_BASE = 39_600_000_000_000_000  # DESI-like 17-digit ids; + seed * 1e9 + object id
 
 
