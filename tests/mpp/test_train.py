@@ -117,8 +117,14 @@ def test_fno_baseline_trains_and_evaluates(toy_sets, tmp_path):
         padded = torch.cat([short[:, :1], short], dim=1)
         torch.testing.assert_close(fno(short), fno(padded))
     recipe = TrainRecipe.preset("stable")  # the AViT's stability recipe trains an FNO too
-    fit(fno, [ws], TrainConfig(steps=3, progress=False), batch_size=4, recipe=recipe,
-        out_dir=tmp_path)  # a resumable checkpoint of an FNO (neuraloperator's metadata dropped)
+    fit(
+        fno,
+        [ws],
+        TrainConfig(steps=3, progress=False),
+        batch_size=4,
+        recipe=recipe,
+        out_dir=tmp_path,
+    )  # a resumable checkpoint of an FNO (neuraloperator's metadata dropped)
     _, back = load_model(tmp_path / "checkpoint")
     with torch.no_grad():
         torch.testing.assert_close(back(short), fno.eval()(short))
