@@ -2,8 +2,9 @@
 
     scifm astroclip pretrain-image    --survey S --out runs/img   [--preset small --steps N]
                                       [--method moco|vicreg --eval-every N]
-    scifm astroclip pretrain-spectrum --survey S --out runs/spec
+    scifm astroclip pretrain-spectrum --survey S --out runs/spec  [--eval-every N --until-plateau]
     scifm astroclip align   --survey S --image runs/img --spectrum runs/spec --out runs/clip
+                            [--eval-every N --until-plateau]
     scifm astroclip embed   --model runs/clip/checkpoint --survey S --out emb.h5
     scifm astroclip evaluate --model runs/clip/checkpoint --survey S
     scifm astroclip search  --catalog assets/astroclip/catalog.h5 --id TARGETID [--mode ...]
@@ -13,7 +14,9 @@ file (groups "0".."9") or ``toy:N``. Training uses the file's own split where it
 (released: 80/20 inside each group), else the 80 % of ``pipeline.default_split``; ``align``
 records that split in its checkpoint (``splits.py``) and ``evaluate`` reads it back from
 the model. Properties the survey lacks (the released file has redshift only) are
-reported as absent, not evaluated. Heavy imports stay in handlers.
+reported as absent, not evaluated. ``--until-plateau`` stops a stage when its held-out
+figure (SpecFormer: masked loss; align: recall@10) gains < 1 % over the last 20 % of the
+steps (``core.plateau``); a rerun of the same command resumes. Heavy imports stay in handlers.
 """
 
 from __future__ import annotations
@@ -117,17 +120,74 @@ def _pretrain_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_args(p: argparse.ArgumentParser, figure: str, watched: str) -> None:
+    p.add_argument("--eval-every", type=positive_int, default=0,
+                   help=f"{figure} on the held-out split every N steps (always at the end); "
+                        "appended to OUT/eval.jsonl")  # fmt: skip
+    p.add_argument(
+        "--eval-rows",
+        type=positive_int,
+        default=2000,
+        help="held-out galaxies evaluated (the first N of the split; default 2000)",
+    )
+    p.add_argument("--until-plateau", action="store_true",
+                   help=f"stop once {watched} gains < 1%% over the last 20%% of steps (needs "
+                        "--eval-every; --steps is then the budget)")  # fmt: skip
+    p.add_argument("--ckpt-every", type=positive_int, default=None,
+                   help="steps between resumable checkpoints (default: steps/4 and at every "
+                        "evaluation)")  # fmt: skip
+
+
+def _evaluated(args: argparse.Namespace, tc):
+    """The train config with the evaluations' cadence; errors on --until-plateau alone."""
+    import math
+
+    if args.until_plateau and not args.eval_every:
+        raise ValueError("--until-plateau needs --eval-every N (the curve the rule watches)")
+    if args.eval_every:  # log at every evaluation step: the records line up with eval.jsonl
+        tc = tc.replace(log_every=math.gcd(tc.log_every, args.eval_every))
+    return tc.replace(ckpt_every=args.ckpt_every or tc.ckpt_every)
+
+
+def _run_summary(res, args: argparse.Namespace, evals: list[dict], record: dict) -> str:
+    from scifm.astroclip.train import EVAL_FILE
+
+    return json.dumps({
+        "checkpoint": str(res.checkpoint), "step": res.step, "stopped": res.stopped or "steps",
+        "final": res.history[-1] if res.history else None,
+        "last_eval": evals[-1] if evals else None, "evaluations": str(Path(args.out) / EVAL_FILE),
+        "split": {k: record[k] for k in ("how", "n_train", "n_test")},
+    })  # fmt: skip
+
+
 def _pretrain_spectrum(args: argparse.Namespace) -> int:
     import torch
 
+    from scifm.astroclip.evaluate import specformer_eval
+    from scifm.astroclip.pipeline import DEFAULT_PROPS, split_how
+    from scifm.astroclip.splits import split_record
     from scifm.astroclip.train import pretrain_spectrum
 
-    cfg, data, tr, _ = _load(args)
+    cfg, data, tr, te = _load(args)
     tc, bs = _train_cfg(args, "spectrum")
-    _, res = pretrain_spectrum(data.spectra[torch.from_numpy(tr)], cfg.spectrum, tc,
-                               batch_size=bs, device=args.device, out_dir=args.out,
-                               seed=args.seed)  # fmt: skip
-    print(json.dumps({"checkpoint": str(res.checkpoint), "final": res.history[-1]}))
+    tc = _evaluated(args, tc)
+    record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
+                          source=args.survey)  # fmt: skip
+    props = {k: data.props[k] for k in DEFAULT_PROPS if k in data.props}
+    fit, held = tr[: 4 * args.eval_rows], te[: args.eval_rows]  # k-NN fit on 4x as many
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        out = specformer_eval(model, data.spectra, fit, held, props, seed=args.seed)
+        return out | {"n_fit": len(fit), "n_eval": len(held)}
+
+    evals: list[dict] = []
+    _, res = pretrain_spectrum(
+        data.spectra[torch.from_numpy(tr)], cfg.spectrum, tc, batch_size=bs, device=args.device,
+        out_dir=args.out, seed=args.seed, extra={"split": record}, evaluate=evaluate,
+        eval_every=args.eval_every, until_plateau=args.until_plateau,
+        callback=lambda r: evals.append(r) if r.get("stage") == "eval" else None,
+    )  # fmt: skip
+    print(_run_summary(res, args, evals, record))
     return 0
 
 
@@ -151,11 +211,17 @@ def _align(args: argparse.Namespace) -> int:
     record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
                           source=args.survey)  # fmt: skip
     tc, bs = _train_cfg(args, "align")
-    t = torch.from_numpy(tr)
-    _, res = align(data.images[t], data.spectra[t], cfg, ssl, spec, tc, batch_size=bs,
-                   device=args.device, out_dir=args.out, seed=args.seed,
-                   extra={"split": record})  # fmt: skip
-    print(json.dumps({"checkpoint": str(res.checkpoint), "final": res.history[-1]}))
+    tc = _evaluated(args, tc)
+    t, h = torch.from_numpy(tr), torch.from_numpy(te[: args.eval_rows])
+    evals: list[dict] = []
+    _, res = align(
+        data.images[t], data.spectra[t], cfg, ssl, spec, tc, batch_size=bs, device=args.device,
+        out_dir=args.out, seed=args.seed, extra={"split": record},
+        held_out=(data.images[h], data.spectra[h]), eval_every=args.eval_every,
+        until_plateau=args.until_plateau,
+        callback=lambda r: evals.append(r) if r.get("stage") == "eval" else None,
+    )  # fmt: skip
+    print(_run_summary(res, args, evals, record))
     return 0
 
 
@@ -238,11 +304,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_pretrain_image)
     p = sub.add_parser("pretrain-spectrum", help="masked-modelling pretraining of SpecFormer")
     _train_args(p)
+    _eval_args(p, "masked loss (val_loss) and k-NN R^2 of the frozen embedding",
+               "val_loss")  # fmt: skip
     p.set_defaults(func=_pretrain_spectrum)
     p = sub.add_parser("align", help="InfoNCE alignment heads on the frozen encoders")
     _train_args(p)
     p.add_argument("--image", required=True, help="pretrain-image run folder or checkpoint")
     p.add_argument("--spectrum", required=True, help="pretrain-spectrum run folder or checkpoint")
+    _eval_args(p, "cross-modal recall@1/10/100 among the held-out pairs",
+               "recall@10 (image -> spectrum)")  # fmt: skip
     p.set_defaults(func=_align)
     p = sub.add_parser("embed", help="embed a survey to an HDF5 file (resumable)")
     _common(p)

@@ -76,6 +76,21 @@ def image_features(
     return torch.cat(parts).numpy() if parts else np.zeros((0, encoder.config.d_model), "f4")
 
 
+@torch.no_grad()
+def spectrum_features(
+    encoder: torch.nn.Module, spectra: torch.Tensor, *, batch_size: int = 256
+) -> np.ndarray:
+    """Mean-pooled tokens (N, d_model) float32 of a bare ``SpecFormer`` (the 'SpecFormer
+    alone' embedding), on the encoder's device in eval mode; its train/eval mode is kept."""
+    was_training = encoder.training
+    encoder.eval()
+    dev = next(encoder.parameters()).device
+    parts = [encoder.embed(spectra[i : i + batch_size].to(dev)).float().cpu()
+             for i in range(0, len(spectra), batch_size)]  # fmt: skip
+    encoder.train(was_training)
+    return torch.cat(parts).numpy() if parts else np.zeros((0, encoder.config.d_model), "f4")
+
+
 def embed_file(
     model: AstroClip,
     fetch: Callable[[int, int], Galaxies],

@@ -18,9 +18,11 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
-from scifm.astroclip.embed import image_features
+from scifm.astroclip.embed import image_features, spectrum_features
+from scifm.astroclip.model import normalized
 from scifm.astroclip.search import EmbeddingIndex
-from scifm.core import numpy_rng
+from scifm.astroclip.specformer import chunk_mask
+from scifm.core import numpy_rng, torch_generator
 
 
 def _xy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray):
@@ -66,6 +68,69 @@ def image_ssl_knn_r2(
     x = image_features(encoder, images)
     return knn_r2(x[train_idx], x[test_idx], {n: v[train_idx] for n, v in targets.items()},
                   {n: v[test_idx] for n, v in targets.items()}, k=k)  # fmt: skip
+
+
+@torch.no_grad()
+def masked_val_loss(
+    model: torch.nn.Module, spectra: torch.Tensor, *, seed: int = 0, batch_size: int = 256
+) -> float:
+    """SpecFormer's masked-modelling loss on held-out spectra, with masks fixed by ``seed``
+    (the same masks at every evaluation, so the curve moves only with the weights)."""
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    gen = torch_generator(seed)
+    total = 0.0
+    for i in range(0, len(spectra), batch_size):
+        x = spectra[i : i + batch_size]
+        mask = chunk_mask(model.config, len(x), gen)
+        total += float(model.masked_loss(x.to(dev), mask.to(dev))) * len(x)
+    model.train(was_training)
+    return total / max(len(spectra), 1)
+
+
+def specformer_eval(
+    model: torch.nn.Module,
+    spectra: torch.Tensor,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    targets: Mapping[str, np.ndarray],
+    *,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Held-out figures of a SpecFormer: ``val_loss`` (masked modelling on the ``test_idx``
+    rows) and ``knn_r2_<target>`` of its frozen mean-pooled embedding (k-NN fitted on
+    ``train_idx``, scored on ``test_idx``)."""
+    out = {"val_loss": masked_val_loss(model, spectra[torch.from_numpy(test_idx)], seed=seed)}
+    x = spectrum_features(model, spectra[torch.from_numpy(np.concatenate([train_idx, test_idx]))])
+    n = len(train_idx)
+    r2 = knn_r2(x[:n], x[n:], {k: v[train_idx] for k, v in targets.items()},
+                {k: v[test_idx] for k, v in targets.items()})  # fmt: skip
+    return out | {f"knn_r2_{k}": v for k, v in r2.items()}
+
+
+def align_recall(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    spectrum_tokens: torch.Tensor,
+    *,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Cross-modal recall@1/10/100 of held-out pairs (images[i], spectrum_tokens[i]):
+    ``recall@k`` image -> spectrum (the figure ``scifm astroclip evaluate`` reports) and
+    ``s2i_recall@k`` spectrum -> image, among all the pairs given."""
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        a = torch.cat([normalized(model.embed_images(images[i : i + batch_size].to(dev))).cpu()
+                       for i in range(0, len(images), batch_size)]).numpy()  # fmt: skip
+        b = torch.cat([
+            normalized(model.spectrum_head(spectrum_tokens[i : i + batch_size].to(dev).float()))
+            .cpu() for i in range(0, len(images), batch_size)
+        ]).numpy()  # fmt: skip
+    model.train(was_training)
+    return cross_modal_recall(a, b) | {f"s2i_{k}": v for k, v in cross_modal_recall(b, a).items()}
 
 
 def few_shot_r2(

@@ -22,6 +22,7 @@ import torch
 
 from scifm.astroclip.augment import augment_images
 from scifm.astroclip.config import AstroClipConfig, ImageEncoderConfig, SpecFormerConfig
+from scifm.astroclip.evaluate import align_recall
 from scifm.astroclip.image_encoder import ImageEncoder, ImageSSL
 from scifm.astroclip.model import AstroClip
 from scifm.astroclip.specformer import SpecFormer, chunk_mask
@@ -35,10 +36,14 @@ from scifm.core import (
 )
 from scifm.core import train as core_train
 from scifm.core.batches import MakeFn
+from scifm.core.plateau import PlateauRule, train_evaluated
 from scifm.core.rng import seeded
 from scifm.core.train import LossFn, StepCallback
 
-EVAL_FILE = "eval.jsonl"  # pretrain_image's evaluations, one JSON record per line
+EVAL_FILE = "eval.jsonl"  # held-out evaluations of a stage, one JSON record per line
+# When "trained until it plateaus" stops (issue 14: no 1 % gain over the last 20 % of steps):
+SPECTRUM_PLATEAU = PlateauRule(key="val_loss")  # SpecFormer's held-out masked loss
+ALIGN_PLATEAU = PlateauRule(key="recall@10", higher_is_better=True)  # image -> spectrum
 
 
 def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -60,16 +65,29 @@ def _train_stage(
     *,
     batch_size: int,
     seed: int,
+    evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    eval_every: int = 0,
+    rule: PlateauRule | None = None,
     **train_kwargs: Any,
 ) -> TrainResult:
     """One stage on the shared loop: batches ``make(indices, gen)`` over ``n_rows`` rows.
 
+    With ``evaluate(model)``: ``core.train_evaluated`` (held-out evaluations every
+    ``eval_every`` steps into ``out_dir/eval.jsonl``, stop at the plateau of ``rule``).
     ``train_kwargs`` go to ``core.train`` (device, out_dir, model_config, extra, callback).
     """
     batches = DatasetBatches(
         range(n_rows), batch_size, seed, accum_steps=train_cfg.accum_steps, make=make
     )
-    return core_train(model, loss_fn, batches, train_cfg, **train_kwargs)
+    if evaluate is None:
+        return core_train(model, loss_fn, batches, train_cfg, **train_kwargs)
+    return train_evaluated(model, loss_fn, batches, train_cfg, evaluate, eval_every=eval_every,
+                           rule=rule, eval_file=EVAL_FILE, **train_kwargs).result  # fmt: skip
+
+
+def _check_plateau(evaluation: object, until_plateau: bool) -> None:
+    if until_plateau and evaluation is None:
+        raise ValueError("until_plateau needs held-out data to evaluate (evaluate / held_out)")
 
 
 def _check_images(images: torch.Tensor, cfg: ImageEncoderConfig) -> None:
@@ -152,10 +170,21 @@ def pretrain_spectrum(
     device: torch.device | str | None = None,
     out_dir: str | Path | None = None,
     seed: int = 0,
+    extra: dict[str, Any] | None = None,
     callback: StepCallback | None = None,
+    evaluate: Callable[[SpecFormer], dict[str, float]] | None = None,
+    eval_every: int = 0,
+    until_plateau: bool = False,
 ) -> tuple[SpecFormer, TrainResult]:
-    """Masked-modelling pretraining on prepared spectra (N, n_bins)."""
+    """Masked-modelling pretraining on prepared spectra (N, n_bins).
+
+    ``evaluate(model)`` (``evaluate.specformer_eval``: held-out masked loss ``val_loss`` and
+    k-NN R^2) runs every ``eval_every`` steps and at the end, into ``out_dir/eval.jsonl``;
+    ``until_plateau`` stops once ``val_loss`` has plateaued (``SPECTRUM_PLATEAU``), with
+    ``train_cfg.steps`` as the budget. ``extra`` (e.g. the split) goes into the checkpoint.
+    """
     _check_rows("spectra", spectra, batch_size)
+    _check_plateau(evaluate, until_plateau)
     with seeded(seed):
         model = SpecFormer(cfg)
 
@@ -167,7 +196,8 @@ def pretrain_spectrum(
 
     result = _train_stage(
         model, loss_fn, len(spectra), make, train_cfg, batch_size=batch_size, seed=seed,
-        device=device, out_dir=out_dir, model_config=cfg, callback=callback,
+        device=device, out_dir=out_dir, model_config=cfg, extra=extra, callback=callback,
+        evaluate=evaluate, eval_every=eval_every, rule=SPECTRUM_PLATEAU if until_plateau else None,
     )  # fmt: skip
     return model, result
 
@@ -237,19 +267,35 @@ def align(
     extra: dict[str, Any] | None = None,
     cache: bool = True,
     callback: StepCallback | None = None,
+    held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eval_every: int = 0,
+    until_plateau: bool = False,
 ) -> tuple[AstroClip, TrainResult]:
     """Train the alignment heads on pairs (images[i], spectra[i]) with frozen encoders.
 
     ``cache``: run the frozen SpecFormer once over all spectra and train on its tokens
     (float16 in memory); the spectrum side is the expensive one, and frozen.
+    ``held_out``: (images, spectra) pairs outside the training rows; their cross-modal
+    recall (``evaluate.align_recall``, ``recall@10`` image -> spectrum among all of them)
+    is measured every ``eval_every`` steps and at the end, into ``out_dir/eval.jsonl``;
+    ``until_plateau`` stops once ``recall@10`` has plateaued (``ALIGN_PLATEAU``).
     """
     if len(images) != len(spectra):
         raise ValueError(f"{len(images)} images but {len(spectra)} spectra; expected pairs")
     _check_rows("pairs", images, batch_size)
     _check_images(images, cfg.image)
+    _check_plateau(held_out, until_plateau)
     model = build_aligned_model(cfg, image_ssl, specformer, seed=seed)
     no_noise = cfg.image.geometric  # rotations, flips, shifts: the pairs stay the same galaxy
     tokens = frozen_tokens(model.spectrum_encoder, spectra, device=device) if cache else None
+    evaluate = None
+    if held_out is not None:
+        test_images, test_spectra = held_out
+        _check_images(test_images, cfg.image)
+        test_tokens = frozen_tokens(model.spectrum_encoder, test_spectra, device=device)
+
+        def evaluate(m: torch.nn.Module) -> dict[str, float]:
+            return align_recall(m, test_images, test_tokens)
 
     def make(idx: np.ndarray, gen: torch.Generator) -> dict[str, torch.Tensor]:
         t = torch.from_numpy(idx)
@@ -261,5 +307,6 @@ def align(
     result = _train_stage(
         model, _loss, len(images), make, train_cfg, batch_size=batch_size, seed=seed,
         device=device, out_dir=out_dir, model_config=cfg, extra=extra, callback=callback,
+        evaluate=evaluate, eval_every=eval_every, rule=ALIGN_PLATEAU if until_plateau else None,
     )  # fmt: skip
     return model, result

@@ -9,6 +9,7 @@ from scifm.core.checkpoint import (
 )
 from scifm.core.config import ConfigMixin, parse_overrides
 from scifm.core.devices import autocast, numpy_rng, pick_device, torch_generator
+from scifm.core.plateau import plateaued
 from scifm.core.rng import seeded
 from scifm.core.train import TrainConfig, TrainResult, train, unwrap
 
@@ -26,6 +27,7 @@ __all__ = [
     "numpy_rng",
     "parse_overrides",
     "pick_device",
+    "plateaued",
     "save_checkpoint",
     "seeded",
     "torch_generator",

@@ -121,6 +121,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)  # records of this process
     checkpoint: Path | None = None  # resumable checkpoint directory (loadable by load_model)
     resumed_from: int = 0  # step the run resumed at (0 for a fresh run)
+    stopped: str = ""  # why an evaluated run ended (plateau.train_evaluated); "" from train
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

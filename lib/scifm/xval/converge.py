@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from scifm.core import ConfigMixin, TrainConfig, train
+from scifm.core.plateau import plateaued
 from scifm.xval.config import XvalConfig
 from scifm.xval.data import batches, collate, encode_sample
 from scifm.xval.evaluate import metrics, predict
@@ -96,19 +97,6 @@ def lines_study(lines: Sequence[Line], *, fmt: str, seed: int, source: str = "")
     spec = data_config(train_l, fmt=fmt, split_seed=seed, source=source)
     return Study(spec, samples_of(train_l, "all"), samples_of(val, "all"),
                  {"test": samples_of(test, "all")})  # fmt: skip
-
-
-def plateaued(curve: Sequence[dict], window: float, rel: float, points: int = 1) -> bool:
-    """No ``rel`` improvement of the best validation loss over the last ``window`` of steps
-    (which must hold at least ``points`` curve points)."""
-    if not curve:
-        return False
-    cut = curve[-1]["step"] * (1.0 - window)
-    before = [r["val_loss"] for r in curve if r["step"] <= cut]
-    after = [r["val_loss"] for r in curve if r["step"] > cut]
-    if not before or len(after) < max(points, 1):
-        return False
-    return min(after) > (1.0 - rel) * min(before)
 
 
 @torch.no_grad()

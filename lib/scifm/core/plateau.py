@@ -1,0 +1,178 @@
+"""The plateau rule of the long runs: has a validation curve stopped improving?
+
+"Plateau" (issue 14, and the xVal convergence study): the best value of the last
+``window`` (20 %) of the steps does not improve on the best value before it by
+``rel`` (1 %) of that value, and that window holds at least ``points`` curve points
+(one noisy point is no trend). Losses improve downwards; recall and R^2 upwards
+(``higher_is_better``).
+
+``train_evaluated`` runs ``core.train`` in chunks with a held-out evaluation after each
+(appended to ``eval.jsonl``) and stops at the plateau of a ``PlateauRule``; everything
+resumes from the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scifm.core.batches import BatchSource
+from scifm.core.checkpoint import TRAINER_JSON, load_checkpoint
+from scifm.core.train import CHECKPOINT_DIR, LossFn, StepCallback, TrainConfig, TrainResult, train
+
+
+def plateaued(
+    curve: Sequence[Mapping[str, float]],
+    window: float,
+    rel: float,
+    points: int = 1,
+    *,
+    key: str = "val_loss",
+    higher_is_better: bool = False,
+) -> bool:
+    """True when ``curve`` (records with ``"step"`` and ``key``, in step order) has plateaued.
+
+    No verdict (False) on an empty curve, or while nothing lies before the window or the
+    window holds fewer than ``points`` records.
+    """
+    if not 0 < window < 1 or not 0 <= rel < 1:
+        raise ValueError(f"plateaued: need 0 < window < 1 and 0 <= rel < 1, got {window}, {rel}")
+    if not curve:
+        return False
+    cut = curve[-1]["step"] * (1.0 - window)
+    before = [float(r[key]) for r in curve if r["step"] <= cut]
+    after = [float(r[key]) for r in curve if r["step"] > cut]
+    if not before or len(after) < max(points, 1):
+        return False
+    if higher_is_better:
+        best = max(before)
+        return max(after) < best + rel * abs(best)
+    best = min(before)
+    return min(after) > best - rel * abs(best)
+
+
+@dataclass(frozen=True)
+class PlateauRule:
+    """Which validation figure the stop watches, and the rule's constants (issue 14)."""
+
+    key: str  # the evaluation metric watched (e.g. "val_loss", "recall@10")
+    higher_is_better: bool = False  # recall, R^2: True; losses: False
+    window: float = 0.2  # the last 20 % of the steps ...
+    rel: float = 0.01  # ... must improve the best value by 1 %, else: plateau
+    points: int = 3  # ... and hold this many evaluations (one noisy point is no trend)
+    min_steps: int = 0  # no verdict before this step
+
+    def reached(self, curve: Sequence[Mapping[str, float]]) -> bool:
+        """The rule's verdict on ``curve`` (evaluation records in step order)."""
+        if not curve or curve[-1]["step"] < self.min_steps:
+            return False
+        return plateaued(curve, self.window, self.rel, self.points, key=self.key,
+                         higher_is_better=self.higher_is_better)  # fmt: skip
+
+
+@dataclass
+class EvaluatedRun:
+    """What ``train_evaluated`` returns: the training result, the curve and why it ended."""
+
+    result: TrainResult  # steps done, this call's logged records, the checkpoint
+    curve: list[dict[str, Any]]  # every evaluation of the run (resumed ones included)
+    reason: str  # "plateau", "steps" (cfg.steps done) or "stop_at" (cut there, resumable)
+
+
+def _read_curve(path: Path, upto: int) -> list[dict[str, Any]]:
+    """Evaluations up to ``upto`` (the checkpoint's step), one per step (the last written)."""
+    if not path.exists():
+        return []
+    by_step: dict[int, dict[str, Any]] = {}
+    for ln in path.read_text().splitlines():
+        if ln.strip():
+            rec = json.loads(ln)
+            if rec["step"] <= upto:
+                by_step[int(rec["step"])] = rec
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _checkpoint_step(out: Path) -> int:
+    state = out / CHECKPOINT_DIR / TRAINER_JSON
+    return int(json.loads(state.read_text()).get("step", 0)) if state.exists() else 0
+
+
+def train_evaluated(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    batches: BatchSource,
+    cfg: TrainConfig,
+    evaluate: Callable[[torch.nn.Module], dict[str, float]],
+    *,
+    out_dir: str | Path | None,
+    eval_every: int = 0,
+    rule: PlateauRule | None = None,
+    eval_file: str = "eval.jsonl",
+    callback: StepCallback | None = None,
+    **train_kwargs: Any,
+) -> EvaluatedRun:
+    """``core.train`` in chunks of ``eval_every`` steps, ``evaluate(model)`` after each.
+
+    Each chunk is one ``train`` call cut at ``TrainConfig.stop_at`` (the schedule spans
+    ``cfg.steps``), so every evaluation belongs to a saved checkpoint: each record
+    ``{"step", **metrics}`` goes to ``out_dir/eval_file`` and ``callback`` (with
+    ``"stage": "eval"``). With a ``rule`` the run stops early once the curve has plateaued.
+    A rerun resumes at the checkpoint, keeps the evaluations up to it and stops at once
+    if they had plateaued. ``eval_every=0`` evaluates at the end only. ``out_dir=None``
+    keeps the chunks' checkpoints in a temporary folder. ``train_kwargs`` go to ``train``.
+    """
+    if eval_every < 0:
+        raise ValueError(f"eval_every={eval_every}: expected >= 0 (0: only at the end)")
+    if out_dir is None:
+        with tempfile.TemporaryDirectory(prefix="scifm-eval-") as tmp:
+            run = train_evaluated(model, loss_fn, batches, cfg, evaluate, out_dir=tmp,
+                                  eval_every=eval_every, rule=rule, eval_file=eval_file,
+                                  callback=callback, **train_kwargs)  # fmt: skip
+            run.result.checkpoint = None
+            return run
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = step = _checkpoint_step(out)
+    curve = _read_curve(out / eval_file, step)
+    (out / eval_file).write_text("".join(json.dumps(r) + "\n" for r in curve))
+    end = cfg.stop_at or cfg.steps
+    result = TrainResult(step=step, checkpoint=out / CHECKPOINT_DIR, resumed_from=start)
+    if step and (not curve or curve[-1]["step"] != step):  # killed between save and evaluation
+        model.load_state_dict(load_checkpoint(out / CHECKPOINT_DIR)["model"])
+        curve.append(_evaluate(model, evaluate, step, out / eval_file, callback))
+    while True:
+        if rule is not None and rule.reached(curve):
+            reason = "plateau"
+            break
+        if step >= end:
+            reason = "steps" if end == cfg.steps else "stop_at"
+            break
+        nxt = min((step // eval_every + 1) * eval_every, end) if eval_every else end
+        res = train(model, loss_fn, batches, cfg.replace(stop_at=nxt), out_dir=out,
+                    callback=callback, **train_kwargs)  # fmt: skip
+        result.history += res.history
+        step = result.step = res.step
+        curve.append(_evaluate(model, evaluate, step, out / eval_file, callback))
+    result.stopped = reason
+    return EvaluatedRun(result, curve, reason)
+
+
+def _evaluate(
+    model: torch.nn.Module,
+    evaluate: Callable[[torch.nn.Module], dict[str, float]],
+    step: int,
+    path: Path,
+    callback: StepCallback | None,
+) -> dict[str, Any]:
+    record = {"stage": "eval", "step": step, **evaluate(model)}
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if callback is not None:
+        callback(record)
+    return record
