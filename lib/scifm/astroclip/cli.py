@@ -168,9 +168,9 @@ def _pretrain_spectrum(args: argparse.Namespace) -> int:
     from scifm.astroclip.splits import split_record
     from scifm.astroclip.train import pretrain_spectrum
 
-    cfg, data, tr, te = _load(args)
     tc, bs = _train_cfg(args, "spectrum")
-    tc = _evaluated(args, tc)
+    tc = _evaluated(args, tc)  # bad flags fail before the survey is read
+    cfg, data, tr, te = _load(args)
     record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
                           source=args.survey)  # fmt: skip
     props = {k: data.props[k] for k in DEFAULT_PROPS if k in data.props}
@@ -203,6 +203,8 @@ def _align(args: argparse.Namespace) -> int:
     from scifm.astroclip.splits import split_record
     from scifm.astroclip.train import align, load_encoders
 
+    tc, bs = _train_cfg(args, "align")
+    tc = _evaluated(args, tc)  # bad flags fail before the survey is read
     # the encoders' own configs decide how the survey is prepared (a 64 px image encoder
     # gets 64 px images whatever --preset says; the preset sets the heads)
     ssl, spec = load_encoders(_ckpt(args.image), _ckpt(args.spectrum))
@@ -210,8 +212,6 @@ def _align(args: argparse.Namespace) -> int:
     cfg, data, tr, te = _load(args, cfg)
     record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
                           source=args.survey)  # fmt: skip
-    tc, bs = _train_cfg(args, "align")
-    tc = _evaluated(args, tc)
     t, h = torch.from_numpy(tr), torch.from_numpy(te[: args.eval_rows])
     evals: list[dict] = []
     _, res = align(

@@ -1,0 +1,88 @@
+"""SpecFormer binned by 2 (evidence preset) and the evaluated, resumable spectrum and
+alignment stages (issue 14 item 2: trained until the held-out figure plateaus)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import scifm.astroclip.train as stages
+from scifm.astroclip.config import AstroClipConfig, SpecFormerConfig
+from scifm.astroclip.train import ALIGN_PLATEAU, EVAL_FILE, SPECTRUM_PLATEAU
+from scifm.cli import main
+from scifm.core import load_model
+from scifm.core.checkpoint import read_record
+
+
+def test_evidence_spectra_are_binned_by_two_and_small_is_unchanged():
+    ev = SpecFormerConfig.preset("evidence")
+    assert ev.downsample == 2 and ev.n_bins == 3890
+    assert (ev.window, ev.stride, ev.n_tokens) == (40, 20, 193)  # windows overlap by half
+    assert ev.n_mask_chunks * ev.mask_chunk * ev.stride * ev.downsample == 3 * 640  # 3 x 512 A
+    assert AstroClipConfig.preset("evidence").spectrum == ev
+    assert AstroClipConfig.preset("evidence").image.input_size == 64
+    small = SpecFormerConfig.preset("small")
+    assert (small.downsample, small.n_bins, small.n_tokens) == (8, 972, 96)
+
+
+def test_the_rules_watch_the_issue_figures():
+    assert (SPECTRUM_PLATEAU.key, SPECTRUM_PLATEAU.higher_is_better) == ("val_loss", False)
+    assert (ALIGN_PLATEAU.key, ALIGN_PLATEAU.higher_is_better) == ("recall@10", True)
+    assert (SPECTRUM_PLATEAU.window, SPECTRUM_PLATEAU.rel) == (0.2, 0.01)
+
+
+def _evals(out):
+    return [json.loads(ln) for ln in (out / EVAL_FILE).read_text().splitlines()]
+
+
+def _last_json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+COMMON = ["--survey", "toy:80", "--preset", "tiny", "--quiet", "--batch-size", "16"]
+
+
+def test_pretrain_spectrum_evaluates_held_out_and_resumes(tmp_path, capsys):
+    out = tmp_path / "spec"
+    args = ["astroclip", "pretrain-spectrum", *COMMON, "--out", str(out), "--eval-every", "2"]
+    assert main([*args, "--steps", "6", "--eval-rows", "12"]) == 0
+    res = _last_json(capsys)
+    assert res["stopped"] == "steps" and res["step"] == 6
+    evals = _evals(out)
+    assert [e["step"] for e in evals] == [2, 4, 6]
+    assert all(e["val_loss"] > 0 and -1 <= e["knn_r2_redshift"] <= 1 for e in evals)
+    assert evals[0]["n_eval"] == 12 and evals[0]["n_fit"] == 48
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]  # it learns on held-out spectra
+    assert read_record(out / "checkpoint")["extra"]["split"]["n_test"] == 16
+    assert main([*args, "--steps", "8", "--eval-rows", "12"]) == 0  # resumes at 6
+    assert _last_json(capsys)["step"] == 8
+    assert [e["step"] for e in _evals(out)] == [2, 4, 6, 8]
+    # --until-plateau without evaluations has no curve to watch: one clear line, no run
+    assert main([*args[:-2], "--out", str(tmp_path / "none"), "--until-plateau"]) != 0
+    assert "--until-plateau needs --eval-every" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_align_evaluates_recall_and_stops_at_its_plateau(tmp_path, capsys, monkeypatch):
+    enc = ["--survey", "toy:80", "--quiet", "--batch-size", "16", "--steps", "2", "--preset",
+           "tiny"]  # fmt: skip
+    assert main(["astroclip", "pretrain-image", *enc, "--out", str(tmp_path / "img")]) == 0
+    assert main(["astroclip", "pretrain-spectrum", *enc, "--out", str(tmp_path / "spec")]) == 0
+    capsys.readouterr()
+    out = tmp_path / "clip"
+    args = ["astroclip", "align", *COMMON, "--image", str(tmp_path / "img"), "--spectrum",
+            str(tmp_path / "spec"), "--out", str(out), "--eval-every", "2"]  # fmt: skip
+    # a rule any curve meets at its second evaluation: the run must stop there, not at 40
+    rule = dataclasses.replace(stages.ALIGN_PLATEAU, window=0.5, rel=0.99, points=1)
+    monkeypatch.setattr(stages, "ALIGN_PLATEAU", rule)
+    assert main([*args, "--steps", "40", "--until-plateau"]) == 0
+    res = _last_json(capsys)
+    assert res["stopped"] == "plateau" and res["step"] == 4
+    evals = _evals(out)
+    assert [e["step"] for e in evals] == [2, 4]
+    assert all(0 <= e["recall@10"] <= 1 and 0 <= e["s2i_recall@10"] <= 1 for e in evals)
+    assert evals[0]["recall@1"] <= evals[0]["recall@10"] <= evals[0]["recall@100"] == 1.0
+    cfg, _ = load_model(out / "checkpoint", expect_config=AstroClipConfig)
+    assert cfg.spectrum == SpecFormerConfig.preset("tiny")
+    assert main([*args, "--steps", "40", "--until-plateau"]) == 0  # rerun: stays stopped
+    assert _last_json(capsys)["step"] == 4 and len(_evals(out)) == 2
