@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# AstroCLIP evidence runs of issue 14 item 2, trained until their held-out figure plateaus
+# (no 1 % gain over the last 20 % of the steps; scifm.core.plateau), each resumable: rerun
+# the same command and it continues from OUT/checkpoint (a finished run stops at once).
+#   spectrum: SpecFormer binned by 2 (evidence preset: 3890 bins, 193 tokens), batch 64,
+#             held-out masked loss + k-NN R^2 every 400 steps (first 1000 held-out galaxies,
+#             k-NN fitted on 4000 training ones) into OUT/eval.jsonl; budget 12000 steps.
+#   align:    heads on the frozen 64 px image encoder (IMAGE, a pretrain-image run) and the
+#             SpecFormer above, batch 128, recall@1/10/100 among the first 2000 held-out pairs
+#             every 200 steps; stops on recall@10 (image -> spectrum); budget 6000 steps.
+# The plateau can be decided from 15 evaluations on (3 in the last 20 %): step 6000 / 3000.
+#   nohup nice -n 10 scripts/astroclip_evidence.sh spectrum > runs/astroclip_spec_evidence.log 2>&1 &
+#   IMAGE=runs/astroclip_img64_vicreg nohup nice -n 10 scripts/astroclip_evidence.sh align \
+#       > runs/astroclip_clip_evidence.log 2>&1 &
+# Environment: SURVEY (default data/survey_40k.h5; while it is still being generated also set
+# N=<rows done> and HDF5_USE_FILE_LOCKING=FALSE), OUT, IMAGE, SPECTRUM, STEPS, PY, DEVICE.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PY:-$ROOT/.venv/bin/python}"
+SURVEY="${SURVEY:-$ROOT/data/survey_40k.h5}"
+SPECTRUM="${SPECTRUM:-$ROOT/runs/astroclip_spec_evidence}"
+export PYTHONPATH="$ROOT/lib${PYTHONPATH:+:$PYTHONPATH}"  # this tree's library
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+common=(--survey "$SURVEY" --preset evidence --until-plateau --quiet ${N:+--n "$N"}
+        ${DEVICE:+--device "$DEVICE"})
+case "${1:-}" in
+  spectrum)
+    exec "$PY" -m scifm astroclip pretrain-spectrum "${common[@]}" --out "${OUT:-$SPECTRUM}" \
+        --steps "${STEPS:-12000}" --batch-size 64 --eval-every 400 --eval-rows 1000 \
+        --ckpt-every 400 ;;
+  align)
+    exec "$PY" -m scifm astroclip align "${common[@]}" \
+        --out "${OUT:-$ROOT/runs/astroclip_clip_evidence}" \
+        --image "${IMAGE:-$ROOT/runs/astroclip_img64_moco}" --spectrum "$SPECTRUM" \
+        --steps "${STEPS:-6000}" --batch-size 128 --eval-every 200 --eval-rows 2000 \
+        --ckpt-every 200 ;;
+  *) echo "usage: $0 spectrum|align (see the header)" >&2; exit 2 ;;
+esac
