@@ -145,9 +145,9 @@ class SpecFormerConfig(ConfigMixin):
                  "n_mask_chunks": 2, "mask_chunk": 4},
         "small": {},
         # binned by 2 (7781 -> 3890 bins, 1.6 A); windows of 40 overlapping by half, as the
-        # paper's 20/10, keep 193 tokens (1.1 s per step of 64 on one busy CPU core: 20/20
-        # costs the same, 20/10 twice the tokens); 3 masked chunks of 16 tokens = 512 A each,
-        # the masked wavelength span of `small`
+        # paper's 20/10, keep 193 tokens (1.1-1.5 CPU s per step of 64 on one shared core;
+        # 20/20 costs the same, 20/10 makes 388 tokens and 2.6x the time); 3 masked chunks of
+        # 16 tokens = 512 A each, the masked wavelength span of `small`
         "evidence": {"downsample": 2, "window": 40, "stride": 20, "mask_chunk": 16},
         "paper": {"downsample": 1, "d_model": 768, "n_heads": 6, "n_layers": 6,
                   "dropout": 0.1, "n_mask_chunks": 6, "mask_chunk": 50},
