@@ -9,6 +9,9 @@
 #             SpecFormer above, batch 128, recall@1/10/100 among the first 2000 held-out pairs
 #             every 200 steps; stops on recall@10 (image -> spectrum); budget 6000 steps.
 # The plateau can be decided from 15 evaluations on (3 in the last 20 %): step 6000 / 3000.
+# CPU (one thread, measured on the shared 2-core machine): spectrum 1.1-1.5 s a step (~20-25
+# min per 1000 steps) + ~50 s per evaluation; align 0.84 s a step (~14 min per 1000) + a few
+# s per evaluation, after one pass of the frozen SpecFormer over the survey (~8.5 ms a spectrum).
 #   nohup nice -n 10 scripts/astroclip_evidence.sh spectrum > runs/astroclip_spec_evidence.log 2>&1 &
 #   IMAGE=runs/astroclip_img64_vicreg nohup nice -n 10 scripts/astroclip_evidence.sh align \
 #       > runs/astroclip_clip_evidence.log 2>&1 &
