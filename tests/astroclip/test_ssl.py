@@ -253,3 +253,22 @@ def test_the_full_set_never_changes_colours():
     y = augment_images(x, cfg, torch.Generator().manual_seed(10))
     flux = y.sum((2, 3))
     torch.testing.assert_close(flux / flux[:, :1], torch.tensor([1.0, 2.0, 4.0]).expand(6, 3))
+
+
+def test_cli_pretrain_image_ckpt_every_reaches_the_trainer(tmp_path, monkeypatch, capsys):
+    """A long 64 px run (about 3 CPU-s a step) must checkpoint more often than steps/4."""
+    import scifm.astroclip.train as train_mod
+
+    seen = {}
+    real = train_mod.pretrain_image
+
+    def spy(images, cfg, tc, **kw):
+        seen["ckpt_every"] = tc.ckpt_every
+        return real(images, cfg, tc, **kw)
+
+    monkeypatch.setattr(train_mod, "pretrain_image", spy)
+    args = ["astroclip", "pretrain-image", "--survey", "toy:48", "--preset", "tiny", "--quiet",
+            "--batch-size", "16", "--steps", "8", "--out", str(tmp_path / "a")]  # fmt: skip
+    assert main([*args, "--ckpt-every", "3"]) == 0 and seen["ckpt_every"] == 3
+    assert main([*args[:-1], str(tmp_path / "b")]) == 0 and seen["ckpt_every"] == 2  # 8 // 4
+    capsys.readouterr()

@@ -96,6 +96,7 @@ def _pretrain_image(args: argparse.Namespace) -> int:
     tc, bs = _train_cfg(args, "image")
     if args.eval_every:  # log at every evaluation step: evaluations ride on logged steps
         tc = tc.replace(log_every=math.gcd(tc.log_every, args.eval_every))
+    tc = tc.replace(ckpt_every=args.ckpt_every or tc.ckpt_every)
     record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
                           source=args.survey)  # fmt: skip
     props = {k: data.props[k] for k in DEFAULT_PROPS if k in data.props}
@@ -301,6 +302,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=positive_int, default=0,
                    help="k-NN R^2 of the frozen embedding on the held-out split every N steps "
                         "(always at the end); appended to OUT/eval.jsonl")  # fmt: skip
+    p.add_argument("--ckpt-every", type=positive_int, default=None,
+                   help="steps between resumable checkpoints (default: steps/4)")  # fmt: skip
     p.set_defaults(func=_pretrain_image)
     p = sub.add_parser("pretrain-spectrum", help="masked-modelling pretraining of SpecFormer")
     _train_args(p)
