@@ -53,7 +53,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from mpp_evidence_report import FNO_PRESET, TRAINABLE  # the report half, beside this script
+from mpp_evidence_report import (
+    FNO_PRESET,
+    TRAINABLE,
+    write_cell,
+)  # the report half, beside this script
 from mpp_evidence_report import report as write_evidence_report
 
 from scifm.core import TrainConfig, load_checkpoint
@@ -114,11 +118,6 @@ def _recipe_name(ckpt: str | Path) -> str:
     return "custom"
 
 
-def _write_cell(out: Path, rec: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rec, indent=1))
-
-
 def _pretrained(args: argparse.Namespace) -> tuple[AViT, dict, int | None, dict]:
     """The checkpoint's surrogate (eval mode), its systems, its training step, and the
     identity its cells carry: the run's ``--tag``, the checkpoint and its training recipe."""
@@ -177,7 +176,7 @@ def transfer(args: argparse.Namespace) -> int:
                     "one_step_nrmse": one_step_nrmse(step, test),
                     "persistence_nrmse": one_step_nrmse(persistence_step, test),
                 }  # fmt: skip
-                _write_cell(out, rec)
+                write_cell(out, rec)
                 print(json.dumps(rec), flush=True)
     return 0
 
@@ -209,7 +208,7 @@ def rollout(args: argparse.Namespace) -> int:
             "avit": [round(float(v), 5) for v in ours],
             "persistence": [round(float(v), 5) for v in pers],
         }  # fmt: skip
-        _write_cell(out, rec)
+        write_cell(out, rec)
         print(name, "avit", rec["avit"][:: max(1, n_steps // 5)], "persistence",
               rec["persistence"][:: max(1, n_steps // 5)], flush=True)  # fmt: skip
     return 0
@@ -233,7 +232,7 @@ def onestep(args: argparse.Namespace) -> int:
             "windows": len(test), "avit": one_step_nrmse(step, test),
             "persistence": one_step_nrmse(persistence_step, test),
         }  # fmt: skip
-        _write_cell(out, rec)
+        write_cell(out, rec)
         print(json.dumps(rec), flush=True)
     return 0
 
@@ -303,7 +302,7 @@ def baselines(args: argparse.Namespace) -> int:
                     "windows": len(test), "nrmse": one_step_nrmse(step, test),
                     "persistence": one_step_nrmse(persistence_step, test),
                 }  # fmt: skip
-                _write_cell(out, rec)
+                write_cell(out, rec)
                 print(json.dumps(rec), flush=True)
     return 0
 

@@ -31,6 +31,12 @@ PAPER_TRANSFER = (
 )
 
 
+def write_cell(out: Path, rec: dict) -> None:
+    """One finished cell of ``mpp_evidence.py`` (the records this module reads back)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rec, indent=1))
+
+
 def read_cells(root: Path, pattern: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.glob(pattern))]
 
