@@ -62,33 +62,32 @@ def encoder_features(
 
 
 @torch.no_grad()
+def _pooled_features(encoder: torch.nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
+    """``encoder.embed`` (mean-pooled tokens, (N, d_model) float32) in batches, on the
+    encoder's device in eval mode; its train/eval mode is kept."""
+    was_training = encoder.training
+    encoder.eval()
+    dev = next(encoder.parameters()).device
+    parts = [encoder.embed(x[i : i + batch_size].to(dev)).float().cpu()
+             for i in range(0, len(x), batch_size)]  # fmt: skip
+    encoder.train(was_training)
+    return torch.cat(parts).numpy() if parts else np.zeros((0, encoder.config.d_model), "f4")
+
+
 def image_features(
     encoder: torch.nn.Module, images: torch.Tensor, *, batch_size: int = 256
 ) -> np.ndarray:
     """Mean-pooled tokens (N, d_model) float32 of a bare ``ImageEncoder`` (the 'image SSL
-    alone' embedding), on the encoder's device in eval mode; its train/eval mode is kept."""
-    was_training = encoder.training
-    encoder.eval()
-    dev = next(encoder.parameters()).device
-    parts = [encoder.embed(images[i : i + batch_size].to(dev)).float().cpu()
-             for i in range(0, len(images), batch_size)]  # fmt: skip
-    encoder.train(was_training)
-    return torch.cat(parts).numpy() if parts else np.zeros((0, encoder.config.d_model), "f4")
+    alone' embedding)."""
+    return _pooled_features(encoder, images, batch_size)
 
 
-@torch.no_grad()
 def spectrum_features(
     encoder: torch.nn.Module, spectra: torch.Tensor, *, batch_size: int = 256
 ) -> np.ndarray:
     """Mean-pooled tokens (N, d_model) float32 of a bare ``SpecFormer`` (the 'SpecFormer
-    alone' embedding), on the encoder's device in eval mode; its train/eval mode is kept."""
-    was_training = encoder.training
-    encoder.eval()
-    dev = next(encoder.parameters()).device
-    parts = [encoder.embed(spectra[i : i + batch_size].to(dev)).float().cpu()
-             for i in range(0, len(spectra), batch_size)]  # fmt: skip
-    encoder.train(was_training)
-    return torch.cat(parts).numpy() if parts else np.zeros((0, encoder.config.d_model), "f4")
+    alone' embedding)."""
+    return _pooled_features(encoder, spectra, batch_size)
 
 
 def embed_file(

@@ -66,7 +66,20 @@ def image_ssl_knn_r2(
     """Zero-shot R^2 of a frozen image encoder's mean-pooled features (``image_features``):
     the k-NN is fitted on the rows ``train_idx`` and scored on the held-out ``test_idx``."""
     x = image_features(encoder, images)
-    return knn_r2(x[train_idx], x[test_idx], {n: v[train_idx] for n, v in targets.items()},
+    return _split_knn_r2(x[train_idx], x[test_idx], targets, train_idx, test_idx, k=k)
+
+
+def _split_knn_r2(
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    targets: Mapping[str, np.ndarray],
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    *,
+    k: int = 64,
+) -> dict[str, float]:
+    """``knn_r2`` of features already split, with the survey-wide ``targets`` split the same way."""
+    return knn_r2(x_train, x_test, {n: v[train_idx] for n, v in targets.items()},
                   {n: v[test_idx] for n, v in targets.items()}, k=k)  # fmt: skip
 
 
@@ -104,8 +117,7 @@ def specformer_eval(
     out = {"val_loss": masked_val_loss(model, spectra[torch.from_numpy(test_idx)], seed=seed)}
     x = spectrum_features(model, spectra[torch.from_numpy(np.concatenate([train_idx, test_idx]))])
     n = len(train_idx)
-    r2 = knn_r2(x[:n], x[n:], {k: v[train_idx] for k, v in targets.items()},
-                {k: v[test_idx] for k, v in targets.items()})  # fmt: skip
+    r2 = _split_knn_r2(x[:n], x[n:], targets, train_idx, test_idx)
     return out | {f"knn_r2_{k}": v for k, v in r2.items()}
 
 
