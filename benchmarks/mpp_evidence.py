@@ -273,7 +273,8 @@ def baselines(args: argparse.Namespace) -> int:
     T = AViTConfig(**record["config"]).n_frames
     for name in args.systems or sorted(extra["systems"]):
         info = system_info(name)
-        files = [f"{name}={Path(args.data) / 'train' / name}"]
+        data = file_datasets([f"{name}={Path(args.data) / 'train' / name}"], n_frames=T,
+                             res=res, frames=frames)  # fmt: skip
         test_dir = Path(args.data) / "test" / name
         test = file_datasets([f"{name}={test_dir}"], n_frames=T,
                              systems={name: info})[name]  # fmt: skip
@@ -283,7 +284,6 @@ def baselines(args: argparse.Namespace) -> int:
                 out = _cell_path(root, "baseline", arch, name, f"step{stop}")
                 if out.exists():
                     continue
-                data = file_datasets(files, n_frames=T, res=res, frames=frames)
                 model = _baseline_model(arch, record, info)
                 t0 = time.perf_counter()
                 fit(model, data, replace(train_cfg, stop_at=stop),
