@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from scifm.core import DatasetBatches, TrainConfig, plateaued
-from scifm.core.plateau import PlateauRule, train_evaluated
+from scifm.core.plateau import PlateauRule, run_curve, train_evaluated
 from scifm.core.testing import TinyConfig, TinyMLP, mse_loss, regression_data
 
 
@@ -73,6 +73,7 @@ def test_evaluated_run_records_each_chunk_and_resumes_bit_for_bit(tmp_path):
     assert cut.reason == "stop_at" and cut.result.step == 8
     with open(tmp_path / "cut" / "eval.jsonl", "a") as f:  # a record past the checkpoint
         f.write(json.dumps({"step": 10, "val_loss": 0.0}) + "\n")
+    assert [r["step"] for r in run_curve(tmp_path / "cut")] == [4, 8]  # what a resume keeps
     resumed = _tiny_run(tmp_path / "cut", 12)
     assert resumed.result.resumed_from == 8
     assert resumed.curve == whole.curve  # the stray record is gone, the curve identical

@@ -103,6 +103,13 @@ def _checkpoint_step(out: Path) -> int:
     return int(json.loads(state.read_text()).get("step", 0)) if state.exists() else 0
 
 
+def run_curve(out_dir: str | Path, eval_file: str = "eval.jsonl") -> list[dict[str, Any]]:
+    """The evaluations of a run folder that belong to its checkpoint, one per step: what a
+    resumed run keeps (records written after the last checkpoint are dropped)."""
+    out = Path(out_dir)
+    return _read_curve(out / eval_file, _checkpoint_step(out))
+
+
 def train_evaluated(
     model: torch.nn.Module,
     loss_fn: LossFn,
