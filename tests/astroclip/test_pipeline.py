@@ -33,6 +33,25 @@ def test_catalog_round_trip_and_contents(trained):
     assert len(big) == 3 * n and big.source.max() < n
 
 
+def test_a_served_catalog_may_keep_a_seeded_subset_of_the_galaxies(trained):
+    from scifm.astroclip.assets import catalog_rows
+
+    data, n = trained["data"], len(trained["data"])
+    assert np.array_equal(catalog_rows(n, None), np.arange(n))
+    rows = catalog_rows(n, 50, seed=3)
+    assert len(rows) == 50 and np.all(np.diff(rows) > 0)
+    assert np.array_equal(rows, catalog_rows(n, 50, seed=3))
+    part = data.take(rows)
+    assert np.array_equal(part.targetid, data.targetid[rows])
+    assert part.thumbnails[7] == data.thumbnails[rows[7]]
+    assert np.array_equal(part.images[5].numpy(), data.images[rows[5]].numpy())
+    assert all(np.array_equal(part.props[k], v[rows]) for k, v in data.props.items())
+    with pytest.raises(ValueError, match="--catalog-rows 0"):
+        catalog_rows(n, 0)
+    with pytest.raises(ValueError, match="rows"):
+        data.take(np.array([n]))
+
+
 def test_explorer_modes_filters_and_errors(trained):
     ex = Explorer(Catalog.load(trained["dir"] / "catalog.h5"))
     for mode in MODES:

@@ -48,10 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--catalog-rows", type=int, default=None,
+                   help="the served catalog keeps this many galaxies (a seeded random "
+                        "subset), to fit the assets' size budget")  # fmt: skip
     for f in ("image_steps", "spectrum_steps", "align_steps", "image_batch", "spectrum_batch",
               "align_batch"):  # fmt: skip
         p.add_argument("--" + f.replace("_", "-"), type=int, default=getattr(StagePlan, f))
     return p
+
+
+def catalog_rows(n: int, keep: int | None, seed: int = 0) -> np.ndarray:
+    """The rows the served catalog keeps, sorted: all ``n`` when ``keep`` is None, else
+    ``keep`` drawn at random (``seed``), so train and test galaxies keep their shares."""
+    if keep is None or keep >= n:
+        return np.arange(n)
+    if keep <= 0:
+        raise ValueError(f"--catalog-rows {keep}: expected a positive number of galaxies")
+    return np.sort(np.random.default_rng([seed, keep]).choice(n, keep, replace=False))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,8 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         "final": {k: v[-1] if v else None for k, v in history.items()},
     }  # fmt: skip
     save_checkpoint(out / "model", model, cfg, extra={"manifest": record, "split": split})
-    catalog = make_catalog(model, data, test_idx=test_idx, seed=args.seed,
-                           attrs={"survey": str(args.survey), "preset": args.preset})  # fmt: skip
+    rows = catalog_rows(len(data), args.catalog_rows, seed=args.seed)
+    shown = data.take(rows)
+    catalog = make_catalog(model, shown, test_idx=np.flatnonzero(np.isin(rows, test_idx)),
+                           seed=args.seed, attrs={"survey": str(args.survey),
+                                                  "preset": args.preset,
+                                                  "rows_of_survey": len(rows)})  # fmt: skip
     catalog.save(out / "catalog.h5")
     np.save(work / "test_idx.npy", test_idx)
     record["seconds"] = round(time.time() - t0, 1)

@@ -58,6 +58,20 @@ class Prepared:
     def __len__(self) -> int:
         return len(self.targetid)
 
+    def take(self, rows: np.ndarray) -> Prepared:
+        """The galaxies at ``rows`` (in that order), every per-galaxy field with them."""
+        rows = np.asarray(rows, np.int64)
+        if rows.ndim != 1 or (len(rows) and (rows.min() < 0 or rows.max() >= len(self))):
+            raise ValueError(f"rows: expected 1-D indices in [0, {len(self)}), got {rows.shape}")
+        t = torch.from_numpy(rows)
+        return Prepared(
+            images=self.images[t], spectra=self.spectra[t], targetid=self.targetid[rows],
+            props={k: v[rows] for k, v in self.props.items()},
+            thumbnails=[self.thumbnails[i] for i in rows], spectra_u8=self.spectra_u8[rows],
+            spectra_offset=self.spectra_offset[rows], spectra_scale=self.spectra_scale[rows],
+            photometry=None if self.photometry is None else self.photometry[rows],
+        )  # fmt: skip
+
     def save(self, path: Path) -> None:
         sizes = np.array([len(b) for b in self.thumbnails], np.int64)
         np.savez_compressed(
