@@ -245,8 +245,11 @@ def _transfer_md(rows: list[dict], cells: list[dict]) -> list[str]:
     groups = sorted({(r["variant"], r["tag"] or "") for r in rows})
     for variant, tag in groups:
         name = variant + (f", run `{tag}`" if tag else "")
-        md += [f"**{name}**: one-step NRMSE (mean ± std over seeds), pretrained vs scratch "
-               "fine-tuned alike; ratio = pretrained / scratch (goal <= 0.67).", "",
+        inits = sorted({_init_name(c) for c in cells
+                        if c["variant"] == variant and (c.get("tag") or "") == tag})  # fmt: skip
+        md += [f"**{name}** (pretrained init: {', '.join(inits)}): one-step NRMSE (mean ± std "
+               "over seeds), pretrained vs scratch fine-tuned alike; ratio = pretrained / "
+               "scratch (goal <= 0.67).", "",
                "| N traj | seeds |" + head,
                "|---:|---|" + "---:|---:|---:|" * len(modes)]  # fmt: skip
         mine = [r for r in rows if r["variant"] == variant and (r["tag"] or "") == tag]
@@ -272,12 +275,17 @@ def _transfer_md(rows: list[dict], cells: list[dict]) -> list[str]:
         md += [
             f"Fine-tuning: {c['steps']} AdamW steps, lr {c['lr']}, batch {c['batch_size']}; "
             f"{what} (`io`: field embedding, stem and decoder train, the processor blocks "
-            "keep their weights: pretrained, or random for scratch); from "
-            + ", ".join(f"`{k}`" for k in sorted({x.get("ckpt", "?") for x in cells}))
-            + " (the pretrained init); one-step NRMSE on the held-out test files "
-            f"({c['test_windows']} windows); persistence: {_f(c['persistence_nrmse'])}.",
+            "keep their weights: pretrained, or random for scratch); one-step NRMSE on the "
+            f"held-out test files ({c['test_windows']} windows); "
+            f"persistence: {_f(c['persistence_nrmse'])}.",
         ]
     return md
+
+
+def _init_name(cell: dict) -> str:
+    """A transfer cell's pretrained checkpoint, with its step where the cell records it."""
+    step = f" (step {cell['ckpt_step']})" if cell.get("ckpt_step") is not None else ""
+    return f"`{cell.get('ckpt', '?')}`{step}"
 
 
 def _one_step_md(ones: list[dict], main_recipe: str | None) -> list[str]:
