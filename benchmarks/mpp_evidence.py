@@ -12,6 +12,12 @@ Reads the files of ``scripts/mpp_data.sh`` (PDEBench layout, our solvers) and a 
     # its random processor. Cells <variant>_<init>_io_n<N>_s<seed> beside the full ones
     python benchmarks/mpp_evidence.py transfer --ckpt runs/mpp64_evidence/pretrained_step2200 \\
         --steps 200 --seeds 0 1 2 --trainable io
+    # full vs frozen processor from ONE checkpoint, the shipped asset (float16 weights load as
+    # float32; its step comes from its model card, as it keeps no trainer state); one seed
+    python benchmarks/mpp_evidence.py transfer --ckpt assets/mpp/avit_small_64 --steps 200 \\
+        --seeds 0 --trainable all --tag asset3200
+    python benchmarks/mpp_evidence.py transfer --ckpt assets/mpp/avit_small_64 --steps 200 \\
+        --seeds 0 --trainable io --tag asset3200
     # Mach 1.0 (needs ONLY=cns_m1.0 scripts/mpp_data.sh first)
     python benchmarks/mpp_evidence.py transfer --ckpt runs/mpp64_evidence/pretrained_step2200 \\
         --steps 200 --seeds 0 1 2 --variant cns_m1.0
@@ -35,6 +41,9 @@ Reads the files of ``scripts/mpp_data.sh`` (PDEBench layout, our solvers) and a 
     # (benchmarks/mpp_evidence_report.py); --ckpt names the main run (its learning curve, and
     # the recipe of the cells that carry none)
     python benchmarks/mpp_evidence.py report --ckpt runs/mpp64_evidence/pretrained_step3200
+    # a lost runs/: write the cells (and the thinned pretraining curve) the committed report
+    # holds back under --root (existing cells are kept), then add cells and report again
+    python benchmarks/mpp_evidence.py restore --from benchmarks/results/mpp_evidence.json
 
 Each (init, trainable, N, seed) cell and each rollout writes its own JSON under ``--root``
 (default ``runs/mpp64_evidence``) and is skipped when present, so an interrupted study resumes
@@ -56,9 +65,13 @@ import torch
 from mpp_evidence_report import (
     FNO_PRESET,
     TRAINABLE,
+    baseline_cell,
+    step_cell,
+    transfer_cell,
     write_cell,
 )  # the report half, beside this script
 from mpp_evidence_report import report as write_evidence_report
+from mpp_evidence_report import restore as restore_cells
 
 from scifm.core import TrainConfig, load_checkpoint
 from scifm.core.report import repo_path
@@ -92,12 +105,6 @@ def load_fields(folder: Path, limit: int | None = None) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _cell_path(root: Path, *parts) -> Path:
-    """``root/<parts joined by _>/result.json``; None parts (an untagged run, ``all``) left out,
-    so the cells written before tags and trainable modes existed keep their names."""
-    return root / "_".join(str(p) for p in parts if p is not None) / "result.json"
-
-
 def _tag(text: str | None) -> str | None:
     """``--tag``: a run's name in its cells (letters, digits, '.', '-'; '' = untagged)."""
     if not text:
@@ -118,13 +125,21 @@ def _recipe_name(ckpt: str | Path) -> str:
     return "custom"
 
 
+def _ckpt_step(ckpt: str | Path) -> int | None:
+    """A checkpoint's training step: its trainer state's, else its model card's (a shipped
+    asset, ``scifm.mpp.package``, keeps no trainer state), else None."""
+    pre = load_checkpoint(ckpt)
+    step = (pre.get("trainer_state") or {}).get("step")
+    return step if step is not None else pre["record"].get("extra", {}).get("card", {}).get("steps")
+
+
 def _pretrained(args: argparse.Namespace) -> tuple[AViT, dict, int | None, dict]:
     """The checkpoint's surrogate (eval mode), its systems, its training step, and the
     identity its cells carry: the run's ``--tag``, the checkpoint and its training recipe."""
     torch.set_num_threads(args.threads)
     model, systems = load_surrogate(args.ckpt)
     model.eval()
-    step_no = (load_checkpoint(args.ckpt).get("trainer_state") or {}).get("step")
+    step_no = _ckpt_step(args.ckpt)
     run = {"tag": _tag(args.tag), "ckpt": repo_path(args.ckpt), "recipe": _recipe_name(args.ckpt)}
     return model, systems, step_no, run
 
@@ -132,7 +147,7 @@ def _pretrained(args: argparse.Namespace) -> tuple[AViT, dict, int | None, dict]
 def transfer(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     root, tag = Path(args.root), _tag(args.tag)
-    mode = None if args.trainable == "all" else args.trainable  # "all" cells keep old names
+    step_no = _ckpt_step(args.ckpt)
     pre_cfg = AViTConfig(**load_checkpoint(args.ckpt)["record"]["config"])
     pool = load_fields(Path(args.data) / "train" / args.variant, limit=max(args.ns))
     test_files = [f"{args.variant}={Path(args.data) / 'test' / args.variant}"]
@@ -141,7 +156,7 @@ def transfer(args: argparse.Namespace) -> int:
         order = torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(seed))
         for n in args.ns:
             for init in ("pretrained", "scratch"):
-                out = _cell_path(root, args.variant, tag, init, mode, f"n{n}", f"s{seed}")
+                out = transfer_cell(root, args.variant, tag, init, args.trainable, n, seed)
                 if out.exists():
                     continue
                 if init == "pretrained":
@@ -167,6 +182,7 @@ def transfer(args: argparse.Namespace) -> int:
                 rec = {
                     "variant": args.variant, "init": init, "n_traj": n, "seed": seed,
                     "trainable": args.trainable, "tag": tag, "ckpt": repo_path(args.ckpt),
+                    "ckpt_step": step_no,
                     "trainable_params": sum(p.numel() for p in model.parameters()
                                             if p.requires_grad),
                     "steps": args.steps, "lr": args.lr, "batch_size": args.batch_size,
@@ -187,7 +203,7 @@ def rollout(args: argparse.Namespace) -> int:
     T = model.config.n_frames
     for folder in sorted((Path(args.data) / "test_long").iterdir()):
         name = folder.name
-        out = _cell_path(root, "rollout", run["tag"], name, f"step{step_no}")
+        out = step_cell(root, "rollout", run["tag"], name, step_no)
         if out.exists() or not folder.is_dir():
             continue
         if not any(folder.glob("*.h*5")):
@@ -220,7 +236,7 @@ def onestep(args: argparse.Namespace) -> int:
     model, systems, step_no, run = _pretrained(args)
     for folder in sorted((Path(args.data) / "test").iterdir()):
         name = folder.name
-        out = _cell_path(root, "onestep", run["tag"], name, f"step{step_no}")
+        out = step_cell(root, "onestep", run["tag"], name, step_no)
         if out.exists() or not any(folder.glob("*.h*5")):
             continue
         info = systems.get(name, system_info(name))
@@ -258,7 +274,7 @@ def baselines(args: argparse.Namespace) -> int:
     root = Path(args.root)
     pre = load_checkpoint(args.ckpt)
     record, extra = pre["record"], pre["record"]["extra"]
-    pre_step = (pre.get("trainer_state") or {}).get("step")
+    pre_step = _ckpt_step(args.ckpt)
     milestones = sorted(set(args.milestones or [pre_step]))
     if not milestones or milestones[0] is None:
         raise ValueError(f"{args.ckpt}: no trainer step recorded; pass --milestones")
@@ -281,7 +297,7 @@ def baselines(args: argparse.Namespace) -> int:
         for arch in args.archs:
             run_dir = root / f"baseline_{arch}_{name}"
             for stop in milestones:
-                out = _cell_path(root, "baseline", arch, name, f"step{stop}")
+                out = baseline_cell(root, arch, name, stop)
                 if out.exists():
                     continue
                 model = _baseline_model(arch, record, info)
@@ -315,9 +331,18 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def restore(args: argparse.Namespace) -> int:
+    """The cells of a report's JSON (``--from``) written back under ``--root``, none replaced."""
+    counts = restore_cells(Path(args.source), Path(args.root))
+    print(f"{args.source} -> {args.root}: {counts}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["transfer", "onestep", "rollout", "baselines", "report"])
+    ap.add_argument(
+        "what", choices=["transfer", "onestep", "rollout", "baselines", "report", "restore"]
+    )
     ap.add_argument("--ckpt", default=str(ROOT / "runs" / "mpp64_pretrain" / "checkpoint"))
     ap.add_argument("--data", default=str(ROOT / "data" / "mpp64"))
     ap.add_argument("--root", default=str(ROOT / "runs" / "mpp64_evidence"))
@@ -341,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         help="transfer/onestep/rollout: the pretraining run's name in its cells "
         "(default: none, the main run of scripts/mpp_pretrain.sh)",
     )
+    ap.add_argument(
+        "--from",
+        dest="source",
+        default=str(ROOT / "benchmarks" / "results" / "mpp_evidence.json"),
+        help="restore: the report JSON whose cells to write back under --root",
+    )
     ap.add_argument("--systems", nargs="+", default=None, help="baselines: default the ckpt's")
     ap.add_argument("--archs", nargs="+", default=["fno", "avit"], choices=["fno", "avit"])
     ap.add_argument(
@@ -354,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "rollout":
         args.steps = 50 if args.steps == 300 else args.steps
     run = {"transfer": transfer, "onestep": onestep, "rollout": rollout, "baselines": baselines,
-           "report": report}  # fmt: skip
+           "report": report, "restore": restore}  # fmt: skip
     return run[args.what](args)
 
 

@@ -8,6 +8,10 @@ passes in (``main_recipe``, read from the report's ``--ckpt``) when the cell doe
 The JSON keeps the keys the physics page reads (``rollouts``, ``one_step``: the main run's
 latest checkpoint per system) and adds every run's cells beside them (``rollout_runs``,
 ``one_step_runs``) with issue 13's rollout criteria per cell.
+
+The JSON is also the study's backup: ``restore`` writes each record it holds back as its cell
+file (the names below, the ones the writers use) and its thinned pretraining curve beside them,
+so a study whose ``runs/`` was lost reports again, whole, once new cells join the restored ones.
 """
 
 from __future__ import annotations
@@ -29,6 +33,75 @@ PAPER_TRANSFER = (
     "few trajectories is well below training from scratch (e.g. MPP-B at N=100 is below "
     "scratch with N=800); the issue's goal here: pretrained <= 0.67 x scratch"
 )
+
+
+CURVE_FILE = "pretrain_curve.json"  # under the root: the curve ``restore`` took from a report
+CURVE_EVERY = 4  # the report keeps every 4th logged step of the pretraining curve
+CELL_LISTS = ("transfer_cells", "rollout_runs", "rollouts", "one_step_runs", "one_step",
+              "baselines")  # the report's keys that hold whole cell records  # fmt: skip
+DERIVED = ("below_persistence_k20", "finite_within_2x_k50")  # the report adds these; not cells'
+
+
+def cell_path(root: Path, *parts) -> Path:
+    """``root/<parts joined by _>/result.json``; None parts (an untagged run, ``all``) left out,
+    so the cells written before tags and trainable modes existed keep their names."""
+    return root / "_".join(str(p) for p in parts if p is not None) / "result.json"
+
+
+def transfer_cell(root: Path, variant: str, tag: str | None, init: str,
+                  trainable: str | None, n: int, seed: int) -> Path:  # fmt: skip
+    """A transfer cell; ``all`` (or no ``trainable``: the old cells) leaves the mode out."""
+    mode = None if trainable in (None, "all") else trainable
+    return cell_path(root, variant, tag, init, mode, f"n{n}", f"s{seed}")
+
+
+def step_cell(root: Path, kind: str, tag: str | None, variant: str, step: int | None) -> Path:
+    """A ``rollout`` or ``onestep`` cell of one checkpoint step."""
+    return cell_path(root, kind, tag, variant, f"step{step}")
+
+
+def baseline_cell(root: Path, arch: str, variant: str, step: int) -> Path:
+    return cell_path(root, "baseline", arch, variant, f"step{step}")
+
+
+def record_cell(root: Path, key: str, rec: dict) -> Path:
+    """The cell file of a record found under the report's JSON ``key`` (``CELL_LISTS``)."""
+    if key == "transfer_cells":
+        return transfer_cell(root, rec["variant"], rec.get("tag"), rec["init"],
+                             rec.get("trainable"), rec["n_traj"], rec["seed"])  # fmt: skip
+    if key == "baselines":
+        return baseline_cell(root, rec["arch"], rec["variant"], rec["step"])
+    kind = "rollout" if key.startswith("rollout") else "onestep"
+    return step_cell(root, kind, rec.get("tag"), rec["variant"], rec["ckpt_step"])
+
+
+def restore(source: Path, root: Path) -> dict[str, int]:
+    """Write every cell record of a report's JSON (``source``) back under ``root``.
+
+    A cell file already there is kept (never overwritten), and so is a curve file. The report's
+    derived rollout criteria are dropped (``report`` recomputes them). Returns the counts.
+    """
+    data = json.loads(Path(source).read_text())
+    cells: dict[Path, dict] = {}
+    for key in CELL_LISTS:
+        for rec in data.get(key) or []:
+            rec = {k: v for k, v in rec.items() if k not in DERIVED}
+            out = record_cell(root, key, rec)
+            if out in cells and json.dumps(cells[out]) != json.dumps(rec):
+                raise ValueError(f"{source}: two different records for the cell {out}")
+            cells[out] = rec
+    written = 0
+    for out, rec in cells.items():
+        if not out.exists():
+            write_cell(out, rec)
+            written += 1
+    curve, curve_file = data.get("pretrain_curve"), root / CURVE_FILE
+    curve_written = bool(curve) and not curve_file.exists()
+    if curve_written:
+        write_cell(curve_file, {"source": repo_path(source), "every": CURVE_EVERY,
+                                "points": curve})  # fmt: skip
+    return {"cells": len(cells), "written": written, "kept": len(cells) - written,
+            "curve_points": len(curve or []) if curve_written else 0}  # fmt: skip
 
 
 def write_cell(out: Path, rec: dict) -> None:
@@ -102,6 +175,19 @@ def learning_curve(ckpt_dir: Path) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
+def pretrain_curve(root: Path, ckpt: str) -> tuple[list[dict], str | None]:
+    """Every ``CURVE_EVERY``-th point of the main run's learning curve, and where it came from:
+    the training log beside ``ckpt``, else the curve a ``restore`` put under ``root``."""
+    curve = learning_curve(Path(ckpt))
+    if curve:
+        keep = [{k: r[k] for k in ("step", "loss", "nrmse", "lr") if k in r} for r in curve]
+        return keep[::CURVE_EVERY], repo_path(Path(ckpt).parent / "metrics.jsonl")
+    if (root / CURVE_FILE).exists():
+        stored = json.loads((root / CURVE_FILE).read_text())
+        return stored["points"], f"{stored['source']} (restored)"
+    return [], None
+
+
 def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) -> None:
     """Gather every finished cell under ``root`` into ``out/mpp_evidence.{json,md}``."""
     cells = read_cells(root, "cns*/result.json")
@@ -112,7 +198,7 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
         r.update(rollout_criteria(r))
     rows = transfer_rows(cells)
     main_one = {v: r for (_, v), r in latest(ones).items()}
-    curve = learning_curve(Path(ckpt))
+    curve, curve_from = pretrain_curve(root, ckpt)
     result = {
         "paper": PAPER_TRANSFER,
         "transfer": rows,
@@ -122,9 +208,8 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
         "one_step": list(main_one.values()),
         "one_step_runs": list(latest(ones, tagged=True).values()),
         "baselines": bases,
-        "pretrain_curve": [
-            {k: r[k] for k in ("step", "loss", "nrmse", "lr") if k in r} for r in curve[::4]
-        ],
+        "pretrain_curve": curve,
+        "pretrain_curve_from": curve_from,
     }
     info = run_info(
         data={"files": repo_path(data) + " (scripts/mpp_data.sh)",
@@ -136,6 +221,10 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
         f"Checkpoint `{ckpt}`; every figure from `benchmarks/mpp_evidence.py`. "
         "Scale is far below the paper (128^2, 7-400M parameters, 200k GPU steps): read trends.",
     ]
+    if curve:
+        md += ["", f"Pretraining curve of the main run: {len(curve)} points (every "
+               f"{CURVE_EVERY}th logged step, steps {curve[0]['step']}-{curve[-1]['step']}) in "
+               f"the JSON, from `{curve_from}`."]  # fmt: skip
     md += _transfer_md(rows, cells)
     md += _one_step_md(list(latest(ones, tagged=True).values()), main_recipe)
     md += _baseline_table(bases, main_one)
@@ -156,8 +245,11 @@ def _transfer_md(rows: list[dict], cells: list[dict]) -> list[str]:
     groups = sorted({(r["variant"], r["tag"] or "") for r in rows})
     for variant, tag in groups:
         name = variant + (f", run `{tag}`" if tag else "")
-        md += [f"**{name}**: one-step NRMSE (mean ± std over seeds), pretrained vs scratch "
-               "fine-tuned alike; ratio = pretrained / scratch (goal <= 0.67).", "",
+        inits = sorted({_init_name(c) for c in cells
+                        if c["variant"] == variant and (c.get("tag") or "") == tag})  # fmt: skip
+        md += [f"**{name}** (pretrained init: {', '.join(inits)}): one-step NRMSE (mean ± std "
+               "over seeds), pretrained vs scratch fine-tuned alike; ratio = pretrained / "
+               "scratch (goal <= 0.67).", "",
                "| N traj | seeds |" + head,
                "|---:|---|" + "---:|---:|---:|" * len(modes)]  # fmt: skip
         mine = [r for r in rows if r["variant"] == variant and (r["tag"] or "") == tag]
@@ -183,12 +275,17 @@ def _transfer_md(rows: list[dict], cells: list[dict]) -> list[str]:
         md += [
             f"Fine-tuning: {c['steps']} AdamW steps, lr {c['lr']}, batch {c['batch_size']}; "
             f"{what} (`io`: field embedding, stem and decoder train, the processor blocks "
-            "keep their weights: pretrained, or random for scratch); from "
-            + ", ".join(f"`{k}`" for k in sorted({x.get("ckpt", "?") for x in cells}))
-            + " (the pretrained init); one-step NRMSE on the held-out test files "
-            f"({c['test_windows']} windows); persistence: {_f(c['persistence_nrmse'])}.",
+            "keep their weights: pretrained, or random for scratch); one-step NRMSE on the "
+            f"held-out test files ({c['test_windows']} windows); "
+            f"persistence: {_f(c['persistence_nrmse'])}.",
         ]
     return md
+
+
+def _init_name(cell: dict) -> str:
+    """A transfer cell's pretrained checkpoint, with its step where the cell records it."""
+    step = f" (step {cell['ckpt_step']})" if cell.get("ckpt_step") is not None else ""
+    return f"`{cell.get('ckpt', '?')}`{step}"
 
 
 def _one_step_md(ones: list[dict], main_recipe: str | None) -> list[str]:

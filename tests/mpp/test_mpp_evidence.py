@@ -91,10 +91,27 @@ def _write(root: Path, name: str, rec: dict) -> None:
     (root / name / "result.json").write_text(json.dumps(rec))
 
 
-def test_report_reads_old_cells_and_puts_runs_side_by_side(tmp_path):
-    from benchmarks import mpp_evidence_report as rep
+def test_a_float16_checkpoint_without_trainer_state_transfers(ev, study, tmp_path):
+    """As the shipped asset: fp16 weights train as float32, the step comes from the card."""
+    from scifm.core import load_checkpoint, load_model, save_checkpoint
 
-    root = tmp_path / "cells"
+    config, model = load_model(study["ckpt"])
+    extra = {**load_checkpoint(study["ckpt"])["record"]["extra"], "card": {"steps": 7}}
+    asset = tmp_path / "asset"
+    save_checkpoint(asset, model.half(), config, extra=extra)
+    assert "trainer_state" not in load_checkpoint(asset)
+    args = ("--variant", "cns_m1.0", "--ns", "1", "--steps", "2", "--batch-size", "2")
+    assert _run(ev, "transfer", {**study, "ckpt": asset}, *args, "--tag", "fp16") == 0
+    cell = _cell(study, "cns_m1.0_fp16_pretrained_n1_s0")
+    assert cell["ckpt_step"] == 7 and cell["tag"] == "fp16"
+    assert math.isfinite(cell["one_step_nrmse"]) and math.isfinite(cell["final_loss"])
+    assert _run(ev, "onestep", {**study, "ckpt": asset}, "--tag", "fp16") == 0
+    assert _cell(study, "onestep_fp16_cns_m1.0_step7")["recipe"] == "paper"
+
+
+def _fabricate(root: Path) -> None:
+    """Cells of every kind the report reads: old transfer cells (no trainable, no tag) and
+    frozen-processor ones, a main and a tagged rollout, a one-step cell."""
     for seed, (pre, scr) in enumerate([(0.4, 0.5), (0.5, 0.5)]):  # old cells: no trainable, tag
         for init, v in (("pretrained", pre), ("scratch", scr)):
             _write(root, f"cns_m0.1_{init}_n1_s{seed}", {
@@ -113,6 +130,12 @@ def test_report_reads_old_cells_and_puts_runs_side_by_side(tmp_path):
            "avit": 0.01, "persistence": 0.02}  # fmt: skip
     _write(root, "onestep_swe_step3200", one)
 
+
+def test_report_reads_old_cells_and_puts_runs_side_by_side(tmp_path):
+    from benchmarks import mpp_evidence_report as rep
+
+    root = tmp_path / "cells"
+    _fabricate(root)
     rep.report(root, str(tmp_path / "no_ckpt"), str(tmp_path), str(tmp_path / "out"), "stable")
     data = json.loads((tmp_path / "out" / "mpp_evidence.json").read_text())
     rows = {r["trainable"]: r for r in data["transfer"]}
@@ -139,3 +162,71 @@ def test_rollout_criteria_need_the_steps():
     edge = {"avit": [0.2] * 50, "persistence": [0.1] * 50}  # exactly 2x at k = 50: allowed
     assert rep.rollout_criteria(edge) == {"below_persistence_k20": False,
                                           "finite_within_2x_k50": True}  # fmt: skip
+
+
+def test_restore_writes_the_cells_back_and_the_report_comes_back_whole(tmp_path):
+    """A lost runs/: the report's JSON alone restores every cell (and the thinned pretraining
+    curve), and the report made from the restored cells is the one made from the originals."""
+    from benchmarks import mpp_evidence_report as rep
+
+    first = tmp_path / "cells"
+    _fabricate(first)
+    for init in ("pretrained", "scratch"):  # a tagged run's frozen-processor pair
+        _write(first, f"cns_m0.1_asset_{init}_io_n2_s0", {
+            **_cell({"root": first}, f"cns_m0.1_{init}_io_n1_s0"), "tag": "asset",
+            "n_traj": 2, "ckpt_step": 3200})  # fmt: skip
+    _write(first, "baseline_fno_swe_step3200", {
+        "variant": "swe", "arch": "fno", "step": 3200, "batch_size": 8, "samples": 25600,
+        "parameters": 140062, "windows": 340, "nrmse": 0.03, "persistence": 0.02})  # fmt: skip
+    ckpt = tmp_path / "pre" / "checkpoint"  # the main run: its log beside the checkpoint
+    ckpt.mkdir(parents=True)
+    log = [{"step": 50 * (i + 1), "loss": 1.0 / (i + 1), "nrmse": 0.5, "lr": 1e-4}
+           for i in range(9)]  # fmt: skip
+    (ckpt.parent / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    rep.report(first, str(ckpt), "data/mpp64", str(tmp_path / "out1"), "stable")
+    before = json.loads((tmp_path / "out1" / "mpp_evidence.json").read_text())
+    assert [r["step"] for r in before["pretrain_curve"]] == [50, 250, 450]  # every 4th
+
+    again = tmp_path / "restored"
+    counts = rep.restore(tmp_path / "out1" / "mpp_evidence.json", again)
+    assert counts == {"cells": 14, "written": 14, "kept": 0, "curve_points": 3}
+
+    def names(root: Path) -> list[str]:
+        return sorted(p.parent.name for p in root.glob("*/result.json"))
+
+    assert names(again) == names(first)
+    assert _cell({"root": again}, "rollout_swe_step3200") == _cell(
+        {"root": first}, "rollout_swe_step3200"
+    )
+    rep.report(again, str(tmp_path / "gone"), "data/mpp64", str(tmp_path / "out2"), "stable")
+    after = json.loads((tmp_path / "out2" / "mpp_evidence.json").read_text())
+    for key in set(before) | set(after):
+        if key not in ("run", "pretrain_curve_from"):
+            assert after[key] == before[key], key
+    assert after["pretrain_curve_from"].endswith("mpp_evidence.json (restored)")
+
+    def body(out: str) -> list[str]:  # below the run header, the curve's source left out
+        md = (tmp_path / out / "mpp_evidence.md").read_text().split("\n## ", 1)[1]
+        return [line for line in md.splitlines() if "Pretraining curve" not in line]
+
+    assert body("out2") == body("out1")
+    assert "| 2 | -/1 | - | - | - | 0.2000 | 0.2500 | 0.8000 |" in "\n".join(
+        body("out2")
+    )  # the tagged run
+
+    # never overwrite: a cell already under the root (a newer run) stays as it is
+    (again / "onestep_swe_step3200" / "result.json").write_text('{"mine": 1}')
+    counts = rep.restore(tmp_path / "out1" / "mpp_evidence.json", again)
+    assert counts["written"] == 0 and counts["kept"] == 14 and counts["curve_points"] == 0
+    assert _cell({"root": again}, "onestep_swe_step3200") == {"mine": 1}
+
+
+def test_restore_refuses_two_records_for_one_cell(tmp_path):
+    from benchmarks import mpp_evidence_report as rep
+
+    one = {"variant": "swe", "ckpt_step": 1, "trained_on": True, "windows": 3, "avit": 0.1,
+           "persistence": 0.2}  # fmt: skip
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps({"one_step": [one], "one_step_runs": [{**one, "avit": 0.3}]}))
+    with pytest.raises(ValueError, match="onestep_swe_step1"):
+        rep.restore(src, tmp_path / "cells")
