@@ -52,6 +52,15 @@ def test_a_served_catalog_may_keep_a_seeded_subset_of_the_galaxies(trained):
         data.take(np.array([n]))
 
 
+def test_a_rerun_manifest_takes_a_finished_stage_from_its_log(trained, tmp_path):
+    from scifm.astroclip.assets import last_logged
+    from scifm.astroclip.pipeline import STAGE_DIRS
+
+    for stage, hist in trained["history"].items():  # what a fresh run's history ended with
+        assert last_logged(trained["dir"] / "work" / STAGE_DIRS[stage])["step"] == hist[-1]["step"]
+    assert last_logged(tmp_path) is None
+
+
 def test_explorer_modes_filters_and_errors(trained):
     ex = Explorer(Catalog.load(trained["dir"] / "catalog.h5"))
     for mode in MODES:

@@ -24,6 +24,7 @@ import torch
 
 from scifm.astroclip.config import AstroClipConfig
 from scifm.astroclip.pipeline import (
+    STAGE_DIRS,
     Prepared,
     StagePlan,
     make_catalog,
@@ -35,6 +36,7 @@ from scifm.astroclip.pipeline import (
 )
 from scifm.astroclip.splits import split_record
 from scifm.core import pick_device, save_checkpoint
+from scifm.core.train import METRICS_FILE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
               "align_batch"):  # fmt: skip
         p.add_argument("--" + f.replace("_", "-"), type=int, default=getattr(StagePlan, f))
     return p
+
+
+def last_logged(stage_dir: Path) -> dict | None:
+    """The last record of a stage's training log (``core.train``'s metrics file), if any."""
+    path = stage_dir / METRICS_FILE
+    lines = path.read_text().splitlines() if path.exists() else []
+    return json.loads(lines[-1]) if lines and lines[-1].strip() else None
 
 
 def catalog_rows(n: int, keep: int | None, seed: int = 0) -> np.ndarray:
@@ -100,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         "survey": str(args.survey), "n_galaxies": n, "preset": args.preset, "seed": args.seed,
         "split": {k: v for k, v in split.items() if k != "test_targetids"},
         "plan": asdict(plan), "device": str(device),
-        "final": {k: v[-1] if v else None for k, v in history.items()},
+        "final": {k: v[-1] if v else last_logged(work / STAGE_DIRS[k])
+                  for k, v in history.items()},  # a finished stage rerun logs nothing new
     }  # fmt: skip
     save_checkpoint(out / "model", model, cfg, extra={"manifest": record, "split": split})
     rows = catalog_rows(len(data), args.catalog_rows, seed=args.seed)

@@ -169,6 +169,9 @@ class StagePlan:
                            ckpt_every=max(1, steps // 4), progress=progress)  # fmt: skip
 
 
+STAGE_DIRS = {"image": "image_ssl", "spectrum": "specformer", "align": "astroclip"}  # in work_dir
+
+
 def run_pipeline(
     data: Prepared,
     cfg: AstroClipConfig,
@@ -192,15 +195,15 @@ def run_pipeline(
     images, spectra = data.images[t], data.spectra[t]
     ssl, r1 = pretrain_image(images, cfg.image, plan.train_config("image", progress),
                              batch_size=plan.image_batch, device=device,
-                             out_dir=work / "image_ssl", seed=seed,
+                             out_dir=work / STAGE_DIRS["image"], seed=seed,
                              callback=tagged("image"))  # fmt: skip
     spec, r2 = pretrain_spectrum(spectra, cfg.spectrum, plan.train_config("spectrum", progress),
                                  batch_size=plan.spectrum_batch, device=device,
-                                 out_dir=work / "specformer", seed=seed,
+                                 out_dir=work / STAGE_DIRS["spectrum"], seed=seed,
                                  callback=tagged("spectrum"))  # fmt: skip
     model, r3 = align(images, spectra, cfg, ssl.cpu(), spec.cpu(),
                       plan.train_config("align", progress), batch_size=plan.align_batch,
-                      device=device, out_dir=work / "astroclip", seed=seed,
+                      device=device, out_dir=work / STAGE_DIRS["align"], seed=seed,
                       callback=tagged("align"))  # fmt: skip
     return model, {"image": r1.history, "spectrum": r2.history, "align": r3.history}
 
