@@ -7,13 +7,17 @@ validation loss has not improved by 1 % over the last 20 % of the steps or at
 4000 steps x 64 samples (10x the first benchmark's 400 x 64). Cells live under
 ``--root`` (checkpoint, ``curve.jsonl``, ``status.json``) and resume where they
 stopped. ``report`` turns whatever has finished into ``results/xval.{json,md}``
-and learning-curve plots; unfinished cells are marked so.
+and learning-curve plots; unfinished cells are marked so. ``restore`` writes the
+cells a report stored (``curves`` and ``cells`` of ``results/xval.json``) back as
+run directories when the runs are lost, so that a later ``report`` keeps them; a
+restored unfinished cell has no checkpoint and ``run`` trains it again from step 0.
 
     python benchmarks/xval.py run --root runs/xval_conv --tasks ood multiplication --seeds 0
     python benchmarks/xval.py run ...                    # a second worker skips locked cells
     python benchmarks/xval.py deadzone                   # -> results/xval_deadzone.json
     python benchmarks/xval.py lengths                    # -> results/xval_lengths.json
     python benchmarks/xval.py report --root runs/xval_conv
+    python benchmarks/xval.py restore --from benchmarks/results/xval.json --root runs/xval_conv
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for i, (task, scheme, mode, seed) in enumerate(cells):
         if i % n != k:
             continue
-        out = Path(args.root) / f"{task}_{scheme}_{mode}_s{seed}"
+        out = Path(args.root) / cell_name(task, scheme, mode, seed)
         if (out / "status.json").exists() and json.loads((out / "status.json").read_text())["done"]:
             continue
         if not _lock(out):
@@ -113,6 +117,57 @@ def _lock(out: Path) -> bool:
         os.close(fd)
         return True
     return False
+
+
+def cell_name(task: str, scheme: str, mode: str, seed: int) -> str:
+    return f"{task}_{scheme}_{mode}_s{seed}"
+
+
+def restore_cells(stored: dict, root: Path, source: str = "") -> dict[str, str]:
+    """Write each cell of a stored report (its ``curves`` and ``cells``) back as the files
+    ``report`` reads: ``curve.jsonl``, and ``status.json`` with ``done``, ``reason`` and
+    ``tokens_per_sample``. A cell directory that exists already is left as it is. An
+    unfinished cell gets ``done: false``: with no checkpoint, ``run`` restarts it from step 0.
+    Returns {cell: what was done}."""
+    states, done = stored["cells"], {}
+    for group, runs in stored["curves"].items():
+        task, mode = group.split("/")
+        for key, curve in runs.items():
+            scheme, seed = key.rsplit("_s", 1)
+            name = cell_name(task, scheme, mode, int(seed))
+            out = root / name
+            if out.exists():
+                done[name] = "kept (exists)"
+                continue
+            state = states.get(name, "")
+            finished = state in ("plateau", "budget")
+            row = stored["groups"][group]["rows"][scheme]
+            last = curve[-1]
+            status = {"done": finished, "seed": int(seed),
+                      "restored": {"from": source, "stored_state": state,
+                                   "note": "curve and state from a stored report; no checkpoint"
+                                   + ("; tokens_per_sample is the encoding's first seed's"
+                                      if finished else "")}}  # fmt: skip
+            if finished:
+                status |= {"reason": state, "step": last["step"], "tokens": last["tokens"],
+                           "train_seconds": last.get("train_seconds"),
+                           "tokens_per_sample": row.get("tokens_per_sample")}  # fmt: skip
+            out.mkdir(parents=True)
+            (out / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
+            (out / "status.json").write_text(json.dumps(status, indent=1) + "\n")
+            done[name] = "restored, " + (state if finished else f"{state}: reruns from step 0")
+    return done
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    stored = json.loads(Path(args.source).read_text())
+    missing = {"curves", "cells", "groups"} - set(stored)
+    if missing:
+        raise SystemExit(f"--from {args.source}: no {sorted(missing)}; expected a report "
+                         "written by `xval.py report` (results/xval.json)")  # fmt: skip
+    for name, what in restore_cells(stored, Path(args.root), args.source).items():
+        print(f"{name}: {what}")
+    return 0
 
 
 def cmd_deadzone(args: argparse.Namespace) -> int:
@@ -196,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--near", type=float, default=0.1)
     ln = sub.add_parser("lengths", help="tokens per text of each encoding on each task")
     ln.add_argument("--n", type=int, default=2000, help="training texts per task")
+    rs = sub.add_parser("restore", help="write a stored report's cells back as run directories")
+    rs.add_argument("--from", dest="source", default=str(RESULTS / "xval.json"))
+    rs.add_argument("--root", default="runs/xval_conv")
     rep = sub.add_parser("report", help="write results/xval.{json,md} from the finished cells")
     rep.add_argument("--root", default="runs/xval_conv")
     rep.add_argument("--out", default=str(RESULTS / "xval"))
@@ -206,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_deadzone(args)
     if args.command == "lengths":
         return cmd_lengths(args)
+    if args.command == "restore":
+        return cmd_restore(args)
     info = run_info(argv=argv, note=NOTE)
     meta = {
         "run": info,

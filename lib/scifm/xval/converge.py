@@ -113,7 +113,7 @@ def validation_loss(trained: Trained, items: Sequence, batch_size: int = 256) ->
     return total / max(n, 1)
 
 
-def _read_curve(path: Path, upto: int) -> list[dict]:
+def _read_curve(path: Path, upto: float) -> list[dict]:
     if not path.exists():
         return []
     rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
@@ -149,7 +149,13 @@ def converge(
     source = batches(items, cc.batch_size, seed=seed)
     lengths = np.array([int((it.ids != PAD_ID).sum()) for it in items])
     val_items = [encode_sample(s, config.tokenizer, trained.scaler, config.mode) for s in study.val]
-    curve = _read_curve(out / CURVE, _checkpoint_step(out))
+    start = _checkpoint_step(out)
+    curve, stored = _read_curve(out / CURVE, start), _read_curve(out / CURVE, np.inf)
+    if len(stored) > len(curve) and log is not None:  # never a curve without its weights
+        why = "there is no checkpoint: restarting from step 0, curve dropped"
+        if start:
+            why = f"the checkpoint is at step {start}: resuming there, later points dropped"
+        log(f"{out.name}: curve.jsonl reaches step {stored[-1]['step']} but {why}")
     (out / CURVE).write_text("".join(json.dumps(r) + "\n" for r in curve))
     step = curve[-1]["step"] if curve else 0
     tokens = curve[-1]["tokens"] if curve else 0
