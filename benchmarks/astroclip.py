@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cnn-steps", type=int, default=400)
     ap.add_argument("--cnn-batch", type=int, default=128)
     ap.add_argument("--out-dir", default=None, help="default benchmarks/results")
+    ap.add_argument("--name", default="astroclip",
+                    help="report stem: <out-dir>/<name>.{json,md}")  # fmt: skip
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "paper_zero_shot_r2_redshift_mean_props": PAPER,
         "seconds": round(time.time() - t0, 1),
     }
-    _, md = write_report("astroclip", result, markdown(result), info=info, title=TITLE,
+    _, md = write_report(args.name, result, markdown(result), info=info, title=TITLE,
                          out_dir=args.out_dir)  # fmt: skip
     print(md.read_text())
     return 0
