@@ -24,8 +24,9 @@ import tempfile
 from pathlib import Path
 
 SMALL = os.environ.get("SCIFM_SMALL", "0") == "1"
-# the full run reads a survey file: `scifm survey generate --n 12000 --out data/survey_12k.h5`
-SURVEY = "toy:256" if SMALL else os.environ.get("SCIFM_SURVEY", "../data/survey_12k.h5")
+# the full run reads a survey file, the shipped model's:
+# `scifm survey generate --n 40000 --seed 2 --out data/survey_40k.h5`
+SURVEY = "toy:256" if SMALL else os.environ.get("SCIFM_SURVEY", "../data/survey_40k.h5")
 N = 256 if SMALL else 4000  # galaxies used
 PRESET = "tiny" if SMALL else "small"
 STEPS = 20 if SMALL else 300  # per stage
