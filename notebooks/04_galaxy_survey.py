@@ -33,7 +33,6 @@ SEED = 0  # survey seed: galaxy i depends only on (SEED, i)
 import tempfile
 from pathlib import Path
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -95,13 +94,16 @@ print("images", data.images.shape, "spectra", data.spectra.shape, "props", list(
 
 
 # %%
-def show_galaxy(i=0):
+def galaxy_figure(i=0):
     fig = plot_examples(data, index=[i])
-    display(fig)
-    plt.close(fig)
+    plt.close(fig)  # the pane draws it; no second copy in the cell's output
+    return fig
 
 
-widgets.interact(show_galaxy, i=widgets.IntSlider(0, 0, len(data.images) - 1, description="galaxy"))
+# A Panel slider like every dashboard here (an ipywidgets `interact` can deadlock a
+# headless notebook run: jupyter/nbclient#312)
+galaxy = pn.widgets.IntSlider(name="galaxy", start=0, end=len(data.images) - 1, value=0)
+pn.Column(galaxy, pn.pane.Matplotlib(pn.bind(galaxy_figure, galaxy), tight=True))
 
 # %% [markdown]
 # ## 4. The survey in the galaxy explorer

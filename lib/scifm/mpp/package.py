@@ -164,7 +164,7 @@ def package(
         "recipe": extra.get("recipe", "paper (one-step NMSE)"),
         "train": extra.get("train"),
         "wall_time": {
-            "seconds": round(wall_time(records, batch * accum), 1),
+            "seconds": float(f"{wall_time(records, batch * accum):.3g}"),  # 3 digits, not 0.1 s
             "source": "metrics.jsonl samples_per_s: sum over logged intervals of steps x batch "
             "/ samples_per_s (the records carry no timestamps; a resumed run's repeated steps "
             "counted once)",
