@@ -29,12 +29,12 @@ def test_report_reads_curves_up_to_the_checkpoint_and_judges_the_plateau(tmp_pat
                "--out", str(out)])  # fmt: skip
     rows = {r["run"]: r for r in json.loads((out / "astroclip_runs.json").read_text())["runs"]}
     assert rows["spec"]["stage"] == "spectrum" and rows["spec"]["steps"] == 1200
-    assert rows["spec"]["status"] == "still improving" and rows["spec"]["evaluations"] == 3
+    assert rows["spec"]["status"] == "no plateau yet" and rows["spec"]["evaluations"] == 3
     assert rows["spec"]["last"] == pytest.approx(0.62) and rows["spec"]["paper"] == 0.99
     assert rows["img"]["stage"] == "image" and rows["img"]["status"] == "plateau"
     assert rows["none"]["status"] == "not started"
     md = (out / "astroclip_runs.md").read_text()
-    assert "| spec | still improving | 1200 | 3 |" in md and (out / "astroclip_runs.png").exists()
+    assert "| spec | no plateau yet | 1200 | 3 |" in md and (out / "astroclip_runs.png").exists()
 
 
 def test_a_curve_of_no_known_stage_is_refused():
