@@ -125,10 +125,9 @@ def _recipe_name(ckpt: str | Path) -> str:
     return "custom"
 
 
-def _ckpt_step(ckpt: str | Path) -> int | None:
-    """A checkpoint's training step: its trainer state's, else its model card's (a shipped
-    asset, ``scifm.mpp.package``, keeps no trainer state), else None."""
-    pre = load_checkpoint(ckpt)
+def _ckpt_step(pre: dict) -> int | None:
+    """A loaded checkpoint's (``load_checkpoint``) training step: its trainer state's, else
+    its model card's (a shipped asset, ``scifm.mpp.package``, keeps no trainer state)."""
     step = (pre.get("trainer_state") or {}).get("step")
     return step if step is not None else pre["record"].get("extra", {}).get("card", {}).get("steps")
 
@@ -139,7 +138,7 @@ def _pretrained(args: argparse.Namespace) -> tuple[AViT, dict, int | None, dict]
     torch.set_num_threads(args.threads)
     model, systems = load_surrogate(args.ckpt)
     model.eval()
-    step_no = _ckpt_step(args.ckpt)
+    step_no = _ckpt_step(load_checkpoint(args.ckpt))
     run = {"tag": _tag(args.tag), "ckpt": repo_path(args.ckpt), "recipe": _recipe_name(args.ckpt)}
     return model, systems, step_no, run
 
@@ -147,8 +146,8 @@ def _pretrained(args: argparse.Namespace) -> tuple[AViT, dict, int | None, dict]
 def transfer(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     root, tag = Path(args.root), _tag(args.tag)
-    step_no = _ckpt_step(args.ckpt)
-    pre_cfg = AViTConfig(**load_checkpoint(args.ckpt)["record"]["config"])
+    pre = load_checkpoint(args.ckpt)
+    step_no, pre_cfg = _ckpt_step(pre), AViTConfig(**pre["record"]["config"])
     pool = load_fields(Path(args.data) / "train" / args.variant, limit=max(args.ns))
     test_files = [f"{args.variant}={Path(args.data) / 'test' / args.variant}"]
     for seed in args.seeds:
@@ -274,7 +273,7 @@ def baselines(args: argparse.Namespace) -> int:
     root = Path(args.root)
     pre = load_checkpoint(args.ckpt)
     record, extra = pre["record"], pre["record"]["extra"]
-    pre_step = _ckpt_step(args.ckpt)
+    pre_step = _ckpt_step(pre)
     milestones = sorted(set(args.milestones or [pre_step]))
     if not milestones or milestones[0] is None:
         raise ValueError(f"{args.ckpt}: no trainer step recorded; pass --milestones")

@@ -150,7 +150,8 @@ def converge(
     lengths = np.array([int((it.ids != PAD_ID).sum()) for it in items])
     val_items = [encode_sample(s, config.tokenizer, trained.scaler, config.mode) for s in study.val]
     start = _checkpoint_step(out)
-    curve, stored = _read_curve(out / CURVE, start), _read_curve(out / CURVE, np.inf)
+    stored = _read_curve(out / CURVE, np.inf)
+    curve = [r for r in stored if r["step"] <= start]
     if len(stored) > len(curve) and log is not None:  # never a curve without its weights
         why = "there is no checkpoint: restarting from step 0, curve dropped"
         if start:
