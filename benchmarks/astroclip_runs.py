@@ -18,11 +18,12 @@ A folder that does not exist is listed as not started.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from scifm.core.checkpoint import CONFIG_FILE, read_record
 from scifm.core.plateau import PlateauRule, run_curve
 from scifm.core.report import repo_path, results_dir, run_info, write_report
+from scifm.core.train import CHECKPOINT_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {  # label -> (default folder, stage)
@@ -83,11 +84,9 @@ def summarize(label: str, folder: Path, stage: str) -> dict:
 
 def _config(folder: Path) -> dict:
     """The run's model config and training extras from its checkpoint (a few fields)."""
-    path = folder / "checkpoint" / "config.json"
-    if not path.exists():
+    if not (folder / CHECKPOINT_DIR / CONFIG_FILE).is_file():
         return {}
-    rec = json.loads(path.read_text())
-    extra = rec.get("extra", {})
+    extra = read_record(folder / CHECKPOINT_DIR).get("extra", {})
     out = {k: extra[k] for k in ("preset", "method", "batch_size") if k in extra}
     if isinstance(extra.get("split"), dict):  # how, and the sizes (no machine paths, no ids)
         keep = ("how", "n_train", "n_test")
