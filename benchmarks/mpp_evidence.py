@@ -37,6 +37,9 @@ Reads the files of ``scripts/mpp_data.sh`` (PDEBench layout, our solvers) and a 
     # at the pretrained model's budget (its steps x batch, on the same LR schedule), evaluated
     # like ``onestep`` at every milestone
     python benchmarks/mpp_evidence.py baselines --ckpt runs/mpp64_evidence/pretrained_step3200
+    # ... or from the shipped asset, which records no schedule: give scripts/mpp_pretrain.sh's
+    python benchmarks/mpp_evidence.py baselines --ckpt assets/mpp/avit_small_64 --systems swe \
+        --train small --train-set steps=20000 warmup_steps=500 log_every=50 ckpt_every=200
     # gather every finished cell into benchmarks/results/mpp_evidence.{json,md}
     # (benchmarks/mpp_evidence_report.py); --ckpt names the main run (its learning curve, and
     # the recipe of the cells that carry none)
@@ -261,6 +264,28 @@ def _baseline_model(arch: str, pre: dict, info: dict) -> torch.nn.Module:
                                         n_frames=cfg.n_frames))  # fmt: skip
 
 
+def _pretraining_schedule(args: argparse.Namespace, extra: dict) -> TrainConfig:
+    """The pretraining run's TrainConfig: from its checkpoint, else from --train/--train-set.
+
+    A trainer checkpoint records its TrainConfig; a packaged asset (fp16 weights and a model
+    card) does not, so its schedule must be given as the training command gave it (the card's
+    ``made_by.training``, e.g. scripts/mpp_pretrain.sh: ``--train small --train-set
+    steps=20000 warmup_steps=500``). Both at once is refused: one schedule, one source.
+    """
+    if extra.get("train"):
+        if args.train or args.train_set:
+            raise ValueError(f"{args.ckpt}: records its own training schedule; drop --train/--train-set")
+        return TrainConfig(**{**extra["train"], "betas": tuple(extra["train"]["betas"]),
+                              "progress": False})  # fmt: skip
+    if not args.train:
+        made_by = (extra.get("card") or {}).get("made_by", {}).get("training", "its training command")
+        raise ValueError(
+            f"{args.ckpt}: records no training schedule (a packaged asset); pass the one "
+            f"{made_by} used, e.g. --train small --train-set steps=20000 warmup_steps=500"
+        )
+    return replace(TrainConfig.preset(args.train).with_overrides(args.train_set), progress=False)
+
+
 def baselines(args: argparse.Namespace) -> int:
     """Item 1: single-task AViT and FNO per pretraining system at the pretrained budget.
 
@@ -277,13 +302,15 @@ def baselines(args: argparse.Namespace) -> int:
     milestones = sorted(set(args.milestones or [pre_step]))
     if not milestones or milestones[0] is None:
         raise ValueError(f"{args.ckpt}: no trainer step recorded; pass --milestones")
-    train_cfg = TrainConfig(**{**extra["train"], "betas": tuple(extra["train"]["betas"]),
-                               "progress": False})  # fmt: skip
+    train_cfg = _pretraining_schedule(args, extra)
     if milestones[-1] > train_cfg.steps:
         raise ValueError(
             f"--milestones {milestones}: beyond the schedule's {train_cfg.steps} steps"
         )
     recipe = TrainRecipe(**extra["recipe"]) if extra.get("recipe") else None
+    batch = extra.get("batch_size") or (extra.get("card") or {}).get("batch_size")
+    if not batch:
+        raise ValueError(f"{args.ckpt}: records no batch size (neither trainer state nor card)")
     res, frames = extra["data"]["res"], extra["data"]["sim_frames"]
     T = AViTConfig(**record["config"]).n_frames
     for name in args.systems or sorted(extra["systems"]):
@@ -302,15 +329,14 @@ def baselines(args: argparse.Namespace) -> int:
                 model = _baseline_model(arch, record, info)
                 t0 = time.perf_counter()
                 fit(model, data, replace(train_cfg, stop_at=stop),
-                    batch_size=extra["batch_size"], data_seed=extra["data"]["seed"],
+                    batch_size=batch, data_seed=extra["data"]["seed"],
                     device="cpu", out_dir=run_dir, recipe=recipe,
                     extra={"baseline_of": repo_path(args.ckpt), "system": name})  # fmt: skip
                 model.eval()
                 step = model_step(model, info["field_index"], info["periodic"])
                 rec = {
                     "variant": name, "arch": arch, "step": stop,
-                    "batch_size": extra["batch_size"],
-                    "samples": stop * extra["batch_size"],
+                    "batch_size": batch, "samples": stop * batch,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "baseline_of": repo_path(args.ckpt),
                     "seconds_this_call": round(time.perf_counter() - t0, 1),
@@ -373,6 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--systems", nargs="+", default=None, help="baselines: default the ckpt's")
     ap.add_argument("--archs", nargs="+", default=["fno", "avit"], choices=["fno", "avit"])
+    ap.add_argument("--train", default=None,
+                    help="baselines from a packaged asset: the pretraining's TrainConfig preset")
+    ap.add_argument("--train-set", nargs="*", default=[], metavar="K=V",
+                    help="baselines from a packaged asset: the pretraining's overrides")
     ap.add_argument(
         "--milestones",
         type=int,

@@ -247,7 +247,7 @@ def bench(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     hnsw = EmbeddingIndex.build(x, "hnsw", m=args.hnsw_m, ef_construction=args.ef_construction)
     build = time.perf_counter() - t0
-    for ef in (16, 32, 64, 128):
+    for ef in args.ef_search:
         hnsw.index.hnsw.efSearch = ef
         rows.append(_row(f"HNSW{args.hnsw_m},Flat efSearch={ef}", hnsw.index, build, n, queries,
                          truth, ef_construction=args.ef_construction))  # fmt: skip
@@ -415,6 +415,8 @@ def main() -> None:
     p.add_argument("--nlist", type=int, default=1024)
     p.add_argument("--hnsw-m", type=int, default=32)
     p.add_argument("--ef-construction", type=int, default=64)
+    p.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 48, 64, 96, 128],
+                   help="HNSW efSearch values swept (the recall/latency operating points)")
     p.add_argument("--pq-m", type=int, default=32, help="PQ sub-quantizers (bytes per code)")
     args = ap.parse_args()
     args.argv = sys.argv[2:]

@@ -230,3 +230,36 @@ def test_restore_refuses_two_records_for_one_cell(tmp_path):
     src.write_text(json.dumps({"one_step": [one], "one_step_runs": [{**one, "avit": 0.3}]}))
     with pytest.raises(ValueError, match="onestep_swe_step1"):
         rep.restore(src, tmp_path / "cells")
+
+
+def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp_path):
+    """A packaged asset records no TrainConfig: baselines refuse it until the training
+    command's schedule is given, and refuse a second schedule for a trainer checkpoint."""
+    from scifm.core import load_checkpoint, load_model, save_checkpoint
+
+    config, model = load_model(study["ckpt"])
+    extra = dict(load_checkpoint(study["ckpt"])["record"]["extra"])
+    batch = extra.pop("batch_size")
+    extra.pop("train")
+    extra["card"] = {"steps": 2, "batch_size": batch,
+                     "made_by": {"training": "scripts/mpp_pretrain.sh"}}  # fmt: skip
+    asset = tmp_path / "asset"
+    save_checkpoint(asset, model.half(), config, extra=extra)
+    from scifm.pde.generate import GenerateRequest, generate
+
+    data = tmp_path / "data"
+    for split, n, seed in (("train", 2, 1301), ("test", 1, 2301)):  # the asset's system
+        req = GenerateRequest(system="swe", n=n, res=16, n_frames=7, t_end=0.05, chunk_size=2,
+                              seed=seed)  # fmt: skip
+        generate(req, data / split / "swe", progress=False)
+    args = ["baselines", "--ckpt", str(asset), "--data", str(data), "--root", str(tmp_path / "c"),
+            "--systems", "swe", "--archs", "avit"]  # fmt: skip
+    with pytest.raises(ValueError, match="scripts/mpp_pretrain.sh.*--train small"):
+        ev.main(args)
+    with pytest.raises(ValueError, match="records its own training schedule"):
+        _run(ev, "baselines", study, "--train", "tiny")
+    assert not (tmp_path / "c").exists()
+    assert ev.main([*args, "--train", "tiny", "--train-set", "steps=4"]) == 0
+    cell = json.loads((tmp_path / "c" / "baseline_avit_swe_step2" / "result.json").read_text())
+    assert cell["step"] == 2 and cell["batch_size"] == batch and cell["samples"] == 2 * batch
+    assert math.isfinite(cell["nrmse"])
