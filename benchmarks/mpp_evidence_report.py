@@ -298,7 +298,26 @@ def _one_step_md(ones: list[dict], main_recipe: str | None) -> list[str]:
             md.append(f"| {r['variant']} | {run_label(r, main_recipe)} | {r['trained_on']} | "
                       f"{r['ckpt_step']} | {_f(r['avit'])} | {_f(r['persistence'])} | "
                       f"{_f(r['avit'] / r['persistence'])} |")  # fmt: skip
+        md += _zero_shot_note(ones)
     return md
+
+
+def _zero_shot_note(rows: list[dict]) -> list[str]:
+    """Rows of systems held out of pretraining whose AViT equals persistence exactly.
+
+    Their field slots were never trained: the delta head's output weights start at zero
+    (``predict_delta``) and stay there, so the model returns its last input frame. Such a
+    row is persistence by construction, not a measured zero-shot result.
+    """
+    same = sorted({r["variant"] for r in rows if not r["trained_on"]
+                   and r["avit"] == r["persistence"]})  # fmt: skip
+    if not same:
+        return []
+    return ["", f"Held out of pretraining and equal to persistence by construction: "
+            f"{', '.join(same)}. Their field slots were never trained, and the delta head's "
+            "output weights for an untrained slot are still their initial zeros, so the model "
+            "returns its last input frame; these rows say nothing about transfer (see the "
+            "transfer section for the fine-tuned figures)."]  # fmt: skip
 
 
 def _rollout_md(rolls: list[dict], main_recipe: str | None) -> list[str]:
@@ -325,6 +344,7 @@ def _rollout_md(rolls: list[dict], main_recipe: str | None) -> list[str]:
                       f"{_yn(r['below_persistence_k20'])} | "
                       f"{_yn(r['finite_within_2x_k50'])} |")  # fmt: skip
         md.append(f"| {variant} | persistence | | {vals(mine[0]['persistence'])} | | |")
+    md += _zero_shot_note(rolls)
     md += ["", "Per run and checkpoint, on the pretraining systems:", ""]
     runs = sorted({(run_label(r, main_recipe), r["ckpt_step"] or 0) for r in rolls})
     for label, step in runs:

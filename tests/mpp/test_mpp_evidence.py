@@ -129,6 +129,9 @@ def _fabricate(root: Path) -> None:
     one = {"variant": "swe", "ckpt_step": 3200, "trained_on": True, "windows": 340,
            "avit": 0.01, "persistence": 0.02}  # fmt: skip
     _write(root, "onestep_swe_step3200", one)
+    held_out = {**one, "variant": "cns_m0.1", "trained_on": False, "avit": 0.43,
+                "persistence": 0.43}  # fmt: skip
+    _write(root, "onestep_cns_m0.1_step3200", held_out)
 
 
 def test_report_reads_old_cells_and_puts_runs_side_by_side(tmp_path):
@@ -151,6 +154,8 @@ def test_report_reads_old_cells_and_puts_runs_side_by_side(tmp_path):
     assert "| swe | main (stable) @ 3200 | True |" in md and "| swe | paper (paper) @ 3200 |" in md
     assert "- main (stable), step 3200: below persistence at k=20 on 1 of 1 (swe);" in md
     assert "| swe | main (stable) | True | 3200 | 0.0100 | 0.0200 | 0.5000 |" in md
+    assert "equal to persistence by construction: cns_m0.1." in md  # untrained slots
+    assert "construction: swe" not in md
 
 
 def test_rollout_criteria_need_the_steps():
@@ -189,7 +194,7 @@ def test_restore_writes_the_cells_back_and_the_report_comes_back_whole(tmp_path)
 
     again = tmp_path / "restored"
     counts = rep.restore(tmp_path / "out1" / "mpp_evidence.json", again)
-    assert counts == {"cells": 14, "written": 14, "kept": 0, "curve_points": 3}
+    assert counts == {"cells": 15, "written": 15, "kept": 0, "curve_points": 3}
 
     def names(root: Path) -> list[str]:
         return sorted(p.parent.name for p in root.glob("*/result.json"))
@@ -217,7 +222,7 @@ def test_restore_writes_the_cells_back_and_the_report_comes_back_whole(tmp_path)
     # never overwrite: a cell already under the root (a newer run) stays as it is
     (again / "onestep_swe_step3200" / "result.json").write_text('{"mine": 1}')
     counts = rep.restore(tmp_path / "out1" / "mpp_evidence.json", again)
-    assert counts["written"] == 0 and counts["kept"] == 14 and counts["curve_points"] == 0
+    assert counts["written"] == 0 and counts["kept"] == 15 and counts["curve_points"] == 0
     assert _cell({"root": again}, "onestep_swe_step3200") == {"mine": 1}
 
 
