@@ -274,11 +274,15 @@ def _pretraining_schedule(args: argparse.Namespace, extra: dict) -> TrainConfig:
     """
     if extra.get("train"):
         if args.train or args.train_set:
-            raise ValueError(f"{args.ckpt}: records its own training schedule; drop --train/--train-set")
+            raise ValueError(
+                f"{args.ckpt}: records its own training schedule; drop --train/--train-set"
+            )
         return TrainConfig(**{**extra["train"], "betas": tuple(extra["train"]["betas"]),
                               "progress": False})  # fmt: skip
     if not args.train:
-        made_by = (extra.get("card") or {}).get("made_by", {}).get("training", "its training command")
+        made_by = (
+            (extra.get("card") or {}).get("made_by", {}).get("training", "its training command")
+        )
         raise ValueError(
             f"{args.ckpt}: records no training schedule (a packaged asset); pass the one "
             f"{made_by} used, e.g. --train small --train-set steps=20000 warmup_steps=500"
@@ -399,10 +403,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--systems", nargs="+", default=None, help="baselines: default the ckpt's")
     ap.add_argument("--archs", nargs="+", default=["fno", "avit"], choices=["fno", "avit"])
-    ap.add_argument("--train", default=None,
-                    help="baselines from a packaged asset: the pretraining's TrainConfig preset")
-    ap.add_argument("--train-set", nargs="*", default=[], metavar="K=V",
-                    help="baselines from a packaged asset: the pretraining's overrides")
+    ap.add_argument(
+        "--train",
+        default=None,
+        help="baselines from a packaged asset: the pretraining's TrainConfig preset",
+    )
+    ap.add_argument(
+        "--train-set",
+        nargs="*",
+        default=[],
+        metavar="K=V",
+        help="baselines from a packaged asset: the pretraining's overrides",
+    )
     ap.add_argument(
         "--milestones",
         type=int,

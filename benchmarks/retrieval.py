@@ -415,8 +415,13 @@ def main() -> None:
     p.add_argument("--nlist", type=int, default=1024)
     p.add_argument("--hnsw-m", type=int, default=32)
     p.add_argument("--ef-construction", type=int, default=64)
-    p.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 48, 64, 96, 128],
-                   help="HNSW efSearch values swept (the recall/latency operating points)")
+    p.add_argument(
+        "--ef-search",
+        type=int,
+        nargs="+",
+        default=[16, 32, 48, 64, 96, 128],
+        help="HNSW efSearch values swept (the recall/latency operating points)",
+    )
     p.add_argument("--pq-m", type=int, default=32, help="PQ sub-quantizers (bytes per code)")
     args = ap.parse_args()
     args.argv = sys.argv[2:]

@@ -36,7 +36,7 @@ from scifm.astroclip.pipeline import (
 )
 from scifm.astroclip.splits import split_record
 from scifm.core import pick_device, save_checkpoint
-from scifm.core.train import METRICS_FILE
+from scifm.core.train import METRICS_FILE, read_metrics
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def last_logged(stage_dir: Path) -> dict | None:
     """The last record of a stage's training log (``core.train``'s metrics file), if any."""
     path = stage_dir / METRICS_FILE
-    lines = path.read_text().splitlines() if path.exists() else []
-    return json.loads(lines[-1]) if lines and lines[-1].strip() else None
+    return read_metrics(path)[-1] if path.exists() and path.stat().st_size else None
 
 
 def catalog_rows(n: int, keep: int | None, seed: int = 0) -> np.ndarray:

@@ -72,6 +72,35 @@ CHECKPOINT_DIR = "checkpoint"
 METRICS_FILE = "metrics.jsonl"
 
 
+def read_metrics(path: str | Path, *, up_to: int | None = None) -> list[dict[str, float]]:
+    """The records of a ``metrics.jsonl``, sorted by step, the LAST record kept per step.
+
+    A resumed run repeats the steps after its checkpoint; the later records are the ones
+    whose weights the checkpoint continued from. ``up_to`` drops steps past a checkpoint.
+    """
+    path = Path(path)
+    by_step: dict[int, dict[str, float]] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read metrics ({exc.strerror or exc})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            step = int(rec["step"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"{path}:{n}: not a metrics record; expected one JSON object with 'step' a line"
+            ) from None
+        if up_to is None or step <= up_to:
+            by_step[step] = rec
+    if not by_step:
+        raise ValueError(f"{path}: no metrics records (at or before step {up_to})")
+    return [by_step[s] for s in sorted(by_step)]
+
+
 @dataclass(frozen=True)
 class TrainConfig(ConfigMixin):
     steps: int = 1000  # optimizer steps in the whole run (resume continues to this)
