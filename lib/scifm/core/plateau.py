@@ -14,6 +14,7 @@ resumes from the run folder.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -85,8 +86,9 @@ class EvaluatedRun:
     reason: str  # "plateau", "steps" (cfg.steps done) or "stop_at" (cut there, resumable)
 
 
-def _read_curve(path: Path, upto: int) -> list[dict[str, Any]]:
-    """Evaluations up to ``upto`` (the checkpoint's step), one per step (the last written)."""
+def read_curve(path: Path, upto: float = math.inf) -> list[dict[str, Any]]:
+    """Evaluations up to ``upto`` (the checkpoint's step), one per step (the last written);
+    none when the file does not exist yet."""
     if not path.exists():
         return []
     by_step: dict[int, dict[str, Any]] = {}
@@ -98,7 +100,8 @@ def _read_curve(path: Path, upto: int) -> list[dict[str, Any]]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def _checkpoint_step(out: Path) -> int:
+def checkpoint_step(out: Path) -> int:
+    """The step of the run folder ``out``'s checkpoint, 0 when it has none."""
     state = out / CHECKPOINT_DIR / TRAINER_JSON
     return int(json.loads(state.read_text()).get("step", 0)) if state.exists() else 0
 
@@ -107,7 +110,7 @@ def run_curve(out_dir: str | Path, eval_file: str = "eval.jsonl") -> list[dict[s
     """The evaluations of a run folder that belong to its checkpoint, one per step: what a
     resumed run keeps (records written after the last checkpoint are dropped)."""
     out = Path(out_dir)
-    return _read_curve(out / eval_file, _checkpoint_step(out))
+    return read_curve(out / eval_file, checkpoint_step(out))
 
 
 def train_evaluated(
@@ -145,8 +148,8 @@ def train_evaluated(
             return run
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    start = step = _checkpoint_step(out)
-    curve = _read_curve(out / eval_file, step)
+    start = step = checkpoint_step(out)
+    curve = read_curve(out / eval_file, step)
     (out / eval_file).write_text("".join(json.dumps(r) + "\n" for r in curve))
     end = cfg.stop_at or cfg.steps
     result = TrainResult(step=step, checkpoint=out / CHECKPOINT_DIR, resumed_from=start)

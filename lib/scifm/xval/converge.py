@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from scifm.core import ConfigMixin, TrainConfig, train
-from scifm.core.plateau import plateaued
+from scifm.core.plateau import checkpoint_step, plateaued, read_curve
 from scifm.xval.config import XvalConfig
 from scifm.xval.data import batches, collate, encode_sample
 from scifm.xval.evaluate import metrics, predict
@@ -113,20 +113,6 @@ def validation_loss(trained: Trained, items: Sequence, batch_size: int = 256) ->
     return total / max(n, 1)
 
 
-def _read_curve(path: Path, upto: float) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    return [r for r in rows if r["step"] <= upto]
-
-
-def _checkpoint_step(out: Path) -> int:
-    state = out / "checkpoint" / "trainer.json"
-    if not state.exists():
-        return 0
-    return int(json.loads(state.read_text()).get("step", 0))
-
-
 def converge(
     study: Study,
     config: XvalConfig,
@@ -149,8 +135,8 @@ def converge(
     source = batches(items, cc.batch_size, seed=seed)
     lengths = np.array([int((it.ids != PAD_ID).sum()) for it in items])
     val_items = [encode_sample(s, config.tokenizer, trained.scaler, config.mode) for s in study.val]
-    start = _checkpoint_step(out)
-    stored = _read_curve(out / CURVE, np.inf)
+    start = checkpoint_step(out)
+    stored = read_curve(out / CURVE)
     curve = [r for r in stored if r["step"] <= start]
     if len(stored) > len(curve) and log is not None:  # never a curve without its weights
         why = "there is no checkpoint: restarting from step 0, curve dropped"
