@@ -68,3 +68,19 @@ def test_bf16_autocast_on_cuda():
     with autocast(dev):
         out = model(torch.randn(2, 8, device=dev))
     assert out.dtype == torch.bfloat16
+
+
+def test_eval_mode_gives_the_mode_back_even_when_the_block_raises():
+    from scifm.core import eval_mode
+
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5))
+    with eval_mode(model) as m:
+        assert m is model and not model.training
+    assert model.training
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
+        raise RuntimeError("boom")
+    assert model.training  # dropout is back on for the training loop
+    model.eval()
+    with eval_mode(model):
+        pass
+    assert not model.training  # an eval-mode model stays in eval mode

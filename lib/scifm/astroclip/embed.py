@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from scifm.astroclip.data import Galaxies, prepare_images, prepare_spectra
 from scifm.astroclip.model import AstroClip, normalized
-from scifm.core import autocast
+from scifm.core import autocast, eval_mode
 
 
 @torch.no_grad()
@@ -65,12 +65,10 @@ def encoder_features(
 def _pooled_features(encoder: torch.nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
     """``encoder.embed`` (mean-pooled tokens, (N, d_model) float32) in batches, on the
     encoder's device in eval mode; its train/eval mode is kept."""
-    was_training = encoder.training
-    encoder.eval()
     dev = next(encoder.parameters()).device
-    parts = [encoder.embed(x[i : i + batch_size].to(dev)).float().cpu()
-             for i in range(0, len(x), batch_size)]  # fmt: skip
-    encoder.train(was_training)
+    with eval_mode(encoder):
+        parts = [encoder.embed(x[i : i + batch_size].to(dev)).float().cpu()
+                 for i in range(0, len(x), batch_size)]  # fmt: skip
     return torch.cat(parts).numpy() if parts else np.zeros((0, encoder.config.d_model), "f4")
 
 

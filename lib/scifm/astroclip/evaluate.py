@@ -22,7 +22,7 @@ from scifm.astroclip.embed import image_features, spectrum_features
 from scifm.astroclip.model import normalized
 from scifm.astroclip.search import EmbeddingIndex
 from scifm.astroclip.specformer import chunk_mask
-from scifm.core import numpy_rng, torch_generator
+from scifm.core import eval_mode, numpy_rng, torch_generator
 
 
 def _xy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray):
@@ -89,16 +89,14 @@ def masked_val_loss(
 ) -> float:
     """SpecFormer's masked-modelling loss on held-out spectra, with masks fixed by ``seed``
     (the same masks at every evaluation, so the curve moves only with the weights)."""
-    was_training = model.training
-    model.eval()
     dev = next(model.parameters()).device
     gen = torch_generator(seed)
     total = 0.0
-    for i in range(0, len(spectra), batch_size):
-        x = spectra[i : i + batch_size]
-        mask = chunk_mask(model.config, len(x), gen)
-        total += float(model.masked_loss(x.to(dev), mask.to(dev))) * len(x)
-    model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, len(spectra), batch_size):
+            x = spectra[i : i + batch_size]
+            mask = chunk_mask(model.config, len(x), gen)
+            total += float(model.masked_loss(x.to(dev), mask.to(dev))) * len(x)
     return total / max(len(spectra), 1)
 
 
@@ -131,17 +129,14 @@ def align_recall(
     """Cross-modal recall@1/10/100 of held-out pairs (images[i], spectrum_tokens[i]):
     ``recall@k`` image -> spectrum (the figure ``scifm astroclip evaluate`` reports) and
     ``s2i_recall@k`` spectrum -> image, among all the pairs given."""
-    was_training = model.training
-    model.eval()
     dev = next(model.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(model):
         a = torch.cat([normalized(model.embed_images(images[i : i + batch_size].to(dev))).cpu()
                        for i in range(0, len(images), batch_size)]).numpy()  # fmt: skip
         b = torch.cat([
             normalized(model.spectrum_head(spectrum_tokens[i : i + batch_size].to(dev).float()))
             .cpu() for i in range(0, len(images), batch_size)
         ]).numpy()  # fmt: skip
-    model.train(was_training)
     return cross_modal_recall(a, b) | {f"s2i_{k}": v for k, v in cross_modal_recall(b, a).items()}
 
 

@@ -8,7 +8,7 @@ from scifm.core.checkpoint import (
     save_checkpoint,
 )
 from scifm.core.config import ConfigMixin, parse_overrides
-from scifm.core.devices import autocast, numpy_rng, pick_device, torch_generator
+from scifm.core.devices import autocast, eval_mode, numpy_rng, pick_device, torch_generator
 from scifm.core.plateau import plateaued
 from scifm.core.rng import seeded
 from scifm.core.train import TrainConfig, TrainResult, train, unwrap
@@ -22,6 +22,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "autocast",
+    "eval_mode",
     "load_checkpoint",
     "load_model",
     "numpy_rng",

@@ -16,7 +16,9 @@ import torch
 
 from scifm.core.rng import numpy_rng, torch_generator
 
-__all__ = ["autocast", "bf16_supported", "numpy_rng", "pick_device", "torch_generator"]
+__all__ = [
+    "autocast", "bf16_supported", "eval_mode", "numpy_rng", "pick_device", "torch_generator",
+]  # fmt: skip
 
 _VALID = ("cuda", "mps", "cpu")
 
@@ -59,3 +61,15 @@ def autocast(device: torch.device, enabled: bool = True) -> Iterator[None]:
             yield
     else:
         yield
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``model`` in eval mode for the block, its train/eval mode given back afterwards, also
+    when the block raises (an evaluation inside a training loop must not leave dropout off)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
