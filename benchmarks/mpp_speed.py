@@ -175,13 +175,12 @@ def model_card(path: str | Path) -> dict:
     return {"model_res": data.get("res")}
 
 
-def markdown(report: dict, title: str = "Solver vs surrogate speed") -> str:
-    lines = [
-        f"# {title}",
-        "",
-        f"Command: `{report['command']}`  ",
-        f"Date: {report['date']}  ",
-        f"Machine: {report['machine']}  ",
+def markdown(report: dict, title: str = "Solver vs surrogate speed", header: bool = True) -> str:
+    """The speed report; ``header=False`` leaves out the title and the command/date/machine
+    lines (``write_report`` writes its own run header above the body)."""
+    lines = [f"# {title}", "", f"Command: `{report['command']}`  ", f"Date: {report['date']}  ",
+             f"Machine: {report['machine']}  "] if header else []  # fmt: skip
+    lines += [
         f"Model: `{report['model']}` ({report['model_params']:,} parameters, patch "
         f"{report['patch_size']}, T = {report['n_frames']} input frames)",
         "",
@@ -260,11 +259,10 @@ def main() -> None:
         "speed": rows,
         "accuracy_128": acc,
     }  # fmt: skip
-    md = markdown(report)
-    body = md.split("\n", 2)[2]  # write_report writes the title and the run header
+    body = markdown(report, header=False)  # write_report writes the title and the run header
     write_report("mpp_speed", report, body, info=info, title="Solver vs surrogate speed",
                  out_dir=RESULTS)  # fmt: skip
-    print(md)
+    print(markdown(report))
 
 
 if __name__ == "__main__":
