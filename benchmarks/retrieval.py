@@ -215,6 +215,7 @@ def _rss_mb() -> float:
 def bench(args: argparse.Namespace) -> None:
     import faiss
 
+    load_start = os.getloadavg()[0]  # how busy the cores were: the timings depend on it
     faiss.omp_set_num_threads(1)
     work = Path(args.work)
     state = json.loads((work / "state.json").read_text())
@@ -270,16 +271,18 @@ def bench(args: argparse.Namespace) -> None:
     del pq
     good = [r for r in rows if r["recall@10"] >= 0.97]
     best = min(good, key=lambda r: r["p50_ms"]) if good else None
+    load = (f"load average {load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+            f"(1 min, {os.cpu_count()} cores)")  # fmt: skip
     info = run_info(
         data={"catalog": f"{work} (augmented views of {state['survey']})"},
-        note="2 cores shared with other work (loaded); faiss on 1 thread; no GPU",
+        note=f"faiss on 1 thread; {load}; no GPU",
     )
     result = {
         "command": "python benchmarks/retrieval.py bench " + " ".join(args.argv),
         "embed_command": "python benchmarks/retrieval.py embed --survey "
         f"{state['survey']} --out {work} --target {state['target']}",
         "date_utc": info["date_utc"],
-        "machine": "faiss on 1 thread; 2 cores shared with other work (loaded); no GPU",
+        "machine": f"faiss on 1 thread; {load}; no GPU",
         "faiss": faiss.__version__,
         "n_catalog": n,
         "target_catalog": state["target"],
