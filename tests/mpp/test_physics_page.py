@@ -87,6 +87,30 @@ def test_stored_evidence_plot_shows_avit_against_persistence(page_obj):
         assert "diverges" in caption.object  # the README's finding, read from the numbers
     assert "cns_m0.1 was held out of pretraining" in caption.object
     assert {"swe", "diffreact", "ins"} <= set(table.object.index)
+    for b in data.get("baselines", []):  # equal budget: trained to the pretrained model's step
+        row = next(r for r in data["one_step"] if r["variant"] == b["variant"])
+        col = {"avit": "single-task AViT (equal budget)", "fno": "FNO (equal budget)"}[b["arch"]]
+        if b["step"] == row["ckpt_step"]:
+            assert table.object.loc[b["variant"], col] == round(b["nrmse"], 4)
+
+
+def test_one_step_table_puts_baselines_of_the_same_step_beside_the_model():
+    from scifm.dashboards.mpp_results import one_step_table
+
+    one = [{"variant": "swe", "ckpt_step": 3200, "trained_on": True, "avit": 0.02,
+            "persistence": 0.04},
+           {"variant": "ins", "ckpt_step": 3200, "trained_on": True, "avit": 0.08,
+            "persistence": 0.09}]  # fmt: skip
+    base = [{"variant": "swe", "arch": "avit", "step": 1067, "nrmse": 0.5},  # a third: not shown
+            {"variant": "swe", "arch": "avit", "step": 3200, "nrmse": 0.01},
+            {"variant": "swe", "arch": "fno", "step": 3200, "nrmse": 0.03}]  # fmt: skip
+    table = one_step_table(one, base)
+    assert table.loc["swe", "single-task AViT (equal budget)"] == 0.01
+    assert table.loc["swe", "FNO (equal budget)"] == 0.03
+    assert table["FNO (equal budget)"].isna()["ins"]  # not run: blank, not a number
+    assert table.loc["swe", "AViT / persistence"] == 0.5
+    assert list(one_step_table(one).columns) == [
+        "in pretraining", "AViT", "persistence", "AViT / persistence"]  # fmt: skip
 
 
 def test_model_select_switches_systems_grid_and_results(page_obj):

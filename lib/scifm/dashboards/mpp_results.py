@@ -118,12 +118,23 @@ def rollout_findings(rollouts: list[dict]) -> str:
     return text
 
 
-def one_step_table(one_step: list[dict]) -> pd.DataFrame:
-    """Variant -> AViT and persistence one-step NRMSE, their ratio, in pretraining."""
+BASELINE_COLUMNS = {"avit": "single-task AViT", "fno": "FNO"}
+
+
+def one_step_table(one_step: list[dict], baselines: list[dict] = ()) -> pd.DataFrame:
+    """Variant -> AViT and persistence one-step NRMSE, their ratio, in pretraining, and the
+    single-task baselines trained to the same step (equal budget) where they were run."""
     df = pd.DataFrame(one_step).set_index("variant")
     df["ratio"] = df["avit"] / df["persistence"]
     cols = {"trained_on": "in pretraining", "avit": "AViT", "persistence": "persistence",
             "ratio": "AViT / persistence"}  # fmt: skip
+    steps = df["ckpt_step"]
+    for arch, label in BASELINE_COLUMNS.items():
+        mine = [b for b in baselines if b["arch"] == arch]
+        at_step = {b["variant"]: b["nrmse"] for b in mine if b["step"] == steps.get(b["variant"])}
+        if at_step:
+            df[arch] = pd.Series(at_step)
+            cols[arch] = f"{label} (equal budget)"
     return df[list(cols)].rename(columns=cols).round(4)
 
 
@@ -131,13 +142,14 @@ def evidence_views(data: dict) -> list:
     """Plot, caption and one-step table of ``mpp_evidence.json``."""
     cmd = data.get("run", {}).get("command", "benchmarks/mpp_evidence.py")
     plot = evidence_plot(data["rollouts"])
-    title = ("**One-step NRMSE on the held-out test trajectories** (goal of issue 13: AViT "
-             "<= 0.5x persistence)")  # fmt: skip
+    title = ("**One-step NRMSE on the held-out test trajectories** (issue 13's goal: "
+             "AViT <= 0.5x persistence; single-task models at equal budget beside it)")  # fmt: skip
+    table = one_step_table(data["one_step"], data.get("baselines", []))
     return [
         pn.pane.HoloViews(plot, linked_axes=False, css_classes=["mpp-evidence"]),
         pn.pane.Markdown(rollout_findings(data["rollouts"]), css_classes=["mpp-caption"]),
         pn.pane.Markdown(title),
-        pn.pane.DataFrame(one_step_table(data["one_step"]), css_classes=["mpp-table"]),
+        pn.pane.DataFrame(table, css_classes=["mpp-table"]),
         pn.pane.Markdown(f"From `{cmd}` (benchmarks/results/mpp_evidence.md)."),
     ]
 
