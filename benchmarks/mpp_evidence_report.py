@@ -245,11 +245,13 @@ def _transfer_md(rows: list[dict], cells: list[dict]) -> list[str]:
     groups = sorted({(r["variant"], r["tag"] or "") for r in rows})
     for variant, tag in groups:
         name = variant + (f", run `{tag}`" if tag else "")
-        inits = sorted({_init_name(c) for c in cells
-                        if c["variant"] == variant and (c.get("tag") or "") == tag})  # fmt: skip
-        md += [f"**{name}** (pretrained init: {', '.join(inits)}): one-step NRMSE (mean ± std "
-               "over seeds), pretrained vs scratch fine-tuned alike; ratio = pretrained / "
-               "scratch (goal <= 0.67).", "",
+        group = [c for c in cells if c["variant"] == variant and (c.get("tag") or "") == tag]
+        inits = sorted({_init_name(c) for c in group})
+        steps = "/".join(str(n) for n in sorted({c["steps"] for c in group}))
+        pers = "/".join(_f(p) for p in sorted({c["persistence_nrmse"] for c in group}))
+        md += [f"**{name}** (pretrained init: {', '.join(inits)}; {steps} fine-tuning steps; "
+               f"persistence {pers}): one-step NRMSE (mean ± std over seeds), pretrained vs "
+               "scratch fine-tuned alike; ratio = pretrained / scratch (goal <= 0.67).", "",
                "| N traj | seeds |" + head,
                "|---:|---|" + "---:|---:|---:|" * len(modes)]  # fmt: skip
         mine = [r for r in rows if r["variant"] == variant and (r["tag"] or "") == tag]
@@ -273,11 +275,10 @@ def _transfer_md(rows: list[dict], cells: list[dict]) -> list[str]:
             for m in modes
         )
         md += [
-            f"Fine-tuning: {c['steps']} AdamW steps, lr {c['lr']}, batch {c['batch_size']}; "
-            f"{what} (`io`: field embedding, stem and decoder train, the processor blocks "
-            "keep their weights: pretrained, or random for scratch); one-step NRMSE on the "
-            f"held-out test files ({c['test_windows']} windows); "
-            f"persistence: {_f(c['persistence_nrmse'])}.",
+            f"Fine-tuning: AdamW (steps in each table's heading), lr {c['lr']}, batch "
+            f"{c['batch_size']}; {what} (`io`: field embedding, stem and decoder train, the "
+            "processor blocks keep their weights: pretrained, or random for scratch); "
+            f"one-step NRMSE on the held-out test files ({c['test_windows']} windows).",
         ]
     return md
 

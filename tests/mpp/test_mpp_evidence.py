@@ -155,6 +155,7 @@ def test_report_reads_old_cells_and_puts_runs_side_by_side(tmp_path):
     assert "- main (stable), step 3200: below persistence at k=20 on 1 of 1 (swe);" in md
     assert "| swe | main (stable) | True | 3200 | 0.0100 | 0.0200 | 0.5000 |" in md
     assert "equal to persistence by construction: cns_m0.1." in md  # untrained slots
+    assert "; 200 fine-tuning steps; persistence 0.4300)" in md  # each table its own
     assert "construction: swe" not in md
 
 
