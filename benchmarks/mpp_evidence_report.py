@@ -388,8 +388,11 @@ def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]
         pers = next(b["persistence"] for b in bases if b["variant"] == v)
         pre_s = f"{_f(pre['avit'])} ({pre['ckpt_step']})" if pre else "-"
         md.append(f"| {v} | {pre_s} | " + " | ".join(cells) + f" | {_f(pers)} |")
-    par = {b["arch"]: b["parameters"] for b in bases}
-    md += ["", "Parameters: " + ", ".join(f"{names[a]} {n:,}" for a, n in sorted(par.items()))
+    par: dict[str, set[int]] = {}
+    for b in bases:  # the FNO's size follows the system's field count
+        par.setdefault(b["arch"], set()).add(b["parameters"])
+    sizes = {a: "-".join(f"{n:,}" for n in sorted({min(ns), max(ns)})) for a, ns in par.items()}
+    md += ["", "Parameters: " + ", ".join(f"{names[a]} {n}" for a, n in sorted(sizes.items()))
            + f"; FNO preset `{FNO_PRESET}` (`scifm.mpp.baselines`)."]  # fmt: skip
     return md
 
