@@ -36,7 +36,7 @@ from scifm.astroclip.pipeline import (
 )
 from scifm.astroclip.splits import split_record
 from scifm.core import pick_device, save_checkpoint
-from scifm.core.train import METRICS_FILE, read_metrics
+from scifm.core.train import METRICS_FILE, read_step_records
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 def last_logged(stage_dir: Path) -> dict | None:
     """The last record of a stage's training log (``core.train``'s metrics file), if any."""
     path = stage_dir / METRICS_FILE
-    return read_metrics(path)[-1] if path.exists() and path.stat().st_size else None
+    records = read_step_records(path) if path.exists() else []
+    return records[-1] if records else None
 
 
 def catalog_rows(n: int, keep: int | None, seed: int = 0) -> np.ndarray:

@@ -25,7 +25,15 @@ import torch
 
 from scifm.core.batches import BatchSource
 from scifm.core.checkpoint import TRAINER_JSON, load_checkpoint
-from scifm.core.train import CHECKPOINT_DIR, LossFn, StepCallback, TrainConfig, TrainResult, train
+from scifm.core.train import (
+    CHECKPOINT_DIR,
+    LossFn,
+    StepCallback,
+    TrainConfig,
+    TrainResult,
+    read_step_records,
+    train,
+)
 
 
 def plateaued(
@@ -89,15 +97,7 @@ class EvaluatedRun:
 def read_curve(path: Path, upto: float = math.inf) -> list[dict[str, Any]]:
     """Evaluations up to ``upto`` (the checkpoint's step), one per step (the last written);
     none when the file does not exist yet."""
-    if not path.exists():
-        return []
-    by_step: dict[int, dict[str, Any]] = {}
-    for ln in path.read_text().splitlines():
-        if ln.strip():
-            rec = json.loads(ln)
-            if rec["step"] <= upto:
-                by_step[int(rec["step"])] = rec
-    return [by_step[s] for s in sorted(by_step)]
+    return read_step_records(path, up_to=upto) if path.exists() else []
 
 
 def checkpoint_step(out: Path) -> int:

@@ -72,14 +72,15 @@ CHECKPOINT_DIR = "checkpoint"
 METRICS_FILE = "metrics.jsonl"
 
 
-def read_metrics(path: str | Path, *, up_to: int | None = None) -> list[dict[str, float]]:
-    """The records of a ``metrics.jsonl``, sorted by step, the LAST record kept per step.
+def read_step_records(path: str | Path, *, up_to: float | None = None) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log with a ``step`` each (``metrics.jsonl``, an evaluation
+    curve), sorted by step, the LAST record kept per step; empty when it holds none.
 
     A resumed run repeats the steps after its checkpoint; the later records are the ones
     whose weights the checkpoint continued from. ``up_to`` drops steps past a checkpoint.
     """
     path = Path(path)
-    by_step: dict[int, dict[str, float]] = {}
+    by_step: dict[int, dict[str, Any]] = {}
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
@@ -96,9 +97,15 @@ def read_metrics(path: str | Path, *, up_to: int | None = None) -> list[dict[str
             ) from None
         if up_to is None or step <= up_to:
             by_step[step] = rec
-    if not by_step:
-        raise ValueError(f"{path}: no metrics records (at or before step {up_to})")
     return [by_step[s] for s in sorted(by_step)]
+
+
+def read_metrics(path: str | Path, *, up_to: int | None = None) -> list[dict[str, float]]:
+    """``read_step_records`` of a ``metrics.jsonl`` that must hold at least one record."""
+    records = read_step_records(path, up_to=up_to)
+    if not records:
+        raise ValueError(f"{path}: no metrics records (at or before step {up_to})")
+    return records
 
 
 @dataclass(frozen=True)
