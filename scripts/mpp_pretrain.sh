@@ -9,7 +9,14 @@
 #
 #   nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain.log 2>&1 &
 #
-# Environment (defaults: the run above): RECIPE (a TrainRecipe preset: stable, paper,
+# The run of record lost its trainer checkpoint with a machine at step 3200; it continues
+# from the shipped weights (the card's step, learning curve and wall time carried over;
+# Adam's moments restart, the LR schedule and data order go on as if resumed):
+#
+#   WARM_START=assets/mpp/avit_small_64 nohup nice -n 10 scripts/mpp_pretrain.sh \
+#       > runs/mpp64_pretrain.log 2>&1 &
+#
+# Environment (defaults: the run above): WARM_START, RECIPE (a TrainRecipe preset: stable, paper,
 # unrolled), STOP_AT (end this call after that step; the LR schedule still spans all 20,000
 # steps, so the run can be resumed past it), OUT, DATA, PY, DEVICE. The no-recipe ablation
 # (issue 13 item 2: the paper's one-step NMSE, everything else identical, one seed), cut at
@@ -30,4 +37,4 @@ exec "$PY" -m scifm mpp pretrain --model small --data no_cns --data-set res=64 \
     ${STOP_AT:+stop_at=$STOP_AT} \
     --recipe "$RECIPE" --batch-size 8 \
     --files "swe=$DATA/swe" "diffreact=$DATA/diffreact" "ins=$DATA/ins" \
-    --out "$OUT" --device "${DEVICE:-cpu}"
+    --out "$OUT" --device "${DEVICE:-cpu}" ${WARM_START:+--warm-start "$WARM_START"}

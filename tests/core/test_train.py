@@ -174,3 +174,41 @@ def test_stop_at_then_resume_equals_one_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="stop_at=30"):
         TrainConfig(steps=20, stop_at=30)
+
+
+def test_warm_restart_continues_the_schedule_from_weights_alone(tmp_path):
+    """A run whose trainer state is lost goes on from its weights at its step: the LR of the
+    schedule at that step, the carried learning curve kept, Adam's moments fresh; an existing
+    checkpoint or a step off the schedule is refused."""
+    from scifm.core import warm_restart
+
+    cfg = TinyConfig(dropout=0.0)
+    data = DatasetBatches(regression_data(cfg, 64, seed=1), batch_size=8, seed=0)
+    tc = TrainConfig(steps=20, lr=1e-2, warmup_steps=2, progress=False, log_every=2)
+    torch.manual_seed(0)
+    model = TinyMLP(cfg)
+    whole = train(model, mse_loss, data, TrainConfig(**{**tc.to_dict(), "stop_at": 8}),
+                  device="cpu", out_dir=tmp_path / "lost")  # fmt: skip
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    history = [{"step": r["step"], "loss": r["loss"]} for r in whole.history]
+    out = tmp_path / "warm"
+    warm_restart(out, model, tc, 8, history=history)
+    assert (out / "metrics.jsonl").read_text().count("\n") == 4  # steps 2, 4, 6, 8 carried
+    torch.manual_seed(1)
+    fresh = TinyMLP(cfg)  # different weights: the checkpoint's must replace them
+    rest = train(fresh, mse_loss, data, tc, device="cpu", out_dir=out)
+    assert rest.resumed_from == 8 and rest.step == 20
+    assert rest.history[0]["step"] == 10
+    torch.manual_seed(0)
+    ref = train(TinyMLP(cfg), mse_loss, data, tc, device="cpu")  # one uninterrupted run
+    assert rest.history[0]["lr"] == pytest.approx(ref.history[4]["lr"])  # step 10's lr
+    assert rest.history[0]["loss"] != pytest.approx(ref.history[4]["loss"])  # fresh moments
+    steps = [json.loads(ln)["step"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(2, 21, 2))
+    assert not all(torch.equal(weights[k], fresh.state_dict()[k]) for k in weights)  # trained on
+    with pytest.raises(ValueError, match="exists"):
+        warm_restart(out, model, tc, 8)
+    with pytest.raises(ValueError, match="step=20"):
+        warm_restart(tmp_path / "w2", model, tc, 20)
+    with pytest.raises(ValueError, match="past 4"):
+        warm_restart(tmp_path / "w3", model, tc, 4, history=history)

@@ -184,3 +184,30 @@ def test_a_corrupt_or_coarse_file_is_one_clean_error(shipped, tmp_path, capsys):
     coarse = _generate(tmp_path / "coarse", "swe", 8, 8) / "2D_rdb_NA_NA.h5"
     code, _, _, err = _run(capsys, "rollout", shipped["ckpt"], coarse)
     assert code == 1 and "grid 8x8 cannot be average-pooled to 16x16" in err
+
+
+def test_warm_start_continues_a_shipped_model_and_its_card(shipped, tmp_path, capsys):
+    """`pretrain --warm-start ASSET` goes on from the card's step with its weights, curve and
+    wall time; the continued run's own card records where it came from. A different batch
+    is refused before anything is written."""
+    swe, dr = shipped["swe"], shipped["root"] / "train" / "dr"
+    args = ["mpp", "pretrain", "--model", "tiny", "--data", "tiny", "--train", "tiny",
+            "--train-set", "steps=6", "log_every=1", "progress=false",
+            "--files", f"swe={swe}", f"diffreact={dr}",
+            "--warm-start", str(shipped["ckpt"])]  # fmt: skip
+    assert main([*args, "--batch-size", "4", "--out", str(tmp_path / "bad")]) != 0
+    assert "avit_tiny: batch 2, not 4" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    run = tmp_path / "more"
+    assert main([*args, "--batch-size", "2", "--out", str(run)]) == 0
+    steps = [r["step"] for r in read_metrics(run / "metrics.jsonl")]
+    assert steps == [1, 2, 3, 4, 5, 6]  # the card's three, then this run's
+    out = tmp_path / "assets" / "avit_more"
+    assert assets_main(["package", "--ckpt", str(run / "checkpoint"), "--metrics",
+                        str(run / "metrics.jsonl"), "--train-command", "warm",
+                        "--out", str(out)]) == 0  # fmt: skip
+    card = json.loads((out.parent / "MANIFEST.json").read_text())["cards"]["avit_more"]
+    old = json.loads((shipped["ckpt"].parent / "MANIFEST.json").read_text())["cards"]["avit_tiny"]
+    assert card["steps"] == 6 and card["learning_curve"]["step"] == steps
+    assert card["warm_start"]["step"] == 3 and card["warm_start"]["weights_dtype"] == "float16"
+    assert card["wall_time"]["seconds"] > old["wall_time"]["seconds"] > 0

@@ -11,7 +11,7 @@ from scifm.core.config import ConfigMixin, parse_overrides
 from scifm.core.devices import autocast, eval_mode, numpy_rng, pick_device, torch_generator
 from scifm.core.plateau import plateaued
 from scifm.core.rng import seeded
-from scifm.core.train import TrainConfig, TrainResult, train, unwrap
+from scifm.core.train import TrainConfig, TrainResult, train, unwrap, warm_restart
 
 __all__ = [
     "BatchSource",
@@ -34,4 +34,5 @@ __all__ = [
     "torch_generator",
     "train",
     "unwrap",
+    "warm_restart",
 ]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +61,7 @@ from scifm.core.schedule import warmup_cosine
 
 __all__ = [
     "BatchSource", "DatasetBatches", "StepCallback", "TrainConfig", "TrainResult",
-    "train", "unwrap",
+    "train", "unwrap", "warm_restart",
 ]  # fmt: skip
 
 LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
@@ -275,6 +275,47 @@ def _setup(
     if cfg.compile:
         run.run_model = torch.compile(run.run_model)
     return run
+
+
+def warm_restart(
+    out_dir: str | Path,
+    model: torch.nn.Module,
+    cfg: TrainConfig,
+    step: int,
+    *,
+    model_config: Any = None,
+    extra: dict[str, Any] | None = None,
+    history: Sequence[Mapping[str, float]] = (),
+) -> Path:
+    """Make ``out_dir`` a run that ``train`` resumes at ``step`` from ``model``'s weights alone.
+
+    For a run whose trainer checkpoint is lost while its weights survive (a shipped asset):
+    the optimizer starts with empty Adam moments at ``step`` (its bias correction treats the
+    next step as its first), while the LR schedule, the data order and every random draw
+    continue as a resumed run's, all being functions of (seed, step). ``history`` (records
+    with a ``step`` at or before it, e.g. the learning curve of the model card) seeds the
+    metrics log so the curve stays whole. Refuses an ``out_dir`` that holds a checkpoint.
+    """
+    out = Path(out_dir)
+    model_config = model_config if model_config is not None else getattr(model, "config", None)
+    if model_config is None:
+        raise ValueError("warm_restart needs model_config (or model.config) to checkpoint")
+    if not 0 < step < cfg.steps:
+        raise ValueError(f"warm_restart step={step}: expected 0 < step < steps={cfg.steps}")
+    ckpt = out / CHECKPOINT_DIR
+    if ckpt.exists():
+        raise ValueError(f"{ckpt} exists: resume that run instead of warm-restarting over it")
+    late = [int(r["step"]) for r in history if int(r["step"]) > step]
+    if late:
+        raise ValueError(f"warm_restart history has steps past {step} (first {late[0]})")
+    plain = unwrap(model)
+    opt = torch.optim.AdamW(_param_groups(plain, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+    state = {"step": step, "param_groups": opt.state_dict()["param_groups"], "opt_scalars": {}}
+    save_checkpoint(
+        ckpt, plain, model_config, extra=extra, trainer_tensors={}, trainer_state=state
+    )  # fmt: skip
+    (out / METRICS_FILE).write_text("".join(json.dumps(dict(r)) + "\n" for r in history))
+    return ckpt
 
 
 @dataclass

@@ -54,6 +54,11 @@ def register(subparsers) -> None:
     )  # fmt: skip
     p.add_argument("--recipe-set", nargs="*", default=[], metavar="K=V", help="recipe overrides")
     p.add_argument("--out", required=True, help="run directory (resumes if it has a checkpoint)")
+    p.add_argument(
+        "--warm-start", metavar="CKPT",
+        help="continue a run whose trainer state is lost from its carded weights (a shipped "
+        "asset) at the card's step, with fresh Adam moments; ignored once --out has a checkpoint",
+    )  # fmt: skip
     _data_flags(p, "instead of the --data preset's systems; its res and sim_frames still apply")
     _common(p)
     p.set_defaults(func=_pretrain)
@@ -137,6 +142,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         files=args.files,
         data_dir=None if args.files else args.data_dir,
         recipe=None if recipe == TrainRecipe() else recipe,
+        warm_start=args.warm_start,
     )
     print(
         json.dumps(

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 
 from scifm.core import ConfigMixin, TrainConfig, TrainResult
-from scifm.core.train import StepCallback
+from scifm.core.train import StepCallback, warm_restart
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import (
     SPLITS,
@@ -150,8 +150,20 @@ def pretrain(
     data_dir: str | Path | None = None,
     callback: StepCallback | None = None,
     recipe: TrainRecipe | None = None,
+    warm_start: str | Path | None = None,
 ) -> tuple[AViT, TrainResult]:
-    """Multiple physics pretraining of a fresh AViT (data as in ``training_data``)."""
+    """Multiple physics pretraining of a fresh AViT (data as in ``training_data``).
+
+    ``warm_start``: a pretrained checkpoint with a model card (a shipped asset) whose trainer
+    state is lost; ``out_dir`` then continues that run from its weights at the card's step
+    (``warm_restart``: fresh Adam moments, the schedule and data order as if resumed).
+    """
+    if warm_start is not None and out_dir is None:
+        raise ValueError("pretrain(warm_start=...) needs out_dir, the run it continues into")
+    resuming = out_dir is not None and (Path(out_dir) / "checkpoint").exists()
+    start = None
+    if warm_start is not None and not resuming:  # a run that has a checkpoint resumes it
+        start = _warm_start(warm_start, model_cfg, train_cfg, batch_size)
     data = training_data(
         data_cfg, model_cfg.n_frames, files=files, data_dir=data_dir, fields=fields, device=device
     )
@@ -165,6 +177,15 @@ def pretrain(
         "batch_size": batch_size,  # for the model card (scifm.mpp.card)
         "train": train_cfg.to_dict(),
     }
+    if start is not None:
+        weights, step, history, origin = start
+        if origin["systems"] != sorted(data):
+            raise ValueError(
+                f"warm start {warm_start}: trained on {origin['systems']}, not {sorted(data)}"
+            )
+        model.load_state_dict(weights)
+        extra["warm_start"] = origin
+        warm_restart(out_dir, model, train_cfg, step, extra=extra, history=history)
     result = fit(
         model,
         data,
@@ -178,6 +199,42 @@ def pretrain(
         recipe=recipe,
     )
     return model, result
+
+
+def _warm_start(
+    path: str | Path, model_cfg: AViTConfig, train_cfg: TrainConfig, batch_size: int
+) -> tuple[dict[str, torch.Tensor], int, list[dict[str, float]], dict[str, Any]]:
+    """(fp32 weights, step, learning curve so far, origin record) of a carded checkpoint."""
+    from scifm.mpp.card import load_card
+
+    card = load_card(path)
+    if not card or not card.get("steps"):
+        raise ValueError(f"warm start {path}: no model card with its step count (a shipped asset)")
+    model, systems = load_surrogate(path)
+    if model.config.to_dict() != model_cfg.to_dict():
+        raise ValueError(f"warm start {path}: its model config differs from --model/--set")
+    if int(card.get("batch_size", batch_size)) != batch_size:
+        raise ValueError(f"warm start {path}: batch {card['batch_size']}, not {batch_size}")
+    step = int(card["steps"])
+    curve = card.get("learning_curve") or {}
+    seconds = float((card.get("wall_time") or {}).get("seconds") or 0.0)
+    # the card keeps a downsampled curve without rates: one mean rate restores its wall time
+    rate = step * batch_size / seconds if seconds > 0 else 0.0
+    history = [
+        {"step": int(s), **{k: float(curve[k][i]) for k in ("loss", "nrmse", "lr") if k in curve},
+         "samples_per_s": rate, "from_card": 1.0}
+        for i, s in enumerate(curve.get("step", []))
+    ]  # fmt: skip
+    if rate <= 0:
+        history = []
+    origin = {
+        "checkpoint": str(path), "step": step, "wall_s_before": seconds,
+        "weights_dtype": str((card.get("weights") or {}).get("dtype", "float32")),
+        "optimizer": "Adam moments restarted at the warm-start step (trainer state lost)",
+        "systems": sorted(systems),
+    }  # fmt: skip
+    weights = {k: v.float() for k, v in model.state_dict().items()}
+    return weights, step, history, origin
 
 
 def load_surrogate(path: str | Path, device: str | torch.device = "cpu") -> tuple[AViT, dict]:

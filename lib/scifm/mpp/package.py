@@ -157,6 +157,7 @@ def package(
         "samples_seen": step * batch * accum,
         "recipe": extra.get("recipe", "paper (one-step NMSE)"),
         "train": extra.get("train"),
+        "warm_start": extra.get("warm_start"),  # continued from a card's weights, if it was
         "wall_time": {
             "seconds": float(f"{wall_time(records, batch * accum):.3g}"),  # 3 digits, not 0.1 s
             "source": "metrics.jsonl samples_per_s: sum over logged intervals of steps x batch "
