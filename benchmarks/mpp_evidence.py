@@ -69,6 +69,7 @@ from mpp_evidence_report import (
     FNO_PRESET,
     TRAINABLE,
     baseline_cell,
+    cell_path,
     step_cell,
     transfer_cell,
     write_cell,
@@ -76,7 +77,7 @@ from mpp_evidence_report import (
 from mpp_evidence_report import report as write_evidence_report
 from mpp_evidence_report import restore as restore_cells
 
-from scifm.core import TrainConfig, load_checkpoint
+from scifm.core import TrainConfig, load_checkpoint, load_model
 from scifm.core.report import repo_path
 from scifm.core.rng import seeded
 from scifm.mpp.baselines import FNOBaseline, FNOConfig
@@ -122,6 +123,7 @@ def _recipe_name(ckpt: str | Path) -> str:
     stored = load_checkpoint(ckpt)["record"].get("extra", {}).get("recipe")
     if not stored:  # fit() records a recipe only when one is used: the paper's one-step NMSE
         return "paper"
+    stored = TrainRecipe(**stored).to_dict()  # a record older than a field has its default
     for name in TrainRecipe.PRESETS:
         if TrainRecipe.preset(name).to_dict() == stored:
             return name
@@ -352,6 +354,42 @@ def baselines(args: argparse.Namespace) -> int:
     return 0
 
 
+def gap(args: argparse.Namespace) -> int:
+    """Train vs held-out one-step NRMSE of every model still on disk (overfitting check).
+
+    The pretrained ``--ckpt`` on each of its systems, and each ``baseline_ARCH_SYS`` run of
+    ``baselines`` whose trainer checkpoint survives (at that checkpoint's step): the same
+    ``one_step_nrmse`` on the training files it learned from and on the held-out test files.
+    """
+    torch.set_num_threads(args.threads)
+    root, data = Path(args.root), Path(args.data)
+    systems = sorted(load_surrogate(args.ckpt)[1])
+    models: list[tuple[str, str, Path]] = [("mpp", name, Path(args.ckpt)) for name in systems]
+    for run_dir in sorted(root.glob("baseline_*_*")):
+        m = re.fullmatch(r"baseline_(avit|fno)_([a-z0-9_.]+)", run_dir.name)
+        if m and (run_dir / "checkpoint" / "config.json").exists():
+            models.append((m[1], m[2], run_dir / "checkpoint"))
+    for arch, name, path in models:
+        pre = load_checkpoint(path)
+        step_no = _ckpt_step(pre)
+        out = cell_path(root, "gap", arch, name, f"step{step_no}")
+        if out.exists():
+            continue
+        model = load_model(path, "cpu")[1].eval()
+        info = system_info(name)
+        T = model.config.n_frames
+        rec = {"arch": arch, "variant": name, "step": step_no, "ckpt": repo_path(path)}
+        for split in ("train", "test"):
+            windows = file_datasets([f"{name}={data / split / name}"], n_frames=T,
+                                    systems={name: info})[name]  # fmt: skip
+            step = model_step(model, info["field_index"], info["periodic"])  # FNO: same call
+            rec[f"{split}_windows"] = len(windows)
+            rec[f"{split}_nrmse"] = one_step_nrmse(step, windows)
+        write_cell(out, rec)
+        print(json.dumps(rec), flush=True)
+    return 0
+
+
 def report(args: argparse.Namespace) -> int:
     """Every finished cell into ``--out``/mpp_evidence.{json,md} (``mpp_evidence_report``)."""
     ckpt = Path(args.ckpt)  # the main run: its recipe names the cells that carry none
@@ -370,7 +408,8 @@ def restore(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
-        "what", choices=["transfer", "onestep", "rollout", "baselines", "report", "restore"]
+        "what",
+        choices=["transfer", "onestep", "rollout", "baselines", "gap", "report", "restore"],
     )
     ap.add_argument("--ckpt", default=str(ROOT / "runs" / "mpp64_pretrain" / "checkpoint"))
     ap.add_argument("--data", default=str(ROOT / "data" / "mpp64"))
@@ -426,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "rollout":
         args.steps = 50 if args.steps == 300 else args.steps
     run = {"transfer": transfer, "onestep": onestep, "rollout": rollout, "baselines": baselines,
-           "report": report, "restore": restore}  # fmt: skip
+           "gap": gap, "report": report, "restore": restore}  # fmt: skip
     return run[args.what](args)
 
 

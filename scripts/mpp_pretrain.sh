@@ -11,15 +11,14 @@
 #
 # The run of record lost its trainer checkpoint with a machine at step 3200; it continues
 # from the shipped weights (the card's step, learning curve and wall time carried over;
-# Adam's moments restart; data order and random draws go on as if resumed):
+# Adam's moments restart; data order and random draws go on as if resumed), with the
+# stability recipe's pushforward depth now drawn per batch (stable_random: 1 or 2 steps,
+# as Brandstetter et al.'s code does; the fixed depth never trained on true windows), on
+# an 8,000-step cosine so that it ends inside one working stretch (~1.2 steps a second on
+# one core of the shared AMD machine; its LR from step 3200 on is the 8,000-step cosine's):
 #
-#   WARM_START=assets/mpp/avit_small_64 STEPS=12000 nohup nice -n 10 scripts/mpp_pretrain.sh \
-#       > runs/mpp64_pretrain.log 2>&1 &
-#
-# It plans 12,000 steps, not the original 20,000, so that its cosine schedule ends inside one
-# working stretch (~2 steps a second on one core of the AMD machine): from step 3200 on, the
-# LR follows the 12,000-step cosine (2.62e-4 at step 3200, where the 20,000-step one was at
-# 2.87e-4).
+#   WARM_START=assets/mpp/avit_small_64 STEPS=8000 RECIPE=stable_random \
+#       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain.log 2>&1 &
 #
 # Environment (defaults: the first run above): WARM_START, STEPS (20000), RECIPE (a
 # TrainRecipe preset: stable, paper, unrolled), STOP_AT (end this call after that step; the

@@ -39,7 +39,7 @@ def _batch(toy_sets, seed_source=True):
 
 
 @pytest.mark.parametrize("norm", ["rms", "std", "delta"])
-@pytest.mark.parametrize("preset", ["paper", "stable", "unrolled"])
+@pytest.mark.parametrize("preset", ["paper", "stable", "stable_random", "unrolled"])
 def test_recipe_loss_is_a_finite_scalar_with_the_one_step_metric(tiny, toy_sets, preset, norm):
     recipe = TrainRecipe.preset(preset, loss_norm=norm)
     loss, metrics = recipe_loss(recipe)(tiny, _batch(toy_sets))
@@ -148,3 +148,32 @@ def test_targets_stay_clean_under_input_noise(toy_sets, pushforward):
     recipe = TrainRecipe(noise=0.1, rollout_steps=3, pushforward=pushforward, loss_norm="delta")
     loss, metrics = recipe_loss(recipe)(Oracle(frames), batch)
     assert float(loss.detach()) == 0.0 and metrics["nrmse"] == 0.0
+
+
+def test_random_depth_mixes_one_step_windows_into_pushforward(tiny, toy_sets):
+    """random_depth: each batch unrolls 1 or 2 steps, a pure function of its seed; a depth-1
+    batch is the plain one-step loss on the true window (Brandstetter et al.'s unrolling
+    list starts at 0 extra steps), and the fixed recipe always unrolls both."""
+    src = SeededBatches(system_batches(toy_sets[:1], batch_size=3, seed=1), seed=4)
+    batches = [src.get(step, 0) for step in range(24)]
+    recipe = TrainRecipe(rollout_steps=2, pushforward=True, random_depth=True)
+    depths = []
+    for b in batches:
+        rec = Recorder(tiny)
+        recipe_loss(recipe)(rec, b)
+        depths.append(len(rec.inputs))
+        if len(rec.inputs) == 1:
+            torch.testing.assert_close(rec.inputs[0], b["x"])  # every frame true
+    assert set(depths) == {1, 2} and 6 <= depths.count(1) <= 18
+    again = []
+    for b in batches[:6]:
+        rec = Recorder(tiny)
+        recipe_loss(recipe)(rec, b)
+        again.append(len(rec.inputs))
+    assert again == depths[:6]  # resumed runs draw the same depths
+    fixed = Recorder(tiny)
+    for b in batches[:6]:
+        recipe_loss(TrainRecipe(rollout_steps=2, pushforward=True))(fixed, b)
+    assert len(fixed.inputs) == 12
+    with pytest.raises(ValueError, match="noise_seed"):
+        recipe_loss(recipe)(tiny, _batch(toy_sets, seed_source=False))

@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--recipe", default="paper",
         help="TrainRecipe preset: paper (one-step NMSE), stable (noise + pushforward + per-field "
-        "std loss), unrolled",
+        "std loss), stable_random (its pushforward depth drawn per batch), unrolled",
     )  # fmt: skip
     p.add_argument("--recipe-set", nargs="*", default=[], metavar="K=V", help="recipe overrides")
     p.add_argument("--out", required=True, help="run directory (resumes if it has a checkpoint)")

@@ -231,7 +231,7 @@ def _warm_start(
         "checkpoint": str(path), "step": step, "wall_s_before": seconds,
         "weights_dtype": str((card.get("weights") or {}).get("dtype", "float32")),
         "optimizer": "Adam moments restarted at the warm-start step (trainer state lost)",
-        "systems": sorted(systems),
+        "systems": sorted(systems), "recipe": card.get("recipe"),
     }  # fmt: skip
     weights = {k: v.float() for k, v in model.state_dict().items()}
     return weights, step, history, origin
