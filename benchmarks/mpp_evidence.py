@@ -354,8 +354,20 @@ def baselines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _own_last(step):
+    """A predictor whose window's last frame is replaced by its own prediction of that frame
+    from the frames before it (the graded input of a 2-step pushforward)."""
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        own = step(x[:, :-1])
+        return step(torch.cat([x[:, :-1], own[:, None].to(x.dtype)], dim=1))
+
+    return predict
+
+
 def gap(args: argparse.Namespace) -> int:
-    """Train vs held-out one-step NRMSE of every model still on disk (overfitting check).
+    """Train vs held-out one-step NRMSE of every model still on disk (overfitting check),
+    and the held-out NRMSE when the last input frame is the model's own prediction.
 
     The pretrained ``--ckpt`` on each of its systems, and each ``baseline_ARCH_SYS`` run of
     ``baselines`` whose trainer checkpoint survives (at that checkpoint's step): the same
@@ -378,13 +390,16 @@ def gap(args: argparse.Namespace) -> int:
         model = load_model(path, "cpu")[1].eval()
         info = system_info(name)
         T = model.config.n_frames
-        rec = {"arch": arch, "variant": name, "step": step_no, "ckpt": repo_path(path)}
+        rec = {"arch": arch, "variant": name, "step": step_no, "ckpt": repo_path(path),
+               "recipe": _recipe_name(path)}  # fmt: skip
         for split in ("train", "test"):
             windows = file_datasets([f"{name}={data / split / name}"], n_frames=T,
                                     systems={name: info})[name]  # fmt: skip
             step = model_step(model, info["field_index"], info["periodic"])  # FNO: same call
             rec[f"{split}_windows"] = len(windows)
             rec[f"{split}_nrmse"] = one_step_nrmse(step, windows)
+        # the window a fixed-depth pushforward grades: true frames, then the model's own
+        rec["test_nrmse_own_last"] = one_step_nrmse(_own_last(step), windows)
         write_cell(out, rec)
         print(json.dumps(rec), flush=True)
     return 0

@@ -38,7 +38,7 @@ PAPER_TRANSFER = (
 CURVE_FILE = "pretrain_curve.json"  # under the root: the curve ``restore`` took from a report
 CURVE_EVERY = 4  # the report keeps every 4th logged step of the pretraining curve
 CELL_LISTS = ("transfer_cells", "rollout_runs", "rollouts", "one_step_runs", "one_step",
-              "baselines")  # the report's keys that hold whole cell records  # fmt: skip
+              "baselines", "gaps")  # the report's keys that hold whole cell records  # fmt: skip
 DERIVED = ("below_persistence_k20", "finite_within_2x_k50")  # the report adds these; not cells'
 
 
@@ -71,6 +71,8 @@ def record_cell(root: Path, key: str, rec: dict) -> Path:
                              rec.get("trainable"), rec["n_traj"], rec["seed"])  # fmt: skip
     if key == "baselines":
         return baseline_cell(root, rec["arch"], rec["variant"], rec["step"])
+    if key == "gaps":
+        return cell_path(root, "gap", rec["arch"], rec["variant"], f"step{rec['step']}")
     kind = "rollout" if key.startswith("rollout") else "onestep"
     return step_cell(root, kind, rec.get("tag"), rec["variant"], rec["ckpt_step"])
 
@@ -194,6 +196,7 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
     rolls = read_cells(root, "rollout_*/result.json")
     ones = read_cells(root, "onestep_*/result.json")
     bases = read_cells(root, "baseline_*_step*/result.json")
+    gaps = read_cells(root, "gap_*/result.json")
     for r in rolls:
         r.update(rollout_criteria(r))
     rows = transfer_rows(cells)
@@ -208,6 +211,7 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
         "one_step": list(main_one.values()),
         "one_step_runs": list(latest(ones, tagged=True).values()),
         "baselines": bases,
+        "gaps": gaps,
         "pretrain_curve": curve,
         "pretrain_curve_from": curve_from,
     }
@@ -228,6 +232,7 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
     md += _transfer_md(rows, cells)
     md += _one_step_md(list(latest(ones, tagged=True).values()), main_recipe)
     md += _baseline_table(bases, main_one)
+    md += _gap_table(gaps)
     md += _rollout_md(rolls, main_recipe)
     write_report("mpp_evidence", result, "\n".join(md) + "\n", info=info,
                  title="MPP evidence at 64^2 (issue 13)", out_dir=out)  # fmt: skip
@@ -394,6 +399,27 @@ def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]
     sizes = {a: "-".join(f"{n:,}" for n in sorted({min(ns), max(ns)})) for a, ns in par.items()}
     md += ["", "Parameters: " + ", ".join(f"{names[a]} {n}" for a, n in sorted(sizes.items()))
            + f"; FNO preset `{FNO_PRESET}` (`scifm.mpp.baselines`)."]  # fmt: skip
+    return md
+
+
+def _gap_table(gaps: list[dict]) -> list[str]:
+    """Train vs held-out one-step NRMSE, and the held-out one with the model's own last frame."""
+    if not gaps:
+        return []
+    names = {"mpp": "MPP pretrained", "avit": "single-task AViT", "fno": "FNO"}
+    md = ["", "### Train vs held-out, and the window the pushforward grades (one seed)", "",
+          "`mpp_evidence.py gap`: one-step NRMSE of every model still on disk on its training "
+          "files and on the held-out test files, and on the test files when the last input "
+          "frame is the model's own prediction of it from the frames before (the window a "
+          "2-step pushforward grades). Train ~ test rules out overfitting; a model far better "
+          "on its own last frame than on the true one learned the pushforward's input, not "
+          "the dynamics.", "",
+          "| model | variant | step | recipe | train | held-out | held-out, own last frame |",
+          "|---|---|---:|---|---:|---:|---:|"]  # fmt: skip
+    for g in sorted(gaps, key=lambda g: (g["variant"], g["arch"], g["step"] or 0)):
+        md.append(f"| {names.get(g['arch'], g['arch'])} | {g['variant']} | {g['step']} | "
+                  f"{g.get('recipe', '-')} | {_f(g['train_nrmse'])} | {_f(g['test_nrmse'])} | "
+                  f"{_f(g.get('test_nrmse_own_last'))} |")  # fmt: skip
     return md
 
 

@@ -269,3 +269,20 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
     cell = json.loads((tmp_path / "c" / "baseline_avit_swe_step2" / "result.json").read_text())
     assert cell["step"] == 2 and cell["batch_size"] == batch and cell["samples"] == 2 * batch
     assert math.isfinite(cell["nrmse"])
+    # gap: the pretrained model and the surviving baseline run, on train and held-out files
+    gap_args = ["gap", "--ckpt", str(asset), "--data", str(data), "--root", str(tmp_path / "c")]
+    assert ev.main(gap_args) == 0
+    gaps = {p.parent.name: json.loads(p.read_text())
+            for p in (tmp_path / "c").glob("gap_*/result.json")}  # fmt: skip
+    assert set(gaps) == {"gap_mpp_swe_step2", "gap_avit_swe_step2"}
+    assert gaps["gap_avit_swe_step2"]["test_nrmse"] == pytest.approx(cell["nrmse"])
+    for g in gaps.values():
+        assert g["train_windows"] == 2 * g["test_windows"] > 0
+        assert all(math.isfinite(g[k]) and g[k] > 0
+                   for k in ("train_nrmse", "test_nrmse", "test_nrmse_own_last"))  # fmt: skip
+    assert gaps["gap_mpp_swe_step2"]["recipe"] == "paper"
+    from mpp_evidence_report import _gap_table
+
+    table = "\n".join(_gap_table(list(gaps.values())))
+    assert "| MPP pretrained | swe | 2 | paper |" in table
+    assert "| single-task AViT | swe | 2 | paper |" in table
