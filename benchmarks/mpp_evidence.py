@@ -163,6 +163,9 @@ def transfer(args: argparse.Namespace) -> int:
                 out = transfer_cell(root, args.variant, tag, init, args.trainable, n, seed)
                 if out.exists():
                     continue
+                if init == "scratch" and args.reuse_scratch is not None:
+                    if _reuse_scratch(args, root, out, n, seed):
+                        continue
                 if init == "pretrained":
                     model, systems = load_surrogate(args.ckpt)
                 else:
@@ -199,6 +202,27 @@ def transfer(args: argparse.Namespace) -> int:
                 write_cell(out, rec)
                 print(json.dumps(rec), flush=True)
     return 0
+
+
+def _reuse_scratch(args: argparse.Namespace, root: Path, out: Path, n: int, seed: int) -> bool:
+    """Copy another run's scratch cell of the same (N, seed, steps, lr, batch, trainable).
+
+    A scratch model depends on none of the pretrained checkpoint (its init is seeded by the
+    cell's seed, its data order by the same), so one run's scratch cells serve every run;
+    the copy names its source. False when there is none to reuse.
+    """
+    other = transfer_cell(root, args.variant, _tag(args.reuse_scratch), "scratch",
+                          args.trainable, n, seed)  # fmt: skip
+    if not other.exists():
+        return False
+    rec = json.loads(other.read_text())
+    same = (rec["steps"], rec["lr"], rec["batch_size"], rec.get("trainable") or "all")
+    if same != (args.steps, args.lr, args.batch_size, args.trainable):
+        return False
+    rec.update(tag=_tag(args.tag), reused_from=repo_path(other.parent), ckpt=repo_path(args.ckpt))
+    write_cell(out, rec)
+    print(json.dumps(rec), flush=True)
+    return True
 
 
 def rollout(args: argparse.Namespace) -> int:
@@ -448,6 +472,13 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="transfer/onestep/rollout: the pretraining run's name in its cells "
         "(default: none, the main run of scripts/mpp_pretrain.sh)",
+    )
+    ap.add_argument(
+        "--reuse-scratch",
+        metavar="TAG",
+        default=None,
+        help="transfer: take the scratch cells of run TAG ('' = the untagged run) where they "
+        "match this call's N, seed, steps, lr, batch and trainable (scratch ignores --ckpt)",
     )
     ap.add_argument(
         "--from",

@@ -286,3 +286,20 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
     table = "\n".join(_gap_table(list(gaps.values())))
     assert "| MPP pretrained | swe | 2 | paper |" in table
     assert "| single-task AViT | swe | 2 | paper |" in table
+
+
+def test_scratch_cells_are_reused_across_runs_only_when_they_match(ev, study):
+    """--reuse-scratch copies another run's scratch cell of the same N, seed and schedule
+    (naming its source), trains anew when the schedule differs, and never touches the
+    pretrained cells."""
+    args = ("--variant", "cns_m1.0", "--ns", "1", "--steps", "2", "--batch-size", "2")
+    assert _run(ev, "transfer", study, *args) == 0  # the untagged run's cells (maybe kept)
+    old = _cell(study, "cns_m1.0_scratch_n1_s0")
+    assert _run(ev, "transfer", study, *args, "--tag", "b", "--reuse-scratch", "") == 0
+    new = _cell(study, "cns_m1.0_b_scratch_n1_s0")
+    assert new["reused_from"].endswith("cns_m1.0_scratch_n1_s0") and new["tag"] == "b"
+    assert new["one_step_nrmse"] == old["one_step_nrmse"]
+    assert "reused_from" not in _cell(study, "cns_m1.0_b_pretrained_n1_s0")
+    steps3 = ("--variant", "cns_m1.0", "--ns", "1", "--steps", "3", "--batch-size", "2")
+    assert _run(ev, "transfer", study, *steps3, "--tag", "c", "--reuse-scratch", "") == 0
+    assert "reused_from" not in _cell(study, "cns_m1.0_c_scratch_n1_s0")  # trained anew
