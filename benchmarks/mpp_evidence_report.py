@@ -377,12 +377,19 @@ def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]
     steps = sorted({b["step"] for b in bases})
     cols = [(a, k) for a in ("avit", "fno") for k in steps]
     names = {"avit": "single-task AViT", "fno": "FNO"}
-    md = ["", "### Against single-task models at equal budget (one seed)", "",
+    pre_steps = sorted({p["ckpt_step"] for p in pretrained.values() if p.get("ckpt_step")})
+    if set(pre_steps) <= set(steps):
+        budget = ("at the pretrained model's step it has seen as many samples as the "
+                  "pretrained model saw over all its systems (the issue's equal budget), at a "
+                  "third of it as many as the pretrained model saw of that system")  # fmt: skip
+    else:
+        budget = (f"the pretrained model shown is at step {', '.join(map(str, pre_steps))}, "
+                  f"past every baseline's ({max(steps)} at most): this table is NOT at equal "
+                  "budget; the baselines have seen fewer samples")  # fmt: skip
+    md = ["", "### Against single-task models (one seed)", "",
           "Each baseline trains on its one system with the pretraining's recipe, batch and LR "
-          "schedule (`baselines`), cut at each step shown; at the pretrained model's step it "
-          "has seen as many samples as the pretrained model saw over all its systems (the "
-          "issue's equal budget), at a third of it as many as the pretrained model saw of "
-          "that system. NRMSE on the same held-out test files; - = not run yet.", "",
+          f"schedule (`baselines`), cut at each step shown; {budget}. NRMSE on the same "
+          "held-out test files; - = not run yet.", "",
           "| variant | MPP pretrained (step) | "
           + " | ".join(f"{names[a]} @ {k}" for a, k in cols) + " | persistence |",
           "|---|---:|" + "---:|" * len(cols) + "---:|"]  # fmt: skip
