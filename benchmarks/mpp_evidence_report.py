@@ -177,13 +177,30 @@ def learning_curve(ckpt_dir: Path) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
+def _card_curve(ckpt: Path) -> list[dict]:
+    """The learning curve a packaged model's card keeps (columns, at most 100 points)."""
+    from scifm.mpp.card import load_card
+
+    if not (ckpt / "config.json").exists():
+        return []
+    curve = (load_card(ckpt) or {}).get("learning_curve") or {}
+    keys = [k for k in ("loss", "nrmse", "lr") if k in curve]
+    return [
+        {"step": s, **{k: curve[k][i] for k in keys}} for i, s in enumerate(curve.get("step", []))
+    ]
+
+
 def pretrain_curve(root: Path, ckpt: str) -> tuple[list[dict], str | None]:
     """Every ``CURVE_EVERY``-th point of the main run's learning curve, and where it came from:
-    the training log beside ``ckpt``, else the curve a ``restore`` put under ``root``."""
+    the training log beside ``ckpt``, else its model card's curve (a packaged asset), else the
+    curve a ``restore`` put under ``root``."""
     curve = learning_curve(Path(ckpt))
     if curve:
         keep = [{k: r[k] for k in ("step", "loss", "nrmse", "lr") if k in r} for r in curve]
         return keep[::CURVE_EVERY], repo_path(Path(ckpt).parent / "metrics.jsonl")
+    card = _card_curve(Path(ckpt))
+    if card:
+        return card, f"the model card of {repo_path(ckpt)}"
     if (root / CURVE_FILE).exists():
         stored = json.loads((root / CURVE_FILE).read_text())
         return stored["points"], f"{stored['source']} (restored)"
@@ -226,9 +243,9 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
         "Scale is far below the paper (128^2, 7-400M parameters, 200k GPU steps): read trends.",
     ]
     if curve:
-        md += ["", f"Pretraining curve of the main run: {len(curve)} points (every "
-               f"{CURVE_EVERY}th logged step, steps {curve[0]['step']}-{curve[-1]['step']}) in "
-               f"the JSON, from `{curve_from}`."]  # fmt: skip
+        span = f"steps {curve[0]['step']}-{curve[-1]['step']}"
+        md += ["", f"Pretraining curve of the main run: {len(curve)} points ({span}) in the "
+               f"JSON, from `{curve_from}`."]  # fmt: skip
     md += _transfer_md(rows, cells)
     md += _one_step_md(list(latest(ones, tagged=True).values()), main_recipe)
     md += _baseline_table(bases, main_one)
@@ -251,12 +268,16 @@ def _transfer_md(rows: list[dict], cells: list[dict]) -> list[str]:
     for variant, tag in groups:
         name = variant + (f", run `{tag}`" if tag else "")
         group = [c for c in cells if c["variant"] == variant and (c.get("tag") or "") == tag]
-        inits = sorted({_init_name(c) for c in group})
+        inits = sorted({_init_name(c) for c in group if c["init"] == "pretrained"})
         steps = "/".join(str(n) for n in sorted({c["steps"] for c in group}))
-        pers = "/".join(_f(p) for p in sorted({c["persistence_nrmse"] for c in group}))
+        pers = "/".join(sorted({_f(c["persistence_nrmse"]) for c in group}))
+        reused = sorted({c["reused_from"].rsplit("_n", 1)[0] for c in group
+                         if c.get("reused_from")})  # fmt: skip
+        reuse = (f"; scratch cells copied from {', '.join(f'`{r}_*`' for r in reused)} "
+                 "(a scratch model depends on no checkpoint)" if reused else "")  # fmt: skip
         md += [f"**{name}** (pretrained init: {', '.join(inits)}; {steps} fine-tuning steps; "
-               f"persistence {pers}): one-step NRMSE (mean ± std over seeds), pretrained vs "
-               "scratch fine-tuned alike; ratio = pretrained / scratch (goal <= 0.67).", "",
+               f"persistence {pers}{reuse}): one-step NRMSE (mean ± std over seeds), pretrained "
+               "vs scratch fine-tuned alike; ratio = pretrained / scratch (goal <= 0.67).", "",
                "| N traj | seeds |" + head,
                "|---:|---|" + "---:|---:|---:|" * len(modes)]  # fmt: skip
         mine = [r for r in rows if r["variant"] == variant and (r["tag"] or "") == tag]
