@@ -70,7 +70,7 @@ def summarize(label: str, folder: Path, stage: str) -> dict:
     values = [r[key] for r in curve if key in r]
     cfg = _config(folder)
     row |= {
-        "stage": stage, "status": "plateau" if rule.reached(curve) else "no plateau yet",
+        "stage": stage, "status": rule.verdict(curve),
         "steps": int(curve[-1]["step"]), "evaluations": len(curve),
         "rule": {"key": rule.key, "window": rule.window, "rel": rule.rel, "points": rule.points},
         "headline": key, "last": values[-1] if values else None,

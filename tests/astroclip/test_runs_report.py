@@ -24,17 +24,24 @@ def test_report_reads_curves_up_to_the_checkpoint_and_judges_the_plateau(tmp_pat
                       for s in (400, 800, 1200, 1600)])  # fmt: skip
     # a flat R^2 over 15 evaluations (3 in the last 20 %): plateau
     _run(img, 1500, [{"step": s, "knn_r2_redshift": 0.6} for s in range(100, 1501, 100)])
+    # the same number of evaluations, still gaining more than 1 % at the end
+    grow = tmp_path / "grow"
+    _run(grow, 1500, [{"step": s, "knn_r2_redshift": s / 3000} for s in range(100, 1501, 100)])
     out = tmp_path / "results"
     runs.main(["--run", f"spec={spec}", "--run", f"img={img}", "--run", f"none={tmp_path / 'x'}",
-               "--out", str(out)])  # fmt: skip
+               "--run", f"grow={grow}", "--out", str(out)])  # fmt: skip
     rows = {r["run"]: r for r in json.loads((out / "astroclip_runs.json").read_text())["runs"]}
     assert rows["spec"]["stage"] == "spectrum" and rows["spec"]["steps"] == 1200
-    assert rows["spec"]["status"] == "no plateau yet" and rows["spec"]["evaluations"] == 3
+    assert rows["spec"]["evaluations"] == 3  # one of them in the last 20 %: no verdict
+    assert rows["spec"]["status"] == (
+        "no verdict: 1 evaluation(s) in the last 20% of the steps, the rule needs 3"
+    )  # fmt: skip
+    assert rows["grow"]["status"] == "still improving"
     assert rows["spec"]["last"] == pytest.approx(0.62) and rows["spec"]["paper"] == 0.99
     assert rows["img"]["stage"] == "image" and rows["img"]["status"] == "plateau"
     assert rows["none"]["status"] == "not started"
     md = (out / "astroclip_runs.md").read_text()
-    assert "| spec | no plateau yet | 1200 | 3 |" in md and (out / "astroclip_runs.png").exists()
+    assert "| spec | no verdict: 1 evaluation(s)" in md and (out / "astroclip_runs.png").exists()
 
 
 def test_a_curve_of_no_known_stage_is_refused():

@@ -84,6 +84,21 @@ class PlateauRule:
         return plateaued(curve, self.window, self.rel, self.points, key=self.key,
                          higher_is_better=self.higher_is_better)  # fmt: skip
 
+    def verdict(self, curve: Sequence[Mapping[str, float]]) -> str:
+        """``reached`` in words: "plateau", "still improving", or why there is no verdict."""
+        if self.reached(curve):
+            return "plateau"
+        if not curve:
+            return "no evaluation yet"
+        if curve[-1]["step"] < self.min_steps:
+            return f"no verdict before step {self.min_steps}"
+        cut = curve[-1]["step"] * (1.0 - self.window)
+        n_after = sum(1 for r in curve if r["step"] > cut)
+        if n_after < max(self.points, 1) or not any(r["step"] <= cut for r in curve):
+            return (f"no verdict: {n_after} evaluation(s) in the last {self.window:.0%} of the "
+                    f"steps, the rule needs {self.points}")  # fmt: skip
+        return "still improving"
+
 
 @dataclass
 class EvaluatedRun:
