@@ -15,8 +15,8 @@ one-step NMSE), each a known remedy for autoregressive surrogates that drift or 
   as the reference code of Brandstetter et al. does (its unrolling list starts at 0 extra
   steps), so plain one-step training on true windows stays in the mix. Without it every
   batch unrolls the full depth and the model never sees a window of only true frames
-  (measured: an FNO trained so had a held-out one-step NRMSE of 0.357 on true INS windows
-  and 0.081 when its own prediction was the last frame; ``benchmarks/mpp_evidence.py``);
+  (measured: an FNO trained so had a held-out one-step NRMSE of 0.345 on true INS windows
+  and 0.083 when its own prediction was the last frame; ``benchmarks/mpp_evidence.py gap``);
 - a per-field normalised loss: the paper divides the squared error by mean(y^2), which
   for a field with a large mean (CNS density, pressure) all but ignores its fluctuations;
   ``std`` divides by the field's spatial variance instead, ``delta`` by the squared
