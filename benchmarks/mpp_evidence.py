@@ -120,7 +120,12 @@ def _tag(text: str | None) -> str | None:
 
 def _recipe_name(ckpt: str | Path) -> str:
     """The TrainRecipe preset a checkpoint was trained with ('custom' if none matches)."""
-    stored = load_checkpoint(ckpt)["record"].get("extra", {}).get("recipe")
+    return _recipe_of(load_checkpoint(ckpt)["record"].get("extra", {}))
+
+
+def _recipe_of(extra: dict) -> str:
+    """``_recipe_name`` of a checkpoint record's ``extra``."""
+    stored = extra.get("recipe")
     if not stored:  # fit() records a recipe only when one is used: the paper's one-step NMSE
         return "paper"
     stored = TrainRecipe(**stored).to_dict()  # a record older than a field has its default
@@ -415,11 +420,11 @@ def gap(args: argparse.Namespace) -> int:
         info = system_info(name)
         T = model.config.n_frames
         rec = {"arch": arch, "variant": name, "step": step_no, "ckpt": repo_path(path),
-               "recipe": _recipe_name(path)}  # fmt: skip
+               "recipe": _recipe_of(pre["record"].get("extra", {}))}  # fmt: skip
+        step = model_step(model, info["field_index"], info["periodic"])  # FNO: the same call
         for split in ("train", "test"):
             windows = file_datasets([f"{name}={data / split / name}"], n_frames=T,
                                     systems={name: info})[name]  # fmt: skip
-            step = model_step(model, info["field_index"], info["periodic"])  # FNO: same call
             rec[f"{split}_windows"] = len(windows)
             rec[f"{split}_nrmse"] = one_step_nrmse(step, windows)
         # the window a fixed-depth pushforward grades: true frames, then the model's own

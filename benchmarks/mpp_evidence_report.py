@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from scifm.core.report import repo_path, run_info, write_report
+from scifm.core.train import METRICS_FILE, read_step_records
+from scifm.mpp.card import curve_records, load_card
 
 FNO_PRESET = "paper"  # PDEBench's FNO (12 modes, width 20, 4 layers): the issue-13 baseline
 TRAINABLE = ("all", "io")  # transfer modes: every weight / processor frozen (issue 13)
@@ -169,25 +171,16 @@ def latest(records: list[dict], tagged: bool = False) -> dict[tuple, dict]:
 
 
 def learning_curve(ckpt_dir: Path) -> list[dict]:
-    path = ckpt_dir.parent / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    by_step = {r["step"]: r for r in rows if "step" in r}  # a resumed run repeats steps
-    return [by_step[s] for s in sorted(by_step)]
+    """The training log beside a checkpoint, one record per step (a resumed run's last)."""
+    path = ckpt_dir.parent / METRICS_FILE
+    return read_step_records(path) if path.exists() else []
 
 
 def _card_curve(ckpt: Path) -> list[dict]:
-    """The learning curve a packaged model's card keeps (columns, at most 100 points)."""
-    from scifm.mpp.card import load_card
-
+    """The learning curve a packaged model's card keeps (at most 100 points)."""
     if not (ckpt / "config.json").exists():
         return []
-    curve = (load_card(ckpt) or {}).get("learning_curve") or {}
-    keys = [k for k in ("loss", "nrmse", "lr") if k in curve]
-    return [
-        {"step": s, **{k: curve[k][i] for k in keys}} for i, s in enumerate(curve.get("step", []))
-    ]
+    return curve_records((load_card(ckpt) or {}).get("learning_curve") or {})
 
 
 def pretrain_curve(root: Path, ckpt: str) -> tuple[list[dict], str | None]:

@@ -36,6 +36,12 @@ from scifm.core.train import (
 )
 
 
+def _split(curve: Sequence[Mapping[str, float]], window: float) -> tuple[list, list]:
+    """The records before the last ``window`` fraction of the steps, and those in it."""
+    cut = curve[-1]["step"] * (1.0 - window)
+    return [r for r in curve if r["step"] <= cut], [r for r in curve if r["step"] > cut]
+
+
 def plateaued(
     curve: Sequence[Mapping[str, float]],
     window: float,
@@ -54,9 +60,7 @@ def plateaued(
         raise ValueError(f"plateaued: need 0 < window < 1 and 0 <= rel < 1, got {window}, {rel}")
     if not curve:
         return False
-    cut = curve[-1]["step"] * (1.0 - window)
-    before = [float(r[key]) for r in curve if r["step"] <= cut]
-    after = [float(r[key]) for r in curve if r["step"] > cut]
+    before, after = ([float(r[key]) for r in part] for part in _split(curve, window))
     if not before or len(after) < max(points, 1):
         return False
     if higher_is_better:
@@ -92,11 +96,10 @@ class PlateauRule:
             return "no evaluation yet"
         if curve[-1]["step"] < self.min_steps:
             return f"no verdict before step {self.min_steps}"
-        cut = curve[-1]["step"] * (1.0 - self.window)
-        n_after = sum(1 for r in curve if r["step"] > cut)
-        if n_after < max(self.points, 1) or not any(r["step"] <= cut for r in curve):
-            return (f"no verdict: {n_after} evaluation(s) in the last {self.window:.0%} of the "
-                    f"steps, the rule needs {self.points}")  # fmt: skip
+        before, after = _split(curve, self.window)
+        if len(after) < max(self.points, 1) or not before:
+            return (f"no verdict: {len(after)} evaluation(s) in the last {self.window:.0%} of "
+                    f"the steps, the rule needs {self.points}")  # fmt: skip
         return "still improving"
 
 

@@ -177,6 +177,11 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     ]
 
 
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The loop's AdamW over ``model``'s trainable parameters (no decay on 1-d ones)."""
+    return torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+
+
 def _trainer_state(
     opt: torch.optim.Optimizer, step: int
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -254,7 +259,7 @@ def _setup(
     if out is not None and model_config is None:
         raise ValueError("train(out_dir=...) needs model_config (or model.config) to checkpoint")
     model.to(device)
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+    opt = _optimizer(model, cfg)
     run = _Run(
         model=model, run_model=model, opt=opt, cfg=cfg, dist=dist, device=device,
         ckpt_dir=out / CHECKPOINT_DIR if out is not None else None,
@@ -309,10 +314,9 @@ def warm_restart(
     if late:
         raise ValueError(f"warm_restart history has steps past {step} (first {late[0]})")
     plain = unwrap(model)
-    opt = torch.optim.AdamW(_param_groups(plain, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
-    state = {"step": step, "param_groups": opt.state_dict()["param_groups"], "opt_scalars": {}}
+    tensors, state = _trainer_state(_optimizer(plain, cfg), step)  # a fresh AdamW: no moments
     save_checkpoint(
-        ckpt, plain, model_config, extra=extra, trainer_tensors={}, trainer_state=state
+        ckpt, plain, model_config, extra=extra, trainer_tensors=tensors, trainer_state=state
     )  # fmt: skip
     (out / METRICS_FILE).write_text("".join(json.dumps(dict(r)) + "\n" for r in history))
     return ckpt

@@ -60,6 +60,13 @@ def learning_curve(
     return out
 
 
+def curve_records(curve: Mapping[str, Sequence]) -> list[dict[str, float]]:
+    """A card's ``learning_curve`` columns back as records {step, loss, nrmse, lr}."""
+    keys = [k for k in CURVE_KEYS if k in curve]
+    return [{"step": int(s), **{k: float(curve[k][i]) for k in keys}}
+            for i, s in enumerate(curve.get("step", []))]  # fmt: skip
+
+
 def _entries(files: Sequence[str]) -> list[tuple[str, Path]]:
     """(variant or '', path) of each ``[NAME=]PATH`` a training run was given."""
     out = []

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 
 from scifm.core import ConfigMixin, TrainConfig, TrainResult
-from scifm.core.train import StepCallback, warm_restart
+from scifm.core.train import CHECKPOINT_DIR, StepCallback, warm_restart
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import (
     SPLITS,
@@ -160,7 +160,7 @@ def pretrain(
     """
     if warm_start is not None and out_dir is None:
         raise ValueError("pretrain(warm_start=...) needs out_dir, the run it continues into")
-    resuming = out_dir is not None and (Path(out_dir) / "checkpoint").exists()
+    resuming = out_dir is not None and (Path(out_dir) / CHECKPOINT_DIR).exists()
     start = None
     if warm_start is not None and not resuming:  # a run that has a checkpoint resumes it
         start = _warm_start(warm_start, model_cfg, train_cfg, batch_size)
@@ -205,7 +205,7 @@ def _warm_start(
     path: str | Path, model_cfg: AViTConfig, train_cfg: TrainConfig, batch_size: int
 ) -> tuple[dict[str, torch.Tensor], int, list[dict[str, float]], dict[str, Any]]:
     """(fp32 weights, step, learning curve so far, origin record) of a carded checkpoint."""
-    from scifm.mpp.card import load_card
+    from scifm.mpp.card import curve_records, load_card
 
     card = load_card(path)
     if not card or not card.get("steps"):
@@ -216,17 +216,12 @@ def _warm_start(
     if int(card.get("batch_size", batch_size)) != batch_size:
         raise ValueError(f"warm start {path}: batch {card['batch_size']}, not {batch_size}")
     step = int(card["steps"])
-    curve = card.get("learning_curve") or {}
     seconds = float((card.get("wall_time") or {}).get("seconds") or 0.0)
-    # the card keeps a downsampled curve without rates: one mean rate restores its wall time
-    rate = step * batch_size / seconds if seconds > 0 else 0.0
-    history = [
-        {"step": int(s), **{k: float(curve[k][i]) for k in ("loss", "nrmse", "lr") if k in curve},
-         "samples_per_s": rate, "from_card": 1.0}
-        for i, s in enumerate(curve.get("step", []))
-    ]  # fmt: skip
-    if rate <= 0:
-        history = []
+    history = []
+    if seconds > 0:  # the card's curve is downsampled, without rates: one mean rate for all
+        rate = step * batch_size / seconds  # restores the card's wall time (card.wall_time)
+        history = [{**r, "samples_per_s": rate, "from_card": 1.0}
+                   for r in curve_records(card.get("learning_curve") or {})]  # fmt: skip
     origin = {
         "checkpoint": str(path), "step": step, "wall_s_before": seconds,
         "weights_dtype": str((card.get("weights") or {}).get("dtype", "float32")),

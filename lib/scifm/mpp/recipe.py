@@ -135,12 +135,7 @@ def recipe_loss(recipe: TrainRecipe):
     def loss_fn(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         frames = torch.cat([batch["x"], batch["y"][:, None]], dim=1)  # (B, T+1, C, H, W), clean
         if recipe.noise > 0:  # noise on the model's input only; targets stay clean
-            if "noise_seed" not in batch:
-                raise ValueError(
-                    "TrainRecipe.noise > 0: the batch has no 'noise_seed'; wrap the batch "
-                    "source in scifm.mpp.recipe.SeededBatches"
-                )
-            gen = torch_generator(int(batch["noise_seed"]), batch["x"].device)
+            gen = torch_generator(_batch_seed(batch, "noise > 0"), batch["x"].device)
             batch = {**batch, "x": add_noise(batch["x"], recipe.noise, gen)}
         preds = unroll(model, batch, _depth(recipe, batch), recipe.pushforward)
         first = frames.shape[1] - len(preds)  # index of the first graded target
@@ -158,16 +153,21 @@ def recipe_loss(recipe: TrainRecipe):
 DEPTH_SALT = 0x9E3779B9  # the unroll-depth draw's stream, apart from the noise's
 
 
+def _batch_seed(batch: dict[str, Any], why: str) -> int:
+    """The batch's ``noise_seed`` (``SeededBatches``), which the recipe's ``why`` needs."""
+    if "noise_seed" not in batch:
+        raise ValueError(
+            f"TrainRecipe.{why}: the batch has no 'noise_seed'; wrap the batch source in "
+            "scifm.mpp.recipe.SeededBatches"
+        )
+    return int(batch["noise_seed"])
+
+
 def _depth(recipe: TrainRecipe, batch: dict[str, Any]) -> int:
     """This batch's number of unrolled steps: ``rollout_steps``, or a draw from 1..it."""
     if not recipe.random_depth or recipe.rollout_steps == 1:
         return recipe.rollout_steps
-    if "noise_seed" not in batch:
-        raise ValueError(
-            "TrainRecipe.random_depth: the batch has no 'noise_seed'; wrap the batch source "
-            "in scifm.mpp.recipe.SeededBatches"
-        )
-    gen = torch_generator(int(batch["noise_seed"]) ^ DEPTH_SALT, "cpu")
+    gen = torch_generator(_batch_seed(batch, "random_depth") ^ DEPTH_SALT, "cpu")
     return 1 + int(torch.randint(recipe.rollout_steps, (1,), generator=gen))
 
 
