@@ -343,6 +343,15 @@ def baselines(args: argparse.Namespace) -> int:
             f"--milestones {milestones}: beyond the schedule's {train_cfg.steps} steps"
         )
     recipe = TrainRecipe(**extra["recipe"]) if extra.get("recipe") else None
+    tag = _tag(args.tag)
+    if args.recipe:  # an ablation of the baselines' recipe: its own cells and run folders
+        if tag is None:
+            raise ValueError(
+                f"--recipe {args.recipe}: give a --tag, so its cells do not replace the "
+                "baselines trained with the pretraining's recipe"
+            )
+        recipe = TrainRecipe.preset(args.recipe)
+    recipe_name = args.recipe or _recipe_of(extra)
     batch = extra.get("batch_size") or (extra.get("card") or {}).get("batch_size")
     if not batch:
         raise ValueError(f"{args.ckpt}: records no batch size (neither trainer state nor card)")
@@ -356,9 +365,9 @@ def baselines(args: argparse.Namespace) -> int:
         test = file_datasets([f"{name}={test_dir}"], n_frames=T,
                              systems={name: info})[name]  # fmt: skip
         for arch in args.archs:
-            run_dir = root / f"baseline_{arch}_{name}"
+            run_dir = root / "_".join(p for p in ("baseline", arch, name, tag) if p)
             for stop in milestones:
-                out = baseline_cell(root, arch, name, stop)
+                out = baseline_cell(root, arch, name, stop, tag)
                 if out.exists():
                     continue
                 model = _baseline_model(arch, record, info)
@@ -370,8 +379,8 @@ def baselines(args: argparse.Namespace) -> int:
                 model.eval()
                 step = model_step(model, info["field_index"], info["periodic"])
                 rec = {
-                    "variant": name, "arch": arch, "step": stop,
-                    "batch_size": batch, "samples": stop * batch,
+                    "variant": name, "arch": arch, "step": stop, "tag": tag,
+                    "recipe": recipe_name, "batch_size": batch, "samples": stop * batch,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "baseline_of": repo_path(args.ckpt),
                     "seconds_this_call": round(time.perf_counter() - t0, 1),
@@ -493,6 +502,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--systems", nargs="+", default=None, help="baselines: default the ckpt's")
     ap.add_argument("--archs", nargs="+", default=["fno", "avit"], choices=["fno", "avit"])
+    ap.add_argument(
+        "--recipe",
+        default=None,
+        choices=sorted(TrainRecipe.PRESETS),
+        help="baselines: train with this TrainRecipe preset instead of the pretraining's "
+        "(an ablation; needs --tag, which names its cells)",
+    )
     ap.add_argument(
         "--train",
         default=None,

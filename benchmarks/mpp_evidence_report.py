@@ -62,8 +62,9 @@ def step_cell(root: Path, kind: str, tag: str | None, variant: str, step: int | 
     return cell_path(root, kind, tag, variant, f"step{step}")
 
 
-def baseline_cell(root: Path, arch: str, variant: str, step: int) -> Path:
-    return cell_path(root, "baseline", arch, variant, f"step{step}")
+def baseline_cell(root: Path, arch: str, variant: str, step: int, tag: str | None = None) -> Path:
+    """A baseline cell; a tagged one is a recipe ablation (``baselines --recipe --tag``)."""
+    return cell_path(root, "baseline", arch, variant, tag, f"step{step}")
 
 
 def record_cell(root: Path, key: str, rec: dict) -> Path:
@@ -72,7 +73,7 @@ def record_cell(root: Path, key: str, rec: dict) -> Path:
         return transfer_cell(root, rec["variant"], rec.get("tag"), rec["init"],
                              rec.get("trainable"), rec["n_traj"], rec["seed"])  # fmt: skip
     if key == "baselines":
-        return baseline_cell(root, rec["arch"], rec["variant"], rec["step"])
+        return baseline_cell(root, rec["arch"], rec["variant"], rec["step"], rec.get("tag"))
     if key == "gaps":
         return cell_path(root, "gap", rec["arch"], rec["variant"], f"step{rec['step']}")
     kind = "rollout" if key.startswith("rollout") else "onestep"
@@ -241,7 +242,8 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
                f"JSON, from `{curve_from}`."]  # fmt: skip
     md += _transfer_md(rows, cells)
     md += _one_step_md(list(latest(ones, tagged=True).values()), main_recipe)
-    md += _baseline_table(bases, main_one)
+    md += _baseline_table([b for b in bases if not b.get("tag")], main_one)
+    md += _baseline_recipe_table(bases, gaps)
     md += _gap_table(gaps)
     md += _rollout_md(rolls, main_recipe)
     write_report("mpp_evidence", result, "\n".join(md) + "\n", info=info,
@@ -420,6 +422,33 @@ def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]
     sizes = {a: "-".join(f"{n:,}" for n in sorted({min(ns), max(ns)})) for a, ns in par.items()}
     md += ["", "Parameters: " + ", ".join(f"{names[a]} {n}" for a, n in sorted(sizes.items()))
            + f"; FNO preset `{FNO_PRESET}` (`scifm.mpp.baselines`)."]  # fmt: skip
+    return md
+
+
+def _baseline_recipe_table(bases: list[dict], gaps: list[dict]) -> list[str]:
+    """Baselines retrained with another recipe (tagged cells) beside the same arch, system and
+    step with the pretraining's recipe: does the recipe explain a baseline's error?"""
+    tagged = [b for b in bases if b.get("tag")]
+    if not tagged:
+        return []
+    main = {(b["variant"], b["arch"], b["step"]): b for b in bases if not b.get("tag")}
+    # cells older than the recipe field: the recipe their model was trained with (gap records)
+    known = {(g["variant"], g["arch"], g["step"]): g.get("recipe") for g in gaps}
+    names = {"avit": "single-task AViT", "fno": "FNO"}
+    md = ["", "### Baselines: does the stability recipe explain their error? (one seed)", "",
+          "The same baseline (architecture, system, LR schedule, batch, data order) trained "
+          "with another TrainRecipe (`baselines --recipe R --tag T`), against the one trained "
+          "with the pretraining's recipe; NRMSE on the held-out test files.", "",
+          "| variant | model | step | recipe | NRMSE | with the pretraining's recipe (recipe) "
+          "| persistence |", "|---|---|---:|---|---:|---:|---:|"]  # fmt: skip
+    for b in sorted(tagged, key=lambda b: (b["variant"], b["arch"], b["tag"], b["step"])):
+        key = (b["variant"], b["arch"], b["step"])
+        ref = main.get(key)
+        ref_s = "-"
+        if ref:
+            ref_s = f"{_f(ref['nrmse'])} ({ref.get('recipe') or known.get(key) or 'unrecorded'})"
+        md.append(f"| {b['variant']} | {names[b['arch']]} | {b['step']} | {b['recipe']} "
+                  f"| {_f(b['nrmse'])} | {ref_s} | {_f(b['persistence'])} |")  # fmt: skip
     return md
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from scifm.astroclip.catalog import Catalog, replicate
 from scifm.astroclip.embed import embed_arrays, embed_file, read_embeddings
@@ -107,3 +110,40 @@ def test_embed_file_resumes_after_a_crash(trained, tmp_path):
     emb = read_embeddings(out)
     ref = embed_arrays(model, trained["data"].images[:n], trained["data"].spectra[:n])
     np.testing.assert_allclose(emb["spectrum"], ref["spectrum"], atol=1e-5)
+
+
+def test_assets_package_a_trained_model_on_the_split_it_recorded(trained, tmp_path):
+    """`--from-model` ships a model trained elsewhere as it is: its weights, its preset, and
+    the catalog's held-out flags from the split the model recorded; a survey whose galaxies
+    are not the model's is refused."""
+    from scifm.astroclip.assets import main as assets_main
+    from scifm.astroclip.pipeline import default_split
+    from scifm.astroclip.splits import split_record
+    from scifm.core import load_model, save_checkpoint
+
+    data, model = trained["data"], trained["model"]
+    train_idx, test_idx = default_split(len(data), seed=5)  # not the survey's default split
+    split = split_record(data.targetid, train_idx, test_idx, source="toy:192", how="test")
+    ckpt = tmp_path / "run" / "checkpoint"
+    save_checkpoint(ckpt, model, model.config, extra={"split": split})
+    out = tmp_path / "out"
+    argv = ["--survey", "toy:192", "--from-model", str(ckpt), "--out", str(out),
+            "--work", str(tmp_path / "work"), "--catalog-rows", "120"]  # fmt: skip
+    assert assets_main(argv) == 0
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert manifest["from_model"] == str(ckpt) and manifest["preset"] == "tiny"
+    assert manifest["split"]["n_test"] == len(test_idx) and "plan" not in manifest
+    _, shipped = load_model(out / "model")
+    for (k, a), b in zip(model.state_dict().items(), shipped.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    cat = Catalog.load(out / "catalog.h5")
+    assert len(cat) == 120
+    is_test = np.isin(cat.targetid, data.targetid[test_idx])
+    assert np.array_equal(cat.props["is_test"] > 0.5, is_test)
+    other = tmp_path / "other" / "checkpoint"  # a model trained on other galaxies
+    save_checkpoint(other, model, model.config,
+                    extra={"split": {**split, "test_targetids": [1, 2, 3]}})  # fmt: skip
+    with pytest.raises(ValueError, match="do not match the split"):
+        assets_main(["--survey", "toy:192", "--from-model", str(other), "--out",
+                     str(tmp_path / "out2"), "--work", str(tmp_path / "work")])  # fmt: skip
+    assert not (tmp_path / "out2" / "model").exists()

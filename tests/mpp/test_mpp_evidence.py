@@ -286,6 +286,24 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
     table = "\n".join(_gap_table(list(gaps.values())))
     assert "| MPP pretrained | swe | 2 | paper |" in table
     assert "| single-task AViT | swe | 2 | paper |" in table
+    # a recipe ablation of the baseline: refused untagged, else its own cells and run folder,
+    # reported beside the baseline trained with the pretraining's recipe
+    with pytest.raises(ValueError, match="--recipe stable: give a --tag"):
+        ev.main([*args, "--train", "tiny", "--train-set", "steps=4", "--recipe", "stable"])
+    assert ev.main([*args, "--train", "tiny", "--train-set", "steps=4", "--recipe", "stable",
+                    "--tag", "st"]) == 0  # fmt: skip
+    abl = json.loads((tmp_path / "c" / "baseline_avit_swe_st_step2" / "result.json").read_text())
+    assert abl["recipe"] == "stable" and abl["tag"] == "st" and (tmp_path / "c" /
+        "baseline_avit_swe_st" / "checkpoint").is_dir()  # fmt: skip
+    assert abl["nrmse"] != cell["nrmse"]  # trained anew, with the noise and the pushforward
+    assert json.loads((tmp_path / "c" / "baseline_avit_swe_step2" / "result.json").read_text()) \
+        == cell  # fmt: skip
+    from mpp_evidence_report import _baseline_recipe_table, _baseline_table
+
+    rows = _baseline_recipe_table([cell, abl], list(gaps.values()))
+    assert (f"| swe | single-task AViT | 2 | stable | {abl['nrmse']:.4f} | "
+            f"{cell['nrmse']:.4f} (paper) | {cell['persistence']:.4f} |") in rows  # fmt: skip
+    assert "stable" not in "\n".join(_baseline_table([cell], {}))
 
 
 def test_scratch_cells_are_reused_across_runs_only_when_they_match(ev, study):

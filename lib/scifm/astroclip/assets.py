@@ -1,8 +1,10 @@
 """Make the shipped AstroCLIP demo: ``python -m scifm.astroclip.assets``.
 
 Prepares the survey (simulated, or the released AstroCLIP file), trains the three stages
-on its training split (the file's own where it has one, else ``default_split``),
-embeds every galaxy, computes the joint UMAP, and writes to ``--out``:
+on its training split (the file's own where it has one, else ``default_split``)
+-- or, with ``--from-model``, packages a model trained elsewhere (e.g. the evidence run of
+``scripts/astroclip_evidence.sh``) on the split that model recorded --, embeds every
+galaxy, computes the joint UMAP, and writes to ``--out``:
 ``model/`` (the AstroCLIP checkpoint, both frozen encoders included),
 ``catalog.h5`` (see ``catalog.py``) and ``MANIFEST.json`` (command, presets,
 seeds, steps, final losses, file sizes). The checkpoint records the split's test target
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from scifm.astroclip.config import AstroClipConfig
+from scifm.astroclip.model import AstroClip
 from scifm.astroclip.pipeline import (
     STAGE_DIRS,
     Prepared,
@@ -34,8 +37,9 @@ from scifm.astroclip.pipeline import (
     split_how,
     survey_fetcher,
 )
-from scifm.astroclip.splits import split_record
-from scifm.core import pick_device, save_checkpoint
+from scifm.astroclip.splits import model_split, split_record
+from scifm.core import load_model, pick_device, save_checkpoint
+from scifm.core.checkpoint import read_record
 from scifm.core.train import METRICS_FILE, read_step_records
 
 
@@ -46,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="assets/astroclip", help="output folder")
     p.add_argument("--work", default="runs/astroclip", help="checkpoints and caches (resumable)")
     p.add_argument("--preset", default="small", help="AstroClipConfig preset")
+    p.add_argument("--from-model", default=None, metavar="CKPT",
+                   help="package this trained AstroCLIP checkpoint (its config and "
+                        "recorded split) instead of training; --preset and the step plan "
+                        "are ignored")  # fmt: skip
     p.add_argument("--n", type=int, default=None, help="use the first N galaxies only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
@@ -76,12 +84,41 @@ def catalog_rows(n: int, keep: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, keep]).choice(n, keep, replace=False))
 
 
+def packaged(path: str | Path) -> tuple[AstroClipConfig, AstroClip, dict]:
+    """(config, model, record) of a trained AstroCLIP checkpoint to ship as it is; the record
+    names it, its weights' hash, and the last training record of the run folder it sits in."""
+    path = Path(path)
+    cfg, model = load_model(path, expect_config=AstroClipConfig)
+    rec = read_record(path)
+    final = last_logged(path.parent) if path.name == "checkpoint" else None
+    return (
+        cfg,
+        model,
+        {
+            "from_model": str(path),
+            "from_model_sha256": rec.get("sha256", {}).get("model.safetensors"),
+            "final": {"align": final},
+        },
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.time()
-    cfg = AstroClipConfig.preset(args.preset)
+    if args.from_model:
+        cfg, model, source = packaged(args.from_model)
+        preset = next(
+            (
+                name
+                for name in AstroClipConfig.PRESETS
+                if AstroClipConfig.preset(name).to_json() == cfg.to_json()
+            ),
+            "custom",
+        )
+    else:
+        cfg, source, preset = AstroClipConfig.preset(args.preset), None, args.preset
     plan = StagePlan(**{f: getattr(args, f) for f in (
         "image_steps", "spectrum_steps", "align_steps", "image_batch", "spectrum_batch",
         "align_batch")})  # fmt: skip
@@ -96,28 +133,39 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data = prepare(fetch, n, cfg)
         data.save(cache)
-    train_idx, test_idx = source_split(args.survey, len(data), args.seed)
-    split = split_record(data.targetid, train_idx, test_idx, source=str(args.survey),
-                         how=split_how(args.survey, args.seed))  # fmt: skip
     device = pick_device(args.device)
-    model, history = run_pipeline(data, cfg, plan, work, train_idx=train_idx, device=device,
-                                  seed=args.seed)  # fmt: skip
+    if source is not None:  # the split the model was trained on, read back from it
+        train_idx, test_idx, split = model_split(args.from_model, data.targetid,
+                                                 source=str(args.survey))  # fmt: skip
+        record = {
+            "command": "python -m scifm.astroclip.assets " + " ".join(argv or sys.argv[1:]),
+            "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "survey": str(args.survey), "n_galaxies": n, "preset": preset, "seed": args.seed,
+            "split": {k: v for k, v in split.items() if k != "test_targetids"},
+            "device": str(device), **source,
+        }  # fmt: skip
+    else:
+        train_idx, test_idx = source_split(args.survey, len(data), args.seed)
+        split = split_record(data.targetid, train_idx, test_idx, source=str(args.survey),
+                             how=split_how(args.survey, args.seed))  # fmt: skip
+        model, history = run_pipeline(data, cfg, plan, work, train_idx=train_idx,
+                                      device=device, seed=args.seed)  # fmt: skip
+        record = {
+            "command": "python -m scifm.astroclip.assets " + " ".join(argv or sys.argv[1:]),
+            "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "survey": str(args.survey), "n_galaxies": n, "preset": preset, "seed": args.seed,
+            "split": {k: v for k, v in split.items() if k != "test_targetids"},
+            "plan": asdict(plan), "device": str(device),
+            "final": {k: v[-1] if v else last_logged(work / STAGE_DIRS[k])
+                      for k, v in history.items()},  # a finished stage rerun logs nothing new
+        }  # fmt: skip
     model = model.cpu()
-    record = {
-        "command": "python -m scifm.astroclip.assets " + " ".join(argv or sys.argv[1:]),
-        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-        "survey": str(args.survey), "n_galaxies": n, "preset": args.preset, "seed": args.seed,
-        "split": {k: v for k, v in split.items() if k != "test_targetids"},
-        "plan": asdict(plan), "device": str(device),
-        "final": {k: v[-1] if v else last_logged(work / STAGE_DIRS[k])
-                  for k, v in history.items()},  # a finished stage rerun logs nothing new
-    }  # fmt: skip
     save_checkpoint(out / "model", model, cfg, extra={"manifest": record, "split": split})
     rows = catalog_rows(len(data), args.catalog_rows, seed=args.seed)
     shown = data.take(rows)
     catalog = make_catalog(model, shown, test_idx=np.flatnonzero(np.isin(rows, test_idx)),
                            seed=args.seed, attrs={"survey": str(args.survey),
-                                                  "preset": args.preset,
+                                                  "preset": preset,
                                                   "rows_of_survey": len(rows)})  # fmt: skip
     catalog.save(out / "catalog.h5")
     np.save(work / "test_idx.npy", test_idx)
