@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mpp as bench_mpp  # benchmarks/mpp.py: the regression itself
 
+from scifm.core.checkpoint import read_record
 from scifm.core.report import repo_path, run_info, write_report
 from scifm.mpp.experiment import DataConfig, load_surrogate
 
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         "batch": 8,
     }
     out = bench_mpp.regression(s, model, cache="")
-    out.update(model=repo_path(args.ckpt), res=args.res,
+    card = read_record(args.ckpt).get("extra", {}).get("card") or {}
+    out.update(model=repo_path(args.ckpt), model_step=card.get("steps"), res=args.res,
                tokens_per_frame=(args.res // model.config.patch_size) ** 2,
                scratch_preset=preset, scratch_steps=args.reg_steps, scratch_batch=8)  # fmt: skip
     old = ROOT / "benchmarks/results/mpp.json"
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     md = [
         f"Target: {out['target']}; {out['n_traj']} trajectories at {args.res}² "
         f"({out['tokens_per_frame']} tokens a frame), {out['windows_train']} train / "
-        f"{out['windows_test']} test windows, split by trajectory. Model: `{out['model']}`.",
+        f"{out['windows_test']} test windows, split by trajectory. Model: `{out['model']}`"
+        + (f" at step {out['model_step']} (its model card)." if out["model_step"] else "."),
         "",
         f"| features | test R² at {args.res}² | test R² at 32² (benchmarks/mpp.py, demo model) |",
         "|---|---|---|",
@@ -72,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, key in rows:
         was = f"{ref[key]:.3f}" if ref and key in ref else "-"
         md.append(f"| {label} | {out[key]:.3f} | {was} |")
-    info = run_info(argv=sys.argv if argv is None else ["benchmarks/mpp_regression.py", *argv],
-                    data={"ins": f"simulated, seed 777, {args.n} trajectories"})  # fmt: skip
+    info = run_info(argv=argv, data={"ins": f"simulated, seed 777, {args.n} trajectories"})
     kw = {"out_dir": Path(args.out_dir)} if args.out_dir else {}
     write_report("mpp_regression", out, "\n".join(md) + "\n", info=info,
                  title="MPP parameter regression (INS viscosity)", **kw)  # fmt: skip
