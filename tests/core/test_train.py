@@ -161,8 +161,9 @@ def test_stop_at_then_resume_equals_one_run(tmp_path):
         with torch.random.fork_rng():
             torch.manual_seed(0)
             model = TinyMLP(cfg)
-        return model, train(model, mse_loss, data, TrainConfig(**base, **kw), device="cpu",
-                            out_dir=out)  # fmt: skip
+        steps = kw.pop("steps_override", base["steps"])
+        tc = TrainConfig(**{**base, "steps": steps}, **kw)
+        return model, train(model, mse_loss, data, tc, device="cpu", out_dir=out)
 
     one, whole = run(tmp_path / "one")
     _, first = run(tmp_path / "cut", stop_at=8)
@@ -174,6 +175,12 @@ def test_stop_at_then_resume_equals_one_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="stop_at=30"):
         TrainConfig(steps=20, stop_at=30)
+    # a resume on another schedule is refused before a step is taken, the run left as it was
+    before = _weights(tmp_path / "cut")
+    with pytest.raises(ValueError, match=r"another LR schedule \(steps 20 -> 40\)"):
+        run(tmp_path / "cut", steps_override=40)
+    after = _weights(tmp_path / "cut")
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_warm_restart_continues_the_schedule_from_weights_alone(tmp_path):

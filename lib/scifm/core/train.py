@@ -182,10 +182,35 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
 
 
+SCHEDULE_FIELDS = ("steps", "lr", "warmup_steps", "min_lr_ratio")  # what the LR at a step is
+
+
+def _schedule(cfg: TrainConfig) -> dict[str, Any]:
+    return {k: getattr(cfg, k) for k in SCHEDULE_FIELDS}
+
+
+def _check_schedule(ckpt: Path, state: dict[str, Any], cfg: TrainConfig) -> None:
+    """A resume continues the checkpoint's LR schedule; another one is refused, since it
+    would move the LR mid-run (a longer cosine re-warms it: the curve of the first schedule
+    then no longer says what the run did). Checkpoints older than the record pass."""
+    saved = state.get("schedule")
+    if saved is None or saved == _schedule(cfg):
+        return
+    diff = ", ".join(f"{k} {saved.get(k)} -> {v}" for k, v in _schedule(cfg).items()
+                     if saved.get(k) != v)  # fmt: skip
+    raise ValueError(
+        f"{ckpt}: resumed with another LR schedule ({diff}) than the run was trained on; "
+        "resume with the run's own schedule (stop_at cuts it at a milestone), start a fresh "
+        "run with the longer one, or use warm_restart to continue the weights on a new "
+        "schedule on purpose"
+    )
+
+
 def _trainer_state(
-    opt: torch.optim.Optimizer, step: int
+    opt: torch.optim.Optimizer, step: int, cfg: TrainConfig | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Flatten optimizer state into safetensors-able tensors and JSON.
+    """Flatten optimizer state into safetensors-able tensors and JSON (with ``cfg``'s LR
+    schedule, which a resume must continue: ``_check_schedule``).
 
     No RNG state: every stream is a function of (seed, step, ...), see the module docstring.
     """
@@ -198,7 +223,10 @@ def _trainer_state(
                 tensors[f"opt.{idx}.{k}"] = v
             else:
                 scalars.setdefault(str(idx), {})[k] = v
-    return tensors, {"step": step, "param_groups": sd["param_groups"], "opt_scalars": scalars}
+    state = {"step": step, "param_groups": sd["param_groups"], "opt_scalars": scalars}
+    if cfg is not None:
+        state["schedule"] = _schedule(cfg)
+    return tensors, state
 
 
 def _restore_trainer(
@@ -270,6 +298,7 @@ def _setup(
         ck = load_checkpoint(run.ckpt_dir)
         model.load_state_dict(ck["model"])
         if "trainer_tensors" in ck:
+            _check_schedule(run.ckpt_dir, ck["trainer_state"], cfg)
             run.start = _restore_trainer(opt, ck["trainer_tensors"], ck["trainer_state"])
     if out is not None and run.log_path is not None and dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -314,7 +343,7 @@ def warm_restart(
     if late:
         raise ValueError(f"warm_restart history has steps past {step} (first {late[0]})")
     plain = unwrap(model)
-    tensors, state = _trainer_state(_optimizer(plain, cfg), step)  # a fresh AdamW: no moments
+    tensors, state = _trainer_state(_optimizer(plain, cfg), step, cfg)  # fresh AdamW: no moments
     save_checkpoint(
         ckpt, plain, model_config, extra=extra, trainer_tensors=tensors, trainer_state=state
     )  # fmt: skip
@@ -403,7 +432,7 @@ def _log(
 def _save(run: _Run, step: int) -> None:
     """Write the resumable checkpoint of ``step`` (main process), then wait for all ranks."""
     if run.ckpt_dir is not None and run.dist.is_main:
-        tensors, state = _trainer_state(run.opt, step)
+        tensors, state = _trainer_state(run.opt, step, run.cfg)
         save_checkpoint(
             run.ckpt_dir, run.model, run.model_config, extra=run.extra,
             trainer_tensors=tensors, trainer_state=state,
