@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # AstroCLIP evidence runs of issue 14 item 2, trained until their held-out figure plateaus
 # (no 1 % gain over the last 20 % of the steps; scifm.core.plateau), each resumable: rerun
-# the same command and it continues from OUT/checkpoint (a finished run stops at once).
+# the same command and it continues from OUT/checkpoint (a finished run stops at once). STEPS
+# sets the LR schedule (a cosine over STEPS): a resume with another STEPS is refused, since it
+# would move the LR mid-run; a longer budget is a fresh OUT.
 #   spectrum: SpecFormer binned by 2 (evidence preset: 3890 bins, 193 tokens), batch 64,
 #             held-out masked loss + k-NN R^2 every 400 steps (first 1000 held-out galaxies,
 #             k-NN fitted on 4000 training ones) into OUT/eval.jsonl; budget 12000 steps.

@@ -181,6 +181,16 @@ def test_stop_at_then_resume_equals_one_run(tmp_path):
         run(tmp_path / "cut", steps_override=40)
     after = _weights(tmp_path / "cut")
     assert all(torch.equal(before[k], after[k]) for k in before)
+    # a checkpoint older than the schedule record is checked by its last LR
+    from scifm.core.train import _check_schedule
+
+    tc = TrainConfig(**base)
+    lr8 = tc.lr * warmup_cosine(7, total=20, warmup=2, min_ratio=tc.min_lr_ratio)
+    old = {"step": 8, "param_groups": [{"lr": lr8}]}
+    _check_schedule(tmp_path, old, tc)  # the same schedule: passes
+    with pytest.raises(ValueError, match="its LR at step 8 was"):
+        _check_schedule(tmp_path, old, TrainConfig(**{**base, "steps": 40}))
+    _check_schedule(tmp_path, old, TrainConfig(**{**base, "steps": 40}), moments=False)
 
 
 def test_warm_restart_continues_the_schedule_from_weights_alone(tmp_path):

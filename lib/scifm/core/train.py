@@ -189,15 +189,30 @@ def _schedule(cfg: TrainConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in SCHEDULE_FIELDS}
 
 
-def _check_schedule(ckpt: Path, state: dict[str, Any], cfg: TrainConfig) -> None:
+def _check_schedule(
+    ckpt: Path, state: dict[str, Any], cfg: TrainConfig, moments: bool = True
+) -> None:
     """A resume continues the checkpoint's LR schedule; another one is refused, since it
     would move the LR mid-run (a longer cosine re-warms it: the curve of the first schedule
-    then no longer says what the run did). Checkpoints older than the record pass."""
+    then no longer says what the run did). A checkpoint older than the schedule record is
+    checked by its last LR against ``cfg``'s at that step (one with no Adam ``moments``, a
+    warm restart, set no LR yet and is not checked)."""
     saved = state.get("schedule")
-    if saved is None or saved == _schedule(cfg):
-        return
-    diff = ", ".join(f"{k} {saved.get(k)} -> {v}" for k, v in _schedule(cfg).items()
-                     if saved.get(k) != v)  # fmt: skip
+    if saved is not None:
+        if saved == _schedule(cfg):
+            return
+        diff = ", ".join(f"{k} {saved.get(k)} -> {v}" for k, v in _schedule(cfg).items()
+                         if saved.get(k) != v)  # fmt: skip
+    else:
+        step, groups = int(state.get("step", 0)), state.get("param_groups") or []
+        if step < 1 or not groups or not moments:
+            return
+        last = float(groups[0]["lr"])
+        want = cfg.lr * warmup_cosine(step - 1, total=cfg.steps, warmup=cfg.warmup_steps,
+                                      min_ratio=cfg.min_lr_ratio)  # fmt: skip
+        if math.isclose(last, want, rel_tol=1e-4):
+            return
+        diff = f"its LR at step {step} was {last:.4g}, this schedule's is {want:.4g}"
     raise ValueError(
         f"{ckpt}: resumed with another LR schedule ({diff}) than the run was trained on; "
         "resume with the run's own schedule (stop_at cuts it at a milestone), start a fresh "
@@ -298,7 +313,8 @@ def _setup(
         ck = load_checkpoint(run.ckpt_dir)
         model.load_state_dict(ck["model"])
         if "trainer_tensors" in ck:
-            _check_schedule(run.ckpt_dir, ck["trainer_state"], cfg)
+            moments = any(k.startswith("opt.") for k in ck["trainer_tensors"])
+            _check_schedule(run.ckpt_dir, ck["trainer_state"], cfg, moments)
             run.start = _restore_trainer(opt, ck["trainer_tensors"], ck["trainer_state"])
     if out is not None and run.log_path is not None and dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
