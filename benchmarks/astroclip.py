@@ -80,18 +80,38 @@ def load_data(args, cfg: AstroClipConfig) -> tuple[Prepared, str]:
     return prepare(fetch, n, cfg), repo_path(args.survey)
 
 
+def cnn_run_dir(work: str | None, data: Prepared, y: dict, tr, cfg: AstroClipConfig,
+                tcfg: TrainConfig, batch_size: int) -> Path | None:  # fmt: skip
+    """Where the supervised CNN of these inputs checkpoints (``--work``/cnn_<key>): keyed by
+    the galaxies, the training split, the targets, the image config and the budget, so a
+    rerun on another model of the same survey and split reuses it and anything else trains
+    anew. None without a work folder."""
+    if not work:
+        return None
+    h = hashlib.sha256()
+    for part in (data.targetid[tr].tobytes(), ",".join(y).encode(), cfg.image.to_json().encode(),
+                 tcfg.to_json().encode(), str(batch_size).encode()):  # fmt: skip
+        h.update(part)
+    return Path(work) / f"cnn_{tcfg.steps}x{batch_size}_{h.hexdigest()[:10]}"
+
+
 def supervised_baselines(
-    data: Prepared, y: dict, tr, te, cfg: AstroClipConfig, steps: int, batch_size: int = 128
-) -> dict:
-    """The supervised CNN and the photometry MLP, trained on ``tr`` and scored on ``te``."""
+    data: Prepared, y: dict, tr, te, cfg: AstroClipConfig, steps: int, batch_size: int = 128,
+    work: str | None = None,
+) -> dict:  # fmt: skip
+    """The supervised CNN and the photometry MLP, trained on ``tr`` and scored on ``te``; the
+    CNN checkpoints under ``work`` (``cnn_run_dir``) and a finished one is reused."""
     from sklearn.metrics import r2_score
 
     tcfg = TrainConfig(steps=steps, lr=1e-3, warmup_steps=max(1, steps // 20), weight_decay=0.05,
-                       log_every=max(1, steps // 10), progress=False)  # fmt: skip
+                       log_every=max(1, steps // 10), progress=False,
+                       ckpt_every=max(1, steps // 10))  # fmt: skip
     targets = np.stack([y[k] for k in y], 1)
     cnn, scaler = train_image_regressor(data.images[torch.from_numpy(tr)], targets[tr],
                                         RegressorConfig(image=cfg.image, n_targets=len(y)),
-                                        tcfg, batch_size=batch_size)  # fmt: skip
+                                        tcfg, batch_size=batch_size,
+                                        out_dir=cnn_run_dir(work, data, y, tr, cfg, tcfg,
+                                                            batch_size))  # fmt: skip
     pred = predict(cnn, data.images[torch.from_numpy(te)], scaler)
     out = {"supervised image CNN": {k: float(r2_score(y[k][te], pred[:, i]))
                                     for i, k in enumerate(y)}}  # fmt: skip
@@ -235,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     zs, fs = zero_and_few_shot(feats, y, tr, te, args.quick)
     steps = 60 if args.quick else args.cnn_steps
-    zs.update(supervised_baselines(data, y, tr, te, cfg, steps, args.cnn_batch))
+    zs.update(supervised_baselines(data, y, tr, te, cfg, steps, args.cnn_batch,
+                                   work=args.work or None))  # fmt: skip
     if args.quick:  # a smoke figure of the code path, not a baseline: say so in its row
         zs[f"supervised image CNN ({steps} steps, --quick: not a baseline)"] = zs.pop(
             "supervised image CNN"

@@ -66,3 +66,22 @@ def test_benchmark_has_no_default_survey(tmp_path, capsys):
     assert e.value.code == 2 and "--survey" in capsys.readouterr().err
     with pytest.raises(SystemExit, match=r"--survey .*missing\.h5: no such file"):
         bench.main(["--survey", str(tmp_path / "missing.h5"), "--work", ""])
+
+
+def test_the_supervised_cnn_checkpoints_in_work_and_a_finished_one_is_reused(toy, tiny_cfg,
+                                                                           tmp_path):  # fmt: skip
+    """A long CNN baseline survives a rerun: the same inputs load the finished run (same
+    figures, no new steps); another split trains its own."""
+    data, _ = toy
+    tr, te = default_split(len(data))
+    y = {"redshift": data.props["redshift"]}
+    first = bench.supervised_baselines(data, y, tr, te, tiny_cfg, 6, 16, work=str(tmp_path))
+    runs = sorted(tmp_path.glob("cnn_6x16_*"))
+    assert len(runs) == 1 and (runs[0] / "checkpoint" / "model.safetensors").is_file()
+    log = (runs[0] / "metrics.jsonl").read_text()
+    again = bench.supervised_baselines(data, y, tr, te, tiny_cfg, 6, 16, work=str(tmp_path))
+    assert again["supervised image CNN"] == first["supervised image CNN"]
+    assert (runs[0] / "metrics.jsonl").read_text() == log  # loaded, not retrained
+    tr2, te2 = default_split(len(data), seed=3)
+    bench.supervised_baselines(data, y, tr2, te2, tiny_cfg, 6, 16, work=str(tmp_path))
+    assert len(list(tmp_path.glob("cnn_6x16_*"))) == 2

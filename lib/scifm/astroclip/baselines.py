@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,8 +74,14 @@ def train_image_regressor(
     batch_size: int = 128,
     device: torch.device | str | None = None,
     seed: int = 0,
+    out_dir: str | Path | None = None,
 ) -> tuple[ImageRegressor, StandardScaler]:
-    """Fit the supervised CNN on (N, 3, s, s) images and (N, n_targets) raw targets."""
+    """Fit the supervised CNN on (N, 3, s, s) images and (N, n_targets) raw targets.
+
+    With ``out_dir`` the run checkpoints there (``train_cfg.ckpt_every``) and resumes from it:
+    a long baseline survives an interruption, and a finished one is loaded, not retrained
+    (the caller keys ``out_dir`` by what the model depends on: images, split, targets,
+    config and budget)."""
     scaler = StandardScaler().fit(targets)
     y = torch.from_numpy(scaler.transform(targets).astype(np.float32))
     with seeded(seed):  # weight init; the caller's RNG stream is left alone
@@ -86,7 +93,8 @@ def train_image_regressor(
         return {"images": augment_images(images[t], aug, gen), "targets": y[t]}
 
     batches = DatasetBatches(range(len(images)), batch_size, seed, make=make)
-    core_train(model, lambda m, b: (m(**b)["loss"], {}), batches, train_cfg, device=device)
+    core_train(model, lambda m, b: (m(**b)["loss"], {}), batches, train_cfg, device=device,
+               out_dir=out_dir, extra={"seed": seed, "batch_size": batch_size})  # fmt: skip
     return model.cpu().eval(), scaler
 
 
