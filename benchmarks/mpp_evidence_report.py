@@ -243,7 +243,7 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
     md += _transfer_md(rows, cells)
     md += _one_step_md(list(latest(ones, tagged=True).values()), main_recipe)
     md += _baseline_table([b for b in bases if not b.get("tag")], main_one)
-    md += _baseline_recipe_table(bases, gaps)
+    md += _baseline_recipe_table(bases, gaps, ones)
     md += _gap_table(gaps)
     md += _rollout_md(rolls, main_recipe)
     write_report("mpp_evidence", result, "\n".join(md) + "\n", info=info,
@@ -425,13 +425,17 @@ def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]
     return md
 
 
-def _baseline_recipe_table(bases: list[dict], gaps: list[dict]) -> list[str]:
+def _baseline_recipe_table(
+    bases: list[dict], gaps: list[dict], ones: list[dict] | None = None
+) -> list[str]:
     """Baselines retrained with another recipe (tagged cells) beside the same arch, system and
-    step with the pretraining's recipe: does the recipe explain a baseline's error?"""
+    step with the pretraining's recipe, and the pretrained model of that recipe and step where
+    one was run (one-step cells): does the recipe explain a baseline's error?"""
     tagged = [b for b in bases if b.get("tag")]
     if not tagged:
         return []
     main = {(b["variant"], b["arch"], b["step"]): b for b in bases if not b.get("tag")}
+    pre = {(o["variant"], o.get("recipe"), o.get("ckpt_step")): o for o in ones or []}
     # cells older than the recipe field: the recipe their model was trained with (gap records)
     known = {(g["variant"], g["arch"], g["step"]): g.get("recipe") for g in gaps}
     names = {"avit": "single-task AViT", "fno": "FNO"}
@@ -440,15 +444,18 @@ def _baseline_recipe_table(bases: list[dict], gaps: list[dict]) -> list[str]:
           "with another TrainRecipe (`baselines --recipe R --tag T`), against the one trained "
           "with the pretraining's recipe; NRMSE on the held-out test files.", "",
           "| variant | model | step | recipe | NRMSE | with the pretraining's recipe (recipe) "
-          "| persistence |", "|---|---|---:|---|---:|---:|---:|"]  # fmt: skip
+          "| MPP pretrained, this recipe and step | persistence |",
+          "|---|---|---:|---|---:|---:|---:|---:|"]  # fmt: skip
     for b in sorted(tagged, key=lambda b: (b["variant"], b["arch"], b["tag"], b["step"])):
         key = (b["variant"], b["arch"], b["step"])
         ref = main.get(key)
         ref_s = "-"
         if ref:
             ref_s = f"{_f(ref['nrmse'])} ({ref.get('recipe') or known.get(key) or 'unrecorded'})"
+        mpp = pre.get((b["variant"], b["recipe"], b["step"]))
+        mpp_s = _f(mpp["avit"]) if mpp else "-"
         md.append(f"| {b['variant']} | {names[b['arch']]} | {b['step']} | {b['recipe']} "
-                  f"| {_f(b['nrmse'])} | {ref_s} | {_f(b['persistence'])} |")  # fmt: skip
+                  f"| {_f(b['nrmse'])} | {ref_s} | {mpp_s} | {_f(b['persistence'])} |")  # fmt: skip
     return md
 
 

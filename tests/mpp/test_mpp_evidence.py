@@ -302,7 +302,10 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
 
     rows = _baseline_recipe_table([cell, abl], list(gaps.values()))
     assert (f"| swe | single-task AViT | 2 | stable | {abl['nrmse']:.4f} | "
-            f"{cell['nrmse']:.4f} (paper) | {cell['persistence']:.4f} |") in rows  # fmt: skip
+            f"{cell['nrmse']:.4f} (paper) | - | {cell['persistence']:.4f} |") in rows  # fmt: skip
+    mpp = {"variant": "swe", "recipe": "stable", "ckpt_step": 2, "avit": 0.125}
+    rows = _baseline_recipe_table([cell, abl], list(gaps.values()), [mpp])
+    assert any(r.endswith(f"| 0.1250 | {cell['persistence']:.4f} |") for r in rows)
     assert "stable" not in "\n".join(_baseline_table([cell], {}))
 
 
