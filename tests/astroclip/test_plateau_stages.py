@@ -29,6 +29,14 @@ def test_the_rules_watch_the_issue_figures():
     assert (SPECTRUM_PLATEAU.key, SPECTRUM_PLATEAU.higher_is_better) == ("val_loss", False)
     assert (ALIGN_PLATEAU.key, ALIGN_PLATEAU.higher_is_better) == ("recall@10", True)
     assert (SPECTRUM_PLATEAU.window, SPECTRUM_PLATEAU.rel) == (0.2, 0.01)
+    # the alignment's noisy recall gets no verdict before half its schedule: the dip that
+    # stopped a 6,000-step run at step 2,200 (best 0.5065 at 1,600, then 0.4215-0.4755)
+    dip = [{"step": s, "recall@10": r} for s, r in
+           [(1200, 0.4385), (1400, 0.4375), (1600, 0.5065), (1800, 0.4215), (2000, 0.428),
+            (2200, 0.4755)]]  # fmt: skip
+    assert ALIGN_PLATEAU.reached(dip)
+    assert not stages.align_plateau(6000).reached(dip)
+    assert stages.align_plateau(4000).reached(dip)
 
 
 def _evals(out):
@@ -45,9 +53,9 @@ COMMON = ["--survey", "toy:80", "--preset", "tiny", "--quiet", "--batch-size", "
 def test_pretrain_spectrum_evaluates_held_out_and_resumes(tmp_path, capsys):
     out = tmp_path / "spec"
     args = ["astroclip", "pretrain-spectrum", *COMMON, "--out", str(out), "--eval-every", "2"]
-    assert main([*args, "--steps", "6", "--eval-rows", "12"]) == 0
+    assert main([*args, "--steps", "8", "--stop-at", "6", "--eval-rows", "12"]) == 0
     res = _last_json(capsys)
-    assert res["stopped"] == "steps" and res["step"] == 6
+    assert res["stopped"] == "stop_at" and res["step"] == 6
     evals = _evals(out)
     assert [e["step"] for e in evals] == [2, 4, 6]
     assert all(e["val_loss"] > 0 and -1 <= e["knn_r2_redshift"] <= 1 for e in evals)
@@ -55,7 +63,12 @@ def test_pretrain_spectrum_evaluates_held_out_and_resumes(tmp_path, capsys):
     assert evals[-1]["val_loss"] < evals[0]["val_loss"]  # it learns on held-out spectra
     assert read_record(out / "checkpoint")["extra"]["split"]["n_test"] == 16
     assert main([*args, "--steps", "8", "--eval-rows", "12"]) == 0  # resumes at 6
-    assert _last_json(capsys)["step"] == 8
+    res = _last_json(capsys)
+    assert res["step"] == 8 and res["stopped"] == "steps"
+    assert [e["step"] for e in _evals(out)] == [2, 4, 6, 8]
+    # a longer budget is another LR schedule: refused, the run left as it was
+    assert main([*args, "--steps", "12", "--eval-rows", "12"]) != 0
+    assert "another LR schedule (steps 8 -> 12" in capsys.readouterr().err
     assert [e["step"] for e in _evals(out)] == [2, 4, 6, 8]
     # --until-plateau without evaluations has no curve to watch: one clear line, no run
     assert main([*args[:-2], "--out", str(tmp_path / "none"), "--until-plateau"]) != 0
@@ -72,10 +85,12 @@ def test_align_evaluates_recall_and_stops_at_its_plateau(tmp_path, capsys, monke
     out = tmp_path / "clip"
     args = ["astroclip", "align", *COMMON, "--image", str(tmp_path / "img"), "--spectrum",
             str(tmp_path / "spec"), "--out", str(out), "--eval-every", "2"]  # fmt: skip
-    # a rule any curve meets at its second evaluation: the run must stop there, not at 40
+    # a rule any curve meets at its second evaluation (and no verdict before half the
+    # schedule, step 4 of 8): the run must stop there, not at 8
     rule = dataclasses.replace(stages.ALIGN_PLATEAU, window=0.5, rel=0.99, points=1)
     monkeypatch.setattr(stages, "ALIGN_PLATEAU", rule)
-    assert main([*args, "--steps", "40", "--until-plateau"]) == 0
+    assert stages.align_plateau(8).min_steps == 4
+    assert main([*args, "--steps", "8", "--until-plateau"]) == 0
     res = _last_json(capsys)
     assert res["stopped"] == "plateau" and res["step"] == 4
     evals = _evals(out)
@@ -84,5 +99,5 @@ def test_align_evaluates_recall_and_stops_at_its_plateau(tmp_path, capsys, monke
     assert evals[0]["recall@1"] <= evals[0]["recall@10"] <= evals[0]["recall@100"] == 1.0
     cfg, _ = load_model(out / "checkpoint", expect_config=AstroClipConfig)
     assert cfg.spectrum == SpecFormerConfig.preset("tiny")
-    assert main([*args, "--steps", "40", "--until-plateau"]) == 0  # rerun: stays stopped
+    assert main([*args, "--steps", "8", "--until-plateau"]) == 0  # rerun: stays stopped
     assert _last_json(capsys)["step"] == 4 and len(_evals(out)) == 2

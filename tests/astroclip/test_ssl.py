@@ -216,7 +216,7 @@ def test_cli_pretrain_image_checkpoints_resumes_and_scores_held_out_galaxies(
     out = tmp_path / method
     args = ["astroclip", "pretrain-image", "--survey", "toy:80", "--preset", "tiny", "--quiet",
             "--method", method, "--batch-size", "16", "--out", str(out)]  # fmt: skip
-    assert main([*args, "--steps", "4", "--eval-every", "2"]) == 0
+    assert main([*args, "--steps", "6", "--stop-at", "4", "--eval-every", "2"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["method"] == method and res["input_size"] == 16
     assert res["split"]["n_train"] == 64 and res["split"]["n_test"] == 16

@@ -45,7 +45,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="small",
                    help="AstroClipConfig preset: tiny/small/evidence/paper (evidence: native "
                         "64 px images)")  # fmt: skip
-    p.add_argument("--steps", type=positive_int, default=None, help="optimizer steps")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="optimizer steps: the LR schedule (a resume must keep it)")  # fmt: skip
+    p.add_argument("--stop-at", type=positive_int, default=None,
+                   help="end this call after this step, on the --steps schedule; rerun "
+                        "without it to go on")  # fmt: skip
     p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -75,7 +79,8 @@ def _train_cfg(args: argparse.Namespace, stage: str):
     tc = plan.train_config(stage, progress=not args.quiet)
     steps = args.steps or tc.steps
     tc = tc.replace(steps=steps, warmup_steps=max(1, steps // 20), log_every=max(1, steps // 20),
-                    ckpt_every=max(1, steps // 4), lr=args.lr or tc.lr, seed=args.seed)  # fmt: skip
+                    ckpt_every=max(1, steps // 4), lr=args.lr or tc.lr, seed=args.seed,
+                    stop_at=args.stop_at or 0)  # fmt: skip
     return tc, args.batch_size or getattr(plan, f"{stage}_batch")
 
 

@@ -194,14 +194,18 @@ def _check_schedule(
 ) -> None:
     """A resume continues the checkpoint's LR schedule; another one is refused, since it
     would move the LR mid-run (a longer cosine re-warms it: the curve of the first schedule
-    then no longer says what the run did). A checkpoint older than the schedule record is
+    then no longer says what the run did; a flat schedule, ``min_lr_ratio`` 1, may grow, as
+    xVal's ``converge`` chunks do). A checkpoint older than the schedule record is
     checked by its last LR against ``cfg``'s at that step (one with no Adam ``moments``, a
     warm restart, set no LR yet and is not checked)."""
     saved = state.get("schedule")
     if saved is not None:
-        if saved == _schedule(cfg):
+        now = _schedule(cfg)
+        if cfg.min_lr_ratio == 1.0 == saved.get("min_lr_ratio"):  # flat after warmup: the
+            saved, now = {**saved, "steps": 0}, {**now, "steps": 0}  # length changes no LR
+        if saved == now:
             return
-        diff = ", ".join(f"{k} {saved.get(k)} -> {v}" for k, v in _schedule(cfg).items()
+        diff = ", ".join(f"{k} {saved.get(k)} -> {v}" for k, v in now.items()
                          if saved.get(k) != v)  # fmt: skip
     else:
         step, groups = int(state.get("step", 0)), state.get("param_groups") or []
