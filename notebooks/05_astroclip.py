@@ -151,3 +151,39 @@ for ax, r, label in zip(axes, rows, ["query", *[f"{s:.2f}" for s in res.table["s
     ax.imshow(Image.open(BytesIO(explorer.thumbnail(r))))
     ax.set(title=f"{label}\nz={catalog.props['redshift'][r]:.2f}", xticks=[], yticks=[])
 res.table.head()
+
+# %% [markdown]
+# ## The shipped model and catalog (the app's Galaxies page)
+# The model above trained for minutes on a few thousand galaxies. The one the app serves,
+# `assets/astroclip`, is the evidence run of this project: 64 px images (ResNet +
+# MoCo-v2, 4,000 steps), spectra binned by 2 (SpecFormer until its masked loss
+# plateaued), 3,000 alignment steps, on the 32,000 training galaxies of the
+# 40,000-galaxy survey (`benchmarks/checkpoints/README.md` tells its story). Its `MANIFEST.json` records how it was made; its catalog keeps a
+# seeded subset of the galaxies with their held-out flag (`is_test`), so the same
+# zero-shot k-NN regression runs on it: training rows as the neighbours, held-out rows as
+# the queries (`benchmarks/results/astroclip.md` has the full evaluation on all 8,000).
+
+# %%
+import json
+
+from scifm.astroclip.catalog import Catalog
+from scifm.dashboards.galaxies import default_assets
+
+assets = Path(default_assets())
+manifest = json.loads((assets / "MANIFEST.json").read_text())
+print({k: manifest.get(k) for k in ("preset", "n_galaxies", "from_model", "date_utc")})
+shipped = Catalog.load(assets / "catalog.h5")
+held_out = shipped.props["is_test"] > 0.5
+ys = {t: shipped.props[t] for t in targets if t in shipped.props}
+for m in ("image", "spectrum"):
+    e = shipped.embeddings[m].astype(np.float32)
+    r2 = knn_r2(
+        e[~held_out],
+        e[held_out],
+        {t: v[~held_out] for t, v in ys.items()},
+        {t: v[held_out] for t, v in ys.items()},
+    )
+    print(f"shipped {m:9s}", "  ".join(f"{t}={v:.2f}" for t, v in r2.items()))
+
+# %%
+GalaxyExplorer.from_assets()
