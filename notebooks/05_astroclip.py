@@ -158,10 +158,11 @@ res.table.head()
 # `assets/astroclip`, is the evidence run of this project: 64 px images (ResNet +
 # MoCo-v2, 4,000 steps), spectra binned by 2 (SpecFormer until its masked loss
 # plateaued), 3,000 alignment steps, on the 32,000 training galaxies of the
-# 40,000-galaxy survey (`benchmarks/checkpoints/README.md` tells its story). Its `MANIFEST.json` records how it was made; its catalog keeps a
-# seeded subset of the galaxies with their held-out flag (`is_test`), so the same
-# zero-shot k-NN regression runs on it: training rows as the neighbours, held-out rows as
-# the queries (`benchmarks/results/astroclip.md` has the full evaluation on all 8,000).
+# 40,000-galaxy survey (`benchmarks/checkpoints/README.md` tells its story). Its
+# `MANIFEST.json` records how it was made; its catalog keeps a seeded subset of the
+# galaxies with their held-out flag (`is_test`), so the same zero-shot k-NN regression
+# runs on it: training rows as the neighbours, held-out rows as the queries
+# (`benchmarks/results/astroclip.md` has the full evaluation on all 8,000).
 
 # %%
 import json
