@@ -54,8 +54,9 @@ tc = TrainConfig(steps=STEPS, lr=3e-3, warmup_steps=STEPS // 10, log_every=5, pr
 live = LiveLoss("one run, interrupted and resumed")
 display(live)
 
-# First half, as if the kernel died there:
-half = train(TinyMLP(cfg), mse_loss, data, tc.replace(steps=STEPS // 2), device=device,
+# First half, as if the kernel died there (stop_at cuts the run on its own LR schedule; a
+# resume must keep that schedule, so `steps` stays the whole run's):
+half = train(TinyMLP(cfg), mse_loss, data, tc.replace(stop_at=STEPS // 2), device=device,
              out_dir=OUT, model_config=cfg, callback=live.series("first half"))  # fmt: skip
 # Resume to the end: a fresh model object, the state comes from OUT/checkpoint.
 full = train(TinyMLP(cfg), mse_loss, data, tc, device=device, out_dir=OUT, model_config=cfg,
