@@ -49,7 +49,7 @@ ALIGN_PLATEAU = PlateauRule(key="recall@10", higher_is_better=True)  # image -> 
 
 def align_plateau(steps: int) -> PlateauRule:
     """``ALIGN_PLATEAU`` with no verdict before half of a ``steps``-step schedule: held-out
-    recall@10 among 2,000 pairs moves by +-0.05 between evaluations while the LR is high (a
+    recall@10 among 2,000 pairs moves by up to 0.085 between evaluations while the LR is high (a
     6,000-step run stopped at step 2,200, LR 3.9e-4, on such a dip; the 3,000-step run rose
     to the end as its LR annealed), so an early "plateau" is noise, not the end of learning."""
     return replace(ALIGN_PLATEAU, min_steps=steps // 2)

@@ -226,7 +226,7 @@ def _check_schedule(
 
 
 def _trainer_state(
-    opt: torch.optim.Optimizer, step: int, cfg: TrainConfig | None = None
+    opt: torch.optim.Optimizer, step: int, cfg: TrainConfig
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Flatten optimizer state into safetensors-able tensors and JSON (with ``cfg``'s LR
     schedule, which a resume must continue: ``_check_schedule``).
@@ -242,10 +242,8 @@ def _trainer_state(
                 tensors[f"opt.{idx}.{k}"] = v
             else:
                 scalars.setdefault(str(idx), {})[k] = v
-    state = {"step": step, "param_groups": sd["param_groups"], "opt_scalars": scalars}
-    if cfg is not None:
-        state["schedule"] = _schedule(cfg)
-    return tensors, state
+    return tensors, {"step": step, "param_groups": sd["param_groups"], "opt_scalars": scalars,
+                     "schedule": _schedule(cfg)}  # fmt: skip
 
 
 def _restore_trainer(
