@@ -40,6 +40,10 @@ Reads the files of ``scripts/mpp_data.sh`` (PDEBench layout, our solvers) and a 
     # ... or from the shipped asset, which records no schedule: give scripts/mpp_pretrain.sh's
     python benchmarks/mpp_evidence.py baselines --ckpt assets/mpp/avit_small_64 --systems swe \
         --train small --train-set steps=20000 warmup_steps=500 log_every=50 ckpt_every=200
+    # the single-task runs still on disk (baseline_ARCH_SYS[_TAG]) rolled out like the
+    # pretrained one; and their train vs held-out gap
+    python benchmarks/mpp_evidence.py baseline-rollout
+    python benchmarks/mpp_evidence.py gap --ckpt runs/mpp64_evidence/pretrained_step3200
     # gather every finished cell into benchmarks/results/mpp_evidence.{json,md}
     # (benchmarks/mpp_evidence_report.py); --ckpt names the main run (its learning curve, and
     # the recipe of the cells that carry none)
@@ -69,6 +73,7 @@ from mpp_evidence_report import (
     FNO_PRESET,
     TRAINABLE,
     baseline_cell,
+    baseline_rollout_cell,
     cell_path,
     step_cell,
     transfer_cell,
@@ -403,33 +408,50 @@ def _own_last(step):
     return predict
 
 
+def _baseline_runs(root: Path) -> list[tuple[str, str, str | None, Path]]:
+    """(arch, system, tag, checkpoint) of every ``baselines`` run folder under ``root`` whose
+    trainer checkpoint survives. The system is the one its checkpoint records (a run folder
+    is ``baseline_ARCH_SYS`` or, for a recipe ablation, ``baseline_ARCH_SYS_TAG``)."""
+    runs = []
+    for run_dir in sorted(root.glob("baseline_*")):
+        m = re.fullmatch(r"baseline_(avit|fno)_(.+)", run_dir.name)
+        ckpt = run_dir / "checkpoint"
+        if not m or not (ckpt / "config.json").exists():
+            continue
+        name = load_checkpoint(ckpt)["record"].get("extra", {}).get("system")
+        if not name or not (m[2] == name or m[2].startswith(name + "_")):
+            raise ValueError(
+                f"{run_dir}: its checkpoint records system {name!r}, which the folder name "
+                f"(baseline_{m[1]}_SYSTEM[_TAG]) does not start with"
+            )
+        runs.append((m[1], name, m[2][len(name) + 1 :] or None, ckpt))
+    return runs
+
+
 def gap(args: argparse.Namespace) -> int:
     """Train vs held-out one-step NRMSE of every model still on disk (overfitting check),
     and the held-out NRMSE when the last input frame is the model's own prediction.
 
-    The pretrained ``--ckpt`` on each of its systems, and each ``baseline_ARCH_SYS`` run of
-    ``baselines`` whose trainer checkpoint survives (at that checkpoint's step): the same
+    The pretrained ``--ckpt`` on each of its systems, and each ``baseline_ARCH_SYS[_TAG]`` run
+    of ``baselines`` whose trainer checkpoint survives (at that checkpoint's step): the same
     ``one_step_nrmse`` on the training files it learned from and on the held-out test files.
     """
     torch.set_num_threads(args.threads)
     root, data = Path(args.root), Path(args.data)
     systems = sorted(load_surrogate(args.ckpt)[1])
-    models: list[tuple[str, str, Path]] = [("mpp", name, Path(args.ckpt)) for name in systems]
-    for run_dir in sorted(root.glob("baseline_*_*")):
-        m = re.fullmatch(r"baseline_(avit|fno)_([a-z0-9_.]+)", run_dir.name)
-        if m and (run_dir / "checkpoint" / "config.json").exists():
-            models.append((m[1], m[2], run_dir / "checkpoint"))
-    for arch, name, path in models:
+    models = [("mpp", name, None, Path(args.ckpt)) for name in systems] + _baseline_runs(root)
+    for arch, name, tag, path in models:
         pre = load_checkpoint(path)
         step_no = _ckpt_step(pre)
-        out = cell_path(root, "gap", arch, name, f"step{step_no}")
+        out = cell_path(root, "gap", arch, name, tag, f"step{step_no}")
         if out.exists():
             continue
         model = load_model(path, "cpu")[1].eval()
         info = system_info(name)
         T = model.config.n_frames
-        rec = {"arch": arch, "variant": name, "step": step_no, "ckpt": repo_path(path),
-               "recipe": _recipe_of(pre["record"].get("extra", {}))}  # fmt: skip
+        recipe = _recipe_of(pre["record"].get("extra", {}))
+        rec = {"arch": arch, "variant": name, "step": step_no, "tag": tag,
+               "ckpt": repo_path(path), "recipe": recipe}  # fmt: skip
         step = model_step(model, info["field_index"], info["periodic"])  # FNO: the same call
         for split in ("train", "test"):
             windows = file_datasets([f"{name}={data / split / name}"], n_frames=T,
@@ -440,6 +462,45 @@ def gap(args: argparse.Namespace) -> int:
         rec["test_nrmse_own_last"] = one_step_nrmse(_own_last(step), windows)
         write_cell(out, rec)
         print(json.dumps(rec), flush=True)
+    return 0
+
+
+def baseline_rollout(args: argparse.Namespace) -> int:
+    """Item 2 for the single-task models: each surviving ``baselines`` run rolled out on its
+    system's long held-out trajectories, exactly as ``rollout`` rolls out the pretrained one
+    (same files, context and horizon), beside persistence. One cell per run and step."""
+    torch.set_num_threads(args.threads)
+    root, data = Path(args.root), Path(args.data)
+    for arch, name, tag, path in _baseline_runs(root):
+        folder = data / "test_long" / name
+        pre = load_checkpoint(path)
+        step_no = _ckpt_step(pre)
+        out = baseline_rollout_cell(root, arch, name, tag, step_no)
+        if out.exists():
+            continue
+        if not any(folder.glob("*.h*5")):
+            print(f"{folder}: no long test files; {path} skipped", flush=True)
+            continue
+        model = load_model(path, "cpu")[1].eval()
+        info = system_info(name)
+        T = model.config.n_frames
+        fields = load_fields(folder)
+        n_steps = min(args.steps, fields.shape[1] - T)
+        t0 = time.perf_counter()
+        ours = rollout_nrmse(model_step(model, info["field_index"], info["periodic"]),
+                             fields, T, n_steps)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        pers = rollout_nrmse(persistence_step, fields, T, n_steps)
+        rec = {
+            "variant": name, "arch": arch, "tag": tag, "ckpt_step": step_no,
+            "ckpt": repo_path(path), "recipe": _recipe_of(pre["record"].get("extra", {})),
+            "n_traj": int(fields.shape[0]), "context": T, "steps": n_steps,
+            "seconds": round(seconds, 1),
+            "model": [round(float(v), 5) for v in ours],
+            "persistence": [round(float(v), 5) for v in pers],
+        }  # fmt: skip
+        write_cell(out, rec)
+        print(name, arch, tag, "model", rec["model"][:: max(1, n_steps // 5)], flush=True)
     return 0
 
 
@@ -460,9 +521,12 @@ def restore(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    run = {"transfer": transfer, "onestep": onestep, "rollout": rollout,
+           "baselines": baselines, "baseline-rollout": baseline_rollout, "gap": gap,
+           "report": report, "restore": restore}  # fmt: skip
     ap.add_argument(
         "what",
-        choices=["transfer", "onestep", "rollout", "baselines", "gap", "report", "restore"],
+        choices=list(run),
     )
     ap.add_argument("--ckpt", default=str(ROOT / "runs" / "mpp64_pretrain" / "checkpoint"))
     ap.add_argument("--data", default=str(ROOT / "data" / "mpp64"))
@@ -529,10 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         help="baselines: steps to evaluate at (default: the ckpt's step)",
     )
     args = ap.parse_args(argv)
-    if args.what == "rollout":
+    if args.what in ("rollout", "baseline-rollout"):
         args.steps = 50 if args.steps == 300 else args.steps
-    run = {"transfer": transfer, "onestep": onestep, "rollout": rollout, "baselines": baselines,
-           "gap": gap, "report": report, "restore": restore}  # fmt: skip
     return run[args.what](args)
 
 

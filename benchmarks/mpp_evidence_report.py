@@ -39,8 +39,9 @@ PAPER_TRANSFER = (
 
 CURVE_FILE = "pretrain_curve.json"  # under the root: the curve ``restore`` took from a report
 CURVE_EVERY = 4  # the report keeps every 4th logged step of the pretraining curve
+# the report's keys that hold whole cell records
 CELL_LISTS = ("transfer_cells", "rollout_runs", "rollouts", "one_step_runs", "one_step",
-              "baselines", "gaps")  # the report's keys that hold whole cell records  # fmt: skip
+              "baselines", "gaps", "baseline_rollouts")  # fmt: skip
 DERIVED = ("below_persistence_k20", "finite_within_2x_k50")  # the report adds these; not cells'
 
 
@@ -67,6 +68,12 @@ def baseline_cell(root: Path, arch: str, variant: str, step: int, tag: str | Non
     return cell_path(root, "baseline", arch, variant, tag, f"step{step}")
 
 
+def baseline_rollout_cell(root: Path, arch: str, variant: str, tag: str | None,
+                          step: int | None) -> Path:  # fmt: skip
+    """A rollout of a single-task baseline run (``baseline-rollout``)."""
+    return cell_path(root, "baseline-rollout", arch, variant, tag, f"step{step}")
+
+
 def record_cell(root: Path, key: str, rec: dict) -> Path:
     """The cell file of a record found under the report's JSON ``key`` (``CELL_LISTS``)."""
     if key == "transfer_cells":
@@ -75,7 +82,11 @@ def record_cell(root: Path, key: str, rec: dict) -> Path:
     if key == "baselines":
         return baseline_cell(root, rec["arch"], rec["variant"], rec["step"], rec.get("tag"))
     if key == "gaps":
-        return cell_path(root, "gap", rec["arch"], rec["variant"], f"step{rec['step']}")
+        return cell_path(root, "gap", rec["arch"], rec["variant"], rec.get("tag"),
+                         f"step{rec['step']}")  # fmt: skip
+    if key == "baseline_rollouts":
+        return baseline_rollout_cell(root, rec["arch"], rec["variant"], rec.get("tag"),
+                                     rec["ckpt_step"])  # fmt: skip
     kind = "rollout" if key.startswith("rollout") else "onestep"
     return step_cell(root, kind, rec.get("tag"), rec["variant"], rec["ckpt_step"])
 
@@ -145,8 +156,9 @@ def transfer_rows(cells: list[dict]) -> list[dict]:
 
 def rollout_criteria(rec: dict) -> dict:
     """Issue 13 item 2 on one rollout: NRMSE below persistence at step 20, and at step 50
-    finite and at most 2x persistence's (None where the rollout is shorter)."""
-    a, p = rec["avit"], rec["persistence"]
+    finite and at most 2x persistence's (None where the rollout is shorter). The model's curve
+    is ``avit`` (a pretrained run) or ``model`` (a baseline's)."""
+    a, p = rec["avit"] if "avit" in rec else rec["model"], rec["persistence"]
     at20 = bool(a[19] < p[19]) if len(a) >= 20 else None
     at50 = bool(math.isfinite(a[49]) and a[49] <= 2 * p[49]) if len(a) >= 50 else None
     return {"below_persistence_k20": at20, "finite_within_2x_k50": at50}
@@ -208,7 +220,8 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
     ones = read_cells(root, "onestep_*/result.json")
     bases = read_cells(root, "baseline_*_step*/result.json")
     gaps = read_cells(root, "gap_*/result.json")
-    for r in rolls:
+    brolls = read_cells(root, "baseline-rollout_*/result.json")
+    for r in rolls + brolls:
         r.update(rollout_criteria(r))
     rows = transfer_rows(cells)
     main_one = {v: r for (_, v), r in latest(ones).items()}
@@ -223,6 +236,7 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
         "one_step_runs": list(latest(ones, tagged=True).values()),
         "baselines": bases,
         "gaps": gaps,
+        "baseline_rollouts": brolls,
         "pretrain_curve": curve,
         "pretrain_curve_from": curve_from,
     }
@@ -245,7 +259,7 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
     md += _baseline_table([b for b in bases if not b.get("tag")], main_one)
     md += _baseline_recipe_table(bases, gaps, ones)
     md += _gap_table(gaps)
-    md += _rollout_md(rolls, main_recipe)
+    md += _rollout_md(rolls, main_recipe, brolls)
     write_report("mpp_evidence", result, "\n".join(md) + "\n", info=info,
                  title="MPP evidence at 64^2 (issue 13)", out_dir=out)  # fmt: skip
 
@@ -342,12 +356,18 @@ def _zero_shot_note(rows: list[dict]) -> list[str]:
             "transfer section for the fine-tuned figures)."]  # fmt: skip
 
 
-def _rollout_md(rolls: list[dict], main_recipe: str | None) -> list[str]:
+BASELINE_NAMES = {"avit": "single-task AViT", "fno": "FNO"}
+
+
+def _rollout_md(rolls: list[dict], main_recipe: str | None,
+                brolls: list[dict] | None = None) -> list[str]:  # fmt: skip
     md = ["", "## Rollouts on the long held-out trajectories (NRMSE at step k)", "",
           "Issue 13 item 2, with and without the stability recipe: below persistence at "
-          "k = 20, and at k = 50 finite and at most 2x persistence, on every system.",
+          "k = 20, and at k = 50 finite and at most 2x persistence, on every system. "
+          "Single-task baselines (`baseline-rollout`: each surviving `baselines` run, on "
+          "its one system) are rolled out on the same files, context and horizon.",
           ""]  # fmt: skip
-    if not rolls:
+    if not rolls and not brolls:
         return md
     ks = ROLLOUT_KS
     md.append("| variant | model: run (recipe) @ step | in pretraining | "
@@ -358,22 +378,29 @@ def _rollout_md(rolls: list[dict], main_recipe: str | None) -> list[str]:
     def vals(curve: list[float]) -> str:
         return " | ".join(_f(curve[k - 1]) if k <= len(curve) else "" for k in ks)
 
-    for variant in sorted({r["variant"] for r in rolls}):
+    def label(r: dict) -> str:
+        if "arch" in r:  # a single-task baseline
+            return f"{BASELINE_NAMES[r['arch']]}: {r.get('tag') or 'baseline'} ({r['recipe']})"
+        return run_label(r, main_recipe)
+
+    def row(variant: str, r: dict) -> str:
+        return (f"| {variant} | {label(r)} @ {r['ckpt_step']} | "
+                f"{r.get('trained_on', True)} | {vals(r.get('avit') or r['model'])} | "
+                f"{_yn(r['below_persistence_k20'])} | "
+                f"{_yn(r['finite_within_2x_k50'])} |")  # fmt: skip
+
+    brolls = brolls or []
+    for variant in sorted({r["variant"] for r in rolls + brolls}):
         mine = sorted((r for r in rolls if r["variant"] == variant), key=_run_order)
-        for r in mine:
-            md.append(f"| {variant} | {run_label(r, main_recipe)} @ {r['ckpt_step']} | "
-                      f"{r['trained_on']} | {vals(r['avit'])} | "
-                      f"{_yn(r['below_persistence_k20'])} | "
-                      f"{_yn(r['finite_within_2x_k50'])} |")  # fmt: skip
-        md.append(f"| {variant} | persistence | | {vals(mine[0]['persistence'])} | | |")
+        base = sorted((r for r in brolls if r["variant"] == variant),
+                      key=lambda r: (r["arch"], r.get("tag") or "", r["ckpt_step"]))  # fmt: skip
+        md += [row(variant, r) for r in mine + base]
+        md.append(f"| {variant} | persistence | | {vals((mine + base)[0]['persistence'])} | | |")
     md += _zero_shot_note(rolls)
     md += ["", "Per run and checkpoint, on the pretraining systems:", ""]
-    runs = sorted({(run_label(r, main_recipe), r["ckpt_step"] or 0) for r in rolls})
-    for label, step in runs:
-        mine = [r for r in rolls if run_label(r, main_recipe) == label
-                and (r["ckpt_step"] or 0) == step and r["trained_on"]]  # fmt: skip
-        if not mine:
-            continue
+    trained = [r for r in rolls if r["trained_on"]] + brolls
+    for lab, step in sorted({(label(r), r["ckpt_step"] or 0) for r in trained}):
+        mine = [r for r in trained if label(r) == lab and (r["ckpt_step"] or 0) == step]
         parts = []
         for key, words in (
             ("below_persistence_k20", "below persistence at k=20"),
@@ -382,7 +409,7 @@ def _rollout_md(rolls: list[dict], main_recipe: str | None) -> list[str]:
             ok = sorted(r["variant"] for r in mine if r[key])
             parts.append(f"{words} on {len(ok)} of {len(mine)}"
                          + (f" ({', '.join(ok)})" if ok else ""))  # fmt: skip
-        md.append(f"- {label}, step {step}: " + "; ".join(parts) + ".")
+        md.append(f"- {lab}, step {step}: " + "; ".join(parts) + ".")
     return md
 
 
@@ -474,7 +501,8 @@ def _gap_table(gaps: list[dict]) -> list[str]:
           "| model | variant | step | recipe | train | held-out | held-out, own last frame |",
           "|---|---|---:|---|---:|---:|---:|"]  # fmt: skip
     for g in sorted(gaps, key=lambda g: (g["variant"], g["arch"], g["step"] or 0)):
-        md.append(f"| {names.get(g['arch'], g['arch'])} | {g['variant']} | {g['step']} | "
+        model = names.get(g["arch"], g["arch"]) + (f" ({g['tag']})" if g.get("tag") else "")
+        md.append(f"| {model} | {g['variant']} | {g['step']} | "
                   f"{g.get('recipe', '-')} | {_f(g['train_nrmse'])} | {_f(g['test_nrmse'])} | "
                   f"{_f(g.get('test_nrmse_own_last'))} |")  # fmt: skip
     return md

@@ -254,9 +254,9 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
     from scifm.pde.generate import GenerateRequest, generate
 
     data = tmp_path / "data"
-    for split, n, seed in (("train", 2, 1301), ("test", 1, 2301)):  # the asset's system
+    for split, n, seed in (("train", 2, 1301), ("test", 1, 2301), ("test_long", 1, 3301)):
         req = GenerateRequest(system="swe", n=n, res=16, n_frames=7, t_end=0.05, chunk_size=2,
-                              seed=seed)  # fmt: skip
+                              seed=seed)  # the asset's system  # fmt: skip
         generate(req, data / split / "swe", progress=False)
     args = ["baselines", "--ckpt", str(asset), "--data", str(data), "--root", str(tmp_path / "c"),
             "--systems", "swe", "--archs", "avit"]  # fmt: skip
@@ -307,6 +307,37 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
     rows = _baseline_recipe_table([cell, abl], list(gaps.values()), [mpp])
     assert any(r.endswith(f"| 0.1250 | {cell['persistence']:.4f} |") for r in rows)
     assert "stable" not in "\n".join(_baseline_table([cell], {}))
+    # the tagged run folder (baseline_avit_swe_st) is a run of swe, tag st: gap and rollouts
+    # find it by its checkpoint's system, and its cells do not replace the untagged run's
+    assert ev.main(gap_args) == 0
+    st_gap = json.loads((tmp_path / "c" / "gap_avit_swe_st_step2" / "result.json").read_text())
+    assert st_gap["tag"] == "st" and st_gap["recipe"] == "stable"
+    assert st_gap["test_nrmse"] == pytest.approx(abl["nrmse"])
+    roll_args = ["baseline-rollout", "--data", str(data), "--root", str(tmp_path / "c")]
+    assert ev.main(roll_args) == 0
+    rolls = {p.parent.name: json.loads(p.read_text())
+             for p in (tmp_path / "c").glob("baseline-rollout_*/result.json")}  # fmt: skip
+    assert set(rolls) == {"baseline-rollout_avit_swe_step2", "baseline-rollout_avit_swe_st_step2"}
+    for r in rolls.values():  # 7 frames, 4 of context: 3 steps, the first one the gap's
+        assert r["steps"] == 3 == len(r["model"]) == len(r["persistence"])
+        assert all(math.isfinite(v) and v > 0 for v in r["model"])
+    assert rolls["baseline-rollout_avit_swe_st_step2"]["model"] != \
+        rolls["baseline-rollout_avit_swe_step2"]["model"]  # fmt: skip
+    from mpp_evidence_report import _rollout_md, rollout_criteria
+
+    for r in rolls.values():
+        r.update(rollout_criteria(r))
+    md = "\n".join(_rollout_md([], "paper", list(rolls.values())))
+    assert "| swe | single-task AViT: st (stable) @ 2 | True |" in md
+    assert "| swe | single-task AViT: baseline (paper) @ 2 | True |" in md
+    assert "- single-task AViT: st (stable), step 2: below persistence at k=20 on 0 of 1" in md
+    # a lost runs/: the report's JSON brings the baseline rollout and tagged gap cells back
+    ev.main(["report", "--ckpt", str(asset), "--data", str(data), "--root", str(tmp_path / "c"),
+             "--out", str(tmp_path / "out")])  # fmt: skip
+    ev.main(["restore", "--from", str(tmp_path / "out" / "mpp_evidence.json"),
+             "--root", str(tmp_path / "back")])  # fmt: skip
+    back = {p.parent.name for p in (tmp_path / "back").glob("*/result.json")}
+    assert set(rolls) | {"gap_avit_swe_st_step2", "gap_avit_swe_step2"} <= back
 
 
 def test_scratch_cells_are_reused_across_runs_only_when_they_match(ev, study):
