@@ -369,22 +369,34 @@ def baselines(args: argparse.Namespace) -> int:
         test_dir = Path(args.data) / "test" / name
         test = file_datasets([f"{name}={test_dir}"], n_frames=T,
                              systems={name: info})[name]  # fmt: skip
-        for arch in args.archs:
-            run_dir = root / "_".join(p for p in ("baseline", arch, name, tag) if p)
+        for arch, seed in ((a, sd) for a in args.archs for sd in args.seeds):
+            if seed < 0:
+                raise ValueError(f"--seeds {args.seeds}: a seed is a non-negative integer")
+            replica = f"s{seed}" if seed else None  # seed 0: the names before seeds existed
+            run_dir = root / "_".join(p for p in ("baseline", arch, name, tag, replica) if p)
+            run_recipe = recipe if recipe is None or not seed else replace(
+                recipe, seed=recipe.seed + seed)  # fmt: skip
             for stop in milestones:
-                out = baseline_cell(root, arch, name, stop, tag)
+                out = baseline_cell(root, arch, name, stop, tag, seed)
                 if out.exists():
                     continue
-                model = _baseline_model(arch, record, info)
+                # seed 0 keeps the first runs' draws (torch's default stream at start-up);
+                # seed s > 0 seeds the initialisation and shifts the data order and noise by s
+                if seed:
+                    with seeded(seed):
+                        model = _baseline_model(arch, record, info)
+                else:
+                    model = _baseline_model(arch, record, info)
                 t0 = time.perf_counter()
                 fit(model, data, replace(train_cfg, stop_at=stop),
-                    batch_size=batch, data_seed=extra["data"]["seed"],
-                    device="cpu", out_dir=run_dir, recipe=recipe,
-                    extra={"baseline_of": repo_path(args.ckpt), "system": name})  # fmt: skip
+                    batch_size=batch, data_seed=extra["data"]["seed"] + seed,
+                    device="cpu", out_dir=run_dir, recipe=run_recipe,
+                    extra={"baseline_of": repo_path(args.ckpt), "system": name,
+                           "seed": seed})  # fmt: skip
                 model.eval()
                 step = model_step(model, info["field_index"], info["periodic"])
                 rec = {
-                    "variant": name, "arch": arch, "step": stop, "tag": tag,
+                    "variant": name, "arch": arch, "step": stop, "tag": tag, "seed": seed,
                     "recipe": recipe_name, "batch_size": batch, "samples": stop * batch,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "baseline_of": repo_path(args.ckpt),
@@ -408,23 +420,26 @@ def _own_last(step):
     return predict
 
 
-def _baseline_runs(root: Path) -> list[tuple[str, str, str | None, Path]]:
-    """(arch, system, tag, checkpoint) of every ``baselines`` run folder under ``root`` whose
-    trainer checkpoint survives. The system is the one its checkpoint records (a run folder
-    is ``baseline_ARCH_SYS`` or, for a recipe ablation, ``baseline_ARCH_SYS_TAG``)."""
+def _baseline_runs(root: Path) -> list[tuple[str, str, str | None, int, Path]]:
+    """(arch, system, tag, seed, checkpoint) of every ``baselines`` run folder under ``root``
+    whose trainer checkpoint survives. System and seed are the ones its checkpoint records (a
+    run folder is ``baseline_ARCH_SYS``, ``_TAG`` after it for a recipe ablation, ``_sN`` for
+    a seed N > 0)."""
     runs = []
     for run_dir in sorted(root.glob("baseline_*")):
         m = re.fullmatch(r"baseline_(avit|fno)_(.+)", run_dir.name)
         ckpt = run_dir / "checkpoint"
         if not m or not (ckpt / "config.json").exists():
             continue
-        name = load_checkpoint(ckpt)["record"].get("extra", {}).get("system")
-        if not name or not (m[2] == name or m[2].startswith(name + "_")):
+        extra = load_checkpoint(ckpt)["record"].get("extra", {})
+        name, seed = extra.get("system"), int(extra.get("seed", 0))
+        rest = m[2].removesuffix(f"_s{seed}") if seed else m[2]
+        if not name or not (rest == name or rest.startswith(name + "_")):
             raise ValueError(
-                f"{run_dir}: its checkpoint records system {name!r}, which the folder name "
-                f"(baseline_{m[1]}_SYSTEM[_TAG]) does not start with"
+                f"{run_dir}: its checkpoint records system {name!r} and seed {seed}, which the "
+                f"folder name (baseline_{m[1]}_SYSTEM[_TAG][_sSEED]) does not match"
             )
-        runs.append((m[1], name, m[2][len(name) + 1 :] or None, ckpt))
+        runs.append((m[1], name, rest[len(name) + 1 :] or None, seed, ckpt))
     return runs
 
 
@@ -439,18 +454,19 @@ def gap(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     root, data = Path(args.root), Path(args.data)
     systems = sorted(load_surrogate(args.ckpt)[1])
-    models = [("mpp", name, None, Path(args.ckpt)) for name in systems] + _baseline_runs(root)
-    for arch, name, tag, path in models:
+    models = [("mpp", name, None, 0, Path(args.ckpt)) for name in systems]
+    for arch, name, tag, seed, path in models + _baseline_runs(root):
         pre = load_checkpoint(path)
         step_no = _ckpt_step(pre)
-        out = cell_path(root, "gap", arch, name, tag, f"step{step_no}")
+        out = cell_path(root, "gap", arch, name, tag, f"s{seed}" if seed else None,
+                        f"step{step_no}")  # fmt: skip
         if out.exists():
             continue
         model = load_model(path, "cpu")[1].eval()
         info = system_info(name)
         T = model.config.n_frames
         recipe = _recipe_of(pre["record"].get("extra", {}))
-        rec = {"arch": arch, "variant": name, "step": step_no, "tag": tag,
+        rec = {"arch": arch, "variant": name, "step": step_no, "tag": tag, "seed": seed,
                "ckpt": repo_path(path), "recipe": recipe}  # fmt: skip
         step = model_step(model, info["field_index"], info["periodic"])  # FNO: the same call
         for split in ("train", "test"):
@@ -471,11 +487,11 @@ def baseline_rollout(args: argparse.Namespace) -> int:
     (same files, context and horizon), beside persistence. One cell per run and step."""
     torch.set_num_threads(args.threads)
     root, data = Path(args.root), Path(args.data)
-    for arch, name, tag, path in _baseline_runs(root):
+    for arch, name, tag, seed, path in _baseline_runs(root):
         folder = data / "test_long" / name
         pre = load_checkpoint(path)
         step_no = _ckpt_step(pre)
-        out = baseline_rollout_cell(root, arch, name, tag, step_no)
+        out = baseline_rollout_cell(root, arch, name, tag, step_no, seed)
         if out.exists():
             continue
         if not any(folder.glob("*.h*5")):
@@ -492,7 +508,7 @@ def baseline_rollout(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - t0
         pers = rollout_nrmse(persistence_step, fields, T, n_steps)
         rec = {
-            "variant": name, "arch": arch, "tag": tag, "ckpt_step": step_no,
+            "variant": name, "arch": arch, "tag": tag, "seed": seed, "ckpt_step": step_no,
             "ckpt": repo_path(path), "recipe": _recipe_of(pre["record"].get("extra", {})),
             "n_traj": int(fields.shape[0]), "context": T, "steps": n_steps,
             "seconds": round(seconds, 1),
@@ -534,7 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--variant", default="cns_m0.1")
     ap.add_argument("--ns", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="transfer cells; baselines replicas"
+    )
     ap.add_argument("--steps", type=int, default=300, help="fine-tuning steps (transfer)")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch-size", type=int, default=8)

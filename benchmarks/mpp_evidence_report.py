@@ -63,15 +63,21 @@ def step_cell(root: Path, kind: str, tag: str | None, variant: str, step: int | 
     return cell_path(root, kind, tag, variant, f"step{step}")
 
 
-def baseline_cell(root: Path, arch: str, variant: str, step: int, tag: str | None = None) -> Path:
+def baseline_cell(root: Path, arch: str, variant: str, step: int, tag: str | None = None,
+                  seed: int | None = 0) -> Path:  # fmt: skip
     """A baseline cell; a tagged one is a recipe ablation (``baselines --recipe --tag``)."""
-    return cell_path(root, "baseline", arch, variant, tag, f"step{step}")
+    return cell_path(root, "baseline", arch, variant, tag, _replica(seed), f"step{step}")
+
+
+def _replica(seed: int | None) -> str | None:
+    """A seed's part of a cell name: none for seed 0 (the cells written before seeds)."""
+    return f"s{seed}" if seed else None
 
 
 def baseline_rollout_cell(root: Path, arch: str, variant: str, tag: str | None,
-                          step: int | None) -> Path:  # fmt: skip
+                          step: int | None, seed: int | None = 0) -> Path:  # fmt: skip
     """A rollout of a single-task baseline run (``baseline-rollout``)."""
-    return cell_path(root, "baseline-rollout", arch, variant, tag, f"step{step}")
+    return cell_path(root, "baseline-rollout", arch, variant, tag, _replica(seed), f"step{step}")
 
 
 def record_cell(root: Path, key: str, rec: dict) -> Path:
@@ -80,13 +86,14 @@ def record_cell(root: Path, key: str, rec: dict) -> Path:
         return transfer_cell(root, rec["variant"], rec.get("tag"), rec["init"],
                              rec.get("trainable"), rec["n_traj"], rec["seed"])  # fmt: skip
     if key == "baselines":
-        return baseline_cell(root, rec["arch"], rec["variant"], rec["step"], rec.get("tag"))
+        return baseline_cell(root, rec["arch"], rec["variant"], rec["step"], rec.get("tag"),
+                             rec.get("seed"))  # fmt: skip
     if key == "gaps":
         return cell_path(root, "gap", rec["arch"], rec["variant"], rec.get("tag"),
-                         f"step{rec['step']}")  # fmt: skip
+                         _replica(rec.get("seed")), f"step{rec['step']}")  # fmt: skip
     if key == "baseline_rollouts":
         return baseline_rollout_cell(root, rec["arch"], rec["variant"], rec.get("tag"),
-                                     rec["ckpt_step"])  # fmt: skip
+                                     rec["ckpt_step"], rec.get("seed"))  # fmt: skip
     kind = "rollout" if key.startswith("rollout") else "onestep"
     return step_cell(root, kind, rec.get("tag"), rec["variant"], rec["ckpt_step"])
 
@@ -380,7 +387,9 @@ def _rollout_md(rolls: list[dict], main_recipe: str | None,
 
     def label(r: dict) -> str:
         if "arch" in r:  # a single-task baseline
-            return f"{BASELINE_NAMES[r['arch']]}: {r.get('tag') or 'baseline'} ({r['recipe']})"
+            seed = f" seed {r['seed']}" if r.get("seed") else ""
+            return (f"{BASELINE_NAMES[r['arch']]}: {r.get('tag') or 'baseline'} "
+                    f"({r['recipe']}){seed}")  # fmt: skip
         return run_label(r, main_recipe)
 
     def row(variant: str, r: dict) -> str:
@@ -429,17 +438,20 @@ def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]
         budget = (f"the pretrained model shown is at step {', '.join(map(str, pre_steps))}, "
                   f"past every baseline's ({max(steps)} at most): this table is NOT at equal "
                   "budget; the baselines have seen fewer samples")  # fmt: skip
-    md = ["", "### Against single-task models (one seed)", "",
+    md = ["", "### Against single-task models", "",
           "Each baseline trains on its one system with the pretraining's recipe, batch and LR "
           f"schedule (`baselines`), cut at each step shown; {budget}. NRMSE on the same "
-          "held-out test files; - = not run yet.", "",
+          "held-out test files, mean ± sd (seeds) where more than one seed ran (`--seeds`); the "
+          "pretrained model is one seed; - = not run yet.", "",
           "| variant | MPP pretrained (step) | "
           + " | ".join(f"{names[a]} @ {k}" for a, k in cols) + " | persistence |",
           "|---|---:|" + "---:|" * len(cols) + "---:|"]  # fmt: skip
-    by = {(b["variant"], b["arch"], b["step"]): b for b in bases}
+    by: dict[tuple, list[float]] = {}
+    for b in bases:
+        by.setdefault((b["variant"], b["arch"], b["step"]), []).append(b["nrmse"])
     for v in sorted({b["variant"] for b in bases}):
         pre = pretrained.get(v)
-        cells = [_f(by[(v, a, k)]["nrmse"]) if (v, a, k) in by else "-" for a, k in cols]
+        cells = [_seeds(by[(v, a, k)]) if (v, a, k) in by else "-" for a, k in cols]
         pers = next(b["persistence"] for b in bases if b["variant"] == v)
         pre_s = f"{_f(pre['avit'])} ({pre['ckpt_step']})" if pre else "-"
         md.append(f"| {v} | {pre_s} | " + " | ".join(cells) + f" | {_f(pers)} |")
@@ -461,28 +473,37 @@ def _baseline_recipe_table(
     tagged = [b for b in bases if b.get("tag")]
     if not tagged:
         return []
-    main = {(b["variant"], b["arch"], b["step"]): b for b in bases if not b.get("tag")}
+    main: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list[dict]] = {}
+    for b in bases:
+        if b.get("tag"):
+            groups.setdefault((b["variant"], b["arch"], b["tag"], b["step"]), []).append(b)
+        else:
+            main.setdefault((b["variant"], b["arch"], b["step"]), []).append(b)
     pre = {(o["variant"], o.get("recipe"), o.get("ckpt_step")): o for o in ones or []}
     # cells older than the recipe field: the recipe their model was trained with (gap records)
     known = {(g["variant"], g["arch"], g["step"]): g.get("recipe") for g in gaps}
     names = {"avit": "single-task AViT", "fno": "FNO"}
-    md = ["", "### Baselines: does the stability recipe explain their error? (one seed)", "",
+    md = ["", "### Baselines: does the stability recipe explain their error?", "",
           "The same baseline (architecture, system, LR schedule, batch, data order) trained "
           "with another TrainRecipe (`baselines --recipe R --tag T`), against the one trained "
-          "with the pretraining's recipe; NRMSE on the held-out test files.", "",
+          "with the pretraining's recipe; NRMSE on the held-out test files, mean ± sd "
+          "(seeds) where more than one seed ran.", "",
           "| variant | model | step | recipe | NRMSE | with the pretraining's recipe (recipe) "
           "| MPP pretrained, this recipe and step | persistence |",
           "|---|---|---:|---|---:|---:|---:|---:|"]  # fmt: skip
-    for b in sorted(tagged, key=lambda b: (b["variant"], b["arch"], b["tag"], b["step"])):
-        key = (b["variant"], b["arch"], b["step"])
+    for (variant, arch, _tag, step), group in sorted(groups.items()):
+        b, key = group[0], (variant, arch, step)
         ref = main.get(key)
         ref_s = "-"
         if ref:
-            ref_s = f"{_f(ref['nrmse'])} ({ref.get('recipe') or known.get(key) or 'unrecorded'})"
-        mpp = pre.get((b["variant"], b["recipe"], b["step"]))
+            named = ref[0].get("recipe") or known.get(key) or "unrecorded"
+            ref_s = f"{_seeds([r['nrmse'] for r in ref])} ({named})"
+        mpp = pre.get((variant, b["recipe"], step))
         mpp_s = _f(mpp["avit"]) if mpp else "-"
-        md.append(f"| {b['variant']} | {names[b['arch']]} | {b['step']} | {b['recipe']} "
-                  f"| {_f(b['nrmse'])} | {ref_s} | {mpp_s} | {_f(b['persistence'])} |")  # fmt: skip
+        md.append(f"| {variant} | {names[arch]} | {step} | {b['recipe']} "
+                  f"| {_seeds([g['nrmse'] for g in group])} | {ref_s} | {mpp_s} "
+                  f"| {_f(b['persistence'])} |")  # fmt: skip
     return md
 
 
@@ -502,6 +523,7 @@ def _gap_table(gaps: list[dict]) -> list[str]:
           "|---|---|---:|---|---:|---:|---:|"]  # fmt: skip
     for g in sorted(gaps, key=lambda g: (g["variant"], g["arch"], g["step"] or 0)):
         model = names.get(g["arch"], g["arch"]) + (f" ({g['tag']})" if g.get("tag") else "")
+        model += f" seed {g['seed']}" if g.get("seed") else ""
         md.append(f"| {model} | {g['variant']} | {g['step']} | "
                   f"{g.get('recipe', '-')} | {_f(g['train_nrmse'])} | {_f(g['test_nrmse'])} | "
                   f"{_f(g.get('test_nrmse_own_last'))} |")  # fmt: skip
@@ -512,6 +534,13 @@ def _pm(row: dict, key: str) -> str:
     if row[key] is None:
         return ""
     return f"{row[key]:.4f} ± {row[key + '_std']:.4f}" if row["seeds"] > 1 else _f(row[key])
+
+
+def _seeds(values: list[float]) -> str:
+    """One seed's value, or mean ± sample sd (n seeds)."""
+    if len(values) == 1:
+        return _f(values[0])
+    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f} ({len(values)})"
 
 
 def _f(v) -> str:

@@ -321,8 +321,9 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
     for r in rolls.values():  # 7 frames, 4 of context: 3 steps, the first one the gap's
         assert r["steps"] == 3 == len(r["model"]) == len(r["persistence"])
         assert all(math.isfinite(v) and v > 0 for v in r["model"])
-    assert rolls["baseline-rollout_avit_swe_st_step2"]["model"] != \
-        rolls["baseline-rollout_avit_swe_step2"]["model"]  # fmt: skip
+    assert rolls["baseline-rollout_avit_swe_st_step2"]["ckpt"].endswith(
+        "baseline_avit_swe_st/checkpoint"
+    )
     from mpp_evidence_report import _rollout_md, rollout_criteria
 
     for r in rolls.values():
@@ -338,6 +339,24 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
              "--root", str(tmp_path / "back")])  # fmt: skip
     back = {p.parent.name for p in (tmp_path / "back").glob("*/result.json")}
     assert set(rolls) | {"gap_avit_swe_st_step2", "gap_avit_swe_step2"} <= back
+    # a second seed: its own run folder and cells (seed 0 keeps its names), another init and
+    # data order; tables give mean ± sd over the seeds, gap and rollouts find it
+    assert ev.main([*args, "--train", "tiny", "--train-set", "steps=4", "--seeds", "0", "1"]) == 0
+    s1 = json.loads((tmp_path / "c" / "baseline_avit_swe_s1_step2" / "result.json").read_text())
+    assert s1["seed"] == 1 and s1["nrmse"] != cell["nrmse"]
+    assert (tmp_path / "c" / "baseline_avit_swe_s1" / "checkpoint").is_dir()
+    table = "\n".join(_baseline_table([cell, s1], {}))
+    mean, sd = (cell["nrmse"] + s1["nrmse"]) / 2, abs(cell["nrmse"] - s1["nrmse"]) / 2**0.5
+    assert f"| {mean:.4f} ± {sd:.4f} (2) |" in table
+    with pytest.raises(ValueError, match="non-negative"):
+        ev.main([*args, "--train", "tiny", "--train-set", "steps=4", "--seeds", "-1"])
+    assert ev.main(gap_args) == 0 and ev.main(roll_args) == 0
+    g1 = json.loads((tmp_path / "c" / "gap_avit_swe_s1_step2" / "result.json").read_text())
+    assert g1["seed"] == 1 and g1["tag"] is None
+    assert g1["test_nrmse"] == pytest.approx(s1["nrmse"])
+    r1 = json.loads((tmp_path / "c" / "baseline-rollout_avit_swe_s1_step2" / "result.json")
+                    .read_text())  # fmt: skip
+    assert r1["seed"] == 1 and r1["ckpt"].endswith("baseline_avit_swe_s1/checkpoint")
 
 
 def test_scratch_cells_are_reused_across_runs_only_when_they_match(ev, study):
