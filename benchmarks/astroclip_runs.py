@@ -12,15 +12,20 @@ Runs may still be going: the report says where each one stands, it does not fini
     .venv/bin/python benchmarks/astroclip_runs.py                  # the default folders below
     .venv/bin/python benchmarks/astroclip_runs.py --run spectrum=runs/astroclip_spec_evidence
 
-A folder that does not exist is listed as not started.
+A folder that does not exist is listed as not started, unless the report being replaced
+(``--previous``, default the one in the results folder) holds that run's curve read from the
+same folder: then that row is kept, marked as read from the earlier report (a run folder lost
+with a machine keeps its measured curve).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from scifm.core.checkpoint import CONFIG_FILE, read_record
+from scifm.astroclip.train import align_plateau
+from scifm.core.checkpoint import CONFIG_FILE, TRAINER_JSON, read_record
 from scifm.core.plateau import PlateauRule, run_curve
 from scifm.core.report import repo_path, results_dir, run_info, write_report
 from scifm.core.train import CHECKPOINT_DIR
@@ -31,6 +36,9 @@ RUNS = {  # label -> (default folder, stage)
     "image SSL, MoCo-v2 (64 px)": ("runs/astroclip_img64_moco", "image"),
     "image SSL, VICReg (64 px)": ("runs/astroclip_img64_vicreg", "image"),
     "alignment (CLIP heads)": ("runs/astroclip_clip_evidence", "align"),
+    "alignment resumed to a 6,000-step cosine": ("runs/astroclip_clip_restart3600", "align"),
+    "alignment, fresh 6,000-step cosine": ("runs/astroclip_clip6000", "align"),
+    "alignment, fresh 4,500-step cosine": ("runs/astroclip_clip4500", "align"),
 }
 # The rule each stage is watched by (train.py's SPECTRUM_PLATEAU / ALIGN_PLATEAU; the image
 # runs by their k-NN redshift R^2, the issue's "validation figure" for them).
@@ -67,12 +75,17 @@ def summarize(label: str, folder: Path, stage: str) -> dict:
         return row | {"status": "not started" if not folder.exists() else "no evaluation yet"}
     stage = stage_of(curve)
     rule, (key, paper, target) = RULES[stage], HEADLINE[stage]
+    schedule = _schedule(folder)
+    if stage == "align" and schedule:  # as the run itself watches it: no verdict before half
+        rule = align_plateau(int(schedule["steps"]))
     values = [r[key] for r in curve if key in r]
     cfg = _config(folder)
     row |= {
         "stage": stage, "status": rule.verdict(curve),
         "steps": int(curve[-1]["step"]), "evaluations": len(curve),
-        "rule": {"key": rule.key, "window": rule.window, "rel": rule.rel, "points": rule.points},
+        "rule": {"key": rule.key, "window": rule.window, "rel": rule.rel, "points": rule.points,
+                 "min_steps": rule.min_steps},
+        "schedule": schedule,
         "headline": key, "last": values[-1] if values else None,
         "best": (max(values) if values else None), "paper": paper, "target": target,
         "config": cfg, "curve": curve,
@@ -80,6 +93,36 @@ def summarize(label: str, folder: Path, stage: str) -> dict:
     if rule.key != key:
         row["rule_last"] = curve[-1].get(rule.key)
     return row
+
+
+def _schedule(folder: Path) -> dict | None:
+    """The LR schedule the run's checkpoint records (None: older than that record)."""
+    state = folder / CHECKPOINT_DIR / TRAINER_JSON
+    return json.loads(state.read_text()).get("schedule") if state.is_file() else None
+
+
+def keep_lost(rows: list[dict], previous: Path) -> list[dict]:
+    """Rows whose folder is gone, replaced by the previous report's row for the same run and
+    folder when that one had a curve (marked ``from_report``)."""
+    if not previous.is_file():
+        return rows
+    try:
+        old = json.loads(previous.read_text())
+        by = {(r["run"], r["folder"]): r for r in old["runs"]}
+        date = old["run"]["date_utc"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"--previous {previous}: not an astroclip_runs report ({err})") from err
+    kept = []
+    for r in rows:
+        was = by.get((r["run"], r["folder"]))
+        if r["status"] == "not started" and was and was.get("curve"):
+            if "from_report" in was:  # already a stand-in: keep it as first marked
+                r = was
+            else:
+                status = f"{was['status']} (folder gone; as in the report of {date})"
+                r = was | {"from_report": f"{repo_path(previous)} of {date}", "status": status}
+        kept.append(r)
+    return kept
 
 
 def _config(folder: Path) -> dict:
@@ -148,7 +191,10 @@ def render(rows: list[dict], fig: Path | None) -> str:
         )
     for r in rows:
         if r.get("curve"):
-            lines += ["", f"### {r['run']} (`{r['folder']}`)", "", _curve_table(r)]
+            lines += ["", f"### {r['run']} (`{r['folder']}`)", ""]
+            if r.get("from_report"):
+                lines += [f"Folder gone; curve as read by `{r['from_report']}`.", ""]
+            lines.append(_curve_table(r))
     if fig is not None:
         lines += ["", f"Figure: `{fig.name}`."]
     return "\n".join(lines)
@@ -174,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", action="append", default=None, metavar="LABEL=FOLDER",
                     help="a run folder and its label (repeat); default: RUNS")  # fmt: skip
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--previous", default=None,
+                    help="the report whose rows stand in for lost folders (default: "
+                         "astroclip_runs.json in the results folder; 'none': off)")  # fmt: skip
     args = ap.parse_args(argv)
     if args.run:
         runs = {}
@@ -187,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [summarize(label, (ROOT / f) if not Path(f).is_absolute() else Path(f), stage)
             for label, (f, stage) in runs.items()]  # fmt: skip
     out = Path(args.out) if args.out else results_dir()
+    previous = args.previous or out / "astroclip_runs.json"
+    if args.previous != "none":
+        rows = keep_lost(rows, Path(previous))
     out.mkdir(parents=True, exist_ok=True)
     fig = figure(rows, out)
     info = run_info(argv=argv, data={"runs": {r["run"]: r["folder"] for r in rows}},

@@ -52,3 +52,54 @@ def test_a_curve_of_no_known_stage_is_refused():
 def test_a_bad_run_argument_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         runs.main(["--run", "no-equals-sign", "--out", str(tmp_path)])
+
+
+def test_a_lost_folder_keeps_the_curve_the_replaced_report_measured(tmp_path):
+    """A run folder gone with a machine: the row of the report being replaced stands in
+    (marked as such) when it read the same folder; a run it never saw stays not started."""
+    img = tmp_path / "img"
+    _run(img, 1500, [{"step": s, "knn_r2_redshift": 0.6} for s in range(100, 1501, 100)])
+    out = tmp_path / "results"
+    args = ["--run", f"img={img}", "--out", str(out)]
+    runs.main(args)
+    first = json.loads((out / "astroclip_runs.json").read_text())
+    for f in (img / "eval.jsonl", img / CHECKPOINT_DIR / TRAINER_JSON):
+        f.unlink()
+    (img / CHECKPOINT_DIR).rmdir()
+    img.rmdir()
+    runs.main([*args, "--run", f"new={tmp_path / 'new'}"])
+    rows = {r["run"]: r for r in json.loads((out / "astroclip_runs.json").read_text())["runs"]}
+    assert rows["img"]["curve"] == first["runs"][0]["curve"] and rows["img"]["steps"] == 1500
+    assert rows["img"]["status"].startswith("plateau (folder gone; as in the report of 20")
+    assert rows["img"]["from_report"].endswith(first["run"]["date_utc"])
+    assert rows["new"]["status"] == "not started"
+    runs.main(args)  # a stand-in carried again keeps its first mark
+    again = json.loads((out / "astroclip_runs.json").read_text())["runs"][0]
+    assert (
+        again["status"] == rows["img"]["status"]
+        and again["from_report"] == rows["img"]["from_report"]
+    )
+    runs.main([*args, "--previous", "none"])  # off: the lost run reads as not started
+    rows = json.loads((out / "astroclip_runs.json").read_text())["runs"]
+    assert rows[0]["status"] == "not started"
+    (out / "astroclip_runs.json").write_text("{}")
+    with pytest.raises(ValueError, match="not an astroclip_runs report"):
+        runs.main(args)
+
+
+def test_an_alignment_with_a_recorded_schedule_gets_no_verdict_before_half_of_it(tmp_path):
+    """As the run watches itself (train.align_plateau): the 6,000-step run's early dip is no
+    plateau; a run older than the schedule record keeps the plain rule."""
+    curve = [{"step": s, "recall@10": 0.5 if s < 1600 else 0.45} for s in range(200, 2201, 200)]
+    new, old = tmp_path / "new", tmp_path / "old"
+    _run(old, 2200, curve)
+    _run(new, 2200, curve)
+    state = {"step": 2200, "schedule": {"steps": 6000, "lr": 5e-4, "warmup_steps": 300,
+                                        "min_lr_ratio": 0.1}}  # fmt: skip
+    (new / CHECKPOINT_DIR / TRAINER_JSON).write_text(json.dumps(state))
+    out = tmp_path / "results"
+    runs.main(["--run", f"new={new}", "--run", f"old={old}", "--out", str(out)])
+    rows = {r["run"]: r for r in json.loads((out / "astroclip_runs.json").read_text())["runs"]}
+    assert rows["new"]["status"] == "no verdict before step 3000"
+    assert rows["new"]["schedule"]["steps"] == 6000 and rows["old"]["schedule"] is None
+    assert rows["old"]["status"] == "plateau"
