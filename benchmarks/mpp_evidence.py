@@ -238,7 +238,6 @@ def _reuse_scratch(args: argparse.Namespace, root: Path, out: Path, n: int, seed
 def rollout(args: argparse.Namespace) -> int:
     root = Path(args.root)
     model, systems, step_no, run = _pretrained(args)
-    T = model.config.n_frames
     for folder in sorted((Path(args.data) / "test_long").iterdir()):
         name = folder.name
         out = step_cell(root, "rollout", run["tag"], name, step_no)
@@ -248,24 +247,31 @@ def rollout(args: argparse.Namespace) -> int:
             print(f"{folder}: no files yet (still generating?); skipped", flush=True)
             continue
         info = systems.get(name, system_info(name))
-        fields = load_fields(folder)
-        n_steps = min(args.steps, fields.shape[1] - T)
-        t0 = time.perf_counter()
-        step = model_step(model, info["field_index"], info["periodic"])
-        ours = rollout_nrmse(step, fields, T, n_steps)
-        seconds = time.perf_counter() - t0
-        pers = rollout_nrmse(persistence_step, fields, T, n_steps)
-        rec = {
-            "variant": name, "ckpt_step": step_no, "trained_on": name in systems, **run,
-            "n_traj": int(fields.shape[0]), "context": T, "steps": n_steps,
-            "seconds": round(seconds, 1),
-            "avit": [round(float(v), 5) for v in ours],
-            "persistence": [round(float(v), 5) for v in pers],
-        }  # fmt: skip
+        curves = _rollout_curves(model, info, folder, args.steps)
+        curves["avit"] = curves.pop("model")  # the pretrained run's cells name their curve so
+        rec = {"variant": name, "ckpt_step": step_no, "trained_on": name in systems, **run,
+               **curves}  # fmt: skip
         write_cell(out, rec)
-        print(name, "avit", rec["avit"][:: max(1, n_steps // 5)], "persistence",
-              rec["persistence"][:: max(1, n_steps // 5)], flush=True)  # fmt: skip
+        every = max(1, rec["steps"] // 5)
+        print(name, "avit", rec["avit"][::every], "persistence", rec["persistence"][::every],
+              flush=True)  # fmt: skip
     return 0
+
+
+def _rollout_curves(model: torch.nn.Module, info: dict, folder: Path, steps: int) -> dict:
+    """NRMSE(t) of ``model`` and of persistence, rolled out from the first frames of every
+    trajectory in ``folder`` for up to ``steps`` steps (the record a rollout cell keeps)."""
+    T = model.config.n_frames
+    fields = load_fields(folder)
+    n_steps = min(steps, fields.shape[1] - T)
+    t0 = time.perf_counter()
+    ours = rollout_nrmse(model_step(model, info["field_index"], info["periodic"]),
+                         fields, T, n_steps)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    pers = rollout_nrmse(persistence_step, fields, T, n_steps)
+    return {"n_traj": int(fields.shape[0]), "context": T, "steps": n_steps,
+            "seconds": round(seconds, 1), "model": [round(float(v), 5) for v in ours],
+            "persistence": [round(float(v), 5) for v in pers]}  # fmt: skip
 
 
 def onestep(args: argparse.Namespace) -> int:
@@ -498,25 +504,11 @@ def baseline_rollout(args: argparse.Namespace) -> int:
             print(f"{folder}: no long test files; {path} skipped", flush=True)
             continue
         model = load_model(path, "cpu")[1].eval()
-        info = system_info(name)
-        T = model.config.n_frames
-        fields = load_fields(folder)
-        n_steps = min(args.steps, fields.shape[1] - T)
-        t0 = time.perf_counter()
-        ours = rollout_nrmse(model_step(model, info["field_index"], info["periodic"]),
-                             fields, T, n_steps)  # fmt: skip
-        seconds = time.perf_counter() - t0
-        pers = rollout_nrmse(persistence_step, fields, T, n_steps)
-        rec = {
-            "variant": name, "arch": arch, "tag": tag, "seed": seed, "ckpt_step": step_no,
-            "ckpt": repo_path(path), "recipe": _recipe_of(pre["record"].get("extra", {})),
-            "n_traj": int(fields.shape[0]), "context": T, "steps": n_steps,
-            "seconds": round(seconds, 1),
-            "model": [round(float(v), 5) for v in ours],
-            "persistence": [round(float(v), 5) for v in pers],
-        }  # fmt: skip
+        rec = {"variant": name, "arch": arch, "tag": tag, "seed": seed, "ckpt_step": step_no,
+               "ckpt": repo_path(path), "recipe": _recipe_of(pre["record"].get("extra", {})),
+               **_rollout_curves(model, system_info(name), folder, args.steps)}  # fmt: skip
         write_cell(out, rec)
-        print(name, arch, tag, "model", rec["model"][:: max(1, n_steps // 5)], flush=True)
+        print(name, arch, tag, "model", rec["model"][:: max(1, rec["steps"] // 5)], flush=True)
     return 0
 
 

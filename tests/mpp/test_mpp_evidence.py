@@ -75,6 +75,7 @@ def test_tagged_runs_write_their_own_cells(ev, study):
     paper = _cell(study, "rollout_paper_cns_m1.0_step1")
     assert main["tag"] is None and paper["tag"] == "paper" and paper["recipe"] == "paper"
     assert paper["steps"] == 3 and paper["avit"] == main["avit"]  # the same checkpoint
+    assert "model" not in main  # a pretrained run's curve is its "avit"
     assert _cell(study, "onestep_paper_cns_m1.0_step1")["recipe"] == "paper"
     with pytest.raises(ValueError, match="--tag 'a_b'"):
         _run(ev, "rollout", study, "--tag", "a_b")
