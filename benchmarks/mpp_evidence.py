@@ -248,7 +248,7 @@ def rollout(args: argparse.Namespace) -> int:
             continue
         info = systems.get(name, system_info(name))
         curves = _rollout_curves(model, info, folder, args.steps)
-        curves["avit"] = curves.pop("model")  # the pretrained run's cells name their curve so
+        curves["avit"] = curves.pop("model")  # its cells call it "avit" (the physics page reads)
         rec = {"variant": name, "ckpt_step": step_no, "trained_on": name in systems, **run,
                **curves}  # fmt: skip
         write_cell(out, rec)
