@@ -512,7 +512,7 @@ def _gap_table(gaps: list[dict]) -> list[str]:
     if not gaps:
         return []
     names = {"mpp": "MPP pretrained", "avit": "single-task AViT", "fno": "FNO"}
-    md = ["", "### Train vs held-out, and the window the pushforward grades (one seed)", "",
+    md = ["", "### Train vs held-out, and the window the pushforward grades (one row a run)", "",
           "`mpp_evidence.py gap`: one-step NRMSE of every model still on disk on its training "
           "files and on the held-out test files, and on the test files when the last input "
           "frame is the model's own prediction of it from the frames before (the window a "
