@@ -353,7 +353,7 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
         ev.main([*args, "--train", "tiny", "--train-set", "steps=4", "--seeds", "-1"])
     assert ev.main(gap_args) == 0 and ev.main(roll_args) == 0
     g1 = json.loads((tmp_path / "c" / "gap_avit_swe_s1_step2" / "result.json").read_text())
-    assert g1["seed"] == 1 and g1["tag"] is None
+    assert g1["seed"] == 1 and g1["tag"] is None and g1["recipe"] == "paper"
     assert g1["test_nrmse"] == pytest.approx(s1["nrmse"])
     r1 = json.loads((tmp_path / "c" / "baseline-rollout_avit_swe_s1_step2" / "result.json")
                     .read_text())  # fmt: skip
@@ -375,3 +375,13 @@ def test_scratch_cells_are_reused_across_runs_only_when_they_match(ev, study):
     steps3 = ("--variant", "cns_m1.0", "--ns", "1", "--steps", "3", "--batch-size", "2")
     assert _run(ev, "transfer", study, *steps3, "--tag", "c", "--reuse-scratch", "") == 0
     assert "reused_from" not in _cell(study, "cns_m1.0_c_scratch_n1_s0")  # trained anew
+
+
+def test_a_replicas_shifted_seed_keeps_its_recipe_name(ev):
+    """``baselines --seeds`` shifts the recipe's seed: still the same preset, by name."""
+    from scifm.mpp.recipe import TrainRecipe
+
+    stable = TrainRecipe.preset("stable").to_dict()
+    assert ev._recipe_of({"recipe": stable | {"seed": stable["seed"] + 2}}) == "stable"
+    assert ev._recipe_of({"recipe": stable | {"noise": 0.5}}) == "custom"
+    assert ev._recipe_of({}) == "paper"
