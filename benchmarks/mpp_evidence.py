@@ -74,7 +74,7 @@ from mpp_evidence_report import (
     TRAINABLE,
     baseline_cell,
     baseline_rollout_cell,
-    cell_path,
+    gap_cell,
     step_cell,
     transfer_cell,
     write_cell,
@@ -340,9 +340,12 @@ def baselines(args: argparse.Namespace) -> int:
     Budget = the pretrained checkpoint's optimizer steps x batch (its recorded batch size),
     on its LR schedule (``TrainConfig.stop_at`` cuts the same long schedule at each
     milestone), with its stability recipe. Each model trains in ``root/baseline_ARCH_SYS``
-    (resumable from its checkpoint) and writes one cell per milestone.
+    (``_TAG`` after it for a ``--recipe`` ablation, ``_sN`` for a ``--seeds`` replica N > 0;
+    resumable from its checkpoint) and writes one cell per milestone.
     """
     torch.set_num_threads(args.threads)
+    if any(seed < 0 for seed in args.seeds):
+        raise ValueError(f"--seeds {args.seeds}: a seed is a non-negative integer")
     root = Path(args.root)
     pre = load_checkpoint(args.ckpt)
     record, extra = pre["record"], pre["record"]["extra"]
@@ -378,8 +381,6 @@ def baselines(args: argparse.Namespace) -> int:
         test = file_datasets([f"{name}={test_dir}"], n_frames=T,
                              systems={name: info})[name]  # fmt: skip
         for arch, seed in ((a, sd) for a in args.archs for sd in args.seeds):
-            if seed < 0:
-                raise ValueError(f"--seeds {args.seeds}: a seed is a non-negative integer")
             replica = f"s{seed}" if seed else None  # seed 0: the names before seeds existed
             run_dir = root / "_".join(p for p in ("baseline", arch, name, tag, replica) if p)
             run_recipe = recipe if recipe is None or not seed else replace(
@@ -466,8 +467,7 @@ def gap(args: argparse.Namespace) -> int:
     for arch, name, tag, seed, path in models + _baseline_runs(root):
         pre = load_checkpoint(path)
         step_no = _ckpt_step(pre)
-        out = cell_path(root, "gap", arch, name, tag, f"s{seed}" if seed else None,
-                        f"step{step_no}")  # fmt: skip
+        out = gap_cell(root, arch, name, tag, seed, step_no)
         if out.exists():
             continue
         model = load_model(path, "cpu")[1].eval()

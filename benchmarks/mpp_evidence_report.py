@@ -80,6 +80,12 @@ def baseline_rollout_cell(root: Path, arch: str, variant: str, tag: str | None,
     return cell_path(root, "baseline-rollout", arch, variant, tag, _replica(seed), f"step{step}")
 
 
+def gap_cell(root: Path, arch: str, variant: str, tag: str | None, seed: int | None,
+             step: int | None) -> Path:  # fmt: skip
+    """A ``gap`` cell of one model (``mpp`` or a baseline run) at one step."""
+    return cell_path(root, "gap", arch, variant, tag, _replica(seed), f"step{step}")
+
+
 def record_cell(root: Path, key: str, rec: dict) -> Path:
     """The cell file of a record found under the report's JSON ``key`` (``CELL_LISTS``)."""
     if key == "transfer_cells":
@@ -89,8 +95,8 @@ def record_cell(root: Path, key: str, rec: dict) -> Path:
         return baseline_cell(root, rec["arch"], rec["variant"], rec["step"], rec.get("tag"),
                              rec.get("seed"))  # fmt: skip
     if key == "gaps":
-        return cell_path(root, "gap", rec["arch"], rec["variant"], rec.get("tag"),
-                         _replica(rec.get("seed")), f"step{rec['step']}")  # fmt: skip
+        return gap_cell(root, rec["arch"], rec["variant"], rec.get("tag"), rec.get("seed"),
+                        rec["step"])  # fmt: skip
     if key == "baseline_rollouts":
         return baseline_rollout_cell(root, rec["arch"], rec["variant"], rec.get("tag"),
                                      rec["ckpt_step"], rec.get("seed"))  # fmt: skip
