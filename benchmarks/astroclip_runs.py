@@ -25,8 +25,8 @@ import json
 from pathlib import Path
 
 from scifm.astroclip.train import align_plateau
-from scifm.core.checkpoint import CONFIG_FILE, TRAINER_JSON, read_record
-from scifm.core.plateau import PlateauRule, run_curve
+from scifm.core.checkpoint import CONFIG_FILE, read_record
+from scifm.core.plateau import PlateauRule, run_curve, trainer_state
 from scifm.core.report import repo_path, results_dir, run_info, write_report
 from scifm.core.train import CHECKPOINT_DIR
 
@@ -75,7 +75,7 @@ def summarize(label: str, folder: Path, stage: str) -> dict:
         return row | {"status": "not started" if not folder.exists() else "no evaluation yet"}
     stage = stage_of(curve)
     rule, (key, paper, target) = RULES[stage], HEADLINE[stage]
-    schedule = _schedule(folder)
+    schedule = trainer_state(folder).get("schedule")  # None: older than that record
     if stage == "align" and schedule:  # as the run itself watches it: no verdict before half
         rule = align_plateau(int(schedule["steps"]))
     values = [r[key] for r in curve if key in r]
@@ -93,12 +93,6 @@ def summarize(label: str, folder: Path, stage: str) -> dict:
     if rule.key != key:
         row["rule_last"] = curve[-1].get(rule.key)
     return row
-
-
-def _schedule(folder: Path) -> dict | None:
-    """The LR schedule the run's checkpoint records (None: older than that record)."""
-    state = folder / CHECKPOINT_DIR / TRAINER_JSON
-    return json.loads(state.read_text()).get("schedule") if state.is_file() else None
 
 
 def keep_lost(rows: list[dict], previous: Path) -> list[dict]:

@@ -65,6 +65,7 @@ import argparse
 import json
 import re
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -75,6 +76,7 @@ from mpp_evidence_report import (
     baseline_cell,
     baseline_rollout_cell,
     gap_cell,
+    replica,
     step_cell,
     transfer_cell,
     write_cell,
@@ -381,8 +383,8 @@ def baselines(args: argparse.Namespace) -> int:
         test = file_datasets([f"{name}={test_dir}"], n_frames=T,
                              systems={name: info})[name]  # fmt: skip
         for arch, seed in ((a, sd) for a in args.archs for sd in args.seeds):
-            replica = f"s{seed}" if seed else None  # seed 0: the names before seeds existed
-            run_dir = root / "_".join(p for p in ("baseline", arch, name, tag, replica) if p)
+            parts = ("baseline", arch, name, tag, replica(seed))  # seed 0: the first names
+            run_dir = root / "_".join(p for p in parts if p)
             run_recipe = recipe if recipe is None or not seed else replace(
                 recipe, seed=recipe.seed + seed)  # fmt: skip
             for stop in milestones:
@@ -391,10 +393,7 @@ def baselines(args: argparse.Namespace) -> int:
                     continue
                 # seed 0 keeps the first runs' draws (torch's default stream at start-up);
                 # seed s > 0 seeds the initialisation and shifts the data order and noise by s
-                if seed:
-                    with seeded(seed):
-                        model = _baseline_model(arch, record, info)
-                else:
+                with seeded(seed) if seed else nullcontext():
                     model = _baseline_model(arch, record, info)
                 t0 = time.perf_counter()
                 fit(model, data, replace(train_cfg, stop_at=stop),

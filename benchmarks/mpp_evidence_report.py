@@ -43,6 +43,7 @@ CURVE_EVERY = 4  # the report keeps every 4th logged step of the pretraining cur
 CELL_LISTS = ("transfer_cells", "rollout_runs", "rollouts", "one_step_runs", "one_step",
               "baselines", "gaps", "baseline_rollouts")  # fmt: skip
 DERIVED = ("below_persistence_k20", "finite_within_2x_k50")  # the report adds these; not cells'
+BASELINE_NAMES = {"avit": "single-task AViT", "fno": "FNO"}  # the single-task architectures
 
 
 def cell_path(root: Path, *parts) -> Path:
@@ -66,10 +67,10 @@ def step_cell(root: Path, kind: str, tag: str | None, variant: str, step: int | 
 def baseline_cell(root: Path, arch: str, variant: str, step: int, tag: str | None = None,
                   seed: int | None = 0) -> Path:  # fmt: skip
     """A baseline cell; a tagged one is a recipe ablation (``baselines --recipe --tag``)."""
-    return cell_path(root, "baseline", arch, variant, tag, _replica(seed), f"step{step}")
+    return cell_path(root, "baseline", arch, variant, tag, replica(seed), f"step{step}")
 
 
-def _replica(seed: int | None) -> str | None:
+def replica(seed: int | None) -> str | None:
     """A seed's part of a cell name: none for seed 0 (the cells written before seeds)."""
     return f"s{seed}" if seed else None
 
@@ -77,13 +78,13 @@ def _replica(seed: int | None) -> str | None:
 def baseline_rollout_cell(root: Path, arch: str, variant: str, tag: str | None,
                           step: int | None, seed: int | None = 0) -> Path:  # fmt: skip
     """A rollout of a single-task baseline run (``baseline-rollout``)."""
-    return cell_path(root, "baseline-rollout", arch, variant, tag, _replica(seed), f"step{step}")
+    return cell_path(root, "baseline-rollout", arch, variant, tag, replica(seed), f"step{step}")
 
 
 def gap_cell(root: Path, arch: str, variant: str, tag: str | None, seed: int | None,
              step: int | None) -> Path:  # fmt: skip
     """A ``gap`` cell of one model (``mpp`` or a baseline run) at one step."""
-    return cell_path(root, "gap", arch, variant, tag, _replica(seed), f"step{step}")
+    return cell_path(root, "gap", arch, variant, tag, replica(seed), f"step{step}")
 
 
 def record_cell(root: Path, key: str, rec: dict) -> Path:
@@ -171,10 +172,15 @@ def rollout_criteria(rec: dict) -> dict:
     """Issue 13 item 2 on one rollout: NRMSE below persistence at step 20, and at step 50
     finite and at most 2x persistence's (None where the rollout is shorter). The model's curve
     is ``avit`` (a pretrained run) or ``model`` (a baseline's)."""
-    a, p = rec["avit"] if "avit" in rec else rec["model"], rec["persistence"]
+    a, p = _model_curve(rec), rec["persistence"]
     at20 = bool(a[19] < p[19]) if len(a) >= 20 else None
     at50 = bool(math.isfinite(a[49]) and a[49] <= 2 * p[49]) if len(a) >= 50 else None
     return {"below_persistence_k20": at20, "finite_within_2x_k50": at50}
+
+
+def _model_curve(rec: dict) -> list[float]:
+    """A rollout cell's model curve: ``avit`` (a pretrained run's) or ``model`` (a baseline's)."""
+    return rec["avit"] if "avit" in rec else rec["model"]
 
 
 def run_label(rec: dict, main_recipe: str | None) -> str:
@@ -369,9 +375,6 @@ def _zero_shot_note(rows: list[dict]) -> list[str]:
             "transfer section for the fine-tuned figures)."]  # fmt: skip
 
 
-BASELINE_NAMES = {"avit": "single-task AViT", "fno": "FNO"}
-
-
 def _rollout_md(rolls: list[dict], main_recipe: str | None,
                 brolls: list[dict] | None = None) -> list[str]:  # fmt: skip
     md = ["", "## Rollouts on the long held-out trajectories (NRMSE at step k)", "",
@@ -400,7 +403,7 @@ def _rollout_md(rolls: list[dict], main_recipe: str | None,
 
     def row(variant: str, r: dict) -> str:
         return (f"| {variant} | {label(r)} @ {r['ckpt_step']} | "
-                f"{r.get('trained_on', True)} | {vals(r.get('avit') or r['model'])} | "
+                f"{r.get('trained_on', True)} | {vals(_model_curve(r))} | "
                 f"{_yn(r['below_persistence_k20'])} | "
                 f"{_yn(r['finite_within_2x_k50'])} |")  # fmt: skip
 
@@ -434,7 +437,7 @@ def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]
         return []
     steps = sorted({b["step"] for b in bases})
     cols = [(a, k) for a in ("avit", "fno") for k in steps]
-    names = {"avit": "single-task AViT", "fno": "FNO"}
+    names = BASELINE_NAMES
     pre_steps = sorted({p["ckpt_step"] for p in pretrained.values() if p.get("ckpt_step")})
     if set(pre_steps) <= set(steps):
         budget = ("at the pretrained model's step it has seen as many samples as the "
@@ -489,7 +492,7 @@ def _baseline_recipe_table(
     pre = {(o["variant"], o.get("recipe"), o.get("ckpt_step")): o for o in ones or []}
     # cells older than the recipe field: the recipe their model was trained with (gap records)
     known = {(g["variant"], g["arch"], g["step"]): g.get("recipe") for g in gaps}
-    names = {"avit": "single-task AViT", "fno": "FNO"}
+    names = BASELINE_NAMES
     md = ["", "### Baselines: does the stability recipe explain their error?", "",
           "The same baseline (architecture, system, LR schedule, batch, data order) trained "
           "with another TrainRecipe (`baselines --recipe R --tag T`), against the one trained "
@@ -517,7 +520,7 @@ def _gap_table(gaps: list[dict]) -> list[str]:
     """Train vs held-out one-step NRMSE, and the held-out one with the model's own last frame."""
     if not gaps:
         return []
-    names = {"mpp": "MPP pretrained", "avit": "single-task AViT", "fno": "FNO"}
+    names = {"mpp": "MPP pretrained", **BASELINE_NAMES}
     md = ["", "### Train vs held-out, and the window the pushforward grades (one row a run)", "",
           "`mpp_evidence.py gap`: one-step NRMSE of every model still on disk on its training "
           "files and on the held-out test files, and on the test files when the last input "

@@ -137,26 +137,24 @@ def main(argv: list[str] | None = None) -> int:
     if source is not None:  # the split the model was trained on, read back from it
         train_idx, test_idx, split = model_split(args.from_model, data.targetid,
                                                  source=str(args.survey))  # fmt: skip
+        made = {"device": str(device), **source}
     else:
         train_idx, test_idx = source_split(args.survey, len(data), args.seed)
         split = split_record(data.targetid, train_idx, test_idx, source=str(args.survey),
                              how=split_how(args.survey, args.seed))  # fmt: skip
-    record = {
-        "command": "python -m scifm.astroclip.assets " + " ".join(argv or sys.argv[1:]),
-        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-        "survey": str(args.survey), "n_galaxies": n, "preset": preset, "seed": args.seed,
-        "split": {k: v for k, v in split.items() if k != "test_targetids"},
-    }  # fmt: skip
-    if source is not None:
-        record |= {"device": str(device), **source}
-    else:
         model, history = run_pipeline(data, cfg, plan, work, train_idx=train_idx,
                                       device=device, seed=args.seed)  # fmt: skip
-        record |= {
+        made = {
             "plan": asdict(plan), "device": str(device),
             "final": {k: v[-1] if v else last_logged(work / STAGE_DIRS[k])
                       for k, v in history.items()},  # a finished stage rerun logs nothing new
         }  # fmt: skip
+    record = {
+        "command": "python -m scifm.astroclip.assets " + " ".join(argv or sys.argv[1:]),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "survey": str(args.survey), "n_galaxies": n, "preset": preset, "seed": args.seed,
+        "split": {k: v for k, v in split.items() if k != "test_targetids"}, **made,
+    }  # fmt: skip
     model = model.cpu()
     save_checkpoint(out / "model", model, cfg, extra={"manifest": record, "split": split})
     rows = catalog_rows(len(data), args.catalog_rows, seed=args.seed)

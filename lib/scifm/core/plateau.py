@@ -118,10 +118,16 @@ def read_curve(path: Path, upto: float = math.inf) -> list[dict[str, Any]]:
     return read_step_records(path, up_to=upto) if path.exists() else []
 
 
+def trainer_state(out: Path) -> dict[str, Any]:
+    """The trainer state (step, LR schedule, ...) of run folder ``out``'s checkpoint; empty
+    when it has none."""
+    state = out / CHECKPOINT_DIR / TRAINER_JSON
+    return json.loads(state.read_text()) if state.exists() else {}
+
+
 def checkpoint_step(out: Path) -> int:
     """The step of the run folder ``out``'s checkpoint, 0 when it has none."""
-    state = out / CHECKPOINT_DIR / TRAINER_JSON
-    return int(json.loads(state.read_text()).get("step", 0)) if state.exists() else 0
+    return int(trainer_state(out).get("step", 0))
 
 
 def run_curve(out_dir: str | Path, eval_file: str = "eval.jsonl") -> list[dict[str, Any]]:
