@@ -153,13 +153,16 @@ def _ckpt_step(pre: dict) -> int | None:
 
 def _pretrained(args: argparse.Namespace) -> tuple[AViT, dict, int | None, dict]:
     """The checkpoint's surrogate (eval mode), its systems, its training step, and the
-    identity its cells carry: the run's ``--tag``, the checkpoint and its training recipe."""
+    identity its cells carry: the run's ``--tag``, the checkpoint, its training recipe and
+    its seed (``SEED`` of scripts/mpp_pretrain.sh: a replica tagged ``<run>-s<seed>``)."""
     torch.set_num_threads(args.threads)
     model, systems = load_surrogate(args.ckpt)
     model.eval()
-    step_no = _ckpt_step(load_checkpoint(args.ckpt))
-    run = {"tag": _tag(args.tag), "ckpt": repo_path(args.ckpt), "recipe": _recipe_name(args.ckpt)}
-    return model, systems, step_no, run
+    pre = load_checkpoint(args.ckpt)
+    extra = pre["record"].get("extra", {})
+    run = {"tag": _tag(args.tag), "ckpt": repo_path(args.ckpt), "recipe": _recipe_of(extra),
+           "seed": int((extra.get("train") or {}).get("seed") or 0)}  # fmt: skip
+    return model, systems, _ckpt_step(pre), run
 
 
 def transfer(args: argparse.Namespace) -> int:

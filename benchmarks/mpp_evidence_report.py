@@ -159,8 +159,9 @@ def transfer_rows(cells: list[dict]) -> list[dict]:
                "seeds": len(both),
                "pretrained": float(np.mean(pre)) if both else None,
                "scratch": float(np.mean(scr)) if both else None,
-               "pretrained_std": float(np.std(pre)) if both else None,
-               "scratch_std": float(np.std(scr)) if both else None}  # fmt: skip
+               # the sample sd, as the baseline tables' (``_seeds``); none for one seed
+               "pretrained_std": float(np.std(pre, ddof=1)) if len(both) > 1 else None,
+               "scratch_std": float(np.std(scr, ddof=1)) if len(both) > 1 else None}  # fmt: skip
         if both:
             row["ratio"] = row["pretrained"] / row["scratch"]
             row["meets_0.67"] = bool(row["ratio"] <= 0.67)
@@ -304,8 +305,9 @@ def _transfer_md(rows: list[dict], cells: list[dict]) -> list[str]:
         reuse = (f"; scratch cells copied from {', '.join(f'`{r}_*`' for r in reused)} "
                  "(a scratch model depends on no checkpoint)" if reused else "")  # fmt: skip
         md += [f"**{name}** (pretrained init: {', '.join(inits)}; {steps} fine-tuning steps; "
-               f"persistence {pers}{reuse}): one-step NRMSE (mean ± std over seeds), pretrained "
-               "vs scratch fine-tuned alike; ratio = pretrained / scratch (goal <= 0.67).", "",
+               f"persistence {pers}{reuse}): one-step NRMSE (mean ± sample sd over seeds), "
+               "pretrained vs scratch fine-tuned alike; ratio = pretrained / scratch (goal <= "
+               "0.67).", "",
                "| N traj | seeds |" + head,
                "|---:|---|" + "---:|---:|---:|" * len(modes)]  # fmt: skip
         mine = [r for r in rows if r["variant"] == variant and (r["tag"] or "") == tag]
@@ -343,16 +345,36 @@ def _init_name(cell: dict) -> str:
     return f"`{cell.get('ckpt', '?')}`{step}"
 
 
+def replica_of(rec: dict) -> tuple[str, int]:
+    """(run tag, seed) of a pretrained model's cell: a replica (``SEED=N`` of
+    scripts/mpp_pretrain.sh, evaluated with ``--tag <run>-sN``) belongs to ``<run>``."""
+    tag, seed = rec.get("tag") or "", int(rec.get("seed") or 0)
+    if seed and tag.endswith(f"-s{seed}"):
+        tag = tag[: -len(f"-s{seed}")]
+    return tag, seed
+
+
 def _one_step_md(ones: list[dict], main_recipe: str | None) -> list[str]:
     md = ["", "## One-step NRMSE on the held-out test trajectories (goal: <= 0.5x persistence)",
           ""]  # fmt: skip
     if ones:
-        md += ["| variant | run (recipe) | in pretraining | checkpoint step | AViT | "
-               "persistence | ratio |", "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+        groups: dict[tuple, list[dict]] = {}
         for r in sorted(ones, key=_run_order):
-            md.append(f"| {r['variant']} | {run_label(r, main_recipe)} | {r['trained_on']} | "
-                      f"{r['ckpt_step']} | {_f(r['avit'])} | {_f(r['persistence'])} | "
-                      f"{_f(r['avit'] / r['persistence'])} |")  # fmt: skip
+            groups.setdefault((r["variant"], replica_of(r)[0], r["ckpt_step"] or 0), []).append(r)
+        md += ["A run's replicas (`SEED=N scripts/mpp_pretrain.sh`, cells tagged `<run>-sN`) "
+               "are one row: mean ± sd (seeds); ratio = mean / persistence.", "",
+               "| variant | run (recipe) | in pretraining | checkpoint step | AViT | "
+               "persistence | ratio |", "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+        for (_, tag, _), group in groups.items():
+            r = {**group[0], "tag": tag}
+            seeds = sorted(replica_of(g)[1] for g in group)
+            label = run_label(r, main_recipe)
+            if len(group) > 1:
+                label += f", seeds {', '.join(map(str, seeds))}"
+            avit = [g["avit"] for g in group]
+            md.append(f"| {r['variant']} | {label} | {r['trained_on']} | "
+                      f"{r['ckpt_step']} | {_seeds(avit)} | {_f(r['persistence'])} | "
+                      f"{_f(float(np.mean(avit)) / r['persistence'])} |")  # fmt: skip
         md += _zero_shot_note(ones)
     return md
 
@@ -489,7 +511,10 @@ def _baseline_recipe_table(
             groups.setdefault((b["variant"], b["arch"], b["tag"], b["step"]), []).append(b)
         else:
             main.setdefault((b["variant"], b["arch"], b["step"]), []).append(b)
-    pre = {(o["variant"], o.get("recipe"), o.get("ckpt_step")): o for o in ones or []}
+    pre: dict[tuple, list[dict]] = {}  # a pretrained run and its replicas (replica_of)
+    for o in ones or []:
+        key = (o["variant"], o.get("recipe"), o.get("ckpt_step"), replica_of(o)[0])
+        pre.setdefault(key, []).append(o)
     # cells older than the recipe field: the recipe their model was trained with (gap records)
     known = {(g["variant"], g["arch"], g["step"]): g.get("recipe") for g in gaps}
     names = BASELINE_NAMES
@@ -508,8 +533,8 @@ def _baseline_recipe_table(
         if ref:
             named = ref[0].get("recipe") or known.get(key) or "unrecorded"
             ref_s = f"{_seeds([r['nrmse'] for r in ref])} ({named})"
-        mpp = pre.get((variant, b["recipe"], step))
-        mpp_s = _f(mpp["avit"]) if mpp else "-"
+        runs = [k for k in pre if k[:3] == (variant, b["recipe"], step)]
+        mpp_s = " / ".join(_seeds([o["avit"] for o in pre[k]]) for k in sorted(runs)) or "-"
         md.append(f"| {variant} | {names[arch]} | {step} | {b['recipe']} "
                   f"| {_seeds([g['nrmse'] for g in group])} | {ref_s} | {mpp_s} "
                   f"| {_f(b['persistence'])} |")  # fmt: skip

@@ -22,24 +22,31 @@
 #
 # Environment (defaults: the first run above): WARM_START, STEPS (20000), RECIPE (a
 # TrainRecipe preset: stable, paper, unrolled), STOP_AT (end this call after that step; the
-# LR schedule still spans all STEPS, so the run can be resumed past it), OUT, DATA, PY,
-# DEVICE. The no-recipe ablation (issue 13 item 2: the paper's one-step NMSE, everything
+# LR schedule still spans all STEPS, so the run can be resumed past it), SEED (a replica: the
+# initialisation, the batch order and the recipe's noise draws all seeded by it; 0, the
+# default, is the run of record), OUT, DATA, PY, DEVICE. The no-recipe ablation (issue 13 item 2: the paper's one-step NMSE, everything
 # else identical, one seed), cut at
 # the step of the main run's evaluated checkpoint:
 #
 #   RECIPE=paper STOP_AT=3200 OUT=runs/mpp64_pretrain_paper \
 #       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain_paper.log 2>&1 &
+#
+# and its replicas for item 1's seeds (evaluated with `mpp_evidence.py onestep --tag paper-s1`):
+#
+#   RECIPE=paper STOP_AT=3200 SEED=1 OUT=runs/mpp64_pretrain_paper_s1 \
+#       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain_paper_s1.log 2>&1 &
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"
 DATA="${DATA:-$ROOT/data/mpp64/train}"
 OUT="${OUT:-$ROOT/runs/mpp64_pretrain}"
 RECIPE="${RECIPE:-stable}"
+SEED="${SEED:-0}"
 export PYTHONPATH="$ROOT/lib${PYTHONPATH:+:$PYTHONPATH}"  # this tree's library, not an install's
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-exec "$PY" -m scifm mpp pretrain --model small --data no_cns --data-set res=64 \
+exec "$PY" -m scifm mpp pretrain --model small --data no_cns \
     --train small --train-set steps=${STEPS:-20000} warmup_steps=500 log_every=50 ckpt_every=200 \
-    ${STOP_AT:+stop_at=$STOP_AT} \
-    --recipe "$RECIPE" --batch-size 8 \
+    ${STOP_AT:+stop_at=$STOP_AT} seed=$SEED --data-set res=64 seed=$SEED \
+    --recipe "$RECIPE" --recipe-set seed=$SEED --batch-size 8 \
     --files "swe=$DATA/swe" "diffreact=$DATA/diffreact" "ins=$DATA/ins" \
     --out "$OUT" --device "${DEVICE:-cpu}" ${WARM_START:+--warm-start "$WARM_START"}

@@ -77,6 +77,7 @@ def test_tagged_runs_write_their_own_cells(ev, study):
     assert paper["steps"] == 3 and paper["avit"] == main["avit"]  # the same checkpoint
     assert "model" not in main  # a pretrained run's curve is its "avit"
     assert _cell(study, "onestep_paper_cns_m1.0_step1")["recipe"] == "paper"
+    assert _cell(study, "onestep_paper_cns_m1.0_step1")["seed"] == 0  # the checkpoint's
     with pytest.raises(ValueError, match="--tag 'a_b'"):
         _run(ev, "rollout", study, "--tag", "a_b")
     assert not list(study["root"].glob("*a_b*"))
@@ -151,13 +152,39 @@ def test_report_reads_old_cells_and_puts_runs_side_by_side(tmp_path):
     crit = {t: (r["below_persistence_k20"], r["finite_within_2x_k50"]) for t, r in runs.items()}
     assert crit == {None: (True, False), "paper": (False, False)}  # NaN at k = 50 is not finite
     md = (tmp_path / "out" / "mpp_evidence.md").read_text()
-    assert "| 1 | 2/2 | 0.4500 ± 0.0500 | 0.5000 ± 0.0000 | 0.9000 |" in md
+    assert "| 1 | 2/2 | 0.4500 ± 0.0707 | 0.5000 ± 0.0000 | 0.9000 |" in md  # sample sd
     assert "| swe | main (stable) @ 3200 | True |" in md and "| swe | paper (paper) @ 3200 |" in md
     assert "- main (stable), step 3200: below persistence at k=20 on 1 of 1 (swe);" in md
     assert "| swe | main (stable) | True | 3200 | 0.0100 | 0.0200 | 0.5000 |" in md
     assert "equal to persistence by construction: cns_m0.1." in md  # untrained slots
     assert "; 200 fine-tuning steps; persistence 0.4300)" in md  # each table its own
     assert "construction: swe" not in md
+
+
+def test_pretrained_replicas_are_one_row_with_their_spread(tmp_path):
+    """A pretraining run and its replicas (SEED=N, tagged <run>-sN) give one one-step row,
+    mean ± sample sd, and the recipe table's pretrained column; another run stays apart."""
+    from benchmarks import mpp_evidence_report as rep
+
+    root = tmp_path / "cells"
+    one = {"variant": "ins", "ckpt_step": 3200, "trained_on": True, "windows": 340,
+           "persistence": 0.09, "recipe": "paper"}  # fmt: skip
+    for seed, avit in ((0, 0.040), (1, 0.042), (2, 0.044)):
+        tag = "paper" + (f"-s{seed}" if seed else "")
+        _write(root, f"onestep_{tag}_ins_step3200", {**one, "tag": tag, "seed": seed, "avit": avit})
+    _write(
+        root,
+        "onestep_other-s3_ins_step3200",  # seed 0: "-s3" is part of its name
+        {**one, "tag": "other-s3", "seed": 0, "avit": 0.05},
+    )
+    _write(root, "baseline_fno_ins_paper_step3200", {
+        "variant": "ins", "arch": "fno", "step": 3200, "tag": "paper", "recipe": "paper",
+        "nrmse": 0.03, "persistence": 0.09})  # fmt: skip
+    rep.report(root, str(tmp_path / "no_ckpt"), str(tmp_path), str(tmp_path / "out"), "stable")
+    md = (tmp_path / "out" / "mpp_evidence.md").read_text()
+    assert "| ins | paper (paper), seeds 0, 1, 2 | True | 3200 | 0.0420 ± 0.0020 (3) |" in md
+    assert "| ins | other-s3 (paper) | True | 3200 | 0.0500 | 0.0900 | 0.5556 |" in md
+    assert "| 0.0300 | - | 0.0500 / 0.0420 ± 0.0020 (3) | 0.0900 |" in md  # runs by name
 
 
 def test_rollout_criteria_need_the_steps():
