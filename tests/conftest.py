@@ -54,6 +54,27 @@ def _scifm_imports(files: Iterable[Path]) -> set[str]:
     return {m for m in out if m.startswith("scifm.")}
 
 
+def _eventually(check, timeout: float = 60.0):
+    """``check()`` until it passes (raises no AssertionError), then its result; the last
+    AssertionError after ``timeout`` seconds. A browser receives a redraw's model changes
+    one by one, and a server answers a request once its thread gets to it: poll for the
+    state a check reads rather than reading it once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+@pytest.fixture(scope="session")
+def eventually() -> Callable:
+    """``eventually(check, timeout=60.0)``: ``check()`` until it passes, then its result."""
+    return _eventually
+
+
 @pytest.fixture(scope="session")
 def scifm_imports() -> Callable[[Iterable[Path]], set[str]]:
     """``scifm_imports(files)``: every ``scifm.X`` module the files import, at any depth."""

@@ -285,11 +285,14 @@ def test_numbers_boxes_follow_typing(app_url, browser_page, screenshot_dir) -> N
 
 
 @pytest.mark.browser
-def test_numbers_first_look_axis_labels_and_stored_results(app_url, browser_page, screenshot_dir):
+def test_numbers_first_look_axis_labels_and_stored_results(
+    app_url, browser_page, screenshot_dir, eventually
+):
     """Before any input: the default text's five tokenizations and every encoding's answer;
     every plot's axes labelled (the sweep read "x"/"y"); the stored learning curves and
     invalid rates (benchmarks/results/xval.json) drawn as stored, per chosen run group."""
     import json
+    from functools import partial
 
     from playwright.sync_api import expect
 
@@ -297,6 +300,17 @@ def test_numbers_first_look_axis_labels_and_stored_results(app_url, browser_page
 
     stored = json.loads((results_dir() / "xval.json").read_text())
     page = browser_page
+
+    def drawn(name: str, per_scheme: dict) -> None:
+        # a redraw's changes arrive one by one, the bars' title last (after the curves' one)
+        figs = page.evaluate(FIGURES_JS)
+        title, bars = f"{name}: validation loss", f"{name}: invalid at convergence"
+        assert title in figs and bars in figs, sorted(figs)
+        lengths = sorted(len(y) for y in figs[title] if y)
+        assert lengths == sorted(per_scheme.values()), figs[title]
+        invalid = figs[bars][0]
+        assert len(invalid) == len(per_scheme)
+
     page.goto(app_url + "/numbers")
     expect(page.locator(".xv-scheme")).to_have_count(5)
     expect(page.locator(".xv-answer")).to_have_count(5)
@@ -314,17 +328,11 @@ def test_numbers_first_look_axis_labels_and_stored_results(app_url, browser_page
                                                       "multiplication (masked)")):  # fmt: skip
         if group != "ood/mlm":
             page.locator("select").first.select_option(label=name)
-        title = f"{name}: validation loss"
-        page.wait_for_function(f"() => ({FIGURES_JS})()[{json.dumps(title)}] !== undefined")
-        figs = page.evaluate(FIGURES_JS)
-        lengths = sorted(len(y) for y in figs[title] if y)
         per_scheme: dict = {}  # an encoding's seeds are one line, a NaN between them
         for cell, curve in stored["curves"][group].items():
             scheme = cell.rpartition("_s")[0]
             per_scheme[scheme] = per_scheme.get(scheme, -1) + 1 + len(curve)
-        assert lengths == sorted(per_scheme.values()), figs[title]
-        invalid = figs[f"{name}: invalid at convergence"][0]
-        assert len(invalid) == len(per_scheme)
+        eventually(partial(drawn, name, per_scheme))
     page.locator(".xv-curves").first.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshot_dir / "numbers_results.png"))
@@ -342,22 +350,10 @@ RENDERERS_JS = """title => [...Bokeh.documents].flatMap(d => [...d.all_models])
                                   .map(k => [k, Array.from(d[field(k)])])); }))"""
 
 
-def _eventually(check, timeout: float = 60.0) -> None:
-    """``check()`` until it passes (a browser receives a redraw's changes one by one)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
-
-
 @pytest.mark.browser
-def test_numbers_sweep_and_orbits_follow_their_sliders(app_url, browser_page, screenshot_dir):
+def test_numbers_sweep_and_orbits_follow_their_sliders(
+    app_url, browser_page, screenshot_dir, eventually
+):
     """The sweep follows the b slider and the orbit plot the system slider, in the browser:
     the drawn lines and points are the library's for the new value."""
     from playwright.sync_api import expect
@@ -387,7 +383,7 @@ def test_numbers_sweep_and_orbits_follow_their_sliders(app_url, browser_page, sc
         # the axis label is its own change in the same redraw; it can arrive after the data
         assert "a × b (b = 3.01)" in page.evaluate(AXIS_LABELS_JS)
 
-    _eventually(sweep_drawn)
+    eventually(sweep_drawn)
 
     title = "Predicted next position of each planet"
     sliders.nth(1).focus()
@@ -403,6 +399,6 @@ def test_numbers_sweep_and_orbits_follow_their_sliders(app_url, browser_page, sc
             got = np.c_[pred["x"], pred["y"]]
             np.testing.assert_allclose(got, res["predicted"][s], rtol=1e-5)
 
-    _eventually(orbits_drawn)
+    eventually(orbits_drawn)
     page.screenshot(path=str(screenshot_dir / "numbers_sliders.png"), full_page=True)
     assert page.console_errors == []
