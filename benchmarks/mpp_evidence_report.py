@@ -277,7 +277,11 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
     md += _transfer_md(rows, cells)
     md += _one_step_md(list(latest(ones, tagged=True).values()), main_recipe)
     md += _baseline_table([b for b in bases if not b.get("tag")], main_one)
-    md += _baseline_recipe_table(bases, gaps, ones)
+    # a tagged run with the pretrained model's own recipe is a budget, not a recipe ablation
+    same = {b["tag"] for b in bases if b.get("tag") and b.get("recipe") == main_recipe}
+    for tag in sorted(same):
+        md += _baseline_table([b for b in bases if b.get("tag") == tag], main_one, tag)
+    md += _baseline_recipe_table([b for b in bases if b.get("tag") not in same], gaps, ones)
     md += _gap_table(gaps)
     md += _rollout_md(rolls, main_recipe, brolls)
     write_report("mpp_evidence", result, "\n".join(md) + "\n", info=info,
@@ -453,8 +457,13 @@ def _rollout_md(rolls: list[dict], main_recipe: str | None,
     return md
 
 
-def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]:
-    """Item 1's comparison: the pretrained AViT against single-task models per system."""
+def _baseline_table(
+    bases: list[dict], pretrained: dict[str, dict], tag: str | None = None
+) -> list[str]:
+    """Item 1's comparison: the pretrained AViT against single-task models per system.
+
+    ``tag``: baselines run again under that tag with the pretrained model's recipe (e.g. on
+    the schedule of a later pretrained checkpoint, ``baselines --tag T --train-set ...``)."""
     if not bases:
         return []
     steps = sorted({b["step"] for b in bases})
@@ -469,9 +478,15 @@ def _baseline_table(bases: list[dict], pretrained: dict[str, dict]) -> list[str]
         budget = (f"the pretrained model shown is at step {', '.join(map(str, pre_steps))}, "
                   f"past every baseline's ({max(steps)} at most): this table is NOT at equal "
                   "budget; the baselines have seen fewer samples")  # fmt: skip
-    md = ["", "### Against single-task models", "",
-          "Each baseline trains on its one system with the pretraining's recipe, batch and LR "
-          f"schedule (`baselines`), cut at each step shown; {budget}. NRMSE on the same "
+    schedule = "LR schedule" if tag is None else (
+        f"the LR schedule given to `baselines --tag {tag} --train-set` (one cosine to its last "
+        "step; the pretrained run's, where it was resumed or warm-started, may have had legs)"
+    )  # fmt: skip
+    recipes = "/".join(sorted({b["recipe"] for b in bases if b.get("recipe")}))
+    md = ["", "### Against single-task models" + (f" (run `{tag}`)" if tag else ""), "",
+          "Each baseline trains on its one system with the pretraining's recipe"
+          + (f" ({recipes})" if recipes else "") + f", batch and {schedule} (`baselines`), "
+          f"cut at each step shown; {budget}. NRMSE on the same "
           "held-out test files, mean ± sd (seeds) where more than one seed ran (`--seeds`); the "
           "pretrained model is one seed; - = not run yet.", "",
           "| variant | MPP pretrained (step) | "

@@ -187,6 +187,39 @@ def test_pretrained_replicas_are_one_row_with_their_spread(tmp_path):
     assert "| 0.0300 | - | 0.0500 / 0.0420 ± 0.0020 (3) | 0.0900 |" in md  # runs by name
 
 
+def test_baselines_tagged_with_the_pretrained_recipe_are_an_equal_budget_table(tmp_path):
+    """Baselines run again under a tag with the pretrained model's own recipe, cut at its
+    step, get their own "against single-task models" table at equal budget; a tag with
+    another recipe stays a recipe ablation."""
+    from benchmarks import mpp_evidence_report as rep
+
+    root = tmp_path / "cells"
+    _write(root, "onestep_ins_step8000", {
+        "variant": "ins", "ckpt_step": 8000, "trained_on": True, "windows": 340, "tag": None,
+        "recipe": "stable_random", "avit": 0.0786, "persistence": 0.0894})  # fmt: skip
+    base = {"variant": "ins", "arch": "avit", "persistence": 0.0894, "parameters": 627460}
+    for step, v in ((2667, 0.05), (8000, 0.04)):
+        _write(
+            root,
+            f"baseline_avit_ins_eq8000_step{step}",
+            {**base, "step": step, "tag": "eq8000", "recipe": "stable_random", "nrmse": v},
+        )
+    _write(
+        root,
+        "baseline_avit_ins_paper_step3200",
+        {**base, "step": 3200, "tag": "paper", "recipe": "paper", "nrmse": 0.03},
+    )
+    rep.report(root, str(tmp_path / "no_ckpt"), str(tmp_path), str(tmp_path / "out"),
+               "stable_random")  # fmt: skip
+    md = (tmp_path / "out" / "mpp_evidence.md").read_text()
+    table = md.split("### Against single-task models (run `eq8000`)")[1].split("###")[0]
+    assert "recipe (stable_random)" in table and "(the issue's equal budget)" in table
+    assert "| ins | 0.0786 (8000) | 0.0500 | 0.0400 | - | - | 0.0894 |" in table  # no FNO yet
+    ablation = md.split("does the stability recipe explain their error?")[1]
+    assert "| ins | single-task AViT | 3200 | paper | 0.0300 |" in ablation
+    assert "eq8000" not in ablation and "| 8000 |" not in ablation
+
+
 def test_rollout_criteria_need_the_steps():
     from benchmarks import mpp_evidence_report as rep
 
