@@ -479,8 +479,8 @@ def _baseline_table(
                   f"past every baseline's ({max(steps)} at most): this table is NOT at equal "
                   "budget; the baselines have seen fewer samples")  # fmt: skip
     schedule = "LR schedule" if tag is None else (
-        f"the LR schedule given to `baselines --tag {tag} --train-set` (one cosine to its last "
-        "step; the pretrained run's, where it was resumed or warm-started, may have had legs)"
+        "LR schedule (the one its checkpoint records or `--train-set` gives, run from step 0; "
+        "a pretrained run that was warm-started had more than one leg)"
     )  # fmt: skip
     recipes = "/".join(sorted({b["recipe"] for b in bases if b.get("recipe")}))
     md = ["", "### Against single-task models" + (f" (run `{tag}`)" if tag else ""), "",
