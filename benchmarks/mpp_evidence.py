@@ -442,16 +442,18 @@ def _own_last(step):
 
 def _baseline_runs(root: Path) -> list[tuple[str, str, str | None, int, Path]]:
     """(arch, system, tag, seed, checkpoint) of every ``baselines`` run folder under ``root``
-    whose trainer checkpoint survives. System and seed are the ones its checkpoint records (a
-    run folder is ``baseline_ARCH_SYS``, ``_TAG`` after it for a recipe ablation, ``_sN`` for
-    a seed N > 0)."""
+    whose trainer checkpoint survives at a finished milestone (its step has its one-step
+    cell; a run still training is skipped, said on stdout). System and seed are the ones its
+    checkpoint records (a run folder is ``baseline_ARCH_SYS``, ``_TAG`` after it for a recipe
+    ablation, ``_sN`` for a seed N > 0)."""
     runs = []
     for run_dir in sorted(root.glob("baseline_*")):
         m = re.fullmatch(r"baseline_(avit|fno)_(.+)", run_dir.name)
         ckpt = run_dir / "checkpoint"
         if not m or not (ckpt / "config.json").exists():
             continue
-        extra = load_checkpoint(ckpt)["record"].get("extra", {})
+        pre = load_checkpoint(ckpt)
+        extra = pre["record"].get("extra", {})
         name, seed = extra.get("system"), int(extra.get("seed", 0))
         rest = m[2].removesuffix(f"_s{seed}") if seed else m[2]
         if not name or not (rest == name or rest.startswith(name + "_")):
@@ -459,7 +461,12 @@ def _baseline_runs(root: Path) -> list[tuple[str, str, str | None, int, Path]]:
                 f"{run_dir}: its checkpoint records system {name!r} and seed {seed}, which the "
                 f"folder name (baseline_{m[1]}_SYSTEM[_TAG][_sSEED]) does not match"
             )
-        runs.append((m[1], name, rest[len(name) + 1 :] or None, seed, ckpt))
+        tag, step = rest[len(name) + 1 :] or None, _ckpt_step(pre)
+        if not baseline_cell(root, m[1], name, step, tag, seed).exists():
+            print(f"{run_dir}: step {step} is no finished milestone (still training?); "
+                  "skipped", flush=True)  # fmt: skip
+            continue
+        runs.append((m[1], name, tag, seed, ckpt))
     return runs
 
 

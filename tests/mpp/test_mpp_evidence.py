@@ -418,6 +418,11 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
     r1 = json.loads((tmp_path / "c" / "baseline-rollout_avit_swe_s1_step2" / "result.json")
                     .read_text())  # fmt: skip
     assert r1["seed"] == 1 and r1["ckpt"].endswith("baseline_avit_swe_s1/checkpoint")
+    # a run whose checkpoint is at no finished milestone (still training) is left alone
+    (tmp_path / "c" / "baseline_avit_swe_s1_step2" / "result.json").unlink()
+    (tmp_path / "c" / "baseline-rollout_avit_swe_s1_step2" / "result.json").unlink()
+    assert ev.main(roll_args) == 0
+    assert not (tmp_path / "c" / "baseline-rollout_avit_swe_s1_step2" / "result.json").exists()
 
 
 def test_scratch_cells_are_reused_across_runs_only_when_they_match(ev, study):
