@@ -24,9 +24,9 @@
 # TrainRecipe preset: stable, paper, unrolled), STOP_AT (end this call after that step; the
 # LR schedule still spans all STEPS, so the run can be resumed past it), SEED (a replica: the
 # initialisation, the batch order and the recipe's noise draws all seeded by it; 0, the
-# default, is the run of record), OUT, DATA, PY, DEVICE. The no-recipe ablation (issue 13 item 2: the paper's one-step NMSE, everything
-# else identical, one seed), cut at
-# the step of the main run's evaluated checkpoint:
+# default, is the run of record), OUT, DATA, PY, DEVICE. The no-recipe ablation (issue 13
+# item 2: the paper's one-step NMSE, everything else identical, one seed), cut at the step of
+# the main run's evaluated checkpoint:
 #
 #   RECIPE=paper STOP_AT=3200 OUT=runs/mpp64_pretrain_paper \
 #       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain_paper.log 2>&1 &

@@ -106,3 +106,25 @@ def test_cli_pretrain_finetune_evaluate_rollout(tmp_path, capsys, monkeypatch):
     )
     curve = json.loads(capsys.readouterr().out)["ins"]
     assert len(curve) == 6
+
+
+def test_a_pretraining_replica_seeds_init_and_order_and_keeps_the_paper_loss(tmp_path):
+    """``SEED`` of scripts/mpp_pretrain.sh: a replica of the paper-loss run gives its recipe a
+    seed, which that loss cannot use, so it stays on the one-step loss path (no recipe in the
+    record), with the seeded initialisation and batch order recorded."""
+    from scifm.cli import main
+    from scifm.core.checkpoint import load_checkpoint
+
+    def run(name: str, seed: int) -> dict:
+        main(["mpp", "pretrain", "--model", "tiny", "--data", "tiny", "--data-set", "res=16",
+              "sim_frames=8", f"seed={seed}", "--train", "tiny", "--train-set", "progress=false",
+              "steps=1", f"seed={seed}", "--recipe", "paper", "--recipe-set", f"seed={seed}",
+              "--batch-size", "2", "--out", str(tmp_path / name),
+              "--data-dir", str(tmp_path / "data")])  # fmt: skip
+        return load_checkpoint(tmp_path / name / "checkpoint")
+
+    base, rep = run("s0", 0), run("s1", 1)
+    for ck, seed in ((base, 0), (rep, 1)):
+        extra = ck["record"]["extra"]
+        assert "recipe" not in extra  # the paper's one-step NMSE path
+        assert extra["train"]["seed"] == seed and extra["data"]["seed"] == seed
