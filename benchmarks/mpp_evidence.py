@@ -47,7 +47,7 @@ Reads the files of ``scripts/mpp_data.sh`` (PDEBench layout, our solvers) and a 
         --archs avit --milestones 2667 8000 --tag eq8000
     # the pretrained model's replicas (item 1's seeds): SEED=1 and 2 of scripts/mpp_pretrain.sh
     RECIPE=paper STOP_AT=3200 SEED=1 OUT=runs/mpp64_pretrain_paper_s1 scripts/mpp_pretrain.sh
-    python benchmarks/mpp_evidence.py onestep --tag paper-s1 \
+    python benchmarks/mpp_evidence.py onestep --tag paper \
         --ckpt runs/mpp64_pretrain_paper_s1/checkpoint
     # the single-task runs still on disk (baseline_ARCH_SYS[_TAG]) rolled out like the
     # pretrained one; and their train vs held-out gap
@@ -163,7 +163,8 @@ def _ckpt_step(pre: dict) -> int | None:
 def _pretrained(args: argparse.Namespace) -> tuple[AViT, dict, int | None, dict]:
     """The checkpoint's surrogate (eval mode), its systems, its training step, and the
     identity its cells carry: the run's ``--tag``, the checkpoint, its training recipe and
-    its seed (``SEED`` of scripts/mpp_pretrain.sh: a replica tagged ``<run>-s<seed>``)."""
+    its seed (``SEED`` of scripts/mpp_pretrain.sh: a replica, evaluated under its run's tag,
+    has the seed in its cell names)."""
     torch.set_num_threads(args.threads)
     model, systems = load_surrogate(args.ckpt)
     model.eval()
@@ -256,7 +257,7 @@ def rollout(args: argparse.Namespace) -> int:
     model, systems, step_no, run = _pretrained(args)
     for folder in sorted((Path(args.data) / "test_long").iterdir()):
         name = folder.name
-        out = step_cell(root, "rollout", run["tag"], name, step_no)
+        out = step_cell(root, "rollout", run["tag"], name, step_no, run["seed"])
         if out.exists() or not folder.is_dir():
             continue
         if not any(folder.glob("*.h*5")):
@@ -296,7 +297,7 @@ def onestep(args: argparse.Namespace) -> int:
     model, systems, step_no, run = _pretrained(args)
     for folder in sorted((Path(args.data) / "test").iterdir()):
         name = folder.name
-        out = step_cell(root, "onestep", run["tag"], name, step_no)
+        out = step_cell(root, "onestep", run["tag"], name, step_no, run["seed"])
         if out.exists() or not any(folder.glob("*.h*5")):
             continue
         info = systems.get(name, system_info(name))

@@ -59,9 +59,11 @@ def transfer_cell(root: Path, variant: str, tag: str | None, init: str,
     return cell_path(root, variant, tag, init, mode, f"n{n}", f"s{seed}")
 
 
-def step_cell(root: Path, kind: str, tag: str | None, variant: str, step: int | None) -> Path:
-    """A ``rollout`` or ``onestep`` cell of one checkpoint step."""
-    return cell_path(root, kind, tag, variant, f"step{step}")
+def step_cell(root: Path, kind: str, tag: str | None, variant: str, step: int | None,
+              seed: int | None = 0) -> Path:  # fmt: skip
+    """A ``rollout`` or ``onestep`` cell of one checkpoint step of a pretraining run (a
+    replica, ``SEED=N`` of scripts/mpp_pretrain.sh, has its seed in the name)."""
+    return cell_path(root, kind, tag, variant, replica(seed), f"step{step}")
 
 
 def baseline_cell(root: Path, arch: str, variant: str, step: int, tag: str | None = None,
@@ -102,7 +104,8 @@ def record_cell(root: Path, key: str, rec: dict) -> Path:
         return baseline_rollout_cell(root, rec["arch"], rec["variant"], rec.get("tag"),
                                      rec["ckpt_step"], rec.get("seed"))  # fmt: skip
     kind = "rollout" if key.startswith("rollout") else "onestep"
-    return step_cell(root, kind, rec.get("tag"), rec["variant"], rec["ckpt_step"])
+    return step_cell(root, kind, rec.get("tag"), rec["variant"], rec["ckpt_step"],
+                     rec.get("seed"))  # fmt: skip
 
 
 def restore(source: Path, root: Path) -> dict[str, int]:
@@ -191,13 +194,13 @@ def run_label(rec: dict, main_recipe: str | None) -> str:
 
 
 def latest(records: list[dict], tagged: bool = False) -> dict[tuple, dict]:
-    """The record of the latest checkpoint step per (tag, variant); untagged runs only
-    unless ``tagged``."""
+    """The record of the latest checkpoint step per (tag, seed, variant); the run of record
+    only (untagged, seed 0) unless ``tagged``."""
     out: dict[tuple, dict] = {}
     for r in records:
-        if r.get("tag") and not tagged:
+        if (r.get("tag") or r.get("seed")) and not tagged:
             continue
-        key = (r.get("tag") or "", r["variant"])
+        key = (r.get("tag") or "", r.get("seed") or 0, r["variant"])
         if key not in out or (r["ckpt_step"] or 0) > (out[key]["ckpt_step"] or 0):
             out[key] = r
     return out
@@ -244,7 +247,7 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
     for r in rolls + brolls:
         r.update(rollout_criteria(r))
     rows = transfer_rows(cells)
-    main_one = {v: r for (_, v), r in latest(ones).items()}
+    main_one = {v: r for (_, _, v), r in latest(ones).items()}
     curve, curve_from = pretrain_curve(root, ckpt)
     result = {
         "paper": PAPER_TRANSFER,
@@ -349,29 +352,19 @@ def _init_name(cell: dict) -> str:
     return f"`{cell.get('ckpt', '?')}`{step}"
 
 
-def replica_of(rec: dict) -> tuple[str, int]:
-    """(run tag, seed) of a pretrained model's cell: a replica (``SEED=N`` of
-    scripts/mpp_pretrain.sh, evaluated with ``--tag <run>-sN``) belongs to ``<run>``."""
-    tag, seed = rec.get("tag") or "", int(rec.get("seed") or 0)
-    if seed and tag.endswith(f"-s{seed}"):
-        tag = tag[: -len(f"-s{seed}")]
-    return tag, seed
-
-
 def _one_step_md(ones: list[dict], main_recipe: str | None) -> list[str]:
     md = ["", "## One-step NRMSE on the held-out test trajectories (goal: <= 0.5x persistence)",
           ""]  # fmt: skip
     if ones:
         groups: dict[tuple, list[dict]] = {}
         for r in sorted(ones, key=_run_order):
-            groups.setdefault((r["variant"], replica_of(r)[0], r["ckpt_step"] or 0), []).append(r)
-        md += ["A run's replicas (`SEED=N scripts/mpp_pretrain.sh`, cells tagged `<run>-sN`) "
-               "are one row: mean ± sd (seeds); ratio = mean / persistence.", "",
+            groups.setdefault((r["variant"], r.get("tag") or "", r["ckpt_step"] or 0), []).append(r)
+        md += ["A run and its replicas (`SEED=N scripts/mpp_pretrain.sh`, evaluated under the "
+               "run's tag) are one row: mean ± sd (seeds); ratio = mean / persistence.", "",
                "| variant | run (recipe) | in pretraining | checkpoint step | AViT | "
                "persistence | ratio |", "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
-        for (_, tag, _), group in groups.items():
-            r = {**group[0], "tag": tag}
-            seeds = sorted(replica_of(g)[1] for g in group)
+        for group in groups.values():
+            r, seeds = group[0], sorted(g.get("seed") or 0 for g in group)
             label = run_label(r, main_recipe)
             if len(group) > 1:
                 label += f", seeds {', '.join(map(str, seeds))}"
@@ -425,7 +418,7 @@ def _rollout_md(rolls: list[dict], main_recipe: str | None,
             seed = f" seed {r['seed']}" if r.get("seed") else ""
             return (f"{BASELINE_NAMES[r['arch']]}: {r.get('tag') or 'baseline'} "
                     f"({r['recipe']}){seed}")  # fmt: skip
-        return run_label(r, main_recipe)
+        return run_label(r, main_recipe) + (f" seed {r['seed']}" if r.get("seed") else "")
 
     def row(variant: str, r: dict) -> str:
         return (f"| {variant} | {label(r)} @ {r['ckpt_step']} | "
@@ -526,9 +519,9 @@ def _baseline_recipe_table(
             groups.setdefault((b["variant"], b["arch"], b["tag"], b["step"]), []).append(b)
         else:
             main.setdefault((b["variant"], b["arch"], b["step"]), []).append(b)
-    pre: dict[tuple, list[dict]] = {}  # a pretrained run and its replicas (replica_of)
+    pre: dict[tuple, list[dict]] = {}  # a pretrained run and its replicas
     for o in ones or []:
-        key = (o["variant"], o.get("recipe"), o.get("ckpt_step"), replica_of(o)[0])
+        key = (o["variant"], o.get("recipe"), o.get("ckpt_step"), o.get("tag") or "")
         pre.setdefault(key, []).append(o)
     # cells older than the recipe field: the recipe their model was trained with (gap records)
     known = {(g["variant"], g["arch"], g["step"]): g.get("recipe") for g in gaps}

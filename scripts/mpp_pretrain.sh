@@ -31,7 +31,7 @@
 #   RECIPE=paper STOP_AT=3200 OUT=runs/mpp64_pretrain_paper \
 #       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain_paper.log 2>&1 &
 #
-# and its replicas for item 1's seeds (evaluated with `mpp_evidence.py onestep --tag paper-s1`):
+# and its replicas for item 1's seeds (evaluated with `mpp_evidence.py onestep --tag paper`):
 #
 #   RECIPE=paper STOP_AT=3200 SEED=1 OUT=runs/mpp64_pretrain_paper_s1 \
 #       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain_paper_s1.log 2>&1 &

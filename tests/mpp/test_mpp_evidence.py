@@ -162,29 +162,32 @@ def test_report_reads_old_cells_and_puts_runs_side_by_side(tmp_path):
 
 
 def test_pretrained_replicas_are_one_row_with_their_spread(tmp_path):
-    """A pretraining run and its replicas (SEED=N, tagged <run>-sN) give one one-step row,
-    mean ± sample sd, and the recipe table's pretrained column; another run stays apart."""
+    """A pretraining run and its replicas (SEED=N, evaluated under the run's tag: the seed is in
+    the cell name) give one one-step row, mean ± sample sd, and the recipe table's pretrained
+    column; another run stays apart; a restore puts each replica's cell back under its name."""
     from benchmarks import mpp_evidence_report as rep
 
     root = tmp_path / "cells"
     one = {"variant": "ins", "ckpt_step": 3200, "trained_on": True, "windows": 340,
-           "persistence": 0.09, "recipe": "paper"}  # fmt: skip
+           "persistence": 0.09, "recipe": "paper", "tag": "paper"}  # fmt: skip
     for seed, avit in ((0, 0.040), (1, 0.042), (2, 0.044)):
-        tag = "paper" + (f"-s{seed}" if seed else "")
-        _write(root, f"onestep_{tag}_ins_step3200", {**one, "tag": tag, "seed": seed, "avit": avit})
-    _write(
-        root,
-        "onestep_other-s3_ins_step3200",  # seed 0: "-s3" is part of its name
-        {**one, "tag": "other-s3", "seed": 0, "avit": 0.05},
+        cell = rep.step_cell(root, "onestep", "paper", "ins", 3200, seed)
+        _write(root, cell.parent.name, {**one, "seed": seed, "avit": avit})
+    assert rep.step_cell(root, "onestep", "paper", "ins", 3200, 1).parent.name == (
+        "onestep_paper_ins_s1_step3200"
     )
+    _write(root, "onestep_other_ins_step3200", {**one, "tag": "other", "seed": 0, "avit": 0.05})
     _write(root, "baseline_fno_ins_paper_step3200", {
         "variant": "ins", "arch": "fno", "step": 3200, "tag": "paper", "recipe": "paper",
         "nrmse": 0.03, "persistence": 0.09})  # fmt: skip
     rep.report(root, str(tmp_path / "no_ckpt"), str(tmp_path), str(tmp_path / "out"), "stable")
     md = (tmp_path / "out" / "mpp_evidence.md").read_text()
     assert "| ins | paper (paper), seeds 0, 1, 2 | True | 3200 | 0.0420 ± 0.0020 (3) |" in md
-    assert "| ins | other-s3 (paper) | True | 3200 | 0.0500 | 0.0900 | 0.5556 |" in md
+    assert "| ins | other (paper) | True | 3200 | 0.0500 | 0.0900 | 0.5556 |" in md
     assert "| 0.0300 | - | 0.0500 / 0.0420 ± 0.0020 (3) | 0.0900 |" in md  # runs by name
+    rep.restore(tmp_path / "out" / "mpp_evidence.json", tmp_path / "back")
+    back = {p.parent.name for p in (tmp_path / "back").glob("onestep_*/result.json")}
+    assert back == {p.parent.name for p in root.glob("onestep_*/result.json")}
 
 
 def test_baselines_tagged_with_the_pretrained_recipe_are_an_equal_budget_table(tmp_path):
