@@ -1,6 +1,7 @@
 """Lazy training windows from PDEBench and Well files: content, resampling rule, bad input."""
 
 import h5py
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -97,3 +98,50 @@ def test_directories_skip_well_held_out_splits(small_runs, tmp_path):
     write_well(small_runs["swe"], tmp_path, split="valid")
     files = find_files([tmp_path])
     assert [p.parent.name for p in files] == ["train"]
+
+
+def test_files_of_one_system_at_two_resolutions_agree_once_pooled(small_runs, tmp_path):
+    """PDEBench publishes CNS M1.0 at 128^2 and 512^2: a folder of both trains at one res."""
+    for d in "ab":
+        (tmp_path / d).mkdir()
+    a = scan_file(write_pdebench(small_runs["ins"], tmp_path / "a"))
+    low = small_runs["ins"].select([0, 1])
+    low.fields = F.avg_pool2d(low.fields.flatten(0, 2), 2).unflatten(0, low.fields.shape[:3])
+    low.x, low.y = low.x[::2], low.y[::2]
+    b = scan_file(write_pdebench(low, tmp_path / "b"))
+    assert (a.nx, b.nx) == (32, 16)
+    ds = group_windows({"ins": [a, b]}, n_ctx=2, res=16)["ins"]
+    assert len(ds) == 2 * len(FileWindows(a, n_ctx=2)) and ds[0]["x"].shape[-1] == 16
+    with pytest.raises(FormatError, match=r"\(6, 16, 16\); expected ins \(6, 32, 32\)"):
+        group_windows({"ins": [a, b]}, n_ctx=2)
+
+
+def test_a_real_well_file_with_byte_names_mach_scalar_and_per_sample_time(small_runs, tmp_path):
+    """Variations real Well files show: field names as bytes, the Mach number as a 0-d
+    scalar named 'Mach', the time axis stored per sample."""
+    from scifm.mpp.data import variant_of
+    from scifm.pde.files import read_any
+
+    path = write_well(small_runs["cns"], tmp_path)
+    with h5py.File(path, "r+") as f:
+        for g in ("t0_fields", "t1_fields"):
+            f[g].attrs["field_names"] = [n.encode() for n in f[g].attrs["field_names"]]
+        sc = f["scalars"]
+        for k in list(sc):
+            del sc[k]
+        sc["Mach"] = np.float32(0.1)  # one value for the file
+        sc.attrs["field_names"] = [b"Mach"]
+        t = f["dimensions/time"][()]
+        del f["dimensions/time"]
+        f["dimensions/time"] = np.stack([t, t + 1.0])  # (N, T): sample 0's times are t
+    info = scan_file(path)
+    assert info.system == "cns" and variant_of(info) == "cns_m0.1"
+    traj = read_any(path)
+    torch.testing.assert_close(traj.fields, small_runs["cns"].fields)
+    torch.testing.assert_close(traj.t, torch.as_tensor(t, dtype=torch.float32))
+    assert traj.params["Mach"].tolist() == pytest.approx([0.1, 0.1])
+    with h5py.File(path, "r+") as f:  # no Mach number anywhere: the error says what to do
+        del f["scalars/Mach"]
+        f["scalars"].attrs["field_names"] = []
+    with pytest.raises(FormatError, match=r"without a Mach number.*cns_m<Mach>="):
+        variant_of(scan_file(path))

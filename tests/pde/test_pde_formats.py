@@ -180,3 +180,26 @@ def test_non_finite_frames_are_never_written(runs, tmp_path):
     with pytest.raises(ValueError, match="non-finite"):
         write_well(bad, tmp_path)
     assert not any(tmp_path.rglob("*.h5")) and not any(tmp_path.rglob("*.hdf5"))
+
+
+def test_pde_info_reads_a_few_frames_not_the_file(runs, tmp_path, monkeypatch, capsys):
+    """A real PDEBench file is tens of GB: `pde info` takes its layout from the metadata and
+    its statistics from a few frames of trajectory 0, never the whole file."""
+    import scifm.pde.files
+    from scifm.cli import main
+    from scifm.pde import filewindows
+
+    traj = runs["ins"]
+    path = write_pdebench(traj, tmp_path)
+    read = []
+    real = filewindows.read_dataset
+    monkeypatch.setattr(
+        filewindows, "read_dataset", lambda d, sel=(): read.append(sel) or real(d, sel)
+    )
+    monkeypatch.setattr(scifm.pde.files, "read_any", lambda *a, **k: pytest.fail("read whole"))
+    assert main(["pde", "info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 trajectories x 4 frames of 16x16 cells" in out and "frames [0, 1, 2, 3]" in out
+    assert all(sel[0] == 0 and sel[1].stop - sel[1].start == 1 for sel in read)  # one frame each
+    vx = traj.fields[0, :, 0]
+    assert f"vx: min {float(vx.min()):.4g} max {float(vx.max()):.4g}" in out

@@ -114,6 +114,34 @@ def test_sdss_spec_file(tmp_path):
     assert rec.wave_range[0] >= 10**3.58 - 1 and rec.wave_range[1] <= 10 ** loglam[-1] + 1
 
 
+def test_sdss_ids_beyond_int64_keep_the_spectrum(tmp_path):
+    """eBOSS plates >= 8192 have SPECOBJID >= 2**63: the id is kept as text in meta, the
+    int64 target id is -1, and the real-spectrum path (the page's upload) still reads it."""
+    from scifm.astroclip.realspec import read_real_spectra
+
+    loglam = np.arange(3.5800, 3.9600, 1e-4)
+    big = 10350431788458862592  # plate 9193
+    path = write_sdss_spec(tmp_path / "spec-9193-58039-0123.fits", loglam,
+                           np.full(loglam.size, 3.0), np.ones(loglam.size), z=0.1,
+                           specobjid=big)  # fmt: skip
+    (rec,) = read_spectrum_file(path)
+    assert rec.targetid == -1 and rec.meta["specobjid"] == str(big)
+    spectra = read_real_spectra(path)
+    assert spectra.targetid.tolist() == [-1] and spectra.redshift[0] == pytest.approx(0.1)
+
+
+def test_desi_single_exposure_spectra_file_is_read_with_a_warning():
+    """specutils ships a DESI spectra-*.fits (exposures, not a coadd): each exposure is a
+    record, and the reader says so."""
+    path = specutils_desi_coadds("spectra-*.fits")[0]
+    with pytest.warns(UserWarning, match="single-exposure spectra"):
+        recs = read_spectrum_file(path)
+    assert recs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a coadd raises no such warning
+        read_spectrum_file(COADD)
+
+
 def test_legacy_cutouts_cube_and_planes(tmp_path):
     img = np.random.default_rng(0).normal(size=(60, 64, 3)).astype(np.float32)
     for layout in ("cube", "planes"):

@@ -14,6 +14,7 @@ from scifm.cli import main
 from scifm.core import numpy_rng
 from scifm.survey.io import finished_rows, held_out_rows, read_spectra
 from scifm.survey.readers.grid import DESI_WAVE
+from scifm.survey.readers.synthetic import write_redrock
 from scifm.survey.redshift import (
     OUTSIDE_NOTE,
     fit_redshifts,
@@ -84,13 +85,16 @@ def test_bad_shapes_and_flags():
 def test_real_desi_coadd_through_the_cli(desi_coadds, tmp_path, capsys):
     coadd = next(p for p in desi_coadds if "sv3-dark" in p.name)
     out = tmp_path / "z.json"
-    assert main(["survey", "redshift", str(coadd), "--json", str(out)]) == 0
+    rr = write_redrock(tmp_path / "redrock.fits", np.array([39627866878514741]), np.array([0.7]))
+    argv = ["survey", "redshift", str(coadd), "--json", str(out), "--redrock", str(rr)]
+    assert main(argv) == 0
     text = capsys.readouterr().out
     doc = json.loads(out.read_text())
     rows, (z_lo, z_hi) = doc["rows"], doc["catalog_z_range"]
     assert [r["targetid"] for r in rows] == [39627866878511337, 39627866878514741]
+    assert [r["true_z"] for r in rows] == [None, pytest.approx(0.7)]  # DESI's z, joined
     for r in rows:
-        assert r["target_class"] == "LRG" and r["true_z"] is None
+        assert r["target_class"] == "LRG"
         assert r["note"] == ("" if z_lo <= r["z"] <= z_hi else OUTSIDE_NOTE)
         assert str(r["targetid"]) in text and f"{r['z']:.4f}" in text
         assert 0 < r["z_err"] < 0.01 and r["flag"] in text

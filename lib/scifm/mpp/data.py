@@ -96,12 +96,29 @@ def simulate_variant(
     )
 
 
-def variant_of(info: PDEFile) -> str:
-    """The variant a file holds: its system, and for CNS its Mach number (``cns_m0.1``)."""
-    if info.system == "cns" and "M" in info.params:
-        mach = float(f"{info.params['M']:.6g}")  # float32 attributes: 0.1 not 0.10000000149
-        return f"cns_m{mach}"
-    return info.system
+MACH_KEYS = ("M", "Mach", "mach", "Ma", "mach_number")  # PDEBench attrs, Well scalars
+
+
+def variant_of(info: PDEFile, *, strict: bool = True) -> str:
+    """The variant a file holds: its system, and for CNS its Mach number (``cns_m0.1``).
+
+    The Mach number comes from the file's attributes or Well scalars (``MACH_KEYS``) or a
+    PDEBench file name (``_M0.1_``). A CNS file without one is refused when ``strict`` (the
+    error says how to name it), else called plain ``cns``.
+    """
+    if info.system != "cns":
+        return info.system
+    for key in MACH_KEYS:
+        if key in info.params:
+            mach = float(f"{info.params[key]:.6g}")  # float32 attributes: 0.1 not 0.10000000149
+            return f"cns_m{mach}"
+    if not strict:
+        return "cns"
+    raise FormatError(
+        f"{info.path}: compressible NS data without a Mach number (no attribute or scalar "
+        f"{'/'.join(MACH_KEYS)} with one value for the file, and no _M<value>_ in its name); "
+        f"name its variant: cns_m<Mach>={info.path}"
+    )
 
 
 def memory_datasets(

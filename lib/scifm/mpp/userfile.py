@@ -86,7 +86,7 @@ def check_file(
     if path.is_dir():
         raise FormatError(f"{path}: a directory; expected one PDEBench or Well file")
     info = scan_file(path)
-    variant = variant_of(info)
+    variant = variant_of(info, strict=False)
     card_res = view["res"] or info.nx
     res = res or card_res
     frames = frames or view["frames"] or info.n_frames
@@ -103,7 +103,8 @@ def check_file(
         trained = ", ".join(sorted(view["data"])) or "unknown"
         w.append(f"{path}: {info.system} data: the model was not trained on {info.system} "
                  f"(trained: {trained}); fine-tune first: scifm mpp finetune --ckpt {ckpt} "
-                 f"--system {variant} --files {path} --out RUN")  # fmt: skip
+                 f"--system {variant if variant != 'cns' else 'cns_m<Mach>'} --files {path} "
+                 "--out RUN")  # fmt: skip
     elif has_card:
         w += _spacing_warnings(path, info, stride, variant, same)
         w += _parameter_warnings(path, info, same)

@@ -34,7 +34,7 @@ from scifm.pde.files import detect_format
 from scifm.pde.formats import FormatError, open_h5, read_dataset, require
 from scifm.pde.pdebench import CNS_KEYS
 from scifm.pde.systems import get_system
-from scifm.pde.well import WELL_FIELDS, _system_from_fields
+from scifm.pde.well import WELL_FIELDS, _system_from_fields, field_names
 
 SUFFIXES = (".h5", ".hdf5")
 
@@ -186,8 +186,7 @@ def _scan_well(f: h5py.File, path: Path) -> PDEFile:
     layout = "The Well"
     for key in ("dimensions", "t0_fields", "t1_fields"):
         require(f, key, layout)
-    t0 = [str(s) for s in f["t0_fields"].attrs.get("field_names", [])]
-    t1 = [str(s) for s in f["t1_fields"].attrs.get("field_names", [])]
+    t0, t1 = field_names(f["t0_fields"]), field_names(f["t1_fields"])
     system = _system_from_fields(path, t0, t1)
     shapes = {k: require(f["t0_fields"], k, layout, 4).shape for k in t0}
     if WELL_FIELDS[system][1]:
@@ -200,8 +199,8 @@ def _scan_well(f: h5py.File, path: Path) -> PDEFile:
     n, t, nx, ny = next(iter(shapes.values()))
     params, ranges = {}, {}
     if "scalars" in f:
-        for k in f["scalars"].attrs.get("field_names", []):
-            value = {str(k): read_dataset(f["scalars"][k])}
+        for k in field_names(f["scalars"]):
+            value = {k: read_dataset(f["scalars"][k])}
             params.update(_constants(value))
             ranges.update(_ranges(value))
     dt = _spacing(f["dimensions"], "time", t)
@@ -320,17 +319,26 @@ def group_windows(
 
     ``kwargs`` go to every ``FileWindows`` (``n_ctx``, ``res``, ``frames``, ...).
     """
+    res, frames = kwargs.get("res"), kwargs.get("frames")
+
+    def served(info: PDEFile) -> tuple[int, int, int]:  # (frames, x, y) after resampling
+        pool, step = resample_rule(info, res, frames)
+        return ((info.n_frames - 1) // step + 1, info.nx // pool, info.ny // pool)
+
     out = {}
     for name, group in files.items():
         if not group:
             raise FormatError(f"data set {name!r}: no files")
         first = group[0]
         for info in group[1:]:
-            if info.system != first.system or info.shape != first.shape:
+            if info.system != first.system or served(info) != served(first):
+                at = "" if res is None and frames is None else (
+                    f" at res={res}, frames={frames} (in the file {info.shape})"
+                )  # fmt: skip
                 raise FormatError(
-                    f"{info.path}: {info.system} data of (frames, x, y) {info.shape}; expected "
-                    f"{first.system} {first.shape} like {first.path.name} (files of data set "
-                    f"{name!r} must agree)"
+                    f"{info.path}: {info.system} data of (frames, x, y) {served(info)}{at}; "
+                    f"expected {first.system} {served(first)} like {first.path.name} (files of "
+                    f"data set {name!r} must agree once resampled)"
                 )
         out[name] = ConcatDataset([FileWindows(i, name=name, **kwargs) for i in group])
     return out

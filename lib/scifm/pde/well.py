@@ -157,14 +157,20 @@ def _system_from_fields(path: str | Path, t0: Sequence[str], t1: Sequence[str]) 
     )
 
 
+def field_names(group: h5py.Group) -> list[str]:
+    """A Well group's ``field_names`` attribute as str (h5py gives bytes for some files)."""
+    return [
+        s.decode() if isinstance(s, bytes) else str(s) for s in group.attrs.get("field_names", [])
+    ]
+
+
 def read_well(path: str | Path, *, limit: int | None = None) -> Trajectories:
     """Read one Well file of one of the four systems into ``Trajectories``."""
     layout = "The Well"
     with open_h5(path) as f:
         for key in ("dimensions", "t0_fields", "t1_fields"):
             require(f, key, layout)
-        t0_names = [str(s) for s in f["t0_fields"].attrs.get("field_names", [])]
-        t1_names = [str(s) for s in f["t1_fields"].attrs.get("field_names", [])]
+        t0_names, t1_names = field_names(f["t0_fields"]), field_names(f["t1_fields"])
         system = _system_from_fields(path, t0_names, t1_names)
         spec = get_system(system)
         n_total = int(f.attrs.get("n_trajectories", 0)) or None
@@ -182,20 +188,25 @@ def read_well(path: str | Path, *, limit: int | None = None) -> Trajectories:
         n = fields.shape[0]
         params: dict[str, torch.Tensor] = {}
         if "scalars" in f:
-            for k in f["scalars"].attrs.get("field_names", []):
-                v = read_dataset(f["scalars"][k])
-                if np.ndim(v) == 1 and len(v) >= n:
-                    params[str(k)] = torch.from_numpy(np.asarray(v[:n], dtype=np.float64))
+            for k in field_names(f["scalars"]):
+                v = np.asarray(read_dataset(f["scalars"][k]))
+                if not np.issubdtype(v.dtype, np.number):
+                    continue
+                if v.ndim == 0:  # one value for the whole file, as the Well writes constants
+                    params[k] = torch.full((n,), float(v), dtype=torch.float64)
+                elif v.ndim == 1 and len(v) >= n:
+                    params[k] = torch.from_numpy(np.asarray(v[:n], dtype=np.float64))
         if "forcing" in t1_names:
             force = read_dataset(f["t1_fields"]["forcing"], sel)
             params["forcing"] = torch.from_numpy(force.transpose(0, 3, 1, 2).copy())
     if t.shape[-1] != fields.shape[1]:
         raise FormatError(f"{path}: {t.shape[-1]} times for {fields.shape[1]} frames")
+    t = np.asarray(t).reshape(-1, t.shape[-1])[0]  # (T,) or (N, T) per sample: the first's
     return Trajectories(
         system=system,
         fields=torch.from_numpy(fields).float(),
         field_names=spec.field_names,
-        t=torch.from_numpy(np.asarray(t, dtype=np.float32).reshape(-1)[-fields.shape[1] :]),
+        t=torch.from_numpy(np.asarray(t, dtype=np.float32)),
         x=torch.from_numpy(np.asarray(x, dtype=np.float32)),
         y=torch.from_numpy(np.asarray(y, dtype=np.float32)),
         params=params,
@@ -212,7 +223,7 @@ def write_well_stats(dataset_dir: str | Path, split: str = "train") -> Path:
     for path in files:
         with open_h5(path) as f:
             for group in ("t0_fields", "t1_fields"):
-                for k in f[group].attrs.get("field_names", []):
+                for k in field_names(f[group]):
                     a = read_dataset(f[group][k]).astype(np.float64)
                     if not f[group][k].attrs.get("time_varying", True):
                         a = a[:, None]  # a constant field: one "frame", no deltas

@@ -57,7 +57,8 @@ def _redshift(args: argparse.Namespace) -> int:
     from scifm.survey.redshift import redshift_rows
 
     rows, z_range = redshift_rows(args.file, split=args.split, n=args.n,
-                                  catalog=args.catalog, templates=args.templates)  # fmt: skip
+                                  catalog=args.catalog, templates=args.templates,
+                                  redrock=args.redrock)  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:  # rows are computed: a failure above writes nothing
             json.dump({"file": str(args.file), "catalog_z_range": z_range, "rows": rows}, f,
@@ -114,4 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="catalog whose z range is noted (default assets/astroclip/catalog.h5)",
     )
     p.add_argument("--templates", default=None, help="redrock template file (default: ours)")
+    p.add_argument(
+        "--redrock", default=None, help="DESI's redrock file for a coadd: its z shown as true_z"
+    )
     p.set_defaults(func=_redshift)

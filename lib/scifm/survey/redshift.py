@@ -279,9 +279,11 @@ def redshift_rows(
     n: int | None = None,
     catalog: str | Path | None = None,
     templates: str | Path | None = None,
+    redrock: str | Path | None = None,
 ) -> tuple[list[dict], list[float] | None]:
     """One row per spectrum of a DESI coadd, SDSS spec file or survey HDF5 file, and the
     catalogue's z range used for the note (``catalog``; default the shipped AstroCLIP one).
+    ``redrock``: DESI's own redrock/zbest file for a coadd, joined on TARGETID as true_z.
 
     Each row: targetid, z, z_err, flag, zwarn, deltachi2, note ("outside the catalogue's
     redshift range" or ""), true_z (the file's own redshift or None) and target_class.
@@ -298,6 +300,8 @@ def redshift_rows(
         catalog = assets_dir() / "astroclip/catalog.h5"
     z_range = list(catalog_redshift_range(catalog)) if catalog is not None else None
     if h5py.is_hdf5(path):
+        if redrock is not None:
+            raise ValueError(f"survey file {path.name}: --redrock applies to DESI coadds")
         tids, src = _survey_input(path, split, n)
         fits_ = fit_redshifts(**src["arrays"], templates=templates)
         extra = [{"true_z": m["true_z"], "target_class": "simulated", "row": m["row"]}
@@ -305,7 +309,7 @@ def redshift_rows(
     else:
         if split != "all":
             raise ValueError(f"spectrum file {path.name}: --split applies to survey HDF5 files")
-        records = read_spectrum_file(path)[:n]
+        records = read_spectrum_file(path, redrock=redrock)[:n]
         if not records:
             raise ValueError(f"spectrum file {path.name}: holds no science target")
         tids = [r.targetid for r in records]

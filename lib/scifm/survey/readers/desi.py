@@ -12,6 +12,7 @@ older releases) and are joined on TARGETID when one is given.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,15 @@ def read_desi_coadd(path: str | Path, redrock: str | Path | None = None) -> list
                 )
             arms.append((_arm_index(path, a, wave), flux, ivar, mask))
         cols = set(fm.columns.names)
+        coadded = "COADD_FIBERSTATUS" in cols or "EXP_FIBERMAP" in names
+        if "FIBERSTATUS" in cols and not coadded:
+            warnings.warn(
+                f"DESI file {path.name}: single-exposure spectra (FIBERMAP has FIBERSTATUS, no "
+                "COADD_FIBERSTATUS or EXP_FIBERMAP), not a coadd: one record per exposure, so a "
+                "target may appear more than once at lower S/N; its coadd-*.fits has one "
+                "spectrum per target",
+                stacklevel=2,
+            )
         records = []
         for row in range(len(fm)):
             tid = int(fm["TARGETID"][row])

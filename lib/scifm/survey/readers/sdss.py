@@ -63,7 +63,10 @@ def read_sdss_spec(path: str | Path) -> list[SpectrumRecord]:
                 zc = _column(so, "Z")
                 z = float(zc[0]) if zc is not None else None
                 sid = _column(so, "SPECOBJID")
-                tid = int(sid[0]) if sid is not None and str(sid[0]).strip().isdigit() else -1
+                sid = str(sid[0]).strip() if sid is not None else ""
+                if sid.isdigit():
+                    meta["specobjid"] = sid  # eBOSS plates >= 8192 give ids >= 2**63
+                    tid = int(sid) if int(sid) < 2**63 else -1  # target ids are int64
                 for key in ("PLATE", "MJD", "FIBERID", "CLASS", "ZWARNING", "PLUG_RA", "PLUG_DEC"):
                     col = _column(so, key)
                     if col is not None:
