@@ -18,7 +18,6 @@ Files of another resolution or frame count are brought to the model's by one rul
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from scifm.pde.files import detect_format
 from scifm.pde.formats import FormatError, open_h5, read_dataset, require
-from scifm.pde.pdebench import CNS_KEYS
+from scifm.pde.pdebench import CNS_KEYS, mach_from_name
 from scifm.pde.systems import get_system
 from scifm.pde.well import WELL_FIELDS, _system_from_fields, field_names
 
@@ -142,8 +141,8 @@ def _scan_pdebench(f: h5py.File, path: Path) -> PDEFile:
             raise FormatError(f"{path}: {CNS_KEYS} have different shapes {shapes}")
         n, t, nx, ny = shapes["Vx"]
         params = _constants(f.attrs)
-        if "M" not in params and (m := re.search(r"_M([0-9.]+?)_", path.name)):
-            params["M"] = float(m.group(1))  # public files name their Mach number
+        if "M" not in params and (mach := mach_from_name(path)) is not None:
+            params["M"] = mach  # public files name their Mach number
         ranges = {**{k: (v, v) for k, v in params.items()}, **_ranges(f.attrs)}
         dt = _spacing(f, "t-coordinate", t)  # PDEBench stores one time more than frames
         return PDEFile(path, "pdebench", "cns", "cns", n, t, nx, ny, (), params, ranges, dt)

@@ -18,6 +18,7 @@ HDF5 attributes, which leaves the key layout untouched.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import h5py
@@ -207,7 +208,16 @@ def _read_cns(f: h5py.File, limit: int | None) -> Trajectories:
     y = read_dataset(require(f, "y-coordinate", layout, 1))
     t = read_dataset(require(f, "t-coordinate", layout, 1))[: fields.shape[1]]
     params = _root_params(f, fields.shape[0])
+    mach = mach_from_name(path)
+    if "M" not in params and mach is not None:  # public files name their Mach number
+        params["M"] = torch.full((fields.shape[0],), mach, dtype=torch.float64)
     return _trajectories("cns", fields, t, x, y, params, path)
+
+
+def mach_from_name(path: str | Path) -> float | None:
+    """The Mach number a PDEBench 2D_CFD file name carries (``..._M0.1_Eta...``), if any."""
+    m = re.search(r"_M([0-9]+(?:\.[0-9]+)?)_", Path(path).name)
+    return float(m.group(1)) if m else None
 
 
 def _root_params(f: h5py.File, n: int) -> dict[str, torch.Tensor]:
