@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import h5py
@@ -110,6 +111,23 @@ def test_embed_file_resumes_after_a_crash(trained, tmp_path):
     emb = read_embeddings(out)
     ref = embed_arrays(model, trained["data"].images[:n], trained["data"].spectra[:n])
     np.testing.assert_allclose(emb["spectrum"], ref["spectrum"], atol=1e-5)
+    # a finished file of another source or model is refused, a user's own file never touched
+    before = out.read_bytes()
+    with pytest.raises(ValueError, match=r"another run .*'source': \('', 'other.h5'\)"):
+        embed_file(model, flaky, n, out, chunk=16, progress=False, source="other.h5")
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    with pytest.raises(ValueError, match="another run .*'model'"):
+        embed_file(other, flaky, n, out, chunk=16, progress=False)
+    assert out.read_bytes() == before
+    mine = tmp_path / "mine.h5"
+    with h5py.File(mine, "w") as f:
+        f["x"] = np.arange(3)
+    kept = mine.read_bytes()
+    with pytest.raises(ValueError, match="mine.h5: exists and is not a scifm embedding file"):
+        embed_file(model, flaky, n, mine, chunk=16, progress=False)
+    assert mine.read_bytes() == kept
 
 
 def test_assets_package_a_trained_model_on_the_split_it_recorded(trained, tmp_path):

@@ -245,7 +245,7 @@ def _embed(args: argparse.Namespace) -> int:
     model = _load_clip(args.model, args.device)
     fetch, n = survey_fetcher(args.survey)
     n = min(n, args.n or n)
-    out = embed_file(model, fetch, n, args.out, chunk=args.chunk,
+    out = embed_file(model, fetch, n, args.out, chunk=args.chunk, source=str(args.survey),
                      device=next(model.parameters()).device, progress=not args.quiet)  # fmt: skip
     print(json.dumps({"embeddings": str(out), "n": n}))
     return 0

@@ -8,6 +8,7 @@ stopped. Embeddings are L2-normalized: cosine similarity is an inner product.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,6 +89,18 @@ def spectrum_features(
     return _pooled_features(encoder, spectra, batch_size)
 
 
+EMBED_FORMAT = "scifm-astroclip-embeddings"
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 (16 hex digits) of a model's parameters and buffers: which weights embedded."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def embed_file(
     model: AstroClip,
     fetch: Callable[[int, int], Galaxies],
@@ -97,27 +110,26 @@ def embed_file(
     chunk: int = 512,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    source: str = "",
 ) -> Path:
     """Embed galaxies ``fetch(start, stop)`` for 0..n into ``out_path`` (HDF5), resumably.
 
     The file holds ``image`` and ``spectrum`` (N, E) float32, ``targetid`` (N,) and the
-    attribute ``n_done``; a rerun with the same ``n`` continues from ``n_done``.
+    attributes ``format``, ``n``, ``n_done``, ``model`` (``model_fingerprint``) and ``source``
+    (what was embedded, e.g. the survey path). A rerun with the same model, source and ``n``
+    continues from ``n_done``; any other existing file is refused, never written into.
     """
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    e = model.config.embed_dim
+    e, fp = model.config.embed_dim, model_fingerprint(model)
+    if out_path.exists():
+        _check_resumable(out_path, n, e, fp, source)
     with h5py.File(out_path, "a") as f:
-        if "image" in f and (f["image"].shape != (n, e) or f.attrs.get("n", -1) != n):
-            raise ValueError(
-                f"{out_path}: holds embeddings of shape {f['image'].shape}, not ({n}, {e}); "
-                "delete it or choose another output path"
-            )
-        for name in ("image", "spectrum"):
-            if name not in f:
+        if "image" not in f:
+            for name in ("image", "spectrum"):
                 f.create_dataset(name, (n, e), "f4", chunks=(min(chunk, max(n, 1)), e))
-        if "targetid" not in f:
             f.create_dataset("targetid", (n,), "i8")
-            f.attrs["n"], f.attrs["n_done"] = n, 0
+            f.attrs.update(format=EMBED_FORMAT, n=n, n_done=0, model=fp, source=source)
         start = int(f.attrs["n_done"])
         bar = tqdm(total=n, initial=start, disable=not progress, desc="embed", unit="gal")
         for lo in range(start, n, chunk):
@@ -136,6 +148,27 @@ def embed_file(
             bar.update(hi - lo)
         bar.close()
     return out_path
+
+
+def _check_resumable(path: Path, n: int, e: int, fp: str, source: str) -> None:
+    """Raise unless ``path`` is an embedding file of this model, source and size."""
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+            shape = f["image"].shape if "image" in f else None
+    except OSError as err:
+        raise ValueError(f"{path}: exists and is not an HDF5 file ({err}); choose another "
+                         "output path") from None  # fmt: skip
+    if attrs.get("format") != EMBED_FORMAT:
+        raise ValueError(f"{path}: exists and is not a scifm embedding file (format="
+                         f"{attrs.get('format')!r}); choose another output path")  # fmt: skip
+    theirs = {"n": int(attrs.get("n", -1)), "shape": shape, "model": attrs.get("model"),
+              "source": attrs.get("source")}  # fmt: skip
+    mine = {"n": n, "shape": (n, e), "model": fp, "source": source}
+    diff = {k: (theirs[k], mine[k]) for k in mine if theirs[k] != mine[k]}
+    if diff:
+        raise ValueError(f"{path}: holds embeddings of another run (file vs this call: {diff}); "
+                         "delete it or choose another output path")  # fmt: skip
 
 
 def read_embeddings(path: str | Path) -> dict[str, np.ndarray]:
