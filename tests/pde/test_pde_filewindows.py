@@ -145,3 +145,15 @@ def test_a_real_well_file_with_byte_names_mach_scalar_and_per_sample_time(small_
         f["scalars"].attrs["field_names"] = []
     with pytest.raises(FormatError, match=r"without a Mach number.*cns_m<Mach>="):
         variant_of(scan_file(path))
+
+
+def test_a_non_finite_value_in_a_file_is_named_not_trained_on(small_runs, tmp_path):
+    """One NaN pixel would make a NaN loss or a NaN score that reads like a result."""
+    path = write_pdebench(small_runs["diffreact"], tmp_path)
+    with h5py.File(path, "r+") as f:
+        f["0001/data"][3, 5, 7, 1] = np.nan
+    ds = FileWindows(path, n_ctx=2)
+    ds[0]  # trajectory 0 is clean
+    with pytest.raises(FormatError, match=r"trajectory 1, frames 1:4:1: 1 non-finite values"):
+        ds[ds.per_traj + 1]
+    assert np.isnan(ds.frames(1, slice(3, 4), finite=False)).sum() == 1

@@ -121,7 +121,9 @@ def _info(args: argparse.Namespace) -> int:
     if varying:
         print(f"  parameter ranges over trajectories: {varying}")
     picks = sorted({round(i) for i in np.linspace(0, info.n_frames - 1, INFO_FRAMES)})
-    data = np.stack([reader.frames(0, slice(k, k + 1))[0] for k in picks])  # (F, C, X, Y)
+    data = np.stack(
+        [reader.frames(0, slice(k, k + 1), finite=False)[0] for k in picks]
+    )  # (F, C, X, Y)
     print(f"  statistics of trajectory 0, frames {picks}:")
     for i, name in enumerate(reader.field_names):
         f = data[:, i]

@@ -274,8 +274,24 @@ class FileWindows(Dataset):
                 raise FormatError(f"{self.info.path}: cannot open as HDF5: {err}") from None
         return self._h5[1]
 
-    def frames(self, traj: int, sel: slice) -> np.ndarray:
-        """Frames ``sel`` of trajectory ``traj`` as (T, C, X, Y) float32, channels in order."""
+    def frames(self, traj: int, sel: slice, *, finite: bool = True) -> np.ndarray:
+        """Frames ``sel`` of trajectory ``traj`` as (T, C, X, Y), channels in order.
+
+        A NaN or inf in them raises a FormatError naming the file and trajectory (a model
+        would turn it into a NaN loss or a NaN score), unless ``finite`` is False.
+        """
+        out = self._read(traj, sel)
+        if out.dtype.kind not in "fiu":
+            raise FormatError(f"{self.info.path}: fields of dtype {out.dtype}; expected numbers")
+        if finite and not np.isfinite(out).all():
+            bad = int((~np.isfinite(out)).sum())
+            raise FormatError(
+                f"{self.info.path}: trajectory {traj}, frames {sel.start}:{sel.stop}:{sel.step}: "
+                f"{bad} non-finite values (NaN or inf); expected finite fields"
+            )
+        return out
+
+    def _read(self, traj: int, sel: slice) -> np.ndarray:
         f, info = self._file(), self.info
         if info.layout == "grouped":
             data = read_dataset(f[info.groups[traj]]["data"], sel)  # (T, X, Y, C)
