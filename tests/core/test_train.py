@@ -237,3 +237,24 @@ def test_warm_restart_continues_the_schedule_from_weights_alone(tmp_path):
         warm_restart(tmp_path / "w2", model, tc, 20)
     with pytest.raises(ValueError, match="past 4"):
         warm_restart(tmp_path / "w3", model, tc, 4, history=history)
+
+
+def test_a_resume_with_another_model_or_other_data_is_refused(tmp_path):
+    """Training into a finished run's folder with another model config or other data must
+    not report (or continue) the old weights as the new run's."""
+    cfg = TinyConfig(dropout=0.0)
+    data = DatasetBatches(regression_data(cfg, 64, seed=1), batch_size=8, seed=0)
+    tc = TrainConfig(steps=4, lr=1e-2, warmup_steps=1, progress=False, log_every=2)
+    out = tmp_path / "run"
+    train(TinyMLP(cfg), mse_loss, data, tc, device="cpu", out_dir=out, extra={"data": "a.jsonl"})
+    before = _weights(out)
+    wide = TinyConfig(dropout=0.0, d_hidden=64)
+    with pytest.raises(ValueError, match=r"run: holds a run with other settings \(d_hidden differ"):
+        train(TinyMLP(wide), mse_loss, data, tc, device="cpu", out_dir=out)
+    with pytest.raises(ValueError, match=r"\(data differ\)"):
+        train(TinyMLP(cfg), mse_loss, data, tc, device="cpu", out_dir=out, extra={"data": "b"})
+    after = _weights(out)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    same = train(TinyMLP(cfg), mse_loss, data, tc, device="cpu", out_dir=out,
+                 extra={"data": "a.jsonl"})  # fmt: skip
+    assert same.resumed_from == 4

@@ -313,6 +313,7 @@ def _setup(
     )  # fmt: skip
     if resume and run.ckpt_dir is not None and (run.ckpt_dir / "config.json").exists():
         ck = load_checkpoint(run.ckpt_dir)
+        _check_same_run(out, ck["record"], model_config, extra)
         model.load_state_dict(ck["model"])
         if "trainer_tensors" in ck:
             moments = any(k.startswith("opt.") for k in ck["trainer_tensors"])
@@ -327,6 +328,31 @@ def _setup(
     if cfg.compile:
         run.run_model = torch.compile(run.run_model)
     return run
+
+
+# ``extra`` entries that say what a run trains on: a resume must find the same ones.
+RUN_IDENTITY_KEYS = ("data", "task", "files", "systems", "split")
+
+
+def _check_same_run(out: Path, record: dict[str, Any], model_config: Any, extra: Any) -> None:
+    """Refuse to resume ``out``'s checkpoint with another model config or other data.
+
+    Resuming silently would train (or report) the old weights on the new request.
+    """
+
+    def plain(v: Any) -> Any:
+        return json.loads(json.dumps(v, default=str))
+
+    mine = plain(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
+    theirs = plain(record.get("config"))
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    extra, kept = plain(extra or {}), plain(record.get("extra") or {})
+    diff += [k for k in RUN_IDENTITY_KEYS if k in extra and k in kept and extra[k] != kept[k]]
+    if diff:
+        raise ValueError(
+            f"{out}: holds a run with other settings ({', '.join(diff)} differ); resume it "
+            "with the same settings, or train into a fresh output folder"
+        )
 
 
 def warm_restart(
