@@ -89,3 +89,25 @@ def test_evaluated_run_stops_at_the_plateau_and_stays_stopped(tmp_path):
     assert run.reason == "plateau" and run.result.step == 8  # decided at the 2nd evaluation
     again = _tiny_run(tmp_path, 40, rule=rule)
     assert again.reason == "plateau" and again.result.step == 8 and not again.result.history
+
+
+def test_rerunning_a_finished_evaluated_run_returns_its_trained_weights(tmp_path):
+    """Nothing is left to train, so the caller's model must end with the checkpoint's
+    weights, not the fresh ones it was built with (the CLI reported a trained run with
+    untrained weights)."""
+    cfg = TinyConfig(dropout=0.0, drop_path=0.0)
+    data = DatasetBatches(regression_data(cfg, 64, seed=0), 16, seed=0)
+    tc = TrainConfig(steps=8, lr=1e-2, warmup_steps=1, log_every=2, progress=False)
+
+    def run(seed):
+        torch.manual_seed(seed)
+        model = TinyMLP(cfg)
+        out = train_evaluated(model, mse_loss, data, tc, lambda m: {"val_loss": 0.0},
+                              out_dir=tmp_path, eval_every=4, model_config=cfg)  # fmt: skip
+        return model, out
+
+    first, _ = run(0)
+    again, out = run(1)  # another initialisation: it must be replaced by the checkpoint
+    assert out.reason == "steps" and not out.result.history
+    a, b = first.state_dict(), again.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -31,6 +31,7 @@ from scifm.core.train import (
     StepCallback,
     TrainConfig,
     TrainResult,
+    _check_same_run,
     read_step_records,
     train,
 )
@@ -177,8 +178,12 @@ def train_evaluated(
     (out / eval_file).write_text("".join(json.dumps(r) + "\n" for r in curve))
     end = cfg.stop_at or cfg.steps
     result = TrainResult(step=step, checkpoint=out / CHECKPOINT_DIR, resumed_from=start)
+    if step:  # the checkpoint's weights, also when no step is left to train (a finished run)
+        ck = load_checkpoint(out / CHECKPOINT_DIR)
+        config = train_kwargs.get("model_config") or getattr(model, "config", None)
+        _check_same_run(out, ck["record"], config, train_kwargs.get("extra"))
+        model.load_state_dict(ck["model"])
     if step and (not curve or curve[-1]["step"] != step):  # killed between save and evaluation
-        model.load_state_dict(load_checkpoint(out / CHECKPOINT_DIR)["model"])
         curve.append(_evaluate(model, evaluate, step, out / eval_file, callback))
     while True:
         if rule is not None and rule.reached(curve):
