@@ -49,6 +49,15 @@ def _not_hdf5(tmp_path):
     return bad
 
 
+def _pde_gen(t):
+    return ["pde", "generate", "--system", "swe", "--n", "1", "--preset", "tiny", "--out",
+            str(t / "out")]  # fmt: skip
+
+
+def _survey_gen(t):
+    return ["survey", "generate", "--n", "2", "--preset", "tiny", "--out", str(t / "out")]
+
+
 # (argv builder, words the one line must contain); every group on a bad input
 BAD_INPUTS = {
     "pde-missing-file": (lambda t: ["pde", "info", str(t / "nope.h5")], "nope.h5"),
@@ -62,6 +71,17 @@ BAD_INPUTS = {
         "checkpoint",
     ),
     "astroclip-unknown-id": (lambda t: ["astroclip", "search", "--id", "424242"], "424242"),
+    # non-finite or mistyped numbers, refused before anything is written to --out
+    "pde-nan-time": (lambda t: [*_pde_gen(t), "--t-end", "nan"], "t_end=nan"),
+    "pde-inf-param": (lambda t: [*_pde_gen(t), "--param", "g=inf"], "g=inf"),
+    "pde-unknown-param": (lambda t: [*_pde_gen(t), "--param", "bogus=1"], "bogus"),
+    "pde-absurd-res": (lambda t: [*_pde_gen(t), "--res", "100000"], "res=100000"),
+    "survey-inf-noise": (lambda t: [*_survey_gen(t), "--set", "spec_noise=Infinity"], "spec_noise"),
+    "survey-mistyped": (lambda t: [*_survey_gen(t), "--set", "z_max=abc"], "z_max=abc"),
+    "survey-absurd-stamp": (
+        lambda t: [*_survey_gen(t), "--set", "image_size=100000"],
+        "image_size",
+    ),
 }
 
 
@@ -73,6 +93,7 @@ def test_bad_input_prints_one_clean_line(case, tmp_path, capsys):
     assert len(err) == 1, err
     assert err[0].startswith("scifm: error: ") and word in err[0], err
     assert "Traceback" not in err[0]
+    assert not (tmp_path / "out").exists()  # a refused request leaves nothing behind
 
 
 @pytest.mark.parametrize(

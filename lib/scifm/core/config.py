@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -88,7 +89,24 @@ def parse_overrides(cls: type, items: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             value = raw
         out[key] = _coerce(hints[key], value)
+        _check_override(item, hints[key], out[key])
     return out
+
+
+def _check_override(item: str, hint: Any, value: Any) -> None:
+    """A ``key=value`` override must have its field's type and, if a number, be finite."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple and isinstance(value, tuple):
+        types = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        for t, v in zip(types, value):
+            _check_override(item, t, v)
+        return
+    if hint in (int, float, str, bool):
+        ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+        if not ok:
+            raise ValueError(f"override {item!r}: expected a value of type {hint.__name__}")
+        if hint is float and not math.isfinite(value):
+            raise ValueError(f"override {item!r}: expected a finite number")
 
 
 def _to_jsonable(value: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from scifm.core.cliargs import positive_int
@@ -68,6 +69,8 @@ def _parse_params(items: list[str]) -> dict[str, float]:
             out[key.strip()] = float(value)
         except ValueError:
             raise ValueError(f"--param {item!r}: value {value!r} is not a number") from None
+        if not math.isfinite(out[key.strip()]):
+            raise ValueError(f"--param {item!r}: expected a finite number")
     return out
 
 

@@ -16,6 +16,7 @@ chunk, as PDEBench's ``ns_incom_inhom_2d_{res}-{k}.h5`` files do).
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -30,12 +31,16 @@ from tqdm.auto import tqdm
 from scifm.core import ConfigMixin
 from scifm.pde.formats import atomic_path, open_h5
 from scifm.pde.pdebench import GROUPED, pdebench_filename, write_pdebench
-from scifm.pde.simulate import simulate
+from scifm.pde.simulate import SOLVERS, _split_params, simulate
 from scifm.pde.systems import get_system
 from scifm.pde.well import well_dataset_name, write_well, write_well_stats
 
 FORMATS = ("pdebench", "well")
 MANIFEST = "generate.json"
+
+
+MAX_RES = 4096  # cells per side a request may ask for (PDEBench's largest is 512)
+MAX_FRAMES = 100_000  # frames per trajectory (PDEBench's INS files hold 1000)
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,18 @@ class GenerateRequest(ConfigMixin):
             )
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype {self.dtype!r}: expected 'float32' or 'float64'")
+        if self.res > MAX_RES or self.frames < 2 or self.frames > MAX_FRAMES:
+            raise ValueError(
+                f"res={self.res}, n_frames={self.frames}: expected res <= {MAX_RES} and 2 to "
+                f"{MAX_FRAMES} frames"
+            )
+        if not (math.isfinite(self.span) and self.span > 0):
+            raise ValueError(f"t_end={self.t_end}: expected a finite time > 0")
+        # the solver's own check of parameter names, before anything is written to --out
+        _split_params(self.system, SOLVERS[self.system], self.params)
+        bad = {k: v for k, v in self.params.items() if not math.isfinite(float(v))}
+        if bad:
+            raise ValueError(f"params {bad}: expected finite numbers")
 
     @property
     def frames(self) -> int:

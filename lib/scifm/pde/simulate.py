@@ -11,6 +11,7 @@ seed gives the same initial conditions on every device and dtype.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -56,7 +57,7 @@ def simulate(
     grid = Grid.make(res if res is not None else spec.res, domain or spec.domain)
     n_frames = spec.n_frames if n_frames is None else int(n_frames)
     t_end = spec.t_end if t_end is None else float(t_end)
-    if n_frames < 2 or t_end <= 0:
+    if n_frames < 2 or not (t_end > 0 and math.isfinite(t_end)):
         raise ValueError(f"n_frames={n_frames}, t_end={t_end}: expected >= 2 frames and t_end > 0")
 
     merged: dict[str, Any] = {**module.DEFAULTS, **params}

@@ -8,6 +8,8 @@ parameters per galaxy drives both modalities (see ``params.py``).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -59,6 +61,11 @@ class SurveyConfig(ConfigMixin):
     }
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if any(isinstance(x, float) and not math.isfinite(x)
+                   for x in (v if isinstance(v, tuple) else (v,))):  # fmt: skip
+                raise ValueError(f"SurveyConfig: {f.name}={v}; expected finite numbers")
         if not 0.0 < self.z_min < self.z_max <= 3.0:
             raise ValueError(
                 f"SurveyConfig: z_min={self.z_min}, z_max={self.z_max}; "
@@ -69,8 +76,10 @@ class SurveyConfig(ConfigMixin):
                 f"SurveyConfig: log_mstar_min={self.log_mstar_min} must be below "
                 f"log_mstar_max={self.log_mstar_max}"
             )
-        if self.image_size < 16:
-            raise ValueError(f"SurveyConfig: image_size={self.image_size}; expected >= 16 pixels")
+        if not 16 <= self.image_size <= 1024:
+            raise ValueError(
+                f"SurveyConfig: image_size={self.image_size}; expected 16 to 1024 pixels"
+            )
         if self.pixel_scale <= 0 or self.wave_step <= 0 or self.n_wave < 2:
             raise ValueError("SurveyConfig: pixel_scale, wave_step must be > 0 and n_wave >= 2")
         if len(self.psf_fwhm) != 3 or len(self.psf_depth) != 3:
