@@ -78,6 +78,32 @@ BAD_INPUTS = {
     "pde-absurd-res": (lambda t: [*_pde_gen(t), "--res", "100000"], "res=100000"),
     "survey-inf-noise": (lambda t: [*_survey_gen(t), "--set", "spec_noise=Infinity"], "spec_noise"),
     "survey-mistyped": (lambda t: [*_survey_gen(t), "--set", "z_max=abc"], "z_max=abc"),
+    "astroclip-bad-toy": (
+        lambda t: [
+            "astroclip",
+            "embed",
+            "--survey",
+            "toy:abc",
+            "--model",
+            "assets/astroclip/model",
+            "--out",
+            str(t / "out"),
+        ],
+        "toy:abc",
+    ),
+    "astroclip-absurd-toy": (
+        lambda t: [
+            "astroclip",
+            "embed",
+            "--survey",
+            "toy:10000000000",
+            "--model",
+            "assets/astroclip/model",
+            "--out",
+            str(t / "out"),
+        ],
+        "toy:N",
+    ),
     "survey-absurd-stamp": (
         lambda t: [*_survey_gen(t), "--set", "image_size=100000"],
         "image_size",

@@ -97,11 +97,16 @@ class Prepared:
             )  # fmt: skip
 
 
+MAX_TOY = 20_000  # toy galaxies: about 0.3 MB of arrays each, 6 GB at this size
+
+
 def survey_fetcher(source: str | Path) -> tuple[Callable[[int, int], Galaxies], int]:
     """``(fetch(start, stop), n)`` for a survey file, or ``toy:N`` for the toy survey."""
     s = str(source)
     if s.startswith("toy:"):
-        n = int(s[4:])
+        n = int(s[4:]) if s[4:].isdigit() else 0
+        if not 1 <= n <= MAX_TOY:
+            raise ValueError(f"--survey {s!r}: expected toy:N with 1 <= N <= {MAX_TOY}")
         return (lambda a, b: _toy_slice(n, a, b)), n
     from scifm.survey.io import survey_info
 

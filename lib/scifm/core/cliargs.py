@@ -14,3 +14,11 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value}; expected a positive integer (>= 1)")
     return value
+
+
+def frame_count(text: str) -> int:
+    """argparse ``type=`` for frames per trajectory: an integer >= 2 (one step needs two)."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{value}; expected at least 2 frames")
+    return value

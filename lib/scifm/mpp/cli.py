@@ -10,7 +10,7 @@ import argparse
 import json
 from dataclasses import replace
 
-from scifm.core.cliargs import positive_int
+from scifm.core.cliargs import frame_count, positive_int
 
 ROLLOUT_STEPS = 16  # default rollout length
 
@@ -69,7 +69,7 @@ def register(subparsers) -> None:
     p.add_argument("--system", required=True, help="variant, e.g. cns_m0.1")
     p.add_argument("--n-traj", type=positive_int, default=8, help="fine-tuning trajectories")
     p.add_argument("--res", type=positive_int, default=32)
-    p.add_argument("--sim-frames", type=positive_int, default=21)
+    p.add_argument("--sim-frames", type=frame_count, default=21)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trainable", default="all", help="all, io (processor frozen) or decoder")
     p.add_argument("--new-fields", action="store_true", help="give the system fresh field slots")
@@ -107,7 +107,7 @@ def register(subparsers) -> None:
         )
         p.add_argument(
             "--sim-frames",
-            type=int,
+            type=frame_count,
             default=None,
             help="frames per trajectory (sets the time step); default: as trained",
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 from scifm.core.cliargs import positive_int
@@ -144,8 +145,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.task != "ood":
             raise SystemExit("--range applies to the ood task (the first operand's range)")
         lo, hi = args.range
-        if not 0 < lo < hi:
-            raise SystemExit(f"--range {lo} {hi}: expected 0 < LO < HI")
+        if not (0 < lo < hi and math.isfinite(hi) and hi <= 1e30):
+            raise SystemExit(f"--range {lo} {hi}: expected 0 < LO < HI <= 1e30")
         rng = np.random.default_rng(args.seed)
         a, b = three_sig(rng, lo, hi, args.n), three_sig(rng, 1.0, 10.0, args.n)
         samples = [ood_text(float(x), float(y)) for x, y in zip(a, b)]

@@ -192,6 +192,8 @@ def split_lines(lines: Sequence[Line], val_fraction: float, seed: int) -> tuple[
     Identical lines (real tables have duplicate rows) always land on the same side,
     so no text is on both sides.
     """
+    if not 0 < val_fraction < 1:  # NaN included
+        raise ValueError(f"val_fraction={val_fraction}: expected a fraction between 0 and 1")
     groups: dict[str, list[int]] = {}
     for i, ln in enumerate(lines):
         groups.setdefault(ln.text, []).append(i)
