@@ -81,6 +81,22 @@ def test_desi_redrock_join(tmp_path):
         )
 
 
+def test_missing_redshifts_are_none_never_nan(tmp_path):
+    """A NaN Z (SDSS, redrock) is no redshift; a redrock file of another tile says so."""
+    tids = [r.targetid for r in read_desi_coadd(COADD)]
+    rr = write_redrock(tmp_path / "nan.fits", np.array(tids[:2]), np.array([np.nan, 0.3]))
+    recs = read_spectrum_file(COADD, redrock=rr)
+    assert recs[0].redshift is None and recs[1].redshift == pytest.approx(0.3)
+    other = write_redrock(tmp_path / "other.fits", np.array([1, 2]), np.array([0.1, 0.2]))
+    with pytest.warns(UserWarning, match="none of its TARGETIDs is a target of coadd-sv3"):
+        assert all(r.redshift is None for r in read_spectrum_file(COADD, redrock=other))
+    loglam = np.arange(3.5800, 3.9600, 1e-4)
+    path = write_sdss_spec(tmp_path / "spec-1234-56000-0004.fits", loglam,
+                           np.full(loglam.size, 3.0), np.ones(loglam.size), z=np.nan)  # fmt: skip
+    (rec,) = read_spectrum_file(path)
+    assert rec.redshift is None
+
+
 def test_resampling_conserves_flux_and_masks_uncovered_pixels():
     loglam = np.arange(np.log10(3800.0), np.log10(9200.0), 1e-4)
     wave = 10**loglam

@@ -43,13 +43,14 @@ def _read_spectrum(args: argparse.Namespace) -> int:
              "wave_min": r.wave_range[0], "wave_max": r.wave_range[1], "source": r.source}
             for r in records]  # fmt: skip
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows, indent=2, allow_nan=False))
         return 0
     print(f"{args.file}: {len(rows)} object(s) on the DESI grid (7781 pixels, 3600-9824 A)")
     for r in rows:
         z = "unknown" if r["redshift"] is None else f"{r['redshift']:.5f}"
-        print(f"  targetid {r['targetid']:>20}  z {z:>9}  coverage {r['coverage']:6.1%}  "
-              f"good {r['wave_min']:.0f}-{r['wave_max']:.0f} A")  # fmt: skip
+        good = ("no good pixel" if r["wave_min"] is None
+                else f"good {r['wave_min']:.0f}-{r['wave_max']:.0f} A")  # fmt: skip
+        print(f"  targetid {r['targetid']:>20}  z {z:>9}  coverage {r['coverage']:6.1%}  {good}")
     return 0
 
 
@@ -59,10 +60,11 @@ def _redshift(args: argparse.Namespace) -> int:
     rows, z_range = redshift_rows(args.file, split=args.split, n=args.n,
                                   catalog=args.catalog, templates=args.templates,
                                   redrock=args.redrock)  # fmt: skip
-    if args.json:
-        with open(args.json, "w") as f:  # rows are computed: a failure above writes nothing
-            json.dump({"file": str(args.file), "catalog_z_range": z_range, "rows": rows}, f,
-                      indent=1)  # fmt: skip
+    if args.json:  # the text is made first: a failure (above or here) writes nothing
+        text = json.dumps({"file": str(args.file), "catalog_z_range": z_range, "rows": rows},
+                          indent=1, allow_nan=False)  # fmt: skip
+        with open(args.json, "w") as f:
+            f.write(text)
     span = "no catalogue" if z_range is None else f"{z_range[0]:.3f}-{z_range[1]:.3f}"
     print(f"{args.file}: {len(rows)} spectra; template-fitting redshift (redrock, our templates); "
           f"catalogue z range {span}")  # fmt: skip

@@ -268,8 +268,8 @@ def _survey_input(path: Path, split: str, n: int | None) -> tuple[list[int], dic
     return [int(t) for t in d["targetid"]], {"arrays": arrays, "meta": meta}
 
 
-def finite_or_none(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None  # JSON has no NaN
+def finite_or_none(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)  # JSON has no NaN
 
 
 def redshift_rows(
@@ -304,8 +304,8 @@ def redshift_rows(
             raise ValueError(f"survey file {path.name}: --redrock applies to DESI coadds")
         tids, src = _survey_input(path, split, n)
         fits_ = fit_redshifts(**src["arrays"], templates=templates)
-        extra = [{"true_z": m["true_z"], "target_class": "simulated", "row": m["row"]}
-                 for m in src["meta"]]  # fmt: skip
+        extra = [{"true_z": finite_or_none(m["true_z"]), "target_class": "simulated",
+                  "row": m["row"]} for m in src["meta"]]  # fmt: skip
     else:
         if split != "all":
             raise ValueError(f"spectrum file {path.name}: --split applies to survey HDF5 files")
@@ -314,7 +314,7 @@ def redshift_rows(
             raise ValueError(f"spectrum file {path.name}: holds no science target")
         tids = [r.targetid for r in records]
         fits_ = fit_records(records, templates=templates)
-        extra = [{"true_z": r.redshift, "target_class": desi_target_class(r.meta)}
+        extra = [{"true_z": finite_or_none(r.redshift), "target_class": desi_target_class(r.meta)}
                  for r in records]  # fmt: skip
     rows = []
     for tid, fit, ex in zip(tids, fits_, extra):

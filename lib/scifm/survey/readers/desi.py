@@ -88,6 +88,7 @@ def read_redrock(path: str | Path) -> dict[int, dict]:
                            "zwarn": int(t["ZWARN"][i]) if "ZWARN" in cols else 0,
                            "spectype": str(t["SPECTYPE"][i]).strip() if "SPECTYPE" in cols else ""}
                 for i, (tid, z) in enumerate(zip(t["TARGETID"], t["Z"]))
+                if np.isfinite(z)  # a NaN Z is no redshift
             }  # fmt: skip
     except OSError as e:
         raise fits_error("redrock file", path.name, e) from e
@@ -137,7 +138,7 @@ def read_desi_coadd(path: str | Path, redrock: str | Path | None = None) -> list
                 "spectrum per target",
                 stacklevel=2,
             )
-        records = []
+        records, matched = [], 0
         for row in range(len(fm)):
             tid = int(fm["TARGETID"][row])
             objtype = str(fm["OBJTYPE"][row]).strip() if "OBJTYPE" in cols else "TGT"
@@ -148,11 +149,18 @@ def read_desi_coadd(path: str | Path, redrock: str | Path | None = None) -> list
             z = redshifts.get(tid)
             if z is not None:
                 meta.update(zwarn=z["zwarn"], spectype=z["spectype"])
+            matched += z is not None
             records.append(SpectrumRecord(
                 targetid=tid, flux=flux, ivar=ivar, mask=mask,
                 redshift=None if z is None else z["z"],
                 source=f"DESI coadd {path.name}", meta=meta,
             ))  # fmt: skip
+    if redrock is not None and records and not matched:
+        warnings.warn(
+            f"redrock file {Path(redrock).name}: none of its TARGETIDs is a target of "
+            f"{path.name} (another tile or petal?); no redshift joined",
+            stacklevel=2,
+        )
     return records
 
 

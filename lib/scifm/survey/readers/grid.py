@@ -39,11 +39,11 @@ class SpectrumRecord:
         return float(np.mean((self.mask == 0) & (self.ivar > 0)))
 
     @property
-    def wave_range(self) -> tuple[float, float]:
-        """First and last good wavelength (A), or (nan, nan) when nothing is good."""
+    def wave_range(self) -> tuple[float | None, float | None]:
+        """First and last good wavelength (A), or (None, None) when nothing is good."""
         good = np.flatnonzero((self.mask == 0) & (self.ivar > 0))
         if good.size == 0:
-            return (float("nan"), float("nan"))
+            return (None, None)
         return (float(DESI_WAVE[good[0]]), float(DESI_WAVE[good[-1]]))
 
 

@@ -61,7 +61,7 @@ def read_sdss_spec(path: str | Path) -> list[SpectrumRecord]:
             if name in hdul and isinstance(hdul[name], fits.BinTableHDU):
                 so = hdul[name].data
                 zc = _column(so, "Z")
-                z = float(zc[0]) if zc is not None else None
+                z = float(zc[0]) if zc is not None and np.isfinite(zc[0]) else None
                 sid = _column(so, "SPECOBJID")
                 sid = str(sid[0]).strip() if sid is not None else ""
                 if sid.isdigit():
