@@ -104,6 +104,10 @@ BAD_INPUTS = {
         ],
         "toy:N",
     ),
+    "astroclip-not-a-catalog": (
+        lambda t: ["astroclip", "search", "--catalog", str(_not_hdf5(t)), "--id", "1"],
+        "corrupt.h5",
+    ),
     "survey-absurd-stamp": (
         lambda t: [*_survey_gen(t), "--set", "image_size=100000"],
         "image_size",

@@ -75,7 +75,20 @@ class Catalog:
             raise FileNotFoundError(
                 f"catalog {path}: not found; make it with `python -m scifm.astroclip.assets`"
             )
-        with h5py.File(path, "r") as f:
+        try:
+            f = h5py.File(path, "r")
+        except OSError as err:
+            raise ValueError(f"catalog {path}: not a readable HDF5 file ({err})") from None
+        with f:
+            need = ["targetid", "props", "source", "thumbnails", "spectra/u8", "spectra/offset",
+                    "spectra/scale", *(f"{g}/{m}" for g in ("embedding", "umap")
+                                       for m in MODALITIES)]  # fmt: skip
+            missing = [k for k in need if k not in f]
+            if missing:
+                raise ValueError(
+                    f"catalog {path}: not a scifm AstroCLIP catalog (missing {missing}); make "
+                    "one with `python -m scifm.astroclip.assets`"
+                )
             return cls(
                 targetid=f["targetid"][:].astype(np.int64),
                 props={k: f["props"][k][:].astype(np.float64) for k in f["props"]},
