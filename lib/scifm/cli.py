@@ -24,8 +24,10 @@ GROUPS = {
 }
 
 # Errors that come from what the user gave (files, ids, numbers): one line, no traceback.
-# Anything else is a bug of ours and keeps its traceback.
-USER_ERRORS = (ValueError, LookupError, OSError)
+# A diverged training loss (core.train's FloatingPointError, which names the step) is one
+# too: its cause is the data or the settings given. Anything else is a bug of ours and
+# keeps its traceback.
+USER_ERRORS = (ValueError, LookupError, OSError, FloatingPointError)
 
 
 def error_message(exc: BaseException) -> str:

@@ -442,7 +442,10 @@ def _optimizer_step(
         loss, metrics = _micro_batch(run, loss_fn, batch, step, micro)
         loss_sum += loss
     if not math.isfinite(loss_sum):
-        raise FloatingPointError(f"training loss is {loss_sum} at step {step}; stopping")
+        raise FloatingPointError(
+            f"training loss is {loss_sum} at step {step}; stopping (a NaN or inf in the data, "
+            "or a learning rate too high for it; the last checkpoint is kept)"
+        )
     grad_norm = (
         float(torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip))
         if cfg.grad_clip > 0
