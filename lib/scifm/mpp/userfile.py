@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from scifm.pde.filewindows import FileWindows, PDEFile, resample_rule, scan_file
+from scifm.pde.filewindows import FileWindows, PDEFile, resample_rule, scan_file, usable_frames
 from scifm.pde.formats import FormatError
 
 REL_TOL = 1e-3  # float32 attributes: 0.01 is stored as 0.0099999998; spacing 0.05 vs 0.0500001
@@ -108,7 +108,7 @@ def check_file(
     elif has_card:
         w += _spacing_warnings(path, info, stride, variant, same)
         w += _parameter_warnings(path, info, same)
-    n_usable = (info.n_frames - 1) // stride + 1
+    n_usable = usable_frames(info, stride)
     if n_usable < n_ctx + 1:
         raise FormatError(
             f"{path}: {n_usable} frames after taking every {stride}-th; the model needs at "
@@ -158,7 +158,7 @@ def file_windows(check: FileCheck, n_ctx: int, systems: Mapping[str, dict]) -> F
 
 def trajectories(ds: FileWindows, n: int) -> torch.Tensor:
     """The first ``n`` trajectories, frame-strided and pooled: (n, F', C, res, res) float32."""
-    usable = (ds.info.n_frames - 1) // ds.step + 1
+    usable = usable_frames(ds.info, ds.step)
     sel = slice(0, (usable - 1) * ds.step + 1, ds.step)
     out = []
     for i in range(min(n, ds.info.n_traj)):

@@ -220,6 +220,11 @@ def resample_rule(info: PDEFile, res: int | None, frames: int | None) -> tuple[i
     return pool, step
 
 
+def usable_frames(info: PDEFile, step: int) -> int:
+    """Frames of a trajectory of ``info`` left after taking every ``step``-th from t = 0."""
+    return (info.n_frames - 1) // step + 1
+
+
 class FileWindows(Dataset):
     """(n_ctx frames, next frame) windows of one file, read lazily; items as TrajectoryWindows.
 
@@ -244,7 +249,7 @@ class FileWindows(Dataset):
         spec = get_system(self.info.system)
         self.pool, self.step = resample_rule(self.info, res, frames)
         self.n_ctx, self.stride = n_ctx, stride
-        usable = (self.info.n_frames - 1) // self.step + 1
+        usable = usable_frames(self.info, self.step)
         if n_ctx < 1 or stride < 1 or usable < n_ctx + 1:
             raise FormatError(
                 f"{self.info.path}: {usable} frames after taking every {self.step}-th; a window "
@@ -338,7 +343,7 @@ def group_windows(
 
     def served(info: PDEFile) -> tuple[int, int, int]:  # (frames, x, y) after resampling
         pool, step = resample_rule(info, res, frames)
-        return ((info.n_frames - 1) // step + 1, info.nx // pool, info.ny // pool)
+        return (usable_frames(info, step), info.nx // pool, info.ny // pool)
 
     out = {}
     for name, group in files.items():
