@@ -66,6 +66,30 @@ def test_revin_makes_prediction_equivariant_to_per_field_affine_maps(delta):
     torch.testing.assert_close(y2, y * scale[:, 0] + shift[:, 0], rtol=1e-6, atol=1e-5)
 
 
+@pytest.mark.parametrize("delta", [False, True])
+def test_a_fluid_at_rest_stays_finite_and_at_rest(delta):
+    # the reference's RMS instance norm divides a flat map by eps (1e8 x) and returned NaN
+    torch.manual_seed(0)
+    model = AViT(AViTConfig.preset("tiny", predict_delta=delta)).eval()
+    torch.nn.init.normal_(model.decoder.out_weight, std=0.1)
+    with torch.no_grad():
+        for x in (torch.full((1, 4, 2, 32, 32), 1.7), torch.zeros(1, 4, 2, 32, 32)):
+            torch.testing.assert_close(model(x, [4, 5]), x[:, -1], atol=1e-5, rtol=1e-5)
+        uniform = torch.ones(1, 4, 2, 32, 32) * torch.arange(4.0).view(1, 4, 1, 1, 1)
+        assert torch.isfinite(model(uniform, [4, 5])).all()  # flat in space, not in time
+
+
+def test_flat_maps_only_are_left_undivided():
+    from scifm.mpp.stem import RMSInstanceNorm2d
+
+    norm = RMSInstanceNorm2d(2)
+    x = torch.randn(3, 2, 8, 8) * 1e-3 + 5.0  # small spread on a large mean: still divided
+    x[1, 0] = 5.0  # flat
+    y = norm(x)
+    torch.testing.assert_close(y[0], x[0] / (x[0].std(dim=(-2, -1), keepdim=True) + 1e-8))
+    torch.testing.assert_close(y[1, 0], x[1, 0])
+
+
 def test_periodic_model_commutes_with_shifts_by_whole_patches(tiny):
     x = torch.randn(1, 4, 2, 32, 32)
     shift = (8, 16)  # multiples of the patch (8): token grid rolls by (1, 2)

@@ -13,9 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# A map whose spread over the grid is within this fraction of its largest value is flat (a
+# fluid at rest, a uniform initial state: its spread is float rounding, ~1e-7 of its size)
+FLAT_REL = 1e-5
+
 
 class RMSInstanceNorm2d(nn.Module):
     """Divide each (sample, channel) map by its std over (H, W); learned per-channel gain.
+
+    A map that is flat over the grid (its std within ``FLAT_REL`` of its largest value) is
+    left undivided, where the reference would multiply it by 1/eps.
 
     The reference also declares a bias that it never uses; we leave it out, since DDP
     requires every parameter to receive a gradient.
@@ -28,7 +35,11 @@ class RMSInstanceNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
         std = x.std(dim=(-2, -1), keepdim=True)
-        return x / (std + self.eps) * self.weight[None, :, None, None]
+        # The reference divides a flat map by eps (x / (std + eps)): a spatially uniform
+        # input frame comes out ~1e8 times larger and the processor overflows to NaN. A flat
+        # map is passed on undivided; every other map is divided exactly as in the reference.
+        flat = std <= FLAT_REL * x.detach().abs().amax(dim=(-2, -1), keepdim=True)
+        return x / torch.where(flat, 1.0, std + self.eps) * self.weight[None, :, None, None]
 
 
 class FieldEmbedding(nn.Module):
