@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from scifm.astroclip.catalog import Catalog, replicate
-from scifm.astroclip.embed import embed_arrays, embed_file, read_embeddings
+from scifm.astroclip.data import prepare_images, prepare_spectra
+from scifm.astroclip.embed import embed_arrays, embed_file, embedding_summary, read_embeddings
 from scifm.astroclip.explore import MODES, Explorer, Neighbours, knn_redshift
 from scifm.astroclip.pipeline import _toy_slice
 
@@ -128,6 +129,26 @@ def test_embed_file_resumes_after_a_crash(trained, tmp_path):
     with pytest.raises(ValueError, match="mine.h5: exists and is not a scifm embedding file"):
         embed_file(model, flaky, n, mine, chunk=16, progress=False)
     assert mine.read_bytes() == kept
+
+
+def test_a_galaxy_without_data_gets_a_flag_and_no_embedding(trained, tmp_path):
+    def blanks(a, b):
+        g = _toy_slice(192, a, b)
+        g.images[1] = np.nan  # off the imaging footprint
+        g.spectra[2] = 0.0  # a failed fibre
+        return g
+
+    out = embed_file(trained["model"], blanks, 8, tmp_path / "e.h5", chunk=8, progress=False)
+    emb, clean = read_embeddings(out), _toy_slice(192, 0, 8)
+    assert emb["image_ok"].tolist() == [True, False] + [True] * 6
+    assert emb["spectrum_ok"].tolist() == [True, True, False] + [True] * 5
+    assert np.isnan(emb["image"][1]).all() and np.isnan(emb["spectrum"][2]).all()
+    assert np.isfinite(np.delete(emb["image"], 1, axis=0)).all()
+    cfg = trained["model"].config
+    ref = embed_arrays(trained["model"], prepare_images(clean.images, cfg.image),
+                       prepare_spectra(clean.spectra, cfg.spectrum))  # fmt: skip
+    np.testing.assert_allclose(emb["spectrum"][3:], ref["spectrum"][3:], atol=1e-5)
+    assert embedding_summary(out) == {"n_done": 8, "no_image": 1, "no_spectrum": 1}
 
 
 def test_assets_package_a_trained_model_on_the_split_it_recorded(trained, tmp_path):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from scifm.core.cliargs import positive_int
@@ -239,7 +240,7 @@ def _load_clip(path: str, device: str | None):
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from scifm.astroclip.embed import embed_file
+    from scifm.astroclip.embed import embed_file, embedding_summary
     from scifm.astroclip.pipeline import survey_fetcher
 
     model = _load_clip(args.model, args.device)
@@ -247,7 +248,14 @@ def _embed(args: argparse.Namespace) -> int:
     n = min(n, args.n or n)
     out = embed_file(model, fetch, n, args.out, chunk=args.chunk, source=str(args.survey),
                      device=next(model.parameters()).device, progress=not args.quiet)  # fmt: skip
-    print(json.dumps({"embeddings": str(out), "n": n}))
+    summary = embedding_summary(out)
+    for name in ("image", "spectrum"):
+        if summary.get(f"no_{name}"):
+            print(f"WARNING: {args.survey}: {summary[f'no_{name}']} of {n} galaxies have no "
+                  f"{name} data (all NaN, inf or 0); their {name} embeddings are NaN and "
+                  f"{name}_ok is False in {out}", file=sys.stderr)  # fmt: skip
+    print(json.dumps({"embeddings": str(out), "n": n, **{k: v for k, v in summary.items()
+                                                          if k.startswith("no_")}}))  # fmt: skip
     return 0
 
 

@@ -114,10 +114,14 @@ def embed_file(
 ) -> Path:
     """Embed galaxies ``fetch(start, stop)`` for 0..n into ``out_path`` (HDF5), resumably.
 
-    The file holds ``image`` and ``spectrum`` (N, E) float32, ``targetid`` (N,) and the
-    attributes ``format``, ``n``, ``n_done``, ``model`` (``model_fingerprint``) and ``source``
-    (what was embedded, e.g. the survey path). A rerun with the same model, source and ``n``
-    continues from ``n_done``; any other existing file is refused, never written into.
+    The file holds ``image`` and ``spectrum`` (N, E) float32, ``targetid`` (N,), the flags
+    ``image_ok`` and ``spectrum_ok`` (N,) bool and the attributes ``format``, ``n``,
+    ``n_done``, ``model`` (``model_fingerprint``) and ``source`` (what was embedded, e.g. the
+    survey path). A galaxy whose cutout or spectrum holds no data (every value NaN, inf or
+    0: off the imaging footprint, a failed fibre) is flagged False and its embedding of that
+    modality is NaN, never a normal-looking vector made of zero-filled input. A rerun with
+    the same model, source and ``n`` continues from ``n_done``; any other existing file is
+    refused, never written into.
     """
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +133,8 @@ def embed_file(
             for name in ("image", "spectrum"):
                 f.create_dataset(name, (n, e), "f4", chunks=(min(chunk, max(n, 1)), e))
             f.create_dataset("targetid", (n,), "i8")
+            for name in ("image_ok", "spectrum_ok"):
+                f.create_dataset(name, (n,), bool)
             f.attrs.update(format=EMBED_FORMAT, n=n, n_done=0, model=fp, source=source)
         start = int(f.attrs["n_done"])
         bar = tqdm(total=n, initial=start, disable=not progress, desc="embed", unit="gal")
@@ -141,13 +147,33 @@ def embed_file(
                 prepare_spectra(g.spectra, model.config.spectrum),
                 device=device,
             )
-            f["image"][lo:hi], f["spectrum"][lo:hi] = emb["image"], emb["spectrum"]
+            for name, raw in (("image", g.images), ("spectrum", g.spectra)):
+                ok = has_data(raw)
+                emb[name][~ok] = np.nan
+                f[name][lo:hi], f[f"{name}_ok"][lo:hi] = emb[name], ok
             f["targetid"][lo:hi] = g.targetid
             f.attrs["n_done"] = hi  # written last: a crash mid-chunk redoes the chunk
             f.flush()
             bar.update(hi - lo)
         bar.close()
     return out_path
+
+
+def has_data(x: np.ndarray) -> np.ndarray:
+    """(N,) bool: each row (an image or a spectrum) holds a finite non-zero value."""
+    x = np.asarray(x)
+    return (np.isfinite(x) & (x != 0)).reshape(len(x), -1).any(axis=1)
+
+
+def embedding_summary(path: str | Path) -> dict[str, int]:
+    """Galaxies embedded so far and how many of them had no image or no spectrum."""
+    with h5py.File(path, "r") as f:
+        done = int(f.attrs["n_done"])
+        out = {"n_done": done}
+        for name in ("image", "spectrum"):
+            if f"{name}_ok" in f:
+                out[f"no_{name}"] = int(done - f[f"{name}_ok"][:done].sum())
+    return out
 
 
 def _check_resumable(path: Path, n: int, e: int, fp: str, source: str) -> None:
@@ -177,4 +203,5 @@ def read_embeddings(path: str | Path) -> dict[str, np.ndarray]:
         n, done = int(f.attrs["n"]), int(f.attrs["n_done"])
         if done < n:
             raise ValueError(f"{path}: only {done} of {n} galaxies embedded; rerun to resume")
-        return {k: f[k][:] for k in ("image", "spectrum", "targetid")}
+        keys = ("image", "spectrum", "targetid", "image_ok", "spectrum_ok")
+        return {k: f[k][:] for k in keys if k in f}  # files before the flags lack them
