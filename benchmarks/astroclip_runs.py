@@ -28,7 +28,7 @@ from scifm.astroclip.train import align_plateau
 from scifm.core.checkpoint import CONFIG_FILE, read_record
 from scifm.core.plateau import PlateauRule, run_curve, trainer_state
 from scifm.core.report import repo_path, results_dir, run_info, write_report
-from scifm.core.train import CHECKPOINT_DIR
+from scifm.core.resume import CHECKPOINT_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {  # label -> (default folder, stage)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from scifm.core.report import repo_path, run_info, write_report
-from scifm.core.train import METRICS_FILE, read_step_records
+from scifm.core.resume import METRICS_FILE, read_step_records
 from scifm.mpp.card import curve_records, load_card
 
 FNO_PRESET = "paper"  # PDEBench's FNO (12 modes, width 20, 4 layers): the issue-13 baseline

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks import astroclip_runs as runs
 from scifm.core.checkpoint import TRAINER_JSON
-from scifm.core.train import CHECKPOINT_DIR
+from scifm.core.resume import CHECKPOINT_DIR
 
 
 def _run(folder, step, curve):

@@ -182,23 +182,23 @@ def test_stop_at_then_resume_equals_one_run(tmp_path):
     after = _weights(tmp_path / "cut")
     assert all(torch.equal(before[k], after[k]) for k in before)
     # a checkpoint older than the schedule record is checked by its last LR
-    from scifm.core.train import _check_schedule
+    from scifm.core.resume import check_schedule
 
     tc = TrainConfig(**base)
     lr8 = tc.lr * warmup_cosine(7, total=20, warmup=2, min_ratio=tc.min_lr_ratio)
     old = {"step": 8, "param_groups": [{"lr": lr8}]}
-    _check_schedule(tmp_path, old, tc)  # the same schedule: passes
+    check_schedule(tmp_path, old, tc)  # the same schedule: passes
     with pytest.raises(ValueError, match="its LR at step 8 was"):
-        _check_schedule(tmp_path, old, TrainConfig(**{**base, "steps": 40}))
-    _check_schedule(tmp_path, old, TrainConfig(**{**base, "steps": 40}), moments=False)
+        check_schedule(tmp_path, old, TrainConfig(**{**base, "steps": 40}))
+    check_schedule(tmp_path, old, TrainConfig(**{**base, "steps": 40}), moments=False)
     # a flat schedule (min_lr_ratio 1: xVal's converge chunks) may grow; its LR may not change
     flat = {**base, "min_lr_ratio": 1.0}
-    from scifm.core.train import SCHEDULE_FIELDS
+    from scifm.core.resume import SCHEDULE_FIELDS
 
     rec = {"step": 8, "schedule": {k: getattr(TrainConfig(**flat), k) for k in SCHEDULE_FIELDS}}
-    _check_schedule(tmp_path, rec, TrainConfig(**{**flat, "steps": 40}))
+    check_schedule(tmp_path, rec, TrainConfig(**{**flat, "steps": 40}))
     with pytest.raises(ValueError, match=r"\(lr 0.01 -> 0.02\)"):
-        _check_schedule(tmp_path, rec, TrainConfig(**{**flat, "steps": 40, "lr": 2e-2}))
+        check_schedule(tmp_path, rec, TrainConfig(**{**flat, "steps": 40, "lr": 2e-2}))
 
 
 def test_warm_restart_continues_the_schedule_from_weights_alone(tmp_path):

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from scifm.cli import main
 from scifm.core import load_model
-from scifm.core.train import read_metrics
+from scifm.core.resume import read_metrics
 from scifm.mpp.assets import main as assets_main
 from scifm.mpp.card import learning_curve, wall_time
 from scifm.mpp.metrics import nmse_per_field

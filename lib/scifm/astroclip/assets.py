@@ -40,7 +40,7 @@ from scifm.astroclip.pipeline import (
 from scifm.astroclip.splits import model_split, split_record
 from scifm.core import load_model, pick_device, save_checkpoint
 from scifm.core.checkpoint import read_record
-from scifm.core.train import METRICS_FILE, read_step_records
+from scifm.core.resume import METRICS_FILE, read_step_records
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,16 +25,8 @@ import torch
 
 from scifm.core.batches import BatchSource
 from scifm.core.checkpoint import TRAINER_JSON, load_checkpoint
-from scifm.core.train import (
-    CHECKPOINT_DIR,
-    LossFn,
-    StepCallback,
-    TrainConfig,
-    TrainResult,
-    _check_same_run,
-    read_step_records,
-    train,
-)
+from scifm.core.resume import CHECKPOINT_DIR, check_same_run, read_step_records
+from scifm.core.train import LossFn, StepCallback, TrainConfig, TrainResult, train
 
 
 def _split(curve: Sequence[Mapping[str, float]], window: float) -> tuple[list, list]:
@@ -181,7 +173,7 @@ def train_evaluated(
     if step:  # the checkpoint's weights, also when no step is left to train (a finished run)
         ck = load_checkpoint(out / CHECKPOINT_DIR)
         config = train_kwargs.get("model_config") or getattr(model, "config", None)
-        _check_same_run(out, ck["record"], config, train_kwargs.get("extra"))
+        check_same_run(out, ck["record"], config, train_kwargs.get("extra"))
         model.load_state_dict(ck["model"])
     if step and (not curve or curve[-1]["step"] != step):  # killed between save and evaluation
         curve.append(_evaluate(model, evaluate, step, out / eval_file, callback))

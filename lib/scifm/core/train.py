@@ -56,6 +56,15 @@ from scifm.core.distributed import (
     device_for_rank,
     init_distributed,
 )
+from scifm.core.resume import (
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    check_same_run,
+    check_schedule,
+    restore_trainer,
+    trainer_state,
+    truncate_log,
+)
 from scifm.core.rng import batch_positions, derive_seed, reseed, sample_keys, seeded
 from scifm.core.schedule import warmup_cosine
 
@@ -68,44 +77,6 @@ LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
 # callback(record) after every logged step, on the main process: record holds "step",
 # "loss", "lr", "grad_norm", "samples_per_s" and the loss function's metrics (live plots).
 StepCallback = Callable[[dict[str, float]], None]
-CHECKPOINT_DIR = "checkpoint"
-METRICS_FILE = "metrics.jsonl"
-
-
-def read_step_records(path: str | Path, *, up_to: float | None = None) -> list[dict[str, Any]]:
-    """The records of a JSON-lines log with a ``step`` each (``metrics.jsonl``, an evaluation
-    curve), sorted by step, the LAST record kept per step; empty when it holds none.
-
-    A resumed run repeats the steps after its checkpoint; the later records are the ones
-    whose weights the checkpoint continued from. ``up_to`` drops steps past a checkpoint.
-    """
-    path = Path(path)
-    by_step: dict[int, dict[str, Any]] = {}
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read metrics ({exc.strerror or exc})") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            step = int(rec["step"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise ValueError(
-                f"{path}:{n}: not a metrics record; expected one JSON object with 'step' a line"
-            ) from None
-        if up_to is None or step <= up_to:
-            by_step[step] = rec
-    return [by_step[s] for s in sorted(by_step)]
-
-
-def read_metrics(path: str | Path, *, up_to: int | None = None) -> list[dict[str, float]]:
-    """``read_step_records`` of a ``metrics.jsonl`` that must hold at least one record."""
-    records = read_step_records(path, up_to=up_to)
-    if not records:
-        raise ValueError(f"{path}: no metrics records (at or before step {up_to})")
-    return records
 
 
 @dataclass(frozen=True)
@@ -182,95 +153,6 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
 
 
-SCHEDULE_FIELDS = ("steps", "lr", "warmup_steps", "min_lr_ratio")  # what the LR at a step is
-
-
-def _schedule(cfg: TrainConfig) -> dict[str, Any]:
-    return {k: getattr(cfg, k) for k in SCHEDULE_FIELDS}
-
-
-def _check_schedule(
-    ckpt: Path, state: dict[str, Any], cfg: TrainConfig, moments: bool = True
-) -> None:
-    """A resume continues the checkpoint's LR schedule; another one is refused, since it
-    would move the LR mid-run (a longer cosine re-warms it: the curve of the first schedule
-    then no longer says what the run did; a flat schedule, ``min_lr_ratio`` 1, may grow, as
-    xVal's ``converge`` chunks do). A checkpoint older than the schedule record is
-    checked by its last LR against ``cfg``'s at that step (one with no Adam ``moments``, a
-    warm restart, set no LR yet and is not checked)."""
-    saved = state.get("schedule")
-    if saved is not None:
-        now = _schedule(cfg)
-        if cfg.min_lr_ratio == 1.0 == saved.get("min_lr_ratio"):  # flat after warmup: the
-            saved, now = {**saved, "steps": 0}, {**now, "steps": 0}  # length changes no LR
-        if saved == now:
-            return
-        diff = ", ".join(f"{k} {saved.get(k)} -> {v}" for k, v in now.items()
-                         if saved.get(k) != v)  # fmt: skip
-    else:
-        step, groups = int(state.get("step", 0)), state.get("param_groups") or []
-        if step < 1 or not groups or not moments:
-            return
-        last = float(groups[0]["lr"])
-        want = cfg.lr * warmup_cosine(step - 1, total=cfg.steps, warmup=cfg.warmup_steps,
-                                      min_ratio=cfg.min_lr_ratio)  # fmt: skip
-        if math.isclose(last, want, rel_tol=1e-4):
-            return
-        diff = f"its LR at step {step} was {last:.4g}, this schedule's is {want:.4g}"
-    raise ValueError(
-        f"{ckpt}: resumed with another LR schedule ({diff}) than the run was trained on; "
-        "resume with the run's own schedule (stop_at cuts it at a milestone), start a fresh "
-        "run with the longer one, or use warm_restart to continue the weights on a new "
-        "schedule on purpose"
-    )
-
-
-def _trainer_state(
-    opt: torch.optim.Optimizer, step: int, cfg: TrainConfig
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Flatten optimizer state into safetensors-able tensors and JSON (with ``cfg``'s LR
-    schedule, which a resume must continue: ``_check_schedule``).
-
-    No RNG state: every stream is a function of (seed, step, ...), see the module docstring.
-    """
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"opt.{idx}.{k}"] = v
-            else:
-                scalars.setdefault(str(idx), {})[k] = v
-    return tensors, {"step": step, "param_groups": sd["param_groups"], "opt_scalars": scalars,
-                     "schedule": _schedule(cfg)}  # fmt: skip
-
-
-def _restore_trainer(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], state: dict[str, Any]
-) -> int:
-    """Load the optimizer state; returns the step to resume at (old ``rng.*`` keys ignored)."""
-    per_param: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, idx, name = key.split(".", 2)
-            per_param.setdefault(int(idx), {})[name] = v
-    for idx, extra in state.get("opt_scalars", {}).items():
-        per_param.setdefault(int(idx), {}).update(extra)
-    opt.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
-    return int(state["step"])
-
-
-def _truncate_log(path: Path, upto_step: int) -> None:
-    """Drop records past the resume point so the log has each step once."""
-    if not path.exists():
-        return
-    keep = [
-        ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= upto_step
-    ]
-    path.write_text("".join(ln + "\n" for ln in keep))
-
-
 @dataclass
 class _Run:
     """What ``_setup`` prepares for one ``train`` call."""
@@ -313,46 +195,21 @@ def _setup(
     )  # fmt: skip
     if resume and run.ckpt_dir is not None and (run.ckpt_dir / "config.json").exists():
         ck = load_checkpoint(run.ckpt_dir)
-        _check_same_run(out, ck["record"], model_config, extra)
+        check_same_run(out, ck["record"], model_config, extra)
         model.load_state_dict(ck["model"])
         if "trainer_tensors" in ck:
             moments = any(k.startswith("opt.") for k in ck["trainer_tensors"])
-            _check_schedule(run.ckpt_dir, ck["trainer_state"], cfg, moments)
-            run.start = _restore_trainer(opt, ck["trainer_tensors"], ck["trainer_state"])
+            check_schedule(run.ckpt_dir, ck["trainer_state"], cfg, moments)
+            run.start = restore_trainer(opt, ck["trainer_tensors"], ck["trainer_state"])
     if out is not None and run.log_path is not None and dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        _truncate_log(run.log_path, run.start)
+        truncate_log(run.log_path, run.start)
     if dist.enabled:
         ids = [device.index] if device.type == "cuda" else None
         run.run_model = DistributedDataParallel(model, device_ids=ids)
     if cfg.compile:
         run.run_model = torch.compile(run.run_model)
     return run
-
-
-# ``extra`` entries that say what a run trains on: a resume must find the same ones.
-RUN_IDENTITY_KEYS = ("data", "task", "files", "systems", "split")
-
-
-def _check_same_run(out: Path, record: dict[str, Any], model_config: Any, extra: Any) -> None:
-    """Refuse to resume ``out``'s checkpoint with another model config or other data.
-
-    Resuming silently would train (or report) the old weights on the new request.
-    """
-
-    def plain(v: Any) -> Any:
-        return json.loads(json.dumps(v, default=str))
-
-    mine = plain(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
-    theirs = plain(record.get("config"))
-    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-    extra, kept = plain(extra or {}), plain(record.get("extra") or {})
-    diff += [k for k in RUN_IDENTITY_KEYS if k in extra and k in kept and extra[k] != kept[k]]
-    if diff:
-        raise ValueError(
-            f"{out}: holds a run with other settings ({', '.join(diff)} differ); resume it "
-            "with the same settings, or train into a fresh output folder"
-        )
 
 
 def warm_restart(
@@ -387,7 +244,7 @@ def warm_restart(
     if late:
         raise ValueError(f"warm_restart history has steps past {step} (first {late[0]})")
     plain = unwrap(model)
-    tensors, state = _trainer_state(_optimizer(plain, cfg), step, cfg)  # fresh AdamW: no moments
+    tensors, state = trainer_state(_optimizer(plain, cfg), step, cfg)  # fresh AdamW: no moments
     save_checkpoint(
         ckpt, plain, model_config, extra=extra, trainer_tensors=tensors, trainer_state=state
     )  # fmt: skip
@@ -479,7 +336,7 @@ def _log(
 def _save(run: _Run, step: int) -> None:
     """Write the resumable checkpoint of ``step`` (main process), then wait for all ranks."""
     if run.ckpt_dir is not None and run.dist.is_main:
-        tensors, state = _trainer_state(run.opt, step, run.cfg)
+        tensors, state = trainer_state(run.opt, step, run.cfg)
         save_checkpoint(
             run.ckpt_dir, run.model, run.model_config, extra=run.extra,
             trainer_tensors=tensors, trainer_state=state,

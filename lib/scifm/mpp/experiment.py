@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 
 from scifm.core import ConfigMixin, TrainConfig, TrainResult
-from scifm.core.train import CHECKPOINT_DIR, StepCallback, warm_restart
+from scifm.core.resume import CHECKPOINT_DIR
+from scifm.core.train import StepCallback, warm_restart
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import (
     SPLITS,

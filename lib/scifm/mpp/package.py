@@ -25,7 +25,7 @@ import torch
 
 from scifm.core import load_model, save_checkpoint
 from scifm.core.checkpoint import MODEL_FILE, CheckpointError, read_record
-from scifm.core.train import read_metrics
+from scifm.core.resume import read_metrics
 from scifm.mpp.card import MANIFEST, data_from_config, data_from_files, learning_curve, wall_time
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.metrics import nmse_per_field
