@@ -206,6 +206,13 @@ def latest(records: list[dict], tagged: bool = False) -> dict[tuple, dict]:
     return out
 
 
+def one_step_rows(records: list[dict]) -> list[dict]:
+    """The one-step cells a report shows: the latest step of each untagged run, and every
+    evaluated step of a tagged run (its replicas at a step are grouped into one row)."""
+    untagged = [r for r in latest(records, tagged=True).values() if not r.get("tag")]
+    return untagged + [r for r in records if r.get("tag")]
+
+
 def learning_curve(ckpt_dir: Path) -> list[dict]:
     """The training log beside a checkpoint, one record per step (a resumed run's last)."""
     path = ckpt_dir.parent / METRICS_FILE
@@ -256,7 +263,7 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
         "rollouts": list(latest(rolls).values()),  # the main run (the physics page reads it)
         "rollout_runs": sorted(rolls, key=lambda r: _run_order(r)),
         "one_step": list(main_one.values()),
-        "one_step_runs": list(latest(ones, tagged=True).values()),
+        "one_step_runs": one_step_rows(ones),
         "baselines": bases,
         "gaps": gaps,
         "baseline_rollouts": brolls,
@@ -278,7 +285,7 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
         md += ["", f"Pretraining curve of the main run: {len(curve)} points ({span}) in the "
                f"JSON, from `{curve_from}`."]  # fmt: skip
     md += _transfer_md(rows, cells)
-    md += _one_step_md(list(latest(ones, tagged=True).values()), main_recipe)
+    md += _one_step_md(one_step_rows(ones), main_recipe)
     md += _baseline_table([b for b in bases if not b.get("tag")], main_one)
     # a tagged run with the pretrained model's own recipe is a budget, not a recipe ablation
     same = {b["tag"] for b in bases if b.get("tag") and b.get("recipe") == main_recipe}

@@ -177,6 +177,9 @@ def test_pretrained_replicas_are_one_row_with_their_spread(tmp_path):
         "onestep_paper_ins_s1_step3200"
     )
     _write(root, "onestep_other_ins_step3200", {**one, "tag": "other", "seed": 0, "avit": 0.05})
+    # seed 0 went on to a later step: its earlier step keeps its row with the replicas
+    _write(root, "onestep_paper_ins_step10000", {**one, "ckpt_step": 10000, "seed": 0,
+                                                 "avit": 0.03})  # fmt: skip
     _write(root, "baseline_fno_ins_paper_step3200", {
         "variant": "ins", "arch": "fno", "step": 3200, "tag": "paper", "recipe": "paper",
         "nrmse": 0.03, "persistence": 0.09})  # fmt: skip
@@ -184,6 +187,7 @@ def test_pretrained_replicas_are_one_row_with_their_spread(tmp_path):
     md = (tmp_path / "out" / "mpp_evidence.md").read_text()
     assert "| ins | paper (paper), seeds 0, 1, 2 | True | 3200 | 0.0420 ± 0.0020 (3) |" in md
     assert "| ins | other (paper) | True | 3200 | 0.0500 | 0.0900 | 0.5556 |" in md
+    assert "| ins | paper (paper) | True | 10000 | 0.0300 | 0.0900 | 0.3333 |" in md
     assert "| 0.0300 | - | 0.0500 / 0.0420 ± 0.0020 (3) | 0.0900 |" in md  # runs by name
     rep.restore(tmp_path / "out" / "mpp_evidence.json", tmp_path / "back")
     back = {p.parent.name for p in (tmp_path / "back").glob("onestep_*/result.json")}
