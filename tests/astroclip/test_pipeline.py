@@ -151,6 +151,40 @@ def test_a_galaxy_without_data_gets_a_flag_and_no_embedding(trained, tmp_path):
     assert embedding_summary(out) == {"n_done": 8, "no_image": 1, "no_spectrum": 1}
 
 
+def test_flags_follow_what_the_model_sees_and_old_files_resume(trained, tmp_path):
+    model = trained["model"]
+    crop = model.config.image.crop
+
+    def border_only(a, b):  # light outside the centre crop only: the model sees zeros
+        g = _toy_slice(192, a, b)
+        h = g.images.shape[1]
+        lo = (h - crop) // 2
+        g.images[0, lo : lo + crop, lo : lo + crop] = 0.0
+        return g
+
+    out = embed_file(model, border_only, 4, tmp_path / "b.h5", chunk=4, progress=False)
+    assert read_embeddings(out)["image_ok"].tolist() == [False, True, True, True]
+
+    # a file begun before the flags existed resumes; its done rows count as checked
+    calls = []
+
+    def crash_once(a, b):
+        calls.append(a)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return _toy_slice(192, a, b)
+
+    old = tmp_path / "old.h5"
+    with pytest.raises(RuntimeError):
+        embed_file(model, crash_once, 8, old, chunk=4, progress=False)
+    with h5py.File(old, "a") as f:
+        del f["image_ok"], f["spectrum_ok"]
+    embed_file(model, crash_once, 8, old, chunk=4, progress=False)
+    emb = read_embeddings(old)
+    assert emb["image_ok"].all() and emb["spectrum_ok"].all()
+    assert embedding_summary(old) == {"n_done": 8, "no_image": 0, "no_spectrum": 0}
+
+
 def test_assets_package_a_trained_model_on_the_split_it_recorded(trained, tmp_path):
     """`--from-model` ships a model trained elsewhere as it is: its weights, its preset, and
     the catalog's held-out flags from the split the model recorded; a survey whose galaxies

@@ -117,9 +117,10 @@ def embed_file(
     The file holds ``image`` and ``spectrum`` (N, E) float32, ``targetid`` (N,), the flags
     ``image_ok`` and ``spectrum_ok`` (N,) bool and the attributes ``format``, ``n``,
     ``n_done``, ``model`` (``model_fingerprint``) and ``source`` (what was embedded, e.g. the
-    survey path). A galaxy whose cutout or spectrum holds no data (every value NaN, inf or
-    0: off the imaging footprint, a failed fibre) is flagged False and its embedding of that
-    modality is NaN, never a normal-looking vector made of zero-filled input. A rerun with
+    survey path). A galaxy whose cutout crop or spectrum holds no data (every value the model
+    would see NaN, inf or 0: off the imaging footprint, a failed fibre) is flagged False and
+    its embedding of that modality is NaN, never a normal-looking vector made of zero-filled
+    input. A rerun with
     the same model, source and ``n`` continues from ``n_done``; any other existing file is
     refused, never written into.
     """
@@ -133,22 +134,20 @@ def embed_file(
             for name in ("image", "spectrum"):
                 f.create_dataset(name, (n, e), "f4", chunks=(min(chunk, max(n, 1)), e))
             f.create_dataset("targetid", (n,), "i8")
-            for name in ("image_ok", "spectrum_ok"):
-                f.create_dataset(name, (n,), bool)
             f.attrs.update(format=EMBED_FORMAT, n=n, n_done=0, model=fp, source=source)
+        for name in ("image_ok", "spectrum_ok"):
+            if name not in f:  # a file begun before the flags: its done rows were not checked
+                f.create_dataset(name, data=np.ones(n, bool))
         start = int(f.attrs["n_done"])
         bar = tqdm(total=n, initial=start, disable=not progress, desc="embed", unit="gal")
         for lo in range(start, n, chunk):
             hi = min(n, lo + chunk)
             g = fetch(lo, hi)
-            emb = embed_arrays(
-                model,
-                prepare_images(g.images, model.config.image),
-                prepare_spectra(g.spectra, model.config.spectrum),
-                device=device,
-            )
-            for name, raw in (("image", g.images), ("spectrum", g.spectra)):
-                ok = has_data(raw)
+            x = {"image": prepare_images(g.images, model.config.image),
+                 "spectrum": prepare_spectra(g.spectra, model.config.spectrum)}  # fmt: skip
+            emb = embed_arrays(model, x["image"], x["spectrum"], device=device)
+            for name in ("image", "spectrum"):
+                ok = has_data(x[name])
                 emb[name][~ok] = np.nan
                 f[name][lo:hi], f[f"{name}_ok"][lo:hi] = emb[name], ok
             f["targetid"][lo:hi] = g.targetid
@@ -159,10 +158,10 @@ def embed_file(
     return out_path
 
 
-def has_data(x: np.ndarray) -> np.ndarray:
-    """(N,) bool: each row (an image or a spectrum) holds a finite non-zero value."""
-    x = np.asarray(x)
-    return (np.isfinite(x) & (x != 0)).reshape(len(x), -1).any(axis=1)
+def has_data(x: torch.Tensor) -> np.ndarray:
+    """(N,) bool: each prepared row (``prepare_images``/``prepare_spectra``: the crop and
+    bins the model sees, non-finite values already zeroed) holds a non-zero value."""
+    return x.ne(0).flatten(1).any(1).numpy() if len(x) else np.zeros(0, bool)
 
 
 def embedding_summary(path: str | Path) -> dict[str, int]:

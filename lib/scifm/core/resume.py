@@ -104,13 +104,14 @@ def check_schedule(
     )
 
 
-def trainer_state(
+def pack_trainer_state(
     opt: torch.optim.Optimizer, step: int, cfg: TrainConfig
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Flatten optimizer state into safetensors-able tensors and JSON (with ``cfg``'s LR
     schedule, which a resume must continue: ``check_schedule``).
 
-    No RNG state: every stream is a function of (seed, step, ...), see the module docstring.
+    No RNG state: every stream is a function of (seed, step, ...); see ``core.train``'s
+    module docstring.
     """
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}

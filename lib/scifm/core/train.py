@@ -61,8 +61,8 @@ from scifm.core.resume import (
     METRICS_FILE,
     check_same_run,
     check_schedule,
+    pack_trainer_state,
     restore_trainer,
-    trainer_state,
     truncate_log,
 )
 from scifm.core.rng import batch_positions, derive_seed, reseed, sample_keys, seeded
@@ -244,7 +244,8 @@ def warm_restart(
     if late:
         raise ValueError(f"warm_restart history has steps past {step} (first {late[0]})")
     plain = unwrap(model)
-    tensors, state = trainer_state(_optimizer(plain, cfg), step, cfg)  # fresh AdamW: no moments
+    # a fresh AdamW: no moments
+    tensors, state = pack_trainer_state(_optimizer(plain, cfg), step, cfg)
     save_checkpoint(
         ckpt, plain, model_config, extra=extra, trainer_tensors=tensors, trainer_state=state
     )  # fmt: skip
@@ -336,7 +337,7 @@ def _log(
 def _save(run: _Run, step: int) -> None:
     """Write the resumable checkpoint of ``step`` (main process), then wait for all ranks."""
     if run.ckpt_dir is not None and run.dist.is_main:
-        tensors, state = trainer_state(run.opt, step, run.cfg)
+        tensors, state = pack_trainer_state(run.opt, step, run.cfg)
         save_checkpoint(
             run.ckpt_dir, run.model, run.model_config, extra=run.extra,
             trainer_tensors=tensors, trainer_state=state,

@@ -22,7 +22,8 @@ class RMSInstanceNorm2d(nn.Module):
     """Divide each (sample, channel) map by its std over (H, W); learned per-channel gain.
 
     A map that is flat over the grid (its std within ``FLAT_REL`` of its largest value) is
-    left undivided, where the reference would multiply it by 1/eps.
+    left undivided, where the reference would multiply it by 1/eps. The threshold is hard: a
+    map just above it is still scaled by up to 1/FLAT_REL, as in the reference.
 
     The reference also declares a bias that it never uses; we leave it out, since DDP
     requires every parameter to receive a gradient.
