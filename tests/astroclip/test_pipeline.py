@@ -92,15 +92,22 @@ def test_explorer_modes_filters_and_errors(trained):
     assert knn_redshift(known) == pytest.approx((0.1 + 3 * 0.5 + 1e-6 * 0.9) / (4 + 1e-6))
 
 
-def test_embed_file_resumes_after_a_crash(trained, tmp_path):
-    model, n = trained["model"], 40
-    calls = []
+def _crash_on_second_call(calls: list[int]):
+    """A survey fetcher of toy galaxies that records each start and fails on its 2nd call."""
 
-    def flaky(a, b):
+    def fetch(a, b):
         calls.append(a)
         if len(calls) == 2:
             raise RuntimeError("simulated crash")
         return _toy_slice(192, a, b)
+
+    return fetch
+
+
+def test_embed_file_resumes_after_a_crash(trained, tmp_path):
+    model, n = trained["model"], 40
+    calls = []
+    flaky = _crash_on_second_call(calls)
 
     out = tmp_path / "emb.h5"
     with pytest.raises(RuntimeError):
@@ -166,14 +173,7 @@ def test_flags_follow_what_the_model_sees_and_old_files_resume(trained, tmp_path
     assert read_embeddings(out)["image_ok"].tolist() == [False, True, True, True]
 
     # a file begun before the flags existed resumes; its done rows count as checked
-    calls = []
-
-    def crash_once(a, b):
-        calls.append(a)
-        if len(calls) == 2:
-            raise RuntimeError("simulated crash")
-        return _toy_slice(192, a, b)
-
+    crash_once = _crash_on_second_call([])
     old = tmp_path / "old.h5"
     with pytest.raises(RuntimeError):
         embed_file(model, crash_once, 8, old, chunk=4, progress=False)

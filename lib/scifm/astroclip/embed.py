@@ -120,9 +120,8 @@ def embed_file(
     survey path). A galaxy whose cutout crop or spectrum holds no data (every value the model
     would see NaN, inf or 0: off the imaging footprint, a failed fibre) is flagged False and
     its embedding of that modality is NaN, never a normal-looking vector made of zero-filled
-    input. A rerun with
-    the same model, source and ``n`` continues from ``n_done``; any other existing file is
-    refused, never written into.
+    input. A rerun with the same model, source and ``n`` continues from ``n_done``; any other
+    existing file is refused, never written into.
     """
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,7 +160,7 @@ def embed_file(
 def has_data(x: torch.Tensor) -> np.ndarray:
     """(N,) bool: each prepared row (``prepare_images``/``prepare_spectra``: the crop and
     bins the model sees, non-finite values already zeroed) holds a non-zero value."""
-    return x.ne(0).flatten(1).any(1).numpy() if len(x) else np.zeros(0, bool)
+    return x.ne(0).flatten(1).any(1).numpy()
 
 
 def embedding_summary(path: str | Path) -> dict[str, int]:
