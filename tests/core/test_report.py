@@ -5,6 +5,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scifm.core.paths import repo_root
@@ -109,3 +110,13 @@ def test_repo_path_and_args_are_repo_relative(tmp_path):
     assert repo_path(tmp_path / "x.h5") == str(tmp_path / "x.h5")  # outside: kept as given
     assert repo_path(tmp_path / "x.h5", root=tmp_path) == "x.h5"
     assert repo_args(["--survey", inside, "--n", "3"]) == ["--survey", "data/survey.h5", "--n", "3"]
+
+
+def test_cli_json_prints_an_undefined_figure_as_null_not_nan():
+    from scifm.core.report import json_line
+
+    out = {"r2": float("nan"), "n": 0, "per_field": {"a": [np.float32("inf"), 1.5]}, "p": (2.0,)}
+    text = json_line(out)
+    assert json.loads(text) == {"r2": None, "n": 0, "per_field": {"a": [None, 1.5]}, "p": [2.0]}
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.dumps({"r2": float("nan")}) == '{"r2": NaN}'  # what the CLI printed before

@@ -46,10 +46,14 @@ def tiny_assets(tmp_path_factory: pytest.TempPathFactory, tiny_models, ood_task)
     return root
 
 
+def _not_json(name: str) -> None:
+    raise AssertionError(f"the CLI printed {name}, which is not JSON (an undefined figure is null)")
+
+
 @pytest.fixture
 def xval_cli(capsys: pytest.CaptureFixture) -> Callable[[list[str]], dict]:
     """``run(argv)``: the ``scifm xval`` subcommand in-process; asserts exit 0 and returns
-    the last line it printed, as JSON."""
+    the last line it printed, as strict JSON (a bare NaN or Infinity fails the test)."""
     from scifm.xval.cli import register
 
     parser = argparse.ArgumentParser()
@@ -58,6 +62,7 @@ def xval_cli(capsys: pytest.CaptureFixture) -> Callable[[list[str]], dict]:
     def run(argv: list[str]) -> dict:
         args = parser.parse_args(argv)
         assert args.func(args) == 0
-        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        line = capsys.readouterr().out.strip().splitlines()[-1]
+        return json.loads(line, parse_constant=_not_json)
 
     return run

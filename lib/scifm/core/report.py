@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import shlex
@@ -197,6 +198,27 @@ def write_report(
     _atomic_write(json_path, text)
     _atomic_write(md_path, md)
     return json_path, md_path
+
+
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (also inside dicts, lists, tuples) made ``None``.
+
+    JSON has no NaN: ``json.dumps`` writes a bare ``NaN`` that strict readers (``jq``,
+    JavaScript's ``JSON.parse``) reject. An undefined figure (an R^2 with no valid answer)
+    is printed as ``null`` instead.
+    """
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def json_line(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON for a CLI's output: undefined figures as ``null`` (see ``finite_or_none``)."""
+    return json.dumps(finite_or_none(obj), allow_nan=False, default=_jsonable, **kwargs)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -7,10 +7,10 @@ defined by presets plus ``key=value`` overrides, and prints JSON results.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 
 from scifm.core.cliargs import frame_count, positive_int
+from scifm.core.report import json_line
 
 ROLLOUT_STEPS = 16  # default rollout length
 
@@ -147,7 +147,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         warm_start=args.warm_start,
     )
     print(
-        json.dumps(
+        json_line(
             {
                 "step": result.step,
                 "checkpoint": str(result.checkpoint),
@@ -187,7 +187,7 @@ def _finetune(args: argparse.Namespace) -> int:
         res=args.res,
         frames=args.sim_frames,
     )
-    print(json.dumps({"step": result.step, "checkpoint": str(result.checkpoint)}))
+    print(json_line({"step": result.step, "checkpoint": str(result.checkpoint)}))
     return 0
 
 
@@ -268,7 +268,7 @@ def _evaluate_file(args: argparse.Namespace) -> int:
         "avit": one_step_nrmse(step, windows, device=device),
         "persistence": one_step_nrmse(persistence_step, windows, device=device),
     }
-    print(json.dumps(out, indent=2))
+    print(json_line(out, indent=2))
     return 0
 
 
@@ -291,7 +291,7 @@ def _rollout_file(args: argparse.Namespace) -> int:
         name: [round(float(v), 6) for v in rollout_nrmse(fn, fields, T, steps, device=device)]
         for name, fn in (("avit", step), ("persistence", persistence_step))
     }
-    print(json.dumps({**header(check, fields.shape[0]), "steps": steps, **curves}, indent=2))
+    print(json_line({**header(check, fields.shape[0]), "steps": steps, **curves}, indent=2))
     return 0
 
 
@@ -315,7 +315,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             "avit": one_step_nrmse(step, ws, device=device),
             "persistence": one_step_nrmse(persistence_step, ws, device=device),
         }
-    print(json.dumps(out, indent=2))
+    print(json_line(out, indent=2))
     return 0
 
 
@@ -338,5 +338,5 @@ def _rollout(args: argparse.Namespace) -> int:
         info = systems.get(name, system_info(name))
         step = model_step(model, info["field_index"], info["periodic"])
         out[name] = [round(float(v), 6) for v in rollout_nrmse(step, f, T, n_steps, device=device)]
-    print(json.dumps(out, indent=2))
+    print(json_line(out, indent=2))
     return 0
