@@ -101,3 +101,41 @@ def test_bad_files_give_clear_errors(tiny_survey, tmp_path):
         fh.truncate(4096)
     with pytest.raises(ValueError, match="truncated.h5"):
         read_survey(truncated)
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda f: f.attrs.__setitem__("n", 10**12), "attributes n=1000000000000"),
+        (lambda f: (f.__delitem__("redshift"), f.create_dataset("redshift", (3,), "f4")),
+         r"dataset redshift has shape \(3,\); expected \(10\) for n=10"),
+        (lambda f: (f.__delitem__("spectra"), f.create_dataset("spectra", (10, 7), "f4")),
+         r"dataset spectra has shape \(10, 7\)"),
+        (lambda f: f.__delitem__("targetid"), "no targetid"),
+        (lambda f: f["params"].create_dataset("extra", (4,), "f8"), "params/extra"),
+    ],
+)  # fmt: skip
+def test_a_survey_whose_shapes_disagree_with_its_n_is_refused_by_name(tiny_survey, tmp_path,
+                                                                       edit, match):  # fmt: skip
+    """The reader trusted the ``n`` attribute: n = 1e12 asked numpy for terabytes, a short
+    redshift dataset read as z = 0 for the missing rows."""
+    bad = tmp_path / "bad.h5"
+    shutil.copy(tiny_survey, bad)
+    with h5py.File(bad, "r+") as f:
+        edit(f)
+    for read in (survey_info, read_survey):
+        with pytest.raises(ValueError, match=rf"survey file .*bad\.h5: .*{match}"):
+            read(bad)
+
+
+def test_a_failed_overwrite_leaves_the_old_survey_as_it_was(tiny_survey, tiny_config, tmp_path):
+    """``survey generate --overwrite --n 1e14`` truncated the old file to a 70 KB stub before
+    numpy failed to make 1e14 target ids."""
+    old = tmp_path / "old.h5"
+    shutil.copy(tiny_survey, old)
+    before = old.read_bytes()
+    with pytest.raises(ValueError, match=r"n=100000000000000; expected 1 <= n <= 1e\+08"):
+        generate_survey(old, 10**14, config=tiny_config, overwrite=True, progress=False)
+    with pytest.raises(ValueError, match="old.h5: n=0"):
+        create_survey_file(old, tiny_config, 0, seed=0)
+    assert old.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]

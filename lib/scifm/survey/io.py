@@ -51,6 +51,7 @@ FORMAT = "scifm-astroclip-survey"
 # 4: spectra on vacuum wavelengths (bagpipes works in air; 1-3 A redder lines than 3).
 VERSION = 4
 TARGETID_BASE = 39_600_000_000_000_000  # DESI-like 17-digit ids; + seed * 1e9 + object id
+MAX_GALAXIES = 100_000_000  # a survey file's row limit (object ids stay below 1e9; ~11 TB of rows)
 
 
 def make_targetid(seed: int, object_id: np.ndarray | int) -> np.ndarray:
@@ -93,7 +94,23 @@ class SurveyData:
 
 
 def create_survey_file(path: str | Path, cfg: SurveyConfig, n: int, seed: int) -> None:
-    """Create an empty survey file of ``n`` rows (datasets chunked one galaxy per chunk)."""
+    """Create an empty survey file of ``n`` rows (datasets chunked one galaxy per chunk).
+
+    The file is made beside ``path`` and renamed onto it once complete, so a failure (a full
+    disk, an interrupt) leaves a file already at ``path`` as it was.
+    """
+    if not 1 <= n <= MAX_GALAXIES:
+        raise ValueError(f"survey file {path}: n={n}; expected 1 <= n <= {MAX_GALAXIES:.0e}")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.creating")
+    try:
+        _create(tmp, cfg, n, seed)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _create(path: Path, cfg: SurveyConfig, n: int, seed: int) -> None:
     n_chunks = -(-n // cfg.chunk_size)
     with h5py.File(path, "w") as f:
         f.attrs.update(
@@ -168,10 +185,44 @@ def _open(path: str | Path) -> Iterator[h5py.File]:
                 f"'0'..'9' of {released.KEYS}; expected {FORMAT!r} (write one with `scifm survey "
                 "generate`) or the released AstroCLIP layout"
             )
+        if f.attrs.get("format") == FORMAT:
+            _check_layout(f, path)
         try:
             yield f
         except (KeyError, OSError, RuntimeError) as e:
             raise ValueError(f"survey file {path}: corrupt or truncated ({e})") from e
+
+
+def _check_layout(f: h5py.File, path: Path) -> None:
+    """The datasets a scifm survey file must hold, with shapes that agree with its ``n``
+    attribute (read from the metadata only: no array is loaded)."""
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"survey file {path}: {what}; not a complete scifm survey file")
+
+    try:
+        n, cs, _ = int(f.attrs["n"]), int(f.attrs["chunk_size"]), int(f.attrs["seed"])
+        SurveyConfig.from_dict(json.loads(f.attrs["config"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise bad(f"attributes n, chunk_size, seed and config unreadable ({e})") from e
+    if not (1 <= n <= MAX_GALAXIES and cs >= 1):
+        raise bad(f"attributes n={n}, chunk_size={cs}")
+    names = ("images", "spectra", "ivar", "wavelength", "redshift", "targetid", "chunk_done")
+    missing = [k for k in (*names, "props", "params") if k not in f]
+    if missing:
+        raise bad(f"no {', '.join(missing)}")
+    n_wave = f["wavelength"].shape[0] if f["wavelength"].ndim == 1 else -1
+    expect = {"images": (n, None, None, 3), "spectra": (n, n_wave), "ivar": (n, n_wave),
+              "redshift": (n,), "targetid": (n,), "chunk_done": (-(-n // cs),)}  # fmt: skip
+    for name, shape in expect.items():
+        got = f[name].shape
+        if len(got) != len(shape) or any(e is not None and g != e for g, e in zip(got, shape)):
+            want = "x".join("*" if e is None else str(e) for e in shape)
+            raise bad(f"dataset {name} has shape {got}; expected ({want}) for n={n}")
+    for group in ("props", "params"):
+        for k, d in f[group].items():
+            if d.shape != (n,):
+                raise bad(f"dataset {group}/{k} has shape {d.shape}; expected ({n},)")
 
 
 def survey_info(path: str | Path) -> dict:
