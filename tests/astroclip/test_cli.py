@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+
+import numpy as np
+import pytest
 
 from scifm.cli import main
 
@@ -34,3 +38,70 @@ def test_unknown_mode_is_a_clear_error(trained, capsys):
     rc = main(["astroclip", "search", "--catalog", str(trained["dir"] / "catalog.h5"),
                "--id", "1000001", "--mode", "x2y"])  # fmt: skip
     assert rc == 1 and "scifm: error: mode 'x2y'" in capsys.readouterr().err
+
+
+def _edited_catalog(trained, tmp_path, edit):
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "cat.h5"
+    shutil.copy(trained["dir"] / "catalog.h5", path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return path
+
+
+def test_a_catalog_with_disagreeing_shapes_is_refused_by_name(trained, tmp_path, capsys):
+    """Before, a (N, 3) image embedding reached faiss' ``assert d == self.d`` as a traceback,
+    and a 10-row targetid gave 'index 5171 is out of bounds'."""
+
+    def narrow(f):
+        del f["embedding/image"]
+        f["embedding/image"] = np.zeros((len(f["targetid"]), 3), np.float16)
+
+    def short(f):
+        tid = f["targetid"][:10]
+        del f["targetid"]
+        f["targetid"] = tid
+
+    cases = ((narrow, "embeddings have shapes"),
+             (short, r"dataset source has shape \(\d+,\); expected \(10,\)"))  # fmt: skip
+    for edit, match in cases:
+        path = _edited_catalog(trained, tmp_path, edit)
+        rc = main(["astroclip", "search", "--catalog", str(path), "--id", "1", "--mode", "i2s"])
+        err = capsys.readouterr().err
+        assert rc == 1 and f"catalog {path}: " in err and re.search(match, err), err
+
+
+def test_galaxies_without_an_embedding_are_never_neighbours(trained, tmp_path, capsys):
+    """``astroclip embed`` writes NaN for a galaxy with no spectrum; a catalog holding such rows
+    printed an empty table (all-NaN) or put them among the neighbours."""
+    from scifm.astroclip.catalog import Catalog
+    from scifm.astroclip.explore import Explorer
+
+    gone = [2, 5, 9]
+
+    def blank(f):
+        emb = f["embedding/spectrum"][:]
+        emb[gone] = np.nan
+        f["embedding/spectrum"][...] = emb
+
+    path = _edited_catalog(trained, tmp_path, blank)
+    cat = Catalog.load(path)
+    ex = Explorer(cat)
+    n = len(cat)
+    for mode in ("image → spectrum", "spectrum → spectrum"):
+        res = ex.neighbours(0, mode, k=n)
+        assert set(res.table["row"]).isdisjoint(gone) and len(res.table) == n - 1 - len(gone)
+        assert np.isfinite(res.table["score"]).all()
+    res = ex.neighbours(0, "spectrum → spectrum", k=n, ranges={"redshift": (-1.0, 9.0)})
+    assert set(res.table["row"]).isdisjoint(gone) and len(res.table) == n - 1 - len(gone)
+    res = ex.search_embedding(cat.embeddings["spectrum"][0], "spectrum", k=n)
+    assert set(res.table["row"]).isdisjoint(gone) and len(res.table) == n - len(gone)
+    rc = main(["astroclip", "search", "--catalog", str(path), "--id", str(cat.targetid[5]),
+               "--mode", "s2i"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and f"target id {cat.targetid[5]}: no spectrum embedding" in err, err
+    with pytest.raises(ValueError, match="expected .* finite values"):
+        ex.search_embedding(np.full(cat.embeddings["image"].shape[1], np.nan), "image")

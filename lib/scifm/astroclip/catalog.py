@@ -37,6 +37,13 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.targetid)
 
+    def has_embedding(self, modality: str) -> np.ndarray:
+        """(N,) bool: the galaxy has a finite ``modality`` embedding (``astroclip embed`` writes
+        NaN for a galaxy without an image or a spectrum)."""
+        if not hasattr(self, "_valid"):
+            self._valid = {m: np.isfinite(e).all(axis=1) for m, e in self.embeddings.items()}
+        return self._valid[modality]
+
     def row_of(self, targetid: int) -> int | None:
         """Row index of a target id (None if absent)."""
         if not hasattr(self, "_rows"):
@@ -89,6 +96,7 @@ class Catalog:
                     f"catalog {path}: not a scifm AstroCLIP catalog (missing {missing}); make "
                     "one with `python -m scifm.astroclip.assets`"
                 )
+            _check_shapes(f, path)
             return cls(
                 targetid=f["targetid"][:].astype(np.int64),
                 props={k: f["props"][k][:].astype(np.float64) for k in f["props"]},
@@ -101,6 +109,36 @@ class Catalog:
                 spectra_scale=f["spectra/scale"][:],
                 attrs=dict(f.attrs),
             )
+
+
+def _check_shapes(f: h5py.File, path: Path) -> None:
+    """Per-galaxy datasets of one length N, embeddings (N, E) of one E, display data indexed by
+    ``source`` (metadata only, no array read but ``source``)."""
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"catalog {path}: {what}; not a consistent scifm AstroCLIP catalog")
+
+    n = f["targetid"].shape[0] if f["targetid"].ndim == 1 else -1
+    if n < 1:
+        raise bad(f"targetid has shape {f['targetid'].shape}; expected (N,) with N >= 1")
+    per_row = {"source": (n,), **{f"props/{k}": (n,) for k in f["props"]},
+               **{f"umap/{m}": (n, 2) for m in MODALITIES}}  # fmt: skip
+    dims = {f["embedding"][m].shape[1:] for m in MODALITIES}
+    if len(dims) != 1 or any(f["embedding"][m].ndim != 2 for m in MODALITIES):
+        shapes = {m: f["embedding"][m].shape for m in MODALITIES}
+        raise bad(f"embeddings have shapes {shapes}; expected (N, E) with one E for both")
+    e = dims.pop()[0]
+    per_row.update({f"embedding/{m}": (n, e) for m in MODALITIES})
+    for name, shape in per_row.items():
+        if f[name].shape != shape:
+            raise bad(f"dataset {name} has shape {f[name].shape}; expected {shape} (N = {n})")
+    m_rows = f["thumbnails"].shape[0]
+    for name in ("spectra/u8", "spectra/offset", "spectra/scale"):
+        if f[name].shape[0] != m_rows:
+            raise bad(f"dataset {name} has {f[name].shape[0]} rows; thumbnails {m_rows}")
+    src = f["source"][:]
+    if src.size and (src.min() < 0 or src.max() >= m_rows):
+        raise bad(f"source holds rows {src.min()}..{src.max()}; display data has {m_rows}")
 
 
 def joint_umap(embeddings: dict[str, np.ndarray], seed: int = 0, n_neighbors: int = 15):

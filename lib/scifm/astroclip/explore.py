@@ -56,8 +56,10 @@ class Explorer:
     def index(self, modality: str) -> EmbeddingIndex:
         if modality not in self._index:
             kind = "exact" if len(self.catalog) <= self.exact_limit else self.approx
+            ok = self.catalog.has_embedding(modality)  # no-data rows: zero, never returned
+            vectors = np.where(ok[:, None], self.catalog.embeddings[modality], 0.0)
             self._index[modality] = EmbeddingIndex.build(
-                self.catalog.embeddings[modality], kind, ef_search=128, nprobe=self.nprobe
+                vectors, kind, ef_search=128, nprobe=self.nprobe
             )
         return self._index[modality]
 
@@ -114,16 +116,23 @@ class Explorer:
             raise ValueError(f"mode {mode!r}: expected one of {list(MODES)}")
         t0 = time.perf_counter()
         q_mod, t_mod = MODES[mode]
+        if not self.catalog.has_embedding(q_mod)[row]:
+            raise ValueError(
+                f"target id {self.catalog.targetid[row]}: no {q_mod} embedding in this catalog "
+                f"(its {q_mod} had no data); search from its other modality"
+            )
         query = self.catalog.embeddings[q_mod][row]
+        ok = self.catalog.has_embedding(t_mod)
         mask = self.filter_mask(ranges)
         if mask is None:
-            scores, ids = self.index(t_mod).search(query, k + 1)
+            scores, ids = self.index(t_mod).search(query, k + 1 + int((~ok).sum()))
             scores, ids = scores[0], ids[0]
         else:
-            mask = mask.copy()
+            mask = mask & ok
             mask[row] = False
             scores, ids = cosine_topk(query, self.catalog.embeddings[t_mod], k, mask)
         keep = (ids != row) & (ids >= 0)
+        keep[keep] = ok[ids[keep]]
         scores, ids = scores[keep][:k], ids[keep][:k]
         table = self.describe(ids)
         table.insert(0, "score", np.round(scores.astype(float), 4))
@@ -133,10 +142,19 @@ class Explorer:
     def search_embedding(self, embedding: np.ndarray, modality: str, k: int = 16) -> Neighbours:
         """Top-k galaxies of ``modality`` nearest an external unit embedding (E,)."""
         t0 = time.perf_counter()
-        scores, ids = self.index(modality).search(embedding, k)
-        table = self.describe(ids[0])
-        table.insert(0, "score", np.round(scores[0].astype(float), 4))
-        table.insert(0, "rank", np.arange(1, len(ids[0]) + 1))
+        embedding = np.asarray(embedding, np.float32).ravel()
+        dim = self.catalog.embeddings[modality].shape[1]
+        if embedding.shape != (dim,) or not np.isfinite(embedding).all():
+            raise ValueError(f"query embedding of shape {embedding.shape}: expected {dim} finite "
+                             "values")  # fmt: skip
+        ok = self.catalog.has_embedding(modality)
+        scores, ids = self.index(modality).search(embedding, k + int((~ok).sum()))
+        keep = ids[0] >= 0
+        keep[keep] = ok[ids[0][keep]]
+        scores, ids = scores[0][keep][:k], ids[0][keep][:k]
+        table = self.describe(ids)
+        table.insert(0, "score", np.round(scores.astype(float), 4))
+        table.insert(0, "rank", np.arange(1, len(ids) + 1))
         return Neighbours(table=table, seconds=time.perf_counter() - t0)
 
     def describe(self, rows: np.ndarray) -> pd.DataFrame:

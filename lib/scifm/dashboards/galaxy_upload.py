@@ -88,6 +88,10 @@ def answer_upload(explorer: Explorer, model: torch.nn.Module | None, data: bytes
     answer.ivar = spectra.ivar[:n] if spectra.ivar is not None else None
     name = html.escape(filename)
     for i in range(n):
+        if not np.isfinite(emb[i]).all():
+            text = f"**{name}** object {spectra.targetid[i]}: no usable pixels; not placed."
+            answer.panes.append(pn.pane.Alert(text, alert_type="warning"))
+            continue
         res = explorer.search_embedding(emb[i], "spectrum", k)
         knn_z, file_z, tid = knn_redshift(res), float(spectra.redshift[i]), spectra.targetid[i]
         v = redshift_verdict(knn_z, file_z, z_range)
