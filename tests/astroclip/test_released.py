@@ -115,3 +115,27 @@ def test_every_command_on_the_released_layout(tmp_path, capsys, dtype, column_sp
     assert "photometry MLP, true magnitudes (oracle)" not in report["zero_shot_knn_r2"]
     md = (tmp_path / "results" / "astroclip.md").read_text()
     assert "Not in the survey file, so not evaluated: log_mstar, log_ssfr, log_z, age." in md
+
+
+def test_evaluate_leaves_out_galaxies_without_a_spectrum(trained, tmp_path, capsys):
+    """All-NaN spectra were embedded as all-zero inputs, scored, and gave a cross-modal
+    recall@10 of 1.0 (every such galaxy's embedding is the same vector)."""
+    path = tmp_path / "release_nan.h5"
+    _write_release(path, "float32", column_spectra=False)
+    with h5py.File(path, "r+") as f:
+        for g in ("0", "3"):
+            f[g]["spectra"][...] = np.nan  # 10 of 50 galaxies: 8 train, 2 test
+    model = str(trained["dir"] / "model")
+    assert main(["astroclip", "evaluate", "--model", model, "--survey", str(path), "--quiet",
+                 "--props", "redshift"]) == 0  # fmt: skip
+    out = capsys.readouterr()
+    res = json.loads(out.out)
+    assert res["split"]["no_data"] == 10 and res["split"]["n_test"] == 8
+    assert res["split"]["n_train"] == 32
+    assert "10 of 50 galaxies have no image or no spectrum" in out.err
+    with h5py.File(path, "r+") as f:
+        for g in map(str, range(10)):
+            f[g]["spectra"][...] = np.nan
+    assert main(["astroclip", "evaluate", "--model", model, "--survey", str(path), "--quiet",
+                 "--props", "redshift"]) == 1  # fmt: skip
+    assert "0 training and 0 test galaxies left, too few to evaluate" in capsys.readouterr().err

@@ -108,7 +108,7 @@ def test_bad_files_give_clear_errors(tiny_survey, tmp_path):
     [
         (lambda f: f.attrs.__setitem__("n", 10**12), "attributes n=1000000000000"),
         (lambda f: (f.__delitem__("redshift"), f.create_dataset("redshift", (3,), "f4")),
-         r"dataset redshift has shape \(3,\); expected \(10\) for n=10"),
+         r"dataset redshift has shape \(3,\); expected \(10,\) for n=10"),
         (lambda f: (f.__delitem__("spectra"), f.create_dataset("spectra", (10, 7), "f4")),
          r"dataset spectra has shape \(10, 7\)"),
         (lambda f: f.__delitem__("targetid"), "no targetid"),

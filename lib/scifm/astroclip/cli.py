@@ -260,7 +260,7 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from scifm.astroclip.embed import embed_arrays
+    from scifm.astroclip.embed import embed_arrays, has_data
     from scifm.astroclip.evaluate import cross_modal_recall, knn_r2
     from scifm.astroclip.splits import model_split
 
@@ -271,6 +271,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         how = f"recorded with the model: {rec['how']}"
     except ValueError as e:  # an older checkpoint: say which split was used instead
         how = f"the survey's split, not the model's ({e})"
+    ok = has_data(data.images) & has_data(data.spectra)  # a galaxy with no image or spectrum
+    dropped = int((~ok).sum())  # would be scored on the embedding of an all-zero input
+    if dropped:
+        tr, te = tr[ok[tr]], te[ok[te]]
+        note = f"{dropped} of {len(ok)} galaxies have no image or no spectrum (all NaN, inf or 0)"
+        print(f"WARNING: {args.survey}: {note}; left out of the evaluation", file=sys.stderr)
+        if len(tr) < 2 or len(te) < 2:
+            raise ValueError(f"survey {args.survey}: {note}; {len(tr)} training and {len(te)} "
+                             "test galaxies left, too few to evaluate")  # fmt: skip
     emb = embed_arrays(model, data.images, data.spectra, device=next(model.parameters()).device)
     wanted = [k for k in args.props.split(",") if k]
     props = {k: data.props[k] for k in wanted if k in data.props}
@@ -281,7 +290,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         for m in ("image", "spectrum")
     }  # fmt: skip
     out["image_to_spectrum"] = cross_modal_recall(emb["image"][te], emb["spectrum"][te])
-    out["split"] = {"how": how, "n_train": len(tr), "n_test": len(te)}
+    out["split"] = {"how": how, "n_train": len(tr), "n_test": len(te), "no_data": dropped}
     if absent:
         out["absent_props"] = absent
         out["note"] = f"{', '.join(absent)} not in the survey file (not evaluated)"

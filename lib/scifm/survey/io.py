@@ -217,7 +217,8 @@ def _check_layout(f: h5py.File, path: Path) -> None:
     for name, shape in expect.items():
         got = f[name].shape
         if len(got) != len(shape) or any(e is not None and g != e for g, e in zip(got, shape)):
-            want = "x".join("*" if e is None else str(e) for e in shape)
+            want = ", ".join("*" if e is None else str(e) for e in shape)
+            want += "," if len(shape) == 1 else ""
             raise bad(f"dataset {name} has shape {got}; expected ({want}) for n={n}")
     for group in ("props", "params"):
         for k, d in f[group].items():
