@@ -75,7 +75,34 @@ BAD_INPUTS = {
     "pde-nan-time": (lambda t: [*_pde_gen(t), "--t-end", "nan"], "t_end=nan"),
     "pde-inf-param": (lambda t: [*_pde_gen(t), "--param", "g=inf"], "g=inf"),
     "pde-unknown-param": (lambda t: [*_pde_gen(t), "--param", "bogus=1"], "bogus"),
-    "pde-absurd-res": (lambda t: [*_pde_gen(t), "--res", "100000"], "res=100000"),
+    "survey-absurd-n": (
+        lambda t: [
+            "survey",
+            "generate",
+            "--n",
+            "100000000000000",
+            "--preset",
+            "tiny",
+            "--out",
+            str(t / "out"),
+        ],
+        "out: n=100000000000000; expected 1 <= n <= 1e+08",
+    ),
+    "mpp-res-not-a-patch-multiple": (
+        lambda t: [
+            "mpp",
+            "evaluate",
+            "--ckpt",
+            "assets/mpp/avit_small_64",
+            "--systems",
+            "swe",
+            "--n-test",
+            "1",
+            "--res",
+            "7",
+        ],
+        "--res 7: the model's patch is 8 cells",
+    ),
     "survey-inf-noise": (lambda t: [*_survey_gen(t), "--set", "spec_noise=Infinity"], "spec_noise"),
     "survey-mistyped": (lambda t: [*_survey_gen(t), "--set", "z_max=abc"], "z_max=abc"),
     "astroclip-bad-toy": (
@@ -132,7 +159,16 @@ def test_bad_input_prints_one_clean_line(case, tmp_path, capsys):
      ["survey", "generate", "--n", "0", "--out", "x.h5"],
      ["xval", "evaluate", "--scheme", "xval", "--task", "ood", "--n", "-3"],
      ["mpp", "rollout", "--ckpt", "x", "--steps", "many"],
-     ["astroclip", "search", "--id", "1", "--k", "-1"]],
+     ["astroclip", "search", "--id", "1", "--k", "-1"],
+     # counts far past any real data set: a terabyte allocation and a traceback before
+     ["pde", "generate", "--system", "swe", "--n", "1", "--res", "100000", "--out", "x"],
+     ["mpp", "rollout", "--ckpt", "x", "--steps", "1000000000000"],
+     ["mpp", "evaluate", "--ckpt", "x", "--n-test", "1000000000"],
+     ["mpp", "evaluate", "--ckpt", "x", "--res", "1000000"],
+     ["mpp", "evaluate", "--ckpt", "x", "--sim-frames", "1000000000"],
+     ["mpp", "finetune", "--ckpt", "x", "--system", "swe", "--n-traj", "1000000000", "--out", "x"],
+     ["xval", "train", "--scheme", "xval", "--n-train", "1000000000000", "--out", "x"],
+     ["xval", "evaluate", "--scheme", "xval", "--task", "ood", "--n", "1000000000000"]],
 )  # fmt: skip
 def test_absurd_numbers_are_refused_in_one_line(argv, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -140,6 +176,7 @@ def test_absurd_numbers_are_refused_in_one_line(argv, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("scifm: error: argument --"), err
+    assert "expected" in err[0] or "not an integer" in err[0], err
 
 
 def test_debug_flag_shows_the_traceback(tmp_path):

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from scifm.core.cliargs import frame_count, positive_int
+from scifm.core.cliargs import count_upto, frame_count, positive_int
 from scifm.core.report import json_line
 
 ROLLOUT_STEPS = 16  # default rollout length
+RES = count_upto(2048, "cells per side")  # PDEBench's finest 2-D grids are 512^2
+TRAJ = count_upto(100_000, "trajectories")
+STEPS = count_upto(10_000, "rollout steps")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -67,8 +70,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("finetune", help="fine-tune a pretrained AViT on one system")
     p.add_argument("--ckpt", required=True, help="checkpoint directory of a pretrained AViT")
     p.add_argument("--system", required=True, help="variant, e.g. cns_m0.1")
-    p.add_argument("--n-traj", type=positive_int, default=8, help="fine-tuning trajectories")
-    p.add_argument("--res", type=positive_int, default=32)
+    p.add_argument("--n-traj", type=TRAJ, default=8, help="fine-tuning trajectories")
+    p.add_argument("--res", type=RES, default=32)
     p.add_argument("--sim-frames", type=frame_count, default=21)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trainable", default="all", help="all, io (processor frozen) or decoder")
@@ -88,12 +91,10 @@ def register(subparsers) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--ckpt", required=True)
         p.add_argument("--systems", nargs="*", default=None, help="variants (default: trained)")
-        p.add_argument(
-            "--res", type=positive_int, default=None, help="default: the checkpoint's data"
-        )
+        p.add_argument("--res", type=RES, default=None, help="default: the checkpoint's data")
         p.add_argument(
             "--n-test",
-            type=positive_int,
+            type=TRAJ,
             default=4,
             help="held-out trajectories per system (with --file: the file's first N)",
         )
@@ -114,7 +115,7 @@ def register(subparsers) -> None:
         p.add_argument("--seed", type=int, default=0, help="base seed of the held-out data")
         p.add_argument(
             "--steps",
-            type=positive_int,
+            type=STEPS,
             default=None,
             help=f"rollout steps (rollout only; default {ROLLOUT_STEPS}, with --file at most "
             "what the file holds after the frame stride)",
@@ -198,7 +199,7 @@ def _trained_data(ckpt: str) -> dict:
     return load_checkpoint(ckpt)["record"].get("extra", {}).get("data", {})
 
 
-def _held_out(args: argparse.Namespace, systems: dict, n_extra: int = 0) -> dict:
+def _held_out(args: argparse.Namespace, systems: dict, patch: int, n_extra: int = 0) -> dict:
     """Held-out trajectories at the checkpoint's resolution and frame spacing by default.
 
     Longer rollouts extend the trajectory at the same time step (t_end grows with frames).
@@ -208,6 +209,8 @@ def _held_out(args: argparse.Namespace, systems: dict, n_extra: int = 0) -> dict
 
     trained = _trained_data(args.ckpt)
     res = args.res or trained.get("res", 32)
+    if res % patch:
+        raise ValueError(f"--res {res}: the model's patch is {patch} cells; give a multiple of it")
     frames = args.sim_frames or trained.get("sim_frames", 21)
     out = {}
     for name in args.systems or systems:
@@ -307,7 +310,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model, systems = load_surrogate(args.ckpt, device)
     out = {}
-    for name, f in _held_out(args, systems).items():
+    for name, f in _held_out(args, systems, model.config.patch_size).items():
         info = systems.get(name, system_info(name))
         ws = memory_datasets({name: f}, model.config.n_frames, {name: info})[name]
         step = model_step(model, info["field_index"], info["periodic"])
@@ -334,7 +337,7 @@ def _rollout(args: argparse.Namespace) -> int:
     n_steps = args.steps or ROLLOUT_STEPS
     extra = max(0, T + n_steps - frames)
     out = {}
-    for name, f in _held_out(args, systems, extra).items():
+    for name, f in _held_out(args, systems, model.config.patch_size, extra).items():
         info = systems.get(name, system_info(name))
         step = model_step(model, info["field_index"], info["periodic"])
         out[name] = [round(float(v), 6) for v in rollout_nrmse(step, f, T, n_steps, device=device)]

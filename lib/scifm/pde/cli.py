@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import Any
 
-from scifm.core.cliargs import positive_int
+from scifm.core.cliargs import count_upto, frame_count
 
 INFO_FRAMES = 5  # `pde info` reads at most this many frames for its statistics
 
@@ -18,19 +18,21 @@ def register(subparsers: Any) -> None:
 
     gen = sub.add_parser("generate", help="simulate trajectories into PDEBench or Well files")
     gen.add_argument("--system", required=True, choices=["swe", "diffreact", "ins", "cns"])
-    gen.add_argument("--n", type=positive_int, required=True, help="number of trajectories")
+    gen.add_argument("--n", type=count_upto(100_000, "trajectories"), required=True,
+                     help="number of trajectories")  # fmt: skip
     gen.add_argument(
         "--preset",
         default=None,
         choices=["tiny", "small", "pdebench"],
         help="tiny: 16^2 tests; small: 64^2 for a CPU; pdebench: 128^2",
     )
-    gen.add_argument("--res", type=positive_int, default=None, help="cells per side (default 128)")
+    gen.add_argument("--res", type=count_upto(2048, "cells per side"), default=None,
+                     help="cells per side (default 128)")  # fmt: skip
     gen.add_argument("--out", required=True, help="output directory")
     gen.add_argument("--format", dest="fmt", default="pdebench", choices=["pdebench", "well"])
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--device", default=None, help="cpu or cuda (default: best available)")
-    gen.add_argument("--frames", dest="n_frames", type=positive_int, default=None)
+    gen.add_argument("--frames", dest="n_frames", type=frame_count, default=None)
     gen.add_argument("--t-end", dest="t_end", type=float, default=None)
     gen.add_argument(
         "--chunk",

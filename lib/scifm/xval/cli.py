@@ -11,7 +11,7 @@ import argparse
 import math
 from typing import Any
 
-from scifm.core.cliargs import positive_int
+from scifm.core.cliargs import count_upto, positive_int
 from scifm.core.report import json_line
 
 SCHEME_CHOICES = ("xval", "p10", "p1000", "b1999", "fp15")
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--steps", type=positive_int, default=1000)
     tr.add_argument("--batch", type=positive_int, default=64)
     tr.add_argument("--lr", type=float, default=1e-3)
-    tr.add_argument("--n-train", type=positive_int, default=20_000)
+    tr.add_argument("--n-train", type=count_upto(10_000_000, "training samples"), default=20_000)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--mode", default="mlm", choices=("mlm", "ar"))
     tr.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best)")
@@ -59,7 +59,8 @@ def register(subparsers: Any) -> None:
                     help="evaluate --checkpoint on every line of FILE")  # fmt: skip
     ev.add_argument("--seed", type=int, default=12345, help="seed of the evaluation samples")
     ev.add_argument("--split", default="test", choices=("test", "interp", "extrap"))
-    ev.add_argument("--n", type=positive_int, default=300, help="number of evaluation samples")
+    ev.add_argument("--n", type=count_upto(1_000_000, "evaluation samples"), default=300,
+                    help="number of evaluation samples")  # fmt: skip
     ev.add_argument("--range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
                     help="ood task: draw the first operand a from [LO, HI)")  # fmt: skip
     ev.add_argument("--checkpoint", default=None, help="default: assets/xval/<task>_<scheme>")
