@@ -101,6 +101,15 @@ def _read_lines(path: Path) -> list[str]:
         raise ValueError(f"data file {str(path)!r}: not UTF-8 text ({e.reason})") from e
 
 
+MAX_ABS = 1e30  # the largest magnitude accepted: numbers go through float32 (max 3.4e38)
+
+
+def _check_magnitude(value: float, where: str, what: str) -> None:
+    if abs(value) > MAX_ABS:
+        raise ValueError(f"{where}: {what} is {value:g}; this model takes numbers up to "
+                         f"{MAX_ABS:g} in magnitude (float32)")  # fmt: skip
+
+
 def _leaves(obj: Any, key: str, out: list[tuple[str, float]], where: str) -> None:
     """Numeric leaves of a JSON value in text order, with their key path."""
     if isinstance(obj, bool) or obj is None or isinstance(obj, str):
@@ -108,6 +117,7 @@ def _leaves(obj: Any, key: str, out: list[tuple[str, float]], where: str) -> Non
     if isinstance(obj, int | float):
         if not math.isfinite(obj):
             raise ValueError(f"{where}: field {key!r} is {obj}; expected a finite number")
+        _check_magnitude(float(obj), where, f"field {key!r}")
         out.append((key or "value", float(obj)))
     elif isinstance(obj, dict):
         for k, v in obj.items():
@@ -152,6 +162,8 @@ def parse_line(raw: str, fmt: str, where: str) -> Line | None:
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from e
         fields = tuple(f"n{k}" for k in range(len(values)))
+        for k, v in enumerate(values):
+            _check_magnitude(v, where, f"number {k + 1}")
     if not values:
         return None
     return Line(lineno, text, fields, values)
@@ -269,6 +281,8 @@ def parse_query(text: str, cfg: DataConfig, fallback: dict[str, float]) -> Sampl
         filled = "".join(pieces)
         if len(find_numbers(filled)) != len(fields):
             raise ValueError(f"text {text[:60]!r}: a '?' touches a number; separate them")
+        for k, v in enumerate(find_numbers(filled)):
+            _check_magnitude(v, f"text {text[:60]!r}", f"number {k + 1}")
     return Sample(filled, tuple(fields), tuple(targets))
 
 
