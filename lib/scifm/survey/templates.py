@@ -141,13 +141,21 @@ def read_templates(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarr
             f"redshift templates {path}: does not exist; make them with "
             "`python -m scifm.survey.templates --out assets/survey/redshift_templates.fits`"
         )
-    with fits.open(path) as hdul:
-        if "BASIS_VECTORS" not in hdul:
-            raise ValueError(f"redshift templates {path}: no BASIS_VECTORS HDU (redrock format)")
-        h = hdul["BASIS_VECTORS"].header
-        flux = np.asarray(hdul["BASIS_VECTORS"].data, np.float64)
-        wave = h["CRVAL1"] + h["CDELT1"] * np.arange(h["NAXIS1"])
-        names = [str(h.get(f"TEMPL{i}", f"template {i}")) for i in range(flux.shape[0])]
+    try:
+        with fits.open(path) as hdul:
+            if "BASIS_VECTORS" not in hdul:
+                raise ValueError("no BASIS_VECTORS HDU (redrock format)")
+            h = hdul["BASIS_VECTORS"].header
+            flux = np.asarray(hdul["BASIS_VECTORS"].data, np.float64)
+            if flux.ndim != 2 or flux.shape[1] != h["NAXIS1"] or 0 in flux.shape:
+                raise ValueError(f"BASIS_VECTORS has shape {flux.shape}; expected (K, NAXIS1)")
+            wave = h["CRVAL1"] + h["CDELT1"] * np.arange(h["NAXIS1"])
+            names = [str(h.get(f"TEMPL{i}", f"template {i}")) for i in range(flux.shape[0])]
+    except (OSError, KeyError, TypeError, ValueError) as e:  # astropy: OSError, KeyError
+        raise ValueError(f"redshift templates {path}: {e}") from e
+    if not (np.isfinite(flux).all() and np.isfinite(wave).all() and np.all(np.diff(wave) > 0)):
+        raise ValueError(f"redshift templates {path}: non-finite basis vectors or a wavelength "
+                         "grid that does not increase (CRVAL1, CDELT1)")  # fmt: skip
     return wave, flux, names
 
 
