@@ -157,3 +157,22 @@ def test_a_non_finite_value_in_a_file_is_named_not_trained_on(small_runs, tmp_pa
     with pytest.raises(FormatError, match=r"trajectory 1, frames 1:4:1: 1 non-finite values"):
         ds[ds.per_traj + 1]
     assert np.isnan(ds.frames(1, slice(3, 4), finite=False)).sum() == 1
+
+
+def test_an_overflowing_value_or_a_broken_time_axis_is_named(small_runs, tmp_path):
+    """1e38 is finite in float64 and float32 but its square is not: the rollout curve printed
+    null for that step. A NaN or constant time axis was only a WARNING about the spacing."""
+    path = write_pdebench(small_runs["diffreact"], tmp_path)
+    with h5py.File(path, "r+") as f:
+        f["0001/data"][3, 5, 7, 1] = 1e38
+    ds = FileWindows(path, n_ctx=2)
+    ds[0]
+    with pytest.raises(FormatError, match=r"trajectory 1, .*values up to 1e\+38; .*1e\+30"):
+        ds[ds.per_traj + 1]
+    for bad in (np.nan, 0.0):
+        path = write_pdebench(small_runs["diffreact"], tmp_path / str(bad))
+        with h5py.File(path, "r+") as f:
+            key = next(k for k in ("0000/grid/t", "t-coordinate", "t") if k in f)
+            f[key][...] = bad
+        with pytest.raises(FormatError, match=r"time coordinate .* expected finite, increasing"):
+            scan_file(path)

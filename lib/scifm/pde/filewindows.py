@@ -103,6 +103,9 @@ def scan_file(path: str | Path) -> PDEFile:
     return info
 
 
+MAX_ABS = 1e30  # largest field magnitude read: float32 (max 3.4e38) squares overflow beyond
+
+
 def _constants(attrs: Mapping[str, Any]) -> dict[str, float]:
     out = {}
     for k, v in attrs.items():
@@ -130,7 +133,11 @@ def _spacing(f: h5py.Group, key: str, n_frames: int) -> float | None:
     t = t.reshape(-1, t.shape[-1])[0] if t.ndim else t  # (N, T) in PDEBench INS files
     if t.size < n_frames:
         return None
-    return float((t[n_frames - 1] - t[0]) / (n_frames - 1))
+    dt = float((t[n_frames - 1] - t[0]) / (n_frames - 1))
+    if not (np.isfinite(t[:n_frames]).all() and dt > 0):
+        raise FormatError(f"{f.file.filename}: time coordinate {f[key].name} holds "
+                          f"{t[:3].tolist()}...; expected finite, increasing times")  # fmt: skip
+    return dt
 
 
 def _scan_pdebench(f: h5py.File, path: Path) -> PDEFile:
@@ -293,6 +300,12 @@ class FileWindows(Dataset):
             raise FormatError(
                 f"{self.info.path}: trajectory {traj}, frames {sel.start}:{sel.stop}:{sel.step}: "
                 f"{bad} non-finite values (NaN or inf); expected finite fields"
+            )
+        if finite and out.size and (big := float(np.abs(out).max())) > MAX_ABS:
+            raise FormatError(
+                f"{self.info.path}: trajectory {traj}, frames {sel.start}:{sel.stop}:{sel.step}: "
+                f"values up to {big:.3g}; expected fields within {MAX_ABS:g} (the model's float32 "
+                "overflows beyond)"
             )
         return out
 
