@@ -178,7 +178,10 @@ def _evaluate_data(args: argparse.Namespace) -> int:
         raise SystemExit(f"checkpoint {args.checkpoint} was trained on task {spec.task!r}, not "
                          "on a data file; use --task")  # fmt: skip
     samples = samples_of(read_lines(args.data, spec.format), spec.target)
-    p = predict(trained, samples)
+    try:
+        p = predict(trained, samples)
+    except ValueError as e:  # e.g. a field the checkpoint never saw
+        raise ValueError(f"data file {args.data} against checkpoint {args.checkpoint}: {e}") from e
     per_field = {}
     for field in sorted(set(p.fields)):
         sel = np.array([f == field for f in p.fields])
