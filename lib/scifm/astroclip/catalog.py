@@ -131,7 +131,8 @@ def _check_shapes(f: h5py.File, path: Path) -> None:
     per_row.update({f"embedding/{m}": (n, e) for m in MODALITIES})
     for name, shape in per_row.items():
         if f[name].shape != shape:
-            raise bad(f"dataset {name} has shape {f[name].shape}; expected {shape} (N = {n})")
+            got = f[name].shape
+            raise bad(f"dataset {name} has shape {got}; expected {shape} (N = {n} from targetid)")
     m_rows = f["thumbnails"].shape[0]
     for name in ("spectra/u8", "spectra/offset", "spectra/scale"):
         if f[name].shape[0] != m_rows:
