@@ -132,7 +132,7 @@ def test_evaluate_leaves_out_galaxies_without_a_spectrum(trained, tmp_path, caps
     res = json.loads(out.out)
     assert res["split"]["no_data"] == 10 and res["split"]["n_test"] == 8
     assert res["split"]["n_train"] == 32
-    assert "10 of 50 galaxies have no image or no spectrum" in out.err
+    assert "10 of 50 galaxies of the split have no image or no spectrum" in out.err
     with h5py.File(path, "r+") as f:
         for g in map(str, range(10)):
             f[g]["spectra"][...] = np.nan

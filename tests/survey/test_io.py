@@ -139,3 +139,28 @@ def test_a_failed_overwrite_leaves_the_old_survey_as_it_was(tiny_survey, tiny_co
     with pytest.raises(ValueError, match="old.h5: n=0"):
         create_survey_file(old, tiny_config, 0, seed=0)
     assert old.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]
+
+
+def test_a_creation_that_fails_half_way_leaves_the_old_file(tiny_survey, tiny_config, tmp_path,
+                                                            monkeypatch):  # fmt: skip
+    """The new file is written beside the old one and renamed only once complete."""
+    from scifm.survey import io
+
+    old = tmp_path / "old.h5"
+    shutil.copy(tiny_survey, old)
+    before = old.read_bytes()
+
+    def half_written(path, *args):
+        with h5py.File(path, "w") as f:
+            f["images"] = np.zeros(3)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io, "_create", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        io.create_survey_file(old, tiny_config, 10, seed=0)
+    assert old.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]
+    with h5py.File(old, "r"):  # a reader holds it open: HDF5's lock refuses the replacement
+        monkeypatch.undo()
+        with pytest.raises(ValueError, match="cannot replace it"):
+            io.create_survey_file(old, tiny_config, 10, seed=0)
+    assert old.read_bytes() == before

@@ -272,10 +272,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     except ValueError as e:  # an older checkpoint: say which split was used instead
         how = f"the survey's split, not the model's ({e})"
     ok = has_data(data.images) & has_data(data.spectra)  # a galaxy with no image or spectrum
-    dropped = int((~ok).sum())  # would be scored on the embedding of an all-zero input
+    dropped = int((~ok[tr]).sum() + (~ok[te]).sum())  # else scored on an all-zero input
     if dropped:
+        note = (f"{dropped} of {len(tr) + len(te)} galaxies of the split have no image or no "
+                "spectrum (all NaN, inf or 0)")  # fmt: skip
         tr, te = tr[ok[tr]], te[ok[te]]
-        note = f"{dropped} of {len(ok)} galaxies have no image or no spectrum (all NaN, inf or 0)"
         print(f"WARNING: {args.survey}: {note}; left out of the evaluation", file=sys.stderr)
         if len(tr) < 2 or len(te) < 2:
             raise ValueError(f"survey {args.survey}: {note}; {len(tr)} training and {len(te)} "

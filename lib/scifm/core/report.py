@@ -209,6 +209,8 @@ def finite_or_none(obj: Any) -> Any:
     """
     if isinstance(obj, (float, np.floating)):
         return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.ndarray):
+        return finite_or_none(obj.tolist())
     if isinstance(obj, dict):
         return {k: finite_or_none(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

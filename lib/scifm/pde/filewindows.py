@@ -103,7 +103,8 @@ def scan_file(path: str | Path) -> PDEFile:
     return info
 
 
-MAX_ABS = 1e30  # largest field magnitude read: float32 (max 3.4e38) squares overflow beyond
+MAX_ABS = 1e15  # largest field magnitude read: squares in float32 (max 3.4e38) overflow from
+# ~1.8e19, and a mean of squares over a 512^2 grid earlier
 
 
 def _constants(attrs: Mapping[str, Any]) -> dict[str, float]:
@@ -304,8 +305,8 @@ class FileWindows(Dataset):
         if finite and out.size and (big := float(np.abs(out).max())) > MAX_ABS:
             raise FormatError(
                 f"{self.info.path}: trajectory {traj}, frames {sel.start}:{sel.stop}:{sel.step}: "
-                f"values up to {big:.3g}; expected fields within {MAX_ABS:g} (the model's float32 "
-                "overflows beyond)"
+                f"values up to {big:.3g}; expected fields within {MAX_ABS:g} (the metrics' float32 "
+                "squares overflow beyond)"
             )
         return out
 

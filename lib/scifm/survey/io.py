@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,12 +97,20 @@ class SurveyData:
 def create_survey_file(path: str | Path, cfg: SurveyConfig, n: int, seed: int) -> None:
     """Create an empty survey file of ``n`` rows (datasets chunked one galaxy per chunk).
 
-    The file is made beside ``path`` and renamed onto it once complete, so a failure (a full
-    disk, an interrupt) leaves a file already at ``path`` as it was.
+    The empty file is made beside ``path`` and renamed onto it once complete, so a failure
+    while creating it (a full disk, an interrupt) leaves a file already at ``path`` as it was;
+    a file open for writing by a running generation is refused. Once renamed, the old survey
+    is gone: generation then fills the new file.
     """
     if not 1 <= n <= MAX_GALAXIES:
         raise ValueError(f"survey file {path}: n={n}; expected 1 <= n <= {MAX_GALAXIES:.0e}")
-    path = Path(path)
+    path = Path(os.path.realpath(path))  # a symlinked target stays a link to the new file
+    if path.exists():  # a generation still writing it holds HDF5's lock: refuse, do not orphan
+        try:
+            h5py.File(path, "a").close()
+        except OSError as e:
+            raise ValueError(f"survey file {path}: cannot replace it ({e}); is a generation "
+                             "still writing it?") from e  # fmt: skip
     tmp = path.with_name(f".{path.name}.creating")
     try:
         _create(tmp, cfg, n, seed)
@@ -185,9 +194,9 @@ def _open(path: str | Path) -> Iterator[h5py.File]:
                 f"'0'..'9' of {released.KEYS}; expected {FORMAT!r} (write one with `scifm survey "
                 "generate`) or the released AstroCLIP layout"
             )
-        if f.attrs.get("format") == FORMAT:
-            _check_layout(f, path)
         try:
+            if f.attrs.get("format") == FORMAT:
+                _check_layout(f, path)
             yield f
         except (KeyError, OSError, RuntimeError) as e:
             raise ValueError(f"survey file {path}: corrupt or truncated ({e})") from e
