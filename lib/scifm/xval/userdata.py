@@ -262,7 +262,7 @@ def parse_query(text: str, cfg: DataConfig, fallback: dict[str, float]) -> Sampl
             ) from e
         keys: list[str] = []
         obj = _fill(obj, "", fallback, keys)
-        filled, fields, _ = json_line(obj, "query")
+        filled, fields, _ = json_line(obj, f"query {text[:60]!r}")
         targets = _query_targets(fields, keys)
     else:
         pieces, targets, fields, k = [], [], [], 0
