@@ -113,11 +113,11 @@ def test_repo_path_and_args_are_repo_relative(tmp_path):
 
 
 def test_cli_json_prints_an_undefined_figure_as_null_not_nan():
-    from scifm.core.report import json_line
+    from scifm.core.report import strict_json
 
     out = {"r2": float("nan"), "n": 0, "per_field": {"a": [np.float32("inf"), 1.5]}, "p": (2.0,),
            "curve": np.array([0.5, np.nan])}  # fmt: skip
-    text = json_line(out)
+    text = strict_json(out)
     assert json.loads(text) == {"r2": None, "n": 0, "per_field": {"a": [None, 1.5]}, "p": [2.0],
                                 "curve": [0.5, None]}  # fmt: skip
     assert "NaN" not in text and "Infinity" not in text

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from scifm.core.cliargs import positive_int
-from scifm.core.report import json_line
+from scifm.core.report import strict_json
 
 MODES = ("image → image", "spectrum → spectrum", "image → spectrum", "spectrum → image")
 _MODE_ALIASES = {"i2i": MODES[0], "s2s": MODES[1], "i2s": MODES[2], "s2i": MODES[3]}
@@ -118,7 +118,7 @@ def _pretrain_image(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         callback=lambda r: evals.append(r) if r.get("stage") == "eval" else None,
     )  # fmt: skip
-    print(json_line({
+    print(strict_json({
         "checkpoint": str(res.checkpoint), "method": cfg.image.method,
         "input_size": cfg.image.input_size, "final": res.history[-1] if res.history else None,
         "image_ssl_knn": evals[-1], "evaluations": str(Path(args.out) / EVAL_FILE),
@@ -159,7 +159,7 @@ def _evaluated(args: argparse.Namespace, tc):
 def _run_summary(res, args: argparse.Namespace, evals: list[dict], record: dict) -> str:
     from scifm.astroclip.train import EVAL_FILE
 
-    return json_line({
+    return strict_json({
         "checkpoint": str(res.checkpoint), "step": res.step, "stopped": res.stopped or "steps",
         "final": res.history[-1] if res.history else None,
         "last_eval": evals[-1] if evals else None, "evaluations": str(Path(args.out) / EVAL_FILE),
@@ -254,7 +254,7 @@ def _embed(args: argparse.Namespace) -> int:
             print(f"WARNING: {args.survey}: {summary[f'no_{name}']} of {n} galaxies have no "
                   f"{name} data (all NaN, inf or 0); their {name} embeddings are NaN and "
                   f"{name}_ok is False in {out}", file=sys.stderr)  # fmt: skip
-    print(json_line({"embeddings": str(out), "n": n, **{k: v for k, v in summary.items()
+    print(strict_json({"embeddings": str(out), "n": n, **{k: v for k, v in summary.items()
                                                           if k.startswith("no_")}}))  # fmt: skip
     return 0
 
@@ -295,7 +295,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if absent:
         out["absent_props"] = absent
         out["note"] = f"{', '.join(absent)} not in the survey file (not evaluated)"
-    print(json_line(out, indent=2))
+    print(strict_json(out, indent=2))
     return 0
 
 

@@ -122,22 +122,14 @@ class Explorer:
                 f"(its {q_mod} had no data); search from its other modality"
             )
         query = self.catalog.embeddings[q_mod][row]
-        ok = self.catalog.has_embedding(t_mod)
         mask = self.filter_mask(ranges)
         if mask is None:
-            scores, ids = self.index(t_mod).search(query, k + 1 + int((~ok).sum()))
-            scores, ids = scores[0], ids[0]
+            scores, ids = self._indexed(t_mod, query, k, skip=row)
         else:
-            mask = mask & ok
+            mask = mask & self.catalog.has_embedding(t_mod)
             mask[row] = False
             scores, ids = cosine_topk(query, self.catalog.embeddings[t_mod], k, mask)
-        keep = (ids != row) & (ids >= 0)
-        keep[keep] = ok[ids[keep]]
-        scores, ids = scores[keep][:k], ids[keep][:k]
-        table = self.describe(ids)
-        table.insert(0, "score", np.round(scores.astype(float), 4))
-        table.insert(0, "rank", np.arange(1, len(ids) + 1))
-        return Neighbours(table=table, seconds=time.perf_counter() - t0)
+        return self._table(scores, ids, t0)
 
     def search_embedding(self, embedding: np.ndarray, modality: str, k: int = 16) -> Neighbours:
         """Top-k galaxies of ``modality`` nearest an external unit embedding (E,)."""
@@ -147,11 +139,22 @@ class Explorer:
         if embedding.shape != (dim,) or not np.isfinite(embedding).all():
             raise ValueError(f"query embedding of shape {embedding.shape}: expected {dim} finite "
                              "values")  # fmt: skip
+        return self._table(*self._indexed(modality, embedding, k), t0)
+
+    def _indexed(
+        self, modality: str, query: np.ndarray, k: int, skip: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, rows) from the index of ``modality``, never row ``skip`` nor a galaxy
+        without an embedding (zero vectors in the index: asked for k plus as many more)."""
         ok = self.catalog.has_embedding(modality)
-        scores, ids = self.index(modality).search(embedding, k + int((~ok).sum()))
-        keep = ids[0] >= 0
-        keep[keep] = ok[ids[0][keep]]
-        scores, ids = scores[0][keep][:k], ids[0][keep][:k]
+        extra = int((~ok).sum()) + (skip is not None)
+        scores, ids = self.index(modality).search(query, k + extra)
+        scores, ids = scores[0], ids[0]
+        keep = (ids >= 0) & (ids != (-1 if skip is None else skip))
+        keep[keep] = ok[ids[keep]]
+        return scores[keep][:k], ids[keep][:k]
+
+    def _table(self, scores: np.ndarray, ids: np.ndarray, t0: float) -> Neighbours:
         table = self.describe(ids)
         table.insert(0, "score", np.round(scores.astype(float), 4))
         table.insert(0, "rank", np.arange(1, len(ids) + 1))

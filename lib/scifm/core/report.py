@@ -218,7 +218,7 @@ def finite_or_none(obj: Any) -> Any:
     return obj
 
 
-def json_line(obj: Any, **kwargs: Any) -> str:
+def strict_json(obj: Any, **kwargs: Any) -> str:
     """Strict JSON for a CLI's output: undefined figures as ``null`` (see ``finite_or_none``)."""
     return json.dumps(finite_or_none(obj), allow_nan=False, default=_jsonable, **kwargs)
 

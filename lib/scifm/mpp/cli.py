@@ -10,7 +10,7 @@ import argparse
 from dataclasses import replace
 
 from scifm.core.cliargs import count_upto, frame_count, positive_int
-from scifm.core.report import json_line
+from scifm.core.report import strict_json
 
 ROLLOUT_STEPS = 16  # default rollout length
 RES = count_upto(2048, "cells per side")  # PDEBench's finest 2-D grids are 512^2
@@ -148,7 +148,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         warm_start=args.warm_start,
     )
     print(
-        json_line(
+        strict_json(
             {
                 "step": result.step,
                 "checkpoint": str(result.checkpoint),
@@ -188,7 +188,7 @@ def _finetune(args: argparse.Namespace) -> int:
         res=args.res,
         frames=args.sim_frames,
     )
-    print(json_line({"step": result.step, "checkpoint": str(result.checkpoint)}))
+    print(strict_json({"step": result.step, "checkpoint": str(result.checkpoint)}))
     return 0
 
 
@@ -271,7 +271,7 @@ def _evaluate_file(args: argparse.Namespace) -> int:
         "avit": one_step_nrmse(step, windows, device=device),
         "persistence": one_step_nrmse(persistence_step, windows, device=device),
     }
-    print(json_line(out, indent=2))
+    print(strict_json(out, indent=2))
     return 0
 
 
@@ -294,7 +294,7 @@ def _rollout_file(args: argparse.Namespace) -> int:
         name: [round(float(v), 6) for v in rollout_nrmse(fn, fields, T, steps, device=device)]
         for name, fn in (("avit", step), ("persistence", persistence_step))
     }
-    print(json_line({**header(check, fields.shape[0]), "steps": steps, **curves}, indent=2))
+    print(strict_json({**header(check, fields.shape[0]), "steps": steps, **curves}, indent=2))
     return 0
 
 
@@ -318,7 +318,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             "avit": one_step_nrmse(step, ws, device=device),
             "persistence": one_step_nrmse(persistence_step, ws, device=device),
         }
-    print(json_line(out, indent=2))
+    print(strict_json(out, indent=2))
     return 0
 
 
@@ -341,5 +341,5 @@ def _rollout(args: argparse.Namespace) -> int:
         info = systems.get(name, system_info(name))
         step = model_step(model, info["field_index"], info["periodic"])
         out[name] = [round(float(v), 6) for v in rollout_nrmse(step, f, T, n_steps, device=device)]
-    print(json_line(out, indent=2))
+    print(strict_json(out, indent=2))
     return 0

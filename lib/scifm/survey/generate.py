@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from scifm.survey.config import SurveyConfig
-from scifm.survey.io import MAX_GALAXIES, VERSION, create_survey_file, survey_info, write_chunk
+from scifm.survey.io import VERSION, create_survey_file, survey_info, write_chunk
 from scifm.survey.simulate import simulate_range
 
 _WORKER: dict = {}  # per-process state: the bagpipes model survives between chunks
@@ -57,9 +57,7 @@ def generate_survey(
     """Simulate ``n`` galaxies into ``out`` (resuming it if it holds the same survey)."""
     cfg = config or SurveyConfig()
     out = Path(out)
-    if not 1 <= n <= MAX_GALAXIES:
-        raise ValueError(f"survey file {out}: n={n}; expected 1 <= n <= {MAX_GALAXIES:.0e}")
-    if workers < 1:
+    if workers < 1:  # n is checked by create_survey_file, before any file is touched
         raise ValueError(f"generate_survey: workers={workers}; expected >= 1")
     if out.exists() and not overwrite:
         info = survey_info(out)

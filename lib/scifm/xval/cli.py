@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from scifm.core.cliargs import count_upto, positive_int
-from scifm.core.report import json_line
+from scifm.core.report import strict_json
 
 SCHEME_CHOICES = ("xval", "p10", "p1000", "b1999", "fp15")
 TASK_CHOICES = ("multiplication", "compound", "ood", "orbits")
@@ -84,7 +84,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
             "numbers": enc.numbers, "represented": enc.represented, "status": enc.status,
             "n_tokens": len(enc),
         }  # fmt: skip
-    print(json_line(out if args.scheme == "all" else out[args.scheme]))
+    print(strict_json(out if args.scheme == "all" else out[args.scheme]))
     return 0
 
 
@@ -109,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_train = trained.info["n_train"]
         result = {"checkpoint": str(ckpt), "info": trained.info, "data": trained.task.to_dict(),
                   "n_train": n_train, "validation": evaluate(trained, val_s)}  # fmt: skip
-        print(json_line(result))
+        print(strict_json(result))
         return 0
     task = TaskConfig(task=args.task, n_train=args.n_train)
     cfg = model_config_for(task, args.scheme, args.preset, mode=args.mode).with_overrides(args.set)
@@ -118,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = evaluate(
         trained, held_out(task, 300, 12345, "test", generate(task, task.n_train, args.seed))
     )
-    print(json_line({"checkpoint": str(ckpt), "info": trained.info, "test": metrics}))
+    print(strict_json({"checkpoint": str(ckpt), "info": trained.info, "test": metrics}))
     return 0
 
 
@@ -156,7 +156,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         train_texts = generate(task, task.n_train, int(trained.info.get("seed", 0)))
         samples = held_out(task, args.n, args.seed, args.split, train_texts)
     result = evaluate(trained, samples)
-    print(json_line({"checkpoint": str(path), "scheme": args.scheme, "task": args.task, **result}))
+    out = {"checkpoint": str(path), "scheme": args.scheme, "task": args.task, **result}
+    print(strict_json(out))
     return 0
 
 
@@ -189,7 +190,7 @@ def _evaluate_data(args: argparse.Namespace) -> int:
         per_field[field] = metrics(sub)
     out = {"checkpoint": str(args.checkpoint), "data": str(args.data), **metrics(p),
            "per_field": per_field}  # fmt: skip
-    print(json_line(out))
+    print(strict_json(out))
     return 0
 
 
@@ -200,5 +201,5 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     trained = load_trained(args.checkpoint, pick_device())
     out = [{"text": text, **predict_text(trained, text)} for text in args.text]
-    print(json_line(out if len(out) > 1 else out[0]))
+    print(strict_json(out if len(out) > 1 else out[0]))
     return 0

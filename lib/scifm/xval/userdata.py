@@ -279,9 +279,10 @@ def parse_query(text: str, cfg: DataConfig, fallback: dict[str, float]) -> Sampl
                 fields.append(f"n{k}")
                 k += 1
         filled = "".join(pieces)
-        if len(find_numbers(filled)) != len(fields):
+        numbers = find_numbers(filled)
+        if len(numbers) != len(fields):
             raise ValueError(f"text {text[:60]!r}: a '?' touches a number; separate them")
-        for k, v in enumerate(find_numbers(filled)):
+        for k, v in enumerate(numbers):
             _check_magnitude(v, f"text {text[:60]!r}", f"number {k + 1}")
     return Sample(filled, tuple(fields), tuple(targets))
 
