@@ -106,8 +106,8 @@ MAX_ABS = 1e30  # the largest magnitude accepted: numbers go through float32 (ma
 
 def _check_magnitude(value: float, where: str, what: str) -> None:
     if abs(value) > MAX_ABS:
-        raise ValueError(f"{where}: {what} is {value:g}; this model takes numbers up to "
-                         f"{MAX_ABS:g} in magnitude (float32)")  # fmt: skip
+        raise ValueError(f"{where}: {what} has magnitude {abs(value):g}; this model takes "
+                         f"numbers up to {MAX_ABS:g} in magnitude (float32)")  # fmt: skip
 
 
 def _leaves(obj: Any, key: str, out: list[tuple[str, float]], where: str) -> None:
