@@ -367,8 +367,9 @@ def markdown(result: dict) -> str:
         "Metrics over **all** test samples: an invalid answer (a malformed number, or no "
         "number) is scored as the training mean of its field (R² all); R² valid covers the "
         "valid answers only. Exact = equal at 3 significant digits (invalid is never exact). "
-        "Test sets share no text with the training set (deduplicated). Mean ± std over the "
-        "seeds that reached the point.", "",
+        "Test sets share no text with the training set (deduplicated). Mean ± std "
+        "(population std, ddof 0; the sample std is sqrt(n/(n-1)) times it) over the seeds "
+        "that reached the point.", "",
         "## Summary at convergence", "",
         "R² over all test samples (invalid answers scored as the training mean), invalid "
         "rate and exact match of each finished cell at its point of least validation loss "
