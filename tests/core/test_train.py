@@ -131,6 +131,23 @@ def test_nan_loss_stops_with_step():
         train(TinyMLP(cfg), mse_loss, OneBatch((x, torch.zeros(4))), tc, device="cpu")
 
 
+def test_failed_run_leaves_no_empty_folder_and_keeps_an_old_one(tmp_path):
+    cfg = TinyConfig()
+    bad = OneBatch((torch.full((4, cfg.d_in), float("nan")), torch.zeros(4)))
+    tc = TrainConfig(steps=3, progress=False)
+    with pytest.raises(FloatingPointError):
+        train(TinyMLP(cfg), mse_loss, bad, tc, device="cpu", out_dir=tmp_path / "new")
+    assert not (tmp_path / "new").exists()  # made by the failed call, nothing in it
+    good = OneBatch((torch.zeros(4, cfg.d_in), torch.zeros(4)))
+    cut = TrainConfig(steps=6, stop_at=3, progress=False)
+    train(TinyMLP(cfg), mse_loss, good, cut, device="cpu", out_dir=tmp_path / "old")
+    before = sorted(p.name for p in (tmp_path / "old").rglob("*"))
+    whole = TrainConfig(steps=6, progress=False)
+    with pytest.raises(FloatingPointError, match="at step 3"):
+        train(TinyMLP(cfg), mse_loss, bad, whole, device="cpu", out_dir=tmp_path / "old")
+    assert sorted(p.name for p in (tmp_path / "old").rglob("*")) == before  # run kept whole
+
+
 def test_dataset_batches_deterministic_and_sharded():
     ds = regression_data(TinyConfig(), 40, seed=0)
     b = DatasetBatches(ds, batch_size=8, seed=5)

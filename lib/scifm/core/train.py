@@ -403,10 +403,30 @@ def train(
     device = pick_device(device)
     dist = init_distributed(device)
     device = device_for_rank(device, dist)
-    with seeded(cfg.seed, device):  # the caller's global RNG state is restored on exit
-        run = _setup(model, cfg, device, dist, out_dir, model_config, extra, resume)
-        result = _loop(run, loss_fn, batches, callback)
-        if result.step > run.start or not (run.ckpt_dir and run.ckpt_dir.exists()):
-            _save(run, result.step)
+    fresh = out_dir is not None and not Path(out_dir).exists()
+    try:
+        with seeded(cfg.seed, device):  # the caller's global RNG state is restored on exit
+            run = _setup(model, cfg, device, dist, out_dir, model_config, extra, resume)
+            result = _loop(run, loss_fn, batches, callback)
+            if result.step > run.start or not (run.ckpt_dir and run.ckpt_dir.exists()):
+                _save(run, result.step)
+    except BaseException:
+        if fresh and dist.is_main:
+            _drop_if_empty(Path(out_dir))
+        raise
     model.eval()
     return result
+
+
+def _drop_if_empty(out: Path) -> None:
+    """Remove the run folder a failed ``train`` made if it holds nothing worth keeping.
+
+    A folder with a checkpoint or a logged step stays (the log shows how the run failed).
+    """
+    log = out / METRICS_FILE
+    if not out.is_dir() or (out / CHECKPOINT_DIR).exists():
+        return
+    if any(p != log for p in out.iterdir()) or (log.exists() and log.stat().st_size > 0):
+        return
+    log.unlink(missing_ok=True)
+    out.rmdir()
