@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import holoviews as hv
-import holoviews.plotting.bokeh  # loads the backend whose plot options are set here
-import numpy as np
 import panel as pn
 import param
 import torch
@@ -40,15 +38,7 @@ from scifm.dashboards.physics_models import (
     load_surrogate,
     shipped_choices,
 )
-from scifm.dashboards.rollouts import (
-    IMG_PX,
-    Rollout,
-    as_numpy,
-    colorbar_html,
-    field_label,
-    field_png,
-    verdict,
-)
+from scifm.dashboards.rollouts import Rollout, as_numpy, frames_html, nrmse_curve, verdict
 from scifm.dashboards.style import STYLESHEET
 from scifm.mpp.demo import Comparison, check_inputs, compare
 from scifm.mpp.heldout import heldout_line, seed_note
@@ -110,6 +100,27 @@ class RolloutViewer(pn.viewable.Viewer):
         self.result: Comparison | None = None  # the last run's comparison
         self.choices: dict[str, ModelChoice] = dict(choices or {})
         self.rollouts: dict[str, Rollout] = dict(rollouts or {})
+        self._build_widgets(playing=model is not None)
+        self._set_model(model, systems, res=res, frames_per_span=frames_per_span, seeds=seeds,
+                        ranges=ranges, about=about, benchmark=benchmark)  # fmt: skip
+        if message:
+            self._say(message, "danger")
+        if self.rollouts:
+            self._refresh_rollouts(next(iter(self.rollouts)))
+        elif model is not None and first:
+            try:
+                kw = self._inputs()
+                index = self.systems.get(self.system, {}).get("field_index")
+                res0 = first_run(model, self.system, field_index=index,
+                                 frames_per_unit=self.frames_per_span, **kw)  # fmt: skip
+                self._show(res0, "First rollout (default inputs, computed once when the "
+                           "server started). ", self._heldout_line(kw))  # fmt: skip
+            except Exception as exc:  # the page must open even if the first run fails
+                self._say(f"The first rollout failed: {html.escape(str(exc))}", "danger")
+        self._ready = True
+
+    def _build_widgets(self, *, playing: bool) -> None:
+        """The controls, the player and the panes (``playing``: a model runs new rollouts)."""
         w = pn.widgets
         self.param.model_name.objects = list(self.choices)
         if self.choices:
@@ -146,30 +157,13 @@ class RolloutViewer(pn.viewable.Viewer):
         self.speed = w.RadioButtonGroup(label="Speed", options=list(SPEEDS), value="1x")
         self.speed.param.watch(lambda e: setattr(self.player, "interval", SPEEDS[e.new]), "value")
         self.frames_pane = pn.pane.HTML(
-            "<i>Press Run.</i>" if model is not None else "<i>No rollout to show.</i>",
+            "<i>Press Run.</i>" if playing else "<i>No rollout to show.</i>",
             css_classes=["mpp-frames"], sizing_mode="stretch_width", min_height=280,
             stylesheets=[STYLESHEET],
         )  # fmt: skip
         self.times_pane = pn.pane.HTML("", css_classes=["mpp-times"])
         self.curve_pane = pn.pane.HoloViews(self._curve(), css_classes=["mpp-curve"])
         self.bench_column = pn.Column(sizing_mode="stretch_width")
-        self._set_model(model, systems, res=res, frames_per_span=frames_per_span, seeds=seeds,
-                        ranges=ranges, about=about, benchmark=benchmark)  # fmt: skip
-        if message:
-            self._say(message, "danger")
-        if self.rollouts:
-            self._refresh_rollouts(next(iter(self.rollouts)))
-        elif model is not None and first:
-            try:
-                kw = self._inputs()
-                index = self.systems.get(self.system, {}).get("field_index")
-                res0 = first_run(model, self.system, field_index=index,
-                                 frames_per_unit=self.frames_per_span, **kw)  # fmt: skip
-                self._show(res0, "First rollout (default inputs, computed once when the "
-                           "server started). ", self._heldout_line(kw))  # fmt: skip
-            except Exception as exc:  # the page must open even if the first run fails
-                self._say(f"The first rollout failed: {html.escape(str(exc))}", "danger")
-        self._ready = True
 
     def _set_model(self, model, systems, *, res: int, frames_per_span: float, seeds=None,
                    ranges=None, about: str = "", benchmark=None) -> None:  # fmt: skip
@@ -379,49 +373,11 @@ class RolloutViewer(pn.viewable.Viewer):
     @param.depends("frame", "field", watch=True)
     def _draw(self) -> None:
         roll = self.current
-        if roll is None or self.field not in roll.field_names:
-            return
-        c = roll.field_names.index(self.field)
-        k = min(int(self.frame), roll.n_steps - 1)
-        truth = roll.truth[:, c]
-        lo, hi = roll.value_range(c)  # one colour scale for truth and predictions
-        label = field_label(self.field)
-        panels = [("Ground truth (solver)", truth[k], lo, hi, "viridis", label)]
-        errs = {n: np.nan_to_num(p[:, c] - truth) for n, p in roll.preds.items()}
-        e = max([float(np.abs(x).max(initial=0.0)) for x in errs.values()] + [1e-12])
-        for name, pred in roll.preds.items():
-            panels.append((f"Prediction ({name})", np.nan_to_num(pred[k, c]), lo, hi, "viridis",
-                           label))  # fmt: skip
-            panels.append((f"Error ({name} - truth)", errs[name][k], -e, e, "RdBu_r",
-                           f"error in {label}"))  # fmt: skip
-        cells = "".join(
-            f"<div class='mpp-panel'><div class='mpp-title'><b>{html.escape(t)}</b></div>"
-            f"<img src='data:image/png;base64,{field_png(a, a0, a1, cm)}' width={IMG_PX}>"
-            f"{colorbar_html(a0, a1, cm, bar)}</div>"
-            for t, a, a0, a1, cm, bar in panels
-        )
-        scores = ", ".join(f"{n} NRMSE {v[k]:.3g}" for n, v in roll.nrmse.items())
-        head = (
-            f"<div class='mpp-title'>{html.escape(roll.label)}: {html.escape(self.field)}, "
-            f"step {k + 1} of {roll.n_steps}{f' ({scores})' if scores else ''}</div>"
-        )
-        self.frames_pane.object = head + cells
+        if roll is not None and self.field in roll.field_names:
+            self.frames_pane.object = frames_html(roll, self.field, int(self.frame))
 
     def _curve(self) -> hv.Element:
-        opts = dict(height=260, width=520, xlabel="rollout step", ylabel="NRMSE",
-                    tools=["hover"], title="Rollout error against the solver")  # fmt: skip
-        roll = self.current
-        if roll is None or not roll.nrmse:
-            return hv.Curve([], "step", "NRMSE").opts(**opts)
-        curves = [hv.Curve((np.arange(1, len(v) + 1), v), "step", "NRMSE", label=n)
-                  for n, v in roll.nrmse.items()]  # fmt: skip
-        if roll.persistence is not None:
-            p = roll.persistence
-            base = hv.Curve((np.arange(1, len(p) + 1), p), "step", "NRMSE", label="persistence")
-            curves.append(base.opts(color="#888", line_dash="dashed"))
-        if len(curves) == 1:
-            return curves[0].opts(**opts)
-        return hv.Overlay(curves).opts(**opts, legend_position="top_left")
+        return nrmse_curve(self.current)
 
     def sidebar(self) -> list:
         """The run controls (empty without a model)."""

@@ -3,7 +3,8 @@
 ``Rollout`` holds one trajectory's frames (truth and any number of predictions, with the
 NRMSE of each step as MPP reports it, and persistence's NRMSE as the bar to beat);
 ``field_png`` draws one field for an <img> tag and ``colorbar_html`` its colour bar;
-``verdict`` says how good a rollout is.
+``frames_html`` lays out one step (truth, predictions, errors) and ``nrmse_curve`` plots
+the NRMSE of every step against persistence's; ``verdict`` says how good a rollout is.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import io
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import holoviews as hv
+import holoviews.plotting.bokeh  # loads the backend whose plot options are set here
 import numpy as np
 import torch
 
@@ -145,3 +148,50 @@ class Rollout:
             return 0.0, 1.0
         lo, hi = float(vals.min()), float(vals.max())
         return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def frames_html(roll: Rollout, field_name: str, step: int) -> str:
+    """Step ``step`` of ``roll``'s field ``field_name``: the truth, then each prediction and
+    its error, with one colour scale for truth and predictions and one for the errors."""
+    c = roll.field_names.index(field_name)
+    k = min(int(step), roll.n_steps - 1)
+    truth = roll.truth[:, c]
+    lo, hi = roll.value_range(c)
+    label = field_label(field_name)
+    panels = [("Ground truth (solver)", truth[k], lo, hi, "viridis", label)]
+    errs = {n: np.nan_to_num(p[:, c] - truth) for n, p in roll.preds.items()}
+    e = max([float(np.abs(x).max(initial=0.0)) for x in errs.values()] + [1e-12])
+    for name, pred in roll.preds.items():
+        panels.append((f"Prediction ({name})", np.nan_to_num(pred[k, c]), lo, hi, "viridis",
+                       label))  # fmt: skip
+        panels.append((f"Error ({name} - truth)", errs[name][k], -e, e, "RdBu_r",
+                       f"error in {label}"))  # fmt: skip
+    cells = "".join(
+        f"<div class='mpp-panel'><div class='mpp-title'><b>{html.escape(t)}</b></div>"
+        f"<img src='data:image/png;base64,{field_png(a, a0, a1, cm)}' width={IMG_PX}>"
+        f"{colorbar_html(a0, a1, cm, bar)}</div>"
+        for t, a, a0, a1, cm, bar in panels
+    )
+    scores = ", ".join(f"{n} NRMSE {v[k]:.3g}" for n, v in roll.nrmse.items())
+    head = (
+        f"<div class='mpp-title'>{html.escape(roll.label)}: {html.escape(field_name)}, "
+        f"step {k + 1} of {roll.n_steps}{f' ({scores})' if scores else ''}</div>"
+    )
+    return head + cells
+
+
+def nrmse_curve(roll: Rollout | None) -> hv.Element:
+    """NRMSE against rollout step for every prediction of ``roll``, persistence dashed."""
+    opts = dict(height=260, width=520, xlabel="rollout step", ylabel="NRMSE",
+                tools=["hover"], title="Rollout error against the solver")  # fmt: skip
+    if roll is None or not roll.nrmse:
+        return hv.Curve([], "step", "NRMSE").opts(**opts)
+    curves = [hv.Curve((np.arange(1, len(v) + 1), v), "step", "NRMSE", label=n)
+              for n, v in roll.nrmse.items()]  # fmt: skip
+    if roll.persistence is not None:
+        p = roll.persistence
+        base = hv.Curve((np.arange(1, len(p) + 1), p), "step", "NRMSE", label="persistence")
+        curves.append(base.opts(color="#888", line_dash="dashed"))
+    if len(curves) == 1:
+        return curves[0].opts(**opts)
+    return hv.Overlay(curves).opts(**opts, legend_position="top_left")
