@@ -4,7 +4,8 @@
 JSON trainer state with the step and the LR schedule) and ``metrics.jsonl`` (one record a
 logged step). A resume restores the optimizer (``restore_trainer``), drops log records past
 the checkpoint (``truncate_log``) and refuses to continue another run: other weights or data
-(``check_same_run``) or another LR schedule (``check_schedule``).
+(``check_same_run``) or another LR schedule (``check_schedule``). A run that failed before
+it logged a step leaves no empty folder behind (``drop_empty_run``).
 """
 
 from __future__ import annotations
@@ -174,3 +175,17 @@ def check_same_run(out: Path, record: dict[str, Any], model_config: Any, extra: 
             f"{out}: holds a run with other settings ({', '.join(diff)} differ); resume it "
             "with the same settings, or train into a fresh output folder"
         )
+
+
+def drop_empty_run(out: Path) -> None:
+    """Remove the run folder a failed ``train`` made if it holds nothing worth keeping.
+
+    A folder with a checkpoint or a logged step stays (the log shows how the run failed).
+    """
+    log = out / METRICS_FILE
+    if not out.is_dir() or (out / CHECKPOINT_DIR).exists():
+        return
+    if any(p != log for p in out.iterdir()) or (log.exists() and log.stat().st_size > 0):
+        return
+    log.unlink(missing_ok=True)
+    out.rmdir()

@@ -61,6 +61,7 @@ from scifm.core.resume import (
     METRICS_FILE,
     check_same_run,
     check_schedule,
+    drop_empty_run,
     pack_trainer_state,
     restore_trainer,
     truncate_log,
@@ -412,21 +413,7 @@ def train(
                 _save(run, result.step)
     except BaseException:
         if fresh and dist.is_main:
-            _drop_if_empty(Path(out_dir))
+            drop_empty_run(Path(out_dir))
         raise
     model.eval()
     return result
-
-
-def _drop_if_empty(out: Path) -> None:
-    """Remove the run folder a failed ``train`` made if it holds nothing worth keeping.
-
-    A folder with a checkpoint or a logged step stays (the log shows how the run failed).
-    """
-    log = out / METRICS_FILE
-    if not out.is_dir() or (out / CHECKPOINT_DIR).exists():
-        return
-    if any(p != log for p in out.iterdir()) or (log.exists() and log.stat().st_size > 0):
-        return
-    log.unlink(missing_ok=True)
-    out.rmdir()
