@@ -63,6 +63,26 @@ def test_finetune_from_a_well_file(generated, tmp_path, capsys):
     assert code == 0 and json.loads(capsys.readouterr().out)["step"] == 2
 
 
+def test_finetune_checks_every_value_first(generated, tmp_path, capsys):
+    import shutil
+
+    assert _pretrain(tmp_path / "pre", generated["pdebench"], steps=2) == 0
+    bad = tmp_path / "2D_rdb_NA_NA.h5"
+    shutil.copy(generated["pdebench"], bad)
+    with h5py.File(bad, "r+") as f:  # the last frame of the last trajectory: 1 step draws 2
+        last = sorted(k for k in f if k.isdigit())[-1]
+        f[last]["data"][-1, 0, 0, 0] = float("inf")
+    capsys.readouterr()
+    code = main(
+        ["mpp", "finetune", "--ckpt", str(tmp_path / "pre" / "checkpoint"), "--system", "swe",
+         "--files", str(bad), "--res", "32", "--train", "tiny", "--train-set", "steps=1",
+         "progress=false", "--batch-size", "2", "--out", str(tmp_path / "ft")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "trajectory 1, frames 0:6:1: 1 non-finite values" in err, err
+    assert not (tmp_path / "ft").exists()
+
+
 def _error(capsys, out, *files) -> str:
     capsys.readouterr()
     assert _pretrain(out, *files) == 1

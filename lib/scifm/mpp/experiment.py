@@ -261,7 +261,8 @@ def finetune(
 ) -> tuple[AViT, TrainResult, dict]:
     """Fine-tune ``model`` on variant ``name``: trajectories (N, F, C, H, W) or its files.
 
-    Files are brought to ``res`` and ``frames`` (``scifm.pde.filewindows``). With
+    Files are brought to ``res`` and ``frames`` (``scifm.pde.filewindows``) and every
+    value they serve is checked (NaN, inf, beyond ``MAX_ABS``) before the model changes. With
     ``new_fields`` the system gets fresh embedding slots (``AViT.add_fields``) instead
     of its reserved ones, as for physics the table never listed. Returns the model, the
     training result and the updated ``systems`` record (saved in the checkpoint).
@@ -272,8 +273,11 @@ def finetune(
     T = model.config.n_frames
     if isinstance(data, torch.Tensor):  # check the data before changing the model
         memory_datasets({name: data}, T)
-    else:
-        file_datasets([f"{name}={p}" for p in data], n_frames=T, res=res, frames=frames)
+    else:  # every value too: a few trajectories, and a NaN no batch drew would pass unseen
+        for ds in file_datasets([f"{name}={p}" for p in data], n_frames=T, res=res,
+                                frames=frames).values():  # fmt: skip
+            for windows in ds.datasets:
+                windows.check_values()
     slots = prepare_finetune(
         model, new_fields=len(info["fields"]) if new_fields else 0, trainable=trainable
     )

@@ -310,6 +310,17 @@ class FileWindows(Dataset):
             )
         return out
 
+    def check_values(self) -> None:
+        """Read every frame a window can use and raise as ``frames`` does on a bad value.
+
+        Training reads lazily, so a NaN in a frame that no batch drew would pass unseen; a
+        caller that wants the whole file checked first (``mpp.experiment.finetune``, whose
+        data are a few trajectories) calls this. One trajectory is in memory at a time.
+        """
+        used = slice(0, (usable_frames(self.info, self.step) - 1) * self.step + 1, self.step)
+        for traj in range(self.info.n_traj):
+            self.frames(traj, used)
+
     def _read(self, traj: int, sel: slice) -> np.ndarray:
         f, info = self._file(), self.info
         if info.layout == "grouped":
