@@ -136,8 +136,8 @@ def test_failed_run_leaves_no_empty_folder_and_keeps_an_old_one(tmp_path):
     bad = OneBatch((torch.full((4, cfg.d_in), float("nan")), torch.zeros(4)))
     tc = TrainConfig(steps=3, progress=False)
     with pytest.raises(FloatingPointError):
-        train(TinyMLP(cfg), mse_loss, bad, tc, device="cpu", out_dir=tmp_path / "new")
-    assert not (tmp_path / "new").exists()  # made by the failed call, nothing in it
+        train(TinyMLP(cfg), mse_loss, bad, tc, device="cpu", out_dir=tmp_path / "a" / "new")
+    assert not (tmp_path / "a").exists()  # made by the failed call, with nothing in it
     good = OneBatch((torch.zeros(4, cfg.d_in), torch.zeros(4)))
     cut = TrainConfig(steps=6, stop_at=3, progress=False)
     train(TinyMLP(cfg), mse_loss, good, cut, device="cpu", out_dir=tmp_path / "old")

@@ -5,7 +5,7 @@ JSON trainer state with the step and the LR schedule) and ``metrics.jsonl`` (one
 logged step). A resume restores the optimizer (``restore_trainer``), drops log records past
 the checkpoint (``truncate_log``) and refuses to continue another run: other weights or data
 (``check_same_run``) or another LR schedule (``check_schedule``). A run that failed before
-it logged a step leaves no empty folder behind (``drop_empty_run``).
+it logged a step leaves no empty folder behind (``new_folders``, ``drop_empty_run``).
 """
 
 from __future__ import annotations
@@ -177,8 +177,20 @@ def check_same_run(out: Path, record: dict[str, Any], model_config: Any, extra: 
         )
 
 
-def drop_empty_run(out: Path) -> None:
-    """Remove the run folder a failed ``train`` made if it holds nothing worth keeping.
+def new_folders(out_dir: str | Path | None) -> tuple[Path, Path] | None:
+    """(run folder, its highest missing ancestor), absolute, if ``out_dir`` does not exist yet."""
+    if out_dir is None or Path(out_dir).exists():
+        return None
+    out = Path(out_dir).absolute()
+    top = out
+    while not top.parent.exists():
+        top = top.parent
+    return out, top
+
+
+def drop_empty_run(out: Path, top: Path) -> None:
+    """Remove the run folder a failed ``train`` made, and the empty folders above it up to
+    ``top``, if it holds nothing worth keeping (``new_folders`` gives both).
 
     A folder with a checkpoint or a logged step stays (the log shows how the run failed).
     """
@@ -189,3 +201,5 @@ def drop_empty_run(out: Path) -> None:
         return
     log.unlink(missing_ok=True)
     out.rmdir()
+    while out != top and not any((out := out.parent).iterdir()):
+        out.rmdir()

@@ -36,7 +36,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -62,6 +62,7 @@ from scifm.core.resume import (
     check_same_run,
     check_schedule,
     drop_empty_run,
+    new_folders,
     pack_trainer_state,
     restore_trainer,
     truncate_log,
@@ -404,7 +405,7 @@ def train(
     device = pick_device(device)
     dist = init_distributed(device)
     device = device_for_rank(device, dist)
-    fresh = out_dir is not None and not Path(out_dir).exists()
+    made = new_folders(out_dir)  # what a failure before the first log may remove again
     try:
         with seeded(cfg.seed, device):  # the caller's global RNG state is restored on exit
             run = _setup(model, cfg, device, dist, out_dir, model_config, extra, resume)
@@ -412,8 +413,9 @@ def train(
             if result.step > run.start or not (run.ckpt_dir and run.ckpt_dir.exists()):
                 _save(run, result.step)
     except BaseException:
-        if fresh and dist.is_main:
-            drop_empty_run(Path(out_dir))
+        if made is not None and dist.is_main:
+            with suppress(OSError):  # the run's own error is the one to report
+                drop_empty_run(*made)
         raise
     model.eval()
     return result

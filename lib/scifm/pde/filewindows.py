@@ -315,11 +315,16 @@ class FileWindows(Dataset):
 
         Training reads lazily, so a NaN in a frame that no batch drew would pass unseen; a
         caller that wants the whole file checked first (``mpp.experiment.finetune``, whose
-        data are a few trajectories) calls this. One trajectory is in memory at a time.
+        data are a few trajectories) calls this. Eight frames are in memory at a time.
         """
-        used = slice(0, (usable_frames(self.info, self.step) - 1) * self.step + 1, self.step)
+        last = ((self.per_traj - 1) * self.stride + self.n_ctx) * self.step  # last frame read
+        chunk = 8 * self.step  # at most 8 frames of one trajectory in memory at a time
         for traj in range(self.info.n_traj):
-            self.frames(traj, used)
+            for first in range(0, last + 1, chunk):
+                self.frames(traj, slice(first, min(first + chunk, last + 1), self.step))
+        if self._h5 is not None:  # opened here: loader workers open their own
+            self._h5[1].close()
+            self._h5 = None
 
     def _read(self, traj: int, sel: slice) -> np.ndarray:
         f, info = self._file(), self.info
