@@ -265,3 +265,17 @@ def test_the_scan_finds_a_global_draw(tmp_path):
     assert [s.split(" ")[1] for s in found] == [
         "(torch.manual_seed)", "(torch.rand)", "(np.random.rand)", "(x.bernoulli_)"
     ]  # fmt: skip
+
+
+def test_close_distributed_destroys_the_group_and_is_idempotent(tmp_path):
+    """The group torchrun opens is closed at exit (gloo aborts a rank otherwise)."""
+    import torch.distributed as dist
+
+    from scifm.core.distributed import close_distributed
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    assert dist.is_initialized()
+    close_distributed()
+    assert not dist.is_initialized()
+    close_distributed()  # nothing open: a no-op

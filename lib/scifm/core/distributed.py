@@ -7,6 +7,7 @@ nccl on CUDA.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -39,7 +40,17 @@ def init_distributed(device: torch.device) -> DistInfo:
         if device.type == "cuda":
             torch.cuda.set_device(local)
         dist.init_process_group(backend=backend)
+        # A group left open at interpreter exit can abort a rank from gloo's C++
+        # threads ("terminate called without an active exception", exit -6) after
+        # its work is done; close the group this function opened before that.
+        atexit.register(close_distributed)
     return DistInfo(rank=rank, world_size=world, local_rank=local)
+
+
+def close_distributed() -> None:
+    """Destroy the default process group if one is open (idempotent)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def device_for_rank(device: torch.device, info: DistInfo) -> torch.device:
