@@ -45,7 +45,7 @@ def integrate(
     """Advance ``state`` (N, ...) through ``t_frames`` (T,), returning frames (N, T, C, X, Y)."""
     n = state.shape[0]
     times = t_frames.detach().to("cpu", torch.float64)  # clocks stay float64 on the CPU
-    all_idx = torch.arange(n, device=state.device)
+    all_idx = torch.arange(n, device=state.device)  # for the solver's closures
     first = to_frame(state, all_idx)
     check_state(system, 0, float(times[0]), first, positive=positive)
     frames = first.new_empty((n, len(times), *first.shape[1:]))
@@ -53,7 +53,8 @@ def integrate(
     t = times[0].repeat(n)  # (N,) each trajectory's own time
     k = torch.ones(n, dtype=torch.long)  # (N,) index of each trajectory's next frame
     n_steps = torch.zeros(n, dtype=torch.long)
-    _record_due(frames, first, all_idx, t, k, times)
+    # The bookkeeping (t, k, n_steps, run) stays on the CPU: a CUDA index into it fails.
+    _record_due(frames, first, torch.arange(n), t, k, times)
     bar = tqdm(total=len(times) - 1, desc=system, disable=not progress, leave=False)
     done_frames = 0
     while bool((k < len(times)).any()):
