@@ -40,6 +40,7 @@ RUNS = {  # label -> (default folder, stage)
     "alignment, fresh 6,000-step cosine": ("runs/astroclip_clip6000", "align"),
     "alignment, fresh 4,500-step cosine": ("runs/astroclip_clip4500", "align"),
     "alignment, fresh 9,000-step cosine (plateau rule on)": ("runs/astroclip_clip9000", "align"),
+    "alignment, fresh 12,000-step cosine (plateau rule on)": ("runs/astroclip_clip12k", "align"),
 }
 # The rule each stage is watched by (train.py's SPECTRUM_PLATEAU / ALIGN_PLATEAU; the image
 # runs by their k-NN redshift R^2, the "validation figure" for them).
