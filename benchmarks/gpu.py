@@ -279,7 +279,8 @@ def main() -> int:
         try:
             sections[key] = {"result": fn()}
         except Exception:  # one section failing must not lose the others' figures
-            sections[key] = {"error": traceback.format_exc(limit=3)}
+            tb = traceback.format_exc(limit=3)  # repo-relative, as every stored result
+            sections[key] = {"error": tb.replace(f"{ROOT.parent}/", "")}
         sections[key]["wall_s"] = round(time.perf_counter() - t0, 1)
         print(key, json.dumps(sections[key])[:400], flush=True)
     report = {
@@ -291,7 +292,9 @@ def main() -> int:
         "wall_s": round(time.perf_counter() - start, 1),
         "sections": sections,
     }
-    info = run_info(note=f"{name}; torch {torch.__version__}, CUDA {torch.version.cuda}")
+    # An --out outside the checkout (the GPU machine's own folder) is recorded as $OUT.
+    argv = [a if a != args.out or repo_path(a) != a else "$OUT" for a in sys.argv[1:]]
+    info = run_info(argv=argv, note=f"{name}; torch {torch.__version__}, CUDA {torch.version.cuda}")
     body = markdown(report).split("\n", 2)[2]  # write_report writes the title and the header
     write_report("gpu", report, body, info=info, title="Accelerator check", out_dir=args.out)
     print(markdown(report))
