@@ -293,7 +293,8 @@ def main() -> int:
         "sections": sections,
     }
     # An --out outside the checkout (the GPU machine's own folder) is recorded as $OUT.
-    argv = [a if a != args.out or repo_path(a) != a else "$OUT" for a in sys.argv[1:]]
+    outside = not Path(args.out).resolve().is_relative_to(ROOT.parent.resolve())
+    argv = ["$OUT" if outside and a == args.out else a for a in sys.argv[1:]]
     info = run_info(argv=argv, note=f"{name}; torch {torch.__version__}, CUDA {torch.version.cuda}")
     body = markdown(report).split("\n", 2)[2]  # write_report writes the title and the header
     write_report("gpu", report, body, info=info, title="Accelerator check", out_dir=args.out)
