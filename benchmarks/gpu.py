@@ -1,6 +1,8 @@
 """The prepared accelerator check (issue 13): one script, torch + scifm only, < 5 min on a GPU.
 
     python benchmarks/gpu.py [--out DIR] [--budget SECONDS]
+    python benchmarks/gpu.py --sections tutorials --tutorials 00_training_loop 01_xval_numbers \
+        02_pde_data --name gpu_notebooks      # more tutorial twins on CUDA, their own file
 
 Needs only torch and the library's core dependencies (no Jupyter, Panel or faiss: the
 GPU machine has a bare Python). On a CUDA GPU it measures, each section on its own so
@@ -12,8 +14,9 @@ one failure is recorded without losing the rest, and writes ``gpu.{json,md}`` un
    model FLOP utilisation (FLOPs of one training step counted by
    ``torch.utils.flop_counter`` / step time / the GPU's dense peak for that precision);
 2. bf16-vs-fp32 one-step agreement of the shipped surrogate on solver data;
-3. a tutorial's py:percent twin (``notebooks/03_mpp_transfer.py``) run as a script on
-   CUDA (needs matplotlib; if it is missing, that is recorded and the step is skipped);
+3. a tutorial's py:percent twin (``notebooks/03_mpp_transfer.py``; ``--tutorials`` names
+   others) run as a script on CUDA (needs matplotlib; if it is missing, that is recorded and
+   the step is skipped);
 4. solver vs surrogate speed per trajectory on the GPU (``mpp_speed.speed_rows``).
 
 Without a CUDA GPU it prints that nothing was measured, writes nothing and exits 0.
@@ -44,7 +47,9 @@ from scifm.mpp.experiment import VARIANTS, load_surrogate, simulate_variant  # n
 from scifm.mpp.metrics import nmse_per_field  # noqa: E402
 from scifm.pde import get_system  # noqa: E402
 
-TUTORIAL = ROOT.parent / "notebooks" / "03_mpp_transfer.py"
+NOTEBOOKS = ROOT.parent / "notebooks"
+TUTORIAL = NOTEBOOKS / "03_mpp_transfer.py"
+SECTIONS = ("throughput", "bf16_agreement", "tutorials", "speed")
 # Dense peak TFLOP/s (no sparsity) by precision, from NVIDIA's data sheets (SXM parts).
 PEAK_TFLOPS = {
     "H200": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4},
@@ -156,8 +161,8 @@ def bf16_agreement(device: torch.device, model_path: Path, *, res: int = 64, n: 
     return out
 
 
-def tutorial(device: torch.device, timeout: float) -> dict:
-    """Run the tutorial's py:percent twin as a plain script on the GPU."""
+def tutorial(device: torch.device, timeout: float, script: Path = TUTORIAL) -> dict:
+    """Run a tutorial's py:percent twin as a plain script on the GPU."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -167,15 +172,15 @@ def tutorial(device: torch.device, timeout: float) -> dict:
     env["PYTHONPATH"] = lib + os.pathsep + env.get("PYTHONPATH", "")
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, TUTORIAL.name],
-        cwd=TUTORIAL.parent,
+        [sys.executable, script.name],
+        cwd=script.parent,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
     return {
-        "script": str(TUTORIAL.relative_to(ROOT.parent)),
+        "script": str(script.relative_to(ROOT.parent)),
         "status": "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})",
         "wall_s": round(time.perf_counter() - t0, 1),
         "stdout_tail": proc.stdout[-1500:],
@@ -191,39 +196,57 @@ def markdown(r: dict) -> str:
         f"Date: {r['date']}  ",
         f"Device: {r['device']} (torch {r['torch']}, CUDA {r['cuda']}); total {r['wall_s']} s",
         "",
-        "## AViT-S training throughput (128^2, T = 16 frames, patch 16: 64 tokens per frame)",
-        "",
-        "MFU = FLOPs of one training step (torch.utils.flop_counter) / step time / dense peak "
-        "of the precision (fp32: TF32 off; peaks from NVIDIA's data sheets).",
-        "",
-        "| precision | batch | step s | samples / s | achieved TFLOP/s | peak | MFU | peak GB |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for t in r["sections"].get("throughput", {}).get("result", []):
-        lines.append(
-            f"| {t['precision']} | {t['batch']} | {t['step_s']} | {t['samples_per_s']} | "
-            f"{t['achieved_tflops']} | {t['peak_tflops']} | {t['mfu']} | {t['peak_memory_gb']} |"
-        )
-    agree = r["sections"].get("bf16_agreement", {}).get("result", {})
-    lines += [
-        "",
-        "## bf16 vs fp32, one step of the shipped surrogate (64^2, 8 held-out trajectories)",
-        "",
-        "| system | NRMSE bf16 vs fp32 | fp32 vs truth | bf16 vs truth |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {k} | {v['nrmse_bf16_vs_fp32']:.2e} | {v['nrmse_fp32_vs_truth']:.4f} | "
-        f"{v['nrmse_bf16_vs_truth']:.4f} |"
-        for k, v in agree.items()
-    ]
-    tut = r["sections"].get("tutorial", {}).get("result", {})
-    lines += ["", "## Tutorial twin on CUDA", "", f"{tut.get('script', TUTORIAL.name)}: "
-              f"{tut.get('status', 'not run')}, {tut.get('wall_s', '-')} s", ""]  # fmt: skip
+    ran = r["sections"]  # a part appears only when its section was asked for (run or failed)
+    if "throughput" in ran:
+        lines += [
+            "## AViT-S training throughput (128^2, T = 16 frames, patch 16: 64 tokens per frame)",
+            "",
+            "MFU = FLOPs of one training step (torch.utils.flop_counter) / step time / dense "
+            "peak of the precision (fp32: TF32 off; peaks from NVIDIA's data sheets).",
+            "",
+            "| precision | batch | step s | samples / s | achieved TFLOP/s | peak | MFU "
+            "| peak GB |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for t in ran["throughput"].get("result", []):
+            lines.append(
+                f"| {t['precision']} | {t['batch']} | {t['step_s']} | {t['samples_per_s']} | "
+                f"{t['achieved_tflops']} | {t['peak_tflops']} | {t['mfu']} | "
+                f"{t['peak_memory_gb']} |"
+            )
+        lines.append("")
+    if "bf16_agreement" in ran:
+        lines += [
+            "## bf16 vs fp32, one step of the shipped surrogate (64^2, 8 held-out trajectories)",
+            "",
+            "| system | NRMSE bf16 vs fp32 | fp32 vs truth | bf16 vs truth |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k} | {v['nrmse_bf16_vs_fp32']:.2e} | {v['nrmse_fp32_vs_truth']:.4f} | "
+            f"{v['nrmse_bf16_vs_truth']:.4f} |"
+            for k, v in ran["bf16_agreement"].get("result", {}).items()
+        ]
+        lines.append("")
+    part = ran.get("tutorials", ran.get("tutorial"))  # "tutorial": one dict, before --tutorials
+    if part is not None:
+        tuts = part.get("result", [])
+        lines += ["## Tutorial twins on CUDA", ""]
+        for tut in [tuts] if isinstance(tuts, dict) else tuts:
+            lines.append(f"- {tut.get('script', TUTORIAL.name)}: {tut.get('status', 'not run')}, "
+                         f"{tut.get('wall_s', '-')} s")  # fmt: skip
+        lines.append("")
     speed = r["sections"].get("speed", {}).get("result")
     if speed:
         lines.append(mpp_speed.markdown(speed, title="Solver vs surrogate on the GPU").replace(
             "# Solver", "## Solver"))  # fmt: skip
+    if speed and not speed.get("complete", True):
+        lines += ["The speed table is partial: the budget ran out before every variant and grid "
+                  "was timed.", ""]  # fmt: skip
+    if r.get("pending"):
+        lines += ["## Sections not reached (the run was still going when this was written)", ""]
+        lines += [f"- {k}" for k in r["pending"]] + [""]
     failed = {k: v["error"] for k, v in r["sections"].items() if "error" in v}
     if failed:
         lines += ["## Sections that failed or were skipped", ""]
@@ -236,7 +259,15 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "results"), help="results directory")
     parser.add_argument("--budget", type=float, default=280.0, help="seconds for all sections")
     parser.add_argument("--model", default=str(mpp_speed.MODEL), help="AViT checkpoint")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--tutorials", nargs="+", default=[TUTORIAL.stem],
+                        help="tutorial twins (notebooks/NAME.py) to run on CUDA")  # fmt: skip
+    parser.add_argument("--name", default="gpu", help="results file name (NAME.json, NAME.md)")
     args = parser.parse_args()
+    scripts = [NOTEBOOKS / f"{Path(t).stem}.py" for t in args.tutorials]
+    missing = [str(p.relative_to(ROOT.parent)) for p in scripts if not p.is_file()]
+    if missing:
+        parser.error(f"--tutorials: no such tutorial twin: {', '.join(missing)}")
     if not torch.cuda.is_available():
         print(
             "gpu.py: no CUDA GPU (torch.cuda.is_available() is False): nothing measured, "
@@ -251,15 +282,20 @@ def main() -> int:
 
     def speed() -> dict:
         model, systems = load_surrogate(args.model, device)
+        deadline = start + args.budget - 30  # leave time for the 128^2 accuracy and the write
         rows = mpp_speed.speed_rows(model, systems, device=device, resolutions=(32, 64, 128),
-                          scale=2.0, singles=4)  # fmt: skip
+                          scale=2.0, singles=4, deadline=deadline)  # fmt: skip
+        done = len(rows) == len(VARIANTS) * 3 * 2  # every variant, grid and batch size
+        accuracy = (mpp_speed.accuracy_128(model, systems, device=device) if left() > 20
+                    else "not run: budget spent")  # fmt: skip
         return {
+            "complete": done,
             "command": "python benchmarks/gpu.py", "date": now(), "machine": name,
             "timing": "wall seconds, CUDA synchronised",
             "model": repo_path(args.model, root=ROOT.parent),
             "model_params": model.n_params(), "patch_size": model.config.patch_size,
             "n_frames": model.config.n_frames, "speed": rows,
-            "accuracy_128": mpp_speed.accuracy_128(model, systems, device=device),
+            "accuracy_128": accuracy,
             **mpp_speed.model_card(args.model),
         }  # fmt: skip
 
@@ -267,9 +303,15 @@ def main() -> int:
     plan = [  # (section, minimum seconds it needs, function)
         ("throughput", 40, lambda: [throughput(device, p) for p in ("fp32", "bf16")]),
         ("bf16_agreement", 20, lambda: bf16_agreement(device, Path(args.model))),
-        ("tutorial", 30, lambda: tutorial(device, timeout=max(30.0, left() - 90))),
+        (
+            "tutorials",
+            30,
+            lambda: [tutorial(device, max(30.0, left() - reserve), p) for p in scripts],
+        ),
         ("speed", 30, speed),
     ]
+    plan = [step for step in plan if step[0] in args.sections]
+    reserve = 90 if "speed" in args.sections else 10  # seconds kept for the speed table
     sections: dict[str, dict] = {}
     for key, need, fn in plan:
         if left() < need:
@@ -283,6 +325,16 @@ def main() -> int:
             sections[key] = {"error": tb.replace(f"{ROOT.parent}/", "")}
         sections[key]["wall_s"] = round(time.perf_counter() - t0, 1)
         print(key, json.dumps(sections[key])[:400], flush=True)
+        # written after every section: a run killed later (a time limit) keeps what it measured
+        report = write(
+            args, name, start, sections, pending=[k for k, *_ in plan if k not in sections]
+        )
+    print(markdown(report))
+    return 0
+
+
+def write(args, name: str, start: float, sections: dict, pending: list[str]) -> dict:
+    """Write gpu.{json,md} with the sections so far; ``pending`` names those still to run."""
     report = {
         "command": "python benchmarks/gpu.py",
         "date": now(),
@@ -291,15 +343,15 @@ def main() -> int:
         "cuda": torch.version.cuda,
         "wall_s": round(time.perf_counter() - start, 1),
         "sections": sections,
+        "pending": pending,
     }
     # An --out outside the checkout (the GPU machine's own folder) is recorded as $OUT.
     outside = not Path(args.out).resolve().is_relative_to(ROOT.parent.resolve())
     argv = ["$OUT" if outside and a == args.out else a for a in sys.argv[1:]]
     info = run_info(argv=argv, note=f"{name}; torch {torch.__version__}, CUDA {torch.version.cuda}")
     body = markdown(report).split("\n", 2)[2]  # write_report writes the title and the header
-    write_report("gpu", report, body, info=info, title="Accelerator check", out_dir=args.out)
-    print(markdown(report))
-    return 0
+    write_report(args.name, report, body, info=info, title="Accelerator check", out_dir=args.out)
+    return report
 
 
 def now() -> str:

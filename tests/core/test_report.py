@@ -25,6 +25,11 @@ def test_run_info_names_command_date_machine_versions_and_data():
         assert text in header, text
 
 
+def test_command_quotes_words_but_leaves_a_recorded_variable_as_typed():
+    cmd = run_info(argv=["--out", "$OUT", "--name", "a b", "--x", "$(rm -rf /)"])["command"]
+    assert cmd.endswith("--out $OUT --name 'a b' --x '$(rm -rf /)'")
+
+
 def test_write_report_writes_json_and_markdown(tmp_path):
     info = run_info(data={"x": 1})
     j, md = write_report("demo", {"r2": 0.5}, "| a |\n", info=info, title="Demo", out_dir=tmp_path)

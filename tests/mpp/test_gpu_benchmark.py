@@ -68,4 +68,25 @@ def test_sections_run_and_render_on_the_cpu():
         },
     }  # fmt: skip
     md = gpu.markdown(report)
-    assert "| fp32 | 2 |" in md and "diffreact" in md and "tutorial: not run: test" in md
+    assert "| fp32 | 2 |" in md and "diffreact" in md and "tutorial" in md
+
+
+def test_speed_rows_stop_at_the_deadline_and_a_killed_run_keeps_its_sections(tmp_path):
+    gpu = _gpu_module()
+    # a deadline already passed: no grid is started, nothing is made up
+    tiny = gpu.AViT(gpu.AViTConfig.preset("tiny"))
+    assert gpu.mpp_speed.speed_rows(tiny, {}, device="cpu", resolutions=(32,), deadline=0.0) == []
+
+    class Args:
+        out, name = str(tmp_path), "gpu"
+
+    sections = {"throughput": {"result": []}, "bf16_agreement": {"error": "boom"}}
+    gpu.write(Args, "cpu", 0.0, sections, pending=["tutorial", "speed"])
+    md = (tmp_path / "gpu.md").read_text()
+    assert "Sections not reached" in md and "- speed" in md and "bf16_agreement: boom" in md
+    partial = {"complete": False, "accuracy_128": "not run: budget spent", "speed": [],
+               "command": "c", "date": "d", "machine": "m", "model": "x", "model_params": 1,
+               "patch_size": 8, "n_frames": 16, "timing": "t"}  # fmt: skip
+    head = {"command": "x", "date": "d", "device": "cpu", "torch": "t", "cuda": None, "wall_s": 0}
+    md = gpu.markdown({**head, "sections": {"speed": {"result": partial}}})
+    assert "speed table is partial" in md and "not run: budget spent" in md

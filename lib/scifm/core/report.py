@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -111,8 +112,11 @@ def repo_args(args: list[str]) -> list[str]:
 
 
 def _command(argv: list[str] | None) -> str:
+    """The command line as a user would type it; a bare ``$NAME`` (a folder recorded as the
+    variable it came from, e.g. the GPU machine's ``$OUT``) is left unquoted."""
     args = sys.argv[1:] if argv is None else argv
-    return shlex.join(["python", repo_path(sys.argv[0]), *repo_args(args)])
+    words = ["python", repo_path(sys.argv[0]), *repo_args(args)]
+    return " ".join(w if re.fullmatch(r"\$[A-Z_][A-Z0-9_]*", w) else shlex.quote(w) for w in words)
 
 
 def run_info(
