@@ -17,7 +17,8 @@ one failure is recorded without losing the rest, and writes ``gpu.{json,md}`` un
 3. a tutorial's py:percent twin (``notebooks/03_mpp_transfer.py``; ``--tutorials`` names
    others) run as a script on CUDA (needs matplotlib; if it is missing, that is recorded and
    the step is skipped);
-4. solver vs surrogate speed per trajectory on the GPU (``mpp_speed.speed_rows``).
+4. solver vs surrogate speed per trajectory on the GPU (``mpp_speed.speed_rows``), the
+   surrogate both eager and with its step captured as a CUDA graph (``cuda_graph_step``).
 
 Without a CUDA GPU it prints that nothing was measured, writes nothing and exits 0.
 """
@@ -284,7 +285,7 @@ def main() -> int:
         model, systems = load_surrogate(args.model, device)
         deadline = start + args.budget - 30  # leave time for the 128^2 accuracy and the write
         rows = mpp_speed.speed_rows(model, systems, device=device, resolutions=(32, 64, 128),
-                          scale=2.0, singles=4, deadline=deadline)  # fmt: skip
+                          scale=2.0, singles=4, deadline=deadline, graphs=True)  # fmt: skip
         done = len(rows) == len(VARIANTS) * 3 * 2  # every variant, grid and batch size
         accuracy = (mpp_speed.accuracy_128(model, systems, device=device) if left() > 20
                     else "not run: budget spent")  # fmt: skip

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from scifm.core.report import repo_path, run_info, write_report
-from scifm.mpp import model_step, persistence_step, rollout
+from scifm.mpp import cuda_graph_step, model_step, persistence_step, rollout
 from scifm.mpp.evaluate import one_step_nrmse
 from scifm.mpp.experiment import VARIANTS, load_surrogate, simulate_variant, system_info
 from scifm.pde import get_system
@@ -99,14 +99,21 @@ def solver_seconds(
 
 
 @torch.no_grad()
-def surrogate_seconds(model, info: dict, context: torch.Tensor, steps: int) -> float:
-    """Seconds per trajectory of ``steps`` rollout frames from ``context`` (B, T, C, H, W)."""
+def surrogate_seconds(
+    model, info: dict, context: torch.Tensor, steps: int, *, graph: bool = False
+) -> tuple[float, torch.Tensor]:
+    """Seconds per trajectory of ``steps`` rollout frames from ``context`` (B, T, C, H, W),
+    and the frames; ``graph``: the step captured once as a CUDA graph (its capture is not
+    timed, as a warm-up is not)."""
     clock = Clock(context.device)
-    step = model_step(model, info["field_index"], info["periodic"])
+    if graph:
+        step = cuda_graph_step(model, info["field_index"], info["periodic"], context)
+    else:
+        step = model_step(model, info["field_index"], info["periodic"])
     rollout(step, context, 1)  # warm-up (allocator, kernels)
     t0 = clock.now()
-    rollout(step, context, steps)
-    return (clock.now() - t0) / context.shape[0]
+    preds, _ = rollout(step, context, steps)
+    return (clock.now() - t0) / context.shape[0], preds
 
 
 def speed_rows(
@@ -119,11 +126,13 @@ def speed_rows(
     scale=1.0,
     singles=16,
     deadline: float | None = None,
+    graphs: bool = False,
 ) -> list[dict]:
     """One row per (variant, grid, batch). The same 16 initial states serve every batch size
     (batch 1 averages the first ``singles`` of them); ``scale`` multiplies the span fractions.
     Past ``deadline`` (a ``time.perf_counter()`` value) no further grid is started: the rows
-    measured so far are returned, and the caller reports the table as partial.
+    measured so far are returned, and the caller reports the table as partial. ``graphs``
+    (CUDA only) also times the surrogate with its step captured as a CUDA graph.
     """
     device = torch.device(device)
     model = model.to(device).eval()
@@ -144,14 +153,27 @@ def speed_rows(
                 runs = min(singles, n) if batch == 1 else n
                 solver = solver_seconds(name, init, params, batch, frac, runs)
                 context = init[:batch, None].expand(-1, T, -1, -1, -1).contiguous()
-                surrogate = surrogate_seconds(model, info, context.float(), FRAMES - 1)
+                surrogate, eager = surrogate_seconds(model, info, context.float(), FRAMES - 1)
+                graph = {}
+                if graphs:
+                    try:
+                        g, preds = surrogate_seconds(
+                            model, info, context.float(), FRAMES - 1, graph=True
+                        )
+                        graph = {  # the same 20 frames replayed: a difference is a capture bug
+                            "surrogate_graph_s_per_traj": round(g, 5),
+                            "speedup_graph": round(solver / g, 2),
+                            "graph_vs_eager_max_abs": float((preds - eager).abs().max()),
+                        }
+                    except Exception as e:  # the eager figures of the row are kept
+                        graph = {"graph_error": f"{type(e).__name__}: {e}"[:300]}
                 rows.append({
                     "system": name, "res": res, "batch": batch, "in_pretraining": name in systems,
                     "tokens_per_frame": (res // model.config.patch_size) ** 2,
                     "solver_fraction_of_span_timed": frac, "solver_trajectories_timed": runs,
                     "solver_s_per_traj": round(solver, 5),
                     "surrogate_s_per_traj": round(surrogate, 5),
-                    "speedup": round(solver / surrogate, 2),
+                    "speedup": round(solver / surrogate, 2), **graph,
                 })  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -208,25 +230,34 @@ def markdown(report: dict, title: str = "Solver vs surrogate speed", header: boo
         "1.5 on this shared machine (compare benchmarks/results/pde_generation.md).",
         "",
         "| system | in pretraining | res | tokens / frame | batch | solver s / traj | "
-        "surrogate s / traj | speed-up |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+        "surrogate s / traj | speed-up |" + (graph_head := (
+            " graph s / traj | speed-up (graph) | graph vs eager max abs |"
+            if any("speedup_graph" in r or "graph_error" in r for r in report["speed"])
+            else "")),
+        "|---|---|---|---|---|---|---|---|" + "---|" * graph_head.count("|"),
+    ]  # fmt: skip
     for r in report["speed"]:
         lines.append(
             f"| {r['system']} | {'yes' if r.get('in_pretraining', True) else 'no'} | "
             f"{r['res']} | {r['tokens_per_frame']} | {r['batch']} | "
             f"{r['solver_s_per_traj']:.4g} | {r['surrogate_s_per_traj']:.4g} | {r['speedup']} |"
-        )
+            + ((f" {r['surrogate_graph_s_per_traj']:.4g} | {r['speedup_graph']} | "
+                f"{r['graph_vs_eager_max_abs']:.2g} |" if "speedup_graph" in r
+                else " failed | - | - |") if graph_head else "")
+        )  # fmt: skip
     goal = [r for r in report["speed"] if r["res"] == 128 and r["batch"] == 1]
-    if goal:
-        lines += [
-            "",
-            f"Goal (issue 13): speed-up >= {GOAL:g} at 128^2, batch 1: "
-            + "; ".join(
-                f"{r['system']} {r['speedup']} ({'met' if r['speedup'] >= GOAL else 'missed'})"
-                for r in goal
-            ),
-        ]
+    for key, how in (("speedup", ""), ("speedup_graph", " with the step as a CUDA graph")):
+        if goal and any(key in r for r in goal):
+            lines += [
+                "",
+                f"Goal (issue 13): speed-up >= {GOAL:g} at 128^2, batch 1{how}: "
+                + "; ".join(
+                    f"{r['system']} {r[key]} ({'met' if r[key] >= GOAL else 'missed'})"
+                    if key in r
+                    else f"{r['system']} failed ({r.get('graph_error', '?')})"
+                    for r in goal
+                ),
+            ]
     acc = report.get("accuracy_128")
     if isinstance(acc, str):
         lines += ["", f"One-step NRMSE at 128^2: {acc}."]

@@ -164,3 +164,41 @@ def test_cuda_bf16_autocast_matches_fp32():
             y = model(xd, [4, 5], True).float().cpu()
     assert torch.isfinite(y).all()
     assert float((y - ref).norm() / ref.norm()) < 0.05
+
+
+def test_field_slots_are_checked_once_per_list_and_every_time_as_a_tensor():
+    tiny = AViT(AViTConfig.preset("tiny")).eval()
+    x = torch.randn(1, 4, 2, 16, 16)
+    with torch.no_grad():
+        a = tiny(x, [4, 5], True)
+        b = tiny(x, (4, 5), True)  # the same slots as a tuple: one remembered entry
+    torch.testing.assert_close(a, b)
+    assert len(tiny._slots) == 1
+    with pytest.raises(ValueError, match="field_index"):
+        tiny(x, [4, 999], True)  # a bad list is refused, and not remembered
+    with pytest.raises(ValueError, match="field_index"):
+        tiny(x, torch.tensor([4, 999]), True)
+    assert len(tiny._slots) == 1
+
+
+def test_a_captured_step_needs_a_cuda_example(tiny):
+    from scifm.mpp import cuda_graph_step
+
+    with pytest.raises(ValueError, match="CUDA"):
+        cuda_graph_step(tiny, [4, 5], True, torch.randn(1, 4, 2, 16, 16))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_rollout_matches_the_eager_rollout():
+    from scifm.mpp import cuda_graph_step, model_step, rollout
+
+    torch.manual_seed(0)
+    dev = torch.device("cuda")
+    model = AViT(AViTConfig.preset("tiny")).eval().to(dev)
+    ctx = torch.randn(2, 4, 2, 32, 32, device=dev)
+    eager, _ = rollout(model_step(model, [4, 5], True), ctx, 5)
+    step = cuda_graph_step(model, [4, 5], True, ctx)
+    graphed, _ = rollout(step, ctx, 5)
+    torch.testing.assert_close(graphed, eager)
+    with pytest.raises(ValueError, match="captured step takes"):
+        step(ctx[:1])

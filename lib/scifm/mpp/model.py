@@ -69,6 +69,9 @@ class AViT(nn.Module):
     def __init__(self, config: AViTConfig) -> None:
         super().__init__()
         self.config = config
+        # validated field slots of a list field_index, per device: a rollout step then makes no
+        # host-to-device copy and no sync (and can be captured in a CUDA graph)
+        self._slots: dict[tuple, torch.Tensor] = {}
         c = config
         self.embed = FieldEmbedding(c.n_states, c.d_embed)
         self.stem = HMLPStem(c.d_model, c.stem_kernels)
@@ -104,7 +107,7 @@ class AViT(nn.Module):
         p = self.config.patch_size
         if H % p or W % p:
             raise ValueError(f"x has grid {H}x{W}: both sides must be multiples of patch {p}")
-        idx = as_field_index(field_index, self.config.n_states, C, x.device)
+        idx = self.field_slots(field_index, C, x.device)
         per = as_periodic(periodic)
         with torch.no_grad():  # reversible instance norm over (T, H, W) per sample and field
             std, mean = torch.std_mean(x, dim=(1, 3, 4), keepdim=True)  # (B, 1, C, 1, 1)
@@ -116,6 +119,21 @@ class AViT(nn.Module):
         for block in self.blocks:
             x = block(x, per)
         return x, idx, std, mean
+
+    def field_slots(
+        self, field_index: Sequence[int] | torch.Tensor, n_channels: int, device: torch.device
+    ) -> torch.Tensor:
+        """``as_field_index``, remembered per (indices, device) when given as a sequence."""
+        if isinstance(field_index, torch.Tensor):  # a collated batch: checked every time
+            return as_field_index(field_index, self.config.n_states, n_channels, device)
+        key = (tuple(int(i) for i in field_index), self.config.n_states, n_channels, str(device))
+        idx = self._slots.get(key)
+        if idx is None:
+            idx = as_field_index(key[0], self.config.n_states, n_channels, device)
+            if len(self._slots) >= 64:  # a few systems in practice; never grows without bound
+                self._slots.clear()
+            self._slots[key] = idx
+        return idx
 
     @torch.no_grad()
     def add_fields(self, n_new: int) -> list[int]:
