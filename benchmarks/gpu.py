@@ -172,14 +172,24 @@ def tutorial(device: torch.device, timeout: float, script: Path = TUTORIAL) -> d
     lib = str(ROOT.parent / "lib")
     env["PYTHONPATH"] = lib + os.pathsep + env.get("PYTHONPATH", "")
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, script.name],
-        cwd=script.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, script.name],
+            cwd=script.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as e:  # the other tutorials' results are kept
+        return {
+            "script": str(script.relative_to(ROOT.parent)),
+            "status": f"timed out after {timeout:.0f} s",
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "stdout_tail": (e.stdout or b"")[-1500:].decode(errors="replace")
+            if isinstance(e.stdout, bytes)
+            else (e.stdout or "")[-1500:],
+        }
     return {
         "script": str(script.relative_to(ROOT.parent)),
         "status": "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})",
@@ -307,7 +317,12 @@ def main() -> int:
         (
             "tutorials",
             30,
-            lambda: [tutorial(device, max(30.0, left() - reserve), p) for p in scripts],
+            lambda: [
+                tutorial(device, left() - reserve, p)
+                if left() - reserve >= 30
+                else {"script": str(p.relative_to(ROOT.parent)), "status": "not run: budget spent"}
+                for p in scripts
+            ],
         ),
         ("speed", 30, speed),
     ]
@@ -317,20 +332,18 @@ def main() -> int:
     for key, need, fn in plan:
         if left() < need:
             sections[key] = {"error": f"not run: {left():.0f} s of the budget left"}
-            continue
-        t0 = time.perf_counter()
-        try:
-            sections[key] = {"result": fn()}
-        except Exception:  # one section failing must not lose the others' figures
-            tb = traceback.format_exc(limit=3)  # repo-relative, as every stored result
-            sections[key] = {"error": tb.replace(f"{ROOT.parent}/", "")}
-        sections[key]["wall_s"] = round(time.perf_counter() - t0, 1)
+        else:
+            t0 = time.perf_counter()
+            try:
+                sections[key] = {"result": fn()}
+            except Exception:  # one section failing must not lose the others' figures
+                tb = traceback.format_exc(limit=3)  # repo-relative, as every stored result
+                sections[key] = {"error": tb.replace(f"{ROOT.parent}/", "")}
+            sections[key]["wall_s"] = round(time.perf_counter() - t0, 1)
         print(key, json.dumps(sections[key])[:400], flush=True)
         # written after every section: a run killed later (a time limit) keeps what it measured
-        report = write(
-            args, name, start, sections, pending=[k for k, *_ in plan if k not in sections]
-        )
-    print(markdown(report))
+        write(args, name, start, sections, pending=[k for k, *_ in plan if k not in sections])
+    print(markdown(write(args, name, start, sections, pending=[])))
     return 0
 
 
@@ -349,7 +362,11 @@ def write(args, name: str, start: float, sections: dict, pending: list[str]) -> 
     # An --out outside the checkout (the GPU machine's own folder) is recorded as $OUT.
     outside = not Path(args.out).resolve().is_relative_to(ROOT.parent.resolve())
     argv = ["$OUT" if outside and a == args.out else a for a in sys.argv[1:]]
-    info = run_info(argv=argv, note=f"{name}; torch {torch.__version__}, CUDA {torch.version.cuda}")
+    info = run_info(
+        argv=argv,
+        note=f"{name}; torch {torch.__version__}, CUDA {torch.version.cuda}",
+        unquoted=("$OUT",),
+    )
     body = markdown(report).split("\n", 2)[2]  # write_report writes the title and the header
     write_report(args.name, report, body, info=info, title="Accelerator check", out_dir=args.out)
     return report

@@ -217,23 +217,30 @@ def markdown(report: dict, title: str = "Solver vs surrogate speed", header: boo
     lines (``write_report`` writes its own run header above the body)."""
     lines = [f"# {title}", "", f"Command: `{report['command']}`  ", f"Date: {report['date']}  ",
              f"Machine: {report['machine']}  "] if header else []  # fmt: skip
+    singles = next((r["solver_trajectories_timed"] for r in report["speed"] if r["batch"] == 1), 16)
+    graph_head = (
+        " graph s / traj | speed-up (graph) | graph vs eager max abs |"
+        if any("speedup_graph" in r or "graph_error" in r for r in report["speed"])
+        else ""
+    )
     lines += [
         f"Model: `{report['model']}` ({report['model_params']:,} parameters, patch "
         f"{report['patch_size']}, T = {report['n_frames']} input frames)",
         "",
         "Seconds per trajectory of 20 frames after t = 0 (PDEBench spacing). Solver: "
         "per-trajectory time steps; the same 16 seeded initial states per row (batch 1: "
-        "run one by one), timed over a fraction of the span (in the JSON) and scaled. "
-        f"Times: {report['timing']}. Speed-up = solver / surrogate. The solver's span "
-        "fraction is small for CNS (its cost per trajectory is minutes at 128^2 on one "
-        "thread), so its figures are early-time extrapolations, good to a factor of about "
-        "1.5 on this shared machine (compare benchmarks/results/pde_generation.md).",
+        f"the first {singles} run one by one), timed over a fraction of the span (in the "
+        f"JSON) and scaled. Times: {report['timing']}. Speed-up = solver / surrogate. The "
+        "solver's span fraction is small for CNS, so its figures are early-time "
+        "extrapolations"
+        + (", good to a factor of about 1.5 on this shared machine (compare "
+           "benchmarks/results/pde_generation.md)." if "CPU" in report["timing"] else ".")
+        + (" Graph: the surrogate's step captured once as a CUDA graph "
+           "(`scifm.mpp.cuda_graph_step`); its capture (3 warm-up steps and the capture) "
+           "is not timed, as the eager warm-up is not." if graph_head else ""),
         "",
         "| system | in pretraining | res | tokens / frame | batch | solver s / traj | "
-        "surrogate s / traj | speed-up |" + (graph_head := (
-            " graph s / traj | speed-up (graph) | graph vs eager max abs |"
-            if any("speedup_graph" in r or "graph_error" in r for r in report["speed"])
-            else "")),
+        "surrogate s / traj | speed-up |" + graph_head,
         "|---|---|---|---|---|---|---|---|" + "---|" * graph_head.count("|"),
     ]  # fmt: skip
     for r in report["speed"]:

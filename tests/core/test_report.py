@@ -26,8 +26,9 @@ def test_run_info_names_command_date_machine_versions_and_data():
 
 
 def test_command_quotes_words_but_leaves_a_recorded_variable_as_typed():
-    cmd = run_info(argv=["--out", "$OUT", "--name", "a b", "--x", "$(rm -rf /)"])["command"]
-    assert cmd.endswith("--out $OUT --name 'a b' --x '$(rm -rf /)'")
+    argv = ["--out", "$OUT", "--name", "a b", "--x", "$(rm -rf /)", "--y", "$HOME"]
+    cmd = run_info(argv=argv, unquoted=("$OUT",))["command"]
+    assert cmd.endswith("--out $OUT --name 'a b' --x '$(rm -rf /)' --y '$HOME'")
 
 
 def test_write_report_writes_json_and_markdown(tmp_path):

@@ -179,6 +179,18 @@ def test_field_slots_are_checked_once_per_list_and_every_time_as_a_tensor():
     with pytest.raises(ValueError, match="field_index"):
         tiny(x, torch.tensor([4, 999]), True)
     assert len(tiny._slots) == 1
+    with torch.no_grad():  # a collated (B, C) list is checked as before, not remembered
+        torch.testing.assert_close(tiny(x, [[4, 5]], True), a)
+    assert len(tiny._slots) == 1
+
+
+def test_slots_first_seen_in_inference_mode_still_train():
+    model = AViT(AViTConfig.preset("tiny"))
+    x = torch.randn(1, 4, 2, 16, 16)
+    with torch.inference_mode():
+        model(x, [4, 5], True)
+    model(x, [4, 5], True).pow(2).mean().backward()  # the remembered slots are normal tensors
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_a_captured_step_needs_a_cuda_example(tiny):
@@ -202,3 +214,8 @@ def test_cuda_graph_rollout_matches_the_eager_rollout():
     torch.testing.assert_close(graphed, eager)
     with pytest.raises(ValueError, match="captured step takes"):
         step(ctx[:1])
+    with pytest.raises(ValueError, match="warmup"):
+        cuda_graph_step(model, [4, 5], True, ctx, warmup=0)
+    model.half()  # replaced tensors: the old graph must not replay them
+    with pytest.raises(RuntimeError, match="capture a new step"):
+        step(ctx)

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -111,12 +110,12 @@ def repo_args(args: list[str]) -> list[str]:
     return [repo_path(a) if a.startswith("/") else a for a in args]
 
 
-def _command(argv: list[str] | None) -> str:
-    """The command line as a user would type it; a bare ``$NAME`` (a folder recorded as the
-    variable it came from, e.g. the GPU machine's ``$OUT``) is left unquoted."""
+def _command(argv: list[str] | None, unquoted: tuple[str, ...] = ()) -> str:
+    """The command line as a user would type it, each word shell-quoted except those in
+    ``unquoted`` (a folder the caller recorded as the variable it came from, e.g. ``$OUT``)."""
     args = sys.argv[1:] if argv is None else argv
     words = ["python", repo_path(sys.argv[0]), *repo_args(args)]
-    return " ".join(w if re.fullmatch(r"\$[A-Z_][A-Z0-9_]*", w) else shlex.quote(w) for w in words)
+    return " ".join(w if w in unquoted else shlex.quote(w) for w in words)
 
 
 def run_info(
@@ -124,16 +123,18 @@ def run_info(
     data: dict[str, Any] | None = None,
     argv: list[str] | None = None,
     note: str | None = None,
+    unquoted: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """What a result needs to be read: command, UTC date, machine, versions, data and split.
 
     ``data``: the inputs actually used (files, generated sets with their seeds, splits).
     ``argv``: the script's arguments when ``main(argv)`` was called with its own list.
     ``note``: anything else a reader must know (e.g. "2 cores shared with other jobs").
+    ``unquoted``: words of ``argv`` recorded as typed, not shell-quoted (``"$OUT"``).
     """
     now = datetime.datetime.now(datetime.timezone.utc)
     return {
-        "command": _command(argv),
+        "command": _command(argv, unquoted),
         "date_utc": now.isoformat(timespec="seconds"),
         "machine": machine_info(),
         "versions": _versions(),

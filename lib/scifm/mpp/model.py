@@ -123,13 +123,18 @@ class AViT(nn.Module):
     def field_slots(
         self, field_index: Sequence[int] | torch.Tensor, n_channels: int, device: torch.device
     ) -> torch.Tensor:
-        """``as_field_index``, remembered per (indices, device) when given as a sequence."""
-        if isinstance(field_index, torch.Tensor):  # a collated batch: checked every time
+        """``as_field_index``, remembered per (indices, device) when given as a flat list or
+        tuple of ints; anything else (a tensor, a collated (B, C) batch) is checked each time."""
+        flat = isinstance(field_index, list | tuple) and all(
+            isinstance(i, int | np.integer) for i in field_index
+        )
+        if not flat:
             return as_field_index(field_index, self.config.n_states, n_channels, device)
         key = (tuple(int(i) for i in field_index), self.config.n_states, n_channels, str(device))
         idx = self._slots.get(key)
         if idx is None:
-            idx = as_field_index(key[0], self.config.n_states, n_channels, device)
+            with torch.inference_mode(False):  # a normal tensor, usable later in training too
+                idx = as_field_index(key[0], self.config.n_states, n_channels, device)
             if len(self._slots) >= 64:  # a few systems in practice; never grows without bound
                 self._slots.clear()
             self._slots[key] = idx

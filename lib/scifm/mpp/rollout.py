@@ -73,29 +73,53 @@ def cuda_graph_step(
     At batch 1 a small AViT step is bound by kernel launches, not arithmetic; replaying one
     captured graph launches them all at once. ``example`` (B, T, C, H, W) on a CUDA device
     fixes the shapes: the returned step accepts windows of exactly that shape and dtype and
-    returns a fresh tensor each call. Inference only (no autograd).
+    returns a fresh tensor each call. Inference only (no autograd), in fp32 as captured (to
+    capture under ``torch.autocast``, its weight cache must be off: ``cache_enabled=False``).
+
+    The graph replays the device addresses it saw: the model must not change after capture
+    (``.half()``, ``.to()`` and ``add_fields`` replace its tensors; ``load_state_dict`` copies
+    into them, which the graph then uses). The step checks at every call and refuses to replay
+    a model whose tensors were replaced; capture a new one.
     """
     if example.device.type != "cuda":
         raise ValueError(f"example is on {example.device}: CUDA graphs need a CUDA tensor")
     if isinstance(field_index, torch.Tensor):
         raise ValueError("field_index: give the slots as a list for a captured step")
-    step = model_step(model, list(field_index), periodic)
-    static_in = example.detach().clone()
-    side = torch.cuda.Stream(example.device)
-    side.wait_stream(torch.cuda.current_stream(example.device))
-    with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
-        for _ in range(warmup):
-            step(static_in)
-    torch.cuda.current_stream(example.device).wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_out = step(static_in)
+    if warmup < 1:  # the first call checks the field slots on the host: not capturable
+        raise ValueError(f"warmup={warmup}: at least one eager step must precede the capture")
+    slots = list(field_index)
+    step = model_step(model, slots, periodic)
+    with torch.cuda.device(example.device):
+        static_in = example.detach().clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
+            for _ in range(warmup):
+                step(static_in)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = step(static_in)
+    # what the graph reads: held here so that no cache eviction frees it under the graph
+    held = [*model.parameters(), *model.buffers()]
+    field_slots = getattr(model, "field_slots", None)
+    if field_slots is not None:
+        held.append(field_slots(slots, example.shape[2], example.device))
+    pointers = [t.data_ptr() for t in held]
 
     def replay(window: torch.Tensor) -> torch.Tensor:
         if window.shape != static_in.shape or window.dtype != static_in.dtype:
             raise ValueError(
                 f"window: {tuple(window.shape)} {window.dtype}; this captured step takes "
                 f"{tuple(static_in.shape)} {static_in.dtype}"
+            )
+        now = [*model.parameters(), *model.buffers()]
+        if len(now) + (field_slots is not None) != len(held) or any(
+            t.data_ptr() != p for t, p in zip(now, pointers)
+        ):
+            raise RuntimeError(
+                "the model's tensors changed after the CUDA graph was captured (.half(), "
+                ".to(), add_fields, new weights): capture a new step with cuda_graph_step"
             )
         static_in.copy_(window)
         graph.replay()
