@@ -152,14 +152,12 @@ def speed_rows(
             for batch in batches:
                 runs = min(singles, n) if batch == 1 else n
                 solver = solver_seconds(name, init, params, batch, frac, runs)
-                context = init[:batch, None].expand(-1, T, -1, -1, -1).contiguous()
-                surrogate, eager = surrogate_seconds(model, info, context.float(), FRAMES - 1)
+                context = init[:batch, None].expand(-1, T, -1, -1, -1).float().contiguous()
+                surrogate, eager = surrogate_seconds(model, info, context, FRAMES - 1)
                 graph = {}
                 if graphs:
                     try:
-                        g, preds = surrogate_seconds(
-                            model, info, context.float(), FRAMES - 1, graph=True
-                        )
+                        g, preds = surrogate_seconds(model, info, context, FRAMES - 1, graph=True)
                         graph = {  # the same 20 frames replayed: a difference is a capture bug
                             "surrogate_graph_s_per_traj": round(g, 5),
                             "speedup_graph": round(solver / g, 2),

@@ -100,12 +100,12 @@ def cuda_graph_step(
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             static_out = step(static_in)
-    # what the graph reads: held here so that no cache eviction frees it under the graph
+    # what the graph reads, held here so that no cache eviction frees it under the graph: the
+    # model's own tensors (checked at every call) and the field-slot tensor the model caches
     held = [*model.parameters(), *model.buffers()]
-    field_slots = getattr(model, "field_slots", None)
-    if field_slots is not None:
-        held.append(field_slots(slots, example.shape[2], example.device))
     pointers = [t.data_ptr() for t in held]
+    field_slots = getattr(model, "field_slots", None)
+    held_slots = field_slots(slots, example.shape[2], example.device) if field_slots else None
 
     def replay(window: torch.Tensor) -> torch.Tensor:
         if window.shape != static_in.shape or window.dtype != static_in.dtype:
@@ -114,9 +114,7 @@ def cuda_graph_step(
                 f"{tuple(static_in.shape)} {static_in.dtype}"
             )
         now = [*model.parameters(), *model.buffers()]
-        if len(now) + (field_slots is not None) != len(held) or any(
-            t.data_ptr() != p for t, p in zip(now, pointers)
-        ):
+        if len(now) != len(pointers) or any(t.data_ptr() != p for t, p in zip(now, pointers)):
             raise RuntimeError(
                 "the model's tensors changed after the CUDA graph was captured (.half(), "
                 ".to(), add_fields, new weights): capture a new step with cuda_graph_step"
@@ -125,6 +123,7 @@ def cuda_graph_step(
         graph.replay()
         return static_out.clone()
 
+    replay.holds = (held, held_slots, static_in, static_out, graph)  # alive as long as the step
     return replay
 
 
