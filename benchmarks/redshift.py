@@ -20,6 +20,7 @@ import argparse
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from scifm.core.paths import repo_root
@@ -45,7 +46,13 @@ def nmad(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x)))) if len(x) else float("nan")
 
 
-def simulated(path: Path, n: int | None, z_range: tuple[float, float] | None = None) -> dict:
+def simulated(
+    path: Path,
+    n: int | None,
+    z_range: tuple[float, float] | None = None,
+    variants: bool = False,
+    reference_rows: int | None = None,
+) -> dict:
     rows = held_out_rows(path)
     rows = rows[:n] if n is not None else rows
     d = read_spectra(path, rows)
@@ -78,6 +85,9 @@ def simulated(path: Path, n: int | None, z_range: tuple[float, float] | None = N
         "seconds_per_spectrum": seconds / len(rows),
         "knn_agreement": None if z_range is None else knn_agreement(
             d["spectra"], z, ok, z_range, query_ids=d["targetid"]),
+        "knn_variants": knn_variants(path, d["spectra"], z, ok, z_range, d["targetid"],
+                                     reference_rows=reference_rows)
+                        if variants and z_range is not None else None,
         "failures": [{"row": int(r), "z_true": float(zt), "z": float(zz), "flag": f.flag}
                      for r, zt, zz, f, g in zip(rows, z_true, z, fits_, good) if not g],
     }  # fmt: skip
@@ -129,6 +139,89 @@ def knn_agreement(
         "z_knn": [round(float(v), 5) for v in z_knn],
         "z_template": [round(float(v), 5) for v in z_tmpl],
     }  # fmt: skip
+
+
+def spectrum_views(model, spectra: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """One frozen SpecFormer pass, two embeddings: the aligned AstroCLIP spectrum embedding
+    (the head's output, L2-normalised, as ``embed_arrays``) and the SpecFormer-alone one
+    (mean-pooled tokens, as ``spectrum_features``)."""
+    import torch
+
+    from scifm.astroclip.data import prepare_spectra
+    from scifm.astroclip.model import normalized
+
+    x = prepare_spectra(spectra, model.config.spectrum)
+    aligned, alone = [], []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            tokens = model.spectrum_encoder(x[i : i + batch_size])
+            aligned.append(normalized(model.spectrum_head(tokens)).numpy())
+            alone.append(tokens.mean(1).numpy())
+    return {"aligned": np.concatenate(aligned), "specformer": np.concatenate(alone)}
+
+
+def knn_variants(
+    path: Path,
+    spectra: np.ndarray,
+    z_tmpl: np.ndarray,
+    ok: np.ndarray,
+    z_range: tuple[float, float],
+    query_ids: np.ndarray,
+    ks: tuple[int, ...] = (64, 16),
+    reference_rows: int | None = None,
+) -> list[dict]:
+    """Item 5's agreement for other choices than the page's: which embedding of the shipped
+    model (aligned AstroCLIP spectrum or SpecFormer alone), which neighbours (the shipped
+    catalog's training rows, or every training galaxy of the split) and k. The queries and
+    template redshifts are :func:`knn_agreement`'s; no neighbour is a query galaxy."""
+    from scifm.astroclip.catalog import Catalog
+    from scifm.astroclip.realspec import AGREE, knn_redshift_estimate
+    from scifm.core.paths import assets_dir
+    from scifm.dashboards.galaxies import load_astroclip
+    from scifm.survey.io import finished_rows
+
+    root = assets_dir() / "astroclip"
+    model = load_astroclip(str(root / "model"))
+    cat = Catalog.load(root / "catalog.h5")
+    with h5py.File(path, "r") as f:
+        ids = np.asarray(f["targetid"][:], np.int64)
+    done = finished_rows(path)
+    test = held_out_rows(path)
+    train_rows = np.setdiff1d(done, test)
+    train_rows = train_rows[~np.isin(ids[train_rows], query_ids)]
+    ref_cat = np.ones(len(cat), bool) if "is_test" not in cat.props else cat.props["is_test"] == 0
+    ref_cat &= ~np.isin(cat.targetid, query_ids)
+    cat_rows = np.flatnonzero(np.isin(ids, cat.targetid[ref_cat]))  # increasing survey rows
+    refs = {"shipped catalog, training rows": cat_rows,
+            "every training galaxy of the split": train_rows[:reference_rows]}  # fmt: skip
+    q = spectrum_views(model, spectra)
+    inside = ok & (z_tmpl >= z_range[0]) & (z_tmpl <= z_range[1])
+    out = []
+    for ref_name, rows in refs.items():
+        if not len(rows):  # e.g. a catalog cut from another survey file
+            continue
+        t0 = time.perf_counter()
+        d = read_spectra(path, rows)
+        views = spectrum_views(model, d["spectra"])
+        seconds = time.perf_counter() - t0
+        z_ref = d["redshift"].astype(np.float64)
+        for emb in ("aligned", "specformer"):
+            for k in ks:
+                z_knn = knn_redshift_estimate(views[emb], z_ref, q[emb], k=k)
+                dz = (np.abs(z_knn - z_tmpl) / (1 + z_tmpl))[inside]
+                if not len(dz):
+                    dz = np.array([np.nan])
+                out.append({
+                    "embedding": emb, "neighbours": ref_name, "n_neighbours": len(rows), "k": k,
+                    "n_inside": int(inside.sum()),
+                    "frac_agree_inside": float(np.mean(dz < AGREE)) if inside.any() else np.nan,
+                    "median_abs_dz_1pz_inside": float(np.median(dz)),
+                    "nmad_knn_minus_template": nmad((z_knn - z_tmpl)[inside]
+                                                    / (1 + z_tmpl[inside])),
+                    "embed_seconds": round(seconds, 1),
+                })  # fmt: skip
+    return out
 
 
 def real_spectra(z_range: tuple[float, float]) -> list[dict]:
@@ -183,6 +276,7 @@ def render(sim: dict, real: list[dict], survey: str, z_range: tuple[float, float
         "(1 + z) at H-alpha, ~80 km/s).",
         "",
         *_agreement_lines(s.get("knn_agreement"), survey),
+        *_variant_lines(s.get("knn_variants")),
         "## Real spectra (the DESI coadds in specutils' wheel)",
         "",
         "These files carry no redshift (no redrock file ships with them): no truth, only the "
@@ -220,16 +314,49 @@ def _agreement_lines(a: dict | None, survey: str) -> list[str]:
     ]
 
 
+def _variant_lines(rows: list[dict] | None) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "### The same agreement for other embeddings, neighbours and k (`--variants`)",
+        "",
+        "The same queries and template redshifts; the shipped model's aligned spectrum "
+        "embedding, or its SpecFormer alone (mean-pooled tokens before the head); neighbours "
+        "from the shipped catalog's training rows or from every training galaxy of the split "
+        "(embedded here); never a query galaxy. The page uses the aligned embedding over the "
+        "catalog with k = 64.",
+        "",
+        "| embedding | neighbours | N | k | agree (< 0.01) | median \\|dz\\|/(1+z) | NMAD |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    names = {"aligned": "AstroCLIP spectrum (aligned)", "specformer": "SpecFormer alone"}
+    for r in rows:
+        lines.append(
+            f"| {names[r['embedding']]} | {r['neighbours']} | {r['n_neighbours']} | {r['k']} | "
+            f"{100 * r['frac_agree_inside']:.1f}% | {r['median_abs_dz_1pz_inside']:.4f} | "
+            f"{r['nmad_knn_minus_template']:.4f} |"
+        )
+    return [*lines, ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--survey", default="data/survey_40k.h5", help="survey HDF5 (repo-relative)")
     p.add_argument("--n", type=int, default=None, help="first N test rows only")
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="also item 5's agreement with SpecFormer alone, all training "
+        "galaxies as neighbours and k = 16 (embeds the training split)",
+    )
+    p.add_argument("--reference-rows", type=int, default=None,
+                   help="with --variants: the first N training galaxies only")  # fmt: skip
     args = p.parse_args(argv)
     path = Path(args.survey)
     path = path if path.is_absolute() else repo_root() / path
     info = survey_info(path)
     z_range = catalog_range()
-    sim = simulated(path, args.n, z_range)
+    sim = simulated(path, args.n, z_range, args.variants, args.reference_rows)
     real = real_spectra(z_range)
     results = {"simulated": sim, "real": real, "catalog_z_range": list(z_range)}
     data = {"survey": args.survey, "survey_seed": info["seed"], "survey_rows_done": info["n_done"],

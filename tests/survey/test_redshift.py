@@ -212,3 +212,23 @@ def test_a_bad_template_file_is_named(tmp_path):
     for path, what in ((text, ""), (nocdelt, "CDELT1"), (nan, "non-finite basis vectors")):
         with pytest.raises(ValueError, match=rf"redshift templates {path}: .*{what}"):
             read_templates(path)
+
+
+def test_benchmark_knn_variants_never_use_a_query_as_its_own_neighbour(tiny_survey, tiny_spec):
+    """benchmarks/redshift.py --variants: item 5's agreement for the SpecFormer-alone
+    embedding, other neighbours and k. The shipped catalog was cut from another survey, so
+    only the training split serves as neighbours here, and no query galaxy is among them."""
+    from benchmarks import redshift as bench
+
+    sim = bench.simulated(tiny_survey, None, bench.catalog_range(), variants=True)
+    rows = sim["knn_variants"]
+    n_test = len(held_out_rows(tiny_survey))
+    assert {(r["embedding"], r["k"]) for r in rows} == {
+        (e, k) for e in ("aligned", "specformer") for k in (64, 16)
+    }
+    assert {r["neighbours"] for r in rows} == {"every training galaxy of the split"}
+    assert all(r["n_neighbours"] == tiny_spec[0] - n_test for r in rows)
+    for r in rows:
+        f = r["frac_agree_inside"]
+        assert (np.isnan(f) and r["n_inside"] == 0) or 0.0 <= f <= 1.0
+    assert "SpecFormer alone" in "\n".join(bench._variant_lines(rows))
