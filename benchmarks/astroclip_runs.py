@@ -33,6 +33,10 @@ from scifm.core.resume import CHECKPOINT_DIR
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {  # label -> (default folder, stage)
     "SpecFormer (evidence preset)": ("runs/astroclip_spec_evidence", "spectrum"),
+    "SpecFormer resumed past its plateau (same 12,000-step cosine)": (
+        "runs/astroclip_spec_cont",
+        "spectrum",
+    ),
     "image SSL, MoCo-v2 (64 px)": ("runs/astroclip_img64_moco", "image"),
     "image SSL, VICReg (64 px)": ("runs/astroclip_img64_vicreg", "image"),
     "alignment (CLIP heads)": ("runs/astroclip_clip_evidence", "align"),

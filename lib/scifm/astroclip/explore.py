@@ -185,5 +185,12 @@ class Explorer:
 
 def knn_redshift(neigh: Neighbours, redshift_col: str = "redshift") -> float:
     """Similarity-weighted mean redshift of the neighbours (the k-NN redshift estimate)."""
-    w = np.clip(neigh.table["score"].to_numpy(float), 1e-6, None)
-    return float(np.sum(w * neigh.table[redshift_col].to_numpy(float)) / w.sum())
+    return similarity_weighted_mean(
+        neigh.table["score"].to_numpy(float), neigh.table[redshift_col].to_numpy(float)
+    )
+
+
+def similarity_weighted_mean(scores: np.ndarray, values: np.ndarray) -> float:
+    """Mean of ``values`` weighted by the neighbours' cosine ``scores`` (floored at 1e-6)."""
+    w = np.clip(np.asarray(scores, float), 1e-6, None)
+    return float(np.sum(w * np.asarray(values, float)) / w.sum())
