@@ -219,3 +219,37 @@ def test_cuda_graph_rollout_matches_the_eager_rollout():
     model.half()  # replaced tensors: the old graph must not replay them
     with pytest.raises(RuntimeError, match="capture a new step"):
         step(ctx)
+
+
+def test_fast_model_step_is_the_eager_step_off_cuda(tiny):
+    from scifm.mpp import fast_model_step, model_step, rollout
+
+    torch.manual_seed(0)
+    ctx = torch.randn(2, 4, 2, 16, 16)
+    step = fast_model_step(tiny.eval(), [4, 5], True, ctx)
+    assert not hasattr(step, "holds")  # no capture on the CPU
+    fast, _ = rollout(step, ctx, 3)
+    eager, _ = rollout(model_step(tiny, [4, 5], True), ctx, 3)
+    torch.testing.assert_close(fast, eager)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fast_model_step_captures_on_cuda_and_falls_back_with_a_warning(monkeypatch):
+    import scifm.mpp.rollout as ro
+
+    torch.manual_seed(0)
+    model = AViT(AViTConfig.preset("tiny")).eval().to("cuda")
+    ctx = torch.randn(1, 4, 2, 32, 32, device="cuda")
+    step = ro.fast_model_step(model, torch.tensor([4, 5]), True, ctx)  # slots as a tensor too
+    assert hasattr(step, "holds")
+    torch.testing.assert_close(
+        ro.rollout(step, ctx, 4)[0], ro.rollout(ro.model_step(model, [4, 5], True), ctx, 4)[0]
+    )
+
+    def broken(*a, **k):
+        raise RuntimeError("capture not supported")
+
+    monkeypatch.setattr(ro, "cuda_graph_step", broken)
+    with pytest.warns(UserWarning, match="stepping eagerly"):
+        eager = ro.fast_model_step(model, [4, 5], True, ctx)
+    assert not hasattr(eager, "holds")

@@ -9,7 +9,13 @@ from scifm.mpp.experiment import DataConfig, finetune, load_surrogate, make_fiel
 from scifm.mpp.metrics import nmse, nmse_per_field, nrmse
 from scifm.mpp.model import AViT, Model
 from scifm.mpp.recipe import SeededBatches, TrainRecipe, recipe_loss
-from scifm.mpp.rollout import cuda_graph_step, model_step, persistence_step, rollout
+from scifm.mpp.rollout import (
+    cuda_graph_step,
+    fast_model_step,
+    model_step,
+    persistence_step,
+    rollout,
+)
 from scifm.mpp.train import fit, loss_fn, prepare_finetune, set_trainable
 
 __all__ = [
@@ -20,6 +26,7 @@ __all__ = [
     "SeededBatches",
     "TrainRecipe",
     "cuda_graph_step",
+    "fast_model_step",
     "file_datasets",
     "finetune",
     "fit",

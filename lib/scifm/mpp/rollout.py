@@ -6,6 +6,7 @@ open question; this module measures both by sliding the T-frame window forward.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -125,6 +126,28 @@ def cuda_graph_step(
 
     replay.holds = (held, held_slots, static_in, static_out, graph)  # alive as long as the step
     return replay
+
+
+def fast_model_step(
+    model: torch.nn.Module,
+    field_index: Sequence[int] | torch.Tensor,
+    periodic: bool,
+    example: torch.Tensor,
+) -> Predictor:
+    """The fastest one-step predictor for windows shaped like ``example`` (B, T, C, H, W).
+
+    On a CUDA device the step is captured once as a CUDA graph (:func:`cuda_graph_step`: a
+    small AViT step is bound by kernel launches there, 6-11x faster at batch 1 on an H200,
+    ``benchmarks/results/gpu.md``); anywhere else, or if the capture fails (a warning says
+    why), the eager :func:`model_step`. Both give the same frames.
+    """
+    if example.device.type == "cuda":
+        slots = field_index.tolist() if isinstance(field_index, torch.Tensor) else field_index
+        try:
+            return cuda_graph_step(model, [int(i) for i in slots], periodic, example)
+        except (RuntimeError, ValueError) as e:  # eager is always right, only slower
+            warnings.warn(f"CUDA graph capture failed ({e}); stepping eagerly", stacklevel=2)
+    return model_step(model, field_index, periodic)
 
 
 def persistence_step(window: torch.Tensor) -> torch.Tensor:
