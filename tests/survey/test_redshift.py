@@ -235,3 +235,39 @@ def test_benchmark_knn_variants_never_use_a_query_as_its_own_neighbour(tiny_surv
         f = r["frac_agree_inside"]
         assert (np.isnan(f) and r["n_inside"] == 0) or 0.0 <= f <= 1.0
     assert "SpecFormer alone" in "\n".join(bench._variant_lines(rows))
+
+
+def test_specformer_score_reads_the_split_recorded_with_the_checkpoint(tiny_survey, tmp_path):
+    """benchmarks/specformer_score.py: a SpecFormer run scored on the whole split it recorded."""
+    from benchmarks import specformer_score
+
+    out = tmp_path / "spec"
+    assert (
+        main(
+            [
+                "astroclip",
+                "pretrain-spectrum",
+                "--survey",
+                str(tiny_survey),
+                "--preset",
+                "tiny",
+                "--quiet",
+                "--steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert specformer_score.main(["--survey", str(tiny_survey), "--run", f"tiny={out}",
+                                  "--out-dir", str(tmp_path / "res")]) == 0  # fmt: skip
+    row = json.loads((tmp_path / "res" / "specformer_score.json").read_text())["runs"][0]
+    assert row["step"] == 2 and row["n_fit"] + row["n_eval"] == 10
+    assert row["n_eval"] == len(held_out_rows(tiny_survey))
+    assert np.isfinite(row["val_loss"]) and "knn_r2_redshift" in row
+    assert "| tiny (" in (tmp_path / "res" / "specformer_score.md").read_text()
+    with pytest.raises(SystemExit):
+        specformer_score.main(["--survey", str(tiny_survey), "--run", "no-label"])
