@@ -361,7 +361,7 @@ def _variant_lines(rows: list[dict] | None) -> list[str]:
     est = {"regression": "k-NN regression", "page": "cosine, similarity-weighted (page)"}
     the_page = ("aligned", "page", 16)
     page = [r for r in rows if r["neighbours"].startswith("shipped catalog")
-            and (r["embedding"], r.get("estimator"), r["k"]) == the_page]  # fmt: skip
+            and (r["embedding"], r["estimator"], r["k"]) == the_page]  # fmt: skip
     best = max(rows, key=lambda r: np.nan_to_num(r["frac_agree_inside"], nan=-1.0))
     summary = (
         f"What the page says for an upload (aligned embedding, cosine top-16, similarity-weighted, "
@@ -370,7 +370,7 @@ def _variant_lines(rows: list[dict] | None) -> list[str]:
         else ""
     ) + (
         f"the best choice measured here ({names[best['embedding']]}, "
-        f"{est[best.get('estimator', 'regression')]}, k = {best['k']}, {best['neighbours']} as "
+        f"{est[best['estimator']]}, k = {best['k']}, {best['neighbours']} as "
         f"neighbours) for {100 * best['frac_agree_inside']:.1f}%. "
         + (
             "Every one agrees: the goal is met."
@@ -381,7 +381,7 @@ def _variant_lines(rows: list[dict] | None) -> list[str]:
     lines[-2:-2] = [summary, ""]
     for r in rows:
         lines.append(
-            f"| {names[r['embedding']]} | {est[r.get('estimator', 'regression')]} | "
+            f"| {names[r['embedding']]} | {est[r['estimator']]} | "
             f"{r['neighbours']} | {r['n_neighbours']} | {r['k']} | "
             f"{100 * r['frac_agree_inside']:.1f}% | {r['median_abs_dz_1pz_inside']:.4f} | "
             f"{r['nmad_knn_minus_template']:.4f} |"

@@ -242,26 +242,9 @@ def test_specformer_score_reads_the_split_recorded_with_the_checkpoint(tiny_surv
     from benchmarks import specformer_score
 
     out = tmp_path / "spec"
-    assert (
-        main(
-            [
-                "astroclip",
-                "pretrain-spectrum",
-                "--survey",
-                str(tiny_survey),
-                "--preset",
-                "tiny",
-                "--quiet",
-                "--steps",
-                "2",
-                "--batch-size",
-                "4",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    train = ["astroclip", "pretrain-spectrum", "--survey", str(tiny_survey), "--preset", "tiny",
+             "--quiet", "--steps", "2", "--batch-size", "4", "--out", str(out)]  # fmt: skip
+    assert main(train) == 0
     assert specformer_score.main(["--survey", str(tiny_survey), "--run", f"tiny={out}",
                                   "--out-dir", str(tmp_path / "res")]) == 0  # fmt: skip
     row = json.loads((tmp_path / "res" / "specformer_score.json").read_text())["runs"][0]
