@@ -11,10 +11,17 @@ import torch.nn.functional as F
 
 from scifm.astroclip.config import AstroClipConfig, ImageEncoderConfig, SpecFormerConfig
 from scifm.astroclip.data import prepare_images, toy_survey
+from scifm.astroclip.embed import spectrum_features, spectrum_poolings
 from scifm.astroclip.image_encoder import ImageEncoder, ImageSSL
 from scifm.astroclip.losses import clip_loss
 from scifm.astroclip.model import AstroClip
-from scifm.astroclip.specformer import SpecFormer, chunk_mask, standardize
+from scifm.astroclip.specformer import (
+    SpecFormer,
+    binned_input,
+    chunk_mask,
+    pool_tokens,
+    standardize,
+)
 from scifm.core import load_model, save_checkpoint
 
 
@@ -49,6 +56,41 @@ def test_specformer_tokens_follow_the_paper():
     assert model(s).shape == (2, 1 + cfg.n_tokens, cfg.d_model)
     # A flat spectrum has std 0: the floor keeps it finite.
     assert torch.isfinite(model(torch.ones(1, cfg.n_bins))).all()
+
+
+def test_poolings_keep_or_drop_where_a_feature_sits():
+    """seg<K> tells apart two spectra whose tokens differ only in order; mean cannot."""
+    tok = torch.randn(1, 1 + 8, 3)
+    swapped = torch.cat([tok[:, :1], tok[:, 5:], tok[:, 1:5]], 1)  # halves exchanged
+    torch.testing.assert_close(pool_tokens(tok), pool_tokens(swapped))
+    assert not torch.allclose(pool_tokens(tok, "seg2"), pool_tokens(swapped, "seg2"))
+    torch.testing.assert_close(pool_tokens(tok, "seg2")[0, :3], tok[0, 1:5].mean(0))
+    assert pool_tokens(tok, "mean_std").shape == (1, 6)
+    torch.testing.assert_close(pool_tokens(tok, "first"), tok[:, 0])
+    torch.testing.assert_close(pool_tokens(tok, "seg8").reshape(8, 3), tok[0, 1:])
+    for bad in ("median", "seg0", "seg9", "segx"):
+        with pytest.raises(ValueError, match="pooling="):
+            pool_tokens(tok, bad)
+    cfg = SpecFormerConfig.preset("tiny")
+    model = SpecFormer(cfg).eval()
+    s = torch.randn(5, cfg.n_bins) + 3
+    feats = spectrum_poolings(model, s, ["mean", "seg4"], batch_size=2)
+    assert feats["seg4"].shape == (5, 4 * cfg.d_model)
+    with torch.no_grad():
+        ref = model.embed(s).numpy()
+    assert abs(feats["mean"] - ref).max() < 1e-5
+    assert abs(spectrum_features(model, s, pooling="seg4") - feats["seg4"]).max() < 1e-5
+    with pytest.raises(ValueError, match="pooling='max'"):
+        spectrum_poolings(model, s, ["mean", "max"])
+
+
+def test_binned_input_averages_the_standardized_spectrum():
+    s = torch.arange(10.0)[None].repeat(2, 1)
+    z, _ = standardize(s, 0.2)
+    b = binned_input(s, 0.2, 3)  # three segments of 3 pixels, the last pixel dropped
+    torch.testing.assert_close(b, z[:, :9].reshape(2, 3, 3).mean(2))
+    with pytest.raises(ValueError, match="n_bins=11"):
+        binned_input(s, 0.2, 11)
 
 
 def test_chunk_mask_masks_contiguous_chunks():

@@ -246,11 +246,18 @@ def test_specformer_score_reads_the_split_recorded_with_the_checkpoint(tiny_surv
              "--quiet", "--steps", "2", "--batch-size", "4", "--out", str(out)]  # fmt: skip
     assert main(train) == 0
     assert specformer_score.main(["--survey", str(tiny_survey), "--run", f"tiny={out}",
+                                  "--poolings", "mean_std", "seg2", "--input-bins", "4",
                                   "--out-dir", str(tmp_path / "res")]) == 0  # fmt: skip
     row = json.loads((tmp_path / "res" / "specformer_score.json").read_text())["runs"][0]
     assert row["step"] == 2 and row["n_fit"] + row["n_eval"] == 10
     assert row["n_eval"] == len(held_out_rows(tiny_survey))
     assert np.isfinite(row["val_loss"]) and "knn_r2_redshift" in row
-    assert "| tiny (" in (tmp_path / "res" / "specformer_score.md").read_text()
+    v = row["variants"]
+    assert list(v) == ["mean", "mean_std", "seg2", "input4"]
+    assert v["mean"]["redshift"] == row["knn_r2_redshift"]  # the top row is the mean pooling
+    d = v["mean"]["dim"]
+    assert (v["mean_std"]["dim"], v["seg2"]["dim"], v["input4"]["dim"]) == (2 * d, 2 * d, 4)
+    md = (tmp_path / "res" / "specformer_score.md").read_text()
+    assert "| tiny (" in md and "| tiny | seg2 |" in md and "| tiny | input4 | 4 |" in md
     with pytest.raises(SystemExit):
         specformer_score.main(["--survey", str(tiny_survey), "--run", "no-label"])

@@ -9,7 +9,7 @@ stopped. Embeddings are L2-normalized: cosine similarity is an inner product.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import h5py
@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from scifm.astroclip.data import Galaxies, prepare_images, prepare_spectra
 from scifm.astroclip.model import AstroClip, normalized
+from scifm.astroclip.specformer import pool_tokens
 from scifm.core import autocast, eval_mode
 
 
@@ -82,11 +83,31 @@ def image_features(
 
 
 def spectrum_features(
-    encoder: torch.nn.Module, spectra: torch.Tensor, *, batch_size: int = 256
+    encoder: torch.nn.Module, spectra: torch.Tensor, *, batch_size: int = 256, pooling: str = "mean"
 ) -> np.ndarray:
-    """Mean-pooled tokens (N, d_model) float32 of a bare ``SpecFormer`` (the 'SpecFormer
-    alone' embedding)."""
-    return _pooled_features(encoder, spectra, batch_size)
+    """Pooled tokens float32 of a bare ``SpecFormer``; the default mean-pooled (N, d_model) is
+    the 'SpecFormer alone' embedding (``specformer.pool_tokens`` for the others)."""
+    if pooling == "mean":
+        return _pooled_features(encoder, spectra, batch_size)
+    return spectrum_poolings(encoder, spectra, (pooling,), batch_size=batch_size)[pooling]
+
+
+@torch.no_grad()
+def spectrum_poolings(
+    encoder: torch.nn.Module, spectra: torch.Tensor, poolings: Sequence[str], *,
+    batch_size: int = 256,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Several poolings of one pass of a bare ``SpecFormer``: {pooling: (N, D) float32}."""
+    for p in poolings:  # a bad name fails before the pass, not after it
+        pool_tokens(torch.zeros(1, encoder.config.n_tokens + 1, 1), p)
+    dev = next(encoder.parameters()).device
+    parts: dict[str, list[torch.Tensor]] = {p: [] for p in poolings}
+    with eval_mode(encoder):
+        for i in range(0, len(spectra), batch_size):
+            tokens = encoder(spectra[i : i + batch_size].to(dev)).float()
+            for p in poolings:
+                parts[p].append(pool_tokens(tokens, p).cpu())
+    return {p: torch.cat(v).numpy() if v else np.zeros((0, 0), "f4") for p, v in parts.items()}
 
 
 EMBED_FORMAT = "scifm-astroclip-embeddings"

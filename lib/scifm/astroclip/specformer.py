@@ -23,6 +23,57 @@ def standardize(spectra: torch.Tensor, std_floor: float) -> tuple[torch.Tensor, 
     return x, torch.cat([mean, std], 1)
 
 
+def binned_input(spectra: torch.Tensor, std_floor: float, n_bins: int) -> torch.Tensor:
+    """(B, L) -> (B, n_bins): SpecFormer's standardized input averaged over ``n_bins``
+    contiguous wavelength segments (the last ``L % n_bins`` pixels dropped). No learning: the
+    floor any spectrum embedding's k-NN should clear."""
+    if spectra.ndim != 2 or not 1 <= n_bins <= spectra.shape[1]:
+        raise ValueError(
+            f"binned_input: spectra of shape {tuple(spectra.shape)} and n_bins={n_bins}; "
+            "expected (B, L) and 1 <= n_bins <= L"
+        )
+    x, _ = standardize(spectra, std_floor)
+    width = x.shape[1] // n_bins
+    return x[:, : n_bins * width].reshape(len(x), n_bins, width).mean(2)
+
+
+POOLINGS = ("mean", "std", "mean_std", "first")  # and "seg<K>" (pool_tokens)
+
+
+def pool_tokens(tokens: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+    """SpecFormer tokens (B, 1 + T, d) -> one vector per spectrum, by ``pooling``:
+
+    ``mean`` (d): every token averaged, the 'SpecFormer alone' embedding; ``std`` (d): their
+    spread; ``mean_std`` (2d): both; ``first`` (d): the token that carries the spectrum's mean
+    and std; ``seg<K>`` (K d): the window tokens cut into K contiguous wavelength segments, each
+    averaged, concatenated. A mean over all tokens forgets where along the spectrum a feature
+    sits, which is what redshift is; segments keep it at 1/K of the range.
+    """
+    if tokens.ndim != 3:
+        raise ValueError(
+            f"pool_tokens: tokens of shape {tuple(tokens.shape)}; expected (B, 1+T, d)"
+        )
+    if pooling == "mean":
+        return tokens.mean(1)
+    if pooling == "std":
+        return tokens.std(1)
+    if pooling == "mean_std":
+        return torch.cat([tokens.mean(1), tokens.std(1)], 1)
+    if pooling == "first":
+        return tokens[:, 0]
+    k = pooling.removeprefix("seg")
+    n = tokens.shape[1] - 1
+    if not pooling.startswith("seg") or not k.isdigit() or not 1 <= int(k) <= n:
+        raise ValueError(
+            f"pooling={pooling!r}: expected one of {POOLINGS} or 'seg<K>' with 1 <= K <= {n} "
+            "(the number of window tokens)"
+        )
+    k = int(k)
+    width = n // k
+    win = tokens[:, 1 : 1 + k * width]
+    return win.reshape(len(tokens), k, width, tokens.shape[2]).mean(2).flatten(1)
+
+
 class SpecFormer(nn.Module):
     """(B, n_bins) flux -> tokens (B, 1 + n_tokens, d_model); also the pretraining model."""
 
@@ -62,9 +113,10 @@ class SpecFormer(nn.Module):
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
         return self.encode(*self.windows(spectra))
 
-    def embed(self, spectra: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled representation (B, d_model): the 'SpecFormer alone' embedding."""
-        return self.forward(spectra).mean(1)
+    def embed(self, spectra: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+        """Pooled representation (``pool_tokens``); the default mean (B, d_model) is the
+        'SpecFormer alone' embedding."""
+        return pool_tokens(self.forward(spectra), pooling)
 
     def masked_loss(self, spectra: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """MSE of the reconstructed windows on masked tokens; ``mask`` (B, T) bool."""
