@@ -163,24 +163,30 @@ def cosine_knn(ref: np.ndarray, z_ref: np.ndarray, query: np.ndarray, k: int) ->
     return np.array([similarity_weighted_mean(s[t], z_ref[t]) for s, t in zip(scores, top)])
 
 
+SEGMENTS = "seg32"  # specformer_score.md: the best SpecFormer pooling for redshift there
+
+
 def spectrum_views(model, spectra: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """One frozen SpecFormer pass, two embeddings: the aligned AstroCLIP spectrum embedding
-    (the head's output, L2-normalised, as ``embed_arrays``) and the SpecFormer-alone one
-    (mean-pooled tokens, as ``spectrum_features``)."""
+    """One frozen SpecFormer pass, three embeddings: the aligned AstroCLIP spectrum embedding
+    (the head's output, L2-normalised, as ``embed_arrays``), the SpecFormer-alone one
+    (mean-pooled tokens, as ``spectrum_features``) and its tokens pooled in 32 wavelength
+    segments (``specformer.pool_tokens``, 32 x d_model numbers)."""
     import torch
 
     from scifm.astroclip.data import prepare_spectra
     from scifm.astroclip.model import normalized
+    from scifm.astroclip.specformer import pool_tokens
 
     x = prepare_spectra(spectra, model.config.spectrum)
-    aligned, alone = [], []
+    views: dict[str, list[np.ndarray]] = {"aligned": [], "specformer": [], "specformer_seg": []}
     model.eval()
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             tokens = model.spectrum_encoder(x[i : i + batch_size])
-            aligned.append(normalized(model.spectrum_head(tokens)).numpy())
-            alone.append(tokens.mean(1).numpy())
-    return {"aligned": np.concatenate(aligned), "specformer": np.concatenate(alone)}
+            views["aligned"].append(normalized(model.spectrum_head(tokens)).numpy())
+            views["specformer"].append(pool_tokens(tokens, "mean").numpy())
+            views["specformer_seg"].append(pool_tokens(tokens, SEGMENTS).numpy())
+    return {k: np.concatenate(v) for k, v in views.items()}
 
 
 def knn_variants(
@@ -228,7 +234,7 @@ def knn_variants(
         views = spectrum_views(model, d["spectra"])
         seconds = time.perf_counter() - t0
         z_ref = d["redshift"].astype(np.float64)
-        for emb, est, k in itertools.product(("aligned", "specformer"), ESTIMATORS, ks):
+        for emb, est, k in itertools.product(tuple(views), ESTIMATORS, ks):
             if est == "regression":
                 z_knn = knn_redshift_estimate(views[emb], z_ref, q[emb], k=k)
             else:  # the page's: cosine top-k, similarity-weighted (explore.knn_redshift)
@@ -346,7 +352,9 @@ def _variant_lines(rows: list[dict] | None) -> list[str]:
         "### The same agreement for other embeddings, neighbours and k (`--variants`)",
         "",
         "The same queries and template redshifts; the shipped model's aligned spectrum "
-        "embedding, or its SpecFormer alone (mean-pooled tokens before the head); neighbours "
+        "embedding, or its SpecFormer alone (mean-pooled tokens before the head, or the "
+        f"tokens pooled in {SEGMENTS.removeprefix('seg')} wavelength segments, "
+        "`specformer_score.md`); neighbours "
         "from the shipped catalog's training rows or from every training galaxy of the split "
         "(embedded here), never a query galaxy; two estimators: the k-NN regression above "
         "(standardised, distance-weighted, as the k-NN R^2) and the galaxies page's upload "
@@ -357,7 +365,8 @@ def _variant_lines(rows: list[dict] | None) -> list[str]:
         "median \\|dz\\|/(1+z) | NMAD |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    names = {"aligned": "AstroCLIP spectrum (aligned)", "specformer": "SpecFormer alone"}
+    names = {"aligned": "AstroCLIP spectrum (aligned)", "specformer": "SpecFormer alone",
+             "specformer_seg": f"SpecFormer alone, {SEGMENTS} pooling"}  # fmt: skip
     est = {"regression": "k-NN regression", "page": "cosine, similarity-weighted (page)"}
     the_page = ("aligned", "page", 16)
     page = [r for r in rows if r["neighbours"].startswith("shipped catalog")
