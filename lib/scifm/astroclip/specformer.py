@@ -46,8 +46,9 @@ def pool_tokens(tokens: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
     ``mean`` (d): every token averaged, the 'SpecFormer alone' embedding; ``std`` (d): their
     spread; ``mean_std`` (2d): both; ``first`` (d): the token that carries the spectrum's mean
     and std; ``seg<K>`` (K d): the window tokens cut into K contiguous wavelength segments, each
-    averaged, concatenated. A mean over all tokens forgets where along the spectrum a feature
-    sits, which is what redshift is; segments keep it at 1/K of the range.
+    averaged, concatenated (the last ``T % K`` window tokens dropped). A mean over all tokens
+    forgets where along the spectrum a feature sits, which is what redshift is; segments keep it
+    at 1/K of the range.
     """
     if tokens.ndim != 3:
         raise ValueError(
