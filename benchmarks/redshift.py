@@ -165,7 +165,7 @@ def cosine_knn(ref: np.ndarray, z_ref: np.ndarray, query: np.ndarray, k: int) ->
 
 
 SEGMENTS = "seg32"  # specformer_score.md: the best SpecFormer pooling for redshift there
-PCA_DIM = 128  # the segment vector reduced for a catalog column (4,096 -> 128 numbers)
+PCA_DIMS = (128, 64)  # the segment vector reduced for a catalog column (4,096 -> 128 or 64)
 
 
 def spectrum_views(model, spectra: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -235,12 +235,14 @@ def knn_variants(
         d = read_spectra(path, rows)
         views = spectrum_views(model, d["spectra"])
         seconds = time.perf_counter() - t0
-        # what a compact catalog column could hold: the segment vector reduced to PCA_DIM
-        # numbers, the PCA fitted on these neighbours only (the queries are projected)
-        pca = PCA(min(PCA_DIM, *views["specformer_seg"].shape), random_state=0)
-        pca.fit(views["specformer_seg"])
-        views["specformer_seg_pca"] = pca.transform(views["specformer_seg"])
-        q["specformer_seg_pca"] = pca.transform(q["specformer_seg"])
+        # what a compact catalog column could hold: the segment vector reduced to its first
+        # principal components, fitted on these neighbours only (the queries are projected)
+        pca = PCA(min(max(PCA_DIMS), *views["specformer_seg"].shape), random_state=0)
+        ref_pc = pca.fit_transform(views["specformer_seg"])
+        q_pc = pca.transform(q["specformer_seg"])
+        for dim in PCA_DIMS:  # principal components nest: the first dim of the largest
+            views[f"specformer_seg_pca{dim}"] = ref_pc[:, :dim]
+            q[f"specformer_seg_pca{dim}"] = q_pc[:, :dim]
         z_ref = d["redshift"].astype(np.float64)
         for emb, est, k in itertools.product(tuple(views), ESTIMATORS, ks):
             if est == "regression":
@@ -363,7 +365,8 @@ def _variant_lines(rows: list[dict] | None) -> list[str]:
         "embedding, or its SpecFormer alone (mean-pooled tokens before the head, or the "
         f"tokens pooled in {SEGMENTS.removeprefix('seg')} wavelength segments, "
         "`specformer_score.md`, also reduced to its first "
-        f"{PCA_DIM} principal components fitted on the neighbours); neighbours "
+        f"{' or '.join(map(str, PCA_DIMS))} principal components fitted on the neighbours); "
+        "neighbours "
         "from the shipped catalog's training rows or from every training galaxy of the split "
         "(embedded here), never a query galaxy; two estimators: the k-NN regression above "
         "(standardised, distance-weighted, as the k-NN R^2) and the galaxies page's upload "
@@ -376,7 +379,8 @@ def _variant_lines(rows: list[dict] | None) -> list[str]:
     ]
     names = {"aligned": "AstroCLIP spectrum (aligned)", "specformer": "SpecFormer alone",
              "specformer_seg": f"SpecFormer alone, {SEGMENTS} pooling",
-             "specformer_seg_pca": f"SpecFormer alone, {SEGMENTS}, PCA {PCA_DIM}"}  # fmt: skip
+             **{f"specformer_seg_pca{d}": f"SpecFormer alone, {SEGMENTS}, PCA {d}"
+                for d in PCA_DIMS}}  # fmt: skip
     est = {"regression": "k-NN regression", "page": "cosine, similarity-weighted (page)"}
     the_page = ("aligned", "page", 16)
     page = [r for r in rows if r["neighbours"].startswith("shipped catalog")

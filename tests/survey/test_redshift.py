@@ -225,7 +225,13 @@ def test_benchmark_knn_variants_never_use_a_query_as_its_own_neighbour(tiny_surv
     n_test = len(held_out_rows(tiny_survey))
     assert sorted((r["embedding"], r["estimator"], r["k"]) for r in rows) == sorted(
         (e, s, k)
-        for e in ("aligned", "specformer", "specformer_seg", "specformer_seg_pca")
+        for e in (
+            "aligned",
+            "specformer",
+            "specformer_seg",
+            "specformer_seg_pca128",
+            "specformer_seg_pca64",
+        )
         for s in ("regression", "page")
         for k in (64, 16)
     )
