@@ -87,8 +87,6 @@ def spectrum_features(
 ) -> np.ndarray:
     """Pooled tokens float32 of a bare ``SpecFormer``; the default mean-pooled (N, d_model) is
     the 'SpecFormer alone' embedding (``specformer.pool_tokens`` for the others)."""
-    if pooling == "mean":
-        return _pooled_features(encoder, spectra, batch_size)
     return spectrum_poolings(encoder, spectra, (pooling,), batch_size=batch_size)[pooling]
 
 
@@ -98,8 +96,8 @@ def spectrum_poolings(
     batch_size: int = 256,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """Several poolings of one pass of a bare ``SpecFormer``: {pooling: (N, D) float32}."""
-    for p in poolings:  # a bad name fails before the pass, not after it
-        pool_tokens(torch.zeros(1, encoder.config.n_tokens + 1, 1), p)
+    c = encoder.config  # a bad name fails here, before the pass; its width sizes an empty N
+    dims = {p: pool_tokens(torch.zeros(1, c.n_tokens + 1, c.d_model), p).shape[1] for p in poolings}
     dev = next(encoder.parameters()).device
     parts: dict[str, list[torch.Tensor]] = {p: [] for p in poolings}
     with eval_mode(encoder):
@@ -107,7 +105,8 @@ def spectrum_poolings(
             tokens = encoder(spectra[i : i + batch_size].to(dev)).float()
             for p in poolings:
                 parts[p].append(pool_tokens(tokens, p).cpu())
-    return {p: torch.cat(v).numpy() if v else np.zeros((0, 0), "f4") for p, v in parts.items()}
+    return {p: torch.cat(v).numpy() if v else np.zeros((0, dims[p]), "f4")
+            for p, v in parts.items()}  # fmt: skip
 
 
 EMBED_FORMAT = "scifm-astroclip-embeddings"
