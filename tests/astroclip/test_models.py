@@ -14,7 +14,7 @@ from scifm.astroclip.data import prepare_images, toy_survey
 from scifm.astroclip.embed import spectrum_features, spectrum_poolings
 from scifm.astroclip.image_encoder import ImageEncoder, ImageSSL
 from scifm.astroclip.losses import clip_loss
-from scifm.astroclip.model import AstroClip
+from scifm.astroclip.model import AstroClip, CrossAttentionHead, SegmentHead
 from scifm.astroclip.specformer import (
     SpecFormer,
     binned_input,
@@ -158,9 +158,10 @@ def test_specformer_overfits_one_batch():
     assert last < 0.3 * first
 
 
-def test_alignment_heads_overfit_one_batch_of_pairs():
+@pytest.mark.parametrize("head", ["attention", "seg4"])
+def test_alignment_heads_overfit_one_batch_of_pairs(head):
     torch.manual_seed(0)
-    cfg = AstroClipConfig.preset("tiny")
+    cfg = AstroClipConfig.preset("tiny").replace(spectrum_head=head)
     model = AstroClip(cfg).train()
     x = prepare_images(toy_survey(8, seed=3).images, cfg.image)
     s = torch.randn(8, cfg.spectrum.n_bins)
@@ -190,8 +191,31 @@ def test_image_ssl_query_encoder_overfits_one_batch():
     assert last < 0.5 * first
 
 
-def test_astroclip_checkpoint_round_trip(tmp_path):
-    cfg = AstroClipConfig.preset("tiny")
+def test_segment_head_reads_where_a_token_sits_and_attention_does_not():
+    torch.manual_seed(0)
+    d, t = 8, 12
+    seg = SegmentHead(d_in=d, n_segments=4, embed_dim=16, mlp_ratio=2).eval()
+    att = CrossAttentionHead(d_in=d, embed_dim=16, n_heads=2, mlp_ratio=2).eval()
+    tokens = torch.randn(3, 1 + t, d)
+    swapped = tokens.clone()  # a window token of the first segment traded with one of the last
+    swapped[:, [1, t]] = tokens[:, [t, 1]]
+    with torch.no_grad():
+        torch.testing.assert_close(att(tokens), att(swapped))  # a set: order is invisible
+        assert (seg(tokens) - seg(swapped)).abs().max() > 1e-3
+        shuffled = tokens.clone()  # order inside one segment (tokens 1-3) is averaged away
+        shuffled[:, [1, 2, 3]] = tokens[:, [3, 1, 2]]
+        torch.testing.assert_close(seg(tokens), seg(shuffled))
+
+
+@pytest.mark.parametrize("head", ["seg0", "seg48", "segx", "mean", ""])
+def test_spectrum_head_names_are_checked(head):
+    with pytest.raises(ValueError, match="spectrum_head"):
+        AstroClipConfig.preset("tiny").replace(spectrum_head=head)  # tiny: 47 window tokens
+
+
+@pytest.mark.parametrize("head", ["attention", "seg4"])
+def test_astroclip_checkpoint_round_trip(tmp_path, head):
+    cfg = AstroClipConfig.preset("tiny").replace(spectrum_head=head)
     model = AstroClip(cfg).eval()
     save_checkpoint(tmp_path / "m", model, cfg)
     cfg2, model2 = load_model(tmp_path / "m")

@@ -98,6 +98,22 @@ def test_align_evaluates_recall_and_stops_at_its_plateau(tmp_path, capsys, monke
     assert all(0 <= e["recall@10"] <= 1 and 0 <= e["s2i_recall@10"] <= 1 for e in evals)
     assert evals[0]["recall@1"] <= evals[0]["recall@10"] <= evals[0]["recall@100"] == 1.0
     cfg, _ = load_model(out / "checkpoint", expect_config=AstroClipConfig)
-    assert cfg.spectrum == SpecFormerConfig.preset("tiny")
+    assert cfg.spectrum == SpecFormerConfig.preset("tiny") and cfg.spectrum_head == "attention"
     assert main([*args, "--steps", "8", "--until-plateau"]) == 0  # rerun: stays stopped
     assert _last_json(capsys)["step"] == 4 and len(_evals(out)) == 2
+
+
+def test_align_trains_the_head_it_is_asked_for(tmp_path, capsys):
+    enc = ["--survey", "toy:80", "--quiet", "--batch-size", "16", "--steps", "2", "--preset",
+           "tiny"]  # fmt: skip
+    assert main(["astroclip", "pretrain-image", *enc, "--out", str(tmp_path / "img")]) == 0
+    assert main(["astroclip", "pretrain-spectrum", *enc, "--out", str(tmp_path / "spec")]) == 0
+    args = ["astroclip", "align", *COMMON, "--image", str(tmp_path / "img"), "--spectrum",
+            str(tmp_path / "spec"), "--steps", "2"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "seg"), "--spectrum-head", "seg8"]) == 0
+    cfg, model = load_model(tmp_path / "seg" / "checkpoint", expect_config=AstroClipConfig)
+    assert cfg.spectrum_head == "seg8" and model.spectrum_head.pooling == "seg8"
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "--spectrum-head", "seg999"]) != 0
+    assert "spectrum_head='seg999'" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "checkpoint").exists()

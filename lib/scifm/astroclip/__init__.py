@@ -7,7 +7,7 @@ from scifm.astroclip.config import AstroClipConfig, ImageEncoderConfig, SpecForm
 from scifm.astroclip.data import Galaxies, prepare_images, prepare_spectra, toy_survey
 from scifm.astroclip.image_encoder import ImageEncoder, ImageSSL
 from scifm.astroclip.losses import clip_loss
-from scifm.astroclip.model import AstroClip, CrossAttentionHead
+from scifm.astroclip.model import AstroClip, CrossAttentionHead, SegmentHead
 from scifm.astroclip.specformer import SpecFormer
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "ImageEncoder",
     "ImageEncoderConfig",
     "ImageSSL",
+    "SegmentHead",
     "SpecFormer",
     "SpecFormerConfig",
     "clip_loss",

@@ -4,7 +4,7 @@
                                       [--method moco|vicreg --eval-every N]
     scifm astroclip pretrain-spectrum --survey S --out runs/spec  [--eval-every N --until-plateau]
     scifm astroclip align   --survey S --image runs/img --spectrum runs/spec --out runs/clip
-                            [--eval-every N --until-plateau]
+                            [--eval-every N --until-plateau --spectrum-head attention|seg<K>]
     scifm astroclip embed   --model runs/clip/checkpoint --survey S --out emb.h5
     scifm astroclip evaluate --model runs/clip/checkpoint --survey S
     scifm astroclip search  --catalog assets/astroclip/catalog.h5 --id TARGETID [--mode ...]
@@ -215,7 +215,8 @@ def _align(args: argparse.Namespace) -> int:
     # the encoders' own configs decide how the survey is prepared (a 64 px image encoder
     # gets 64 px images whatever --preset says; the preset sets the heads)
     ssl, spec = load_encoders(_ckpt(args.image), _ckpt(args.spectrum))
-    cfg = _preset_config(args).replace(image=ssl.config, spectrum=spec.config)
+    cfg = _preset_config(args).replace(image=ssl.config, spectrum=spec.config,
+                                       spectrum_head=args.spectrum_head)  # fmt: skip
     cfg, data, tr, te = _load(args, cfg)
     record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
                           source=args.survey)  # fmt: skip
@@ -337,6 +338,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _train_args(p)
     p.add_argument("--image", required=True, help="pretrain-image run folder or checkpoint")
     p.add_argument("--spectrum", required=True, help="pretrain-spectrum run folder or checkpoint")
+    p.add_argument("--spectrum-head", default="attention",
+                   help="spectrum alignment head: 'attention' (the paper's learned query) "
+                        "or 'seg<K>' (tokens averaged in K wavelength segments, then an "
+                        "MLP)")  # fmt: skip
     _eval_args(p, "cross-modal recall@1/10/100 among the held-out pairs",
                "recall@10 (image -> spectrum)")  # fmt: skip
     p.set_defaults(func=_align)

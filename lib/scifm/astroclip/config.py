@@ -189,6 +189,10 @@ class AstroClipConfig(ConfigMixin):
     head_heads: int = 4  # attention heads of each cross-attention head (paper: 4)
     head_mlp_ratio: int = 4  # MLP hidden width / embed_dim in each head
     logit_scale: float = 15.5  # fixed InfoNCE scale s (paper: 15.5)
+    # How the spectrum head reads the SpecFormer's tokens: "attention" (the paper's one
+    # learned query over all tokens) or "seg<K>" (the window tokens averaged in K contiguous
+    # wavelength segments, concatenated, then an MLP; keeps where a feature sits)
+    spectrum_head: str = "attention"
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"image": ImageEncoderConfig.PRESETS["tiny"],
@@ -208,3 +212,12 @@ class AstroClipConfig(ConfigMixin):
             )
         if self.logit_scale <= 0:
             raise ValueError(f"AstroClipConfig.logit_scale={self.logit_scale}: must be > 0")
+        head, k = self.spectrum_head, self.spectrum_head.removeprefix("seg")
+        n = self.spectrum.n_tokens
+        if head != "attention" and not (
+            head.startswith("seg") and k.isdigit() and 1 <= int(k) <= n
+        ):
+            raise ValueError(
+                f"AstroClipConfig.spectrum_head={head!r}: expected 'attention' or 'seg<K>' "
+                f"with 1 <= K <= {n} (the SpecFormer's window tokens)"
+            )
