@@ -56,6 +56,7 @@ def simulated(
     z_range: tuple[float, float] | None = None,
     variants: bool = False,
     reference_rows: int | None = None,
+    model_path: str | None = None,
 ) -> dict:
     rows = held_out_rows(path)
     rows = rows[:n] if n is not None else rows
@@ -88,9 +89,10 @@ def simulated(
         "seconds": seconds,
         "seconds_per_spectrum": seconds / len(rows),
         "knn_agreement": None if z_range is None else knn_agreement(
-            d["spectra"], z, ok, z_range, query_ids=d["targetid"]),
+            d["spectra"], z, ok, z_range, query_ids=d["targetid"], model_path=model_path,
+            survey=path),
         "knn_variants": knn_variants(path, d["spectra"], z, ok, z_range, d["targetid"],
-                                     reference_rows=reference_rows)
+                                     reference_rows=reference_rows, model_path=model_path)
                         if variants and z_range is not None else None,
         "failures": [{"row": int(r), "z_true": float(zt), "z": float(zz), "flag": f.flag}
                      for r, zt, zz, f, g in zip(rows, z_true, z, fits_, good) if not g],
@@ -103,6 +105,8 @@ def knn_agreement(
     ok: np.ndarray,
     z_range: tuple[float, float],
     query_ids: np.ndarray | None = None,
+    model_path: str | None = None,
+    survey: Path | None = None,
 ) -> dict:
     """Issue 14 item 5: where the template redshift lies inside the catalogue's range, the
     zero-shot k-NN redshift (k = 64, standardised, distance-weighted) of the shipped AstroCLIP
@@ -110,7 +114,10 @@ def knn_agreement(
 
     The neighbours are the catalog's training galaxies only (``is_test`` 0) and never a
     query galaxy itself (``query_ids``): a catalog cut from the same survey holds some of the
-    held-out galaxies, and a galaxy is its own nearest neighbour."""
+    held-out galaxies, and a galaxy is its own nearest neighbour. ``model_path``: another
+    AstroCLIP model than the shipped one (a candidate); the same catalog galaxies are then
+    re-embedded by it from ``survey`` (the catalog's stored embeddings are the shipped
+    model's)."""
     from scifm.astroclip.catalog import Catalog
     from scifm.astroclip.data import prepare_spectra
     from scifm.astroclip.embed import embed_arrays
@@ -119,7 +126,7 @@ def knn_agreement(
     from scifm.dashboards.galaxies import load_astroclip
 
     root = assets_dir() / "astroclip"
-    model = load_astroclip(str(root / "model"))
+    model = load_astroclip(model_path or str(root / "model"))
     cat = Catalog.load(root / "catalog.h5")
     emb = embed_arrays(model, None, prepare_spectra(spectra, model.config.spectrum),
                        device="cpu")["spectrum"]  # fmt: skip
@@ -127,7 +134,10 @@ def knn_agreement(
     if query_ids is not None:
         ref &= ~np.isin(cat.targetid, np.asarray(query_ids, np.int64))
     z_cat = np.asarray(cat.props["redshift"], np.float64)[ref]
-    z_knn = knn_redshift_estimate(cat.embeddings["spectrum"][ref].astype(np.float32), z_cat, emb)
+    ref_emb = cat.embeddings["spectrum"][ref].astype(np.float32)
+    if model_path is not None:  # a candidate model: embed the same catalog galaxies with it
+        ref_emb, z_cat = _embedded_rows(model, survey, cat.targetid[ref])
+    z_knn = knn_redshift_estimate(ref_emb, z_cat, emb)
     inside = ok & (z_tmpl >= z_range[0]) & (z_tmpl <= z_range[1])
     d = np.abs(z_knn - z_tmpl) / (1 + z_tmpl)
     agree = d < AGREE
@@ -135,6 +145,7 @@ def knn_agreement(
         "definition": "|z_knn - z_template| / (1 + z_template) < 0.01, template flag ok and "
                       "z_template inside the catalogue's range",
         "neighbours": f"{int(ref.sum())} catalog galaxies: training rows, no query galaxy",
+        "model": model_path or "shipped",
         "catalog_survey": str(cat.attrs.get("survey", "not recorded")),
         "n_inside": int(inside.sum()),
         "frac_agree_inside": float(agree[inside].mean()) if inside.any() else float("nan"),
@@ -143,6 +154,21 @@ def knn_agreement(
         "z_knn": [round(float(v), 5) for v in z_knn],
         "z_template": [round(float(v), 5) for v in z_tmpl],
     }  # fmt: skip
+
+
+def _embedded_rows(model, survey: Path | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``model``'s aligned spectrum embeddings and redshifts of the galaxies ``ids`` of
+    ``survey`` (the catalog's galaxies, read back from the survey they were cut from)."""
+    if survey is None:
+        raise ValueError("a candidate --model needs the survey its catalog was cut from")
+    with h5py.File(survey, "r") as f:
+        all_ids = np.asarray(f["targetid"][:], np.int64)
+    rows = np.flatnonzero(np.isin(all_ids, ids))
+    if len(rows) != len(ids):
+        raise ValueError(f"{survey}: holds {len(rows)} of the catalog's {len(ids)} galaxies; "
+                         "the catalog was cut from another survey")  # fmt: skip
+    d = read_spectra(survey, rows)
+    return spectrum_views(model, d["spectra"])["aligned"], d["redshift"].astype(np.float64)
 
 
 ESTIMATORS = {
@@ -200,6 +226,7 @@ def knn_variants(
     query_ids: np.ndarray,
     ks: tuple[int, ...] = (64, 16),
     reference_rows: int | None = None,
+    model_path: str | None = None,
 ) -> list[dict]:
     """Item 5's agreement for other choices than the page's: which embedding of the shipped
     model (aligned AstroCLIP spectrum or SpecFormer alone), which neighbours (the shipped
@@ -212,7 +239,7 @@ def knn_variants(
     from scifm.survey.io import finished_rows
 
     root = assets_dir() / "astroclip"
-    model = load_astroclip(str(root / "model"))
+    model = load_astroclip(model_path or str(root / "model"))
     cat = Catalog.load(root / "catalog.h5")
     with h5py.File(path, "r") as f:
         ids = np.asarray(f["targetid"][:], np.int64)
@@ -339,7 +366,10 @@ def _agreement_lines(a: dict | None, survey: str) -> list[str]:
     if not a:
         return []
     return [
-        "## Zero-shot k-NN redshift (shipped AstroCLIP model and catalog) against the template",
+        "## Zero-shot k-NN redshift (shipped AstroCLIP model and catalog) against the template"
+        if a.get("model", "shipped") == "shipped"
+        else f"## Zero-shot k-NN redshift (candidate model `{a['model']}`, re-embedding the "
+        "shipped catalog's galaxies) against the template",
         "",
         f"Issue 14 item 5: {a['definition']}. Of the {a['n_inside']} test galaxies inside, "
         f"**{100 * a['frac_agree_inside']:.1f}%** agree (median |dz|/(1+z) "
@@ -429,25 +459,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--reference-rows", type=int, default=None,
                    help="with --variants: the first N training galaxies only")  # fmt: skip
+    p.add_argument("--model", default=None,
+                   help="a candidate AstroCLIP checkpoint instead of the shipped model (the "
+                        "shipped catalog's galaxies are re-embedded with it from --survey); "
+                        "write the report under another --name")  # fmt: skip
+    p.add_argument("--name", default="redshift",
+                   help="report name: benchmarks/results/NAME.{json,md}")  # fmt: skip
     args = p.parse_args(argv)
+    if args.model and args.name == "redshift":
+        p.error(
+            "--model: a candidate's figures go under another --name, not redshift.md "
+            "(the shipped model's report)"
+        )
     if args.render:
-        stored = json.loads((results_dir() / "redshift.json").read_text())
+        stored = json.loads((results_dir() / f"{args.name}.json").read_text())
         info = stored.pop("run")
         body = render(stored["simulated"], stored["real"], info["data"]["survey"],
                       tuple(stored["catalog_z_range"]))  # fmt: skip
-        write_report("redshift", stored, body, info=info, title=TITLE)
+        write_report(args.name, stored, body, info=info, title=TITLE)
         return 0
     path = Path(args.survey)
     path = path if path.is_absolute() else repo_root() / path
     info = survey_info(path)
     z_range = catalog_range()
-    sim = simulated(path, args.n, z_range, args.variants, args.reference_rows)
+    sim = simulated(path, args.n, z_range, args.variants, args.reference_rows, args.model)
     real = real_spectra(z_range)
     results = {"simulated": sim, "real": real, "catalog_z_range": list(z_range)}
     data = {"survey": args.survey, "survey_seed": info["seed"], "survey_rows_done": info["n_done"],
-            "split": sim["rows"], "real": "specutils desi_test_data coadd-*.fits"}  # fmt: skip
+            "split": sim["rows"], "real": "specutils desi_test_data coadd-*.fits",
+            "model": args.model or "assets/astroclip/model (shipped)"}  # fmt: skip
     run = run_info(data=data, argv=argv, note="1 thread; 2 CPU cores shared with other jobs")
-    write_report("redshift", results, render(sim, real, args.survey, z_range), info=run,
+    write_report(args.name, results, render(sim, real, args.survey, z_range), info=run,
                  title=TITLE)  # fmt: skip
     print(render(sim, real, args.survey, z_range))
     return 0

@@ -267,3 +267,23 @@ def test_specformer_score_reads_the_split_recorded_with_the_checkpoint(tiny_surv
     assert "| tiny (" in md and "| tiny | seg2 |" in md and "| tiny | input4 | 4 |" in md
     with pytest.raises(SystemExit):
         specformer_score.main(["--survey", str(tiny_survey), "--run", "no-label"])
+
+
+def test_benchmark_candidate_model_is_measured_on_the_catalogs_own_galaxies(
+    tiny_survey, tmp_path, capsys
+):
+    """benchmarks/redshift.py --model: a candidate re-embeds the shipped catalog's galaxies
+    from the survey they came from; a survey that does not hold them is refused by name, and
+    a candidate's figures never overwrite the shipped model's report."""
+    from benchmarks import redshift as bench
+    from scifm.astroclip.config import AstroClipConfig
+    from scifm.astroclip.model import AstroClip
+    from scifm.core import save_checkpoint
+
+    cfg = AstroClipConfig.preset("tiny").replace(spectrum_head="seg4")
+    save_checkpoint(tmp_path / "cand", AstroClip(cfg), cfg)
+    with pytest.raises(ValueError, match=rf"{tiny_survey}: holds 0 of the catalog's"):
+        bench.simulated(tiny_survey, 2, bench.catalog_range(), model_path=str(tmp_path / "cand"))
+    with pytest.raises(SystemExit):
+        bench.main(["--survey", str(tiny_survey), "--model", str(tmp_path / "cand")])
+    assert "another --name" in capsys.readouterr().err
