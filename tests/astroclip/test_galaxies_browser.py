@@ -258,6 +258,9 @@ def test_upload_plots_the_spectrum_in_the_main_area(gx, desi_coadds, screenshot_
     assert r[0] > 320 and r[1] > 600, r  # right of the 320 px sidebar, wide
     assert r[2] == "observed wavelength (Å)", r
     assert "k-NN redshift" in deep_text(gx.locator(".alert").filter(has_text=name).first)
+    # the served page's uploads search the shipped redshift index (issue 14 item 5)
+    grid = gx.locator(".gx-grid").filter(has_text="Nearest simulated spectra").first
+    assert "SpecFormer tokens in wavelength segments" in deep_text(grid)
     gx.screenshot(path=str(screenshot_dir / "galaxies_upload.png"))
 
 

@@ -6,8 +6,9 @@ on its training split (the file's own where it has one, else ``default_split``)
 ``scripts/astroclip_evidence.sh``) on the split that model recorded --, embeds every
 galaxy, computes the joint UMAP, and writes to ``--out``:
 ``model/`` (the AstroCLIP checkpoint, both frozen encoders included),
-``catalog.h5`` (see ``catalog.py``) and ``MANIFEST.json`` (command, presets,
-seeds, steps, final losses, file sizes). The checkpoint records the split's test target
+``catalog.h5`` (see ``catalog.py``), ``redshift_index.h5`` (the uploads' k-NN redshift,
+``redshift_index.py``) and ``MANIFEST.json`` (command, presets, seeds, steps, final losses,
+file sizes). The checkpoint records the split's test target
 ids (``splits.py``), which the benchmark and its baselines read back.
 """
 
@@ -37,6 +38,7 @@ from scifm.astroclip.pipeline import (
     split_how,
     survey_fetcher,
 )
+from scifm.astroclip.redshift_index import N_COMPONENTS, RedshiftIndex
 from scifm.astroclip.splits import model_split, split_record
 from scifm.core import load_model, pick_device, save_checkpoint
 from scifm.core.checkpoint import read_record
@@ -102,6 +104,23 @@ def packaged(path: str | Path) -> tuple[AstroClipConfig, AstroClip, dict]:
     )
 
 
+def save_redshift_index(model: AstroClip, shown: Prepared, catalog, out: Path) -> dict:
+    """The catalog's redshift index for the page's uploads (``redshift_index.py``): the
+    galaxies with a spectrum, the PCA fitted on the catalog's training galaxies."""
+    keep = catalog.has_embedding("spectrum")
+    is_test = np.asarray(catalog.props.get("is_test", np.zeros(len(catalog))), bool)
+    index = RedshiftIndex.build(
+        model, shown.spectra[torch.from_numpy(keep)], shown.targetid[keep],
+        np.asarray(catalog.props["redshift"])[keep], (~is_test)[keep],
+        n_components=min(N_COMPONENTS, int((~is_test & keep).sum())),
+    )  # fmt: skip
+    path = index.save(out / "redshift_index.h5")
+    return {
+        "n": len(index), "n_fit": index.n_fit, "components": int(index.vectors.shape[1]),
+        "pooling": index.pooling, "encoder": index.encoder, "bytes": path.stat().st_size,
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
@@ -164,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "preset": preset,
                                                   "rows_of_survey": len(rows)})  # fmt: skip
     catalog.save(out / "catalog.h5")
+    record["redshift_index"] = save_redshift_index(model, shown, catalog, out)
     np.save(work / "test_idx.npy", test_idx)
     record["seconds"] = round(time.time() - t0, 1)
     record["files"] = {

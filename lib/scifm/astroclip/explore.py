@@ -52,6 +52,7 @@ class Explorer:
         self.approx = approx
         self._index: dict[str, EmbeddingIndex] = {}
         self._trees: dict[str, cKDTree] = {}
+        self._order: np.ndarray | None = None  # catalog rows by target id (rows_of)
 
     def index(self, modality: str) -> EmbeddingIndex:
         if modality not in self._index:
@@ -140,6 +141,25 @@ class Explorer:
             raise ValueError(f"query embedding of shape {embedding.shape}: expected {dim} finite "
                              "values")  # fmt: skip
         return self._table(*self._indexed(modality, embedding, k), t0)
+
+    def search_redshift_index(self, index, query: np.ndarray, k: int = 16) -> Neighbours:
+        """Top-k catalog galaxies nearest a query vector of a ``RedshiftIndex`` (the upload's
+        k-NN redshift: the SpecFormer's segment-pooled tokens, ``astroclip/redshift_index.py``)."""
+        t0 = time.perf_counter()
+        scores, ids = index.search(query, k)
+        return self._table(scores, self.rows_of(index.targetid[ids]), t0)
+
+    def rows_of(self, targetids: np.ndarray) -> np.ndarray:
+        """Catalog rows of ``targetids`` (every one must be in the catalog)."""
+        if self._order is None:
+            self._order = np.argsort(self.catalog.targetid, kind="stable")
+        ids = np.asarray(targetids, np.int64)
+        sorted_ids = self.catalog.targetid[self._order]
+        pos = np.searchsorted(sorted_ids, ids).clip(0, max(len(sorted_ids) - 1, 0))
+        found = sorted_ids[pos] == ids if len(sorted_ids) else np.zeros(len(ids), bool)
+        if not found.all():
+            raise ValueError(f"target ids {ids[~found][:5].tolist()} are not in this catalog")
+        return self._order[pos]
 
     def _indexed(
         self, modality: str, query: np.ndarray, k: int, skip: int | None = None

@@ -32,6 +32,7 @@ from scifm.astroclip.config import AstroClipConfig
 from scifm.astroclip.display import data_url
 from scifm.astroclip.explore import MODES as SEARCH
 from scifm.astroclip.explore import Explorer
+from scifm.astroclip.redshift_index import RedshiftIndex
 from scifm.core import load_model
 from scifm.core.paths import assets_dir
 from scifm.dashboards.galaxy_plots import COLOR_BY, grid_html, map_frame, spectrum_plot, umap_plot
@@ -68,6 +69,12 @@ def load_explorer(path: str) -> Explorer:
 
 
 @lru_cache(maxsize=2)
+def load_redshift_index(path: str) -> RedshiftIndex:
+    """The catalog's redshift index (``astroclip/redshift_index.py``), once per process."""
+    return RedshiftIndex.load(path)
+
+
+@lru_cache(maxsize=2)
 def load_astroclip(path: str) -> torch.nn.Module:
     """The AstroCLIP model of a checkpoint (or run) folder, once per process."""
     return load_model(path, "cpu", expect_config=AstroClipConfig)[1]
@@ -91,12 +98,16 @@ class GalaxyExplorer(pn.viewable.Viewer):
         catalog: Catalog | Explorer | str | Path,
         *,
         model: torch.nn.Module | str | Path | None = None,
+        redshift_index: RedshiftIndex | str | Path | None = None,
         **params,
     ) -> None:
         """``catalog``: a Catalog (``make_catalog``), an Explorer over one, or a catalog file;
-        ``model``: the AstroCLIP model (or its checkpoint folder) for spectrum uploads."""
+        ``model``: the AstroCLIP model (or its checkpoint folder) for spectrum uploads;
+        ``redshift_index``: the catalog's ``RedshiftIndex`` (or its file) that the uploads'
+        k-NN redshift searches (without one: the aligned spectrum embedding)."""
         super().__init__(**params)
         self.model = model
+        self.redshift_index: RedshiftIndex | None = None
         self.message = pn.pane.Alert("", alert_type="info", visible=False)
         self.image_pane = pn.pane.HTML("", width=200, height=200)
         self.props_pane = pn.pane.Markdown("", sizing_mode="stretch_width")
@@ -156,6 +167,21 @@ class GalaxyExplorer(pn.viewable.Viewer):
         for w in self.filters.values():
             w.param.watch(lambda e: self._refresh(), "value_throttled")
         self.select_row(min(DEFAULT_ROW, len(self.explorer.catalog) - 1))
+        if redshift_index is not None:  # after select_row, which clears the message line
+            self._use_redshift_index(redshift_index)
+
+    def _use_redshift_index(self, index: RedshiftIndex | str | Path) -> None:
+        """Keep ``index`` for uploads if it indexes this catalog's galaxies; else say why not
+        (uploads then use the aligned embedding)."""
+        try:
+            if not isinstance(index, RedshiftIndex):
+                index = load_redshift_index(str(index))
+            self.explorer.rows_of(index.targetid)  # every indexed galaxy must be shown here
+        except (FileNotFoundError, OSError, ValueError) as exc:
+            self._say(f"The redshift index is not used ({exc}); uploads' k-NN redshift comes "
+                      "from the aligned spectrum embedding.", "warning")  # fmt: skip
+            return
+        self.redshift_index = index
 
     @staticmethod
     def _explorer(catalog: Catalog | Explorer | str | Path) -> Explorer:
@@ -168,9 +194,11 @@ class GalaxyExplorer(pn.viewable.Viewer):
     # ----- constructors -----
     @classmethod
     def from_assets(cls, root: str | Path | None = None, **params) -> GalaxyExplorer:
-        """The shipped catalog (``assets/astroclip/catalog.h5``) and model."""
+        """The shipped catalog (``assets/astroclip/catalog.h5``), model and redshift index."""
         root = Path(root if root is not None else default_assets())
-        return cls(root / "catalog.h5", model=root / "model", **params)
+        index = root / "redshift_index.h5"
+        return cls(root / "catalog.h5", model=root / "model",
+                   redshift_index=index if index.exists() else None, **params)  # fmt: skip
 
     @classmethod
     def from_survey(cls, survey: str | Path, model: torch.nn.Module | str | Path, *,
@@ -345,7 +373,7 @@ class GalaxyExplorer(pn.viewable.Viewer):
         fit running…"), tagged with ``upload`` (default: the session's latest)."""
         upload = self.uploads if upload is None else upload
         return answer_upload(self.explorer, self._model(), data, filename, upload=upload,
-                             k=self.k)  # fmt: skip
+                             k=self.k, redshift_index=self.redshift_index)  # fmt: skip
 
     def handle_upload(self, data: bytes, filename: str = "upload.fits") -> list:
         """The panes of ``answer_upload``: for up to three objects, a verdict on the k-NN

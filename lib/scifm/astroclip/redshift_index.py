@@ -1,0 +1,289 @@
+"""The k-NN redshift of an uploaded spectrum: catalog spectra as the SpecFormer reads them.
+
+The aligned AstroCLIP spectrum embedding is what the galaxies page searches with, but it
+keeps redshift poorly (k-NN R^2 0.906; the contrastive loss pulls it toward what the image
+can tell). The SpecFormer's own tokens, averaged in 32 contiguous wavelength segments
+(``specformer.pool_tokens``, ``seg32``), keep it (0.979, ``benchmarks/results/
+specformer_score.md``); reduced to their first 64 principal components they still give the
+upload's estimate (cosine top-k, similarity-weighted: ``explore.knn_redshift``) agreement
+with the template redshift for 90.5 % of held-out galaxies against 41.5 % for the aligned
+embedding (``benchmarks/results/redshift.md``, stop 35). 4,096 numbers a galaxy do not fit
+the asset budget; 64 float16 numbers do (1.5 MB for 12,000 galaxies).
+
+A ``RedshiftIndex`` holds, for the catalog's galaxies, those 64 numbers (the principal
+components fitted on the catalog's training galaxies only), the PCA that makes them, their
+redshifts, and a fingerprint of the SpecFormer weights it was made with: a query made with
+other weights is refused (``check_model``), not silently compared.
+
+    python -m scifm.astroclip.redshift_index --survey S --model assets/astroclip/model \\
+        --catalog assets/astroclip/catalog.h5 --out assets/astroclip/redshift_index.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from scifm.astroclip.data import N_SPECTRUM_BINS, prepare_spectra
+from scifm.astroclip.embed import model_fingerprint, spectrum_poolings
+from scifm.astroclip.search import cosine_topk
+
+FORMAT = "scifm-redshift-index"
+VERSION = 1
+POOLING = "seg32"  # specformer_score.md: the best SpecFormer pooling for redshift
+N_COMPONENTS = 64  # redshift.md: 90.5 % agreement at 64, 89.9 % at 128, 91.0 % unreduced
+
+
+@dataclass
+class RedshiftIndex:
+    """Catalog galaxies in the PCA of their segment-pooled SpecFormer tokens."""
+
+    targetid: np.ndarray  # (N,) int64: the catalog galaxies indexed
+    redshift: np.ndarray  # (N,) float64
+    vectors: np.ndarray  # (N, d) float32, unit length (cosine search)
+    mean: np.ndarray  # (D,) float32: the PCA's centre (D = segments x d_model)
+    components: np.ndarray  # (d, D) float32: the PCA's axes
+    pooling: str  # how the tokens were pooled (``specformer.pool_tokens``)
+    encoder: str  # fingerprint of the SpecFormer weights (``embed.model_fingerprint``)
+    n_fit: int  # galaxies the PCA was fitted on (the catalog's training rows)
+
+    def __post_init__(self) -> None:
+        n, d = self.vectors.shape
+        if self.targetid.shape != (n,) or self.redshift.shape != (n,):
+            raise ValueError(f"redshift index: {n} vectors but {self.targetid.shape} target ids "
+                             f"and {self.redshift.shape} redshifts")  # fmt: skip
+        if self.components.shape != (d, self.mean.shape[0]):
+            raise ValueError(f"redshift index: components {self.components.shape}, expected "
+                             f"({d}, {self.mean.shape[0]})")  # fmt: skip
+        for name in ("vectors", "redshift", "mean", "components"):
+            if not np.isfinite(getattr(self, name)).all():
+                raise ValueError(f"redshift index: non-finite values in {name}")
+
+    def __len__(self) -> int:
+        return len(self.targetid)
+
+    @classmethod
+    def build(
+        cls,
+        model: torch.nn.Module,
+        spectra: np.ndarray | torch.Tensor,
+        targetid: np.ndarray,
+        redshift: np.ndarray,
+        fit: np.ndarray,
+        *,
+        n_components: int = N_COMPONENTS,
+        pooling: str = POOLING,
+    ) -> RedshiftIndex:
+        """Index the galaxies (spectra (N, 7781) as the survey stores them, or prepared for the
+        model) with the AstroCLIP ``model``'s SpecFormer; the PCA is fitted on the rows ``fit``
+        (a boolean mask: the training galaxies) only."""
+        from sklearn.decomposition import PCA
+
+        fit = np.asarray(fit, bool)
+        if fit.shape != (len(targetid),) or len(spectra) != len(targetid):
+            raise ValueError(
+                f"redshift index: {len(spectra)} spectra, {len(targetid)} target ids and a fit "
+                f"mask of shape {fit.shape}; expected one each"
+            )
+        if fit.sum() < n_components:
+            raise ValueError(
+                f"redshift index: {int(fit.sum())} training galaxies to fit {n_components} "
+                "principal components; need at least as many"
+            )
+        pooled = _pooled(model, spectra, pooling)
+        pca = PCA(n_components, random_state=0).fit(pooled[fit])
+        return cls(
+            targetid=np.asarray(targetid, np.int64),
+            redshift=np.asarray(redshift, np.float64),
+            vectors=_unit(pca.transform(pooled).astype(np.float32)),
+            mean=pca.mean_.astype(np.float32),
+            components=pca.components_.astype(np.float32),
+            pooling=pooling,
+            encoder=model_fingerprint(model.spectrum_encoder),
+            n_fit=int(fit.sum()),
+        )
+
+    def check_model(self, model: torch.nn.Module) -> None:
+        """Refuse a model whose SpecFormer is not the one this index was made with."""
+        got = model_fingerprint(model.spectrum_encoder)
+        if got != self.encoder:
+            raise ValueError(
+                f"redshift index made with SpecFormer weights {self.encoder}, but the model's are "
+                f"{got}; rebuild it with `python -m scifm.astroclip.redshift_index`"
+            )
+
+    def query(self, model: torch.nn.Module, spectra: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Unit query vectors (n, d) of raw spectra (n, 7781) made by ``model``."""
+        self.check_model(model)
+        pooled = _pooled(model, spectra, self.pooling)
+        return _unit((pooled - self.mean) @ self.components.T)
+
+    def search(
+        self, query: np.ndarray, k: int = 16, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (cosine scores, index rows) of one unit query vector (d,)."""
+        return cosine_topk(query, self.vectors, k, allowed)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index to ``path`` (through a temporary file: a failed write leaves an
+        existing index whole)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        gz = {"compression": "gzip", "compression_opts": 6, "shuffle": True}
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update(format=FORMAT, version=VERSION, pooling=self.pooling,
+                           encoder=self.encoder, n_fit=self.n_fit)  # fmt: skip
+            f.create_dataset("targetid", data=self.targetid, **gz)
+            f.create_dataset("redshift", data=self.redshift.astype(np.float32), **gz)
+            f.create_dataset("vectors", data=self.vectors.astype(np.float16), **gz)
+            f.create_dataset("pca/mean", data=self.mean, **gz)
+            f.create_dataset("pca/components", data=self.components.astype(np.float16), **gz)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> RedshiftIndex:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"redshift index {path}: not found")
+        try:
+            f = h5py.File(path, "r")
+        except OSError as err:
+            raise ValueError(f"redshift index {path}: not a readable HDF5 file ({err})") from None
+        with f:
+            if f.attrs.get("format") != FORMAT:
+                raise ValueError(f"redshift index {path}: attribute format="
+                                 f"{f.attrs.get('format')!r}; expected {FORMAT!r}")  # fmt: skip
+            missing = [k for k in ("targetid", "redshift", "vectors", "pca/mean",
+                                   "pca/components") if k not in f]  # fmt: skip
+            if missing:
+                raise ValueError(f"redshift index {path}: missing {missing}")
+            try:
+                return cls(
+                    targetid=f["targetid"][:].astype(np.int64),
+                    redshift=f["redshift"][:].astype(np.float64),
+                    vectors=f["vectors"][:].astype(np.float32),
+                    mean=f["pca/mean"][:].astype(np.float32),
+                    components=f["pca/components"][:].astype(np.float32),
+                    pooling=str(f.attrs["pooling"]),
+                    encoder=str(f.attrs["encoder"]),
+                    n_fit=int(f.attrs["n_fit"]),
+                )
+            except (ValueError, KeyError) as err:
+                why = str(err).removeprefix("redshift index: ")
+                raise ValueError(f"redshift index {path}: {why}") from None
+
+
+def _pooled(model: torch.nn.Module, spectra: np.ndarray | torch.Tensor, pooling: str) -> np.ndarray:
+    """Pooled SpecFormer tokens of spectra on the DESI grid (N, 7781), or already prepared
+    for the model (N, n_bins: ``data.prepare_spectra``, as ``pipeline.Prepared`` holds them)."""
+    cfg = model.config.spectrum
+    width = spectra.shape[-1]
+    if width == N_SPECTRUM_BINS:
+        x = prepare_spectra(np.asarray(spectra), cfg)
+    elif width == cfg.n_bins and spectra.ndim == 2:
+        x = torch.as_tensor(spectra, dtype=torch.float32)
+    else:
+        raise ValueError(f"spectra of shape {tuple(spectra.shape)}: expected (N, "
+                         f"{N_SPECTRUM_BINS}) on the DESI grid or (N, {cfg.n_bins}) prepared "
+                         "for the model")  # fmt: skip
+    return spectrum_poolings(model.spectrum_encoder, x, [pooling])[pooling]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+
+
+def build_for_catalog(
+    survey: str | Path, model: torch.nn.Module, catalog_path: str | Path, **kw
+) -> RedshiftIndex:
+    """The index of a catalog's galaxies that have a spectrum, read back by target id from the
+    survey file it was cut from; the PCA fitted on its training rows (``props/is_test`` 0, or
+    every row of a catalog that records no split)."""
+    from scifm.astroclip.catalog import Catalog
+    from scifm.survey.io import read_spectra
+
+    cat = Catalog.load(catalog_path)
+    with h5py.File(survey, "r") as f:
+        ids = np.asarray(f["targetid"][:], np.int64)
+    keep = cat.has_embedding("spectrum")
+    rows = np.flatnonzero(np.isin(ids, cat.targetid[keep]))  # increasing survey rows
+    if len(rows) != int(keep.sum()):
+        raise ValueError(
+            f"{survey}: holds {len(rows)} of the catalog's {int(keep.sum())} galaxies with "
+            "spectra; the catalog was cut from another survey"
+        )
+    d = read_spectra(survey, rows)
+    tid = np.asarray(d["targetid"], np.int64)
+    test = cat.props.get("is_test")
+    if test is None:
+        fit = np.ones(len(tid), bool)
+    else:
+        test_ids = cat.targetid[np.asarray(test) == 1]
+        fit = ~np.isin(tid, test_ids)
+    return RedshiftIndex.build(model, d["spectra"], tid, d["redshift"], fit, **kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scifm.astroclip.redshift_index",
+                                description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--survey", required=True, help="the survey file the catalog was cut from")
+    p.add_argument("--model", default="assets/astroclip/model", help="AstroCLIP checkpoint")
+    p.add_argument("--catalog", default="assets/astroclip/catalog.h5")
+    p.add_argument("--out", default="assets/astroclip/redshift_index.h5")
+    p.add_argument("--components", type=int, default=N_COMPONENTS)
+    p.add_argument("--pooling", default=POOLING)
+    args = p.parse_args(argv)
+    from scifm.astroclip.config import AstroClipConfig
+    from scifm.core import load_model
+
+    try:
+        model = load_model(args.model, "cpu", expect_config=AstroClipConfig)[1]
+        index = build_for_catalog(args.survey, model, args.catalog,
+                                  n_components=args.components, pooling=args.pooling)  # fmt: skip
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = index.save(args.out)
+    record = {"out": str(out), "n": len(index), "n_fit": index.n_fit,
+              "components": int(index.vectors.shape[1]), "pooling": index.pooling,
+              "encoder": index.encoder, "bytes": out.stat().st_size}  # fmt: skip
+    _record_in_manifest(out, record, argv)
+    print(json.dumps(record))
+    return 0
+
+
+def _record_in_manifest(out: Path, record: dict, argv: list[str] | None) -> None:
+    """Note the index in the asset folder's ``MANIFEST.json`` (when it has one): how it was
+    made, and the folder's file sizes with it."""
+    manifest = out.parent / "MANIFEST.json"
+    if not manifest.is_file():
+        return
+    import time
+
+    m = json.loads(manifest.read_text())
+    args = sys.argv[1:] if argv is None else argv
+    m["redshift_index"] = {
+        "command": " ".join(["python -m scifm.astroclip.redshift_index", *args]),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        **{k: v for k, v in record.items() if k != "out"},
+    }
+    m.setdefault("files", {})[out.name] = record["bytes"]
+    m["total_mb"] = round(sum(m["files"].values()) / 2**20, 2)  # MiB, as assets.py writes it
+    tmp = manifest.with_name(manifest.name + ".tmp")
+    tmp.write_text(json.dumps(m, indent=2) + "\n")
+    tmp.replace(manifest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

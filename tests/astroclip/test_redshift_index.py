@@ -1,0 +1,142 @@
+"""The catalog's redshift index (scifm.astroclip.redshift_index) and the galaxies page's
+upload through it."""
+
+from __future__ import annotations
+
+import copy
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from scifm.astroclip.explore import Explorer
+from scifm.astroclip.pipeline import survey_fetcher
+from scifm.astroclip.redshift_index import RedshiftIndex
+
+N = 192  # the ``trained`` fixture's toy survey
+
+
+@pytest.fixture(scope="module")
+def raw():
+    fetch, _ = survey_fetcher(f"toy:{N}")
+    return fetch(0, N)  # raw (N, 7781) spectra, as a survey file stores them
+
+
+@pytest.fixture(scope="module")
+def index(trained, raw):
+    fit = np.ones(N, bool)
+    fit[trained["test_idx"]] = False
+    return RedshiftIndex.build(trained["model"], raw.spectra, raw.targetid,
+                               raw.redshift, fit, n_components=8)  # fmt: skip
+
+
+def test_index_holds_unit_vectors_and_finds_a_galaxy_by_its_own_spectrum(trained, raw, index):
+    assert index.vectors.shape == (N, 8) and index.n_fit == N - len(trained["test_idx"])
+    np.testing.assert_allclose(np.linalg.norm(index.vectors, axis=1), 1, atol=1e-5)
+    q = index.query(trained["model"], raw.spectra[[5, 17]])
+    for row, v in zip((5, 17), q):
+        scores, ids = index.search(v, k=3)
+        assert ids[0] == row and scores[0] == pytest.approx(1.0, abs=1e-4)
+    allowed = np.ones(N, bool)
+    allowed[5] = False  # a masked galaxy is never returned (the benchmark's held-out queries)
+    assert 5 not in index.search(q[0], k=10, allowed=allowed)[1]
+
+
+def test_pca_is_fitted_on_the_training_galaxies_only(trained, raw, index):
+    spectra = raw.spectra.copy()
+    test = trained["test_idx"]
+    spectra[test] = spectra[test][::-1] * 3.0  # other test spectra, same training ones
+    fit = np.ones(N, bool)
+    fit[test] = False
+    other = RedshiftIndex.build(trained["model"], spectra, raw.targetid, raw.redshift,
+                                fit, n_components=8)  # fmt: skip
+    np.testing.assert_allclose(other.mean, index.mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.abs(other.components), np.abs(index.components), atol=1e-4)
+    with pytest.raises(ValueError, match="2 training galaxies to fit 8 principal components"):
+        RedshiftIndex.build(trained["model"], raw.spectra, raw.targetid,
+                            raw.redshift, np.arange(N) < 2, n_components=8)  # fmt: skip
+
+
+def test_save_load_round_trip_and_bad_files_name_the_file(index, tmp_path):
+    path = index.save(tmp_path / "z.h5")
+    back = RedshiftIndex.load(path)
+    np.testing.assert_array_equal(back.targetid, index.targetid)
+    np.testing.assert_allclose(back.vectors, index.vectors, atol=2e-3)  # float16 on disk
+    assert (back.pooling, back.encoder, back.n_fit) == (index.pooling, index.encoder, index.n_fit)
+    text = tmp_path / "text.h5"
+    text.write_text("not HDF5")
+    with pytest.raises(ValueError, match=rf"redshift index {text}: not a readable HDF5"):
+        RedshiftIndex.load(text)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.attrs["format"] = "scifm-astroclip-catalog"
+    with pytest.raises(ValueError, match=rf"redshift index {other}: attribute format="):
+        RedshiftIndex.load(other)
+    nan = tmp_path / "nan.h5"
+    index.save(nan)
+    with h5py.File(nan, "r+") as f:
+        f["vectors"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=rf"redshift index {nan}: non-finite values in vectors"):
+        RedshiftIndex.load(nan)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        RedshiftIndex.load(tmp_path / "none.h5")
+
+
+def test_a_model_with_other_specformer_weights_is_refused(trained, raw, index):
+    other = copy.deepcopy(trained["model"])
+    with torch.no_grad():
+        next(other.spectrum_encoder.parameters()).add_(0.01)
+    with pytest.raises(ValueError, match="made with SpecFormer weights .* but the model's are"):
+        index.query(other, raw.spectra[:1])
+
+
+def test_rows_of_maps_target_ids_and_refuses_unknown_ones(trained):
+    from scifm.astroclip.catalog import Catalog
+
+    ex = Explorer(Catalog.load(trained["dir"] / "catalog.h5"))
+    ids = ex.catalog.targetid[[7, 3, 100]]
+    np.testing.assert_array_equal(ex.rows_of(ids), [7, 3, 100])
+    with pytest.raises(ValueError, match=r"target ids \[42\] are not in this catalog"):
+        ex.rows_of(np.array([ids[0], 42]))
+
+
+def test_upload_searches_the_index_and_falls_back_when_it_does_not_fit(
+    trained, index, tmp_path, desi_coadds
+):
+    from scifm.astroclip.realspec import read_uploaded_spectra
+    from scifm.dashboards import GalaxyExplorer
+
+    path = index.save(tmp_path / "z.h5")
+    view = GalaxyExplorer(trained["dir"] / "catalog.h5", model=trained["model"],
+                          redshift_index=path)  # fmt: skip
+    assert view.redshift_index is not None and not view.message.visible
+    upload = desi_coadds[0]  # real DESI coadds (specutils' wheel)
+    answer = view.answer_upload(upload.read_bytes(), upload.name)
+    assert answer.objects
+    grids = [p.object for p in answer.panes if "gx-grid" in str(p.object)]
+    assert len(grids) == len(answer.objects) and all("SpecFormer tokens" in g for g in grids)
+    # the answer's k-NN redshift is the index neighbours' similarity-weighted mean
+    spectra = read_uploaded_spectra(upload.read_bytes(), upload.name)
+    first = list(spectra.targetid).index(answer.objects[0].targetid)
+    q = index.query(trained["model"], spectra.flux[first : first + 1])[0]
+    scores, ids = index.search(q, view.k)
+    w = np.clip(scores, 1e-6, None)
+    want = float(np.sum(w * index.redshift[ids]) / w.sum())
+    assert answer.objects[0].knn_z == pytest.approx(want, abs=1e-4)  # the table rounds to 1e-4
+
+    # an index made with other weights: the upload says so and uses the aligned embedding
+    other = copy.deepcopy(trained["model"])
+    with torch.no_grad():
+        next(other.spectrum_encoder.parameters()).add_(0.01)
+    view = GalaxyExplorer(trained["dir"] / "catalog.h5", model=other, redshift_index=index)
+    answer = view.answer_upload(upload.read_bytes(), upload.name)
+    assert "made with SpecFormer weights" in answer.panes[0].object
+    assert all("Nearest simulated" in str(p.object) and "SpecFormer tokens" not in
+               str(p.object) for p in answer.panes if "gx-grid" in str(p.object))  # fmt: skip
+
+    # an index of galaxies the catalog does not hold is not used, and the page says why
+    stray = RedshiftIndex(**{**index.__dict__, "targetid": index.targetid + 10**9})
+    view = GalaxyExplorer(trained["dir"] / "catalog.h5", model=trained["model"],
+                          redshift_index=stray)  # fmt: skip
+    assert view.redshift_index is None and "redshift index is not used" in view.message.object
