@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
+import pytest
+
 import scifm.astroclip.train as stages
 from scifm.astroclip.config import AstroClipConfig, SpecFormerConfig
 from scifm.astroclip.train import ALIGN_PLATEAU, EVAL_FILE, SPECTRUM_PLATEAU
@@ -117,3 +120,32 @@ def test_align_trains_the_head_it_is_asked_for(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "bad"), "--spectrum-head", "seg999"]) != 0
     assert "spectrum_head='seg999'" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "checkpoint").exists()
+
+
+def test_heads_benchmark_scores_each_model_on_the_same_split(tmp_path, capsys):
+    """benchmarks/astroclip_heads.py: models that differ in their spectrum head, one table."""
+    from benchmarks import astroclip_heads
+
+    enc = ["--survey", "toy:80", "--quiet", "--batch-size", "16", "--steps", "2", "--preset",
+           "tiny"]  # fmt: skip
+    assert main(["astroclip", "pretrain-image", *enc, "--out", str(tmp_path / "img")]) == 0
+    assert main(["astroclip", "pretrain-spectrum", *enc, "--out", str(tmp_path / "spec")]) == 0
+    args = ["astroclip", "align", *COMMON, "--image", str(tmp_path / "img"), "--spectrum",
+            str(tmp_path / "spec"), "--steps", "3"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "att")]) == 0
+    assert main([*args, "--out", str(tmp_path / "seg"), "--spectrum-head", "seg4"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "res"
+    assert astroclip_heads.main(["--survey", "toy:80", "--run", f"att={tmp_path / 'att'}",
+                                 "--run", f"seg={tmp_path / 'seg'}",
+                                 "--out-dir", str(out)]) == 0  # fmt: skip
+    res = json.loads((out / "astroclip_heads.json").read_text())
+    assert [(r["label"], r["spectrum_head"], r["steps"]) for r in res["runs"]] == [
+        ("att", "attention", 3), ("seg", "seg4", 3)]  # fmt: skip
+    assert res["n_train"] + res["n_test"] == 80
+    for r in res["runs"]:
+        assert 0 <= r["image_to_spectrum"]["recall@10"] <= 1
+        assert np.isfinite(r["knn_r2_spectrum"]["redshift"])
+    assert "| seg | seg4 | 3 |" in (out / "astroclip_heads.md").read_text()
+    with pytest.raises(SystemExit):
+        astroclip_heads.main(["--survey", "toy:80", "--run", "no-label"])
