@@ -168,9 +168,8 @@ def page_agreement(model, cat, spectra: np.ndarray, z_tmpl: np.ndarray, inside: 
     cosine, top-k, similarity-weighted mean redshift (``explore.knn_redshift``), among the
     indexed catalog galaxies that are training rows and not a query galaxy. None when no
     index is shipped."""
-    from scifm.astroclip.explore import similarity_weighted_mean
     from scifm.astroclip.realspec import AGREE
-    from scifm.astroclip.redshift_index import RedshiftIndex
+    from scifm.astroclip.redshift_index import RedshiftIndex, knn_redshifts
     from scifm.core.paths import assets_dir
 
     path = assets_dir() / "astroclip" / "redshift_index.h5"
@@ -178,12 +177,14 @@ def page_agreement(model, cat, spectra: np.ndarray, z_tmpl: np.ndarray, inside: 
         return None
     index = RedshiftIndex.load(path)
     test_ids = cat.targetid[cat.props["is_test"] == 1] if "is_test" in cat.props else []
-    allowed = ~np.isin(index.targetid, test_ids)
-    if query_ids is not None:
-        allowed &= ~np.isin(index.targetid, np.asarray(query_ids, np.int64))
-    q = index.query(model, spectra)
-    z_knn = np.array([similarity_weighted_mean(s, index.redshift[i]) for s, i in
-                      (index.search(v, k, allowed) for v in q)])  # fmt: skip
+    exclude = np.concatenate(
+        [
+            np.asarray(test_ids, np.int64),
+            np.asarray([] if query_ids is None else query_ids, np.int64),
+        ]
+    )
+    allowed = ~np.isin(index.targetid, exclude)
+    z_knn = knn_redshifts(index, model, spectra, k=k, exclude=exclude)
     d = np.abs(z_knn - z_tmpl) / (1 + z_tmpl)
     return {
         "index": f"assets/astroclip/redshift_index.h5 ({index.pooling}, "

@@ -140,3 +140,67 @@ def test_upload_searches_the_index_and_falls_back_when_it_does_not_fit(
     view = GalaxyExplorer(trained["dir"] / "catalog.h5", model=trained["model"],
                           redshift_index=stray)  # fmt: skip
     assert view.redshift_index is None and "redshift index is not used" in view.message.object
+
+
+def test_knn_redshifts_never_take_an_excluded_galaxy(trained, raw, index):
+    from scifm.astroclip.redshift_index import knn_redshifts
+
+    model = trained["model"]
+    assert knn_redshifts(index, model, raw.spectra[[5]], k=1)[0] == pytest.approx(
+        raw.redshift[5], abs=1e-6
+    )  # a catalog galaxy finds itself ...
+    z = knn_redshifts(index, model, raw.spectra[[5]], k=1, exclude=raw.targetid[[5]])
+    q = index.query(model, raw.spectra[[5]])[0]
+    _, ids = index.search(q, 1, index.targetid != raw.targetid[5])
+    assert ids[0] != 5 and z[0] == pytest.approx(index.redshift[ids[0]])  # ... unless excluded
+    with pytest.raises(ValueError, match="k = 0"):
+        knn_redshifts(index, model, raw.spectra[:1], k=0)
+    with pytest.raises(ValueError, match="every indexed galaxy is excluded"):
+        knn_redshifts(index, model, raw.spectra[:1], exclude=raw.targetid)
+
+
+def test_cli_knn_redshift_is_the_pages_and_withheld_outside_the_range(
+    trained, index, tmp_path, desi_coadds, capsys
+):
+    import json
+    import shutil
+
+    from scifm.cli import main
+    from scifm.dashboards import GalaxyExplorer
+    from scifm.survey.redshift import OUTSIDE_NOTE
+
+    folder = tmp_path / "assets"
+    shutil.copytree(trained["dir"] / "model", folder / "model")
+    shutil.copy(trained["dir"] / "catalog.h5", folder / "catalog.h5")
+    index.save(folder / "redshift_index.h5")
+    view = GalaxyExplorer(folder / "catalog.h5", model=trained["model"],
+                          redshift_index=folder / "redshift_index.h5")  # fmt: skip
+    seen = set()
+    for coadd in desi_coadds:  # real DESI coadds (specutils' wheel)
+        out = tmp_path / f"{coadd.stem}.json"
+        assert main(["survey", "redshift", str(coadd), "--knn", str(folder),
+                     "--json", str(out)]) == 0  # fmt: skip
+        text = capsys.readouterr().out
+        doc = json.loads(out.read_text())
+        lo, hi = doc["catalog_z_range"]
+        page = {o.targetid: o.knn_z for o in view.answer_upload(coadd.read_bytes(),
+                                                                 coadd.name).objects}  # fmt: skip
+        for r in doc["rows"]:
+            assert f"k-NN: {r['knn_note']}" in text
+            if r["note"]:  # the template z lies outside the catalogue's range: no number
+                assert not lo <= r["z"] <= hi and r["knn_note"] == OUTSIDE_NOTE
+                assert r["knn_z"] is None
+            elif r["knn_note"] == "no usable pixels":
+                assert r["knn_z"] is None and r["targetid"] not in page
+            else:
+                assert r["knn_z"] == pytest.approx(page[r["targetid"]], abs=1e-4)  # table: 1e-4
+                if r["z"] is not None:
+                    d = abs(r["knn_z"] - r["z"]) / (1 + r["z"])
+                    assert r["knn_note"].startswith("agrees" if d <= 0.01 else "disagrees")
+            seen.add(r["knn_note"].split(":")[0])
+    assert len(seen) >= 2  # these files exercise more than one of the cases
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["survey", "redshift", str(desi_coadds[0]), "--knn", str(empty)]) == 1
+    assert f"asset folder {empty}: no AstroCLIP model folder" in capsys.readouterr().err

@@ -182,6 +182,51 @@ class RedshiftIndex:
                 raise ValueError(f"redshift index {path}: {why}") from None
 
 
+def knn_redshifts(
+    index: RedshiftIndex,
+    model: torch.nn.Module,
+    spectra: np.ndarray,
+    *,
+    k: int = 16,
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
+    """The galaxies page's k-NN redshift of each raw spectrum (n, 7781): the similarity-weighted
+    mean redshift (``explore.similarity_weighted_mean``) of its top-``k`` indexed galaxies by
+    cosine. ``exclude``: target ids never taken as neighbours (a query galaxy that is itself in
+    the catalog must not find itself). NaN for a spectrum that gives no finite vector."""
+    from scifm.astroclip.explore import similarity_weighted_mean
+
+    if k < 1:
+        raise ValueError(f"k = {k}: need at least one neighbour")
+    allowed = None
+    if exclude is not None:
+        allowed = ~np.isin(index.targetid, np.asarray(exclude, np.int64))
+        if not allowed.any():
+            raise ValueError("redshift index: every indexed galaxy is excluded")
+    q = index.query(model, spectra)
+    out = np.full(len(q), np.nan)
+    for i, v in enumerate(q):
+        if np.isfinite(v).all() and np.linalg.norm(v) > 0:
+            scores, ids = index.search(v, k, allowed)
+            out[i] = similarity_weighted_mean(scores, index.redshift[ids])
+    return out
+
+
+def load_for_assets(root: str | Path) -> tuple[torch.nn.Module, RedshiftIndex]:
+    """The AstroCLIP model (``root/model``) and redshift index (``root/redshift_index.h5``) of
+    an asset folder such as ``assets/astroclip``; the index is checked against the model."""
+    from scifm.astroclip.config import AstroClipConfig
+    from scifm.core import load_model
+
+    root = Path(root)
+    if not (root / "model").is_dir():
+        raise FileNotFoundError(f"asset folder {root}: no AstroCLIP model folder 'model'")
+    index = RedshiftIndex.load(root / "redshift_index.h5")
+    model = load_model(root / "model", "cpu", expect_config=AstroClipConfig)[1]
+    index.check_model(model)
+    return model, index
+
+
 def _pooled(model: torch.nn.Module, spectra: np.ndarray | torch.Tensor, pooling: str) -> np.ndarray:
     """Pooled SpecFormer tokens of spectra on the DESI grid (N, 7781), or already prepared
     for the model (N, n_bins: ``data.prepare_spectra``, as ``pipeline.Prepared`` holds them)."""

@@ -48,6 +48,7 @@ MIN_DELTACHI2 = 40.0  # DESI BGS good-redshift criterion (see the module docstri
 Z_MIN, Z_MAX, DLOG10_Z = -0.005, 1.7, 3e-4  # redrock's default galaxy scan (~200 km/s)
 BIN = 4  # DESI pixels per fitted pixel
 OUTSIDE_NOTE = "outside the catalogue's redshift range"
+KNN_AGREE = 0.01  # k-NN and template redshifts agree when |dz| <= 0.01 (1 + z) (issue 14)
 
 _LOCK = threading.Lock()  # one fit at a time: redrock's stdout is silenced per fit
 _PREPARED: dict[tuple, object] = {}  # the last redshifted template grid (~0.25 GB), by key
@@ -280,6 +281,8 @@ def redshift_rows(
     catalog: str | Path | None = None,
     templates: str | Path | None = None,
     redrock: str | Path | None = None,
+    knn: str | Path | None = None,
+    knn_k: int = 16,
 ) -> tuple[list[dict], list[float] | None]:
     """One row per spectrum of a DESI coadd, SDSS spec file or survey HDF5 file, and the
     catalogue's z range used for the note (``catalog``; default the shipped AstroCLIP one).
@@ -287,6 +290,13 @@ def redshift_rows(
 
     Each row: targetid, z, z_err, flag, zwarn, deltachi2, note ("outside the catalogue's
     redshift range" or ""), true_z (the file's own redshift or None) and target_class.
+
+    ``knn``: an AstroCLIP asset folder (``assets/astroclip``: model, catalog, redshift index);
+    each row then also gets the galaxies page's k-NN redshift (``knn_z``, from the catalog's
+    redshift index, ``knn_k`` neighbours, never the galaxy itself) and ``knn_note``: whether
+    it agrees with the template redshift within 0.01 (1 + z), or, where the template redshift
+    lies outside the catalogue's range, OUTSIDE_NOTE and no number (a k-NN redshift is a mean
+    of catalogue redshifts, so it always lies inside the range).
     """
     import h5py
 
@@ -296,6 +306,8 @@ def redshift_rows(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"spectrum file {path}: does not exist")
+    if catalog is None and knn is not None and (Path(knn) / "catalog.h5").is_file():
+        catalog = Path(knn) / "catalog.h5"
     if catalog is None and (assets_dir() / "astroclip/catalog.h5").is_file():
         catalog = assets_dir() / "astroclip/catalog.h5"
     z_range = list(catalog_redshift_range(catalog)) if catalog is not None else None
@@ -304,6 +316,7 @@ def redshift_rows(
             raise ValueError(f"survey file {path.name}: --redrock applies to DESI coadds")
         tids, src = _survey_input(path, split, n)
         fits_ = fit_redshifts(**src["arrays"], templates=templates)
+        flux, usable = src["arrays"]["flux"], (src["arrays"]["ivar"] > 0).any(axis=1)
         extra = [{"true_z": finite_or_none(m["true_z"]), "target_class": "simulated",
                   "row": m["row"]} for m in src["meta"]]  # fmt: skip
     else:
@@ -314,6 +327,8 @@ def redshift_rows(
             raise ValueError(f"spectrum file {path.name}: holds no science target")
         tids = [r.targetid for r in records]
         fits_ = fit_records(records, templates=templates)
+        flux = np.stack([r.flux for r in records])
+        usable = np.array([bool(((r.ivar > 0) & ~r.mask).any()) for r in records])
         extra = [{"true_z": finite_or_none(r.redshift), "target_class": desi_target_class(r.meta)}
                  for r in records]  # fmt: skip
     rows = []
@@ -322,4 +337,33 @@ def redshift_rows(
                      "z_err": finite_or_none(fit.z_err), "flag": fit.flag,
                      "zwarn": fit.zwarn, "deltachi2": fit.deltachi2,
                      "note": range_note(fit.z, z_range), **ex})  # fmt: skip
+    if knn is not None:
+        if z_range is None:
+            raise ValueError(f"k-NN redshift: no catalogue in {knn} to give its redshift range")
+        _add_knn(rows, flux, usable, knn, knn_k, z_range)
     return rows, z_range
+
+
+def _add_knn(rows: list[dict], flux: np.ndarray, usable: np.ndarray, root: str | Path, k: int,
+             z_range: list[float]) -> None:  # fmt: skip
+    """``redshift_rows``' knn_z and knn_note (see there); ``usable``: spectra with at least
+    one good pixel (the others get no k-NN redshift)."""
+    from scifm.astroclip.redshift_index import knn_redshifts, load_for_assets
+
+    model, index = load_for_assets(root)
+    ids = np.array([r["targetid"] for r in rows], np.int64)
+    z_knn = np.full(len(rows), np.nan)
+    if usable.any():
+        z_knn[usable] = knn_redshifts(index, model, np.nan_to_num(flux[usable]), k=k, exclude=ids)
+    for r, zk in zip(rows, z_knn):
+        zt = r["z"]
+        if r["note"]:
+            r["knn_z"], r["knn_note"] = None, OUTSIDE_NOTE
+        elif not np.isfinite(zk):
+            r["knn_z"], r["knn_note"] = None, "no usable pixels"
+        elif zt is None:
+            r["knn_z"], r["knn_note"] = float(zk), "no template redshift to compare with"
+        else:
+            d = abs(zk - zt) / (1 + zt)
+            word = "agrees" if d <= KNN_AGREE else "disagrees"
+            r["knn_z"], r["knn_note"] = float(zk), f"{word}: |dz|/(1+z) = {d:.4f}"
