@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from scifm.astroclip.config import AstroClipConfig
-from scifm.astroclip.embed import embed_arrays
+from scifm.astroclip.embed import embed_arrays, model_fingerprint
 from scifm.astroclip.evaluate import cross_modal_recall, knn_r2
 from scifm.astroclip.pipeline import DEFAULT_PROPS, prepare, survey_fetcher
 from scifm.astroclip.splits import model_split
@@ -110,24 +110,26 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     models = [(label, path, *load_model(path, "cpu", expect_config=AstroClipConfig))
               for label, path in runs]  # fmt: skip
-    encoders = {(c.image.to_json(), c.spectrum.to_json()) for _, _, c, _ in models}
+    encoders = {(c.image.to_json(), c.spectrum.to_json(), model_fingerprint(m.image_encoder),
+                 model_fingerprint(m.spectrum_encoder)) for _, _, c, m in models}  # fmt: skip
     if len(encoders) != 1:
-        p.error("the models' encoder configs differ; compare heads on the same encoders")
+        p.error("the models' encoders differ (config or weights); compare heads on the same "
+                "frozen encoders")  # fmt: skip
     survey = args.survey  # a file (repo-relative or absolute) or toy:N
     if not survey.startswith("toy:") and not Path(survey).is_absolute():
         survey = str(repo_root() / survey)
     fetch, n = survey_fetcher(survey)
     data = prepare(fetch, n, models[0][2], progress=False)
-    rows, splits = [], set()
-    for label, path, cfg, model in models:
-        tr, te, rec = model_split(path, data.targetid, source=str(args.survey))
-        splits.add((len(tr), len(te), rec["how"]))
-        rows.append({"label": label, "checkpoint": repo_path(path),
-                     "spectrum_head": cfg.spectrum_head, "steps": _steps(path),
-                     **score(model.eval(), data, tr, te)})  # fmt: skip
-    if len(splits) != 1:
-        raise SystemExit(f"the models recorded different splits: {sorted(splits)}")
-    n_tr, n_te, how = splits.pop()
+    splits = [model_split(path, data.targetid, source=str(args.survey))
+              for _, path, _, _ in models]  # fmt: skip
+    if len({(tuple(tr), tuple(te)) for tr, te, _ in splits}) != 1:
+        sizes = [(len(tr), len(te), rec["how"]) for tr, te, rec in splits]
+        raise SystemExit(f"the models recorded different splits: {sizes}")
+    tr, te, rec = splits[0]
+    rows = [{"label": label, "checkpoint": repo_path(path), "spectrum_head": cfg.spectrum_head,
+             "steps": _steps(path), **score(model.eval(), data, tr, te)}
+            for label, path, cfg, model in models]  # fmt: skip
+    n_tr, n_te, how = len(tr), len(te), rec["how"]
     results = {"runs": rows, "n_train": n_tr, "n_test": n_te, "split": how,
                "seconds": round(time.time() - t0, 1)}  # fmt: skip
     info = run_info(data={"survey": args.survey, "split": how}, argv=argv,

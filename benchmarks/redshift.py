@@ -121,9 +121,10 @@ def knn_agreement(
     from scifm.astroclip.catalog import Catalog
     from scifm.astroclip.data import prepare_spectra
     from scifm.astroclip.embed import embed_arrays
-    from scifm.astroclip.realspec import AGREE, knn_redshift_estimate
+    from scifm.astroclip.realspec import knn_redshift_estimate
     from scifm.core.paths import assets_dir
     from scifm.dashboards.galaxies import load_astroclip
+    from scifm.survey.redshift import AGREE
 
     root = assets_dir() / "astroclip"
     model = load_astroclip(model_path or str(root / "model"))
@@ -140,9 +141,9 @@ def knn_agreement(
     z_knn = knn_redshift_estimate(ref_emb, z_cat, emb)
     inside = ok & (z_tmpl >= z_range[0]) & (z_tmpl <= z_range[1])
     d = np.abs(z_knn - z_tmpl) / (1 + z_tmpl)
-    agree = d < AGREE
+    agree = d <= AGREE
     return {
-        "definition": "|z_knn - z_template| / (1 + z_template) < 0.01, template flag ok and "
+        "definition": "|z_knn - z_template| / (1 + z_template) <= 0.01, template flag ok and "
                       "z_template inside the catalogue's range",
         "neighbours": f"{int(ref.sum())} catalog galaxies: training rows, no query galaxy",
         "model": model_path or "shipped",
@@ -168,9 +169,9 @@ def page_agreement(model, cat, spectra: np.ndarray, z_tmpl: np.ndarray, inside: 
     cosine, top-k, similarity-weighted mean redshift (``explore.knn_redshift``), among the
     indexed catalog galaxies that are training rows and not a query galaxy. None when no
     index is shipped."""
-    from scifm.astroclip.realspec import AGREE
     from scifm.astroclip.redshift_index import RedshiftIndex, knn_redshifts
     from scifm.core.paths import assets_dir
+    from scifm.survey.redshift import AGREE
 
     path = assets_dir() / "astroclip" / "redshift_index.h5"
     if not path.exists():
@@ -191,7 +192,7 @@ def page_agreement(model, cat, spectra: np.ndarray, z_tmpl: np.ndarray, inside: 
                  f"{index.vectors.shape[1]} principal components)",
         "estimator": f"cosine top-{k}, similarity-weighted (the page's upload)",
         "neighbours": f"{int(allowed.sum())} indexed catalog galaxies: training rows, no query",
-        "frac_agree_inside": float((d < AGREE)[inside].mean()) if inside.any() else float("nan"),
+        "frac_agree_inside": float((d <= AGREE)[inside].mean()) if inside.any() else float("nan"),
         "median_abs_dz_1pz_inside": float(np.median(d[inside])) if inside.any() else float("nan"),
         "nmad_knn_minus_template": nmad((z_knn - z_tmpl)[inside] / (1 + z_tmpl[inside])),
         "z_knn": [round(float(v), 5) for v in z_knn],
@@ -275,10 +276,11 @@ def knn_variants(
     catalog's training rows, or every training galaxy of the split) and k. The queries and
     template redshifts are :func:`knn_agreement`'s; no neighbour is a query galaxy."""
     from scifm.astroclip.catalog import Catalog
-    from scifm.astroclip.realspec import AGREE, knn_redshift_estimate
+    from scifm.astroclip.realspec import knn_redshift_estimate
     from scifm.core.paths import assets_dir
     from scifm.dashboards.galaxies import load_astroclip
     from scifm.survey.io import finished_rows
+    from scifm.survey.redshift import AGREE
 
     root = assets_dir() / "astroclip"
     model = load_astroclip(model_path or str(root / "model"))
@@ -325,7 +327,7 @@ def knn_variants(
                 "embedding": emb, "estimator": est, "neighbours": ref_name,
                 "n_neighbours": len(rows), "k": k,
                 "n_inside": int(inside.sum()),
-                "frac_agree_inside": float(np.mean(dz < AGREE)) if inside.any() else np.nan,
+                "frac_agree_inside": float(np.mean(dz <= AGREE)) if inside.any() else np.nan,
                 "median_abs_dz_1pz_inside": float(np.median(dz)),
                 "nmad_knn_minus_template": nmad((z_knn - z_tmpl)[inside]
                                                 / (1 + z_tmpl[inside])),
@@ -464,7 +466,7 @@ def _variant_lines(rows: list[dict] | None) -> list[str]:
         "(`explore.knn_redshift`: cosine top-k, similarity-weighted mean; the page searches "
         "the catalog with k = 16).",
         "",
-        "| embedding | estimator | neighbours | N | k | agree (< 0.01) | "
+        "| embedding | estimator | neighbours | N | k | agree (<= 0.01) | "
         "median \\|dz\\|/(1+z) | NMAD |",
         "|---|---|---|---|---|---|---|---|",
     ]

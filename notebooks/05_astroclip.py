@@ -229,7 +229,7 @@ for name, vectors in [
 ]:
     dz = np.abs(page_estimates(vectors) - zq) / (1 + zq)
     print(
-        f"{name:18s} within 0.01(1+z): {np.mean(dz < 0.01):.1%}   median |dz|/(1+z) "
+        f"{name:18s} within 0.01(1+z): {np.mean(dz <= 0.01):.1%}   median |dz|/(1+z) "
         f"{np.median(dz):.4f}   ({held.sum()} held-out galaxies)"
     )
 

@@ -149,3 +149,13 @@ def test_heads_benchmark_scores_each_model_on_the_same_split(tmp_path, capsys):
     assert "| seg | seg4 | 3 |" in (out / "astroclip_heads.md").read_text()
     with pytest.raises(SystemExit):
         astroclip_heads.main(["--survey", "toy:80", "--run", "no-label"])
+    # a head aligned on other SpecFormer weights is not compared: the encoders must be the same
+    assert main(["astroclip", "pretrain-spectrum", *enc, "--steps", "3",
+                 "--out", str(tmp_path / "spec3")]) == 0  # fmt: skip
+    other = [a if a != str(tmp_path / "spec") else str(tmp_path / "spec3") for a in args]
+    assert main([*other, "--out", str(tmp_path / "other")]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        astroclip_heads.main(["--survey", "toy:80", "--run", f"att={tmp_path / 'att'}",
+                              "--run", f"other={tmp_path / 'other'}"])  # fmt: skip
+    assert "encoders differ (config or weights)" in capsys.readouterr().err

@@ -159,6 +159,17 @@ def test_knn_redshifts_never_take_an_excluded_galaxy(trained, raw, index):
         knn_redshifts(index, model, raw.spectra[:1], exclude=raw.targetid)
 
 
+def _masked_copy(coadd, out, arms: tuple[str, ...], upto: int):
+    """``coadd`` with pixels [0, upto) of every fibre masked in ``arms``."""
+    from astropy.io import fits
+
+    with fits.open(coadd) as h:
+        for arm in arms:
+            h[f"{arm}_MASK"].data[:, :upto] = 1
+        h.writeto(out)
+    return out
+
+
 def test_cli_knn_redshift_is_the_pages_and_withheld_outside_the_range(
     trained, index, tmp_path, desi_coadds, capsys
 ):
@@ -167,7 +178,7 @@ def test_cli_knn_redshift_is_the_pages_and_withheld_outside_the_range(
 
     from scifm.cli import main
     from scifm.dashboards import GalaxyExplorer
-    from scifm.survey.redshift import OUTSIDE_NOTE
+    from scifm.survey.redshift import NOT_PLACED, OUTSIDE_NOTE
 
     folder = tmp_path / "assets"
     shutil.copytree(trained["dir"] / "model", folder / "model")
@@ -175,32 +186,70 @@ def test_cli_knn_redshift_is_the_pages_and_withheld_outside_the_range(
     index.save(folder / "redshift_index.h5")
     view = GalaxyExplorer(folder / "catalog.h5", model=trained["model"],
                           redshift_index=folder / "redshift_index.h5")  # fmt: skip
-    seen = set()
-    for coadd in desi_coadds:  # real DESI coadds (specutils' wheel)
+    elg = next(p for p in desi_coadds if "5-169" in p.name)
+    files = [
+        *desi_coadds,  # real DESI coadds (specutils' wheel); then with masked pixels:
+        _masked_copy(elg, tmp_path / "coadd-masked.fits", ("B",), 1500),  # interpolated
+        _masked_copy(elg, tmp_path / "coadd-bad.fits", ("B", "R", "Z"), 2300),
+    ]  # < 30 %
+    wide = tmp_path / "wide.h5"  # a catalogue range no fit leaves: every number is compared
+    with h5py.File(wide, "w") as f:
+        f["redshift"] = np.array([0.0, 2.0])
+    notes = {}
+    for coadd in files:
         out = tmp_path / f"{coadd.stem}.json"
-        assert main(["survey", "redshift", str(coadd), "--knn", str(folder),
-                     "--json", str(out)]) == 0  # fmt: skip
+        assert main(["survey", "redshift", str(coadd), "--knn", str(folder), "--catalog",
+                     str(wide), "--json", str(out)]) == 0  # fmt: skip
         text = capsys.readouterr().out
-        doc = json.loads(out.read_text())
-        lo, hi = doc["catalog_z_range"]
-        page = {o.targetid: o.knn_z for o in view.answer_upload(coadd.read_bytes(),
-                                                                 coadd.name).objects}  # fmt: skip
-        for r in doc["rows"]:
-            assert f"k-NN: {r['knn_note']}" in text
-            if r["note"]:  # the template z lies outside the catalogue's range: no number
-                assert not lo <= r["z"] <= hi and r["knn_note"] == OUTSIDE_NOTE
-                assert r["knn_z"] is None
-            elif r["knn_note"] == "no usable pixels":
+        rows = json.loads(out.read_text())["rows"]
+        page = {o.targetid: o.knn_z
+                for o in view.answer_upload(coadd.read_bytes(), coadd.name).objects}  # fmt: skip
+        for r in rows:
+            assert f"k-NN: {r['knn_note']}" in text and not r["note"]
+            notes[coadd.name, r["targetid"]] = r["knn_note"].split(":")[0]
+            if r["knn_note"] == NOT_PLACED:  # the page does not place it either
                 assert r["knn_z"] is None and r["targetid"] not in page
-            else:
-                assert r["knn_z"] == pytest.approx(page[r["targetid"]], abs=1e-4)  # table: 1e-4
-                if r["z"] is not None:
-                    d = abs(r["knn_z"] - r["z"]) / (1 + r["z"])
-                    assert r["knn_note"].startswith("agrees" if d <= 0.01 else "disagrees")
-            seen.add(r["knn_note"].split(":")[0])
-    assert len(seen) >= 2  # these files exercise more than one of the cases
+                continue
+            assert r["knn_z"] == pytest.approx(page[r["targetid"]], abs=1e-9)  # the page's
+            if r["z"] is not None:
+                d = abs(r["knn_z"] - r["z"]) / (1 + r["z"])
+                assert r["knn_note"].startswith("agrees" if d <= 0.01 else "disagrees")
+    good = 39633300968442591  # the ELG file's target with data
+    assert notes["coadd-masked.fits", good] in ("agrees", "disagrees")  # interpolated, placed
+    assert notes["coadd-bad.fits", good] == NOT_PLACED  # under 30 % good pixels
+    # the catalogue's own range: the dark-time LRGs (z > 0.8) get no number, and it says why
+    sv3 = next(p for p in desi_coadds if "sv3-dark" in p.name)
+    out = tmp_path / "sv3.json"
+    assert main(["survey", "redshift", str(sv3), "--knn", str(folder), "--json", str(out)]) == 0
+    capsys.readouterr()
+    for r in json.loads(out.read_text())["rows"]:
+        assert r["note"] == r["knn_note"] == OUTSIDE_NOTE and r["knn_z"] is None
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["survey", "redshift", str(desi_coadds[0]), "--knn", str(empty)]) == 1
+    assert main(["survey", "redshift", str(elg), "--knn", str(empty)]) == 1
+    assert f"catalog {empty / 'catalog.h5'}: does not exist" in capsys.readouterr().err
+    shutil.copy(trained["dir"] / "catalog.h5", empty / "catalog.h5")
+    assert main(["survey", "redshift", str(elg), "--knn", str(empty)]) == 1
     assert f"asset folder {empty}: no AstroCLIP model folder" in capsys.readouterr().err
+
+
+def test_index_command_refuses_to_pair_an_index_with_another_model(trained, tmp_path, capsys):
+    import shutil
+
+    from scifm.astroclip import redshift_index
+    from scifm.core import save_checkpoint
+
+    folder = tmp_path / "assets"
+    shutil.copytree(trained["dir"] / "model", folder / "model")
+    (folder / "redshift_index.h5").write_bytes(b"the index already there")
+    other = copy.deepcopy(trained["model"])
+    with torch.no_grad():
+        next(other.spectrum_encoder.parameters()).add_(0.01)
+    save_checkpoint(tmp_path / "other", other, other.config)
+    code = redshift_index.main(["--survey", str(tmp_path / "none.h5"), "--model",
+                                str(tmp_path / "other"), "--out",
+                                str(folder / "redshift_index.h5")])  # fmt: skip
+    assert code == 2 and "has other SpecFormer weights" in capsys.readouterr().err
+    assert (folder / "redshift_index.h5").read_bytes() == b"the index already there"
+    assert sorted(p.name for p in folder.iterdir()) == ["model", "redshift_index.h5"]

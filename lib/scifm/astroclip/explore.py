@@ -146,6 +146,10 @@ class Explorer:
         """Top-k catalog galaxies nearest a query vector of a ``RedshiftIndex`` (the upload's
         k-NN redshift: the SpecFormer's segment-pooled tokens, ``astroclip/redshift_index.py``)."""
         t0 = time.perf_counter()
+        query = np.asarray(query, np.float32).ravel()
+        if query.shape != (index.vectors.shape[1],) or not np.isfinite(query).all():
+            raise ValueError(f"redshift index query: expected {index.vectors.shape[1]} finite "
+                             f"numbers, got shape {query.shape}")  # fmt: skip
         scores, ids = index.search(query, k)
         return self._table(scores, self.rows_of(index.targetid[ids]), t0)
 

@@ -22,9 +22,9 @@ from scifm.astroclip.config import N_SPECTRUM_BINS
 from scifm.astroclip.data import prepare_spectra
 from scifm.astroclip.embed import embed_arrays
 from scifm.astroclip.model import AstroClip
-from scifm.survey.redshift import range_note
+from scifm.survey.redshift import AGREE, range_note
 
-AGREE = 0.01  # the k-NN and template redshifts agree when |dz| <= AGREE (1 + z) (issue 14)
+MIN_COVERAGE = 0.3  # an object with fewer good pixels is not placed
 
 
 @dataclass
@@ -54,7 +54,29 @@ def fill_masked(flux: np.ndarray, good: np.ndarray) -> np.ndarray:
     return np.interp(idx, idx[good], flux[good]).astype(np.float32)
 
 
-def read_real_spectra(path: str | Path, min_coverage: float = 0.3) -> RealSpectra:
+def usable_flux(
+    flux: np.ndarray,
+    ivar: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    min_coverage: float = MIN_COVERAGE,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The flux (7781,) the AstroCLIP encoders read from one real spectrum on the DESI grid,
+    and its good pixels (finite, ivar > 0, mask 0; their mean is the coverage): bad pixels
+    interpolated over (``fill_masked``); None for the flux when fewer than ``min_coverage`` of
+    the pixels are good. The galaxies page's uploads and ``scifm survey redshift --knn`` both
+    go through it."""
+    flux = np.asarray(flux, np.float32)
+    good = np.isfinite(flux)
+    if ivar is not None:
+        good &= np.asarray(ivar) > 0
+    if mask is not None:
+        good &= np.asarray(mask) == 0
+    if good.mean() < min_coverage or not good.any():
+        return None, good
+    return fill_masked(np.where(good, flux, 0.0), good), good
+
+
+def read_real_spectra(path: str | Path, min_coverage: float = MIN_COVERAGE) -> RealSpectra:
     """Read every usable object of a real spectrum file (ValueError with the reason if none)."""
     from scifm.survey.readers import read_spectrum_file
 
@@ -71,13 +93,10 @@ def read_real_spectra(path: str | Path, min_coverage: float = 0.3) -> RealSpectr
         if flux.shape != (N_SPECTRUM_BINS,):
             raise ValueError(f"{path.name}: reader gave flux of shape {flux.shape}")
         ivar = np.asarray(_field(rec, "ivar", np.ones_like(flux)), np.float32)
-        mask = _field(rec, "mask")
-        good = np.isfinite(flux) & (ivar > 0)
-        if mask is not None:
-            good &= np.asarray(mask) == 0
-        if good.mean() < min_coverage:
+        filled, good = usable_flux(flux, ivar, _field(rec, "mask"), min_coverage)
+        if filled is None:
             continue
-        fluxes.append(fill_masked(np.where(good, flux, 0.0), good))
+        fluxes.append(filled)
         ivars.append(np.where(good, ivar, 0.0).astype(np.float32))
         cover.append(good.mean())
         z = _field(rec, "redshift")

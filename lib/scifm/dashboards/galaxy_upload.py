@@ -29,7 +29,7 @@ import torch
 
 from scifm.astroclip.display import display_binned
 from scifm.astroclip.explore import Explorer, knn_redshift
-from scifm.astroclip.redshift_index import RedshiftIndex
+from scifm.astroclip.redshift_index import RedshiftIndex, knn_of_vectors
 from scifm.dashboards.galaxy_plots import grid_html, spectrum_plot
 from scifm.dashboards.style import STYLESHEET
 
@@ -91,10 +91,11 @@ def answer_upload(explorer: Explorer, model: torch.nn.Module | None, data: bytes
         return answer
     n = min(len(spectra), MAX_OBJECTS)
     emb = embed_real_spectra(model, spectra)
-    zvec, grid_title = None, "Nearest simulated"
+    zvec, z_index, grid_title = None, None, "Nearest simulated"
     if redshift_index is not None:
         try:
             zvec = redshift_index.query(model, spectra.flux[:n])
+            z_index = knn_of_vectors(redshift_index, zvec, k=k)  # as the CLI's --knn
             grid_title = "Nearest simulated spectra (SpecFormer tokens in wavelength segments)"
         except ValueError as exc:  # an index made with other weights: say so, use the embedding
             text = f"{html.escape(str(exc))}. The k-NN redshift below uses the aligned embedding."
@@ -111,7 +112,8 @@ def answer_upload(explorer: Explorer, model: torch.nn.Module | None, data: bytes
             res = explorer.search_redshift_index(redshift_index, zvec[i], k)
         else:
             res = explorer.search_embedding(emb[i], "spectrum", k)
-        knn_z, file_z, tid = knn_redshift(res), float(spectra.redshift[i]), spectra.targetid[i]
+        knn_z = float(z_index[i]) if z_index is not None else knn_redshift(res)
+        file_z, tid = float(spectra.redshift[i]), spectra.targetid[i]
         v = redshift_verdict(knn_z, file_z, z_range)
         wave, flux = display_binned(spectra.flux[i])
         title = f"{filename} object {tid}"

@@ -48,7 +48,8 @@ MIN_DELTACHI2 = 40.0  # DESI BGS good-redshift criterion (see the module docstri
 Z_MIN, Z_MAX, DLOG10_Z = -0.005, 1.7, 3e-4  # redrock's default galaxy scan (~200 km/s)
 BIN = 4  # DESI pixels per fitted pixel
 OUTSIDE_NOTE = "outside the catalogue's redshift range"
-KNN_AGREE = 0.01  # k-NN and template redshifts agree when |dz| <= 0.01 (1 + z) (issue 14)
+NOT_PLACED = "too few good pixels to place"  # below realspec.MIN_COVERAGE, as on the page
+AGREE = 0.01  # the k-NN and template redshifts agree when |dz| <= AGREE (1 + z) (issue 14)
 
 _LOCK = threading.Lock()  # one fit at a time: redrock's stdout is silenced per fit
 _PREPARED: dict[tuple, object] = {}  # the last redshifted template grid (~0.25 GB), by key
@@ -293,7 +294,8 @@ def redshift_rows(
 
     ``knn``: an AstroCLIP asset folder (``assets/astroclip``: model, catalog, redshift index);
     each row then also gets the galaxies page's k-NN redshift (``knn_z``, from the catalog's
-    redshift index, ``knn_k`` neighbours, never the galaxy itself) and ``knn_note``: whether
+    redshift index, ``knn_k`` neighbours; a survey galaxy never finds itself) and
+    ``knn_note``: NOT_PLACED, or whether
     it agrees with the template redshift within 0.01 (1 + z), or, where the template redshift
     lies outside the catalogue's range, OUTSIDE_NOTE and no number (a k-NN redshift is a mean
     of catalogue redshifts, so it always lies inside the range).
@@ -306,8 +308,8 @@ def redshift_rows(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"spectrum file {path}: does not exist")
-    if catalog is None and knn is not None and (Path(knn) / "catalog.h5").is_file():
-        catalog = Path(knn) / "catalog.h5"
+    if catalog is None and knn is not None:
+        catalog = Path(knn) / "catalog.h5"  # the range of the catalogue the index was cut from
     if catalog is None and (assets_dir() / "astroclip/catalog.h5").is_file():
         catalog = assets_dir() / "astroclip/catalog.h5"
     z_range = list(catalog_redshift_range(catalog)) if catalog is not None else None
@@ -316,7 +318,8 @@ def redshift_rows(
             raise ValueError(f"survey file {path.name}: --redrock applies to DESI coadds")
         tids, src = _survey_input(path, split, n)
         fits_ = fit_redshifts(**src["arrays"], templates=templates)
-        flux, usable = src["arrays"]["flux"], (src["arrays"]["ivar"] > 0).any(axis=1)
+        flux, records = src["arrays"]["flux"], None
+        usable = (src["arrays"]["ivar"] > 0).any(axis=1)
         extra = [{"true_z": finite_or_none(m["true_z"]), "target_class": "simulated",
                   "row": m["row"]} for m in src["meta"]]  # fmt: skip
     else:
@@ -327,8 +330,7 @@ def redshift_rows(
             raise ValueError(f"spectrum file {path.name}: holds no science target")
         tids = [r.targetid for r in records]
         fits_ = fit_records(records, templates=templates)
-        flux = np.stack([r.flux for r in records])
-        usable = np.array([bool(((r.ivar > 0) & ~r.mask).any()) for r in records])
+        flux, usable = None, None  # _add_knn prepares them as the page's upload does
         extra = [{"true_z": finite_or_none(r.redshift), "target_class": desi_target_class(r.meta)}
                  for r in records]  # fmt: skip
     rows = []
@@ -340,30 +342,43 @@ def redshift_rows(
     if knn is not None:
         if z_range is None:
             raise ValueError(f"k-NN redshift: no catalogue in {knn} to give its redshift range")
-        _add_knn(rows, flux, usable, knn, knn_k, z_range)
+        _add_knn(rows, knn, knn_k, z_range, records=records, flux=flux, usable=usable)
     return rows, z_range
 
 
-def _add_knn(rows: list[dict], flux: np.ndarray, usable: np.ndarray, root: str | Path, k: int,
-             z_range: list[float]) -> None:  # fmt: skip
-    """``redshift_rows``' knn_z and knn_note (see there); ``usable``: spectra with at least
-    one good pixel (the others get no k-NN redshift)."""
+def _add_knn(rows: list[dict], root: str | Path, k: int, z_range: list[float], *,
+             records: list | None = None, flux: np.ndarray | None = None,
+             usable: np.ndarray | None = None) -> None:  # fmt: skip
+    """``redshift_rows``' knn_z and knn_note (see there). Real ``records`` are prepared as the
+    galaxies page prepares an upload (``realspec.usable_flux``: bad pixels interpolated, no
+    number below its coverage) and search the whole index, as the page does; a survey file's
+    ``flux`` (rows with at least one ``usable`` pixel) is read as stored, as the index was
+    built, and never finds its own galaxies (by target id)."""
     from scifm.astroclip.redshift_index import knn_redshifts, load_for_assets
 
     model, index = load_for_assets(root)
-    ids = np.array([r["targetid"] for r in rows], np.int64)
     z_knn = np.full(len(rows), np.nan)
+    exclude = None
+    if records is not None:
+        from scifm.astroclip.realspec import usable_flux
+
+        prepared = [usable_flux(r.flux, r.ivar, r.mask)[0] for r in records]
+        usable = np.array([f is not None for f in prepared])
+        flux = np.stack([f if f is not None else np.zeros_like(r.flux)
+                         for f, r in zip(prepared, records)])  # fmt: skip
+    else:
+        exclude = np.array([r["targetid"] for r in rows], np.int64)
     if usable.any():
-        z_knn[usable] = knn_redshifts(index, model, np.nan_to_num(flux[usable]), k=k, exclude=ids)
+        z_knn[usable] = knn_redshifts(index, model, flux[usable], k=k, exclude=exclude)
     for r, zk in zip(rows, z_knn):
         zt = r["z"]
         if r["note"]:
             r["knn_z"], r["knn_note"] = None, OUTSIDE_NOTE
         elif not np.isfinite(zk):
-            r["knn_z"], r["knn_note"] = None, "no usable pixels"
+            r["knn_z"], r["knn_note"] = None, NOT_PLACED
         elif zt is None:
             r["knn_z"], r["knn_note"] = float(zk), "no template redshift to compare with"
         else:
             d = abs(zk - zt) / (1 + zt)
-            word = "agrees" if d <= KNN_AGREE else "disagrees"
+            word = "agrees" if d <= AGREE else "disagrees"
             r["knn_z"], r["knn_note"] = float(zk), f"{word}: |dz|/(1+z) = {d:.4f}"
