@@ -176,9 +176,10 @@ def test_cli_knn_redshift_is_the_pages_and_withheld_outside_the_range(
     import json
     import shutil
 
+    from scifm.astroclip.realspec import NOT_PLACED
     from scifm.cli import main
     from scifm.dashboards import GalaxyExplorer
-    from scifm.survey.redshift import NOT_PLACED, OUTSIDE_NOTE
+    from scifm.survey.redshift import OUTSIDE_NOTE
 
     folder = tmp_path / "assets"
     shutil.copytree(trained["dir"] / "model", folder / "model")
@@ -192,14 +193,15 @@ def test_cli_knn_redshift_is_the_pages_and_withheld_outside_the_range(
         _masked_copy(elg, tmp_path / "coadd-masked.fits", ("B",), 1500),  # interpolated
         _masked_copy(elg, tmp_path / "coadd-bad.fits", ("B", "R", "Z"), 2300),
     ]  # < 30 %
-    wide = tmp_path / "wide.h5"  # a catalogue range no fit leaves: every number is compared
-    with h5py.File(wide, "w") as f:
+    wide = tmp_path / "wide"  # a catalogue range no fit leaves: every number is compared
+    shutil.copytree(folder, wide, ignore=shutil.ignore_patterns("catalog.h5"))
+    with h5py.File(wide / "catalog.h5", "w") as f:
         f["redshift"] = np.array([0.0, 2.0])
     notes = {}
     for coadd in files:
         out = tmp_path / f"{coadd.stem}.json"
-        assert main(["survey", "redshift", str(coadd), "--knn", str(folder), "--catalog",
-                     str(wide), "--json", str(out)]) == 0  # fmt: skip
+        assert main(["astroclip", "redshift", str(coadd), "--assets", str(wide),
+                     "--json", str(out)]) == 0  # fmt: skip
         text = capsys.readouterr().out
         rows = json.loads(out.read_text())["rows"]
         page = {o.targetid: o.knn_z
@@ -220,17 +222,19 @@ def test_cli_knn_redshift_is_the_pages_and_withheld_outside_the_range(
     # the catalogue's own range: the dark-time LRGs (z > 0.8) get no number, and it says why
     sv3 = next(p for p in desi_coadds if "sv3-dark" in p.name)
     out = tmp_path / "sv3.json"
-    assert main(["survey", "redshift", str(sv3), "--knn", str(folder), "--json", str(out)]) == 0
+    assert (
+        main(["astroclip", "redshift", str(sv3), "--assets", str(folder), "--json", str(out)]) == 0
+    )
     capsys.readouterr()
     for r in json.loads(out.read_text())["rows"]:
         assert r["note"] == r["knn_note"] == OUTSIDE_NOTE and r["knn_z"] is None
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["survey", "redshift", str(elg), "--knn", str(empty)]) == 1
+    assert main(["astroclip", "redshift", str(elg), "--assets", str(empty)]) == 1
     assert f"catalog {empty / 'catalog.h5'}: does not exist" in capsys.readouterr().err
     shutil.copy(trained["dir"] / "catalog.h5", empty / "catalog.h5")
-    assert main(["survey", "redshift", str(elg), "--knn", str(empty)]) == 1
+    assert main(["astroclip", "redshift", str(elg), "--assets", str(empty)]) == 1
     assert f"asset folder {empty}: no AstroCLIP model folder" in capsys.readouterr().err
 
 
@@ -253,3 +257,21 @@ def test_index_command_refuses_to_pair_an_index_with_another_model(trained, tmp_
     assert code == 2 and "has other SpecFormer weights" in capsys.readouterr().err
     assert (folder / "redshift_index.h5").read_bytes() == b"the index already there"
     assert sorted(p.name for p in folder.iterdir()) == ["model", "redshift_index.h5"]
+
+
+def test_shipped_knn_redshift_is_withheld_beyond_the_catalogue(desi_coadds, tmp_path, capsys):
+    """The dark-time LRGs of specutils' coadd lie at z 0.84 and 0.98, beyond the shipped
+    catalogue (z <= 0.6): the CLI gives no k-NN number for them, and says why."""
+    import json
+
+    from scifm.cli import main
+    from scifm.survey.redshift import OUTSIDE_NOTE
+
+    coadd = next(p for p in desi_coadds if "sv3-dark" in p.name)
+    out = tmp_path / "z.json"
+    assert main(["astroclip", "redshift", str(coadd), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["z"] > 0.8 for r in rows] == [True, True]
+    assert all(r["knn_z"] is None and r["knn_note"] == OUTSIDE_NOTE for r in rows)
+    assert text.count(f"k-NN: {OUTSIDE_NOTE}") == 2

@@ -287,16 +287,3 @@ def test_benchmark_candidate_model_is_measured_on_the_catalogs_own_galaxies(
     with pytest.raises(SystemExit):
         bench.main(["--survey", str(tiny_survey), "--model", str(tmp_path / "cand")])
     assert "another --name" in capsys.readouterr().err
-
-
-def test_shipped_knn_redshift_is_withheld_beyond_the_catalogue(desi_coadds, tmp_path, capsys):
-    """The dark-time LRGs of specutils' coadd lie at z 0.84 and 0.98, beyond the shipped
-    catalogue (z <= 0.6): the CLI gives no k-NN number for them, and says why."""
-    coadd = next(p for p in desi_coadds if "sv3-dark" in p.name)
-    out = tmp_path / "z.json"
-    assert main(["survey", "redshift", str(coadd), "--knn", "--json", str(out)]) == 0
-    text = capsys.readouterr().out
-    rows = json.loads(out.read_text())["rows"]
-    assert [r["z"] > 0.8 for r in rows] == [True, True]
-    assert all(r["knn_z"] is None and r["knn_note"] == OUTSIDE_NOTE for r in rows)
-    assert text.count(f"k-NN: {OUTSIDE_NOTE}") == 2

@@ -8,6 +8,8 @@
     scifm astroclip embed   --model runs/clip/checkpoint --survey S --out emb.h5
     scifm astroclip evaluate --model runs/clip/checkpoint --survey S
     scifm astroclip search  --catalog assets/astroclip/catalog.h5 --id TARGETID [--mode ...]
+    scifm astroclip redshift FILE [--assets assets/astroclip] [--split test --n N --json OUT]
+        (the template redshift of ``scifm survey redshift`` and the galaxies page's k-NN one)
 
 ``--survey`` is a simulated survey file (``scifm survey generate``), the released AstroCLIP
 file (groups "0".."9") or ``toy:N``. Training uses the file's own split where it has one
@@ -312,6 +314,21 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redshift(args: argparse.Namespace) -> int:
+    from scifm.astroclip.realspec import add_knn_redshifts
+    from scifm.core.paths import assets_dir
+    from scifm.survey.cli import show_redshift_rows
+    from scifm.survey.redshift import redshift_rows
+
+    root = Path(args.assets) if args.assets else assets_dir() / "astroclip"
+    rows, z_range = redshift_rows(args.file, split=args.split, n=args.n,
+                                  catalog=root / "catalog.h5", templates=args.templates,
+                                  redrock=args.redrock)  # fmt: skip
+    add_knn_redshifts(rows, args.file, root, split=args.split, n=args.n, k=args.k)
+    show_redshift_rows(args.file, rows, z_range, args.json, knn=True)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("astroclip", help="AstroCLIP: train, embed, evaluate, search")
     sub = group.add_subparsers(dest="astroclip_command", required=True)
@@ -364,3 +381,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=positive_int, default=10)
     p.add_argument("--csv", action="store_true", help="print CSV")
     p.set_defaults(func=_search)
+    p = sub.add_parser("redshift", help="template and k-NN redshift of each spectrum of a file")
+    p.add_argument("file", help="DESI coadd-*.fits, SDSS spec-*.fits, or a survey HDF5 file")
+    p.add_argument("--assets", default=None,
+                   help="AstroCLIP asset folder: model, catalog.h5, redshift_index.h5 "
+                        "(default the shipped assets/astroclip)")  # fmt: skip
+    p.add_argument(
+        "--split",
+        choices=("all", "test"),
+        default="all",
+        help="survey file: all finished rows, or AstroCLIP's held-out test split",
+    )
+    p.add_argument("--n", type=positive_int, default=None, help="first N objects or rows only")
+    p.add_argument("--k", type=positive_int, default=16, help="neighbours (the page's 16)")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the rows to OUT")
+    p.add_argument("--templates", default=None, help="redrock template file (default: ours)")
+    p.add_argument("--redrock", default=None,
+                   help="DESI's redrock file for a coadd: its z shown as true_z")  # fmt: skip
+    p.set_defaults(func=_redshift)

@@ -22,9 +22,11 @@ from scifm.astroclip.config import N_SPECTRUM_BINS
 from scifm.astroclip.data import prepare_spectra
 from scifm.astroclip.embed import embed_arrays
 from scifm.astroclip.model import AstroClip
-from scifm.survey.redshift import AGREE, range_note
+from scifm.astroclip.redshift_index import knn_redshifts, load_for_assets
+from scifm.survey.redshift import AGREE, OUTSIDE_NOTE, range_note
 
 MIN_COVERAGE = 0.3  # an object with fewer good pixels is not placed
+NOT_PLACED = "too few good pixels to place"  # below MIN_COVERAGE, as on the galaxies page
 
 
 @dataclass
@@ -63,7 +65,7 @@ def usable_flux(
     """The flux (7781,) the AstroCLIP encoders read from one real spectrum on the DESI grid,
     and its good pixels (finite, ivar > 0, mask 0; their mean is the coverage): bad pixels
     interpolated over (``fill_masked``); None for the flux when fewer than ``min_coverage`` of
-    the pixels are good. The galaxies page's uploads and ``scifm survey redshift --knn`` both
+    the pixels are good. The galaxies page's uploads and ``scifm astroclip redshift`` both
     go through it."""
     flux = np.asarray(flux, np.float32)
     good = np.isfinite(flux)
@@ -216,3 +218,62 @@ def template_verdict(
                                f"within 0.01 (1 + z) = {tol:.4f})", fit.ok, fit.z)  # fmt: skip
     return RedshiftVerdict(f"{head}; the k-NN redshift {knn_z:.4f} disagrees by |Δz| = {dz:.4f} "
                            f"(more than 0.01 (1 + z) = {tol:.4f})", False, fit.z)  # fmt: skip
+
+
+def add_knn_redshifts(
+    rows: list[dict],
+    path: str | Path,
+    root: str | Path,
+    *,
+    split: str = "all",
+    n: int | None = None,
+    k: int = 16,
+) -> None:
+    """Add the galaxies page's k-NN redshift to ``scifm.survey.redshift.redshift_rows``' rows
+    of the file ``path`` (same ``split`` and ``n``): ``knn_z`` from the redshift index of the
+    AstroCLIP asset folder ``root`` (``redshift_index.knn_redshifts``, ``k`` neighbours) and
+    ``knn_note``: whether it agrees with the template redshift within ``AGREE`` (1 + z); where
+    the template redshift lies outside the catalogue's range (the row's note), OUTSIDE_NOTE and
+    no number, since a k-NN redshift is a mean of catalogue redshifts and always lies inside.
+
+    A real file's spectra are prepared as the page prepares an upload (``usable_flux``; under
+    MIN_COVERAGE good pixels: NOT_PLACED) and search the whole index, as the page does; a survey
+    file's spectra are read as stored (as the index was built) and never find their own
+    galaxies (by target id)."""
+    import h5py
+
+    from scifm.survey.readers import read_spectrum_file
+    from scifm.survey.redshift import survey_input
+
+    path = Path(path)
+    model, index = load_for_assets(root)
+    exclude = None
+    if h5py.is_hdf5(path):
+        tids, src = survey_input(path, split, n)
+        flux = np.asarray(src["arrays"]["flux"], np.float32)
+        usable = (np.asarray(src["arrays"]["ivar"]) > 0).any(axis=1)
+        exclude = np.asarray(tids, np.int64)
+    else:
+        records = read_spectrum_file(path)[:n]
+        tids = [r.targetid for r in records]
+        prepared = [usable_flux(r.flux, r.ivar, r.mask)[0] for r in records]
+        usable = np.array([f is not None for f in prepared], bool)
+        blank = np.zeros(N_SPECTRUM_BINS, np.float32)
+        flux = np.stack([blank if f is None else f for f in prepared] or [blank])
+    if [int(t) for t in tids] != [r["targetid"] for r in rows]:
+        raise ValueError(f"{path.name}: its spectra are not the rows given (target ids differ)")
+    z_knn = np.full(len(rows), np.nan)
+    if usable.any():
+        z_knn[usable] = knn_redshifts(index, model, flux[usable], k=k, exclude=exclude)
+    for r, zk in zip(rows, z_knn):
+        zt = r["z"]
+        if r["note"]:
+            r["knn_z"], r["knn_note"] = None, OUTSIDE_NOTE
+        elif not np.isfinite(zk):
+            r["knn_z"], r["knn_note"] = None, NOT_PLACED
+        elif zt is None:
+            r["knn_z"], r["knn_note"] = float(zk), "no template redshift to compare with"
+        else:
+            d = abs(zk - zt) / (1 + zt)
+            word = "agrees" if d <= AGREE else "disagrees"
+            r["knn_z"], r["knn_note"] = float(zk), f"{word}: |dz|/(1+z) = {d:.4f}"

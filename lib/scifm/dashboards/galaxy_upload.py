@@ -95,7 +95,7 @@ def answer_upload(explorer: Explorer, model: torch.nn.Module | None, data: bytes
     if redshift_index is not None:
         try:
             zvec = redshift_index.query(model, spectra.flux[:n])
-            z_index = knn_of_vectors(redshift_index, zvec, k=k)  # as the CLI's --knn
+            z_index = knn_of_vectors(redshift_index, zvec, k=k)  # as scifm astroclip redshift
             grid_title = "Nearest simulated spectra (SpecFormer tokens in wavelength segments)"
         except ValueError as exc:  # an index made with other weights: say so, use the embedding
             text = f"{html.escape(str(exc))}. The k-NN redshift below uses the aligned embedding."

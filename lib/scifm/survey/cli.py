@@ -3,8 +3,8 @@
 scifm survey generate --n 1000 --out data/survey.h5 [--seed 0] [--workers 2]
 scifm survey info data/survey.h5
 scifm survey read-spectrum coadd-sv3-dark-26065.fits [--redrock redrock.fits] [--json]
-scifm survey redshift FILE [--split test] [--n 100] [--json OUT] [--knn [ASSETS]]
-    (FITS spectra or survey HDF5; --knn adds the galaxies page's k-NN redshift)
+scifm survey redshift FILE [--split test] [--n 100] [--json OUT]   (FITS spectra or survey HDF5)
+    (the k-NN redshift beside it: scifm astroclip redshift FILE)
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import argparse
 import json
 
 from scifm.core.cliargs import positive_int
-from scifm.core.paths import assets_dir
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -57,32 +56,41 @@ def _read_spectrum(args: argparse.Namespace) -> int:
 
 
 def _redshift(args: argparse.Namespace) -> int:
-    from scifm.survey.redshift import OUTSIDE_NOTE, redshift_rows
+    from scifm.survey.redshift import redshift_rows
 
     rows, z_range = redshift_rows(args.file, split=args.split, n=args.n,
                                   catalog=args.catalog, templates=args.templates,
-                                  redrock=args.redrock, knn=args.knn)  # fmt: skip
-    if args.json:  # the text is made first: a failure (above or here) writes nothing
-        text = json.dumps({"file": str(args.file), "catalog_z_range": z_range, "rows": rows},
+                                  redrock=args.redrock)  # fmt: skip
+    show_redshift_rows(args.file, rows, z_range, args.json)
+    return 0
+
+
+def show_redshift_rows(file: str, rows: list[dict], z_range: list[float] | None,
+                       json_out: str | None, knn: bool = False) -> None:  # fmt: skip
+    """Print ``redshift_rows``' rows (with ``knn``: their knn_z and knn_note, ``scifm
+    astroclip redshift``) and write them to ``json_out`` when given."""
+    from scifm.survey.redshift import OUTSIDE_NOTE
+
+    if json_out:  # the text is made first: a failure (above or here) writes nothing
+        text = json.dumps({"file": str(file), "catalog_z_range": z_range, "rows": rows},
                           indent=1, allow_nan=False)  # fmt: skip
-        with open(args.json, "w") as f:
+        with open(json_out, "w") as f:
             f.write(text)
     span = "no catalogue" if z_range is None else f"{z_range[0]:.3f}-{z_range[1]:.3f}"
-    print(f"{args.file}: {len(rows)} spectra; template-fitting redshift (redrock, our templates); "
+    print(f"{file}: {len(rows)} spectra; template-fitting redshift (redrock, our templates); "
           f"catalogue z range {span}")  # fmt: skip
-    knn = f" {'knn_z':>8}" if args.knn else ""
-    print(f"{'targetid':>20} {'z':>8} {'z_err':>9} {'true_z':>8}{knn}  flag")
+    col = f" {'knn_z':>8}" if knn else ""
+    print(f"{'targetid':>20} {'z':>8} {'z_err':>9} {'true_z':>8}{col}  flag")
     for r in rows:
         true_z = "" if r["true_z"] is None else f"{r['true_z']:.4f}"
         note = f"  {r['note']}" if r["note"] else ""
         z, z_err = (float("nan") if v is None else v for v in (r["z"], r["z_err"]))
-        if args.knn:
-            knn = f" {'-' if r['knn_z'] is None else format(r['knn_z'], '.4f'):>8}"
+        if knn:
+            col = f" {'-' if r['knn_z'] is None else format(r['knn_z'], '.4f'):>8}"
             note = f"  k-NN: {r['knn_note']}" + note.replace(OUTSIDE_NOTE, "", 1).rstrip()
-        print(f"{r['targetid']:>20} {z:8.4f} {z_err:9.2e} {true_z:>8}{knn}  {r['flag']}{note}")
-    if args.json:
-        print(f"wrote {args.json}")
-    return 0
+        print(f"{r['targetid']:>20} {z:8.4f} {z_err:9.2e} {true_z:>8}{col}  {r['flag']}{note}")
+    if json_out:
+        print(f"wrote {json_out}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -125,16 +133,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--templates", default=None, help="redrock template file (default: ours)")
     p.add_argument(
         "--redrock", default=None, help="DESI's redrock file for a coadd: its z shown as true_z"
-    )
-    default_knn = str(assets_dir() / "astroclip")
-    p.add_argument(
-        "--knn",
-        nargs="?",
-        const=default_knn,
-        default=None,
-        metavar="ASSETS",
-        help="also the galaxies page's k-NN redshift from an AstroCLIP asset folder's redshift "
-        f"index (default {default_knn}): agreement with the template z, or 'outside the "
-        "catalogue's redshift range'",
     )
     p.set_defaults(func=_redshift)

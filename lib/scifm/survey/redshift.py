@@ -48,7 +48,6 @@ MIN_DELTACHI2 = 40.0  # DESI BGS good-redshift criterion (see the module docstri
 Z_MIN, Z_MAX, DLOG10_Z = -0.005, 1.7, 3e-4  # redrock's default galaxy scan (~200 km/s)
 BIN = 4  # DESI pixels per fitted pixel
 OUTSIDE_NOTE = "outside the catalogue's redshift range"
-NOT_PLACED = "too few good pixels to place"  # below realspec.MIN_COVERAGE, as on the page
 AGREE = 0.01  # the k-NN and template redshifts agree when |dz| <= AGREE (1 + z) (issue 14)
 
 _LOCK = threading.Lock()  # one fit at a time: redrock's stdout is silenced per fit
@@ -257,7 +256,9 @@ def desi_target_class(meta: dict) -> str:
     return str(meta.get("class", ""))  # SDSS SPECOBJ CLASS, when present
 
 
-def _survey_input(path: Path, split: str, n: int | None) -> tuple[list[int], dict]:
+def survey_input(path: Path, split: str, n: int | None) -> tuple[list[int], dict]:
+    """Target ids and the fit's input (flux, ivar; row and true z each) of a survey file's
+    finished rows (``split`` "all") or its AstroCLIP test split ("test"), first ``n``."""
     from scifm.survey.io import finished_rows, held_out_rows, read_spectra
 
     rows = held_out_rows(path) if split == "test" else finished_rows(path)
@@ -282,8 +283,6 @@ def redshift_rows(
     catalog: str | Path | None = None,
     templates: str | Path | None = None,
     redrock: str | Path | None = None,
-    knn: str | Path | None = None,
-    knn_k: int = 16,
 ) -> tuple[list[dict], list[float] | None]:
     """One row per spectrum of a DESI coadd, SDSS spec file or survey HDF5 file, and the
     catalogue's z range used for the note (``catalog``; default the shipped AstroCLIP one).
@@ -291,14 +290,6 @@ def redshift_rows(
 
     Each row: targetid, z, z_err, flag, zwarn, deltachi2, note ("outside the catalogue's
     redshift range" or ""), true_z (the file's own redshift or None) and target_class.
-
-    ``knn``: an AstroCLIP asset folder (``assets/astroclip``: model, catalog, redshift index);
-    each row then also gets the galaxies page's k-NN redshift (``knn_z``, from the catalog's
-    redshift index, ``knn_k`` neighbours; a survey galaxy never finds itself) and
-    ``knn_note``: NOT_PLACED, or whether
-    it agrees with the template redshift within 0.01 (1 + z), or, where the template redshift
-    lies outside the catalogue's range, OUTSIDE_NOTE and no number (a k-NN redshift is a mean
-    of catalogue redshifts, so it always lies inside the range).
     """
     import h5py
 
@@ -308,18 +299,14 @@ def redshift_rows(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"spectrum file {path}: does not exist")
-    if catalog is None and knn is not None:
-        catalog = Path(knn) / "catalog.h5"  # the range of the catalogue the index was cut from
     if catalog is None and (assets_dir() / "astroclip/catalog.h5").is_file():
         catalog = assets_dir() / "astroclip/catalog.h5"
     z_range = list(catalog_redshift_range(catalog)) if catalog is not None else None
     if h5py.is_hdf5(path):
         if redrock is not None:
             raise ValueError(f"survey file {path.name}: --redrock applies to DESI coadds")
-        tids, src = _survey_input(path, split, n)
+        tids, src = survey_input(path, split, n)
         fits_ = fit_redshifts(**src["arrays"], templates=templates)
-        flux, records = src["arrays"]["flux"], None
-        usable = (src["arrays"]["ivar"] > 0).any(axis=1)
         extra = [{"true_z": finite_or_none(m["true_z"]), "target_class": "simulated",
                   "row": m["row"]} for m in src["meta"]]  # fmt: skip
     else:
@@ -330,7 +317,6 @@ def redshift_rows(
             raise ValueError(f"spectrum file {path.name}: holds no science target")
         tids = [r.targetid for r in records]
         fits_ = fit_records(records, templates=templates)
-        flux, usable = None, None  # _add_knn prepares them as the page's upload does
         extra = [{"true_z": finite_or_none(r.redshift), "target_class": desi_target_class(r.meta)}
                  for r in records]  # fmt: skip
     rows = []
@@ -339,46 +325,4 @@ def redshift_rows(
                      "z_err": finite_or_none(fit.z_err), "flag": fit.flag,
                      "zwarn": fit.zwarn, "deltachi2": fit.deltachi2,
                      "note": range_note(fit.z, z_range), **ex})  # fmt: skip
-    if knn is not None:
-        if z_range is None:
-            raise ValueError(f"k-NN redshift: no catalogue in {knn} to give its redshift range")
-        _add_knn(rows, knn, knn_k, z_range, records=records, flux=flux, usable=usable)
     return rows, z_range
-
-
-def _add_knn(rows: list[dict], root: str | Path, k: int, z_range: list[float], *,
-             records: list | None = None, flux: np.ndarray | None = None,
-             usable: np.ndarray | None = None) -> None:  # fmt: skip
-    """``redshift_rows``' knn_z and knn_note (see there). Real ``records`` are prepared as the
-    galaxies page prepares an upload (``realspec.usable_flux``: bad pixels interpolated, no
-    number below its coverage) and search the whole index, as the page does; a survey file's
-    ``flux`` (rows with at least one ``usable`` pixel) is read as stored, as the index was
-    built, and never finds its own galaxies (by target id)."""
-    from scifm.astroclip.redshift_index import knn_redshifts, load_for_assets
-
-    model, index = load_for_assets(root)
-    z_knn = np.full(len(rows), np.nan)
-    exclude = None
-    if records is not None:
-        from scifm.astroclip.realspec import usable_flux
-
-        prepared = [usable_flux(r.flux, r.ivar, r.mask)[0] for r in records]
-        usable = np.array([f is not None for f in prepared])
-        flux = np.stack([f if f is not None else np.zeros_like(r.flux)
-                         for f, r in zip(prepared, records)])  # fmt: skip
-    else:
-        exclude = np.array([r["targetid"] for r in rows], np.int64)
-    if usable.any():
-        z_knn[usable] = knn_redshifts(index, model, flux[usable], k=k, exclude=exclude)
-    for r, zk in zip(rows, z_knn):
-        zt = r["z"]
-        if r["note"]:
-            r["knn_z"], r["knn_note"] = None, OUTSIDE_NOTE
-        elif not np.isfinite(zk):
-            r["knn_z"], r["knn_note"] = None, NOT_PLACED
-        elif zt is None:
-            r["knn_z"], r["knn_note"] = float(zk), "no template redshift to compare with"
-        else:
-            d = abs(zk - zt) / (1 + zt)
-            word = "agrees" if d <= AGREE else "disagrees"
-            r["knn_z"], r["knn_note"] = float(zk), f"{word}: |dz|/(1+z) = {d:.4f}"
