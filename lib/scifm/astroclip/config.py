@@ -32,6 +32,14 @@ PIXEL_SCALE = 0.262  # arcsec per pixel of the Legacy Surveys (and simulated) cu
 _RETIRED_IMAGE_FIELDS = ("noise_sigma", "gain_jitter")
 
 
+def segment_count(name: str, n_tokens: int) -> int | None:
+    """K of a ``"seg<K>"`` pooling or head name with 1 <= K <= ``n_tokens``, else None."""
+    k = name.removeprefix("seg")
+    if name.startswith("seg") and k.isdigit() and 1 <= int(k) <= n_tokens:
+        return int(k)
+    return None
+
+
 @dataclass(frozen=True)
 class ImageEncoderConfig(ConfigMixin):
     crop: int = 64  # centre crop of the 152 x 152 cutout (pixels); the galaxy sits in the middle
@@ -212,11 +220,8 @@ class AstroClipConfig(ConfigMixin):
             )
         if self.logit_scale <= 0:
             raise ValueError(f"AstroClipConfig.logit_scale={self.logit_scale}: must be > 0")
-        head, k = self.spectrum_head, self.spectrum_head.removeprefix("seg")
-        n = self.spectrum.n_tokens
-        if head != "attention" and not (
-            head.startswith("seg") and k.isdigit() and 1 <= int(k) <= n
-        ):
+        head, n = self.spectrum_head, self.spectrum.n_tokens
+        if head != "attention" and segment_count(head, n) is None:
             raise ValueError(
                 f"AstroClipConfig.spectrum_head={head!r}: expected 'attention' or 'seg<K>' "
                 f"with 1 <= K <= {n} (the SpecFormer's window tokens)"

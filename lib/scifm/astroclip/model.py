@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scifm.astroclip.config import AstroClipConfig
+from scifm.astroclip.config import AstroClipConfig, segment_count
 from scifm.astroclip.image_encoder import ImageEncoder
 from scifm.astroclip.losses import clip_loss, pair_accuracy
 from scifm.astroclip.specformer import SpecFormer, pool_tokens
@@ -82,10 +82,10 @@ def spectrum_head(config: AstroClipConfig) -> nn.Module:
             d_in=c.spectrum.d_model, embed_dim=c.embed_dim, n_heads=c.head_heads,
             mlp_ratio=c.head_mlp_ratio,
         )  # fmt: skip
+    k = segment_count(c.spectrum_head, c.spectrum.n_tokens)
     return SegmentHead(
-        d_in=c.spectrum.d_model, n_segments=int(c.spectrum_head.removeprefix("seg")),
-        embed_dim=c.embed_dim, mlp_ratio=c.head_mlp_ratio,
-    )  # fmt: skip
+        d_in=c.spectrum.d_model, n_segments=k, embed_dim=c.embed_dim, mlp_ratio=c.head_mlp_ratio
+    )
 
 
 class AstroClip(nn.Module):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scifm.astroclip.config import SpecFormerConfig
+from scifm.astroclip.config import SpecFormerConfig, segment_count
 from scifm.core.rng import BatchRandom, batch_random
 from scifm.survey.transforms import standardize_spectrum
 
@@ -62,14 +62,13 @@ def pool_tokens(tokens: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
         return torch.cat([tokens.mean(1), tokens.std(1)], 1)
     if pooling == "first":
         return tokens[:, 0]
-    k = pooling.removeprefix("seg")
     n = tokens.shape[1] - 1
-    if not pooling.startswith("seg") or not k.isdigit() or not 1 <= int(k) <= n:
+    k = segment_count(pooling, n)
+    if k is None:
         raise ValueError(
             f"pooling={pooling!r}: expected one of {POOLINGS} or 'seg<K>' with 1 <= K <= {n} "
             "(the number of window tokens)"
         )
-    k = int(k)
     width = n // k
     win = tokens[:, 1 : 1 + k * width]
     return win.reshape(len(tokens), k, width, tokens.shape[2]).mean(2).flatten(1)
