@@ -195,8 +195,34 @@ def page_agreement(model, cat, spectra: np.ndarray, z_tmpl: np.ndarray, inside: 
         "frac_agree_inside": float((d <= AGREE)[inside].mean()) if inside.any() else float("nan"),
         "median_abs_dz_1pz_inside": float(np.median(d[inside])) if inside.any() else float("nan"),
         "nmad_knn_minus_template": nmad((z_knn - z_tmpl)[inside] / (1 + z_tmpl[inside])),
+        "by_redshift": agreement_by_redshift(d, z_tmpl, inside, index.redshift[allowed]),
         "z_knn": [round(float(v), 5) for v in z_knn],
     }  # fmt: skip
+
+
+Z_EDGES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.7)  # template-redshift bins of the breakdown
+
+
+def agreement_by_redshift(d: np.ndarray, z_tmpl: np.ndarray, inside: np.ndarray,
+                          z_neighbours: np.ndarray) -> list[dict]:  # fmt: skip
+    """Where the misses are: per template-redshift bin, the queries inside the range, the
+    neighbours the index offers there, the fraction that agree, and the misses that are
+    near ones (|dz|/(1+z) <= 2 x the tolerance)."""
+    from scifm.survey.redshift import AGREE
+
+    rows = []
+    for lo, hi in itertools.pairwise(Z_EDGES):
+        q = inside & (z_tmpl >= lo) & (z_tmpl < hi)
+        miss = q & (d > AGREE)
+        rows.append({
+            "z_lo": lo, "z_hi": hi, "n": int(q.sum()),
+            "neighbours": int(((z_neighbours >= lo) & (z_neighbours < hi)).sum()),
+            "frac_agree": float((d[q] <= AGREE).mean()) if q.any() else float("nan"),
+            "median_abs_dz_1pz": float(np.median(d[q])) if q.any() else float("nan"),
+            "misses": int(miss.sum()),
+            "near_misses": int((miss & (d <= 2 * AGREE)).sum()),
+        })  # fmt: skip
+    return rows
 
 
 def _embedded_rows(model, survey: Path | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -445,7 +471,28 @@ def _page_lines(p: dict | None) -> list[str]:
             else "not every one: the goal is missed."
         ),
         "",
+        *_by_redshift_lines(p.get("by_redshift")),
     ]
+
+
+def _by_redshift_lines(rows: list[dict] | None) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "Where the page's misses are, by template redshift (queries inside the range; "
+        "neighbours: indexed training galaxies in the same bin; a near miss is within twice "
+        "the tolerance):",
+        "",
+        "| template z | queries | neighbours | agree | median \\|dz\\|/(1+z) | misses | "
+        "near misses |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        agree = "-" if not r["n"] else f"{100 * r['frac_agree']:.1f}%"
+        med = "-" if not r["n"] else f"{r['median_abs_dz_1pz']:.4f}"
+        lines.append(f"| {r['z_lo']:.2f}-{r['z_hi']:.2f} | {r['n']} | {r['neighbours']} | "
+                     f"{agree} | {med} | {r['misses']} | {r['near_misses']} |")  # fmt: skip
+    return [*lines, ""]
 
 
 def _variant_lines(rows: list[dict] | None) -> list[str]:

@@ -287,3 +287,25 @@ def test_benchmark_candidate_model_is_measured_on_the_catalogs_own_galaxies(
     with pytest.raises(SystemExit):
         bench.main(["--survey", str(tiny_survey), "--model", str(tmp_path / "cand")])
     assert "another --name" in capsys.readouterr().err
+
+
+def test_benchmark_breaks_the_page_agreement_down_by_redshift():
+    """benchmarks/redshift.py: the page's misses by template-redshift bin; a query outside the
+    catalogue's range counts nowhere, a near miss is within twice the tolerance."""
+    from benchmarks import redshift as bench
+    from scifm.survey.redshift import AGREE
+
+    z = np.array([0.03, 0.04, 0.15, 0.16, 0.17, 0.45, 0.9])
+    d = np.array([0.0, 1.5 * AGREE, AGREE, 3 * AGREE, 0.0, 0.0, 0.5])
+    inside = z < 0.7
+    rows = bench.agreement_by_redshift(d, z, inside, np.array([0.01, 0.12, 0.13, 0.5]))
+    by = {(r["z_lo"], r["z_hi"]): r for r in rows}
+    assert sum(r["n"] for r in rows) == 6  # the query at z = 0.9 is outside
+    assert by[(0.0, 0.05)] == {"z_lo": 0.0, "z_hi": 0.05, "n": 2, "neighbours": 1,
+                                   "frac_agree": 0.5, "median_abs_dz_1pz": 0.75 * AGREE,
+                                   "misses": 1, "near_misses": 1}  # fmt: skip
+    assert (by[(0.1, 0.2)]["misses"], by[(0.1, 0.2)]["near_misses"]) == (1, 0)  # <= agrees
+    assert by[(0.1, 0.2)]["neighbours"] == 2 and by[(0.05, 0.1)]["n"] == 0
+    assert np.isnan(by[(0.05, 0.1)]["frac_agree"])
+    text = "\n".join(bench._by_redshift_lines(rows))
+    assert "| 0.10-0.20 | 3 | 2 | 66.7% |" in text and "| 0.05-0.10 | 0 | 0 | - | - |" in text
