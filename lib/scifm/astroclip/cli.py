@@ -29,6 +29,7 @@ from pathlib import Path
 
 from scifm.core.cliargs import positive_int
 from scifm.core.report import strict_json
+from scifm.survey.cli import add_redshift_input_args
 
 MODES = ("image → image", "spectrum → spectrum", "image → spectrum", "spectrum → image")
 _MODE_ALIASES = {"i2i": MODES[0], "s2s": MODES[1], "i2s": MODES[2], "s2i": MODES[3]}
@@ -382,20 +383,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", action="store_true", help="print CSV")
     p.set_defaults(func=_search)
     p = sub.add_parser("redshift", help="template and k-NN redshift of each spectrum of a file")
-    p.add_argument("file", help="DESI coadd-*.fits, SDSS spec-*.fits, or a survey HDF5 file")
+    add_redshift_input_args(p, n_help="first N objects or rows only")
     p.add_argument("--assets", default=None,
                    help="AstroCLIP asset folder: model, catalog.h5, redshift_index.h5 "
                         "(default the shipped assets/astroclip)")  # fmt: skip
-    p.add_argument(
-        "--split",
-        choices=("all", "test"),
-        default="all",
-        help="survey file: all finished rows, or AstroCLIP's held-out test split",
-    )
-    p.add_argument("--n", type=positive_int, default=None, help="first N objects or rows only")
     p.add_argument("--k", type=positive_int, default=16, help="neighbours (the page's 16)")
-    p.add_argument("--json", default=None, metavar="OUT", help="also write the rows to OUT")
-    p.add_argument("--templates", default=None, help="redrock template file (default: ours)")
-    p.add_argument("--redrock", default=None,
-                   help="DESI's redrock file for a coadd: its z shown as true_z")  # fmt: skip
     p.set_defaults(func=_redshift)

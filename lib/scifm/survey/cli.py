@@ -93,6 +93,27 @@ def show_redshift_rows(file: str, rows: list[dict], z_range: list[float] | None,
         print(f"wrote {json_out}")
 
 
+def add_redshift_input_args(p: argparse.ArgumentParser, n_help: str) -> None:
+    """The spectra a redshift command reads and where it writes: one set for every such command.
+
+    ``scifm survey redshift`` and ``scifm astroclip redshift`` read the same inputs (a DESI
+    coadd, an SDSS spec file or a survey HDF5 file) with the same options.
+    """
+    p.add_argument("file", help="DESI coadd-*.fits, SDSS spec-*.fits, or a survey HDF5 file")
+    p.add_argument(
+        "--split",
+        choices=("all", "test"),
+        default="all",
+        help="survey file: all finished rows, or AstroCLIP's held-out test split",
+    )
+    p.add_argument("--n", type=positive_int, default=None, help=n_help)
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the rows to OUT")
+    p.add_argument("--templates", default=None, help="redrock template file (default: ours)")
+    p.add_argument(
+        "--redrock", default=None, help="DESI's redrock file for a coadd: its z shown as true_z"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``survey`` group to the ``scifm`` command."""
     group = subparsers.add_parser("survey", help="simulated DESI x Legacy Surveys galaxy survey")
@@ -116,22 +137,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_read_spectrum)
     p = sub.add_parser("redshift", help="template-fitting redshift (redrock) of each spectrum")
-    p.add_argument("file", help="DESI coadd-*.fits, SDSS spec-*.fits, or a survey HDF5 file")
-    p.add_argument(
-        "--split",
-        choices=("all", "test"),
-        default="all",
-        help="survey file: all finished rows, or AstroCLIP's held-out test split",
-    )
-    p.add_argument("--n", type=positive_int, default=None, help="survey file: first N rows only")
-    p.add_argument("--json", default=None, metavar="OUT", help="also write the rows to OUT")
+    add_redshift_input_args(p, n_help="survey file: first N rows only")
     p.add_argument(
         "--catalog",
         default=None,
         help="catalog whose z range is noted (default assets/astroclip/catalog.h5)",
-    )
-    p.add_argument("--templates", default=None, help="redrock template file (default: ours)")
-    p.add_argument(
-        "--redrock", default=None, help="DESI's redrock file for a coadd: its z shown as true_z"
     )
     p.set_defaults(func=_redshift)
