@@ -167,7 +167,8 @@ def page_agreement(model, cat, spectra: np.ndarray, z_tmpl: np.ndarray, inside: 
     """Item 5 as the galaxies page answers an upload: the shipped redshift index
     (``assets/astroclip/redshift_index.h5``; ``astroclip/redshift_index.py``) searched by
     cosine, top-k, similarity-weighted mean redshift (``explore.knn_redshift``), among the
-    indexed catalog galaxies that are training rows and not a query galaxy. None when no
+    indexed galaxies (the catalog's and, in an index built with ``--training-split``, every
+    training galaxy of the split) that are training rows and not a query galaxy. None when no
     index is shipped."""
     from scifm.astroclip.redshift_index import RedshiftIndex, knn_redshifts
     from scifm.core.paths import assets_dir
@@ -185,13 +186,15 @@ def page_agreement(model, cat, spectra: np.ndarray, z_tmpl: np.ndarray, inside: 
         ]
     )
     allowed = ~np.isin(index.targetid, exclude)
+    in_cat = allowed & np.isin(index.targetid, cat.targetid)
     z_knn = knn_redshifts(index, model, spectra, k=k, exclude=exclude)
     d = np.abs(z_knn - z_tmpl) / (1 + z_tmpl)
     return {
         "index": f"assets/astroclip/redshift_index.h5 ({index.pooling}, "
                  f"{index.vectors.shape[1]} principal components)",
         "estimator": f"cosine top-{k}, similarity-weighted (the page's upload)",
-        "neighbours": f"{int(allowed.sum())} indexed catalog galaxies: training rows, no query",
+        "neighbours": f"{int(allowed.sum())} indexed galaxies ({int(in_cat.sum())} of them in "
+                      "the shipped catalog): training rows, no query",
         "frac_agree_inside": float((d <= AGREE)[inside].mean()) if inside.any() else float("nan"),
         "median_abs_dz_1pz_inside": float(np.median(d[inside])) if inside.any() else float("nan"),
         "nmad_knn_minus_template": nmad((z_knn - z_tmpl)[inside] / (1 + z_tmpl[inside])),

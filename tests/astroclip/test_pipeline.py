@@ -213,14 +213,18 @@ def test_assets_package_a_trained_model_on_the_split_it_recorded(trained, tmp_pa
     assert len(cat) == 120
     is_test = np.isin(cat.targetid, data.targetid[test_idx])
     assert np.array_equal(cat.props["is_test"] > 0.5, is_test)
-    # the uploads' redshift index: the catalog's galaxies, PCA fitted on its training ones,
-    # made with the shipped SpecFormer (a query with it is accepted)
+    # the uploads' redshift index: the catalog's galaxies and every training galaxy of the
+    # split (no other test galaxy), PCA fitted on the training ones only, made with the
+    # shipped SpecFormer (a query with it is accepted)
     from scifm.astroclip.redshift_index import RedshiftIndex
 
     index = RedshiftIndex.load(out / "redshift_index.h5")
-    assert set(index.targetid) == set(cat.targetid) and index.n_fit == int((~is_test).sum())
+    want = set(cat.targetid) | set(data.targetid[train_idx])
+    assert set(index.targetid) == want and index.n_fit == len(train_idx)
+    assert not set(index.targetid) & (set(data.targetid[test_idx]) - set(cat.targetid))
     index.check_model(shipped)
-    assert manifest["redshift_index"]["n"] == 120 and "redshift_index.h5" in manifest["files"]
+    assert manifest["redshift_index"]["n"] == len(want) > 120
+    assert "redshift_index.h5" in manifest["files"]
     other = tmp_path / "other" / "checkpoint"  # a model trained on other galaxies
     save_checkpoint(other, model, model.config,
                     extra={"split": {**split, "test_targetids": [1, 2, 3]}})  # fmt: skip

@@ -275,3 +275,76 @@ def test_shipped_knn_redshift_is_withheld_beyond_the_catalogue(desi_coadds, tmp_
     assert [r["z"] > 0.8 for r in rows] == [True, True]
     assert all(r["knn_z"] is None and r["knn_note"] == OUTSIDE_NOTE for r in rows)
     assert text.count(f"k-NN: {OUTSIDE_NOTE}") == 2
+
+
+def _toy_survey_file(raw, path):
+    """The toy survey's galaxies as a survey HDF5 file (``read_spectra`` reads it back)."""
+    from scifm.survey import SurveyData, write_survey
+    from scifm.survey.readers.grid import DESI_WAVE
+
+    n = len(raw.targetid)
+    images = np.asarray(raw.images, np.float32)
+    images = images.transpose(0, 2, 3, 1) if images.shape[1] == 3 else images
+    spectra = np.asarray(raw.spectra, np.float32)
+    data = SurveyData(images=images, spectra=spectra, ivar=np.ones_like(spectra),
+                      redshift=np.asarray(raw.redshift, np.float32),
+                      targetid=np.asarray(raw.targetid, np.int64), props={}, params={},
+                      wavelength=np.asarray(DESI_WAVE))  # fmt: skip
+    assert len(data) == n
+    return write_survey(path, data)
+
+
+def test_index_of_the_training_split_holds_the_catalog_and_no_other_test_galaxy(
+    trained, raw, tmp_path
+):
+    """``--training-split``: the catalog's galaxies (its test ones too: the page shows them)
+    and every training galaxy of the split recorded with the model; no other test galaxy;
+    the PCA fitted on the training galaxies only. The page's neighbour grid shows catalog
+    galaxies only, and an index lacking a catalog galaxy is refused."""
+    from scifm.astroclip.catalog import Catalog
+    from scifm.astroclip.pipeline import make_catalog
+    from scifm.astroclip.redshift_index import build_for_catalog, main
+    from scifm.astroclip.splits import split_record
+    from scifm.core import save_checkpoint
+
+    model, data = trained["model"], trained["data"]
+    train_idx, test_idx = trained["train_idx"], trained["test_idx"]
+    survey = _toy_survey_file(raw, tmp_path / "survey.h5")
+    ckpt = tmp_path / "model"
+    split = split_record(data.targetid, train_idx, test_idx, source="toy:192", how="test")
+    save_checkpoint(ckpt, model, model.config, extra={"split": split})
+    shown = np.sort(np.concatenate([train_idx[:60], test_idx[:10]]))  # a catalog of 70
+    cat_path = tmp_path / "catalog.h5"
+    make_catalog(model, data.take(shown), test_idx=np.flatnonzero(np.isin(shown, test_idx))).save(
+        cat_path
+    )
+    cat = Catalog.load(cat_path)
+
+    only = build_for_catalog(survey, model, cat_path, n_components=8)
+    assert set(only.targetid) == set(cat.targetid) and only.n_fit == 60
+    full = build_for_catalog(survey, model, cat_path, split_of=ckpt, n_components=8)
+    tid = data.targetid
+    want = set(tid[train_idx]) | set(tid[test_idx[:10]])
+    assert set(full.targetid) == want and full.n_fit == len(train_idx)
+    assert not set(full.targetid) & set(tid[test_idx[10:]])
+    np.testing.assert_allclose(full.redshift, raw.redshift[np.isin(raw.targetid, list(want))],
+                               atol=1e-6)  # fmt: skip
+
+    ex = Explorer(cat)
+    shown_mask = ex.indexed_in_catalog(full)
+    assert shown_mask.sum() == 70 and len(full) > 70
+    for row in range(0, N, 37):  # any query: the neighbours shown are catalog galaxies
+        q = full.query(model, raw.spectra[[row]])[0]
+        res = ex.search_redshift_index(full, q, k=5)
+        assert len(res.table) == 5 and set(res.table["targetid"]) <= set(cat.targetid)
+    with pytest.raises(ValueError, match="lacks 1 of this catalog's 70 galaxies"):
+        keep = full.targetid != cat.targetid[3]
+        Explorer(cat).indexed_in_catalog(
+            RedshiftIndex(**{**full.__dict__, "targetid": full.targetid[keep],
+                             "redshift": full.redshift[keep], "vectors": full.vectors[keep]})
+        )  # fmt: skip
+
+    out = tmp_path / "idx.h5"
+    assert main(["--survey", str(survey), "--model", str(ckpt), "--catalog", str(cat_path),
+                 "--out", str(out), "--components", "8", "--training-split"]) == 0  # fmt: skip
+    assert set(RedshiftIndex.load(out).targetid) == want

@@ -104,15 +104,20 @@ def packaged(path: str | Path) -> tuple[AstroClipConfig, AstroClip, dict]:
     )
 
 
-def save_redshift_index(model: AstroClip, shown: Prepared, catalog, out: Path) -> dict:
-    """The catalog's redshift index for the page's uploads (``redshift_index.py``): the
-    galaxies with a spectrum, the PCA fitted on the catalog's training galaxies."""
+def save_redshift_index(
+    model: AstroClip, data: Prepared, rows: np.ndarray, catalog, train_idx: np.ndarray, out: Path
+) -> dict:
+    """The redshift index for the page's uploads (``redshift_index.py``): the catalog's
+    galaxies with a spectrum (``data`` rows ``rows``) and every training galaxy of the split
+    (``train_idx``), the PCA fitted on the training galaxies only; as
+    ``python -m scifm.astroclip.redshift_index --training-split`` builds it."""
     keep = catalog.has_embedding("spectrum")
-    is_test = np.asarray(catalog.props.get("is_test", np.zeros(len(catalog))), bool)
+    idx = np.union1d(np.asarray(rows)[keep], train_idx)
+    fit = np.isin(idx, train_idx)
     index = RedshiftIndex.build(
-        model, shown.spectra[torch.from_numpy(keep)], shown.targetid[keep],
-        np.asarray(catalog.props["redshift"])[keep], (~is_test)[keep],
-        n_components=min(N_COMPONENTS, int((~is_test & keep).sum())),
+        model, data.spectra[torch.from_numpy(idx)], data.targetid[idx],
+        np.asarray(data.props["redshift"])[idx], fit,
+        n_components=min(N_COMPONENTS, int(fit.sum())),
     )  # fmt: skip
     path = index.save(out / "redshift_index.h5")
     return {
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "preset": preset,
                                                   "rows_of_survey": len(rows)})  # fmt: skip
     catalog.save(out / "catalog.h5")
-    record["redshift_index"] = save_redshift_index(model, shown, catalog, out)
+    record["redshift_index"] = save_redshift_index(model, data, rows, catalog, train_idx, out)
     np.save(work / "test_idx.npy", test_idx)
     record["seconds"] = round(time.time() - t0, 1)
     record["files"] = {

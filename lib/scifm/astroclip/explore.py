@@ -53,6 +53,7 @@ class Explorer:
         self._index: dict[str, EmbeddingIndex] = {}
         self._trees: dict[str, cKDTree] = {}
         self._order: np.ndarray | None = None  # catalog rows by target id (rows_of)
+        self._in_catalog: tuple[np.ndarray, np.ndarray] | None = None  # (index ids, mask)
 
     def index(self, modality: str) -> EmbeddingIndex:
         if modality not in self._index:
@@ -144,14 +145,34 @@ class Explorer:
 
     def search_redshift_index(self, index, query: np.ndarray, k: int = 16) -> Neighbours:
         """Top-k catalog galaxies nearest a query vector of a ``RedshiftIndex`` (the upload's
-        k-NN redshift: the SpecFormer's segment-pooled tokens, ``astroclip/redshift_index.py``)."""
+        k-NN redshift: the SpecFormer's segment-pooled tokens, ``astroclip/redshift_index.py``).
+        An index may hold more galaxies than the catalog (every training galaxy of the split);
+        only the catalog's are returned, as only they can be shown."""
         t0 = time.perf_counter()
         query = np.asarray(query, np.float32).ravel()
         if query.shape != (index.vectors.shape[1],) or not np.isfinite(query).all():
             raise ValueError(f"redshift index query: expected {index.vectors.shape[1]} finite "
                              f"numbers, got shape {query.shape}")  # fmt: skip
-        scores, ids = index.search(query, k)
+        shown = self.indexed_in_catalog(index)
+        scores, ids = index.search(query, k, None if shown.all() else shown)
         return self._table(scores, self.rows_of(index.targetid[ids]), t0)
+
+    def indexed_in_catalog(self, index) -> np.ndarray:
+        """Boolean mask over a ``RedshiftIndex``'s galaxies: those this catalog holds. Refuses
+        an index that lacks a catalog galaxy with a spectrum (it was made for another catalog)."""
+        if self._in_catalog is not None and self._in_catalog[0] is index.targetid:
+            return self._in_catalog[1]
+        mask = np.isin(index.targetid, self.catalog.targetid)
+        has = self.catalog.targetid[self.catalog.has_embedding("spectrum")]
+        missing = np.setdiff1d(has, index.targetid)
+        if len(missing):
+            raise ValueError(
+                f"the redshift index lacks {len(missing)} of this catalog's {len(has)} galaxies "
+                f"with a spectrum (target ids {missing[:5].tolist()}...): it was made for "
+                "another catalog"
+            )
+        self._in_catalog = (index.targetid, mask)
+        return mask
 
     def rows_of(self, targetids: np.ndarray) -> np.ndarray:
         """Catalog rows of ``targetids`` (every one must be in the catalog)."""

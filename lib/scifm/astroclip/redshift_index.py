@@ -266,11 +266,22 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def build_for_catalog(
-    survey: str | Path, model: torch.nn.Module, catalog_path: str | Path, **kw
+    survey: str | Path,
+    model: torch.nn.Module,
+    catalog_path: str | Path,
+    *,
+    split_of: str | Path | None = None,
+    **kw,
 ) -> RedshiftIndex:
     """The index of a catalog's galaxies that have a spectrum, read back by target id from the
     survey file it was cut from; the PCA fitted on its training rows (``props/is_test`` 0, or
-    every row of a catalog that records no split)."""
+    every row of a catalog that records no split).
+
+    ``split_of``: a model checkpoint whose recorded split (``splits.model_split``) covers
+    ``survey``; every training galaxy of that split is indexed too (the catalog shows a
+    subset; more neighbours place an upload's redshift better, ``benchmarks/results/
+    redshift.md``), and its test galaxies are kept out of the PCA fit. A test galaxy is indexed
+    only if the catalog shows it (the page's search then finds it, as before)."""
     from scifm.astroclip.catalog import Catalog
     from scifm.survey.io import read_spectra
 
@@ -278,21 +289,25 @@ def build_for_catalog(
     with h5py.File(survey, "r") as f:
         ids = np.asarray(f["targetid"][:], np.int64)
     keep = cat.has_embedding("spectrum")
-    rows = np.flatnonzero(np.isin(ids, cat.targetid[keep]))  # increasing survey rows
-    if len(rows) != int(keep.sum()):
+    want = np.isin(ids, cat.targetid[keep])
+    if int(want.sum()) != int(keep.sum()):
         raise ValueError(
-            f"{survey}: holds {len(rows)} of the catalog's {int(keep.sum())} galaxies with "
-            "spectra; the catalog was cut from another survey"
+            f"{survey}: holds {int(want.sum())} of the catalog's {int(keep.sum())} galaxies "
+            "with spectra; the catalog was cut from another survey"
         )
+    test = cat.props.get("is_test")
+    test_ids = cat.targetid[np.asarray(test) == 1] if test is not None else ids[:0]
+    if split_of is not None:
+        from scifm.astroclip.splits import model_split
+
+        train, held, _ = model_split(split_of, ids, source=str(survey))
+        want[train] = True
+        test_ids = np.union1d(test_ids, ids[held])
+    rows = np.flatnonzero(want)  # increasing survey rows
     d = read_spectra(survey, rows)
     tid = np.asarray(d["targetid"], np.int64)
-    test = cat.props.get("is_test")
-    if test is None:
-        fit = np.ones(len(tid), bool)
-    else:
-        test_ids = cat.targetid[np.asarray(test) == 1]
-        fit = ~np.isin(tid, test_ids)
-    return RedshiftIndex.build(model, d["spectra"], tid, d["redshift"], fit, **kw)
+    return RedshiftIndex.build(model, d["spectra"], tid, d["redshift"], ~np.isin(tid, test_ids),
+                               **kw)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="assets/astroclip/redshift_index.h5")
     p.add_argument("--components", type=int, default=N_COMPONENTS)
     p.add_argument("--pooling", default=POOLING)
+    p.add_argument("--training-split", action="store_true",
+                   help="also index every training galaxy of the split recorded with --model "
+                        "(the shipped index; its test galaxies only where the catalog shows "
+                        "them)")  # fmt: skip
     args = p.parse_args(argv)
     from scifm.astroclip.config import AstroClipConfig
     from scifm.core import load_model
@@ -321,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                                  f"SpecFormer weights than --model {args.model}; the page "
                                  "would refuse this index")  # fmt: skip
         index = build_for_catalog(args.survey, model, args.catalog,
+                                  split_of=args.model if args.training_split else None,
                                   n_components=args.components, pooling=args.pooling)  # fmt: skip
         out = index.save(args.out)
     except (ValueError, FileNotFoundError, OSError) as err:

@@ -176,7 +176,7 @@ class GalaxyExplorer(pn.viewable.Viewer):
         try:
             if not isinstance(index, RedshiftIndex):
                 index = load_redshift_index(str(index))
-            self.explorer.rows_of(index.targetid)  # every indexed galaxy must be shown here
+            self.explorer.indexed_in_catalog(index)  # it indexes this catalog's galaxies
         except (FileNotFoundError, OSError, ValueError) as exc:
             self._say(f"The redshift index is not used ({exc}); uploads' k-NN redshift comes "
                       "from the aligned spectrum embedding.", "warning")  # fmt: skip

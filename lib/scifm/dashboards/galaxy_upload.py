@@ -96,7 +96,10 @@ def answer_upload(explorer: Explorer, model: torch.nn.Module | None, data: bytes
         try:
             zvec = redshift_index.query(model, spectra.flux[:n])
             z_index = knn_of_vectors(redshift_index, zvec, k=k)  # as scifm astroclip redshift
-            grid_title = "Nearest simulated spectra (SpecFormer tokens in wavelength segments)"
+            grid_title = (
+                "Nearest catalog spectra (SpecFormer tokens in wavelength segments; the k-NN "
+                f"redshift reads all {len(redshift_index):,} indexed simulated galaxies)"
+            )
         except ValueError as exc:  # an index made with other weights: say so, use the embedding
             text = f"{html.escape(str(exc))}. The k-NN redshift below uses the aligned embedding."
             answer.panes.append(pn.pane.Alert(text, alert_type="warning"))
