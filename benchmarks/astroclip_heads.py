@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {"runs": rows, "n_train": n_tr, "n_test": n_te, "split": how,
                "seconds": round(time.time() - t0, 1)}  # fmt: skip
     info = run_info(data={"survey": args.survey, "split": how}, argv=argv,
-                    note="1 thread; 2 CPU cores shared with other jobs")  # fmt: skip
+                    note=f"{torch.get_num_threads()} torch thread(s); CPU cores shared with "
+                         "other jobs")  # fmt: skip
     write_report(args.name, results, render(rows, n_tr, n_te), info=info, title=TITLE,
                  out_dir=args.out_dir)  # fmt: skip
     print(render(rows, n_tr, n_te))
