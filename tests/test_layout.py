@@ -81,6 +81,19 @@ def test_every_shipped_checkpoint_loads(path):
     assert type(model).__module__.startswith("scifm.")
 
 
+def _bytes(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def test_assets_keep_their_budgets():
+    """The brief's 60 MB for assets/; issue 14's 35 MB for the AstroCLIP model and catalog."""
+    root = repo_root() / "assets"
+    assert _bytes(root) < 60e6, f"assets/ holds {_bytes(root) / 1e6:.1f} MB"
+    astro = root / "astroclip"
+    pair = _bytes(astro / "model") + (astro / "catalog.h5").stat().st_size
+    assert pair <= 35e6, f"AstroCLIP model + catalog: {pair / 1e6:.1f} MB"
+
+
 def _names(reqs) -> set[str]:
     out = set()
     for r in reqs:
