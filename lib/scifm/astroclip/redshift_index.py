@@ -8,7 +8,8 @@ specformer_score.md``); reduced to their first 64 principal components they stil
 upload's estimate (cosine top-16, similarity-weighted: ``knn_redshifts``) agreement with the
 template redshift for 94.8 % of 388 held-out galaxies against 41.5 % for the aligned embedding
 (``benchmarks/results/redshift.md``, with every training galaxy indexed; the pooling and the 64
-components were chosen on the same held-out split). 4,096 numbers a galaxy do not fit the asset budget; 64 float16 numbers do.
+components were chosen on the same held-out split). 4,096 numbers a galaxy do not fit the
+asset budget; 64 float16 numbers do.
 
 A ``RedshiftIndex`` holds, for its galaxies, those 64 numbers (the principal components
 fitted on training galaxies only), the PCA that makes them, their redshifts, and a
