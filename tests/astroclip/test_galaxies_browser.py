@@ -258,9 +258,16 @@ def test_upload_plots_the_spectrum_in_the_main_area(gx, desi_coadds, screenshot_
     assert r[0] > 320 and r[1] > 600, r  # right of the 320 px sidebar, wide
     assert r[2] == "observed wavelength (Å)", r
     assert "k-NN redshift" in deep_text(gx.locator(".alert").filter(has_text=name).first)
-    # the served page's uploads search the shipped redshift index (issue 14 item 5)
-    grid = gx.locator(".gx-grid").filter(has_text="Nearest simulated spectra").first
-    assert "SpecFormer tokens in wavelength segments" in deep_text(grid)
+    # the served page's uploads search the shipped redshift index (issue 14 item 5): the grid
+    # shows catalog galaxies, the redshift reads every indexed galaxy
+    grid = gx.locator(".gx-grid").filter(has_text="Nearest catalog spectra").first
+    text = deep_text(grid)
+    assert "SpecFormer tokens in wavelength segments" in text
+    from scifm.astroclip.redshift_index import RedshiftIndex
+    from scifm.core.paths import assets_dir
+
+    shipped = RedshiftIndex.load(assets_dir() / "astroclip" / "redshift_index.h5")
+    assert f"reads all {len(shipped):,} indexed simulated galaxies" in text
     gx.screenshot(path=str(screenshot_dir / "galaxies_upload.png"))
 
 

@@ -116,6 +116,7 @@ def test_upload_searches_the_index_and_falls_back_when_it_does_not_fit(
     assert answer.objects
     grids = [p.object for p in answer.panes if "gx-grid" in str(p.object)]
     assert len(grids) == len(answer.objects) and all("SpecFormer tokens" in g for g in grids)
+    assert all(f"reads all {len(index)} indexed" in g for g in grids)
     # the answer's k-NN redshift is the index neighbours' similarity-weighted mean
     spectra = read_uploaded_spectra(upload.read_bytes(), upload.name)
     first = list(spectra.targetid).index(answer.objects[0].targetid)
