@@ -211,8 +211,9 @@ from scifm.astroclip.redshift_index import RedshiftIndex
 from scifm.astroclip.search import cosine_topk
 
 zindex = RedshiftIndex.load(assets / "redshift_index.h5")
-in_catalog = Explorer(shipped).indexed_in_catalog(zindex)  # indexed galaxies the page shows
-rows = Explorer(shipped).rows_of(zindex.targetid[in_catalog])  # their catalog rows
+shipped_explorer = Explorer(shipped)
+in_catalog = shipped_explorer.indexed_in_catalog(zindex)  # indexed galaxies the page shows
+rows = shipped_explorer.rows_of(zindex.targetid[in_catalog])  # their catalog rows
 queries = np.zeros(len(zindex), bool)  # the catalog's held-out galaxies, as index rows
 queries[np.flatnonzero(in_catalog)[held_out[rows]]] = True
 zq = zindex.redshift[queries]

@@ -283,7 +283,6 @@ def _toy_survey_file(raw, path):
     from scifm.survey import SurveyData, write_survey
     from scifm.survey.readers.grid import DESI_WAVE
 
-    n = len(raw.targetid)
     images = np.asarray(raw.images, np.float32)
     images = images.transpose(0, 2, 3, 1) if images.shape[1] == 3 else images
     spectra = np.asarray(raw.spectra, np.float32)
@@ -291,7 +290,6 @@ def _toy_survey_file(raw, path):
                       redshift=np.asarray(raw.redshift, np.float32),
                       targetid=np.asarray(raw.targetid, np.int64), props={}, params={},
                       wavelength=np.asarray(DESI_WAVE))  # fmt: skip
-    assert len(data) == n
     return write_survey(path, data)
 
 
