@@ -12,6 +12,9 @@
 #   test/<variant>        20 held-out trajectories, 21 frames                 seed 2301
 #   test_long/<variant>   10 held-out trajectories, 54 frames (4 context + 50 rollout
 #                         steps) at the same frame spacing (span x 53/20)     seed 3301
+#   train_long/<variant>  30 training trajectories of 54 frames at that spacing seed 1401
+#                         (only with N_TRAIN_LONG > 0: the long-span training ablation,
+#                         scripts/mpp_pretrain.sh with LONG=data/mpp64/train_long)
 # Chunk k of a request draws from SeedSequence([seed, k]); every chunk seed here is
 # >= 4,362,030, never one of the small seeds the app's demo shows (default 0).
 # Cost estimate (CPU seconds per trajectory at 64^2, full span, one thread, measured on 8
@@ -24,7 +27,7 @@
 #
 #   ONLY=cns_m1.0 nohup nice -n 10 scripts/mpp_data.sh > data/mpp64/generate_m1.0.log 2>&1 &
 #
-# N_TRAIN, N_TEST, N_LONG (defaults 100, 20, 10) change the counts, for a smoke run into
+# N_TRAIN, N_TEST, N_LONG, N_TRAIN_LONG (defaults 100, 20, 10, 0) change the counts, for a smoke run into
 # another OUT (a folder's manifest refuses a resume with other counts).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -70,5 +73,9 @@ for row in "${VARIANTS[@]}"; do
     gen test "$variant" "${N_TEST:-20}" 2301 21 "$span" "$system" $params
     # shellcheck disable=SC2086
     gen test_long "$variant" "${N_LONG:-10}" 3301 54 "$long" "$system" $params
+    if (( ${N_TRAIN_LONG:-0} > 0 )); then
+        # shellcheck disable=SC2086
+        gen train_long "$variant" "$N_TRAIN_LONG" 1401 54 "$long" "$system" $params
+    fi
 done
 echo "$(date -u +%FT%TZ) done"

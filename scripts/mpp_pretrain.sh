@@ -20,11 +20,23 @@
 #   WARM_START=assets/mpp/avit_small_64 STEPS=8000 RECIPE=stable_random \
 #       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain.log 2>&1 &
 #
+# The long-span ablation (issue 13 item 2): SWE diverged past rollout step ~20, i.e. past
+# t = 1, the end of the PDEBench span every training file covers, while the 50-step test
+# runs to t = 2.65. The same continuation as the sr14k control (the step-8,000 model on a
+# 14,000-step cosine, stable_random) with 30 more trajectories a system over the long span
+# (N_TRAIN_LONG=30 scripts/mpp_data.sh; same frame spacing, own seed) mixed into each
+# system's data set:
+#
+#   WARM_START=assets/mpp/avit_small_64 STEPS=14000 RECIPE=stable_random \
+#       LONG=data/mpp64/train_long OUT=runs/mpp64_long \
+#       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_long.log 2>&1 &
+#
 # Environment (defaults: the first run above): WARM_START, STEPS (20000), RECIPE (a
 # TrainRecipe preset: stable, paper, unrolled), STOP_AT (end this call after that step; the
 # LR schedule still spans all STEPS, so the run can be resumed past it), SEED (a replica: the
 # initialisation, the batch order and the recipe's noise draws all seeded by it; 0, the
-# default, is the run of record), OUT, DATA, PY, DEVICE. The no-recipe ablation (issue 13
+# default, is the run of record), OUT, DATA, LONG (a second folder of training files per
+# system, added to DATA's), PY, DEVICE. The no-recipe ablation (issue 13
 # item 2: the paper's one-step NMSE, everything else identical, one seed), cut at the step of
 # the main run's evaluated checkpoint:
 #
@@ -42,11 +54,15 @@ DATA="${DATA:-$ROOT/data/mpp64/train}"
 OUT="${OUT:-$ROOT/runs/mpp64_pretrain}"
 RECIPE="${RECIPE:-stable}"
 SEED="${SEED:-0}"
+FILES=("swe=$DATA/swe" "diffreact=$DATA/diffreact" "ins=$DATA/ins")
+if [[ -n "${LONG:-}" ]]; then
+    FILES+=("swe=$LONG/swe" "diffreact=$LONG/diffreact" "ins=$LONG/ins")
+fi
 export PYTHONPATH="$ROOT/lib${PYTHONPATH:+:$PYTHONPATH}"  # this tree's library, not an install's
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec "$PY" -m scifm mpp pretrain --model small --data no_cns \
     --train small --train-set steps=${STEPS:-20000} warmup_steps=500 log_every=50 ckpt_every=200 \
     ${STOP_AT:+stop_at=$STOP_AT} seed=$SEED --data-set res=64 seed=$SEED \
     --recipe "$RECIPE" --recipe-set seed=$SEED --batch-size 8 \
-    --files "swe=$DATA/swe" "diffreact=$DATA/diffreact" "ins=$DATA/ins" \
+    --files "${FILES[@]}" \
     --out "$OUT" --device "${DEVICE:-cpu}" ${WARM_START:+--warm-start "$WARM_START"}

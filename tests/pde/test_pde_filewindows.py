@@ -79,18 +79,47 @@ def test_bad_files_and_directories_are_clear_errors(small_runs, tmp_path):
 
 
 def test_a_data_set_whose_files_disagree_is_refused(small_runs, tmp_path):
-    for d in "abc":
+    for d in "abcd":
         (tmp_path / d).mkdir()
     a = scan_file(write_pdebench(small_runs["ins"], tmp_path / "a"))
-    short = small_runs["ins"].select([0])
-    short.fields = short.fields[:, :4]
-    short.t = short.t[:4]
-    b = scan_file(write_pdebench(short, tmp_path / "b"))
-    with pytest.raises(FormatError, match=r"b/ns_incom.*\(4, 32, 32\); expected ins \(6, 32, 32\)"):
+    sparse = small_runs["ins"].select([0])  # every other frame: twice the spacing
+    sparse.fields, sparse.t = sparse.fields[:, ::2], sparse.t[::2]
+    b = scan_file(write_pdebench(sparse, tmp_path / "b"))
+    with pytest.raises(
+        FormatError,
+        match=r"b/ns_incom.*\(3, 32, 32\) with frames 0\.\d+ apart; "
+        r"expected ins \(6, 32, 32\), frames 0\.\d+ apart",
+    ):
         group_windows({"ins": [a, b]}, n_ctx=2)
     c = scan_file(write_pdebench(small_runs["swe"], tmp_path / "c"))
     with pytest.raises(FormatError, match="swe data"):
         group_windows({"ins": [a, c]}, n_ctx=2)
+    # frames=6 strides the short file by 1 and a longer one by more: spacings then differ
+    short = small_runs["ins"].select([0])
+    short.fields, short.t = short.fields[:, :4], short.t[:4]
+    d = scan_file(write_pdebench(short, tmp_path / "d"))
+    group_windows({"ins": [a, d]}, n_ctx=2)  # same spacing, shorter trajectory: one data set
+    with pytest.raises(FormatError, match=r"expected ins \(3, 32, 32\)"):
+        group_windows({"ins": [a, d]}, n_ctx=2, frames=3)
+
+
+def test_trajectories_of_two_lengths_at_one_spacing_train_as_one_data_set(small_runs, tmp_path):
+    """A folder of PDEBench-span files beside longer runs at the same frame spacing (the
+    long-span training ablation of issue 13): each file gives its own windows, in order."""
+    for d in "ab":
+        (tmp_path / d).mkdir()
+    a = scan_file(write_pdebench(small_runs["ins"], tmp_path / "a"))
+    short = small_runs["ins"].select([1])
+    short.fields, short.t = short.fields[:, :4], short.t[:4]
+    b = scan_file(write_pdebench(short, tmp_path / "b"))
+    assert (a.n_frames, b.n_frames) == (6, 4) and b.dt == pytest.approx(a.dt)
+    ds = group_windows({"ins": [a, b]}, n_ctx=2)["ins"]
+    wa, wb = FileWindows(a, n_ctx=2), FileWindows(b, n_ctx=2)
+    assert len(ds) == len(wa) + len(wb) and len(wb) < len(wa) // a.n_traj
+    last = ds[len(ds) - 1]  # the short file's last window: its frames 1, 2 -> 3
+    want = short.fields[0, 1:3]
+    torch.testing.assert_close(last["x"], want.to(last["x"].dtype))
+    torch.testing.assert_close(last["y"], short.fields[0, 3].to(last["y"].dtype))
 
 
 def test_directories_skip_well_held_out_splits(small_runs, tmp_path):

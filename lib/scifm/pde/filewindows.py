@@ -17,6 +17,7 @@ Files of another resolution or frame count are brought to the model's by one rul
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -365,8 +366,12 @@ class FileWindows(Dataset):
 def group_windows(
     files: Mapping[str, Sequence[PDEFile]], **kwargs: Any
 ) -> dict[str, ConcatDataset]:
-    """One Dataset per named group of files; a group's files must share system and shape.
+    """One Dataset per named group of files; a group's files must share system, grid and
+    frame spacing once resampled.
 
+    Trajectory lengths may differ (a folder of PDEBench-span files beside longer runs at the
+    same spacing trains as one data set: every file gives its own windows); frame spacings may
+    not. Files without a time axis cannot show theirs, so they must agree in frame count.
     ``kwargs`` go to every ``FileWindows`` (``n_ctx``, ``res``, ``frames``, ...).
     """
     res, frames = kwargs.get("res"), kwargs.get("frames")
@@ -375,20 +380,37 @@ def group_windows(
         pool, step = resample_rule(info, res, frames)
         return (usable_frames(info, step), info.nx // pool, info.ny // pool)
 
+    def spacing(info: PDEFile) -> float | None:  # time between served frames
+        return None if info.dt is None else info.dt * resample_rule(info, res, frames)[1]
+
+    def disagree(info: PDEFile, first: PDEFile) -> str:  # "" when the two train together
+        a, b = served(info), served(first)
+        if info.system != first.system or a[1:] != b[1:]:
+            return f"{info.system} data of (frames, x, y) {a}"
+        sa, sb = spacing(info), spacing(first)
+        if sa is None or sb is None:
+            return "" if a == b else f"{info.system} data of (frames, x, y) {a} without a time axis"
+        if not math.isclose(sa, sb, rel_tol=1e-4):
+            return f"{info.system} data of (frames, x, y) {a} with frames {sa:.6g} apart"
+        return ""
+
     out = {}
     for name, group in files.items():
         if not group:
             raise FormatError(f"data set {name!r}: no files")
         first = group[0]
         for info in group[1:]:
-            if info.system != first.system or served(info) != served(first):
+            why = disagree(info, first)
+            if why:
                 at = "" if res is None and frames is None else (
                     f" at res={res}, frames={frames} (in the file {info.shape})"
                 )  # fmt: skip
+                dt = spacing(first)
+                apart = "" if dt is None else f", frames {dt:.6g} apart"
                 raise FormatError(
-                    f"{info.path}: {info.system} data of (frames, x, y) {served(info)}{at}; "
-                    f"expected {first.system} {served(first)} like {first.path.name} (files of "
-                    f"data set {name!r} must agree once resampled)"
+                    f"{info.path}: {why}{at}; expected {first.system} {served(first)}{apart} "
+                    f"like {first.path.name} (files of data set {name!r} must agree in grid "
+                    f"and frame spacing once resampled; their lengths may differ)"
                 )
         out[name] = ConcatDataset([FileWindows(i, name=name, **kwargs) for i in group])
     return out
