@@ -110,5 +110,5 @@ def test_a_system_whose_files_disagree_is_refused(generated, tmp_path, capsys):
     assert main(["pde", "generate", "--system", "swe", "--n", "1", "--frames", "7", "--res",
                  "32", "--out", str(other), "--no-progress", "--device", "cpu"]) == 0  # fmt: skip
     err = _error(capsys, tmp_path / "r", generated["pdebench"], other / "2D_rdb_NA_NA.h5")
-    assert "other/2D_rdb_NA_NA.h5: swe data of (frames, x, y) (7, 16, 16) at res=16" in err
-    assert "(in the file (7, 32, 32)); expected swe (6, 16, 16)" in err
+    assert "other/2D_rdb_NA_NA.h5: swe data of (frames, x, y) (7, 16, 16) with frames" in err
+    assert "apart at res=16" in err and "expected swe (6, 16, 16), frames 0.2 apart" in err
