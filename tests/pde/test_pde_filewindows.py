@@ -79,7 +79,7 @@ def test_bad_files_and_directories_are_clear_errors(small_runs, tmp_path):
 
 
 def test_a_data_set_whose_files_disagree_is_refused(small_runs, tmp_path):
-    for d in "abcd":
+    for d in "abc":
         (tmp_path / d).mkdir()
     a = scan_file(write_pdebench(small_runs["ins"], tmp_path / "a"))
     sparse = small_runs["ins"].select([0])  # every other frame: twice the spacing
@@ -87,25 +87,19 @@ def test_a_data_set_whose_files_disagree_is_refused(small_runs, tmp_path):
     b = scan_file(write_pdebench(sparse, tmp_path / "b"))
     with pytest.raises(
         FormatError,
-        match=r"b/ns_incom.*\(3, 32, 32\) with frames 0\.\d+ apart; "
-        r"expected ins \(6, 32, 32\), frames 0\.\d+ apart",
+        match=r"a/ns_incom.*\(6, 32, 32\) with frames 0\.\d+ apart; "
+        r"expected ins \(3, 32, 32\), frames 0\.\d+ apart like ns_incom",
     ):
         group_windows({"ins": [a, b]}, n_ctx=2)
     c = scan_file(write_pdebench(small_runs["swe"], tmp_path / "c"))
     with pytest.raises(FormatError, match="swe data"):
         group_windows({"ins": [a, c]}, n_ctx=2)
-    # frames=6 strides the short file by 1 and a longer one by more: spacings then differ
-    short = small_runs["ins"].select([0])
-    short.fields, short.t = short.fields[:, :4], short.t[:4]
-    d = scan_file(write_pdebench(short, tmp_path / "d"))
-    group_windows({"ins": [a, d]}, n_ctx=2)  # same spacing, shorter trajectory: one data set
-    with pytest.raises(FormatError, match=r"expected ins \(3, 32, 32\)"):
-        group_windows({"ins": [a, d]}, n_ctx=2, frames=3)
 
 
 def test_trajectories_of_two_lengths_at_one_spacing_train_as_one_data_set(small_runs, tmp_path):
     """A folder of PDEBench-span files beside longer runs at the same frame spacing (the
-    long-span training ablation of issue 13): each file gives its own windows, in order."""
+    long-span training ablation of issue 13): each file gives its own windows, in order, and
+    ``frames`` strides every file as it strides the shortest."""
     for d in "ab":
         (tmp_path / d).mkdir()
     a = scan_file(write_pdebench(small_runs["ins"], tmp_path / "a"))
@@ -117,9 +111,12 @@ def test_trajectories_of_two_lengths_at_one_spacing_train_as_one_data_set(small_
     wa, wb = FileWindows(a, n_ctx=2), FileWindows(b, n_ctx=2)
     assert len(ds) == len(wa) + len(wb) and len(wb) < len(wa) // a.n_traj
     last = ds[len(ds) - 1]  # the short file's last window: its frames 1, 2 -> 3
-    want = short.fields[0, 1:3]
-    torch.testing.assert_close(last["x"], want.to(last["x"].dtype))
+    torch.testing.assert_close(last["x"], short.fields[0, 1:3].to(last["x"].dtype))
     torch.testing.assert_close(last["y"], short.fields[0, 3].to(last["y"].dtype))
+    # frames=2 strides the 4-frame file by 3, so the 6-frame one too (alone: by 5)
+    ds = group_windows({"ins": [a, b]}, n_ctx=1, frames=2)["ins"]
+    steps = [w.step for w in ds.datasets]
+    assert steps == [3, 3] and FileWindows(a, n_ctx=1, frames=2).step == 5
 
 
 def test_directories_skip_well_held_out_splits(small_runs, tmp_path):

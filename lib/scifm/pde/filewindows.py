@@ -253,10 +253,15 @@ class FileWindows(Dataset):
         name: str | None = None,
         field_index: Sequence[int] | None = None,
         periodic: bool | None = None,
+        step: int | None = None,
     ) -> None:
         self.info = file if isinstance(file, PDEFile) else scan_file(file)
         spec = get_system(self.info.system)
         self.pool, self.step = resample_rule(self.info, res, frames)
+        if step is not None:  # a group's common stride (``group_windows``)
+            if step < 1:
+                raise ValueError(f"step {step}: expected a frame stride >= 1")
+            self.step = int(step)
         self.n_ctx, self.stride = n_ctx, stride
         usable = usable_frames(self.info, self.step)
         if n_ctx < 1 or stride < 1 or usable < n_ctx + 1:
@@ -363,54 +368,64 @@ class FileWindows(Dataset):
         }
 
 
+def _same_spacing(a: PDEFile, b: PDEFile) -> bool:
+    """Whether two files save frames equally far apart (False when either has no time axis)."""
+    return a.dt is not None and b.dt is not None and math.isclose(a.dt, b.dt, rel_tol=1e-4)
+
+
+def _served(info: PDEFile, step: int, res: int | None) -> tuple[int, int, int]:
+    """(frames, x, y) of ``info`` once strided by ``step`` and pooled to ``res``."""
+    pool = resample_rule(info, res, None)[0]
+    return (usable_frames(info, step), info.nx // pool, info.ny // pool)
+
+
+def _served_dt(info: PDEFile, step: int) -> float | None:
+    """Time between the frames of ``info`` once strided by ``step`` (None: no time axis)."""
+    return None if info.dt is None else info.dt * step
+
+
 def group_windows(
     files: Mapping[str, Sequence[PDEFile]], **kwargs: Any
 ) -> dict[str, ConcatDataset]:
     """One Dataset per named group of files; a group's files must share system, grid and
     frame spacing once resampled.
 
-    Trajectory lengths may differ (a folder of PDEBench-span files beside longer runs at the
-    same spacing trains as one data set: every file gives its own windows); frame spacings may
-    not. Files without a time axis cannot show theirs, so they must agree in frame count.
+    Trajectory lengths may differ (PDEBench-span files beside longer runs at the same
+    spacing train as one data set, each file giving its own windows); frame spacings may
+    not. ``frames`` is the frame count of the group's shortest file once strided: a file
+    saved at that file's spacing takes the same stride, whatever its length. Files without a
+    time axis cannot show their spacing, so they must agree in frame count once strided.
     ``kwargs`` go to every ``FileWindows`` (``n_ctx``, ``res``, ``frames``, ...).
     """
     res, frames = kwargs.get("res"), kwargs.get("frames")
-
-    def served(info: PDEFile) -> tuple[int, int, int]:  # (frames, x, y) after resampling
-        pool, step = resample_rule(info, res, frames)
-        return (usable_frames(info, step), info.nx // pool, info.ny // pool)
-
-    def spacing(info: PDEFile) -> float | None:  # time between served frames
-        return None if info.dt is None else info.dt * resample_rule(info, res, frames)[1]
-
-    def disagree(info: PDEFile, first: PDEFile) -> str:  # "" when the two train together
-        a, b = served(info), served(first)
-        if info.system != first.system or a[1:] != b[1:]:
-            return f"{info.system} data of (frames, x, y) {a}"
-        sa, sb = spacing(info), spacing(first)
-        if sa is None or sb is None:
-            return "" if a == b else f"{info.system} data of (frames, x, y) {a} without a time axis"
-        if not math.isclose(sa, sb, rel_tol=1e-4):
-            return f"{info.system} data of (frames, x, y) {a} with frames {sa:.6g} apart"
-        return ""
-
     out = {}
     for name, group in files.items():
         if not group:
             raise FormatError(f"data set {name!r}: no files")
-        first = group[0]
-        for info in group[1:]:
-            why = disagree(info, first)
-            if why:
-                at = "" if res is None and frames is None else (
-                    f" at res={res}, frames={frames} (in the file {info.shape})"
-                )  # fmt: skip
-                dt = spacing(first)
-                apart = "" if dt is None else f", frames {dt:.6g} apart"
-                raise FormatError(
-                    f"{info.path}: {why}{at}; expected {first.system} {served(first)}{apart} "
-                    f"like {first.path.name} (files of data set {name!r} must agree in grid "
-                    f"and frame spacing once resampled; their lengths may differ)"
-                )
-        out[name] = ConcatDataset([FileWindows(i, name=name, **kwargs) for i in group])
+        ref = min(group, key=lambda i: i.n_frames)  # the span ``frames`` counts
+        ref_step = resample_rule(ref, res, frames)[1]
+        steps = [ref_step if _same_spacing(i, ref) else resample_rule(i, res, frames)[1]
+                 for i in group]  # fmt: skip
+        want, want_dt = _served(ref, ref_step, res), _served_dt(ref, ref_step)
+        for info, step in zip(group, steps, strict=True):
+            got, dt = _served(info, step, res), _served_dt(info, step)
+            if info.system != ref.system or got[1:] != want[1:]:
+                why = ""
+            elif dt is None or want_dt is None:
+                why = "" if got == want else " without a time axis"
+            elif not math.isclose(dt, want_dt, rel_tol=1e-4):
+                why = f" with frames {dt:.6g} apart"
+            else:
+                continue
+            at = "" if res is None and frames is None else (
+                f" at res={res}, frames={frames} (in the file {info.shape})"
+            )  # fmt: skip
+            apart = "" if want_dt is None else f", frames {want_dt:.6g} apart"
+            raise FormatError(
+                f"{info.path}: {info.system} data of (frames, x, y) {got}{why}{at}; expected "
+                f"{ref.system} {want}{apart} like {ref.path.name} (files of data set {name!r} "
+                f"must agree in grid and frame spacing once resampled; lengths may differ)"
+            )
+        windows = [FileWindows(i, name=name, step=k, **kwargs) for i, k in zip(group, steps)]
+        out[name] = ConcatDataset(windows)
     return out
