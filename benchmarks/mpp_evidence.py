@@ -176,6 +176,9 @@ def _pretrained(args: argparse.Namespace) -> tuple[AViT, dict, int | None, dict]
 
 
 def transfer(args: argparse.Namespace) -> int:
+    if args.slots is not None and not args.tag:
+        raise SystemExit("transfer --slots: name the run with --tag (its cells are not the "
+                         "reserved slots' run)")  # fmt: skip
     torch.set_num_threads(args.threads)
     root, tag = Path(args.root), _tag(args.tag)
     pre = load_checkpoint(args.ckpt)
@@ -206,6 +209,7 @@ def transfer(args: argparse.Namespace) -> int:
                 model, result, systems = finetune(
                     model, args.variant, pool[order[:n]], cfg, batch_size=args.batch_size,
                     data_seed=seed, device="cpu", systems=systems, trainable=args.trainable,
+                    field_index=args.slots,
                 )  # fmt: skip
                 seconds = time.perf_counter() - t0
                 model.eval()
@@ -216,7 +220,7 @@ def transfer(args: argparse.Namespace) -> int:
                 rec = {
                     "variant": args.variant, "init": init, "n_traj": n, "seed": seed,
                     "trainable": args.trainable, "tag": tag, "ckpt": repo_path(args.ckpt),
-                    "ckpt_step": step_no,
+                    "ckpt_step": step_no, "field_index": list(info["field_index"]),
                     "trainable_params": sum(p.numel() for p in model.parameters()
                                             if p.requires_grad),
                     "steps": args.steps, "lr": args.lr, "batch_size": args.batch_size,
@@ -575,6 +579,14 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         choices=TRAINABLE,
         help="transfer: fine-tune all weights, or io (processor frozen)",
+    )
+    ap.add_argument(
+        "--slots",
+        type=int,
+        nargs="+",
+        default=None,
+        help="transfer: the variant's embedding slots, one per field (default: its reserved "
+        "ones; 1 2 8 9 puts CNS's vx, vy where INS's trained); name the run with --tag",
     )
     ap.add_argument(
         "--tag",

@@ -25,6 +25,7 @@ import numpy as np
 from scifm.core.report import repo_path, run_info, write_report
 from scifm.core.resume import METRICS_FILE, read_step_records
 from scifm.mpp.card import curve_records, load_card
+from scifm.mpp.data import system_info
 
 FNO_PRESET = "paper"  # PDEBench's FNO (12 modes, width 20, 4 layers): the issue-13 baseline
 TRAINABLE = ("all", "io")  # transfer modes: every weight / processor frozen (issue 13)
@@ -318,10 +319,17 @@ def _transfer_md(rows: list[dict], cells: list[dict]) -> list[str]:
                          if c.get("reused_from")})  # fmt: skip
         reuse = (f"; scratch cells copied from {', '.join(f'`{r}_*`' for r in reused)} "
                  "(a scratch model depends on no checkpoint)" if reused else "")  # fmt: skip
+        own = system_info(variant)["field_index"]
+        slots = sorted({tuple(c["field_index"]) for c in group
+                        if c["init"] == "pretrained" and c.get("field_index")})  # fmt: skip
+        slots_words = "".join(
+            f"; pretrained fields in slots {list(k)} ({', '.join(system_info(variant)['fields'])}"
+            f"; reserved {own})" for k in slots if list(k) != own
+        )  # fmt: skip
         md += [f"**{name}** (pretrained init: {', '.join(inits)}; {steps} fine-tuning steps; "
-               f"persistence {pers}{reuse}): one-step NRMSE (mean ± sample sd over seeds), "
-               "pretrained vs scratch fine-tuned alike; ratio = pretrained / scratch (goal <= "
-               "0.67).", "",
+               f"persistence {pers}{reuse}{slots_words}): one-step NRMSE (mean ± sample sd "
+               "over seeds), pretrained vs scratch fine-tuned alike; ratio = pretrained / "
+               "scratch (goal <= 0.67).", "",
                "| N traj | seeds |" + head,
                "|---:|---|" + "---:|---:|---:|" * len(modes)]  # fmt: skip
         mine = [r for r in rows if r["variant"] == variant and (r["tag"] or "") == tag]

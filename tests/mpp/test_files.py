@@ -112,3 +112,45 @@ def test_a_system_whose_files_disagree_is_refused(generated, tmp_path, capsys):
     err = _error(capsys, tmp_path / "r", generated["pdebench"], other / "2D_rdb_NA_NA.h5")
     assert "other/2D_rdb_NA_NA.h5: swe data of (frames, x, y) (7, 16, 16) with frames" in err
     assert "apart at res=16" in err and "expected swe (6, 16, 16), frames 0.2 apart" in err
+
+
+def test_finetune_puts_the_fields_in_chosen_slots(generated, tmp_path, capsys):
+    """``--field-index``: a new system's fields in slots a pretraining system trained (e.g.
+    CNS's velocities where INS's trained); a wrong count, a repeat or a slot outside the
+    table is refused before anything is written."""
+    from scifm.mpp.experiment import load_surrogate
+
+    assert _pretrain(tmp_path / "pre", generated["pdebench"], steps=2) == 0
+    args = [
+        "mpp",
+        "finetune",
+        "--ckpt",
+        str(tmp_path / "pre" / "checkpoint"),
+        "--system",
+        "diffreact",
+        "--files",
+        str(generated["well"]),
+        "--res",
+        "16",
+        "--sim-frames",
+        "6",
+        "--train",
+        "tiny",
+        "--train-set",
+        "steps=2",
+        "progress=false",
+        "--batch-size",
+        "2",
+    ]
+    want = "expected 2 distinct slots in [0, 12), one per field of diffreact (u, v)"
+    for bad in ("0", "0 0", "0 12"):  # too few, a repeat, beyond the table's 12 slots
+        capsys.readouterr()
+        out = tmp_path / f"bad_{bad.replace(' ', '_')}"
+        assert main([*args, "--field-index", *bad.split(), "--out", str(out)]) != 0
+        err = capsys.readouterr().err
+        assert f"field_index [{bad.replace(' ', ', ')}]: {want}" in err
+        assert not out.exists()
+    capsys.readouterr()
+    assert main([*args, "--field-index", "0", "6", "--out", str(tmp_path / "ft")]) == 0
+    _, systems = load_surrogate(tmp_path / "ft" / "checkpoint")
+    assert systems["diffreact"]["field_index"] == [0, 6]

@@ -76,6 +76,14 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trainable", default="all", help="all, io (processor frozen) or decoder")
     p.add_argument("--new-fields", action="store_true", help="give the system fresh field slots")
+    p.add_argument(
+        "--field-index",
+        type=int,
+        nargs="+",
+        metavar="SLOT",
+        help="the system's embedding slots, one per field (default: its reserved ones; e.g. "
+        "cns 1 2 8 9 puts its velocities where INS's trained)",
+    )
     p.add_argument("--train", default="small")
     p.add_argument("--train-set", nargs="*", default=[], metavar="K=V")
     p.add_argument("--batch-size", type=positive_int, default=8)
@@ -181,6 +189,7 @@ def _finetune(args: argparse.Namespace) -> int:
         train_cfg,
         trainable=args.trainable,
         new_fields=args.new_fields,
+        field_index=args.field_index,
         batch_size=args.batch_size,
         device=device,
         out_dir=args.out,

@@ -250,6 +250,7 @@ def finetune(
     *,
     trainable: str = "all",
     new_fields: bool = False,
+    field_index: Sequence[int] | None = None,
     batch_size: int = 8,
     data_seed: int = 0,
     device: str | torch.device | None = None,
@@ -264,12 +265,25 @@ def finetune(
     Files are brought to ``res`` and ``frames`` (``scifm.pde.filewindows``) and every
     value they serve is checked (NaN, inf, beyond ``MAX_ABS``) before the model changes. With
     ``new_fields`` the system gets fresh embedding slots (``AViT.add_fields``) instead
-    of its reserved ones, as for physics the table never listed. Returns the model, the
-    training result and the updated ``systems`` record (saved in the checkpoint).
+    of its reserved ones, as for physics the table never listed; ``field_index`` puts its
+    fields in chosen slots instead (one per field, e.g. a held-out system's velocities in the
+    slots where a pretraining system's velocities trained). Returns the model, the training
+    result and the updated ``systems`` record (saved in the checkpoint).
     """
     from scifm.mpp.train import prepare_finetune
 
     info = system_info(name)
+    if field_index is not None:
+        slots = [int(i) for i in field_index]
+        n, k = len(info["fields"]), model.config.n_states
+        if new_fields:
+            raise ValueError("field_index and new_fields: choose the slots or fresh ones, not both")
+        if len(slots) != n or len(set(slots)) != n or not all(0 <= i < k for i in slots):
+            raise ValueError(
+                f"field_index {slots}: expected {n} distinct slots in [0, {k}), one per field "
+                f"of {name} ({', '.join(info['fields'])})"
+            )
+        info["field_index"] = slots
     T = model.config.n_frames
     if isinstance(data, torch.Tensor):  # check the data before changing the model
         memory_datasets({name: data}, T)
