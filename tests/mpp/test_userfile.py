@@ -211,3 +211,29 @@ def test_warm_start_continues_a_shipped_model_and_its_card(shipped, tmp_path, ca
     assert card["steps"] == 6 and card["learning_curve"]["step"] == steps
     assert card["warm_start"]["step"] == 3 and card["warm_start"]["weights_dtype"] == "float16"
     assert card["wall_time"]["seconds"] > old["wall_time"]["seconds"] > 0
+
+
+def test_a_card_lists_every_folder_a_variant_trained_on(tmp_path):
+    """A variant trained on PDEBench-span files and on longer runs at the same frame spacing
+    (issue 13's long-span ablation): the card describes the first folder and lists the other
+    under ``more``, both at the spacing the model saw, and every folder's seeds count as seen."""
+    from scifm.mpp.card import data_from_files
+    from scifm.mpp.heldout import card_training_seeds, heldout_line
+
+    short = _generate(tmp_path / "short", "swe", 16, 8, "--seed", "5")
+    long = _generate(tmp_path / "long", "swe", 16, 15, "--seed", "9", "--t-end", "2.0")
+    data = data_from_files([f"swe={short}", f"swe={long}"], res=16, frames=8)
+    assert set(data) == {"swe"}
+    first, (more,) = data["swe"], data["swe"]["more"]
+    assert (first["seed"], first["frames"], first["time_span"]) == (5, 8, [0.0, 1.0])
+    assert (more["seed"], more["frames"], more["time_span"]) == (9, 15, [0.0, 2.0])
+    assert first["frame_spacing"] == pytest.approx(1 / 7) == more["frame_spacing"]
+    assert more["source"] == str(long) and "more" not in more
+    from scifm.pde.generate import GenerateRequest
+
+    seeds = card_training_seeds({"data": data})
+    assert len(seeds["swe"]) == 4 and sum(str(long) in w for w in seeds["swe"].values()) == 2
+    long_seed = GenerateRequest(system="swe", n=2, seed=9, chunk_size=1).chunk_seed(1)
+    assert heldout_line(seeds, "swe", long_seed)[0] == "seen"
+    with pytest.raises(ValueError, match=r"data\['swe'\]\['more'\]\[0\].*'seed'"):
+        card_training_seeds({"data": {"swe": {**first, "more": [{"trajectories": 2}]}}})

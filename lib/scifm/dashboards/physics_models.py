@@ -68,13 +68,16 @@ def evidence_choice(path: Path) -> ModelChoice:
     card = read_record(path)["extra"]["card"]
     data = card["data"]
     n_traj = {int(d["trajectories"]) for d in data.values()}
+    more = sorted({(int(m["trajectories"]), int(m["frames"]))
+                   for d in data.values() for m in d.get("more") or []})  # fmt: skip
+    longer = "".join(f", plus {n} of {f} frames at the same spacing" for n, f in more)
     about = (
         f"**{LABELS[EVIDENCE]}**: {card['resolution']}² grids, patch {card['patch_size']} = "
         f"{card['tokens_per_frame']} tokens a frame, {card['model']['parameters']:,} parameters; "
         f"pretrained {card['steps']:,} steps (batch {card['batch_size']}) on {_systems(data)} "
-        f"({'/'.join(map(str, sorted(n_traj)))} trajectories each). Compressible NS was held "
-        "out of pretraining for the transfer study, so it is not offered here; the 32² demo "
-        "model has it."
+        f"({'/'.join(map(str, sorted(n_traj)))} trajectories each{longer}). Compressible NS "
+        "was held out of pretraining for the transfer study, so it is not offered here; the "
+        "32² demo model has it."
     )
     return ModelChoice(label=LABELS[EVIDENCE], path=path, about=about,
                        benchmark=results_dir() / "mpp_evidence.json",

@@ -3,7 +3,8 @@
 A card is plain JSON, kept in the checkpoint's ``extra["card"]`` and in
 ``assets/mpp/MANIFEST.json`` under ``cards``. It holds, per training variant, the data
 (each folder's ``generate.json``: system, trajectories, resolution, frames, time span,
-seed, parameters), the frame spacing and resolution the model saw (files are brought to
+seed, parameters; a variant trained on more folders lists the others under ``more``), the
+frame spacing and resolution the model saw (files are brought to
 the run's ``res``/``sim_frames`` by ``scifm.pde.filewindows``' rule), and the parameter
 ranges the solvers sample (``scifm.pde.parameter_ranges``); then resolution, patch and
 token count, steps, batch, recipe, wall time and the learning curve. ``scifm mpp
@@ -17,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scifm.pde.filewindows import find_files, resample_rule, scan_file
+from scifm.pde.filewindows import find_files, group_steps, scan_file
 from scifm.pde.formats import FormatError
 from scifm.pde.generate import MANIFEST as GENERATE_JSON
 from scifm.pde.simulate import parameter_ranges
@@ -107,38 +108,50 @@ def data_from_files(files: Sequence[str], res: int, frames: int) -> dict[str, di
 
     With a ``generate.json`` (files made by ``scifm pde generate``) the ranges are those the
     solver samples for its parameters; without one, the ranges seen in the files' attributes.
+    A variant trained on several folders (e.g. PDEBench-span files and longer runs at the same
+    frame spacing) is described by its first, with the others under ``more``; the frame
+    stride follows the data set's rule (``scifm.pde.filewindows.group_steps``).
     """
     from scifm.mpp.data import variant_of
 
-    out: dict[str, dict[str, Any]] = {}
+    entries: dict[str, list[tuple[Path, list]]] = {}
     for name, path in _entries(files):
         infos = [scan_file(p) for p in find_files([path])]
-        variant = name or variant_of(infos[0])
-        system = infos[0].system
-        gen = _generate_json(path)
-        _, stride = resample_rule(infos[0], res, frames)
-        dt = infos[0].dt * stride if infos[0].dt is not None else None
-        if gen is not None:
-            spec = get_system(system)  # a request leaves None what it took from the system
-            defaults = {"res": spec.res, "n_frames": spec.n_frames, "t_end": spec.t_end}
-            gen = {**gen, **{k: v for k, v in defaults.items() if gen.get(k) is None}}
-            ranges = parameter_ranges(system, gen.get("params", {}))
-            dt = gen["t_end"] / (gen["n_frames"] - 1) * stride
-        else:
-            gen = {"n": sum(i.n_traj for i in infos), "res": infos[0].nx,
-                   "n_frames": infos[0].n_frames}  # fmt: skip
-            ranges = {}
-            for i in infos:
-                for k, (lo, hi) in i.ranges.items():
-                    a, b = ranges.get(k, (lo, hi))
-                    ranges[k] = (min(a, lo), max(b, hi))
-        d = _variant_data(system, gen, dt, res, ranges)
-        d["source"] = str(path)
-        d["generate_json"] = gen is not None and "seed" in gen
-        if variant in out:
-            raise FormatError(f"{path}: variant {variant!r} is given twice; expected one entry")
-        out[variant] = d
+        entries.setdefault(name or variant_of(infos[0]), []).append((path, infos))
+    out: dict[str, dict[str, Any]] = {}
+    for variant, group in entries.items():
+        steps = group_steps([i for _, infos in group for i in infos], res, frames)
+        records, k = [], 0
+        for path, infos in group:
+            records.append(_folder_data(path, infos, steps[k], res))
+            k += len(infos)
+        out[variant] = {**records[0], **({"more": records[1:]} if len(records) > 1 else {})}
     return out
+
+
+def _folder_data(path: Path, infos: list, stride: int, res: int) -> dict[str, Any]:
+    """The card's record of one training folder whose frames the model saw ``stride`` apart."""
+    system = infos[0].system
+    gen = _generate_json(path)
+    dt = infos[0].dt * stride if infos[0].dt is not None else None
+    if gen is not None:
+        spec = get_system(system)  # a request leaves None what it took from the system
+        defaults = {"res": spec.res, "n_frames": spec.n_frames, "t_end": spec.t_end}
+        gen = {**gen, **{k: v for k, v in defaults.items() if gen.get(k) is None}}
+        ranges = parameter_ranges(system, gen.get("params", {}))
+        dt = gen["t_end"] / (gen["n_frames"] - 1) * stride
+    else:
+        gen = {"n": sum(i.n_traj for i in infos), "res": infos[0].nx,
+               "n_frames": infos[0].n_frames}  # fmt: skip
+        ranges = {}
+        for i in infos:
+            for k, (lo, hi) in i.ranges.items():
+                a, b = ranges.get(k, (lo, hi))
+                ranges[k] = (min(a, lo), max(b, hi))
+    d = _variant_data(system, gen, dt, res, ranges)
+    d["source"] = str(path)
+    d["generate_json"] = gen is not None and "seed" in gen
+    return d
 
 
 def data_from_config(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

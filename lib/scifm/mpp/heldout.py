@@ -25,21 +25,28 @@ from scifm.pde.generate import GenerateRequest
 
 
 def card_training_seeds(card: Mapping[str, Any]) -> dict[str, dict[int, str]]:
-    """variant -> {solver seed: where it was used} from a model card's ``data``."""
+    """variant -> {solver seed: where it was used} from a model card's ``data`` (every
+    folder of a variant: its first and those under ``more``)."""
     out: dict[str, dict[int, str]] = {}
-    for variant, rec in dict(card.get("data") or {}).items():
-        try:
-            seed, n = int(rec["seed"]), int(rec["trajectories"])
-            system = str(rec.get("system") or resolve_variant(variant)[0])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(
-                f"model card data[{variant!r}]: {exc!r}; expected 'seed' and 'trajectories'"
-            ) from None
-        req = GenerateRequest(system=system, n=n, seed=seed, chunk_size=1)
-        out[variant] = {
-            req.chunk_seed(k): f"SeedSequence([{seed}, {k}]), the seed of training-file chunk {k}"
-            for k in range(n)
-        }
+    for variant, first in dict(card.get("data") or {}).items():
+        seeds: dict[int, str] = {}
+        for i, rec in enumerate([first, *(first.get("more") or [])]):
+            try:
+                seed, n = int(rec["seed"]), int(rec["trajectories"])
+                system = str(rec.get("system") or resolve_variant(variant)[0])
+            except (KeyError, TypeError, ValueError) as exc:
+                where = f"data[{variant!r}]" + (f"['more'][{i - 1}]" if i else "")
+                raise ValueError(
+                    f"model card {where}: {exc!r}; expected 'seed' and 'trajectories'"
+                ) from None
+            req = GenerateRequest(system=system, n=n, seed=seed, chunk_size=1)
+            folder = f" of {rec['source']}" if i and rec.get("source") else ""
+            seeds.update({
+                req.chunk_seed(k): f"SeedSequence([{seed}, {k}]), the seed of training-file "
+                f"chunk {k}{folder}"
+                for k in range(n)
+            })  # fmt: skip
+        out[variant] = seeds
     return out
 
 

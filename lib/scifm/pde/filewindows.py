@@ -373,6 +373,17 @@ def _same_spacing(a: PDEFile, b: PDEFile) -> bool:
     return a.dt is not None and b.dt is not None and math.isclose(a.dt, b.dt, rel_tol=1e-4)
 
 
+def group_steps(group: Sequence[PDEFile], res: int | None, frames: int | None) -> list[int]:
+    """The frame stride of each file of one data set: ``frames`` counts the frames of the
+    group's shortest file once strided, and a file saved at that file's spacing takes the
+    same stride whatever its length; any other file takes its own (``resample_rule``)."""
+    if not group:
+        return []
+    ref = min(group, key=lambda i: i.n_frames)
+    ref_step = resample_rule(ref, res, frames)[1]
+    return [ref_step if _same_spacing(i, ref) else resample_rule(i, res, frames)[1] for i in group]
+
+
 def _served(info: PDEFile, step: int, res: int | None) -> tuple[int, int, int]:
     """(frames, x, y) of ``info`` once strided by ``step`` and pooled to ``res``."""
     pool = resample_rule(info, res, None)[0]
@@ -392,9 +403,9 @@ def group_windows(
 
     Trajectory lengths may differ (PDEBench-span files beside longer runs at the same
     spacing train as one data set, each file giving its own windows); frame spacings may
-    not. ``frames`` is the frame count of the group's shortest file once strided: a file
-    saved at that file's spacing takes the same stride, whatever its length. Files without a
-    time axis cannot show their spacing, so they must agree in frame count once strided.
+    not. ``frames`` is the frame count of the group's shortest file once strided
+    (``group_steps``). Files without a time axis cannot show their spacing, so they must
+    agree in frame count once strided.
     ``kwargs`` go to every ``FileWindows`` (``n_ctx``, ``res``, ``frames``, ...).
     """
     res, frames = kwargs.get("res"), kwargs.get("frames")
@@ -402,10 +413,9 @@ def group_windows(
     for name, group in files.items():
         if not group:
             raise FormatError(f"data set {name!r}: no files")
+        steps = group_steps(group, res, frames)
         ref = min(group, key=lambda i: i.n_frames)  # the span ``frames`` counts
-        ref_step = resample_rule(ref, res, frames)[1]
-        steps = [ref_step if _same_spacing(i, ref) else resample_rule(i, res, frames)[1]
-                 for i in group]  # fmt: skip
+        ref_step = steps[group.index(ref)]
         want, want_dt = _served(ref, ref_step, res), _served_dt(ref, ref_step)
         for info, step in zip(group, steps, strict=True):
             got, dt = _served(info, step, res), _served_dt(info, step)
