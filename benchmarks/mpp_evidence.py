@@ -541,7 +541,8 @@ def report(args: argparse.Namespace) -> int:
     """Every finished cell into ``--out``/mpp_evidence.{json,md} (``mpp_evidence_report``)."""
     ckpt = Path(args.ckpt)  # the main run: its recipe names the cells that carry none
     main_recipe = _recipe_name(ckpt) if (ckpt / "config.json").exists() else None
-    write_evidence_report(Path(args.root), args.ckpt, args.data, args.out, main_recipe)
+    write_evidence_report(Path(args.root), args.ckpt, args.data, args.out, main_recipe,
+                          main_tag=args.tag)  # fmt: skip
     return 0
 
 
@@ -591,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--tag",
         default="",
-        help="transfer/onestep/rollout: the pretraining run's name in its cells "
+        help="transfer/onestep/rollout: the pretraining run's name in its cells; report: "
+        "the run whose rollouts and one-step figures the physics page shows "
         "(default: none, the main run of scripts/mpp_pretrain.sh)",
     )
     ap.add_argument(

@@ -194,12 +194,12 @@ def run_label(rec: dict, main_recipe: str | None) -> str:
     return f"{rec.get('tag') or 'main'} ({recipe})"
 
 
-def latest(records: list[dict], tagged: bool = False) -> dict[tuple, dict]:
+def latest(records: list[dict], tagged: bool = False, main: str = "") -> dict[tuple, dict]:
     """The record of the latest checkpoint step per (tag, seed, variant); the run of record
-    only (untagged, seed 0) unless ``tagged``."""
+    only (tag ``main``, "" = untagged; seed 0) unless ``tagged``."""
     out: dict[tuple, dict] = {}
     for r in records:
-        if (r.get("tag") or r.get("seed")) and not tagged:
+        if ((r.get("tag") or "") != main or r.get("seed")) and not tagged:
             continue
         key = (r.get("tag") or "", r.get("seed") or 0, r["variant"])
         if key not in out or (r["ckpt_step"] or 0) > (out[key]["ckpt_step"] or 0):
@@ -244,8 +244,12 @@ def pretrain_curve(root: Path, ckpt: str) -> tuple[list[dict], str | None]:
     return [], None
 
 
-def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) -> None:
-    """Gather every finished cell under ``root`` into ``out/mpp_evidence.{json,md}``."""
+def report(
+    root: Path, ckpt: str, data: str, out: str, main_recipe: str | None, main_tag: str = ""
+) -> None:
+    """Gather every finished cell under ``root`` into ``out/mpp_evidence.{json,md}``; the
+    rollouts and one-step figures the physics page reads are run ``main_tag``'s (the shipped
+    model's; "" = the untagged run of ``scripts/mpp_pretrain.sh``)."""
     cells = read_cells(root, "cns*/result.json")
     rolls = read_cells(root, "rollout_*/result.json")
     ones = read_cells(root, "onestep_*/result.json")
@@ -255,13 +259,14 @@ def report(root: Path, ckpt: str, data: str, out: str, main_recipe: str | None) 
     for r in rolls + brolls:
         r.update(rollout_criteria(r))
     rows = transfer_rows(cells)
-    main_one = {v: r for (_, _, v), r in latest(ones).items()}
+    main_one = {v: r for (_, _, v), r in latest(ones, main=main_tag).items()}
     curve, curve_from = pretrain_curve(root, ckpt)
     result = {
         "paper": PAPER_TRANSFER,
         "transfer": rows,
         "transfer_cells": cells,
-        "rollouts": list(latest(rolls).values()),  # the main run (the physics page reads it)
+        "rollouts": list(latest(rolls, main=main_tag).values()),  # the physics page reads it
+        "main_tag": main_tag,
         "rollout_runs": sorted(rolls, key=lambda r: _run_order(r)),
         "one_step": list(main_one.values()),
         "one_step_runs": one_step_rows(ones),

@@ -161,6 +161,30 @@ def test_report_reads_old_cells_and_puts_runs_side_by_side(tmp_path):
     assert "construction: swe" not in md
 
 
+def test_report_shows_the_shipped_runs_figures_on_the_page(tmp_path):
+    """``report --tag T``: the rollouts and one-step figures the physics page reads are run
+    T's (the shipped model's), not the untagged run's; the tables still hold both."""
+    from benchmarks import mpp_evidence_report as rep
+
+    root = tmp_path / "cells"
+    _fabricate(root)
+    _write(
+        root,
+        "rollout_long14k_swe_step14000",
+        _rollout("swe", [0.04] * 50, [0.1] * 50, step=14000, tag="long14k", recipe="stable_random"),
+    )
+    _write(root, "onestep_long14k_swe_step14000", {
+        "variant": "swe", "ckpt_step": 14000, "trained_on": True, "windows": 340, "avit": 0.008,
+        "persistence": 0.02, "tag": "long14k", "recipe": "stable_random"})  # fmt: skip
+    out = tmp_path / "out"
+    rep.report(root, str(tmp_path / "no_ckpt"), str(tmp_path), str(out), "stable", "long14k")
+    data = json.loads((out / "mpp_evidence.json").read_text())
+    assert [(r["tag"], r["ckpt_step"]) for r in data["rollouts"]] == [("long14k", 14000)]
+    assert [(r["variant"], r["avit"]) for r in data["one_step"]] == [("swe", 0.008)]
+    assert data["main_tag"] == "long14k"
+    assert {r.get("tag") for r in data["rollout_runs"]} == {None, "paper", "long14k"}
+
+
 def test_pretrained_replicas_are_one_row_with_their_spread(tmp_path):
     """A pretraining run and its replicas (SEED=N, evaluated under the run's tag: the seed is in
     the cell name) give one one-step row, mean ± sample sd, and the recipe table's pretrained
