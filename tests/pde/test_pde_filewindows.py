@@ -202,3 +202,21 @@ def test_an_overflowing_value_or_a_broken_time_axis_is_named(small_runs, tmp_pat
             f[key][...] = bad
         with pytest.raises(FormatError, match=r"time coordinate .* expected finite, increasing"):
             scan_file(path)
+
+
+def test_files_without_a_time_axis_group_by_frame_count(small_runs, tmp_path):
+    """No saved times, no spacing to compare: equal frame counts train together (one such file
+    alone too), other counts are refused, saying why."""
+    from dataclasses import replace
+
+    for d in "ab":
+        (tmp_path / d).mkdir()
+    a = replace(scan_file(write_pdebench(small_runs["ins"], tmp_path / "a")), dt=None)
+    short = small_runs["ins"].select([0])
+    short.fields, short.t = short.fields[:, :4], short.t[:4]
+    b = replace(scan_file(write_pdebench(short, tmp_path / "b")), dt=None)
+    assert len(group_windows({"ins": [a]}, n_ctx=2)["ins"]) == len(FileWindows(a, n_ctx=2))
+    assert len(group_windows({"ins": [a, a]}, n_ctx=2)["ins"]) == 2 * len(FileWindows(a, n_ctx=2))
+    with pytest.raises(FormatError, match=r"\(6, 32, 32\) without a time axis to compare frame "
+                       r"spacings; expected ins \(4, 32, 32\) like"):  # fmt: skip
+        group_windows({"ins": [a, b]}, n_ctx=2)

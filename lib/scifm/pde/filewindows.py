@@ -422,7 +422,9 @@ def group_windows(
             if info.system != ref.system or got[1:] != want[1:]:
                 why = ""
             elif dt is None or want_dt is None:
-                why = "" if got == want else " without a time axis"
+                if got == want:  # no spacing to compare: equal frame counts pass
+                    continue
+                why = " without a time axis to compare frame spacings"
             elif not math.isclose(dt, want_dt, rel_tol=1e-4):
                 why = f" with frames {dt:.6g} apart"
             else:
