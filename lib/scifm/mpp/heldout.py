@@ -30,7 +30,8 @@ def card_training_seeds(card: Mapping[str, Any]) -> dict[str, dict[int, str]]:
     out: dict[str, dict[int, str]] = {}
     for variant, first in dict(card.get("data") or {}).items():
         seeds: dict[int, str] = {}
-        for i, rec in enumerate([first, *(first.get("more") or [])]):
+        more = first.get("more") if isinstance(first, Mapping) else None
+        for i, rec in enumerate([first, *(more or [])]):
             try:
                 seed, n = int(rec["seed"]), int(rec["trajectories"])
                 system = str(rec.get("system") or resolve_variant(variant)[0])
