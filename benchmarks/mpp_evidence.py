@@ -175,6 +175,20 @@ def _pretrained(args: argparse.Namespace) -> tuple[AViT, dict, int | None, dict]
     return model, systems, _ckpt_step(pre), run
 
 
+def _same_slots(cell: Path, variant: str, slots: list[int] | None) -> None:
+    """A finished pretrained cell is kept only if it used the slots asked for (None: the
+    variant's reserved ones; a cell without the record predates --slots): a cell of the same
+    tag made with other slots is refused by name (scratch cells are not checked:
+    ``--reuse-scratch`` copies another run's)."""
+    reserved = list(system_info(variant)["field_index"])
+    stored = list(json.loads(cell.read_text()).get("field_index") or reserved)
+    if stored != list(slots or reserved):
+        raise SystemExit(
+            f"{cell}: made with slots {stored}, asked for {list(slots or reserved)}; "
+            "give this run another --tag"
+        )
+
+
 def transfer(args: argparse.Namespace) -> int:
     if args.slots is not None and not args.tag:
         raise SystemExit("transfer --slots: name the run with --tag (its cells are not the "
@@ -192,6 +206,8 @@ def transfer(args: argparse.Namespace) -> int:
             for init in ("pretrained", "scratch"):
                 out = transfer_cell(root, args.variant, tag, init, args.trainable, n, seed)
                 if out.exists():
+                    if init == "pretrained":
+                        _same_slots(out, args.variant, args.slots)
                     continue
                 if init == "scratch" and args.reuse_scratch is not None:
                     if _reuse_scratch(args, root, out, n, seed):
@@ -542,7 +558,7 @@ def report(args: argparse.Namespace) -> int:
     ckpt = Path(args.ckpt)  # the main run: its recipe names the cells that carry none
     main_recipe = _recipe_name(ckpt) if (ckpt / "config.json").exists() else None
     write_evidence_report(Path(args.root), args.ckpt, args.data, args.out, main_recipe,
-                          main_tag=args.tag)  # fmt: skip
+                          main_tag=_tag(args.tag) or "")  # fmt: skip
     return 0
 
 

@@ -258,6 +258,9 @@ def report(
     brolls = read_cells(root, "baseline-rollout_*/result.json")
     for r in rolls + brolls:
         r.update(rollout_criteria(r))
+    if main_tag and not any(r.get("tag") == main_tag for r in rolls + ones):
+        raise ValueError(f"main run {main_tag!r}: no rollout or one-step cell under {root} "
+                         "carries that tag (run `rollout`/`onestep --tag` first)")  # fmt: skip
     rows = transfer_rows(cells)
     main_one = {v: r for (_, _, v), r in latest(ones, main=main_tag).items()}
     curve, curve_from = pretrain_curve(root, ckpt)
@@ -512,7 +515,8 @@ def _baseline_table(
         pre = pretrained.get(v)
         cells = [_seeds(by[(v, a, k)]) if (v, a, k) in by else "-" for a, k in cols]
         pers = next(b["persistence"] for b in bases if b["variant"] == v)
-        pre_s = f"{_f(pre['avit'])} ({pre['ckpt_step']})" if pre else "-"
+        run = f"{pre['tag']}, " if pre and pre.get("tag") else ""  # the main run's name
+        pre_s = f"{_f(pre['avit'])} ({run}{pre['ckpt_step']})" if pre else "-"
         md.append(f"| {v} | {pre_s} | " + " | ".join(cells) + f" | {_f(pers)} |")
     par: dict[str, set[int]] = {}
     for b in bases:  # the FNO's size follows the system's field count

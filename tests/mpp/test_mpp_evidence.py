@@ -481,3 +481,32 @@ def test_a_replicas_shifted_seed_keeps_its_recipe_name(ev):
     assert ev._recipe_of({"recipe": stable | {"seed": stable["seed"] + 2}}) == "stable"
     assert ev._recipe_of({"recipe": stable | {"noise": 0.5}}) == "custom"
     assert ev._recipe_of({}) == "paper"
+
+
+def test_a_run_reused_with_other_slots_is_refused_by_name(ev, study):
+    """A tag's finished cells are kept only for the slots they were made with: the same tag
+    asked again with the reserved slots (or others) names the cell instead of reporting the
+    old slots' numbers under the new request."""
+    args = ("--variant", "cns_m1.0", "--ns", "1", "--steps", "2", "--batch-size", "2")
+    assert _run(ev, "transfer", study, *args, "--tag", "sl", "--slots", "1", "2", "8", "9") == 0
+    cell = _cell(study, "cns_m1.0_sl_pretrained_n1_s0")
+    assert cell["field_index"] == [1, 2, 8, 9]
+    assert _run(ev, "transfer", study, *args, "--tag", "sl", "--slots", "1", "2", "8", "9") == 0
+    with pytest.raises(SystemExit, match=r"cns_m1.0_sl_pretrained_n1_s0.*\[1, 2, 8, 9\]"):
+        _run(ev, "transfer", study, *args, "--tag", "sl")
+    with pytest.raises(SystemExit, match="asked for \\[2, 1, 8, 9\\]"):
+        _run(ev, "transfer", study, *args, "--tag", "sl", "--slots", "2", "1", "8", "9")
+    assert _cell(study, "cns_m1.0_sl_pretrained_n1_s0") == cell  # nothing rewritten
+
+
+def test_report_refuses_a_main_run_no_cell_carries(tmp_path):
+    """``report --tag`` with a name no rollout or one-step cell carries (a typo) is an error,
+    not a report whose page figures are silently empty."""
+    from benchmarks import mpp_evidence_report as rep
+
+    root = tmp_path / "cells"
+    _fabricate(root)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="'lnog14k'.*no rollout or one-step cell"):
+        rep.report(root, str(tmp_path / "no_ckpt"), str(tmp_path), str(out), "stable", "lnog14k")
+    assert not out.exists()
