@@ -103,6 +103,10 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(generated, tmp_path, ca
     assert "holds swe data; expected cns data for 'cns_m0.1'" in _error(
         capsys, tmp_path / "r3", named
     )
+    # the same file twice (here once in a folder, once by name) would train twice as often
+    pdebench = generated["pdebench"]
+    twice = _error(capsys, tmp_path / "r4", pdebench.parent, f"swe={pdebench}")
+    assert "2D_rdb_NA_NA.h5: given twice" in twice and "each training file is read once" in twice
 
 
 def test_a_system_whose_files_disagree_is_refused(generated, tmp_path, capsys):
@@ -154,3 +158,14 @@ def test_finetune_puts_the_fields_in_chosen_slots(generated, tmp_path, capsys):
     assert main([*args, "--field-index", "0", "6", "--out", str(tmp_path / "ft")]) == 0
     _, systems = load_surrogate(tmp_path / "ft" / "checkpoint")
     assert systems["diffreact"]["field_index"] == [0, 6]
+    import torch
+
+    from scifm.core import TrainConfig
+    from scifm.mpp.experiment import finetune
+
+    model, _ = load_surrogate(tmp_path / "pre" / "checkpoint")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"field_index \[0, 6.5\]: slots are whole numbers"):
+        finetune(model, "diffreact", torch.zeros(1, 6, 2, 16, 16), TrainConfig.preset("tiny"),
+                 field_index=[0, 6.5])  # fmt: skip
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

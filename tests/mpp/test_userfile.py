@@ -237,3 +237,21 @@ def test_a_card_lists_every_folder_a_variant_trained_on(tmp_path):
     assert heldout_line(seeds, "swe", long_seed)[0] == "seen"
     with pytest.raises(ValueError, match=r"data\['swe'\]\['more'\]\[0\].*'seed'"):
         card_training_seeds({"data": {"swe": {**first, "more": [{"trajectories": 2}]}}})
+
+
+def test_a_parameter_inside_any_folder_a_variant_trained_on_is_not_flagged(tmp_path):
+    """The user-file check reads the ranges of every folder of a variant (``more`` too): a
+    value only the second folder covered is inside the card; one outside both is named with
+    both folders' ranges."""
+    from dataclasses import replace
+
+    from scifm.mpp.userfile import _parameter_warnings
+    from scifm.pde.filewindows import scan_file
+
+    info = scan_file(_generate(tmp_path / "dr", "diffreact", 16, 8) / "2D_diff-react_NA_NA.h5")
+    card = {"diffreact": {"system": "diffreact", "parameter_ranges": {"Du": [0.001, 0.001]},
+                          "more": [{"parameter_ranges": {"Du": [0.005, 0.02]}}]}}  # fmt: skip
+    inside = replace(info, ranges={"Du": (0.01, 0.01)})
+    assert _parameter_warnings(tmp_path, inside, card) == []
+    (line,) = _parameter_warnings(tmp_path, replace(info, ranges={"Du": (0.5, 0.5)}), card)
+    assert "Du=0.5 (card diffreact: [0.001, 0.001]; diffreact: [0.005, 0.02])" in line

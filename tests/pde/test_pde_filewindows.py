@@ -79,21 +79,42 @@ def test_bad_files_and_directories_are_clear_errors(small_runs, tmp_path):
 
 
 def test_a_data_set_whose_files_disagree_is_refused(small_runs, tmp_path):
+    """Frames saved at a spacing no whole stride brings to the data set's are refused, naming
+    both files; a file of another system too."""
     for d in "abc":
         (tmp_path / d).mkdir()
-    a = scan_file(write_pdebench(small_runs["ins"], tmp_path / "a"))
-    sparse = small_runs["ins"].select([0])  # every other frame: twice the spacing
-    sparse.fields, sparse.t = sparse.fields[:, ::2], sparse.t[::2]
-    b = scan_file(write_pdebench(sparse, tmp_path / "b"))
+    short = small_runs["ins"].select([0])
+    short.fields, short.t = short.fields[:, :4], short.t[:4]
+    a = scan_file(write_pdebench(short, tmp_path / "a"))
+    slow = small_runs["ins"].select([1])
+    slow.t = slow.t * 1.5  # frames 1.5 times as far apart: no whole stride fits
+    b = scan_file(write_pdebench(slow, tmp_path / "b"))
     with pytest.raises(
         FormatError,
-        match=r"a/ns_incom.*\(6, 32, 32\) with frames 0\.\d+ apart; "
-        r"expected ins \(3, 32, 32\), frames 0\.\d+ apart like ns_incom",
+        match=r"b/ns_incom.*\(6, 32, 32\) with frames 0\.\d+ apart; "
+        r"expected ins \(4, 32, 32\), frames 0\.\d+ apart like ns_incom",
     ):
         group_windows({"ins": [a, b]}, n_ctx=2)
     c = scan_file(write_pdebench(small_runs["swe"], tmp_path / "c"))
     with pytest.raises(FormatError, match="swe data"):
         group_windows({"ins": [a, c]}, n_ctx=2)
+
+
+def test_a_file_saved_more_often_is_strided_to_the_data_sets_spacing(small_runs, tmp_path):
+    """Beside a file saved every other frame, the full file takes stride 2 (its frames then
+    lie as far apart), whichever of the two is listed first."""
+    for d in "ab":
+        (tmp_path / d).mkdir()
+    a = scan_file(write_pdebench(small_runs["ins"], tmp_path / "a"))
+    sparse = small_runs["ins"].select([0])
+    sparse.fields, sparse.t = sparse.fields[:, ::2], sparse.t[::2]
+    b = scan_file(write_pdebench(sparse, tmp_path / "b"))
+    assert (a.n_frames, b.n_frames) == (6, 3) and b.dt == pytest.approx(2 * a.dt)
+    for order in ([a, b], [b, a]):
+        ds = group_windows({"ins": order}, n_ctx=2)["ins"]
+        assert [w.step for w in ds.datasets] == [2 if f is a else 1 for f in order]
+        first = ds[0] if order[0] is a else ds[len(ds.datasets[0])]  # a's first window
+        torch.testing.assert_close(first["y"], small_runs["ins"].fields[0, 4].to(first["y"].dtype))
 
 
 def test_trajectories_of_two_lengths_at_one_spacing_train_as_one_data_set(small_runs, tmp_path):
@@ -220,3 +241,12 @@ def test_files_without_a_time_axis_group_by_frame_count(small_runs, tmp_path):
     with pytest.raises(FormatError, match=r"\(6, 32, 32\) without a time axis to compare frame "
                        r"spacings; expected ins \(4, 32, 32\) like"):  # fmt: skip
         group_windows({"ins": [a, b]}, n_ctx=2)
+    # a tie in length goes to the file with a time axis, whichever is listed first
+    timed = scan_file(write_pdebench(small_runs["ins"], tmp_path / "c"))
+    long = small_runs["ins"].select([0])
+    long.fields = torch.cat([long.fields, long.fields[:, 1:]], dim=1)  # 11 frames, same spacing
+    long.t = long.t[0] + (long.t[1] - long.t[0]) * torch.arange(11, dtype=long.t.dtype)
+    (tmp_path / "d").mkdir()
+    d = scan_file(write_pdebench(long, tmp_path / "d"))
+    for order in ([a, timed, d], [timed, a, d]):
+        assert len(group_windows({"ins": order}, n_ctx=2)["ins"].datasets) == 3

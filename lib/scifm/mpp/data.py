@@ -159,11 +159,17 @@ def file_datasets(
     if not paths:
         raise FormatError("no data files given: expected PDEBench or Well files or directories")
     groups: dict[str, list[PDEFile]] = {}
+    seen: dict[Path, str] = {}  # a file given twice would train twice as often, unseen
     for entry in map(str, paths):
         name, sep, path = entry.partition("=")
         if not sep:
             name, path = "", entry
         for p in find_files([path]):
+            key = Path(p).resolve()
+            if key in seen:
+                raise FormatError(f"{p}: given twice (in {seen[key]!r} and {entry!r}); "
+                                  "each training file is read once")  # fmt: skip
+            seen[key] = entry
             info = scan_file(p)
             variant = name or variant_of(info)
             want = resolve_variant(variant)[0] if name else info.system

@@ -274,6 +274,8 @@ def finetune(
 
     info = system_info(name)
     if field_index is not None:
+        if any(isinstance(i, bool) or int(i) != i for i in field_index):
+            raise ValueError(f"field_index {list(field_index)}: slots are whole numbers")
         slots = [int(i) for i in field_index]
         n, k = len(info["fields"]), model.config.n_states
         if new_fields:

@@ -136,11 +136,12 @@ def _parameter_warnings(path: Path, info: PDEFile, same: Mapping[str, Mapping]) 
     """One line naming every file parameter outside all same-system variants' card ranges."""
     outside = []
     for k, (lo, hi) in sorted(info.ranges.items()):
-        ranges = {v: d["parameter_ranges"][k] for v, d in same.items()
-                  if k in d.get("parameter_ranges", {})}  # fmt: skip
-        if ranges and not any(_inside(lo, hi, tuple(r)) for r in ranges.values()):
+        ranges = [(v, tuple(r["parameter_ranges"][k])) for v, d in same.items()
+                  for r in (d, *d.get("more", ()))  # every folder the variant trained on
+                  if k in r.get("parameter_ranges", {})]  # fmt: skip
+        if ranges and not any(_inside(lo, hi, r) for _, r in ranges):
             val = f"{lo:.4g}" if lo == hi else f"[{lo:.4g}, {hi:.4g}]"
-            card = "; ".join(f"{v}: [{a:.4g}, {b:.4g}]" for v, (a, b) in ranges.items())
+            card = "; ".join(dict.fromkeys(f"{v}: [{a:.4g}, {b:.4g}]" for v, (a, b) in ranges))
             outside.append(f"{k}={val} (card {card})")
     if not outside:
         return []

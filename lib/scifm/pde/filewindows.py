@@ -368,20 +368,33 @@ class FileWindows(Dataset):
         }
 
 
-def _same_spacing(a: PDEFile, b: PDEFile) -> bool:
-    """Whether two files save frames equally far apart (False when either has no time axis)."""
-    return a.dt is not None and b.dt is not None and math.isclose(a.dt, b.dt, rel_tol=1e-4)
+def _reference(group: Sequence[PDEFile]) -> PDEFile:
+    """The file whose span ``frames`` counts: the shortest, one with a time axis on a tie
+    (so the group's verdict does not depend on the order its files are listed in)."""
+    return min(group, key=lambda i: (i.n_frames, i.dt is None))
+
+
+def _stride_to(info: PDEFile, spacing: float | None) -> int | None:
+    """The whole stride that brings ``info``'s frames ``spacing`` apart (None: none does, or
+    either has no time axis)."""
+    if info.dt is None or spacing is None or info.dt <= 0:
+        return None
+    k = round(spacing / info.dt)
+    return k if k >= 1 and math.isclose(info.dt * k, spacing, rel_tol=1e-4) else None
 
 
 def group_steps(group: Sequence[PDEFile], res: int | None, frames: int | None) -> list[int]:
     """The frame stride of each file of one data set: ``frames`` counts the frames of the
-    group's shortest file once strided, and a file saved at that file's spacing takes the
-    same stride whatever its length; any other file takes its own (``resample_rule``)."""
+    group's shortest file once strided; a file whose saved spacing divides that file's
+    strided spacing takes the stride that reaches it, whatever its length (a longer run at
+    the same spacing, or one saved more often); any other file takes its own
+    (``resample_rule``) and ``group_windows`` refuses it if the spacings then differ."""
     if not group:
         return []
-    ref = min(group, key=lambda i: i.n_frames)
+    ref = _reference(group)
     ref_step = resample_rule(ref, res, frames)[1]
-    return [ref_step if _same_spacing(i, ref) else resample_rule(i, res, frames)[1] for i in group]
+    spacing = _served_dt(ref, ref_step)
+    return [_stride_to(i, spacing) or resample_rule(i, res, frames)[1] for i in group]
 
 
 def _served(info: PDEFile, step: int, res: int | None) -> tuple[int, int, int]:
@@ -414,7 +427,7 @@ def group_windows(
         if not group:
             raise FormatError(f"data set {name!r}: no files")
         steps = group_steps(group, res, frames)
-        ref = min(group, key=lambda i: i.n_frames)  # the span ``frames`` counts
+        ref = _reference(group)  # the span ``frames`` counts
         ref_step = steps[group.index(ref)]
         want, want_dt = _served(ref, ref_step, res), _served_dt(ref, ref_step)
         for info, step in zip(group, steps, strict=True):
