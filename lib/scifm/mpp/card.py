@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scifm.core.report import repo_path
 from scifm.pde.filewindows import find_files, group_steps, scan_file
 from scifm.pde.formats import FormatError
 from scifm.pde.generate import MANIFEST as GENERATE_JSON
@@ -149,7 +150,7 @@ def _folder_data(path: Path, infos: list, stride: int, res: int) -> dict[str, An
                 a, b = ranges.get(k, (lo, hi))
                 ranges[k] = (min(a, lo), max(b, hi))
     d = _variant_data(system, gen, dt, res, ranges)
-    d["source"] = str(path)
+    d["source"] = repo_path(path)  # repo-relative inside the checkout: a card read elsewhere
     d["generate_json"] = gen is not None and "seed" in gen
     return d
 
