@@ -80,6 +80,8 @@ def _judge(a: float, p: float) -> str:
         return "below persistence"
     if a >= 1.0 and ratio > 2.0:
         return f"diverges ({ratio:.3g}x persistence)"
+    if ratio > 2.0:  # finite and small, yet past issue 13's bar of 2x persistence
+        return f"more than 2x persistence ({ratio:.3g}x)"
     return f"above persistence ({ratio:.3g}x)"
 
 

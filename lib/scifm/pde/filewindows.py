@@ -416,9 +416,9 @@ def group_windows(
 
     Trajectory lengths may differ (PDEBench-span files beside longer runs at the same
     spacing train as one data set, each file giving its own windows); frame spacings may
-    not, once strided (a file saved k times as often takes stride k). ``frames`` is the frame count of the group's shortest file once strided
-    (``group_steps``). Files without a time axis cannot show their spacing, so they must
-    agree in frame count once strided.
+    not, once strided (a file saved k times as often takes stride k). ``frames`` is the
+    frame count of the group's shortest file once strided (``group_steps``). Files without a
+    time axis cannot show their spacing, so they must agree in frame count once strided.
     ``kwargs`` go to every ``FileWindows`` (``n_ctx``, ``res``, ``frames``, ...).
     """
     res, frames = kwargs.get("res"), kwargs.get("frames")
