@@ -199,6 +199,11 @@ def transfer(args: argparse.Namespace) -> int:
     step_no, pre_cfg = _ckpt_step(pre), AViTConfig(**pre["record"]["config"])
     pool = load_fields(Path(args.data) / "train" / args.variant, limit=max(args.ns))
     test_files = [f"{args.variant}={Path(args.data) / 'test' / args.variant}"]
+    for seed in args.seeds:  # every kept cell checked before any is trained
+        for n in args.ns:
+            done = transfer_cell(root, args.variant, tag, "pretrained", args.trainable, n, seed)
+            if done.exists():
+                _same_slots(done, args.variant, args.slots)
     for seed in args.seeds:
         # N trajectories drawn once per seed; the smaller sets are prefixes of the larger
         order = torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(seed))
@@ -206,8 +211,6 @@ def transfer(args: argparse.Namespace) -> int:
             for init in ("pretrained", "scratch"):
                 out = transfer_cell(root, args.variant, tag, init, args.trainable, n, seed)
                 if out.exists():
-                    if init == "pretrained":
-                        _same_slots(out, args.variant, args.slots)
                     continue
                 if init == "scratch" and args.reuse_scratch is not None:
                     if _reuse_scratch(args, root, out, n, seed):

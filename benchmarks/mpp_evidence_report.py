@@ -258,9 +258,10 @@ def report(
     brolls = read_cells(root, "baseline-rollout_*/result.json")
     for r in rolls + brolls:
         r.update(rollout_criteria(r))
-    if main_tag and not any(r.get("tag") == main_tag for r in rolls + ones):
-        raise ValueError(f"main run {main_tag!r}: no rollout or one-step cell under {root} "
-                         "carries that tag (run `rollout`/`onestep --tag` first)")  # fmt: skip
+    if main_tag and not any(r.get("tag") == main_tag and not r.get("seed") for r in rolls + ones):
+        raise ValueError(f"main run {main_tag!r}: no rollout or one-step cell of seed 0 "
+                         f"under {root} carries that tag (run `rollout`/`onestep --tag` "
+                         "first)")  # fmt: skip
     rows = transfer_rows(cells)
     main_one = {v: r for (_, _, v), r in latest(ones, main=main_tag).items()}
     curve, curve_from = pretrain_curve(root, ckpt)

@@ -165,7 +165,8 @@ def test_finetune_puts_the_fields_in_chosen_slots(generated, tmp_path, capsys):
 
     model, _ = load_surrogate(tmp_path / "pre" / "checkpoint")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(ValueError, match=r"field_index \[0, 6.5\]: slots are whole numbers"):
-        finetune(model, "diffreact", torch.zeros(1, 6, 2, 16, 16), TrainConfig.preset("tiny"),
-                 field_index=[0, 6.5])  # fmt: skip
+    for bad in ([0, 6.5], [0, float("nan")], [0, float("inf")], [True, 6], ["0", 6]):
+        with pytest.raises(ValueError, match=r"field_index \[.*\]: slots are whole numbers"):
+            finetune(model, "diffreact", torch.zeros(1, 6, 2, 16, 16),
+                     TrainConfig.preset("tiny"), field_index=bad)  # fmt: skip
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -492,8 +492,10 @@ def test_a_run_reused_with_other_slots_is_refused_by_name(ev, study):
     cell = _cell(study, "cns_m1.0_sl_pretrained_n1_s0")
     assert cell["field_index"] == [1, 2, 8, 9]
     assert _run(ev, "transfer", study, *args, "--tag", "sl", "--slots", "1", "2", "8", "9") == 0
+    two = ("--variant", "cns_m1.0", "--ns", "2", "1", "--steps", "2", "--batch-size", "2")
     with pytest.raises(SystemExit, match=r"cns_m1.0_sl_pretrained_n1_s0.*\[1, 2, 8, 9\]"):
-        _run(ev, "transfer", study, *args, "--tag", "sl")
+        _run(ev, "transfer", study, *two, "--tag", "sl")  # refused before N = 2 is trained
+    assert not (study["root"] / "cns_m1.0_sl_pretrained_n2_s0").exists()
     with pytest.raises(SystemExit, match="asked for \\[2, 1, 8, 9\\]"):
         _run(ev, "transfer", study, *args, "--tag", "sl", "--slots", "2", "1", "8", "9")
     assert _cell(study, "cns_m1.0_sl_pretrained_n1_s0") == cell  # nothing rewritten

@@ -115,6 +115,15 @@ def test_a_file_saved_more_often_is_strided_to_the_data_sets_spacing(small_runs,
         assert [w.step for w in ds.datasets] == [2 if f is a else 1 for f in order]
         first = ds[0] if order[0] is a else ds[len(ds.datasets[0])]  # a's first window
         torch.testing.assert_close(first["y"], small_runs["ins"].fields[0, 4].to(first["y"].dtype))
+    # of two files as long, the one saved more often is strided to the other, in either order
+    fine = small_runs["ins"].select([0])
+    fine.t = fine.t[0] + (fine.t - fine.t[0]) / 2  # the same frame count, half the spacing
+    (tmp_path / "c").mkdir()
+    c = scan_file(write_pdebench(fine, tmp_path / "c"))
+    assert c.n_frames == a.n_frames and c.dt == pytest.approx(a.dt / 2)
+    for order in ([a, c], [c, a]):
+        ds = group_windows({"ins": order}, n_ctx=2)["ins"]
+        assert [w.step for w in ds.datasets] == [2 if f is c else 1 for f in order]
 
 
 def test_trajectories_of_two_lengths_at_one_spacing_train_as_one_data_set(small_runs, tmp_path):

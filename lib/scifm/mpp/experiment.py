@@ -274,9 +274,13 @@ def finetune(
 
     info = system_info(name)
     if field_index is not None:
-        if any(isinstance(i, bool) or int(i) != i for i in field_index):
+        try:
+            slots = [int(i) for i in field_index]
+            whole = all(not isinstance(i, bool) and i == j for i, j in zip(field_index, slots))
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        if not whole:
             raise ValueError(f"field_index {list(field_index)}: slots are whole numbers")
-        slots = [int(i) for i in field_index]
         n, k = len(info["fields"]), model.config.n_states
         if new_fields:
             raise ValueError("field_index and new_fields: choose the slots or fresh ones, not both")

@@ -369,9 +369,10 @@ class FileWindows(Dataset):
 
 
 def _reference(group: Sequence[PDEFile]) -> PDEFile:
-    """The file whose span ``frames`` counts: the shortest, one with a time axis on a tie
-    (so the group's verdict does not depend on the order its files are listed in)."""
-    return min(group, key=lambda i: (i.n_frames, i.dt is None))
+    """The file whose frames ``frames`` counts: the one with the fewest frames; on a tie one
+    with a time axis, then the widest spacing (a finer file can be strided to it, not the
+    other way), then by path, so the verdict does not depend on the order of the list."""
+    return min(group, key=lambda i: (i.n_frames, i.dt is None, -(i.dt or 0.0), str(i.path)))
 
 
 def _stride_to(info: PDEFile, spacing: float | None) -> int | None:
