@@ -55,7 +55,9 @@ def test_sections_run_and_render_on_the_cpu():
     ]
     assert all(r["train_flops_per_step"] > 0 and r["samples_per_s"] > 0 for r in rows)
     assert rows[0]["mfu"] is None  # no peak figure for a CPU: no made-up utilisation
-    agree = gpu.bf16_agreement(cpu, gpu.mpp_speed.MODEL, res=16, n=1)
+    # 32^2, not 16^2: at 2 x 2 patches a frame the 64^2 model's diffusion-reaction step moved
+    # by 0.13 under bf16 (a regime it never saw); at 32^2 by 0.004 (model error 0.24)
+    agree = gpu.bf16_agreement(cpu, gpu.mpp_speed.MODEL, res=32, n=1)
     # every variant of the shipped model (the 64^2 evidence model: its three, no CNS)
     assert set(agree) == {"swe", "diffreact", "ins"}
     for v in agree.values():
