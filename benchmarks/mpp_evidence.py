@@ -197,13 +197,13 @@ def transfer(args: argparse.Namespace) -> int:
     root, tag = Path(args.root), _tag(args.tag)
     pre = load_checkpoint(args.ckpt)
     step_no, pre_cfg = _ckpt_step(pre), AViTConfig(**pre["record"]["config"])
-    pool = load_fields(Path(args.data) / "train" / args.variant, limit=max(args.ns))
-    test_files = [f"{args.variant}={Path(args.data) / 'test' / args.variant}"]
-    for seed in args.seeds:  # every kept cell checked before any is trained
+    for seed in args.seeds:  # every kept cell checked before data load or training
         for n in args.ns:
             done = transfer_cell(root, args.variant, tag, "pretrained", args.trainable, n, seed)
             if done.exists():
                 _same_slots(done, args.variant, args.slots)
+    pool = load_fields(Path(args.data) / "train" / args.variant, limit=max(args.ns))
+    test_files = [f"{args.variant}={Path(args.data) / 'test' / args.variant}"]
     for seed in args.seeds:
         # N trajectories drawn once per seed; the smaller sets are prefixes of the larger
         order = torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(seed))

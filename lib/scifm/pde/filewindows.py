@@ -375,13 +375,18 @@ def _reference(group: Sequence[PDEFile]) -> PDEFile:
     return min(group, key=lambda i: (i.n_frames, i.dt is None, -(i.dt or 0.0), str(i.path)))
 
 
+def _same_dt(a: float, b: float) -> bool:
+    """Whether two frame spacings are the same (one tolerance for stride and check)."""
+    return math.isclose(a, b, rel_tol=1e-4)
+
+
 def _stride_to(info: PDEFile, spacing: float | None) -> int | None:
     """The whole stride that brings ``info``'s frames ``spacing`` apart (None: none does, or
     either has no time axis)."""
     if info.dt is None or spacing is None or info.dt <= 0:
         return None
     k = round(spacing / info.dt)
-    return k if k >= 1 and math.isclose(info.dt * k, spacing, rel_tol=1e-4) else None
+    return k if k >= 1 and _same_dt(info.dt * k, spacing) else None
 
 
 def group_steps(group: Sequence[PDEFile], res: int | None, frames: int | None) -> list[int]:
@@ -439,7 +444,7 @@ def group_windows(
                 if got == want:  # no spacing to compare: equal frame counts pass
                     continue
                 why = " without a time axis to compare frame spacings"
-            elif not math.isclose(dt, want_dt, rel_tol=1e-4):
+            elif not _same_dt(dt, want_dt):
                 why = f" with frames {dt:.6g} apart"
             else:
                 continue
