@@ -78,6 +78,7 @@ from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from mpp_evidence_report import (
     FNO_PRESET,
@@ -99,7 +100,7 @@ from scifm.core.rng import seeded
 from scifm.mpp.baselines import FNOBaseline, FNOConfig
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import file_datasets, system_info
-from scifm.mpp.evaluate import one_step_nrmse, rollout_nrmse
+from scifm.mpp.evaluate import one_step_nrmse, one_step_nrmse_fields, rollout_nrmse
 from scifm.mpp.experiment import finetune, load_surrogate
 from scifm.mpp.model import AViT
 from scifm.mpp.recipe import TrainRecipe
@@ -135,7 +136,8 @@ def _tag(text: str | None) -> str | None:
 
 
 def _recipe_name(ckpt: str | Path) -> str:
-    """The TrainRecipe preset a checkpoint was trained with ('custom' if none matches)."""
+    """The TrainRecipe a checkpoint was trained with: a preset's name, or the nearest
+    preset's and the fields that differ from it (``stable_random loss_norm=rms``)."""
     return _recipe_of(load_checkpoint(ckpt)["record"].get("extra", {}))
 
 
@@ -147,10 +149,14 @@ def _recipe_of(extra: dict) -> str:
     # a record older than a field has its default; the seed of the draws is no part of the
     # recipe (a baseline replica, ``--seeds``, shifts it)
     stored = TrainRecipe(**stored).to_dict() | {"seed": 0}
-    for name in TrainRecipe.PRESETS:
-        if TrainRecipe.preset(name).to_dict() | {"seed": 0} == stored:
-            return name
-    return "custom"
+    best: tuple[int, str, list[str]] | None = None
+    for name in TrainRecipe.PRESETS:  # in their order: the first of the nearest wins a tie
+        preset = TrainRecipe.preset(name).to_dict() | {"seed": 0}
+        diff = [f"{k}={stored[k]}" for k in preset if preset[k] != stored[k]]
+        if best is None or len(diff) < best[0]:
+            best = (len(diff), name, diff)
+    _, name, diff = best
+    return " ".join([name, *diff])
 
 
 def _ckpt_step(pre: dict) -> int | None:
@@ -327,10 +333,14 @@ def onestep(args: argparse.Namespace) -> int:
         test = file_datasets([f"{name}={folder}"], n_frames=model.config.n_frames,
                              systems={**systems, name: info})[name]  # fmt: skip
         step = model_step(model, info["field_index"], info["periodic"])
+        avit = one_step_nrmse_fields(step, test)
+        flat = one_step_nrmse_fields(persistence_step, test)
         rec = {
             "variant": name, "ckpt_step": step_no, "trained_on": name in systems, **run,
-            "windows": len(test), "avit": one_step_nrmse(step, test),
-            "persistence": one_step_nrmse(persistence_step, test),
+            "windows": len(test), "avit": float(np.mean(avit)),
+            "persistence": float(np.mean(flat)),
+            "fields": {f: {"avit": a, "persistence": p}
+                       for f, a, p in zip(info["fields"], avit, flat)},
         }  # fmt: skip
         write_cell(out, rec)
         print(json.dumps(rec), flush=True)
@@ -398,14 +408,18 @@ def baselines(args: argparse.Namespace) -> int:
         )
     recipe = TrainRecipe(**extra["recipe"]) if extra.get("recipe") else None
     tag = _tag(args.tag)
-    if args.recipe:  # an ablation of the baselines' recipe: its own cells and run folders
+    if args.recipe or args.recipe_set:  # an ablation of the baselines' recipe: own cells
+        flag = "--recipe " + args.recipe if args.recipe else "--recipe-set"
         if tag is None:
             raise ValueError(
-                f"--recipe {args.recipe}: give a --tag, so its cells do not replace the "
+                f"{flag}: give a --tag, so its cells do not replace the "
                 "baselines trained with the pretraining's recipe"
             )
-        recipe = TrainRecipe.preset(args.recipe)
+        recipe = TrainRecipe.preset(args.recipe) if args.recipe else (recipe or TrainRecipe())
     recipe_name = args.recipe or _recipe_of(extra)
+    if args.recipe_set:  # one component changed: named by its base and the change
+        recipe = recipe.with_overrides(args.recipe_set)
+        recipe_name = f"{recipe_name} {' '.join(args.recipe_set)}"
     batch = extra.get("batch_size") or (extra.get("card") or {}).get("batch_size")
     if not batch:
         raise ValueError(f"{args.ckpt}: records no batch size (neither trainer state nor card)")
@@ -439,13 +453,16 @@ def baselines(args: argparse.Namespace) -> int:
                            "seed": seed})  # fmt: skip
                 model.eval()
                 step = model_step(model, info["field_index"], info["periodic"])
+                per_field = one_step_nrmse_fields(step, test)
                 rec = {
                     "variant": name, "arch": arch, "step": stop, "tag": tag, "seed": seed,
                     "recipe": recipe_name, "batch_size": batch, "samples": stop * batch,
+                    "recipe_config": run_recipe.to_dict() if run_recipe else None,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "baseline_of": repo_path(args.ckpt),
                     "seconds_this_call": round(time.perf_counter() - t0, 1),
-                    "windows": len(test), "nrmse": one_step_nrmse(step, test),
+                    "windows": len(test), "nrmse": float(np.mean(per_field)),
+                    "nrmse_fields": dict(zip(info["fields"], per_field)),
                     "persistence": one_step_nrmse(persistence_step, test),
                 }  # fmt: skip
                 write_cell(out, rec)
@@ -636,6 +653,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(TrainRecipe.PRESETS),
         help="baselines: train with this TrainRecipe preset instead of the pretraining's "
         "(an ablation; needs --tag, which names its cells)",
+    )
+    ap.add_argument(
+        "--recipe-set",
+        nargs="+",
+        default=[],
+        metavar="K=V",
+        help="baselines: change fields of the recipe (--recipe's, else the pretraining's), "
+        "e.g. noise=0 or loss_norm=rms: a one-component ablation; needs --tag",
     )
     ap.add_argument(
         "--train",

@@ -296,6 +296,7 @@ def report(
                f"JSON, from `{curve_from}`."]  # fmt: skip
     md += _transfer_md(rows, cells)
     md += _one_step_md(one_step_rows(ones), main_recipe)
+    md += _fields_md(ones, bases, main_recipe)
     md += _baseline_table([b for b in bases if not b.get("tag")], main_one)
     # a tagged run with the pretrained model's own recipe is a budget, not a recipe ablation
     same = {b["tag"] for b in bases if b.get("tag") and b.get("recipe") == main_recipe}
@@ -397,6 +398,40 @@ def _one_step_md(ones: list[dict], main_recipe: str | None) -> list[str]:
                       f"{r['ckpt_step']} | {_seeds(avit)} | {_f(r['persistence'])} | "
                       f"{_f(float(np.mean(avit)) / r['persistence'])} |")  # fmt: skip
         md += _zero_shot_note(ones)
+    return md
+
+
+def _fields_md(ones: list[dict], bases: list[dict], main_recipe: str | None) -> list[str]:
+    """One-step NRMSE field by field, where the cells recorded it (``fields`` of a one-step
+    cell, ``nrmse_fields`` of a baseline's): the mean over fields can beat persistence while
+    one field stays at persistence, which only this shows."""
+    flat: dict[str, dict[str, float]] = {}  # variant -> field -> persistence (same test files)
+    rows = []
+    for r in sorted(ones, key=_run_order):
+        if not r.get("fields") or not r["trained_on"]:
+            continue
+        flat.setdefault(r["variant"], {k: v["persistence"] for k, v in r["fields"].items()})
+        label = run_label(r, main_recipe) + (f" seed {r['seed']}" if r.get("seed") else "")
+        rows.append((r["variant"], f"MPP {label} @ {r['ckpt_step']}",
+                     {k: v["avit"] for k, v in r["fields"].items()}))  # fmt: skip
+    for b in sorted(bases, key=lambda b: (b["variant"], b.get("tag") or "", b["step"])):
+        if b.get("nrmse_fields"):
+            name = BASELINE_NAMES[b["arch"]] + (f" ({b['tag']})" if b.get("tag") else "")
+            name += f" seed {b['seed']}" if b.get("seed") else ""
+            rows.append((b["variant"], f"{name}, {b['recipe']} @ {b['step']}",
+                         b["nrmse_fields"]))  # fmt: skip
+    if not rows:
+        return []
+    md = ["", "### One field at a time", "",
+          "One-step NRMSE of each field on the held-out test files (their mean is the figure "
+          "above); in brackets, the ratio to persistence of that field.", "",
+          "| variant | model | field | NRMSE (x persistence) | persistence |",
+          "|---|---|---|---:|---:|"]  # fmt: skip
+    for variant, model, fields in sorted(rows, key=lambda r: r[0]):
+        for field, v in fields.items():
+            p = flat.get(variant, {}).get(field)
+            ratio = f" ({v / p:.2f}x)" if p else ""
+            md.append(f"| {variant} | {model} | {field} | {_f(v)}{ratio} | {_f(p) or '-'} |")
     return md
 
 

@@ -32,7 +32,8 @@
 #       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_long.log 2>&1 &
 #
 # Environment (defaults: the first run above): WARM_START, STEPS (20000), RECIPE (a
-# TrainRecipe preset: stable, paper, unrolled), STOP_AT (end this call after that step; the
+# TrainRecipe preset: stable, paper, unrolled), RECIPE_SET (fields changed from the preset,
+# e.g. "loss_norm=rms noise=0"), STOP_AT (end this call after that step; the
 # LR schedule still spans all STEPS, so the run can be resumed past it), SEED (a replica: the
 # initialisation, the batch order and the recipe's noise draws all seeded by it; 0, the
 # default, is the run of record), OUT, DATA, LONG (a second folder of training files per
@@ -63,6 +64,6 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec "$PY" -m scifm mpp pretrain --model small --data no_cns \
     --train small --train-set steps=${STEPS:-20000} warmup_steps=500 log_every=50 ckpt_every=200 \
     ${STOP_AT:+stop_at=$STOP_AT} seed=$SEED --data-set res=64 seed=$SEED \
-    --recipe "$RECIPE" --recipe-set seed=$SEED --batch-size 8 \
+    --recipe "$RECIPE" --recipe-set seed=$SEED ${RECIPE_SET:-} --batch-size 8 \
     --files "${FILES[@]}" \
     --out "$OUT" --device "${DEVICE:-cpu}" ${WARM_START:+--warm-start "$WARM_START"}

@@ -330,10 +330,11 @@ def test_restore_refuses_two_records_for_one_cell(tmp_path):
         rep.restore(src, tmp_path / "cells")
 
 
-def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp_path):
-    """A packaged asset records no TrainConfig: baselines refuse it until the training
-    command's schedule is given, and refuse a second schedule for a trainer checkpoint."""
+def _swe_asset(study: dict, tmp_path: Path) -> tuple[Path, Path, int]:
+    """The study's model packaged as an asset (no TrainConfig, a card), and SWE files in the
+    layout of scripts/mpp_data.sh for its one system: (asset, data, batch size)."""
     from scifm.core import load_checkpoint, load_model, save_checkpoint
+    from scifm.pde.generate import GenerateRequest, generate
 
     config, model = load_model(study["ckpt"])
     extra = dict(load_checkpoint(study["ckpt"])["record"]["extra"])
@@ -343,13 +344,47 @@ def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp
                      "made_by": {"training": "scripts/mpp_pretrain.sh"}}  # fmt: skip
     asset = tmp_path / "asset"
     save_checkpoint(asset, model.half(), config, extra=extra)
-    from scifm.pde.generate import GenerateRequest, generate
-
     data = tmp_path / "data"
     for split, n, seed in (("train", 2, 1301), ("test", 1, 2301), ("test_long", 1, 3301)):
         req = GenerateRequest(system="swe", n=n, res=16, n_frames=7, t_end=0.05, chunk_size=2,
                               seed=seed)  # the asset's system  # fmt: skip
         generate(req, data / split / "swe", progress=False)
+    return asset, data, batch
+
+
+def test_baselines_recipe_set_is_a_named_one_component_ablation(ev, study, tmp_path):
+    """``baselines --recipe-set`` changes fields of the recipe (here of ``--recipe stable``):
+    refused without a tag; under one, the cell names the base and the change and keeps the
+    whole recipe, and the report's recipe table lists it by that name."""
+    from benchmarks import mpp_evidence_report as rep
+    from scifm.mpp.recipe import TrainRecipe
+
+    asset, data, _ = _swe_asset(study, tmp_path)
+    args = ["baselines", "--ckpt", str(asset), "--data", str(data), "--root", str(tmp_path / "c"),
+            "--systems", "swe", "--archs", "avit", "--train", "tiny", "--train-set", "steps=4",
+            "--recipe", "stable", "--recipe-set", "noise=0"]  # fmt: skip
+    with pytest.raises(ValueError, match="--recipe stable: give a --tag"):
+        ev.main(args)
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(ValueError, match="nois"):  # an unknown field, named
+        ev.main([*args[:-1], "nois=0", "--tag", "x"])
+    assert ev.main([*args, "--tag", "ab-nonoise"]) == 0
+    cell = json.loads(
+        (tmp_path / "c" / "baseline_avit_swe_ab-nonoise_step2" / "result.json").read_text()
+    )
+    assert cell["recipe"] == "stable noise=0" and cell["tag"] == "ab-nonoise"
+    stable = TrainRecipe.preset("stable").to_dict()
+    assert cell["recipe_config"] == {**stable, "noise": 0.0}
+    assert math.isfinite(cell["nrmse"])
+    rep.report(tmp_path / "c", str(asset), str(data), str(tmp_path / "out"), "stable_random")
+    md = (tmp_path / "out" / "mpp_evidence.md").read_text()
+    assert "| swe | single-task AViT | 2 | stable noise=0 |" in md
+
+
+def test_baselines_from_an_asset_need_the_schedule_its_card_names(ev, study, tmp_path):
+    """A packaged asset records no TrainConfig: baselines refuse it until the training
+    command's schedule is given, and refuse a second schedule for a trainer checkpoint."""
+    asset, data, batch = _swe_asset(study, tmp_path)
     args = ["baselines", "--ckpt", str(asset), "--data", str(data), "--root", str(tmp_path / "c"),
             "--systems", "swe", "--archs", "avit"]  # fmt: skip
     with pytest.raises(ValueError, match="scripts/mpp_pretrain.sh.*--train small"):
@@ -479,7 +514,9 @@ def test_a_replicas_shifted_seed_keeps_its_recipe_name(ev):
 
     stable = TrainRecipe.preset("stable").to_dict()
     assert ev._recipe_of({"recipe": stable | {"seed": stable["seed"] + 2}}) == "stable"
-    assert ev._recipe_of({"recipe": stable | {"noise": 0.5}}) == "custom"
+    assert ev._recipe_of({"recipe": stable | {"noise": 0.5}}) == "stable noise=0.5"
+    rms = TrainRecipe.preset("stable_random").to_dict() | {"loss_norm": "rms", "seed": 3}
+    assert ev._recipe_of({"recipe": rms}) == "stable_random loss_norm=rms"
     assert ev._recipe_of({}) == "paper"
 
 
@@ -512,3 +549,29 @@ def test_report_refuses_a_main_run_no_cell_carries(tmp_path):
     with pytest.raises(ValueError, match="'lnog14k'.*no rollout or one-step cell"):
         rep.report(root, str(tmp_path / "no_ckpt"), str(tmp_path), str(out), "stable", "lnog14k")
     assert not out.exists()
+
+
+def test_the_report_shows_a_field_left_at_persistence(tmp_path):
+    """A one-step cell's ``fields`` and a baseline cell's ``nrmse_fields`` give one row a
+    field, with its ratio to that field's persistence: a model better than persistence on
+    the mean can leave a field exactly at persistence, and the table says so."""
+    from benchmarks import mpp_evidence_report as rep
+
+    root = tmp_path / "cells"
+    fields = {"vx": {"avit": 0.1036, "persistence": 0.1036},
+              "particles": {"avit": 0.0225, "persistence": 0.0557}}  # fmt: skip
+    _write(root, "onestep_long14k_ins_step14000", {
+        "variant": "ins", "ckpt_step": 14000, "trained_on": True, "windows": 340,
+        "tag": "long14k", "recipe": "stable_random", "avit": 0.063, "persistence": 0.0797,
+        "fields": fields})  # fmt: skip
+    _write(root, "baseline_avit_ins_ab-rmsloss_step1067", {
+        "variant": "ins", "arch": "avit", "step": 1067, "tag": "ab-rmsloss",
+        "recipe": "stable loss_norm=rms", "nrmse": 0.069, "persistence": 0.0797,
+        "parameters": 1, "nrmse_fields": {"vx": 0.0962, "particles": 0.0416}})  # fmt: skip
+    rep.report(root, str(tmp_path / "no_ckpt"), str(tmp_path), str(tmp_path / "out"), None)
+    md = (tmp_path / "out" / "mpp_evidence.md").read_text()
+    table = md.split("### One field at a time")[1].split("###")[0]
+    assert "| ins | MPP long14k (stable_random) @ 14000 | vx | 0.1036 (1.00x) | 0.1036 |" in table
+    assert "| particles | 0.0225 (0.40x) | 0.0557 |" in table
+    row = "| single-task AViT (ab-rmsloss), stable loss_norm=rms @ 1067 | vx | 0.0962 (0.93x) |"
+    assert row in table

@@ -130,6 +130,11 @@ def test_rollout_and_evaluate_a_users_file_against_persistence(shipped, tmp_path
     assert out["persistence"] == pytest.approx(
         sum(float(nmse_per_field(f[0, 3 + k], f[0, 4 + k]).sqrt().mean()) for k in range(4)) / 4
     )
+    # field by field (SWE has one: the height), the same figures
+    assert list(out["fields"]) == ["h"]
+    assert out["fields"]["h"] == pytest.approx(
+        {"avit": out["avit"], "persistence": out["persistence"]}
+    )
     # fewer frames than the asked rollout: all that exist, and a warning
     code, out, warnings, _ = _run(capsys, "rollout", shipped["ckpt"], path, "--steps", "9")
     assert out["steps"] == 4 and len(warnings) == 1 and "4 rollout steps, not 9" in warnings[0]

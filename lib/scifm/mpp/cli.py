@@ -263,23 +263,34 @@ def _user_file(args: argparse.Namespace):
     return model, device, check, file_windows(check, T, systems)
 
 
+def _one_step(step, windows, fields: list[str], device) -> dict:
+    """``avit`` and ``persistence`` one-step NRMSE, and each field's (``fields``: names)."""
+    from scifm.mpp.evaluate import one_step_nrmse_fields
+    from scifm.mpp.rollout import persistence_step
+
+    avit = one_step_nrmse_fields(step, windows, device=device)
+    flat = one_step_nrmse_fields(persistence_step, windows, device=device)
+    return {
+        "avit": sum(avit) / len(avit),
+        "persistence": sum(flat) / len(flat),
+        "fields": {n: {"avit": a, "persistence": p} for n, a, p in zip(fields, avit, flat)},
+    }
+
+
 def _evaluate_file(args: argparse.Namespace) -> int:
     from torch.utils.data import Subset
 
-    from scifm.mpp.evaluate import one_step_nrmse
-    from scifm.mpp.rollout import model_step, persistence_step
+    from scifm.mpp.data import system_info
+    from scifm.mpp.rollout import model_step
     from scifm.mpp.userfile import header
 
     model, device, check, ds = _user_file(args)
     n = min(args.n_test, check.info.n_traj)
     windows = Subset(ds, range(n * ds.per_traj))
     step = model_step(model, ds.field_index, bool(ds.periodic))
-    out = {
-        **header(check, n),
-        "windows": len(windows),
-        "avit": one_step_nrmse(step, windows, device=device),
-        "persistence": one_step_nrmse(persistence_step, windows, device=device),
-    }
+    fields = system_info(check.info.system)["fields"]
+    out = {**header(check, n), "windows": len(windows),
+           **_one_step(step, windows, fields, device)}  # fmt: skip
     print(strict_json(out, indent=2))
     return 0
 
@@ -313,9 +324,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _evaluate_file(args)
     from scifm.core import pick_device
     from scifm.mpp.data import memory_datasets
-    from scifm.mpp.evaluate import one_step_nrmse
     from scifm.mpp.experiment import load_surrogate, system_info
-    from scifm.mpp.rollout import model_step, persistence_step
+    from scifm.mpp.rollout import model_step
 
     device = pick_device(args.device)
     model, systems = load_surrogate(args.ckpt, device)
@@ -324,10 +334,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         info = systems.get(name, system_info(name))
         ws = memory_datasets({name: f}, model.config.n_frames, {name: info})[name]
         step = model_step(model, info["field_index"], info["periodic"])
-        out[name] = {
-            "avit": one_step_nrmse(step, ws, device=device),
-            "persistence": one_step_nrmse(persistence_step, ws, device=device),
-        }
+        out[name] = _one_step(step, ws, info["fields"], device)
     print(strict_json(out, indent=2))
     return 0
 

@@ -16,6 +16,32 @@ from scifm.pde.windows import collate_windows
 
 
 @torch.no_grad()
+def one_step_nrmse_fields(
+    step_fn: Predictor,
+    windows: Dataset,
+    *,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    max_windows: int | None = None,
+) -> list[float]:
+    """Next-frame NRMSE of each field (in the windows' field order), mean over windows.
+
+    Their mean is :func:`one_step_nrmse`; a model can beat persistence on the whole while
+    leaving one field at persistence, which only this shows.
+    """
+    n = len(windows) if max_windows is None else min(len(windows), max_windows)  # type: ignore[arg-type]
+    if n == 0:
+        raise ValueError("one_step_nrmse: no windows to evaluate")
+    total, count = None, 0
+    for start in range(0, n, batch_size):
+        b = collate_windows([windows[i] for i in range(start, min(start + batch_size, n))])
+        pred = step_fn(b["x"].to(device))
+        per = nmse_per_field(pred, b["y"].to(device)).sqrt().sum(dim=0)  # (C,)
+        total = per if total is None else total + per
+        count += len(b["y"])
+    return [float(v) / count for v in total]
+
+
 def one_step_nrmse(
     step_fn: Predictor,
     windows: Dataset,
@@ -24,19 +50,15 @@ def one_step_nrmse(
     device: str | torch.device = "cpu",
     max_windows: int | None = None,
 ) -> float:
-    """Mean NRMSE of the next frame over (all or the first ``max_windows``) windows.
+    """Mean NRMSE of the next frame over (all or the first ``max_windows``) windows and
+    their fields.
 
     ``windows``: one system's windows (``TrajectoryWindows``, ``FileWindows``, ...).
     """
-    n = len(windows) if max_windows is None else min(len(windows), max_windows)  # type: ignore[arg-type]
-    total, count = 0.0, 0
-    for start in range(0, n, batch_size):
-        b = collate_windows([windows[i] for i in range(start, min(start + batch_size, n))])
-        pred = step_fn(b["x"].to(device))
-        per = nmse_per_field(pred, b["y"].to(device)).sqrt()  # (B, C)
-        total += float(per.sum())
-        count += per.numel()
-    return total / max(count, 1)
+    fields = one_step_nrmse_fields(
+        step_fn, windows, batch_size=batch_size, device=device, max_windows=max_windows
+    )
+    return float(np.mean(fields))
 
 
 @torch.no_grad()
