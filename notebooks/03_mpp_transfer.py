@@ -97,7 +97,11 @@ fig.tight_layout()
 # %% [markdown]
 # ## The stored evidence: 50-step rollouts on held-out long trajectories
 # `benchmarks/mpp_evidence.py rollout` on 10 long held-out trajectories per system (the
-# caption is written from the numbers in the file).
+# caption is written from the numbers in the file). Read INS with care: field by field (the
+# report's "One field at a time" table, or `scifm mpp evaluate`'s `fields`) this model leaves
+# INS's two velocity components at persistence and learns only the passive scalar, so its INS
+# curve stays near persistence because the velocity does not move; continuations that learn
+# the velocities fall behind persistence on INS by step 20 (README, MPP evidence).
 
 # %%
 evidence = results_dir() / "mpp_evidence.json"

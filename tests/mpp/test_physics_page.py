@@ -68,7 +68,7 @@ def test_stored_evidence_plot_shows_avit_against_persistence(page_obj):
     """The 50-step rollouts of mpp_evidence.json: AViT and persistence per trained system,
     labelled axes, and a caption whose numbers are the file's."""
     data = _evidence()
-    plot, caption, _, table, _ = page_obj.bench_panes
+    plot, caption, _, table, fields, _ = page_obj.bench_panes
     trained = [r for r in data["rollouts"] if r["trained_on"]]
     curves = {c.label: c.dimension_values(1) for c in plot.object}
     assert len(curves) == 2 * len(trained)
@@ -92,6 +92,10 @@ def test_stored_evidence_plot_shows_avit_against_persistence(page_obj):
     assert f"step 50: {a:.3g} vs {p:.3g}, {word}" in caption.object
     assert "cns_m0.1 was held out of pretraining" in caption.object
     assert {"swe", "diffreact", "ins"} <= set(table.object.index)
+    ins = next(r for r in data["one_step"] if r["variant"] == "ins")["fields"]
+    ratio = ins["vx"]["avit"] / ins["vx"]["persistence"]  # the README's finding, from the file
+    assert f"vx {ratio:.2f}x" in fields.object
+    assert ("Left at persistence: incompressible NS vx" in fields.object) == (ratio >= 0.99)
     for b in data.get("baselines", []):  # equal budget: trained to the pretrained model's step
         row = next(r for r in data["one_step"] if r["variant"] == b["variant"])
         col = {"avit": "single-task AViT (equal budget)", "fno": "FNO (equal budget)"}[b["arch"]]
@@ -116,6 +120,26 @@ def test_one_step_table_puts_baselines_of_the_same_step_beside_the_model():
     assert table.loc["swe", "AViT / persistence"] == 0.5
     assert list(one_step_table(one).columns) == [
         "in pretraining", "AViT", "persistence", "AViT / persistence"]  # fmt: skip
+
+
+def test_field_findings_name_a_field_left_at_persistence():
+    """The page's line under the one-step table: every trained system's fields as AViT /
+    persistence, and the ones the model leaves at persistence; nothing without fields."""
+    from scifm.dashboards.mpp_results import field_findings
+
+    one = [{"variant": "ins", "trained_on": True,
+            "fields": {"vx": {"avit": 0.1036, "persistence": 0.1036},
+                       "particles": {"avit": 0.02, "persistence": 0.05}}},
+           {"variant": "swe", "trained_on": True,
+            "fields": {"h": {"avit": 0.0074, "persistence": 0.0243}}},
+           {"variant": "cns_m0.1", "trained_on": False,
+            "fields": {"density": {"avit": 0.4, "persistence": 0.4}}}]  # fmt: skip
+    text = field_findings(one)
+    assert "incompressible NS: vx 1.00x, particles 0.40x; shallow water: h 0.30x." in text
+    assert "Left at persistence: incompressible NS vx;" in text
+    assert "density" not in text  # a held-out system is persistence by construction
+    assert "Left at" not in field_findings(one[1:])
+    assert field_findings([{"variant": "swe", "trained_on": True}]) == ""
 
 
 def test_model_select_switches_systems_grid_and_results(page_obj):

@@ -140,6 +140,31 @@ def one_step_table(one_step: list[dict], baselines: list[dict] = ()) -> pd.DataF
     return df[list(cols)].rename(columns=cols).round(4)
 
 
+def field_findings(one_step: list[dict]) -> str:
+    """One line from the one-step rows' ``fields``: each trained system's fields as AViT /
+    persistence, and which of them the model leaves at persistence ("" when no row has
+    fields): a system's mean can beat persistence while a field does not move at all."""
+    parts, stuck = [], []
+    for r in one_step:
+        fields = r.get("fields")
+        if not fields or not r.get("trained_on", True):
+            continue
+        name = LABELS.get(r["variant"], r["variant"])
+        ratios = {
+            k: v["avit"] / v["persistence"] for k, v in fields.items() if v["persistence"] > 0
+        }
+        parts.append(f"{name}: " + ", ".join(f"{k} {x:.2f}x" for k, x in ratios.items()))
+        stuck += [f"{name} {k}" for k, x in ratios.items() if x >= 0.99]
+    if not parts:
+        return ""
+    text = f"Field by field, one step, AViT / persistence: {'; '.join(parts)}."
+    if stuck:
+        text += (f" Left at persistence: {', '.join(stuck)}; the model does not change "
+                 "these fields, so a rollout of their system stays near persistence for that "
+                 "reason.")  # fmt: skip
+    return text
+
+
 def evidence_views(data: dict) -> list:
     """Plot, caption and one-step table of ``mpp_evidence.json``."""
     cmd = data.get("run", {}).get("command", "benchmarks/mpp_evidence.py")
@@ -152,6 +177,7 @@ def evidence_views(data: dict) -> list:
         pn.pane.Markdown(rollout_findings(data["rollouts"]), css_classes=["mpp-caption"]),
         pn.pane.Markdown(title),
         pn.pane.DataFrame(table, css_classes=["mpp-table"]),
+        pn.pane.Markdown(field_findings(data["one_step"]), css_classes=["mpp-fields"]),
         pn.pane.Markdown(f"From `{cmd}` (benchmarks/results/mpp_evidence.md)."),
     ]
 
