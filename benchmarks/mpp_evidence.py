@@ -340,7 +340,7 @@ def onestep(args: argparse.Namespace) -> int:
             "windows": len(test), "avit": float(np.mean(avit)),
             "persistence": float(np.mean(flat)),
             "fields": {f: {"avit": a, "persistence": p}
-                       for f, a, p in zip(info["fields"], avit, flat)},
+                       for f, a, p in zip(info["fields"], avit, flat, strict=True)},
         }  # fmt: skip
         write_cell(out, rec)
         print(json.dumps(rec), flush=True)
@@ -462,7 +462,7 @@ def baselines(args: argparse.Namespace) -> int:
                     "baseline_of": repo_path(args.ckpt),
                     "seconds_this_call": round(time.perf_counter() - t0, 1),
                     "windows": len(test), "nrmse": float(np.mean(per_field)),
-                    "nrmse_fields": dict(zip(info["fields"], per_field)),
+                    "nrmse_fields": dict(zip(info["fields"], per_field, strict=True)),
                     "persistence": one_step_nrmse(persistence_step, test),
                 }  # fmt: skip
                 write_cell(out, rec)

@@ -160,6 +160,11 @@ def test_files_unlike_the_card_are_run_with_one_warning_each(shipped, tmp_path, 
     code, out, warnings, _ = _run(capsys, "evaluate", ckpt, next(ins.glob("*.h5")))
     assert code == 0 and len(warnings) == 1 and math.isfinite(out["avit"])
     assert "the model was not trained on ins (trained: diffreact, swe)" in warnings[0]
+    assert list(out["fields"]) == ["vx", "vy", "particles"]  # the file's own system's fields
+    cns = _generate(tmp_path / "cns", "cns", 16, 8, "--param", "M=0.1")
+    code, out, _, _ = _run(capsys, "evaluate", ckpt, next(cns.glob("*.h*5")))
+    assert code == 0 and list(out["fields"]) == ["vx", "vy", "density", "pressure"]
+    assert out["fields"]["density"]["avit"] == out["fields"]["density"]["persistence"]  # untrained
     assert f"fine-tune first: scifm mpp finetune --ckpt {ckpt} --system ins" in warnings[0]
 
 

@@ -270,25 +270,26 @@ def _one_step(step, windows, fields: list[str], device) -> dict:
 
     avit = one_step_nrmse_fields(step, windows, device=device)
     flat = one_step_nrmse_fields(persistence_step, windows, device=device)
+    rows = zip(fields, avit, flat, strict=True)
     return {
         "avit": sum(avit) / len(avit),
         "persistence": sum(flat) / len(flat),
-        "fields": {n: {"avit": a, "persistence": p} for n, a, p in zip(fields, avit, flat)},
+        "fields": {n: {"avit": a, "persistence": p} for n, a, p in rows},
     }
 
 
 def _evaluate_file(args: argparse.Namespace) -> int:
     from torch.utils.data import Subset
 
-    from scifm.mpp.data import system_info
     from scifm.mpp.rollout import model_step
     from scifm.mpp.userfile import header
+    from scifm.pde import get_system
 
     model, device, check, ds = _user_file(args)
     n = min(args.n_test, check.info.n_traj)
     windows = Subset(ds, range(n * ds.per_traj))
     step = model_step(model, ds.field_index, bool(ds.periodic))
-    fields = system_info(check.info.system)["fields"]
+    fields = list(get_system(check.info.system).field_names)  # the file's system (SYSTEMS key)
     out = {**header(check, n), "windows": len(windows),
            **_one_step(step, windows, fields, device)}  # fmt: skip
     print(strict_json(out, indent=2))
