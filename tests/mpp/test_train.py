@@ -9,7 +9,8 @@ import torch
 from scifm.core import TrainConfig, load_model
 from scifm.mpp import AViT, AViTConfig, nmse, nrmse, persistence_step, rollout
 from scifm.mpp.baselines import FNOBaseline, FNOConfig
-from scifm.mpp.evaluate import one_step_nrmse, rollout_nrmse
+from scifm.mpp.evaluate import one_step_nrmse, one_step_nrmse_fields, rollout_nrmse
+from scifm.mpp.metrics import NMSE_EPS
 from scifm.mpp.recipe import TrainRecipe
 from scifm.mpp.train import fit, prepare_finetune, set_trainable
 from scifm.pde.windows import TrajectoryWindows, collate_windows, system_batches
@@ -128,3 +129,31 @@ def test_fno_baseline_trains_and_evaluates(toy_sets, tmp_path):
     _, back = load_model(tmp_path / "checkpoint")
     with torch.no_grad():
         torch.testing.assert_close(back(short), fno.eval()(short))
+
+
+def test_one_step_nrmse_fields_are_each_fields_figure_and_average_to_the_total(toy_sets):
+    """Each field's next-frame NRMSE, computed directly; their mean is ``one_step_nrmse``; a
+    predictor that moves one field only leaves the other exactly at persistence; no windows
+    is an error, not a zero."""
+    ws = toy_sets[0]
+    per = one_step_nrmse_fields(persistence_step, ws, batch_size=3)
+    b = collate_windows([ws[i] for i in range(len(ws))])
+    direct = [
+        float(
+            ((b["x"][:, -1, c] - b["y"][:, c]).pow(2).mean(dim=(-2, -1))
+             / (NMSE_EPS + b["y"][:, c].pow(2).mean(dim=(-2, -1)))).sqrt().mean()
+        )
+        for c in range(b["y"].shape[1])
+    ]  # fmt: skip
+    assert per == pytest.approx(direct, rel=1e-4)
+    assert one_step_nrmse(persistence_step, ws) == pytest.approx(np.mean(per), rel=1e-6)
+
+    def first_only(x):  # one batch of every window: the truth for field 0, else the last frame
+        out = x[:, -1].clone()
+        out[:, 0] = b["y"][:, 0]
+        return out
+
+    moved = one_step_nrmse_fields(first_only, ws, batch_size=len(ws))
+    assert moved[0] == pytest.approx(0.0, abs=1e-6) and moved[1:] == pytest.approx(per[1:])
+    with pytest.raises(ValueError, match="no windows"):
+        one_step_nrmse_fields(persistence_step, ws, max_windows=0)
