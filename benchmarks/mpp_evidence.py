@@ -100,7 +100,12 @@ from scifm.core.rng import seeded
 from scifm.mpp.baselines import FNOBaseline, FNOConfig
 from scifm.mpp.config import AViTConfig
 from scifm.mpp.data import file_datasets, system_info
-from scifm.mpp.evaluate import one_step_nrmse, one_step_nrmse_fields, rollout_nrmse
+from scifm.mpp.evaluate import (
+    one_step_nrmse,
+    one_step_nrmse_fields,
+    one_step_summary,
+    rollout_nrmse,
+)
 from scifm.mpp.experiment import finetune, load_surrogate
 from scifm.mpp.model import AViT
 from scifm.mpp.recipe import TrainRecipe
@@ -333,14 +338,9 @@ def onestep(args: argparse.Namespace) -> int:
         test = file_datasets([f"{name}={folder}"], n_frames=model.config.n_frames,
                              systems={**systems, name: info})[name]  # fmt: skip
         step = model_step(model, info["field_index"], info["periodic"])
-        avit = one_step_nrmse_fields(step, test)
-        flat = one_step_nrmse_fields(persistence_step, test)
         rec = {
             "variant": name, "ckpt_step": step_no, "trained_on": name in systems, **run,
-            "windows": len(test), "avit": float(np.mean(avit)),
-            "persistence": float(np.mean(flat)),
-            "fields": {f: {"avit": a, "persistence": p}
-                       for f, a, p in zip(info["fields"], avit, flat, strict=True)},
+            "windows": len(test), **one_step_summary(step, test, info["fields"]),
         }  # fmt: skip
         write_cell(out, rec)
         print(json.dumps(rec), flush=True)

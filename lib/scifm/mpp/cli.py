@@ -263,24 +263,10 @@ def _user_file(args: argparse.Namespace):
     return model, device, check, file_windows(check, T, systems)
 
 
-def _one_step(step, windows, fields: list[str], device) -> dict:
-    """``avit`` and ``persistence`` one-step NRMSE, and each field's (``fields``: names)."""
-    from scifm.mpp.evaluate import one_step_nrmse_fields
-    from scifm.mpp.rollout import persistence_step
-
-    avit = one_step_nrmse_fields(step, windows, device=device)
-    flat = one_step_nrmse_fields(persistence_step, windows, device=device)
-    rows = zip(fields, avit, flat, strict=True)
-    return {
-        "avit": sum(avit) / len(avit),
-        "persistence": sum(flat) / len(flat),
-        "fields": {n: {"avit": a, "persistence": p} for n, a, p in rows},
-    }
-
-
 def _evaluate_file(args: argparse.Namespace) -> int:
     from torch.utils.data import Subset
 
+    from scifm.mpp.evaluate import one_step_summary
     from scifm.mpp.rollout import model_step
     from scifm.mpp.userfile import header
     from scifm.pde import get_system
@@ -291,7 +277,7 @@ def _evaluate_file(args: argparse.Namespace) -> int:
     step = model_step(model, ds.field_index, bool(ds.periodic))
     fields = list(get_system(check.info.system).field_names)  # the file's system (SYSTEMS key)
     out = {**header(check, n), "windows": len(windows),
-           **_one_step(step, windows, fields, device)}  # fmt: skip
+           **one_step_summary(step, windows, fields, device=device)}  # fmt: skip
     print(strict_json(out, indent=2))
     return 0
 
@@ -325,6 +311,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _evaluate_file(args)
     from scifm.core import pick_device
     from scifm.mpp.data import memory_datasets
+    from scifm.mpp.evaluate import one_step_summary
     from scifm.mpp.experiment import load_surrogate, system_info
     from scifm.mpp.rollout import model_step
 
@@ -335,7 +322,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         info = systems.get(name, system_info(name))
         ws = memory_datasets({name: f}, model.config.n_frames, {name: info})[name]
         step = model_step(model, info["field_index"], info["periodic"])
-        out[name] = _one_step(step, ws, info["fields"], device)
+        out[name] = one_step_summary(step, ws, info["fields"], device=device)
     print(strict_json(out, indent=2))
     return 0
 

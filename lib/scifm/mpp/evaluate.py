@@ -61,6 +61,28 @@ def one_step_nrmse(
     return float(np.mean(fields))
 
 
+def one_step_summary(
+    step_fn: Predictor,
+    windows: Dataset,
+    fields: list[str],
+    *,
+    device: str | torch.device = "cpu",
+) -> dict:
+    """``{"avit", "persistence", "fields": {name: {"avit", "persistence"}}}``: the model's and
+    persistence's one-step NRMSE, overall (:func:`one_step_nrmse`) and per field, ``fields``
+    naming the windows' fields in order (a length mismatch is refused)."""
+    from scifm.mpp.rollout import persistence_step
+
+    avit = one_step_nrmse_fields(step_fn, windows, device=device)
+    flat = one_step_nrmse_fields(persistence_step, windows, device=device)
+    rows = zip(fields, avit, flat, strict=True)
+    return {
+        "avit": float(np.mean(avit)),
+        "persistence": float(np.mean(flat)),
+        "fields": {n: {"avit": a, "persistence": p} for n, a, p in rows},
+    }
+
+
 @torch.no_grad()
 def rollout_nrmse(
     step_fn: Predictor,
