@@ -279,6 +279,7 @@ def report(
         "baseline_rollouts": brolls,
         "pretrain_curve": curve,
         "pretrain_curve_from": curve_from,
+        "joint": joint_rows(ones, rolls),
     }
     info = run_info(
         data={"files": repo_path(data) + " (scripts/mpp_data.sh)",
@@ -305,8 +306,80 @@ def report(
     md += _baseline_recipe_table([b for b in bases if b.get("tag") not in same], gaps, ones)
     md += _gap_table(gaps)
     md += _rollout_md(rolls, main_recipe, brolls)
+    md += _joint_md(result["joint"], main_recipe)
     write_report("mpp_evidence", result, "\n".join(md) + "\n", info=info,
                  title="MPP evidence at 64^2 (issue 13)", out_dir=out)  # fmt: skip
+
+
+JOINT_ITEM1 = 0.5  # issue 13 item 1: one-step NRMSE at most half persistence's
+
+
+def joint_rows(ones: list[dict], rolls: list[dict]) -> list[dict]:
+    """Items 1 and 2 of issue 13 on one model: per pretraining run, seed and checkpoint step
+    that has both a one-step and a rollout cell on every system it trained on, each system's
+    one-step ratio to persistence and rollout verdicts (``rollout_criteria``), and whether
+    that one model meets item 1 (ratio <= 0.5 everywhere), item 2 (both rollout criteria
+    everywhere) and both. Rollout cells must carry the criteria (``report`` adds them)."""
+
+    def key(r: dict) -> tuple:
+        return (r.get("tag") or "", r.get("seed") or 0, r["ckpt_step"] or 0)
+
+    one = {(*key(r), r["variant"]): r for r in ones if r["trained_on"]}
+    roll = {(*key(r), r["variant"]): r for r in rolls if r["trained_on"]}
+    runs = sorted({k[:3] for k in one} & {k[:3] for k in roll})
+    rows = []
+    for run in runs:
+        variants = sorted({k[3] for k in (*one, *roll) if k[:3] == run})
+        if not all((*run, v) in one and (*run, v) in roll for v in variants):
+            continue  # a system evaluated one way only: no verdict on the pair
+        systems = {}
+        for v in variants:
+            o, r = one[(*run, v)], roll[(*run, v)]
+            systems[v] = {"one_step_ratio": o["avit"] / o["persistence"],
+                          "below_persistence_k20": r["below_persistence_k20"],
+                          "finite_within_2x_k50": r["finite_within_2x_k50"]}  # fmt: skip
+        item1 = all(s["one_step_ratio"] <= JOINT_ITEM1 for s in systems.values())
+        verdicts = [s[k] for s in systems.values() for k in DERIVED]
+        item2 = None if None in verdicts else all(verdicts)  # None: a rollout under 50 steps
+        first = one[(*run, variants[0])]
+        rows.append({"tag": run[0], "seed": run[1], "ckpt_step": run[2],
+                     "recipe": first.get("recipe"), "systems": systems,
+                     "item1": item1, "item2": item2,
+                     "both": item1 and item2})  # fmt: skip
+    return rows
+
+
+def _joint_md(rows: list[dict], main_recipe: str | None) -> list[str]:
+    md = ["", "## Items 1 and 2 on one model (one row a run, seed and checkpoint)", "",
+          "Each pretrained model with both one-step and rollout cells on every system it "
+          "trained on: per system the one-step ratio to persistence (item 1: <= 0.5) and "
+          "whether its 50-step rollout is below persistence at k = 20 and finite within 2x "
+          "persistence at k = 50 (item 2: both).", ""]  # fmt: skip
+    if not rows:
+        return [*md, "No run has both yet."]
+    variants = sorted({v for r in rows for v in r["systems"]})
+    md.append("| run (recipe) | seed | step | " + " | ".join(variants)
+              + " | item 1 | item 2 | both |")  # fmt: skip
+    md.append("|---|---:|---:|" + "---|" * len(variants) + "---|---|---|")
+
+    def cell(s: dict | None) -> str:
+        if s is None:
+            return ""
+        return (f"{s['one_step_ratio']:.2f}x; k20 {_yn(s['below_persistence_k20'])}, "
+                f"k50 {_yn(s['finite_within_2x_k50'])}")  # fmt: skip
+
+    for r in sorted(rows, key=lambda r: (r["tag"], r["ckpt_step"], r["seed"])):
+        label = run_label({"tag": r["tag"], "recipe": r["recipe"]}, main_recipe)
+        md.append(f"| {label} | {r['seed']} | {r['ckpt_step']} | "
+                  + " | ".join(cell(r["systems"].get(v)) for v in variants)
+                  + f" | {_yn(r['item1'])} | {_yn(r['item2'])} | {_yn(r['both'])} |")  # fmt: skip
+    met = [r for r in rows if r["both"]]
+    md += [
+        "",
+        f"Models meeting items 1 and 2 together: {len(met)} of {len(rows)} (n/a: a "
+        "rollout shorter than 50 steps).",
+    ]
+    return md
 
 
 def _run_order(r: dict) -> tuple:

@@ -48,6 +48,17 @@
 #
 #   RECIPE=paper STOP_AT=3200 SEED=1 OUT=runs/mpp64_pretrain_paper_s1 \
 #       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain_paper_s1.log 2>&1 &
+#
+# Continuing a finished run on a longer schedule (stop 43: rms20k and paperlong20k, both
+# continuations of the shipped model to step 20,000, carried to 30,000): a warm start needs a
+# model card, so package the run first (fp16 weights and card, outside assets/), then warm
+# start from it; the LR jumps to the longer cosine's value at the card's step and anneals again:
+#
+#   python -m scifm.mpp.assets package --ckpt runs/mpp64_rms20k/checkpoint \
+#       --metrics runs/mpp64_rms20k/metrics.jsonl --out runs/pkg/rms20k --train-command "..."
+#   WARM_START=runs/pkg/rms20k STEPS=30000 RECIPE=stable_random RECIPE_SET="loss_norm=rms" \
+#       LONG=data/mpp64/train_long OUT=runs/mpp64_rms30k \
+#       nohup scripts/mpp_pretrain.sh > runs/mpp64_rms30k.log 2>&1 &
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"

@@ -262,6 +262,42 @@ def test_rollout_criteria_need_the_steps():
                                           "finite_within_2x_k50": True}  # fmt: skip
 
 
+def test_joint_rows_judge_one_model_on_both_items():
+    from benchmarks import mpp_evidence_report as rep
+
+    def one(variant, avit, pers, **extra):
+        return {"variant": variant, "ckpt_step": 3200, "trained_on": True, "avit": avit,
+                "persistence": pers, **extra}  # fmt: skip
+
+    good = [0.05] * 50  # below persistence throughout
+    ones = [
+        one("swe", 0.004, 0.01, tag="a"),
+        one("ins", 0.05, 0.09, tag="a"),  # 0.40x, 0.56x
+        one("swe", 0.004, 0.01, tag="b"),
+        one("ins", 0.04, 0.09, tag="b"),
+        one("cns_m0.1", 0.4, 0.4, tag="b", trained_on=False),  # not trained on: ignored
+        one("swe", 0.004, 0.01, tag="c"),
+    ]  # no rollout cell: no verdict
+    rolls = [_rollout("swe", good, [0.1] * 50, tag="a"), _rollout("ins", good, [0.1] * 50, tag="a"),
+             _rollout("swe", good, [0.1] * 50, tag="b"),
+             _rollout("ins", [0.05] * 49 + [float("nan")], [0.1] * 50, tag="b")]  # fmt: skip
+    for r in rolls:
+        r.update(rep.rollout_criteria(r))
+    rows = {r["tag"]: r for r in rep.joint_rows(ones, rolls)}
+    assert sorted(rows) == ["a", "b"]
+    assert rows["a"]["systems"]["ins"]["one_step_ratio"] == pytest.approx(0.05 / 0.09)
+    assert (rows["a"]["item1"], rows["a"]["item2"], rows["a"]["both"]) == (False, True, False)
+    assert (rows["b"]["item1"], rows["b"]["item2"], rows["b"]["both"]) == (True, False, False)
+    assert sorted(rows["b"]["systems"]) == ["ins", "swe"]
+    short = [{**r, "avit": r["avit"][:30], "persistence": r["persistence"][:30]} for r in rolls]
+    for r in short:
+        r.update(rep.rollout_criteria(r))
+    rows = {r["tag"]: r for r in rep.joint_rows(ones, short)}
+    assert rows["b"]["item2"] is None and rows["b"]["both"] is None  # 30 steps: no k = 50
+    md = "\n".join(rep._joint_md(list(rows.values()), "stable"))
+    assert "| a (?) | 0 | 3200 |" in md and "0 of 2" in md
+
+
 def test_restore_writes_the_cells_back_and_the_report_comes_back_whole(tmp_path):
     """A lost runs/: the report's JSON alone restores every cell (and the thinned pretraining
     curve), and the report made from the restored cells is the one made from the originals."""
