@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,3 +131,17 @@ def test_a_pretraining_replica_seeds_init_and_order_and_keeps_the_paper_loss(tmp
         extra = ck["record"]["extra"]
         assert "recipe" not in extra  # the paper's one-step NMSE path
         assert extra["train"]["seed"] == seed and extra["data"]["seed"] == seed
+
+
+def test_noise_chain_refuses_a_seed_without_its_starting_run(tmp_path):
+    """scripts/mpp_noise_chain.sh names the missing paper-loss checkpoint of a seed that has
+    none and starts nothing (no run folder, no package)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "SEED": "97", "PY": sys.executable}
+    done = subprocess.run(["bash", str(root / "scripts" / "mpp_noise_chain.sh")], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    assert "benchmarks/checkpoints/mpp_paper20k_s97/checkpoint: no such run" in done.stderr
+    assert not (root / "runs" / "pkg_s97").exists()
