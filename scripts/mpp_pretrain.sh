@@ -49,8 +49,8 @@
 #   RECIPE=paper STOP_AT=3200 SEED=1 OUT=runs/mpp64_pretrain_paper_s1 \
 #       nohup nice -n 10 scripts/mpp_pretrain.sh > runs/mpp64_pretrain_paper_s1.log 2>&1 &
 #
-# Continuing a finished run on a longer schedule (stop 43: rms20k and paperlong20k, both
-# continuations of the shipped model to step 20,000, carried to 30,000): a warm start needs a
+# Continuing a finished run on a longer schedule (stop 43: rms20k, a continuation of the
+# shipped model to step 20,000, carried to 30,000 as rms30k): a warm start needs a
 # model card, so package the run first (fp16 weights and card, outside assets/), then warm
 # start from it; the LR jumps to the longer cosine's value at the card's step and anneals again:
 #
