@@ -37,7 +37,8 @@
 # LR schedule still spans all STEPS, so the run can be resumed past it), SEED (a replica: the
 # initialisation, the batch order and the recipe's noise draws all seeded by it; 0, the
 # default, is the run of record), OUT, DATA, LONG (a second folder of training files per
-# system, added to DATA's), PY, DEVICE. The no-recipe ablation (issue 13
+# system, added to DATA's), EXTRA (more NAME=PATH training folders, space-separated, e.g.
+# "swe=data/mpp64/train_long_swe/swe"), PY, DEVICE. The no-recipe ablation (issue 13
 # item 2: the paper's one-step NMSE, everything else identical, one seed), cut at the step of
 # the main run's evaluated checkpoint:
 #
@@ -59,6 +60,20 @@
 #   WARM_START=runs/pkg/rms20k STEPS=30000 RECIPE=stable_random RECIPE_SET="loss_norm=rms" \
 #       LONG=data/mpp64/train_long OUT=runs/mpp64_rms30k \
 #       nohup scripts/mpp_pretrain.sh > runs/mpp64_rms30k.log 2>&1 &
+#
+# More long-span SWE (stop 44): every pretrained model's SWE rollout grows past step ~25 (the
+# predicted wave amplitude rises while the solver's decays), where only the 30 long-span
+# trajectories cover the dynamics. 100 more SWE trajectories over the long span (seed 1501,
+# 40 s of one core), then p30k-noise5 (scripts/mpp_noise_chain.sh) carried 4,000 steps with
+# them, beside a control without them:
+#
+#   python -m scifm pde generate --system swe --n 100 --res 64 --frames 54 --t-end 2.65 \
+#       --seed 1501 --chunk 8 --device cpu --no-progress --out data/mpp64/train_long_swe/swe
+#   WARM_START=runs/pkg/p30k_noise5 STEPS=38000 RECIPE=stable_random \
+#       RECIPE_SET="loss_norm=rms noise=0.05" LONG=data/mpp64/train_long \
+#       EXTRA="swe=data/mpp64/train_long_swe/swe" OUT=runs/mpp64_p34k_swelong \
+#       nohup scripts/mpp_pretrain.sh > runs/mpp64_p34k_swelong.log 2>&1 &
+#   (control: the same without EXTRA, OUT=runs/mpp64_p34k_noise5)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"
@@ -69,6 +84,10 @@ SEED="${SEED:-0}"
 FILES=("swe=$DATA/swe" "diffreact=$DATA/diffreact" "ins=$DATA/ins")
 if [[ -n "${LONG:-}" ]]; then
     FILES+=("swe=$LONG/swe" "diffreact=$LONG/diffreact" "ins=$LONG/ins")
+fi
+if [[ -n "${EXTRA:-}" ]]; then  # more NAME=PATH training folders, space-separated
+    read -r -a more <<<"$EXTRA"
+    FILES+=("${more[@]}")
 fi
 export PYTHONPATH="$ROOT/lib${PYTHONPATH:+:$PYTHONPATH}"  # this tree's library, not an install's
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}

@@ -145,3 +145,23 @@ def test_noise_chain_refuses_a_seed_without_its_starting_run(tmp_path):
     assert done.returncode == 1
     assert "benchmarks/checkpoints/mpp_paper20k_s97/checkpoint: no such run" in done.stderr
     assert not (root / "runs" / "pkg_s97").exists()
+
+
+def test_pretrain_script_adds_the_extra_training_folders(tmp_path):
+    """``EXTRA`` of scripts/mpp_pretrain.sh appends its NAME=PATH folders to ``--files``,
+    after DATA's and LONG's, in the order given (the long-span SWE ablation of stop 44)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    fake = tmp_path / "python"  # prints the command line the script would run
+    fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PY": str(fake), "DATA": "/d", "LONG": "/l",
+           "EXTRA": "swe=/x/swe  ins=/y/ins", "OUT": str(tmp_path / "run")}  # fmt: skip
+    done = subprocess.run(["bash", str(root / "scripts" / "mpp_pretrain.sh")], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    args = done.stdout.splitlines()
+    files = args[args.index("--files") + 1 : args.index("--out")]
+    assert files == ["swe=/d/swe", "diffreact=/d/diffreact", "ins=/d/ins", "swe=/l/swe",
+                     "diffreact=/l/diffreact", "ins=/l/ins", "swe=/x/swe", "ins=/y/ins"]  # fmt: skip
