@@ -163,5 +163,5 @@ def test_pretrain_script_adds_the_extra_training_folders(tmp_path):
     assert done.returncode == 0, done.stderr
     args = done.stdout.splitlines()
     files = args[args.index("--files") + 1 : args.index("--out")]
-    assert files == ["swe=/d/swe", "diffreact=/d/diffreact", "ins=/d/ins", "swe=/l/swe",
-                     "diffreact=/l/diffreact", "ins=/l/ins", "swe=/x/swe", "ins=/y/ins"]  # fmt: skip
+    base = [f"{v}={d}/{v}" for d in ("/d", "/l") for v in ("swe", "diffreact", "ins")]
+    assert files == [*base, "swe=/x/swe", "ins=/y/ins"]
