@@ -202,6 +202,23 @@ def accuracy_128(model, systems: dict, *, device, n: int = 2, res: int = 128) ->
     return out
 
 
+def stored_speed(path: Path, model) -> tuple[list, dict, str]:
+    """The speed rows of an earlier full run (``path``), where they were timed (command,
+    date, machine, model) and their timing kind, for a model of the same architecture."""
+    if not path.is_file():
+        raise SystemExit(f"--accuracy-only: {path} does not exist; run the full benchmark first")
+    old = json.loads(path.read_text())
+    ours = (model.n_params(), model.config.patch_size, model.config.n_frames)
+    theirs = (old.get("model_params"), old.get("patch_size"), old.get("n_frames"))
+    if ours != theirs:
+        raise SystemExit(
+            f"--accuracy-only: {path} timed a model of (parameters, patch, frames) {theirs}, "
+            f"this one is {ours}; its speed rows do not apply: run the full benchmark"
+        )
+    run = old.get("speed_run") or {k: old.get(k) for k in ("command", "date", "machine", "model")}
+    return old["speed"], run, old["timing"]
+
+
 def model_card(path: str | Path) -> dict:
     """Training resolution of a checkpoint (from its recorded data config), if recorded."""
     from scifm.core import load_checkpoint
@@ -236,6 +253,12 @@ def markdown(report: dict, title: str = "Solver vs surrogate speed", header: boo
         + (" Graph: the surrogate's step captured once as a CUDA graph "
            "(`scifm.mpp.cuda_graph_step`); its capture (3 warm-up steps and the capture) "
            "is not timed, as the eager warm-up is not." if graph_head else ""),
+        *(["", f"Speed rows: timed by `{report['speed_run']['command']}` on "
+              f"{report['speed_run']['date']} ({report['speed_run']['machine']}, model "
+              f"`{report['speed_run']['model']}` of the same architecture); this run "
+              "recomputed only the one-step NRMSE at 128^2 for the model above (`--accuracy-"
+              "only`: timings depend on the architecture, not the weights)."]
+          if report.get("speed_run") else []),
         "",
         "| system | in pretraining | res | tokens / frame | batch | solver s / traj | "
         "surrogate s / traj | speed-up |" + graph_head,
@@ -285,14 +308,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="32^2 only, shorter spans")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default=str(MODEL), help="AViT checkpoint directory")
+    parser.add_argument(
+        "--accuracy-only",
+        action="store_true",
+        help="recompute only the one-step NRMSE at 128^2 for --model (new weights) and keep "
+        "the stored speed rows, which depend on the architecture, not the weights (refused "
+        "when the stored rows are of another architecture)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(1)
     model, systems = load_surrogate(args.model, device)
-    resolutions = (32,) if args.quick else (32, 64, 128)
-    rows = speed_rows(model, systems, device=device, resolutions=resolutions, batches=(1, 16),
-                      scale=0.25 if args.quick else 1.0)  # fmt: skip
+    speed_run, timing = None, None
+    if args.accuracy_only:
+        rows, speed_run, timing = stored_speed(RESULTS / "mpp_speed.json", model)
+    else:
+        resolutions = (32,) if args.quick else (32, 64, 128)
+        rows = speed_rows(model, systems, device=device, resolutions=resolutions,
+                          batches=(1, 16), scale=0.25 if args.quick else 1.0)  # fmt: skip
     acc = None if args.quick else accuracy_128(model, systems, device=device)
     info = run_info(
         note=f"device {device}"
@@ -302,8 +336,8 @@ def main() -> None:
         "command": info["command"],
         "date": info["date_utc"],
         "machine": f"device {device}, torch {torch.__version__}",
-        "timing": "CPU seconds of the one-thread process" if device.type == "cpu"
-        else "wall seconds, CUDA synchronised",
+        "timing": timing or ("CPU seconds of the one-thread process" if device.type == "cpu"
+                             else "wall seconds, CUDA synchronised"),
         "model": repo_path(args.model, root=ROOT.parent),
         "model_params": model.n_params(),
         **model_card(args.model),
@@ -311,6 +345,7 @@ def main() -> None:
         "n_frames": model.config.n_frames,
         "speed": rows,
         "accuracy_128": acc,
+        **({"speed_run": speed_run} if speed_run else {}),
     }  # fmt: skip
     body = markdown(report, header=False)  # write_report writes the title and the run header
     write_report("mpp_speed", report, body, info=info, title="Solver vs surrogate speed",
