@@ -19,10 +19,12 @@
 # McCabe et al., *Multiple Physics Pretraining for Physical Surrogate Models*
 # (arXiv:2310.02994). The shipped AViT `assets/mpp/avit_small_64` was pretrained at 64²
 # (patch 8, 64 tokens a frame) on shallow water, diffusion-reaction and incompressible NS,
-# **without** compressible NS (`scripts/mpp_pretrain.sh` in three legs, 14,000 steps of batch
-# 8, about 3.6 CPU-hours; the last 6,000 steps also saw 30 trajectories a system that run past
-# the PDEBench span, so that 50-step rollouts stay finite; its model card is in
-# `assets/mpp/MANIFEST.json`). We roll it out from initial conditions it never saw,
+# **without** compressible NS: 20,000 steps of batch 8 with the paper's one-step loss, then
+# 14,000 with the stability recipe (pushforward, input noise at 5 % of each field's RMS in the
+# last 8,000) and 30 more trajectories a system that run past the PDEBench span, so that
+# 50-step rollouts stay finite (`SEED=0 scripts/mpp_noise_chain.sh`, about 4.1 CPU-hours in
+# all; its model card, with the learning curve, is in `assets/mpp/MANIFEST.json`). We roll it
+# out from initial conditions it never saw,
 # against the solver and persistence (the last given frame repeated: the bar to beat), show
 # its stored 50-step evidence, then fine-tune it on a few compressible-NS trajectories and
 # compare with the same model trained from scratch for the same steps. The rollouts play in
