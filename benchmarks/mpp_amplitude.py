@@ -11,8 +11,7 @@ averaged over trajectories and fields: the NRMSE; the spatial standard deviation
 prediction and of the solver's frame (a rollout that blows up grows it, one that smooths
 shrinks it); the spatial mean of both (drift of a conserved or slowly varying quantity);
 and the share of the squared error that is the spatial mean's (the rest is the pattern).
-Writes
-``benchmarks/results/mpp_amplitude.{json,md}``.
+Writes ``benchmarks/results/mpp_amplitude.{json,md}``.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from mpp_evidence import load_fields
 
 from scifm.core.report import repo_path, run_info, write_report
 from scifm.mpp.experiment import load_surrogate
+from scifm.mpp.metrics import nmse_per_field
 from scifm.mpp.rollout import model_step, rollout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +49,9 @@ def amplitude_rows(pred: torch.Tensor, truth: torch.Tensor, steps: list[int]) ->
         p, t = pred[:, k - 1].double(), truth[:, k - 1].double()  # (N, C, H, W)
         err = (p - t).pow(2).mean(dim=(-2, -1))  # (N, C)
         mean_err = (p.mean(dim=(-2, -1)) - t.mean(dim=(-2, -1))).pow(2)
-        nrmse = (err / t.pow(2).mean(dim=(-2, -1)).clamp_min(1e-12)).sqrt()
         rows.append({
             "step": k,
-            "nrmse": float(nrmse.mean()),
+            "nrmse": float(nmse_per_field(p, t).sqrt().mean()),  # rollout()'s own metric
             "std_pred": float(p.std(dim=(-2, -1), unbiased=False).mean()),
             "std_true": float(t.std(dim=(-2, -1), unbiased=False).mean()),
             "mean_pred": float(p.mean()),

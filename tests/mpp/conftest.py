@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import math
+from pathlib import Path
 
 import pytest
 import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -49,3 +53,16 @@ def toy_sets():
     a = windows("toy_a", toy_fields(3, 10, 2, 32, seed=1), (4, 5), True)
     b = windows("toy_b", toy_fields(3, 10, 1, 32, seed=2), (0,), False)
     return [a, b]
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("mpp_evidence")``: a script of benchmarks/ imported the way it runs,
+    with its folder on sys.path while it imports (its sibling modules are found)."""
+
+    def load(name: str):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.syspath_prepend(str(BENCHMARKS))
+            return importlib.import_module(name)
+
+    return load

@@ -3,22 +3,16 @@ and mean against the solver's, step by step."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def amp():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(ROOT / "benchmarks"))
-        yield importlib.import_module("mpp_amplitude")
+def amp(benchmark_script):
+    return benchmark_script("mpp_amplitude")
 
 
 def test_rows_see_a_growing_pattern_and_a_drifting_mean(amp):

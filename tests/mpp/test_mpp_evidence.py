@@ -4,22 +4,17 @@ written before either existed."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def ev():
+def ev(benchmark_script):
     """The script, imported the way it runs: its report half is a sibling module."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(ROOT / "benchmarks"))
-        yield importlib.import_module("mpp_evidence")
+    return benchmark_script("mpp_evidence")
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,15 @@ of the same architecture, refused for another, and said so in the report."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def speed():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(ROOT / "benchmarks"))
-        yield importlib.import_module("mpp_speed")
+def speed(benchmark_script):
+    return benchmark_script("mpp_speed")
 
 
 @pytest.fixture()
