@@ -85,3 +85,11 @@ def test_the_supervised_cnn_checkpoints_in_work_and_a_finished_one_is_reused(toy
     tr2, te2 = default_split(len(data), seed=3)
     bench.supervised_baselines(data, y, tr2, te2, tiny_cfg, 6, 16, work=str(tmp_path))
     assert len(list(tmp_path.glob("cnn_6x16_*"))) == 2
+
+
+def test_an_image_encoder_trained_in_alignment_is_not_reported_as_the_ssl_one(tiny_cfg):
+    """Its pooled tokens are no longer the self-supervised encoder's: another row name, and
+    no paper figure (the paper's 0.63 is the SSL encoder's)."""
+    assert bench.image_alone_label(tiny_cfg) == "image SSL alone"
+    label = bench.image_alone_label(tiny_cfg.replace(image_finetune_blocks=2))
+    assert "SSL" not in label and "top 2 block(s)" in label and label not in bench.PAPER

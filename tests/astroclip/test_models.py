@@ -222,3 +222,38 @@ def test_astroclip_checkpoint_round_trip(tmp_path, head):
     assert cfg2 == cfg
     s = torch.randn(2, cfg.spectrum.n_bins)
     torch.testing.assert_close(model.embed_spectra(s), model2.embed_spectra(s))
+
+
+@pytest.mark.parametrize("blocks", [-1, 3, 1.5, True, "1"])  # tiny: 2 residual blocks
+def test_image_finetune_blocks_are_checked(blocks):
+    with pytest.raises(ValueError, match="image_finetune_blocks"):
+        AstroClipConfig.preset("tiny").replace(image_finetune_blocks=blocks)
+
+
+def test_image_finetune_trains_the_top_blocks_only():
+    """With image_finetune_blocks=1 one step moves the image encoder's top block and token
+    projection, never its lower block, its BatchNorm statistics or the SpecFormer."""
+    torch.manual_seed(0)
+    cfg = AstroClipConfig.preset("tiny").replace(image_finetune_blocks=1)
+    model = AstroClip(cfg).train()
+    enc = model.image_encoder
+    assert not enc.training and not model.spectrum_encoder.training  # BatchNorm frozen
+    trainable = {n for n, p in enc.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("stages.1.", "to_tokens.", "norm.")) for n in trainable)
+    assert not any(p.requires_grad for p in model.spectrum_encoder.parameters())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = prepare_images(toy_survey(8, seed=3).images, cfg.image)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model(x, torch.randn(8, cfg.spectrum.n_bins))["loss"].backward()
+    opt.step()
+    after = model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("image_encoder.stages.1.") for k in moved)
+    assert any(k.startswith("image_head.") for k in moved)
+    assert not any(
+        k.startswith(("image_encoder.stages.0.", "image_encoder.stem.", "spectrum_encoder."))
+        or "running_" in k
+        for k in moved
+    )
+    frozen = AstroClip(AstroClipConfig.preset("tiny"))  # the default: encoders all frozen
+    assert not any(p.requires_grad for p in frozen.image_encoder.parameters())

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import scifm.astroclip.train as stages
 from scifm.astroclip.config import AstroClipConfig, SpecFormerConfig
@@ -119,6 +120,19 @@ def test_align_trains_the_head_it_is_asked_for(tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "bad"), "--spectrum-head", "seg999"]) != 0
     assert "spectrum_head='seg999'" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "checkpoint").exists()
+    # the image encoder's top block trains with the heads; the lower one stays the SSL run's
+    assert main([*args, "--out", str(tmp_path / "ft"), "--image-finetune-blocks", "1"]) == 0
+    cfg, model = load_model(tmp_path / "ft" / "checkpoint", expect_config=AstroClipConfig)
+    _, ssl = load_model(tmp_path / "img" / "checkpoint")
+    assert cfg.image_finetune_blocks == 1
+    ours, theirs = model.image_encoder.state_dict(), ssl.encoder.state_dict()
+    top = ("stages.1.", "to_tokens.", "norm.")  # tiny: 2 blocks; and the token projection
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours if not k.startswith(top))
+    assert not all(torch.equal(ours[k], theirs[k]) for k in ours if k.startswith("stages.1."))
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "--image-finetune-blocks", "5"]) != 0
+    assert "image_finetune_blocks=5" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "checkpoint").exists()
 
 

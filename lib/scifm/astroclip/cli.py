@@ -5,6 +5,7 @@
     scifm astroclip pretrain-spectrum --survey S --out runs/spec  [--eval-every N --until-plateau]
     scifm astroclip align   --survey S --image runs/img --spectrum runs/spec --out runs/clip
                             [--eval-every N --until-plateau --spectrum-head attention|seg<K>]
+                            [--image-finetune-blocks N]
     scifm astroclip embed   --model runs/clip/checkpoint --survey S --out emb.h5
     scifm astroclip evaluate --model runs/clip/checkpoint --survey S
     scifm astroclip search  --catalog assets/astroclip/catalog.h5 --id TARGETID [--mode ...]
@@ -218,8 +219,10 @@ def _align(args: argparse.Namespace) -> int:
     # the encoders' own configs decide how the survey is prepared (a 64 px image encoder
     # gets 64 px images whatever --preset says; the preset sets the heads)
     ssl, spec = load_encoders(_ckpt(args.image), _ckpt(args.spectrum))
-    cfg = _preset_config(args).replace(image=ssl.config, spectrum=spec.config,
-                                       spectrum_head=args.spectrum_head)  # fmt: skip
+    cfg = _preset_config(args).replace(
+        image=ssl.config, spectrum=spec.config, spectrum_head=args.spectrum_head,
+        image_finetune_blocks=args.image_finetune_blocks,
+    )  # fmt: skip
     cfg, data, tr, te = _load(args, cfg)
     record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
                           source=args.survey)  # fmt: skip
@@ -360,6 +363,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="spectrum alignment head: 'attention' (the paper's learned query) "
                         "or 'seg<K>' (tokens averaged in K wavelength segments, then an "
                         "MLP)")  # fmt: skip
+    p.add_argument("--image-finetune-blocks", type=int, default=0, metavar="N",
+                   help="train the image encoder's top N residual blocks with the heads "
+                        "(default 0: frozen, as in the paper)")  # fmt: skip
     _eval_args(p, "cross-modal recall@1/10/100 among the held-out pairs",
                "recall@10 (image -> spectrum)")  # fmt: skip
     p.set_defaults(func=_align)

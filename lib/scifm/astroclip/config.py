@@ -201,6 +201,10 @@ class AstroClipConfig(ConfigMixin):
     # learned query over all tokens) or "seg<K>" (the window tokens averaged in K contiguous
     # wavelength segments, concatenated, then an MLP; keeps where a feature sits)
     spectrum_head: str = "attention"
+    # Residual blocks of the image encoder, counted from its top, that train with the heads
+    # (with its token projection); 0 keeps the encoder frozen, as the paper does. Its
+    # BatchNorm statistics stay the self-supervised run's either way.
+    image_finetune_blocks: int = 0
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"image": ImageEncoderConfig.PRESETS["tiny"],
@@ -220,6 +224,13 @@ class AstroClipConfig(ConfigMixin):
             )
         if self.logit_scale <= 0:
             raise ValueError(f"AstroClipConfig.logit_scale={self.logit_scale}: must be > 0")
+        blocks = len(self.image.widths) * self.image.blocks_per_stage
+        ft = self.image_finetune_blocks
+        if isinstance(ft, bool) or not isinstance(ft, int) or not 0 <= ft <= blocks:
+            raise ValueError(
+                f"AstroClipConfig.image_finetune_blocks={ft!r}: expected an int in 0..{blocks} "
+                "(the image encoder's residual blocks)"
+            )
         head, n = self.spectrum_head, self.spectrum.n_tokens
         if head != "attention" and segment_count(head, n) is None:
             raise ValueError(

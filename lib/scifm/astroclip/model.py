@@ -4,9 +4,10 @@ Parker et al. (2024), section 3.3: each frozen encoder's tokens go through a
 cross-attention head (one learned query, multi-head attention over the tokens) and an
 MLP to a shared embedding space, trained with the symmetric InfoNCE loss. The spectrum
 side may instead read the tokens in wavelength segments (``SegmentHead``,
-``AstroClipConfig.spectrum_head="seg<K>"``). The
-encoders' pretrained weights are copied in by ``scifm.astroclip.train.align``, never
-read here.
+``AstroClipConfig.spectrum_head="seg<K>"``). ``AstroClipConfig.image_finetune_blocks``
+lets the image encoder's top blocks train with the heads (a departure from the paper,
+whose encoders stay frozen). The encoders' pretrained weights are copied in by
+``scifm.astroclip.train.align``, never read here.
 """
 
 from __future__ import annotations
@@ -103,10 +104,22 @@ class AstroClip(nn.Module):
         self.freeze_encoders()
 
     def freeze_encoders(self) -> None:
-        """Encoders stay fixed during alignment (and in eval mode: BatchNorm statistics)."""
+        """Encoders stay fixed during alignment (and in eval mode: BatchNorm statistics),
+        except the image encoder's top ``config.image_finetune_blocks`` residual blocks and
+        its token projection when that is > 0."""
         for enc in (self.image_encoder, self.spectrum_encoder):
             enc.requires_grad_(False)
             enc.eval()
+        for module in self.image_finetuned_modules():
+            module.requires_grad_(True)
+
+    def image_finetuned_modules(self) -> list[nn.Module]:
+        """The image encoder's parts that train with the heads (none by default)."""
+        n = self.config.image_finetune_blocks
+        if not n:
+            return []
+        enc = self.image_encoder
+        return [*list(enc.stages)[-n:], enc.to_tokens, enc.norm]
 
     def train(self, mode: bool = True) -> AstroClip:
         super().train(mode)
@@ -115,6 +128,8 @@ class AstroClip(nn.Module):
         return self
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        if self.config.image_finetune_blocks:  # the frozen lower blocks record no graph
+            return self.image_head(self.image_encoder(images))
         with torch.no_grad():
             tokens = self.image_encoder(images)
         return self.image_head(tokens)
