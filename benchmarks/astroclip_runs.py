@@ -45,6 +45,14 @@ RUNS = {  # label -> (default folder, stage)
     "alignment, fresh 4,500-step cosine": ("runs/astroclip_clip4500", "align"),
     "alignment, fresh 9,000-step cosine (plateau rule on)": ("runs/astroclip_clip9000", "align"),
     "alignment, fresh 12,000-step cosine (plateau rule on)": ("runs/astroclip_clip12k", "align"),
+    "alignment, image encoder's top block trained (3,000 steps)": (
+        "runs/astroclip_clip_ft1",
+        "align",
+    ),
+    "alignment, image encoder's 3 blocks trained (3,000 steps)": (
+        "runs/astroclip_clip_ft3",
+        "align",
+    ),
 }
 # The rule each stage is watched by (train.py's SPECTRUM_PLATEAU / ALIGN_PLATEAU; the image
 # runs by their k-NN redshift R^2, the "validation figure" for them).

@@ -122,8 +122,11 @@ def test_align_trains_the_head_it_is_asked_for(tmp_path, capsys):
     assert "spectrum_head='seg999'" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "checkpoint").exists()
     # the image encoder's top block trains with the heads; the lower one stays the SSL run's
-    assert main([*args, "--out", str(tmp_path / "ft"), "--image-finetune-blocks", "1"]) == 0
+    assert main([*args, "--out", str(tmp_path / "ft"), "--image-finetune-blocks", "1",
+                 "--embed-dim", "24"]) == 0  # fmt: skip
     cfg, model = load_model(tmp_path / "ft" / "checkpoint", expect_config=AstroClipConfig)
+    assert cfg.embed_dim == 24
+    assert model.embed_spectra(torch.zeros(1, cfg.spectrum.n_bins)).shape == (1, 24)
     _, ssl = load_model(tmp_path / "img" / "checkpoint")
     assert cfg.image_finetune_blocks == 1
     ours, theirs = model.image_encoder.state_dict(), ssl.encoder.state_dict()

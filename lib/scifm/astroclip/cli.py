@@ -5,7 +5,7 @@
     scifm astroclip pretrain-spectrum --survey S --out runs/spec  [--eval-every N --until-plateau]
     scifm astroclip align   --survey S --image runs/img --spectrum runs/spec --out runs/clip
                             [--eval-every N --until-plateau --spectrum-head attention|seg<K>]
-                            [--image-finetune-blocks N]
+                            [--image-finetune-blocks N --embed-dim D]
     scifm astroclip embed   --model runs/clip/checkpoint --survey S --out emb.h5
     scifm astroclip evaluate --model runs/clip/checkpoint --survey S
     scifm astroclip search  --catalog assets/astroclip/catalog.h5 --id TARGETID [--mode ...]
@@ -222,6 +222,7 @@ def _align(args: argparse.Namespace) -> int:
     cfg = _preset_config(args).replace(
         image=ssl.config, spectrum=spec.config, spectrum_head=args.spectrum_head,
         image_finetune_blocks=args.image_finetune_blocks,
+        **({"embed_dim": args.embed_dim} if args.embed_dim else {}),
     )  # fmt: skip
     cfg, data, tr, te = _load(args, cfg)
     record = split_record(data.targetid, tr, te, how=split_how(args.survey, args.seed),
@@ -363,6 +364,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="spectrum alignment head: 'attention' (the paper's learned query) "
                         "or 'seg<K>' (tokens averaged in K wavelength segments, then an "
                         "MLP)")  # fmt: skip
+    p.add_argument("--embed-dim", type=positive_int, default=None,
+                   help="shared embedding size (default: the preset's; 128, the workshop "
+                        "size; the MNRAS paper 1024)")  # fmt: skip
     p.add_argument("--image-finetune-blocks", type=int, default=0, metavar="N",
                    help="train the image encoder's top N residual blocks with the heads "
                         "(default 0: frozen, as in the paper)")  # fmt: skip
