@@ -53,6 +53,14 @@ RUNS = {  # label -> (default folder, stage)
         "runs/astroclip_clip_ft3",
         "align",
     ),
+    "alignment, image encoder's 3 blocks trained, batch 512 (750 steps)": (
+        "runs/astroclip_clip_ft3_b512",
+        "align",
+    ),
+    "alignment, seg32 head, embedding 1024, SpecFormer step 7,200 (3,000 steps)": (
+        "runs/astroclip_clip_seg32_d1024",
+        "align",
+    ),
 }
 # The rule each stage is watched by (train.py's SPECTRUM_PLATEAU / ALIGN_PLATEAU; the image
 # runs by their k-NN redshift R^2, the "validation figure" for them).
