@@ -280,7 +280,8 @@ def align(
     eval_every: int = 0,
     until_plateau: bool = False,
 ) -> tuple[AstroClip, TrainResult]:
-    """Train the alignment heads on pairs (images[i], spectra[i]) with frozen encoders.
+    """Train the alignment heads on pairs (images[i], spectra[i]) with frozen encoders
+    (and the image encoder's top ``cfg.image_finetune_blocks`` blocks, when > 0).
 
     ``cache``: run the frozen SpecFormer once over all spectra and train on its tokens
     (float16 in memory); the spectrum side is the expensive one, and frozen.
