@@ -90,6 +90,44 @@ def test_flat_maps_only_are_left_undivided():
     torch.testing.assert_close(y[1, 0], x[1, 0])
 
 
+def test_map_std_is_tensor_std_and_has_a_gradient_on_flat_maps():
+    from scifm.mpp.stem import map_std
+
+    x = torch.randn(3, 4, 8, 8, dtype=torch.float64) * 1e-3 + 5.0  # small spread, large mean
+    torch.testing.assert_close(map_std(x), x.std(dim=(-2, -1), keepdim=True))
+    torch.testing.assert_close(map_std(x.transpose(-2, -1)), x.std(dim=(-2, -1), keepdim=True))
+    assert torch.isnan(map_std(torch.ones(2, 1, 1))).all()  # one pixel: no spread, as std
+    flat = torch.full((1, 1, 8, 8), 2.5, requires_grad=True)
+    map_std(flat).sum().backward()
+    assert torch.isfinite(flat.grad).all()  # Tensor.std's gradient there is NaN
+
+
+def test_pointwise_is_the_1x1_convolution():
+    from scifm.mpp.blocks import pointwise
+
+    for bias in (True, False):
+        conv = torch.nn.Conv2d(6, 9, 1, bias=bias)
+        x = torch.randn(5, 6, 4, 7).transpose(-2, -1)  # any layout
+        torch.testing.assert_close(pointwise(conv, x), conv(x))
+
+
+def test_inference_runs_the_last_block_on_the_last_frame_only(tiny):
+    x = torch.randn(2, 4, 2, 32, 32)
+    with torch.no_grad():
+        full = tiny.encode(x, [4, 5], True)[0]
+        last = tiny.encode(x, [4, 5], True, last_only=True)[0]
+        assert full.shape[1] == 4 and last.shape[1] == 1
+        torch.testing.assert_close(last, full[:, -1:], rtol=1e-5, atol=1e-6)
+        y = tiny(x, [4, 5], periodic=True)  # eval mode: the pruned path
+        _, idx, std, mean = tiny.encode(x, [4, 5], True)
+        torch.testing.assert_close(y, tiny.decoder(full[:, -1], idx) * std[:, 0] + mean[:, 0])
+    tiny.train()
+    try:  # training runs every frame through every block (DropPath's masks are per frame)
+        assert tiny(x, [4, 5], periodic=True).shape == y.shape
+    finally:
+        tiny.eval()
+
+
 def test_periodic_model_commutes_with_shifts_by_whole_patches(tiny):
     x = torch.randn(1, 4, 2, 32, 32)
     shift = (8, 16)  # multiples of the patch (8): token grid rolls by (1, 2)

@@ -14,6 +14,7 @@ one system, so ``field_index`` and ``periodic`` are shared by the batch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -88,8 +89,10 @@ class AViT(nn.Module):
         field_index: Sequence[int] | torch.Tensor,
         periodic: bool | Sequence[bool] | torch.Tensor = False,
     ) -> torch.Tensor:
-        tokens, idx, std, mean = self.encode(x, field_index, periodic)
-        y = self.decoder(tokens[:, -1], idx)  # (B, C, H, W): only the last frame is predicted
+        # only the last frame is predicted: in inference its last block skips the others
+        # (in training it runs them all, so DropPath draws the masks it always drew)
+        tokens, idx, std, mean = self.encode(x, field_index, periodic, last_only=not self.training)
+        y = self.decoder(tokens[:, -1], idx)  # (B, C, H, W)
         if self.config.predict_delta:
             return x[:, -1] + y * std[:, 0]
         return y * std[:, 0] + mean[:, 0]
@@ -99,8 +102,11 @@ class AViT(nn.Module):
         x: torch.Tensor,
         field_index: Sequence[int] | torch.Tensor,
         periodic: bool | Sequence[bool] | torch.Tensor = False,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Processor tokens (B, T, D, H/p, W/p), field slots, and the RevIN std and mean."""
+        """Processor tokens (B, T, D, H/p, W/p), field slots, and the RevIN std and mean.
+        ``last_only``: the last block returns the last frame only (B, 1, D, H/p, W/p), all
+        that a prediction reads (``forward`` in eval mode)."""
         if x.ndim != 5:
             raise ValueError(f"x has shape {tuple(x.shape)}: expected (B, T, C, H, W)")
         B, _, C, H, W = x.shape
@@ -110,14 +116,18 @@ class AViT(nn.Module):
         idx = self.field_slots(field_index, C, x.device)
         per = as_periodic(periodic)
         with torch.no_grad():  # reversible instance norm over (T, H, W) per sample and field
-            std, mean = torch.std_mean(x, dim=(1, 3, 4), keepdim=True)  # (B, 1, C, 1, 1)
+            # (B, 1, C, 1, 1); two passes, as ``stem.map_std`` (``torch.std_mean`` is ~10x slower)
+            mean = x.mean(dim=(1, 3, 4), keepdim=True)
+            n = x.shape[1] * x.shape[3] * x.shape[4]
+            std = torch.linalg.vector_norm(x - mean, dim=(1, 3, 4), keepdim=True)
+            std = std / math.sqrt(n - 1) if n > 1 else std * float("nan")
             std = std + REVIN_EPS
         x = (x - mean) / std
         x = self.embed(rearrange(x, "b t c h w -> b t h w c"), idx)  # (B, T, H, W, D/4)
         x = self.stem(rearrange(x, "b t h w e -> (b t) e h w"))  # ((B T), D, h, w)
         x = rearrange(x, "(b t) d h w -> b t d h w", b=B)
-        for block in self.blocks:
-            x = block(x, per)
+        for i, block in enumerate(self.blocks):
+            x = block(x, per, last_only and i == len(self.blocks) - 1)
         return x, idx, std, mean
 
     def field_slots(

@@ -9,6 +9,8 @@ convolutions (k4/s4, k2/s2, k2/s2 for patch 16) separated by RMS instance norms.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,12 +37,26 @@ class RMSInstanceNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
-        std = x.std(dim=(-2, -1), keepdim=True)
+        std = map_std(x)
         # The reference divides a flat map by eps (x / (std + eps)): a spatially uniform
         # input frame comes out ~1e8 times larger and the processor overflows to NaN. A flat
         # map is passed on undivided; every other map is divided exactly as in the reference.
         flat = std <= FLAT_REL * x.detach().abs().amax(dim=(-2, -1), keepdim=True)
-        return x / torch.where(flat, 1.0, std + self.eps) * self.weight[None, :, None, None]
+        # one pass over the map: the gain over the std, per (sample, channel)
+        return x * (self.weight[None, :, None, None] / torch.where(flat, 1.0, std + self.eps))
+
+
+def map_std(x: torch.Tensor) -> torch.Tensor:
+    """``x.std(dim=(-2, -1), keepdim=True)`` (Bessel-corrected) of (..., H, W) maps, in two
+    passes (mean, then the norm of the deviations): 8-20x faster on a CPU than ``Tensor.std``,
+    whose Welford reduction was a quarter of an AViT step there (benchmarks/results/
+    mpp_speed.md), and as accurate in float32 (relative error ~1e-7). A map of one pixel has
+    no spread to estimate: NaN, as ``Tensor.std`` gives."""
+    flat = x.flatten(-2)
+    dev = flat - flat.mean(dim=-1, keepdim=True)
+    norm = torch.linalg.vector_norm(dev, dim=-1, keepdim=True)
+    n = flat.shape[-1]
+    return (norm / math.sqrt(n - 1) if n > 1 else norm * float("nan")).unsqueeze(-1)
 
 
 class FieldEmbedding(nn.Module):
