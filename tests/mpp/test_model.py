@@ -111,6 +111,16 @@ def test_pointwise_is_the_1x1_convolution():
         torch.testing.assert_close(pointwise(conv, x), conv(x))
 
 
+def test_stem_from_fields_is_the_embedding_then_the_stem(tiny):
+    x = torch.randn(3, 2, 32, 16)  # (N, C, H, W): two fields in slots 4 and 5
+    idx = torch.tensor([4, 5])
+    with torch.no_grad():
+        weight, bias = tiny.embed.affine(idx)
+        fused = tiny.stem.from_fields(x, weight, bias)
+        embedded = tiny.embed(x.permute(0, 2, 3, 1), idx).permute(0, 3, 1, 2)  # (N, D/4, H, W)
+        torch.testing.assert_close(fused, tiny.stem(embedded), rtol=1e-5, atol=1e-5)
+
+
 def test_inference_runs_the_last_block_on_the_last_frame_only(tiny):
     x = torch.randn(2, 4, 2, 32, 32)
     with torch.no_grad():

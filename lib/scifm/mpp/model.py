@@ -123,8 +123,8 @@ class AViT(nn.Module):
             std = std / math.sqrt(n - 1) if n > 1 else std * float("nan")
             std = std + REVIN_EPS
         x = (x - mean) / std
-        x = self.embed(rearrange(x, "b t c h w -> b t h w c"), idx)  # (B, T, H, W, D/4)
-        x = self.stem(rearrange(x, "b t h w e -> (b t) e h w"))  # ((B T), D, h, w)
+        # field embedding and hMLP stem in one: ((B T), C, H, W) -> ((B T), D, h, w)
+        x = self.stem.from_fields(rearrange(x, "b t c h w -> (b t) c h w"), *self.embed.affine(idx))
         x = rearrange(x, "(b t) d h w -> b t d h w", b=B)
         for i, block in enumerate(self.blocks):
             x = block(x, per, last_only and i == len(self.blocks) - 1)

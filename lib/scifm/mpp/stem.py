@@ -69,8 +69,13 @@ class FieldEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor, field_index: torch.Tensor) -> torch.Tensor:
         # x (..., C) with C = len(field_index) -> (..., d_out)
+        weight, bias = self.affine(field_index)
+        return F.linear(x, weight, bias)
+
+    def affine(self, field_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The map as (weight (d_out, C), bias (d_out,)) for the slots ``field_index``."""
         scale = (self.n_states / field_index.numel()) ** 0.5
-        return scale * F.linear(x, self.linear.weight[:, field_index], self.linear.bias)
+        return scale * self.linear.weight[:, field_index], scale * self.linear.bias
 
 
 class HMLPStem(nn.Module):
@@ -93,6 +98,20 @@ class HMLPStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def from_fields(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
+        """``forward`` of the field embedding ``x @ weight.T + bias`` of fields x (N, C, H, W),
+        in one convolution from the C fields: the embedding is linear and the first
+        convolution has no bias, so their composition is a convolution whose bias is constant
+        per output channel. The same numbers without the (N, D/4, H, W) embedded grid at full
+        resolution, whose memory traffic made a batch of 16 slower per trajectory than one
+        on a CPU (benchmarks/results/mpp_speed.md)."""
+        conv = self.net[0]
+        w = torch.einsum("oekl,ec->ockl", conv.weight, weight)
+        b = torch.einsum("oekl,e->o", conv.weight, bias)
+        return self.net[1:](F.conv2d(x, w, b, stride=conv.stride))
 
 
 class HMLPDecoder(nn.Module):
