@@ -153,6 +153,19 @@ def test_bad_input_prints_one_clean_line(case, tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # a refused request leaves nothing behind
 
 
+@pytest.mark.parametrize("group", ["survey", "astroclip"])
+def test_redshift_json_never_overwrites_an_input_or_a_foreign_file(group, tmp_path, capsys):
+    spectrum = _not_hdf5(tmp_path)  # refused before it is read: the --json check comes first
+    before = spectrum.read_bytes()
+    assert main([group, "redshift", str(spectrum), "--json", str(spectrum)]) == 1
+    assert "is an input of this command" in capsys.readouterr().err
+    other = tmp_path / "notes.txt"
+    other.write_text("a user's file")
+    assert main([group, "redshift", str(spectrum), "--json", str(other)]) == 1
+    assert "not a redshift record" in capsys.readouterr().err
+    assert spectrum.read_bytes() == before and other.read_text() == "a user's file"
+
+
 @pytest.mark.parametrize(
     "argv",
     [["pde", "generate", "--system", "cns", "--n", "-3", "--out", "x"],

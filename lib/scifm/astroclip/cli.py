@@ -322,10 +322,11 @@ def _search(args: argparse.Namespace) -> int:
 def _redshift(args: argparse.Namespace) -> int:
     from scifm.astroclip.realspec import add_knn_redshifts
     from scifm.core.paths import assets_dir
-    from scifm.survey.cli import show_redshift_rows
+    from scifm.survey.cli import check_json_out, show_redshift_rows
     from scifm.survey.redshift import redshift_rows
 
     root = Path(args.assets) if args.assets else assets_dir() / "astroclip"
+    check_json_out(args.json, [args.file, args.templates, args.redrock, root / "catalog.h5"])
     rows, z_range = redshift_rows(args.file, split=args.split, n=args.n,
                                   catalog=root / "catalog.h5", templates=args.templates,
                                   redrock=args.redrock)  # fmt: skip

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 from scifm.core.cliargs import positive_int
 
@@ -58,6 +60,7 @@ def _read_spectrum(args: argparse.Namespace) -> int:
 def _redshift(args: argparse.Namespace) -> int:
     from scifm.survey.redshift import redshift_rows
 
+    check_json_out(args.json, [args.file, args.catalog, args.templates, args.redrock])
     rows, z_range = redshift_rows(args.file, split=args.split, n=args.n,
                                   catalog=args.catalog, templates=args.templates,
                                   redrock=args.redrock)  # fmt: skip
@@ -72,10 +75,12 @@ def show_redshift_rows(file: str, rows: list[dict], z_range: list[float] | None,
     from scifm.survey.redshift import OUTSIDE_NOTE
 
     if json_out:  # the text is made first: a failure (above or here) writes nothing
+        check_json_out(json_out, [file])
         text = json.dumps({"file": str(file), "catalog_z_range": z_range, "rows": rows},
                           indent=1, allow_nan=False)  # fmt: skip
-        with open(json_out, "w") as f:
-            f.write(text)
+        tmp = Path(json_out).with_name(Path(json_out).name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, json_out)  # whole or not at all
     span = "no catalogue" if z_range is None else f"{z_range[0]:.3f}-{z_range[1]:.3f}"
     print(f"{file}: {len(rows)} spectra; template-fitting redshift (redrock, our templates); "
           f"catalogue z range {span}")  # fmt: skip
@@ -91,6 +96,32 @@ def show_redshift_rows(file: str, rows: list[dict], z_range: list[float] | None,
         print(f"{r['targetid']:>20} {z:8.4f} {z_err:9.2e} {true_z:>8}{col}  {r['flag']}{note}")
     if json_out:
         print(f"wrote {json_out}")
+
+
+def check_json_out(json_out: str | None, inputs: list) -> None:
+    """Refuse a ``--json OUT`` that would overwrite an input of the command, or an existing
+    file that is not such a JSON record (a spectrum, a survey): only a record of an earlier
+    run of the command is replaced. Checked before any work, so nothing is lost."""
+    if not json_out:
+        return
+    out = Path(json_out)
+    for given in inputs:
+        if given and Path(given).exists() and out.exists() and out.samefile(given):
+            raise ValueError(f"--json {json_out}: is an input of this command ({given}); "
+                             "choose another path")  # fmt: skip
+    if out.is_dir():
+        raise ValueError(f"--json {json_out}: is a directory; give a file path")
+    if out.exists():
+        try:
+            old = json.loads(out.read_text())
+            ours = isinstance(old, dict) and {"file", "rows"} <= old.keys()
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            ours = False
+        if not ours:
+            raise ValueError(f"--json {json_out}: exists and is not a redshift record written by "
+                             "this command; remove it or choose another path")  # fmt: skip
+    if not out.parent.exists():
+        raise ValueError(f"--json {json_out}: folder {out.parent} does not exist")
 
 
 def add_redshift_input_args(p: argparse.ArgumentParser, n_help: str) -> None:
