@@ -135,6 +135,10 @@ BAD_INPUTS = {
         lambda t: ["astroclip", "search", "--catalog", str(_not_hdf5(t)), "--id", "1"],
         "corrupt.h5",
     ),
+    "survey-impossible-cuts": (
+        lambda t: [*_survey_gen(t), "--set", "r_mag_limit=-50"],
+        "no galaxy passes the cuts",
+    ),
     "survey-absurd-stamp": (
         lambda t: [*_survey_gen(t), "--set", "image_size=100000"],
         "image_size",
@@ -151,6 +155,18 @@ def test_bad_input_prints_one_clean_line(case, tmp_path, capsys):
     assert err[0].startswith("scifm: error: ") and word in err[0], err
     assert "Traceback" not in err[0]
     assert not (tmp_path / "out").exists()  # a refused request leaves nothing behind
+
+
+def test_a_failed_overwrite_leaves_the_old_survey_whole(tmp_path, capsys):
+    out = tmp_path / "survey.h5"
+    assert main(["survey", "generate", "--n", "2", "--preset", "tiny", "--out", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    before = out.read_bytes()
+    argv = ["survey", "generate", "--n", "2", "--preset", "tiny", "--out", str(out), "--quiet",
+            "--overwrite", "--set", "r_mag_limit=-50"]  # fmt: skip
+    assert main(argv) == 1
+    assert "no galaxy passes the cuts" in capsys.readouterr().err
+    assert out.read_bytes() == before
 
 
 @pytest.mark.parametrize("group", ["survey", "astroclip"])

@@ -75,6 +75,10 @@ def generate_survey(
                 "(another --out) or pass overwrite=True (--overwrite) to start it again"
             )
     else:
+        # Simulate the first galaxy in memory before the file is created or replaced: a
+        # config no galaxy can satisfy (cuts past every flux limit) fails here, and an
+        # existing survey given with --overwrite is still whole.
+        _run_chunk((cfg.to_dict(), seed, 0, 0, 1))
         out.parent.mkdir(parents=True, exist_ok=True)
         create_survey_file(out, cfg, n, seed)
     tasks = pending_chunks(out)

@@ -114,7 +114,10 @@ def _draw_mass_redshift(cfg: SurveyConfig, rng: np.random.Generator) -> tuple[fl
         if ok.size:
             i = ok[0]
             return float(z[i]), float(logm[i]), bool(q[i])
-    raise RuntimeError(f"SurveyConfig {cfg}: no galaxy passes the flux limit; loosen the cuts")
+    raise ValueError(
+        f"survey config: no galaxy passes the cuts in {200 * m} draws (r_mag_limit="
+        f"{cfg.r_mag_limit}, log_mstar {lo}-{hi}, z {cfg.z_min}-{cfg.z_max}); loosen them"
+    )
 
 
 def _star_formation(rng: np.random.Generator, logm: float, q: bool, t_univ: float) -> dict:
