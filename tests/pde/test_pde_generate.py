@@ -106,6 +106,24 @@ def test_rerun_of_a_finished_pdebench_request_simulates_nothing(tmp_path, monkey
         generate(req.replace(n=4), tmp_path, progress=False)  # the manifest still guards
 
 
+def test_a_folder_of_other_files_is_never_taken_for_the_output(tmp_path):
+    """A user's folder (another HDF5 file, their own PDEBench file) is refused before any
+    simulation: its one .h5 was once returned as the finished output, and a merge onto a
+    taken name deleted the new chunks."""
+    req = GenerateRequest(system="swe", n=2, res=16, n_frames=2, t_end=0.05, chunk_size=2)
+    theirs = tmp_path / "mine" / "my_survey.h5"
+    theirs.parent.mkdir()
+    theirs.write_bytes(b"someone's data")
+    with pytest.raises(ValueError, match=r"not empty \(my_survey.h5\) and holds no generate"):
+        generate(req, theirs.parent, progress=False)
+    assert sorted(p.name for p in theirs.parent.iterdir()) == ["my_survey.h5"]
+    assert theirs.read_bytes() == b"someone's data"
+    # a finished folder names its file: another .h5 put there later is not taken for it
+    files = generate(req, tmp_path / "ours", progress=False)
+    (tmp_path / "ours" / "a_later_file.h5").write_bytes(b"x")
+    assert generate(req, tmp_path / "ours", progress=False) == files
+
+
 def test_resume_with_other_settings_is_refused(tmp_path):
     req = GenerateRequest(system="swe", n=2, res=16, n_frames=2, t_end=0.05, chunk_size=2)
     generate(req, tmp_path, progress=False)

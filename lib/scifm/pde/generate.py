@@ -37,6 +37,7 @@ from scifm.pde.well import well_dataset_name, write_well, write_well_stats
 
 FORMATS = ("pdebench", "well")
 MANIFEST = "generate.json"
+DONE = "generate.done.json"  # a finished PDEBench request: the merged file's name
 
 
 MAX_RES = 4096  # cells per side a request may ask for (PDEBench's largest is 512)
@@ -156,6 +157,14 @@ def generate(
 def _check_manifest(req: GenerateRequest, out: Path) -> None:
     path = out / MANIFEST
     record = req.to_dict()
+    if not path.exists():
+        others = sorted(p.name for p in out.iterdir())
+        if others:  # a user's folder: its files would be taken for (or merged into) ours
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise ValueError(
+                f"--out {out}: not empty ({shown}) and holds no {MANIFEST}; generate into "
+                "a new or empty folder"
+            )
     if path.exists():
         old = json.loads(path.read_text())
         if old != json.loads(json.dumps(record)):
@@ -179,6 +188,12 @@ def _finished_pdebench(req: GenerateRequest, out: Path) -> Path | None:
     """
     if req.fmt != "pdebench" or req.system == "ins" or (out / "chunks").exists():
         return None
+    done = out / DONE
+    if done.exists():  # the name the merge wrote
+        final = out / json.loads(done.read_text())["file"]
+        return final if final.is_file() else None
+    # a folder finished before DONE was written: its one HDF5 file (the manifest check has
+    # made sure the folder was empty when the request began)
     merged = [p for p in out.iterdir() if p.is_file() and p.suffix in (".h5", ".hdf5")]
     return merged[0] if len(merged) == 1 else None
 
@@ -203,6 +218,9 @@ def _finish_pdebench(req: GenerateRequest, out: Path, chunks: list[Path]) -> lis
         with h5py.File(tmp, "w") as dst:
             (_merge_grouped if req.system in GROUPED else _merge_cns)(dst, chunks, req.n)
         os.replace(tmp, final)
+    tmp = atomic_path(out / DONE)
+    tmp.write_text(json.dumps({"file": final.name}) + "\n")
+    os.replace(tmp, out / DONE)
     shutil.rmtree(out / "chunks", ignore_errors=True)
     return [final]
 
