@@ -110,6 +110,9 @@ def test_query_marks_become_targets() -> None:
         parse_query("speed -1e31 time ?", text_cfg, {"n1": 2.0})
     with pytest.raises(ValueError, match="field 'zz' was not in the training data"):
         parse_query('{"zz": ?}', cfg, fallback)
+    for given in ('"x"', "true", "null"):  # a known number given as text: never dropped
+        with pytest.raises(ValueError, match=f"field 'sl' is {given}; the model was trained"):
+            parse_query(f'{{"sl": {given}, "sw": ?}}', cfg, fallback)
 
 
 def test_cli_train_evaluate_predict_on_a_user_file(tmp_path, xval_cli) -> None:

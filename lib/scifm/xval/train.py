@@ -167,10 +167,14 @@ def fit_file(
     from scifm.xval.userdata import data_config, detect_format, read_lines, samples_of, split_lines
 
     fmt = fmt or detect_format(path)
-    train_l, val_l = split_lines(read_lines(path, fmt), val_fraction, seed)
+    try:  # the file is named in what the split and the target choice refuse
+        train_l, val_l = split_lines(read_lines(path, fmt), val_fraction, seed)
+        train_s, val_s = samples_of(train_l, target), samples_of(val_l, target)
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if str(path) in msg else f"data file {str(path)!r}: {msg}") from None
     spec = data_config(train_l, fmt=fmt, target=target, val_fraction=val_fraction,
                        split_seed=seed, source=str(path))  # fmt: skip
-    train_s, val_s = samples_of(train_l, target), samples_of(val_l, target)
     tok = XvalConfig(scheme=scheme, exp_min=spec.exp_min, exp_max=spec.exp_max).tokenizer
     longest = max(len(tok.encode(s.text)) for s in train_s + val_s) + 1  # + [EOS]
     config = model_config_for(spec, scheme, preset, mode=mode,

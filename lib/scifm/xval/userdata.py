@@ -305,6 +305,11 @@ def _fill(obj: Any, key: str, fallback: dict[str, float], keys: list[str]) -> An
         return [_fill(v, key, fallback, keys) for v in obj]
     if isinstance(obj, int | float) and not isinstance(obj, bool):
         keys.append("")  # a given number: position kept, not a target
+    elif (key or "value") in fallback:  # a field the model knows as a number, given as text
+        raise ValueError(
+            f"field {key or 'value'!r} is {json.dumps(obj)[:40]}; the model was trained on "
+            "numbers there: give a number or '?'"
+        )
     return obj
 
 
