@@ -135,6 +135,10 @@ BAD_INPUTS = {
         lambda t: ["astroclip", "search", "--catalog", str(_not_hdf5(t)), "--id", "1"],
         "corrupt.h5",
     ),
+    "survey-out-is-a-folder": (
+        lambda t: ["survey", "generate", "--n", "2", "--preset", "tiny", "--out", str(t)],
+        "is a directory",
+    ),
     "survey-impossible-cuts": (
         lambda t: [*_survey_gen(t), "--set", "r_mag_limit=-50"],
         "no galaxy passes the cuts",

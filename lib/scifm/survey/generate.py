@@ -59,6 +59,8 @@ def generate_survey(
     out = Path(out)
     if workers < 1:  # n is checked by create_survey_file, before any file is touched
         raise ValueError(f"generate_survey: workers={workers}; expected >= 1")
+    if out.is_dir():
+        raise ValueError(f"survey file {out}: is a directory; give the path of an .h5 file")
     if out.exists() and not overwrite:
         info = survey_info(out)
         if (info["n"], info["seed"], info["config"]) != (n, seed, cfg):
