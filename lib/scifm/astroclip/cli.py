@@ -260,15 +260,16 @@ def _embed(args: argparse.Namespace) -> int:
     for name in ("image", "spectrum"):
         if summary.get(f"no_{name}"):
             print(f"WARNING: {args.survey}: {summary[f'no_{name}']} of {n} galaxies have no "
-                  f"{name} data (all NaN, inf or 0); their {name} embeddings are NaN and "
-                  f"{name}_ok is False in {out}", file=sys.stderr)  # fmt: skip
+                  f"{name} data (all NaN, inf or 0) or values out of range (no finite "
+                  f"embedding); their {name} embeddings are NaN and {name}_ok is False in "
+                  f"{out}", file=sys.stderr)  # fmt: skip
     print(strict_json({"embeddings": str(out), "n": n, **{k: v for k, v in summary.items()
                                                           if k.startswith("no_")}}))  # fmt: skip
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from scifm.astroclip.embed import embed_arrays, has_data
+    from scifm.astroclip.embed import embed_arrays, embedded_ok
     from scifm.astroclip.evaluate import cross_modal_recall, knn_r2
     from scifm.astroclip.splits import model_split
 
@@ -279,25 +280,33 @@ def _evaluate(args: argparse.Namespace) -> int:
         how = f"recorded with the model: {rec['how']}"
     except ValueError as e:  # an older checkpoint: say which split was used instead
         how = f"the survey's split, not the model's ({e})"
-    ok = has_data(data.images) & has_data(data.spectra)  # a galaxy with no image or spectrum
-    dropped = int((~ok[tr]).sum() + (~ok[te]).sum())  # else scored on an all-zero input
+    emb = embed_arrays(model, data.images, data.spectra, device=next(model.parameters()).device)
+    # a galaxy with no image or spectrum (or one the model gives no finite embedding) would
+    # be scored on an all-zero input, or break the k-NN with NaN
+    ok = embedded_ok(data.images, emb["image"]) & embedded_ok(data.spectra, emb["spectrum"])
+    dropped = int((~ok[tr]).sum() + (~ok[te]).sum())
+    note = ""
     if dropped:
         note = (f"{dropped} of {len(tr) + len(te)} galaxies of the split have no image or no "
-                "spectrum (all NaN, inf or 0)")  # fmt: skip
+                "spectrum (all NaN, inf or 0, or values out of range)")  # fmt: skip
         tr, te = tr[ok[tr]], te[ok[te]]
         print(f"WARNING: {args.survey}: {note}; left out of the evaluation", file=sys.stderr)
-        if len(tr) < 2 or len(te) < 2:
-            raise ValueError(f"survey {args.survey}: {note}; {len(tr)} training and {len(te)} "
-                             "test galaxies left, too few to evaluate")  # fmt: skip
-    emb = embed_arrays(model, data.images, data.spectra, device=next(model.parameters()).device)
+        note += "; "
+    if len(tr) < 2 or len(te) < 2:
+        raise ValueError(f"survey {args.survey}: {note}{len(tr)} training and {len(te)} test "
+                         "galaxies left, too few to evaluate (too few training/test galaxies: "
+                         "need at least 2 of each)")  # fmt: skip
     wanted = [k for k in args.props.split(",") if k]
     props = {k: data.props[k] for k in wanted if k in data.props}
     absent = [k for k in wanted if k not in data.props]
-    out = {
-        f"knn_r2_{m}": knn_r2(emb[m][tr], emb[m][te], {k: v[tr] for k, v in props.items()},
-                              {k: v[te] for k, v in props.items()})
-        for m in ("image", "spectrum")
-    }  # fmt: skip
+    try:
+        out = {
+            f"knn_r2_{m}": knn_r2(emb[m][tr], emb[m][te], {k: v[tr] for k, v in props.items()},
+                                  {k: v[te] for k, v in props.items()})
+            for m in ("image", "spectrum")
+        }  # fmt: skip
+    except ValueError as e:  # too few galaxies with a finite property
+        raise ValueError(f"survey {args.survey}: {e}") from e
     out["image_to_spectrum"] = cross_modal_recall(emb["image"][te], emb["spectrum"][te])
     out["split"] = {"how": how, "n_train": len(tr), "n_test": len(te), "no_data": dropped}
     if absent:

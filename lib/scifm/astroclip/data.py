@@ -107,7 +107,8 @@ def prepare_images(images: np.ndarray, cfg: ImageEncoderConfig, batch: int = 512
 
 
 def prepare_spectra(spectra: np.ndarray, cfg: SpecFormerConfig) -> torch.Tensor:
-    """(N, 7781) spectra -> (N, n_bins) float32, adjacent bins averaged; NaNs become 0."""
+    """(N, 7781) spectra -> (N, n_bins) float32, adjacent bins averaged; NaNs become 0. The
+    mean is summed in float64: a float32 sum of values near 3e38 would overflow to inf."""
     s = np.asarray(spectra, np.float32)
     if s.ndim == 1:
         s = s[None]
@@ -117,8 +118,8 @@ def prepare_spectra(spectra: np.ndarray, cfg: SpecFormerConfig) -> torch.Tensor:
         )
     s = np.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0)
     n = cfg.n_bins * cfg.downsample
-    s = s[:, :n].reshape(len(s), cfg.n_bins, cfg.downsample).mean(-1)
-    return torch.from_numpy(np.ascontiguousarray(s))
+    s = s[:, :n].reshape(len(s), cfg.n_bins, cfg.downsample).mean(-1, dtype=np.float64)
+    return torch.from_numpy(np.ascontiguousarray(s, np.float32))
 
 
 def split_indices(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, ...]:

@@ -138,8 +138,9 @@ def embed_file(
     ``image_ok`` and ``spectrum_ok`` (N,) bool and the attributes ``format``, ``n``,
     ``n_done``, ``model`` (``model_fingerprint``) and ``source`` (what was embedded, e.g. the
     survey path). A galaxy whose cutout crop or spectrum holds no data (every value the model
-    would see NaN, inf or 0: off the imaging footprint, a failed fibre) is flagged False and
-    its embedding of that modality is NaN, never a normal-looking vector made of zero-filled
+    would see NaN, inf or 0: off the imaging footprint, a failed fibre), or values so large
+    that the model gives no finite embedding (``embedded_ok``), is flagged False and its
+    embedding of that modality is NaN, never a normal-looking vector made of zero-filled
     input. A rerun with the same model, source and ``n`` continues from ``n_done``; any other
     existing file is refused, never written into.
     """
@@ -166,7 +167,7 @@ def embed_file(
                  "spectrum": prepare_spectra(g.spectra, model.config.spectrum)}  # fmt: skip
             emb = embed_arrays(model, x["image"], x["spectrum"], device=device)
             for name in ("image", "spectrum"):
-                ok = has_data(x[name])
+                ok = embedded_ok(x[name], emb[name])
                 emb[name][~ok] = np.nan
                 f[name][lo:hi], f[f"{name}_ok"][lo:hi] = emb[name], ok
             f["targetid"][lo:hi] = g.targetid
@@ -179,8 +180,16 @@ def embed_file(
 
 def has_data(x: torch.Tensor) -> np.ndarray:
     """(N,) bool: each prepared row (``prepare_images``/``prepare_spectra``: the crop and
-    bins the model sees, non-finite values already zeroed) holds a non-zero value."""
-    return x.ne(0).flatten(1).any(1).numpy()
+    bins the model sees, non-finite values already zeroed) holds a non-zero value and only
+    finite values."""
+    x = x.flatten(1)
+    return (x.ne(0).any(1) & x.isfinite().all(1)).numpy()
+
+
+def embedded_ok(x: torch.Tensor, emb: np.ndarray) -> np.ndarray:
+    """(N,) bool: ``has_data`` of the prepared rows ``x`` and a finite embedding (N, E) of
+    each (values near the float32 limit, e.g. 3e38, overflow inside the model to NaN)."""
+    return has_data(x) & np.isfinite(emb).all(1)
 
 
 def embedding_summary(path: str | Path) -> dict[str, int]:

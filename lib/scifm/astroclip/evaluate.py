@@ -31,8 +31,16 @@ def _xy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np
             xs.transform(x_test), ys.transform(y_test[:, None]).ravel())  # fmt: skip
 
 
-def _finite(y_train: np.ndarray, y_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.isfinite(y_train), np.isfinite(y_test)
+def _finite(name: str, y_train: np.ndarray, y_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with a finite target; ValueError when fewer than 2 of the training or the test
+    rows have one (the scaler, the regressor and R^2 need at least that many)."""
+    mtr, mte = np.isfinite(y_train), np.isfinite(y_test)
+    if mtr.sum() < 2 or mte.sum() < 2:
+        raise ValueError(
+            f"too few training/test galaxies (or no finite {name}): {int(mtr.sum())} training "
+            f"and {int(mte.sum())} test galaxies with a finite {name}; need at least 2 of each"
+        )
+    return mtr, mte
 
 
 def knn_r2(
@@ -46,7 +54,7 @@ def knn_r2(
     """Zero-shot R^2 per target: distance-weighted k-NN on standardized embeddings."""
     out = {}
     for name in targets_train:
-        mtr, mte = _finite(targets_train[name], targets_test[name])
+        mtr, mte = _finite(name, targets_train[name], targets_test[name])
         a, b, c, d = _xy(x_train[mtr], targets_train[name][mtr], x_test[mte],
                          targets_test[name][mte])  # fmt: skip
         knn = KNeighborsRegressor(n_neighbors=min(k, len(a)), weights="distance").fit(a, b)
@@ -152,7 +160,7 @@ def few_shot_r2(
     """Few-shot R^2 per target: a small MLP trained on the frozen, standardized embeddings."""
     out = {}
     for name in targets_train:
-        mtr, mte = _finite(targets_train[name], targets_test[name])
+        mtr, mte = _finite(name, targets_train[name], targets_test[name])
         a, b, c, d = _xy(x_train[mtr], targets_train[name][mtr], x_test[mte],
                          targets_test[name][mte])  # fmt: skip
         mlp = MLPRegressor(hidden_layer_sizes=hidden, alpha=1e-3, max_iter=300, early_stopping=True,

@@ -27,6 +27,8 @@ from scifm.survey.redshift import AGREE, OUTSIDE_NOTE, range_note
 
 MIN_COVERAGE = 0.3  # an object with fewer good pixels is not placed
 NOT_PLACED = "too few good pixels to place"  # below MIN_COVERAGE, as on the galaxies page
+# enough good pixels, but values so large (e.g. 3e38) that the model gives no finite vector
+OUT_OF_RANGE = "flux values out of range (the model gives no finite embedding); not placed"
 
 
 @dataclass
@@ -237,9 +239,10 @@ def add_knn_redshifts(
     no number, since a k-NN redshift is a mean of catalogue redshifts and always lies inside.
 
     A real file's spectra are prepared as the page prepares an upload (``usable_flux``; under
-    MIN_COVERAGE good pixels: NOT_PLACED) and search the whole index, as the page does; a survey
-    file's spectra are read as stored (as the index was built) and never find their own
-    galaxies (by target id)."""
+    MIN_COVERAGE good pixels: NOT_PLACED; values the model cannot embed: OUT_OF_RANGE) and
+    search the whole index, as the page does; a survey file's spectra are read as stored (as
+    the index was built; only non-finite pixels interpolated over, and good pixels finite with
+    ivar > 0, as for a real file) and never find their own galaxies (by target id)."""
     import h5py
 
     from scifm.survey.readers import read_spectrum_file
@@ -250,8 +253,13 @@ def add_knn_redshifts(
     exclude = None
     if h5py.is_hdf5(path):
         tids, src = survey_input(path, split, n)
-        flux = np.asarray(src["arrays"]["flux"], np.float32)
-        usable = (np.asarray(src["arrays"]["ivar"]) > 0).any(axis=1)
+        flux = np.array(src["arrays"]["flux"], np.float32)  # a copy: filled below
+        # a released file's ivar is 1 everywhere: a NaN flux must not count as data
+        good = np.isfinite(flux) & (np.asarray(src["arrays"]["ivar"]) > 0)
+        usable = (good.mean(axis=1) >= MIN_COVERAGE) & good.any(axis=1)
+        fin = np.isfinite(flux)
+        for i in np.flatnonzero(usable & ~fin.all(axis=1)):
+            flux[i] = fill_masked(np.where(fin[i], flux[i], 0.0), fin[i])
         exclude = np.asarray(tids, np.int64)
     else:
         records = read_spectrum_file(path)[:n]
@@ -265,12 +273,14 @@ def add_knn_redshifts(
     z_knn = np.full(len(rows), np.nan)
     if usable.any():
         z_knn[usable] = knn_redshifts(index, model, flux[usable], k=k, exclude=exclude)
-    for r, zk in zip(rows, z_knn):
+    for i, (r, zk) in enumerate(zip(rows, z_knn)):
         zt = r["z"]
         if r["note"]:
             r["knn_z"], r["knn_note"] = None, OUTSIDE_NOTE
-        elif not np.isfinite(zk):
+        elif not usable[i]:
             r["knn_z"], r["knn_note"] = None, NOT_PLACED
+        elif not np.isfinite(zk):
+            r["knn_z"], r["knn_note"] = None, OUT_OF_RANGE
         elif zt is None:
             r["knn_z"], r["knn_note"] = float(zk), "no template redshift to compare with"
         else:

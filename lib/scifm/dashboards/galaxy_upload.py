@@ -21,6 +21,7 @@ fails says so in one line and leaves the k-NN answer as it is.
 from __future__ import annotations
 
 import html
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ from scifm.astroclip.redshift_index import RedshiftIndex, knn_of_vectors
 from scifm.dashboards.galaxy_plots import grid_html, spectrum_plot
 from scifm.dashboards.style import STYLESHEET
 
+log = logging.getLogger(__name__)
 MAX_OBJECTS = 3  # objects of one file shown
 RUNNING = "template fit running…"
 
@@ -61,7 +63,7 @@ class UploadAnswer:
     z_range: tuple[float, float]  # the catalogue's redshift range
     panes: list  # what the page shows, in order
     objects: list[UploadedObject] = field(default_factory=list)
-    flux: np.ndarray | None = None  # (n, 7781) of the shown objects, for the template fit
+    flux: np.ndarray | None = None  # (n, 7781) of ``objects``, row i of objects[i], for the fit
     ivar: np.ndarray | None = None  # (n, 7781), None when the file carries none
 
 
@@ -72,6 +74,7 @@ def answer_upload(explorer: Explorer, model: torch.nn.Module | None, data: bytes
     file ``filename``, embed its spectra with ``model`` and search ``explorer``'s catalog
     (through ``redshift_index`` when given and made with ``model``'s SpecFormer)."""
     from scifm.astroclip.realspec import (
+        OUT_OF_RANGE,
         embed_real_spectra,
         read_uploaded_spectra,
         redshift_verdict,
@@ -84,6 +87,12 @@ def answer_upload(explorer: Explorer, model: torch.nn.Module | None, data: bytes
         spectra = read_uploaded_spectra(data, filename)
     except ValueError as exc:
         answer.panes.append(pn.pane.Alert(html.escape(str(exc)), alert_type="danger"))
+        return answer
+    except (OSError, KeyError, TypeError, AttributeError) as exc:  # a reader tripped on the file
+        log.exception("reading the upload %r failed", filename)  # a reader bug stays visible
+        text = (f"Could not read {filename}: {type(exc).__name__}: {exc}; expected a DESI "
+                "coadd or an SDSS spec FITS file.")  # fmt: skip
+        answer.panes.append(pn.pane.Alert(html.escape(text), alert_type="danger"))
         return answer
     if model is None:
         text = "No AstroCLIP model given: uploads need the model that embedded this catalog."
@@ -103,14 +112,14 @@ def answer_upload(explorer: Explorer, model: torch.nn.Module | None, data: bytes
         except ValueError as exc:  # an index made with other weights: say so, use the embedding
             text = f"{html.escape(str(exc))}. The k-NN redshift below uses the aligned embedding."
             answer.panes.append(pn.pane.Alert(text, alert_type="warning"))
-    answer.flux = spectra.flux[:n]
-    answer.ivar = spectra.ivar[:n] if spectra.ivar is not None else None
     name = html.escape(filename)
+    placed = []  # rows of the shown objects: the template fit pairs its rows with them
     for i in range(n):
-        if not np.isfinite(emb[i]).all():
-            text = f"**{name}** object {spectra.targetid[i]}: no usable pixels; not placed."
+        if not np.isfinite(emb[i]).all() or (zvec is not None and not np.isfinite(zvec[i]).all()):
+            text = f"**{name}** object {spectra.targetid[i]}: {OUT_OF_RANGE}."
             answer.panes.append(pn.pane.Alert(text, alert_type="warning"))
             continue
+        placed.append(i)
         if zvec is not None:
             res = explorer.search_redshift_index(redshift_index, zvec[i], k)
         else:
@@ -134,6 +143,8 @@ def answer_upload(explorer: Explorer, model: torch.nn.Module | None, data: bytes
                             stylesheets=[STYLESHEET], sizing_mode="stretch_width")  # fmt: skip
         answer.objects.append(ob)
         answer.panes += [ob.verdict, ob.template, ob.plot, grid]
+    answer.flux = spectra.flux[placed]
+    answer.ivar = spectra.ivar[placed] if spectra.ivar is not None else None
     return answer
 
 
@@ -157,6 +168,11 @@ def show_templates(answer: UploadAnswer, fits: list | str) -> None:
     the k-NN line says so too and the spectrum's lines move to the template redshift."""
     from scifm.astroclip.realspec import redshift_verdict, template_verdict
 
+    if not isinstance(fits, str) and len(fits) != len(answer.objects):
+        raise ValueError(
+            f"{len(fits)} template fits for {len(answer.objects)} shown objects of "
+            f"{answer.filename}: expected one fit per object (answer.flux's rows)"
+        )
     name = html.escape(answer.filename)
     for i, ob in enumerate(answer.objects):
         head = f"**{name}** object {ob.targetid}: "
