@@ -233,6 +233,13 @@ def _check_layout(f: h5py.File, path: Path) -> None:
         for k, d in f[group].items():
             if d.shape != (n,):
                 raise bad(f"dataset {group}/{k} has shape {d.shape}; expected ({n},)")
+    kinds = {"targetid": ((np.integer,), "integers"),
+             "chunk_done": ((np.bool_, np.integer), "bools")}  # fmt: skip
+    for name in names:  # strings or compounds would fail much later, far from the file
+        kind, what = kinds.get(name, ((np.number,), "numbers"))
+        dtype = f[name].dtype
+        if not any(np.issubdtype(dtype, k) for k in kind):
+            raise bad(f"dataset {name} has dtype {dtype}; expected {what}")
 
 
 def survey_info(path: str | Path) -> dict:
@@ -378,8 +385,8 @@ def read_spectra(path: str | Path, rows: np.ndarray) -> dict[str, np.ndarray]:
         out = {k: np.concatenate(v) for k, v in parts.items()}
         out["spectra"] = out["spectra"].reshape(len(rows), -1).astype(np.float32)
         out["ivar"] = np.ones_like(out["spectra"])
-        out["redshift"] = out["redshift"].astype(np.float32)
-        out["targetid"] = out["targetid"].astype(np.int64)
+        out["redshift"] = out["redshift"].reshape(-1).astype(np.float32)
+        out["targetid"] = out["targetid"].reshape(-1).astype(np.int64)
         return out
 
 

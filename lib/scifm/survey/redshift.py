@@ -12,7 +12,10 @@ redrock's own DESI templates are not in its wheel and are not used.
 
 Quality flag: "ok" when ZWARN is 0 and DELTACHI2 >= 40, else the reasons, comma-separated
 (ZWARN bit names and/or "DELTACHI2<40"). A spectrum with no usable pixel (NODATA) gets
-z = z_err = NaN. 40 is DESI's criterion for its bright-galaxy survey
+z = z_err = NaN; so does one with absurd values (BAD_VALUES: sum flux^2 ivar, the chi^2 of
+a zero model and so a bound on the best fit's, beyond float32's range, e.g. a 3e38 fill
+value), which is not fitted: its chi^2 would overflow the file's own float32 and its
+minuscule z_err would look confident. 40 is DESI's criterion for its bright-galaxy survey
 (Hahn et al. 2023, AJ 165, 253: ZWARN == 0 and DELTACHI2 > 40), the sample the
 simulated survey follows; redrock itself only sets SMALL_DELTA_CHI2 below 9.
 
@@ -48,6 +51,8 @@ MIN_DELTACHI2 = 40.0  # DESI BGS good-redshift criterion (see the module docstri
 Z_MIN, Z_MAX, DLOG10_Z = -0.005, 1.7, 3e-4  # redrock's default galaxy scan (~200 km/s)
 BIN = 4  # DESI pixels per fitted pixel
 OUTSIDE_NOTE = "outside the catalogue's redshift range"
+BAD_VALUES = "BAD_VALUES"  # the flag of a spectrum whose values are absurd (module docstring)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 AGREE = 0.01  # the k-NN and template redshifts agree when |dz| <= AGREE (1 + z) (issue 14)
 
 _LOCK = threading.Lock()  # one fit at a time: redrock's stdout is silenced per fit
@@ -128,6 +133,7 @@ def fit_redshifts(
     ``flux`` and ``ivar`` are (N, 7781) or (7781,); pixels with ``mask`` != 0, ivar <= 0 or
     non-finite values are ignored. The redshift grid is uniform in log10(1 + z) with step
     ``dlog10_z`` over ``z_range``; ``templates`` is a redrock template file (default: ours).
+    A spectrum with absurd values is not fitted: flag BAD_VALUES, z = z_err = NaN.
     """
     from redrock.targets import DistTargetsCopy, Spectrum, Target
     from redrock.zfind import zfind
@@ -142,6 +148,8 @@ def fit_redshifts(
     good = np.isfinite(flux) & np.isfinite(ivar) & (ivar > 0)
     if mask is not None:
         good &= mask == 0
+    absurd = _absurd(flux, ivar, good)
+    good[absurd] = False  # not fitted (NODATA to redrock), reported as BAD_VALUES below
     wave, fb, ivb = bin_spectra(np.where(good, flux, 0.0), np.where(good, ivar, 0.0))
     lz = np.arange(np.log10(1 + z_range[0]), np.log10(1 + z_range[1]), dlog10_z)
     n = len(wave)
@@ -158,12 +166,22 @@ def fit_redshifts(
         row = best[best["targetid"] == i][0]
         zwarn, dchi2 = int(row["zwarn"]), float(row["deltachi2"])
         nodata = int(row["npixels"]) == 0  # redrock still reports its grid's first redshift
-        out.append(RedshiftFit(z=np.nan if nodata else float(row["z"]),
-                               z_err=np.nan if nodata else float(row["zerr"]),
-                               flag=quality_flag(zwarn, dchi2, min_deltachi2), zwarn=zwarn,
+        bad = absurd[i] or not np.isfinite(row["chi2"])
+        flag = BAD_VALUES if bad else quality_flag(zwarn, dchi2, min_deltachi2)
+        out.append(RedshiftFit(z=np.nan if nodata or bad else float(row["z"]),
+                               z_err=np.nan if nodata or bad else float(row["zerr"]),
+                               flag=flag, zwarn=zwarn,
                                deltachi2=dchi2, chi2=float(row["chi2"]),
                                npixels=int(row["npixels"])))  # fmt: skip
     return out
+
+
+def _absurd(flux: np.ndarray, ivar: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """(N,) True where sum flux^2 ivar over the good pixels (the chi^2 of a zero model, which
+    bounds the best fit's: NNLS amplitudes may be 0) is beyond float32's range."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        chi2_zero = np.where(good, flux**2 * ivar, 0.0).sum(axis=1)
+    return ~(chi2_zero <= FLOAT32_MAX)
 
 
 def _prepared(templates: str | Path | None, lz: np.ndarray, dwave: dict) -> object:
@@ -221,7 +239,8 @@ def fit_records(records: list, **kwargs: object) -> list[RedshiftFit]:
 
 
 def catalog_redshift_range(path: str | Path) -> tuple[float, float]:
-    """(min, max) redshift of an AstroCLIP catalog file (``props/redshift``) or survey file."""
+    """(min, max) finite redshift of an AstroCLIP catalog file (``props/redshift``) or survey
+    file (``redshift``); non-finite ones are ignored."""
     import h5py
 
     path = Path(path)
@@ -229,9 +248,18 @@ def catalog_redshift_range(path: str | Path) -> tuple[float, float]:
         raise FileNotFoundError(f"catalog {path}: does not exist")
     try:
         with h5py.File(path, "r") as f:
-            z = f["props/redshift"][:] if "props/redshift" in f else f["redshift"][:]
-    except (OSError, KeyError) as e:
+            name = "props/redshift" if "props/redshift" in f else "redshift"
+            d = f[name]
+            if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf":
+                what = f"a dataset of dtype {d.dtype}" if isinstance(d, h5py.Dataset) else "a group"
+                raise ValueError(f"catalog {path}: {name} is {what}; expected a dataset of "
+                                 "redshifts (numbers)")  # fmt: skip
+            z = np.asarray(d[()], np.float64)
+    except (OSError, KeyError, TypeError) as e:
         raise ValueError(f"catalog {path}: no props/redshift or redshift dataset ({e})") from e
+    z = z[np.isfinite(z)]
+    if z.size == 0:
+        raise ValueError(f"catalog {path}: dataset {name} holds no finite redshift")
     return float(np.min(z)), float(np.max(z))
 
 
@@ -266,6 +294,11 @@ def survey_input(path: Path, split: str, n: int | None) -> tuple[list[int], dict
     if rows.size == 0:
         raise ValueError(f"survey file {path}: no finished rows to fit")
     d = read_spectra(path, rows)
+    if d["spectra"].shape[1] != DESI_N_WAVE:
+        raise ValueError(
+            f"survey file {path}: dataset spectra has {d['spectra'].shape[1]} wavelengths; the "
+            f"template fit needs the {DESI_N_WAVE}-pixel DESI grid 3600 + 0.8 i A"
+        )
     arrays = {"flux": d["spectra"], "ivar": d["ivar"], "mask": None}
     meta = [{"row": int(r), "true_z": float(z)} for r, z in zip(rows, d["redshift"])]
     return [int(t) for t in d["targetid"]], {"arrays": arrays, "meta": meta}

@@ -3,10 +3,10 @@
 The DESI EDR x Legacy Surveys DR9 pairs AstroCLIP trains on (Parker et al. 2024)
 are one HDF5 file with groups ``"0"`` .. ``"9"``, each holding
 
-    images     (N_g, 152, 152, 3)          g, r, z nanomaggies (any float dtype)
+    images     (N_g, 152, 152, 3)             g, r, z nanomaggies (any float dtype)
     spectra    (N_g, 7781, 1) or (N_g, 7781)  1e-17 erg/s/cm^2/A on 3600 + 0.8 i A
-    redshifts  (N_g,)
-    targetids  (N_g,)
+    redshifts  (N_g,) or (N_g, 1)             floats
+    targetids  (N_g,) or (N_g, 1)             integers
 
 and nothing else (no inverse variance, no physical properties). The reference
 dataset builder splits each group 80/20 in file order: rows ``[0, int(0.8 N_g))``
@@ -39,7 +39,7 @@ def groups(f: h5py.File) -> list[tuple[str, int]]:
     out = []
     for name in sorted((k for k in f if isinstance(f[k], h5py.Group)), key=int):
         g = f[name]
-        n = len(g["targetids"])
+        n = g["targetids"].shape[0] if g["targetids"].ndim else 0  # a scalar fails below
         im, sp = g["images"], g["spectra"]
         if im.ndim != 4 or im.shape[0] != n or im.shape[-1] != 3:
             raise ValueError(
@@ -51,15 +51,18 @@ def groups(f: h5py.File) -> list[tuple[str, int]]:
                 f"{f.filename}: group {name!r} spectra have shape {sp.shape}; expected "
                 f"({n}, {DESI_N_WAVE}) or ({n}, {DESI_N_WAVE}, 1) on the DESI grid"
             )
-        if len(g["redshifts"]) != n:
-            raise ValueError(
-                f"{f.filename}: group {name!r} has {len(g['redshifts'])} redshifts for "
-                f"{n} targetids"
-            )
-        for key in ("images", "spectra", "redshifts"):
-            if not np.issubdtype(g[key].dtype, np.floating):
+        for key in ("redshifts", "targetids"):  # (N, 1) columns are read flat, as spectra
+            if g[key].shape not in ((n,), (n, 1)):
                 raise ValueError(
-                    f"{f.filename}: group {name!r} {key} has dtype {g[key].dtype}; expected floats"
+                    f"{f.filename}: group {name!r} {key} have shape {g[key].shape}; expected "
+                    f"({n},) or ({n}, 1), one per row of its {n} targetids"
+                )
+        for key, kind, what in (("images", np.floating, "floats"), ("spectra", np.floating,
+                                "floats"), ("redshifts", np.floating, "floats"),
+                                ("targetids", np.integer, "integers")):  # fmt: skip
+            if not np.issubdtype(g[key].dtype, kind):
+                raise ValueError(
+                    f"{f.filename}: group {name!r} {key} has dtype {g[key].dtype}; expected {what}"
                 )
         out.append((name, n))
     return out
@@ -79,8 +82,8 @@ def read_rows(f: h5py.File, start: int, stop: int) -> dict[str, np.ndarray]:
     return {
         "images": cat["images"].astype(np.float32, copy=False),
         "spectra": cat["spectra"].reshape(-1, DESI_N_WAVE).astype(np.float32, copy=False),
-        "redshift": cat["redshifts"].astype(np.float32),
-        "targetid": cat["targetids"].astype(np.int64),
+        "redshift": cat["redshifts"].reshape(-1).astype(np.float32),
+        "targetid": cat["targetids"].reshape(-1).astype(np.int64),
     }
 
 
@@ -101,8 +104,8 @@ def read_row(f: h5py.File, locator: tuple[list[str], np.ndarray], j: int) -> dic
     return {
         "image": np.asarray(g["images"][i], np.float32),
         "spectrum": np.asarray(g["spectra"][i], np.float32).reshape(DESI_N_WAVE),
-        "redshift": np.float32(g["redshifts"][i]),
-        "targetid": np.int64(g["targetids"][i]),
+        "redshift": np.float32(np.reshape(g["redshifts"][i], ())),
+        "targetid": np.int64(np.reshape(g["targetids"][i], ())),
     }
 
 

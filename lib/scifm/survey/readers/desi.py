@@ -37,6 +37,12 @@ SKIP_OBJTYPES = {"SKY", "NON", "BAD"}  # sky fibres, unassigned and broken posit
 
 def _arm_index(path: Path, arm: str, wave: np.ndarray) -> np.ndarray:
     """Indices of an arm's wavelengths on the DESI grid (they must fall on it)."""
+    if wave.ndim != 1 or wave.size == 0 or not np.all(np.isfinite(wave)):
+        what = f"has shape {wave.shape}" if wave.ndim != 1 or wave.size == 0 else "has NaN/inf"
+        raise ValueError(
+            f"DESI coadd {path.name}: {arm}_WAVELENGTH {what}; expected a 1-D array of finite "
+            "wavelengths on the 3600 + 0.8 i A coadd grid"
+        )
     idx = (wave - DESI_WAVE_MIN) / DESI_WAVE_STEP
     rounded = np.rint(idx).astype(int)
     if np.abs(idx - rounded).max() > 1e-3 or rounded.min() < 0 or rounded.max() >= DESI_N_WAVE:
@@ -110,7 +116,17 @@ def read_desi_coadd(path: str | Path, redrock: str | Path | None = None) -> list
                 f"DESI coadd {path.name}: missing HDUs {sorted(need - names)}; expected a DESI "
                 "coadd with FIBERMAP and B/R/Z arms"
             )
+        if not isinstance(hdul["FIBERMAP"], fits.BinTableHDU | fits.TableHDU):
+            raise ValueError(
+                f"DESI coadd {path.name}: HDU FIBERMAP is {type(hdul['FIBERMAP']).__name__}, not "
+                "a table; expected a binary table with a TARGETID column"
+            )
         fm = hdul["FIBERMAP"].data
+        if "TARGETID" not in fm.columns.names:
+            raise ValueError(
+                f"DESI coadd {path.name}: HDU FIBERMAP has no TARGETID column; expected a DESI "
+                "coadd FIBERMAP (TARGETID, OBJTYPE, ...)"
+            )
         arms = []
         for a in ARMS:
             wave = np.asarray(hdul[f"{a}_WAVELENGTH"].data, np.float64)

@@ -47,6 +47,12 @@ def read_sdss_spec(path: str | Path) -> list[SpectrumRecord]:
                 f"SDSS spec {path.name}: COADD lacks columns {missing}; expected flux, loglam, "
                 "ivar (and and_mask) as in spec-PLATE-MJD-FIBER.fits"
             )
+        for name, col in cols.items():
+            if col is not None and (col.ndim != 1 or col.dtype.kind not in "biuf"):
+                raise ValueError(
+                    f"SDSS spec {path.name}: COADD column {name} has dtype {col.dtype} and shape "
+                    f"{col.shape}; expected one number per pixel ({len(t)},)"
+                )
         loglam = cols["loglam"].astype(np.float64)
         if loglam.size < 2 or not np.all(np.diff(loglam) > 0) or not 3.3 < loglam[0] < 4.2:
             raise ValueError(
