@@ -124,6 +124,10 @@ def test_rollout_and_evaluate_a_users_file_against_persistence(shipped, tmp_path
     want = [float(nmse_per_field(f[:, 3], f[:, 4 + k]).sqrt().mean()) for k in range(3)]
     assert out["persistence"] == pytest.approx(want, abs=1e-6)
 
+    for command in ("rollout", "evaluate"):  # --systems picks simulated data, never a file's
+        code, _, _, err = _run(capsys, command, shipped["ckpt"], path, "--systems", "bogus")
+        assert code == 1 and "--systems bogus: not with --file" in err
+
     code, out, warnings, _ = _run(capsys, "evaluate", shipped["ckpt"], path, "--n-test", "1")
     assert code == 0 and warnings == []
     assert out["trajectories"] == 1 and out["windows"] == 4  # 8 frames, 4 of context

@@ -306,8 +306,16 @@ def _rollout_file(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_systems_with_file(args: argparse.Namespace) -> None:
+    """--systems picks simulated held-out data; a --file names its own system."""
+    if args.systems:
+        raise ValueError(f"--systems {' '.join(args.systems)}: not with --file {args.file} "
+                         "(the file's layout says which system it holds)")  # fmt: skip
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     if args.file:
+        _no_systems_with_file(args)
         return _evaluate_file(args)
     from scifm.core import pick_device
     from scifm.mpp.data import memory_datasets
@@ -329,6 +337,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _rollout(args: argparse.Namespace) -> int:
     if args.file:
+        _no_systems_with_file(args)
         return _rollout_file(args)
     from scifm.core import pick_device
     from scifm.mpp.evaluate import rollout_nrmse
