@@ -232,6 +232,13 @@ def test_an_overflowing_value_or_a_broken_time_axis_is_named(small_runs, tmp_pat
             f[key][...] = bad
         with pytest.raises(FormatError, match=r"time coordinate .* expected finite, increasing"):
             scan_file(path)
+    path = write_pdebench(small_runs["diffreact"], tmp_path / "short_t")
+    with h5py.File(path, "r+") as f:  # fewer times than frames: was taken for no time axis
+        n = f["0000/grid/t"].shape[0]
+        del f["0000/grid/t"]
+        f["0000/grid/t"] = np.linspace(0.0, 1.0, n - 2)
+    with pytest.raises(FormatError, match=rf"grid/t has {n - 2} entries for {n} frames"):
+        scan_file(path)
 
 
 def test_files_without_a_time_axis_group_by_frame_count(small_runs, tmp_path):

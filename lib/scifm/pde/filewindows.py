@@ -134,7 +134,8 @@ def _spacing(f: h5py.Group, key: str, n_frames: int) -> float | None:
     t = np.asarray(f[key][()], dtype=np.float64)
     t = t.reshape(-1, t.shape[-1])[0] if t.ndim else t  # (N, T) in PDEBench INS files
     if t.size < n_frames:
-        return None
+        raise FormatError(f"{f.file.filename}: time coordinate {f[key].name} has {t.size} "
+                          f"entries for {n_frames} frames; expected one per frame")  # fmt: skip
     dt = float((t[n_frames - 1] - t[0]) / (n_frames - 1))
     if not (np.isfinite(t[:n_frames]).all() and dt > 0):
         raise FormatError(f"{f.file.filename}: time coordinate {f[key].name} holds "
