@@ -22,6 +22,24 @@ def test_search_prints_neighbours(trained, capsys):
     assert lines[0].startswith("rank,score,targetid") and len(lines) == 4
 
 
+def test_a_catalog_with_repeated_or_fractional_ids_is_refused(trained, tmp_path, capsys):
+    import shutil
+
+    import h5py
+
+    for name, ids in (("dup", lambda t: np.r_[t[1], t[1:]]), ("float", lambda t: t + 0.5)):
+        path = tmp_path / f"{name}.h5"
+        shutil.copy(trained["dir"] / "catalog.h5", path)
+        with h5py.File(path, "r+") as f:
+            tid = f["targetid"][:]
+            del f["targetid"]
+            f["targetid"] = ids(tid)
+        assert main(["astroclip", "search", "--catalog", str(path), "--id", str(tid[1])]) == 1
+        err = capsys.readouterr().err
+        assert f"catalog {path}: targetid" in err
+        assert ("repeats [" in err) if name == "dup" else ("expected integers" in err)
+
+
 def test_pretrain_spectrum_then_evaluate(trained, tmp_path, capsys):
     args = ["--survey", "toy:64", "--preset", "tiny", "--quiet"]
     assert main(["astroclip", "pretrain-spectrum", *args, "--steps", "3", "--batch-size", "16",

@@ -121,6 +121,12 @@ def _check_shapes(f: h5py.File, path: Path) -> None:
     n = f["targetid"].shape[0] if f["targetid"].ndim == 1 else -1
     if n < 1:
         raise bad(f"targetid has shape {f['targetid'].shape}; expected (N,) with N >= 1")
+    if f["targetid"].dtype.kind not in "iu":  # ids are looked up exactly: 1000.5 is no id
+        raise bad(f"targetid has dtype {f['targetid'].dtype}; expected integers")
+    ids, counts = np.unique(f["targetid"][:], return_counts=True)
+    if ids.size != n:  # a search by id would find one of several galaxies
+        dup = ids[counts > 1]
+        raise bad(f"targetid repeats {dup[:3].tolist()}{' ...' if dup.size > 3 else ''}")
     per_row = {"source": (n,), **{f"props/{k}": (n,) for k in f["props"]},
                **{f"umap/{m}": (n, 2) for m in MODALITIES}}  # fmt: skip
     dims = {f["embedding"][m].shape[1:] for m in MODALITIES}
