@@ -135,6 +135,10 @@ BAD_INPUTS = {
         lambda t: ["astroclip", "search", "--catalog", str(_not_hdf5(t)), "--id", "1"],
         "corrupt.h5",
     ),
+    "survey-grid-off-the-optical": (
+        lambda t: [*_survey_gen(t), "--set", "wave_min=10"],
+        "expected an optical grid inside 1000-25000 A",
+    ),
     "survey-out-is-a-folder": (
         lambda t: ["survey", "generate", "--n", "2", "--preset", "tiny", "--out", str(t)],
         "is a directory",

@@ -82,6 +82,14 @@ class SurveyConfig(ConfigMixin):
             )
         if self.pixel_scale <= 0 or self.wave_step <= 0 or self.n_wave < 2:
             raise ValueError("SurveyConfig: pixel_scale, wave_step must be > 0 and n_wave >= 2")
+        # an optical spectrograph's grid: bagpipes models the rest UV to the near IR, and the
+        # H-alpha equivalent width and the lines need a few hundred pixels of it
+        if not (1000.0 <= self.wave_min and self.wave_max <= 25000.0 and self.n_wave >= 100):
+            raise ValueError(
+                f"SurveyConfig: wave_min={self.wave_min}, wave_step={self.wave_step}, "
+                f"n_wave={self.n_wave} (grid {self.wave_min:.0f}-{self.wave_max:.0f} A); "
+                "expected an optical grid inside 1000-25000 A with n_wave >= 100"
+            )
         if len(self.psf_fwhm) != 3 or len(self.psf_depth) != 3:
             raise ValueError("SurveyConfig: psf_fwhm and psf_depth need one value per band g, r, z")
         if len(self.electrons_per_nmgy) != 3 or min(self.electrons_per_nmgy) <= 0:
