@@ -6,6 +6,8 @@ import json
 import math
 import shutil
 
+import h5py
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -160,6 +162,12 @@ def test_files_unlike_the_card_are_run_with_one_warning_each(shipped, tmp_path, 
         "parameters outside the model card's ranges: Du=0.01 (card diffreact: [0.001"
         in (warnings[0])
     )
+    well = next(dr.rglob("*.hdf5"))
+    with h5py.File(well, "r+") as f:  # a NaN parameter: in no range, so said, not skipped
+        f["scalars/Du"][...] = np.nan
+    code, out, warnings, _ = _run(capsys, "evaluate", ckpt, well)
+    assert code == 0 and len(warnings) == 1
+    assert "parameters holding NaN or inf, not checked against the model card: Du" in warnings[0]
     ins = _generate(tmp_path / "ins", "ins", 16, 8)
     code, out, warnings, _ = _run(capsys, "evaluate", ckpt, next(ins.glob("*.h5")))
     assert code == 0 and len(warnings) == 1 and math.isfinite(out["avit"])

@@ -143,9 +143,13 @@ def _parameter_warnings(path: Path, info: PDEFile, same: Mapping[str, Mapping]) 
             val = f"{lo:.4g}" if lo == hi else f"[{lo:.4g}, {hi:.4g}]"
             card = "; ".join(dict.fromkeys(f"{v}: [{a:.4g}, {b:.4g}]" for v, (a, b) in ranges))
             outside.append(f"{k}={val} (card {card})")
-    if not outside:
-        return []
-    return [f"{path}: parameters outside the model card's ranges: {', '.join(outside)}"]
+    out = []
+    if outside:
+        out.append(f"{path}: parameters outside the model card's ranges: {', '.join(outside)}")
+    if info.nonfinite:  # not in info.ranges: say so rather than check nothing silently
+        out.append(f"{path}: parameters holding NaN or inf, not checked against the model "
+                   f"card: {', '.join(info.nonfinite)}")  # fmt: skip
+    return out
 
 
 def file_windows(check: FileCheck, n_ctx: int, systems: Mapping[str, dict]) -> FileWindows:

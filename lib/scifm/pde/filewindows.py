@@ -55,6 +55,7 @@ class PDEFile:
     params: dict[str, float] = field(default_factory=dict)  # parameters equal for all traj
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # (min, max) over traj
     dt: float | None = None  # time between saved frames (None: the file has no time axis)
+    nonfinite: tuple[str, ...] = ()  # numeric parameters holding NaN/inf: in no range above
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -127,6 +128,16 @@ def _ranges(values: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _nonfinite(values: Mapping[str, Any]) -> set[str]:
+    """Numeric attributes or scalars holding a NaN or an inf (``_ranges`` leaves them out)."""
+    out = set()
+    for k, v in values.items():
+        a = np.asarray(v)
+        if np.issubdtype(a.dtype, np.number) and a.size >= 1 and not np.all(np.isfinite(a)):
+            out.add(str(k))
+    return out
+
+
 def _spacing(f: h5py.Group, key: str, n_frames: int) -> float | None:
     """Mean time between the first ``n_frames`` entries of the time axis ``key``, if any."""
     if key not in f or not isinstance(f[key], h5py.Dataset) or n_frames < 2:
@@ -155,7 +166,8 @@ def _scan_pdebench(f: h5py.File, path: Path) -> PDEFile:
             params["M"] = mach  # public files name their Mach number
         ranges = {**{k: (v, v) for k, v in params.items()}, **_ranges(f.attrs)}
         dt = _spacing(f, "t-coordinate", t)  # PDEBench stores one time more than frames
-        return PDEFile(path, "pdebench", "cns", "cns", n, t, nx, ny, (), params, ranges, dt)
+        bad = tuple(sorted(_nonfinite(f.attrs)))
+        return PDEFile(path, "pdebench", "cns", "cns", n, t, nx, ny, (), params, ranges, dt, bad)
     if "velocity" in keys or "particles" in keys:
         vel = require(f, "velocity", "PDEBench ns_incom_inhom_2d", 5)
         part = require(f, "particles", "PDEBench ns_incom_inhom_2d", 5)
@@ -166,7 +178,8 @@ def _scan_pdebench(f: h5py.File, path: Path) -> PDEFile:
             )
         n, t, nx, ny = vel.shape[:4]
         params, ranges, dt = _constants(f.attrs), _ranges(f.attrs), _spacing(f, "t", t)
-        return PDEFile(path, "pdebench", "ins", "ins", n, t, nx, ny, (), params, ranges, dt)
+        bad = tuple(sorted(_nonfinite(f.attrs)))
+        return PDEFile(path, "pdebench", "ins", "ins", n, t, nx, ny, (), params, ranges, dt, bad)
     groups = tuple(sorted(k for k in keys if k.isdigit()))
     first = require(f[groups[0]], "data", "PDEBench 2D_rdb / 2D_diff-react", 4)
     t, nx, ny, c = first.shape
@@ -181,14 +194,15 @@ def _scan_pdebench(f: h5py.File, path: Path) -> PDEFile:
         if ds.shape != first.shape:
             raise FormatError(f"{path}: '{g}/data' has shape {ds.shape}; expected {first.shape}")
     values: dict[str, list[float]] = {}  # per-trajectory attributes of each group
+    bad: set[str] = set()
     for g in groups:
         for k, v in _ranges(f[g].attrs).items():
             values.setdefault(k, []).extend(v)
-    ranges = {k: (min(v), max(v)) for k, v in values.items()}
+        bad |= _nonfinite(f[g].attrs)
+    ranges = {k: (min(v), max(v)) for k, v in values.items() if k not in bad}
     dt = _spacing(f[groups[0]], "grid/t", t)
-    return PDEFile(
-        path, "pdebench", "grouped", system, len(groups), t, nx, ny, groups, {}, ranges, dt
-    )
+    return PDEFile(path, "pdebench", "grouped", system, len(groups), t, nx, ny, groups, {},
+                   ranges, dt, tuple(sorted(bad)))  # fmt: skip
 
 
 def _scan_well(f: h5py.File, path: Path) -> PDEFile:
@@ -206,14 +220,16 @@ def _scan_well(f: h5py.File, path: Path) -> PDEFile:
     if len(set(shapes.values())) != 1:
         raise FormatError(f"{path}: fields of different shapes {shapes}; expected one (N, T, X, Y)")
     n, t, nx, ny = next(iter(shapes.values()))
-    params, ranges = {}, {}
+    params, ranges, bad = {}, {}, set()
     if "scalars" in f:
         for k in field_names(f["scalars"]):
             value = {k: read_dataset(f["scalars"][k])}
             params.update(_constants(value))
             ranges.update(_ranges(value))
+            bad |= _nonfinite(value)
     dt = _spacing(f["dimensions"], "time", t)
-    return PDEFile(path, "well", "well", system, n, t, nx, ny, (), params, ranges, dt)
+    return PDEFile(path, "well", "well", system, n, t, nx, ny, (), params, ranges, dt,
+                   tuple(sorted(bad)))  # fmt: skip
 
 
 def resample_rule(info: PDEFile, res: int | None, frames: int | None) -> tuple[int, int]:
