@@ -180,3 +180,14 @@ def test_survey_file_off_the_desi_grid_is_named_before_the_fit(tiny_survey, tmp_
     assert survey_info(path)["n"] > 0  # a valid survey file, on another grid
     with pytest.raises(ValueError, match="tiny_shortwave.h5: dataset spectra has 100 wavel"):
         survey_input(path, "all", 2)
+
+
+def test_survey_file_with_a_2d_wavelength_grid_is_named(tiny_survey, tmp_path, capsys):
+    path = tmp_path / "tiny_wave2d.h5"
+    shutil.copy(tiny_survey, path)
+    with h5py.File(path, "a") as f:
+        wave = f["wavelength"][:]
+        del f["wavelength"]
+        f["wavelength"] = np.stack([wave, wave])
+    err = _cli_error(["survey", "info", str(path)], capsys)
+    assert f"wavelength has shape (2, {wave.size}); expected (n_wave,)" in err

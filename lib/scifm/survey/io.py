@@ -220,7 +220,9 @@ def _check_layout(f: h5py.File, path: Path) -> None:
     missing = [k for k in (*names, "props", "params") if k not in f]
     if missing:
         raise bad(f"no {', '.join(missing)}")
-    n_wave = f["wavelength"].shape[0] if f["wavelength"].ndim == 1 else -1
+    if f["wavelength"].ndim != 1:  # the grid every spectrum is on: one axis
+        raise bad(f"dataset wavelength has shape {f['wavelength'].shape}; expected (n_wave,)")
+    n_wave = f["wavelength"].shape[0]
     expect = {"images": (n, None, None, 3), "spectra": (n, n_wave), "ivar": (n, n_wave),
               "redshift": (n,), "targetid": (n,), "chunk_done": (-(-n // cs),)}  # fmt: skip
     for name, shape in expect.items():
