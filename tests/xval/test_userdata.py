@@ -65,6 +65,19 @@ def test_missing_file_and_unknown_target(tmp_path) -> None:
         samples_of(read_lines(f), "c")
 
 
+def test_a_target_that_is_never_a_number_is_named_as_such(tmp_path) -> None:
+    from scifm.core import TrainConfig
+    from scifm.xval.train import fit_file
+
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"a": 1, "y": "abc"}\n{"a": 2, "y": "def"}\n{"a": 3, "y": null}\n')
+    with pytest.raises(ValueError, match=r"d.jsonl.: target 'y' is in the file but never a "
+                       r"number \(line 1: \"abc\"\)"):  # fmt: skip
+        fit_file(f, "xval", TrainConfig(), target="y")
+    with pytest.raises(ValueError, match=r"d.jsonl.: target 'zz': no line has this field"):
+        fit_file(f, "xval", TrainConfig(), target="zz")
+
+
 @pytest.mark.parametrize("name", TABLES)
 def test_real_tables_split_by_row_with_no_row_on_both_sides(name) -> None:
     rows = lines(name)

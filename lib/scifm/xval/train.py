@@ -8,6 +8,7 @@ targets -- the reference divides by zero there and gets NaN.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +165,14 @@ def fit_file(
     Lines are split by line (``seed``); the scaler, exponent range and ``max_len``
     (room for the longest text and 50 % longer new ones) come from the training lines.
     """
-    from scifm.xval.userdata import data_config, detect_format, read_lines, samples_of, split_lines
+    from scifm.xval.userdata import (
+        data_config,
+        detect_format,
+        non_numeric_target,
+        read_lines,
+        samples_of,
+        split_lines,
+    )
 
     fmt = fmt or detect_format(path)
     try:  # the file is named in what the split and the target choice refuse
@@ -172,6 +180,10 @@ def fit_file(
         train_s, val_s = samples_of(train_l, target), samples_of(val_l, target)
     except ValueError as e:
         msg = str(e)
+        found = non_numeric_target(path, target) if fmt == "jsonl" and target != "all" else None
+        if found is not None and "no line has this field" in msg:
+            msg = (f"target {target!r} is in the file but never a number (line {found[0]}: "
+                   f"{json.dumps(found[1])[:40]}); expected numbers")  # fmt: skip
         raise ValueError(msg if str(path) in msg else f"data file {str(path)!r}: {msg}") from None
     spec = data_config(train_l, fmt=fmt, target=target, val_fraction=val_fraction,
                        split_seed=seed, source=str(path))  # fmt: skip

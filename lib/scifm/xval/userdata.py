@@ -198,6 +198,26 @@ def samples_of(lines: Sequence[Line], target: str) -> list[Sample]:
     return out
 
 
+def non_numeric_target(path: str | Path, target: str) -> tuple[int, Any] | None:
+    """(line number, value) of the first JSON line where the field ``target`` (a dotted key
+    path, as ``json_line`` names fields) holds something other than a number, or None: why a
+    target that ``samples_of`` finds on no line may still be in the file."""
+    for i, raw in enumerate(_read_lines(Path(path)), 1):
+        try:
+            obj: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        for key in target.split("."):
+            obj = obj.get(key, _SENTINEL) if isinstance(obj, dict) else _SENTINEL
+        if (
+            obj is not _SENTINEL
+            and obj != _SENTINEL
+            and (isinstance(obj, bool) or not isinstance(obj, int | float))
+        ):
+            return i, obj
+    return None
+
+
 def split_lines(lines: Sequence[Line], val_fraction: float, seed: int) -> tuple[list, list]:
     """(training lines, validation lines), split by line from ``seed``.
 
