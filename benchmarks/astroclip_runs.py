@@ -61,6 +61,10 @@ RUNS = {  # label -> (default folder, stage)
         "runs/astroclip_clip_seg32_d1024",
         "align",
     ),
+    "alignment, image encoder's 3 blocks trained, batch 512 (3,000 steps)": (
+        "runs/astroclip_clip_ft3_b512x3000",
+        "align",
+    ),
 }
 # The rule each stage is watched by (train.py's SPECTRUM_PLATEAU / ALIGN_PLATEAU; the image
 # runs by their k-NN redshift R^2, the "validation figure" for them).

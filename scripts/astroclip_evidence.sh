@@ -23,7 +23,9 @@
 #       nohup nice -n 10 scripts/astroclip_evidence.sh align > runs/astroclip_clip_ft3.log 2>&1 &
 # HEAD=seg32 reads the SpecFormer's tokens in 32 wavelength segments (--spectrum-head);
 # EMBED_DIM=1024 is the MNRAS paper's embedding size (the presets: 128, the workshop's);
-# BATCH=512 STEPS=750 is the same budget (steps x batch) as 3,000 x 128 with 4x the negatives.
+# BATCH=512 STEPS=750 is the same budget (steps x batch) as 3,000 x 128 with 4x the negatives;
+# BATCH=512 STEPS=3000 FINETUNE=3 (4x the budget and the negatives) took ~1.8 s a step on two
+# threads (OMP_NUM_THREADS=2), ~4 s on one beside other work.
 # Environment: SURVEY (default data/survey_40k.h5; while it is still being generated also set
 # N=<rows done> and HDF5_USE_FILE_LOCKING=FALSE), OUT, IMAGE, SPECTRUM, STEPS, BATCH, FINETUNE,
 # HEAD, EMBED_DIM, PY, DEVICE.
