@@ -172,8 +172,10 @@ def markdown_header(title: str, info: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+def atomic_write(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary sibling, then a rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
     tmp.replace(path)
 
@@ -200,8 +202,8 @@ def write_report(
     text = json.dumps(record, indent=2, default=_jsonable) + "\n"  # fails before any write
     md = markdown_header(title, info) + "\n" + body.strip("\n") + "\n"
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
-    _atomic_write(json_path, text)
-    _atomic_write(md_path, md)
+    atomic_write(json_path, text)
+    atomic_write(md_path, md)
     return json_path, md_path
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,24 +118,23 @@ def _constants(attrs: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def _ranges(values: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
-    """(min, max) of every numeric, finite attribute or scalar (one value or one per traj)."""
-    out = {}
+def _numeric(values: Mapping[str, Any]) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, array) of every numeric, non-empty attribute or scalar."""
     for k, v in values.items():
         a = np.asarray(v)
-        if np.issubdtype(a.dtype, np.number) and a.size >= 1 and np.all(np.isfinite(a)):
-            out[str(k)] = (float(a.min()), float(a.max()))
-    return out
+        if np.issubdtype(a.dtype, np.number) and a.size >= 1:
+            yield str(k), a
+
+
+def _ranges(values: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """(min, max) of every numeric, finite attribute or scalar (one value or one per traj)."""
+    return {k: (float(a.min()), float(a.max())) for k, a in _numeric(values)
+            if np.all(np.isfinite(a))}  # fmt: skip
 
 
 def _nonfinite(values: Mapping[str, Any]) -> set[str]:
     """Numeric attributes or scalars holding a NaN or an inf (``_ranges`` leaves them out)."""
-    out = set()
-    for k, v in values.items():
-        a = np.asarray(v)
-        if np.issubdtype(a.dtype, np.number) and a.size >= 1 and not np.all(np.isfinite(a)):
-            out.add(str(k))
-    return out
+    return {k for k, a in _numeric(values) if not np.all(np.isfinite(a))}
 
 
 def _spacing(f: h5py.Group, key: str, n_frames: int) -> float | None:

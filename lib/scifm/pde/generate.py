@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scifm.core import ConfigMixin
+from scifm.core.report import atomic_write
 from scifm.pde.formats import atomic_path, open_h5
 from scifm.pde.pdebench import GROUPED, pdebench_filename, write_pdebench
 from scifm.pde.simulate import SOLVERS, _split_params, simulate
@@ -174,9 +175,7 @@ def _check_manifest(req: GenerateRequest, out: Path) -> None:
                 "use another --out or the same settings to resume"
             )
         return
-    tmp = atomic_path(path)
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def _finished_pdebench(req: GenerateRequest, out: Path) -> Path | None:
@@ -218,9 +217,7 @@ def _finish_pdebench(req: GenerateRequest, out: Path, chunks: list[Path]) -> lis
         with h5py.File(tmp, "w") as dst:
             (_merge_grouped if req.system in GROUPED else _merge_cns)(dst, chunks, req.n)
         os.replace(tmp, final)
-    tmp = atomic_path(out / DONE)
-    tmp.write_text(json.dumps({"file": final.name}) + "\n")
-    os.replace(tmp, out / DONE)
+    atomic_write(out / DONE, json.dumps({"file": final.name}) + "\n")
     shutil.rmtree(out / "chunks", ignore_errors=True)
     return [final]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from scifm.core.cliargs import positive_int
@@ -72,15 +71,14 @@ def show_redshift_rows(file: str, rows: list[dict], z_range: list[float] | None,
                        json_out: str | None, knn: bool = False) -> None:  # fmt: skip
     """Print ``redshift_rows``' rows (with ``knn``: their knn_z and knn_note, ``scifm
     astroclip redshift``) and write them to ``json_out`` when given."""
+    from scifm.core.report import atomic_write
     from scifm.survey.redshift import OUTSIDE_NOTE
 
     if json_out:  # the text is made first: a failure (above or here) writes nothing
         check_json_out(json_out, [file])
         text = json.dumps({"file": str(file), "catalog_z_range": z_range, "rows": rows},
                           indent=1, allow_nan=False)  # fmt: skip
-        tmp = Path(json_out).with_name(Path(json_out).name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, json_out)  # whole or not at all
+        atomic_write(json_out, text)
     span = "no catalogue" if z_range is None else f"{z_range[0]:.3f}-{z_range[1]:.3f}"
     print(f"{file}: {len(rows)} spectra; template-fitting redshift (redrock, our templates); "
           f"catalogue z range {span}")  # fmt: skip
