@@ -43,6 +43,20 @@ def test_index_holds_unit_vectors_and_finds_a_galaxy_by_its_own_spectrum(trained
     assert 5 not in index.search(q[0], k=10, allowed=allowed)[1]
 
 
+def test_project_of_pooled_tokens_is_the_query(trained, raw, index):
+    """The reference-set benchmark pools the tokens once and projects them: the same vectors."""
+    from scifm.astroclip.data import prepare_spectra
+    from scifm.astroclip.embed import spectrum_poolings
+
+    model = trained["model"]
+    x = prepare_spectra(raw.spectra[:6], model.config.spectrum)
+    pooled = spectrum_poolings(model.spectrum_encoder, x, [index.pooling])[index.pooling]
+    np.testing.assert_allclose(index.project(pooled), index.query(model, raw.spectra[:6]),
+                               atol=1e-5)  # fmt: skip
+    with pytest.raises(ValueError, match=r"pooled tokens of shape \(6, 3\)"):
+        index.project(pooled[:, :3])
+
+
 def test_pca_is_fitted_on_the_training_galaxies_only(trained, raw, index):
     spectra = raw.spectra.copy()
     test = trained["test_idx"]

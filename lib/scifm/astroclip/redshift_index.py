@@ -133,7 +133,15 @@ class RedshiftIndex:
     def query(self, model: torch.nn.Module, spectra: np.ndarray | torch.Tensor) -> np.ndarray:
         """Unit query vectors (n, d) of raw spectra (n, 7781) made by ``model``."""
         self.check_model(model)
-        pooled = _pooled(model, spectra, self.pooling)
+        return self.project(_pooled(model, spectra, self.pooling))
+
+    def project(self, pooled: np.ndarray) -> np.ndarray:
+        """Unit vectors (n, d) of SpecFormer tokens already pooled by ``self.pooling`` (n, D):
+        the index's PCA, then unit length (what ``query`` does after the encoder's pass)."""
+        pooled = np.asarray(pooled, np.float32)
+        if pooled.ndim != 2 or pooled.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"redshift index: pooled tokens of shape {pooled.shape}; expected "
+                             f"(n, {self.mean.shape[0]}) ({self.pooling})")  # fmt: skip
         return _unit((pooled - self.mean) @ self.components.T)
 
     def search(
