@@ -109,3 +109,28 @@ def test_page_agreement_uses_the_extra_neighbours_and_never_a_query(trained, set
     assert got["median_abs_dz_1pz_inside"] < alone["median_abs_dz_1pz_inside"]
     nearest = bench.page_agreement(index, grown, z, fits, z_range, k=1)  # each query's twin
     assert nearest["frac_agree_inside"] == 1.0 and nearest["median_abs_dz_1pz_inside"] < 1e-6
+    assert "n_disagree_template_wrong" not in nearest  # no truth given, none claimed
+
+
+def test_page_agreement_tells_a_failed_template_fit_from_a_knn_miss(trained, setup):
+    """With the simulation's true redshift, a disagreement is the template's when the template
+    is off the truth, the k-NN's when the k-NN is and the template is not."""
+    tr, te = trained["train_idx"], trained["test_idx"]
+    z = dict(np.load(setup["base"]))
+    index = RedshiftIndex.load(setup["index"])
+    ref = {k: np.concatenate([v[tr], v[te]]) for k, v in z.items() if v.ndim}
+    ref["targetid"] = ref["targetid"].copy()
+    ref["targetid"][len(tr) :] += 10**12  # the twins of the queries, under other ids
+    ids, truth = z["targetid"][te], z["y_redshift"][te]
+    base = bench.page_agreement(index, ref, z, {"targetid": list(ids), "z": list(truth),
+                                "ok": [True] * len(te), "z_true": list(truth)},
+                                (0.0, 10.0), k=1)  # fmt: skip
+    assert base["frac_agree_inside"] == 1.0 and base["frac_knn_within_tol_of_truth_inside"] == 1
+    assert base["n_disagree_template_wrong"] == base["n_disagree_knn_wrong"] == 0
+    wrong = truth.copy()
+    wrong[:3] += 0.5  # three failed template fits; the k-NN (each query's twin) is right
+    got = bench.page_agreement(index, ref, z, {"targetid": list(ids), "z": list(wrong),
+                               "ok": [True] * len(te), "z_true": list(truth)},
+                               (0.0, 10.0), k=1)  # fmt: skip
+    assert got["n_disagree_inside"] == 3 and got["n_disagree_template_wrong"] == 3
+    assert got["n_disagree_knn_wrong"] == 0 and got["frac_knn_within_tol_of_truth_inside"] == 1
