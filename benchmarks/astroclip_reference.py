@@ -46,7 +46,7 @@ from scifm.core import load_model
 from scifm.core.paths import assets_dir
 from scifm.core.report import repo_path, run_info, write_report
 from scifm.survey.io import held_out_rows, read_spectra
-from scifm.survey.redshift import AGREE, catalog_redshift_range, fit_redshifts
+from scifm.survey.redshift import AGREE, CATASTROPHIC, catalog_redshift_range, fit_redshifts
 
 TITLE = "AstroCLIP zero-shot k-NN against the size of its reference set"
 TARGETS = ("redshift", "log_mstar", "log_ssfr", "log_z", "age")
@@ -62,7 +62,6 @@ PAPER = {"AstroCLIP spectrum": 0.99, "AstroCLIP image": 0.79, "image SSL alone":
          "SpecFormer alone": 0.99}  # fmt: skip
 PAPER_TRAIN = 158_377  # the paper's training galaxies (its k-NN's reference set)
 PAGE_K = 16  # the galaxies page's upload: cosine top-16, similarity-weighted
-CATASTROPHIC = 0.0033  # |dz| / (1 + z): a template fit this far from the truth failed (DESI)
 
 
 def _default_model() -> str:
@@ -293,15 +292,15 @@ def markdown(r: dict) -> str:
             "### Item 5: the page's k-NN redshift against the template redshift",
             "",
             f"The first {r['template_n']} held-out spectra, fitted with redrock and our "
-            "templates (`benchmarks/redshift.py`'s fit); agreement within 0.01 (1 + z) where "
+            f"templates (`benchmarks/redshift.py`'s fit); agreement within {AGREE} (1 + z) where "
             "the template flag is ok and its redshift inside the catalogue's range; neighbours: "
             "the indexed galaxies below, never a query. Of the disagreements, how many are the "
-            "template fit's own failures (more than 0.0033 (1 + z) from the simulation's true "
-            "redshift) and how many the k-NN's (more than 0.01 (1 + z) from it, the template "
-            "right); and the k-NN against the true redshift.",
+            f"template fit's own failures (more than {CATASTROPHIC} (1 + z) from the simulation's "
+            f"true redshift) and how many the k-NN's (more than {AGREE} (1 + z) from it, the "
+            "template right); and the k-NN against the true redshift.",
             "",
             "| indexed neighbours | inside | agree | disagree | template wrong | k-NN wrong | "
-            "k-NN within 0.01 (1 + z) of the truth | median \\|dz\\|/(1+z) |",
+            f"k-NN within {AGREE} (1 + z) of the truth | median \\|dz\\|/(1+z) |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in a:

@@ -32,6 +32,7 @@ from scifm.survey.io import held_out_rows, read_spectra, survey_info
 from scifm.survey.readers import read_spectrum_file
 from scifm.survey.readers.synthetic import specutils_desi_coadds
 from scifm.survey.redshift import (
+    CATASTROPHIC,
     MIN_DELTACHI2,
     desi_target_class,
     finite_or_none,
@@ -42,7 +43,6 @@ from scifm.survey.redshift import (
 from scifm.survey.templates import BURSTS, LINES
 
 TITLE = "Template-fitting redshift: simulated test split and real DESI spectra"
-CATASTROPHIC = 0.0033  # |dz| / (1 + z), DESI's ~1000 km/s failure threshold
 
 
 def nmad(x: np.ndarray) -> float:

@@ -54,6 +54,7 @@ OUTSIDE_NOTE = "outside the catalogue's redshift range"
 BAD_VALUES = "BAD_VALUES"  # the flag of a spectrum whose values are absurd (module docstring)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 AGREE = 0.01  # the k-NN and template redshifts agree when |dz| <= AGREE (1 + z) (issue 14)
+CATASTROPHIC = 0.0033  # |dz| / (1 + z) beyond which a fit failed: DESI's ~1000 km/s threshold
 
 _LOCK = threading.Lock()  # one fit at a time: redrock's stdout is silenced per fit
 _PREPARED: dict[tuple, object] = {}  # the last redshifted template grid (~0.25 GB), by key
