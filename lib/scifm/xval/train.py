@@ -180,8 +180,10 @@ def fit_file(
         train_s, val_s = samples_of(train_l, target), samples_of(val_l, target)
     except ValueError as e:
         msg = str(e)
-        found = non_numeric_target(path, target) if fmt == "jsonl" and target != "all" else None
-        if found is not None and "no line has this field" in msg:
+        found = (non_numeric_target(path, target)  # a second read, on this error only
+                 if "no line has this field" in msg and fmt == "jsonl" and target != "all"
+                 else None)  # fmt: skip
+        if found is not None:
             msg = (f"target {target!r} is in the file but never a number (line {found[0]}: "
                    f"{json.dumps(found[1])[:40]}); expected numbers")  # fmt: skip
         raise ValueError(msg if str(path) in msg else f"data file {str(path)!r}: {msg}") from None

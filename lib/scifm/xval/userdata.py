@@ -209,11 +209,8 @@ def non_numeric_target(path: str | Path, target: str) -> tuple[int, Any] | None:
             continue
         for key in target.split("."):
             obj = obj.get(key, _SENTINEL) if isinstance(obj, dict) else _SENTINEL
-        if (
-            obj is not _SENTINEL
-            and obj != _SENTINEL
-            and (isinstance(obj, bool) or not isinstance(obj, int | float))
-        ):
+        # a missing field reads as _SENTINEL, as does a query mark's stand-in: neither counts
+        if obj != _SENTINEL and (isinstance(obj, bool) or not isinstance(obj, int | float)):
             return i, obj
     return None
 
